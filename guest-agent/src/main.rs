@@ -1,0 +1,4 @@
+//! pinlat-agent: placeholder until the agent issue lands.
+fn main() {
+    println!("pinlat-agent {}", env!("CARGO_PKG_VERSION"));
+}

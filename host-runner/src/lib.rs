@@ -1,0 +1,1 @@
+//! The host runner's library: everything `pinlat` does beyond the pure model.
