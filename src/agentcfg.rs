@@ -1,1 +1,380 @@
-//! TODO
+//! The guest agent's run configuration.
+//!
+//! The host runner writes one [`AgentConfig`] as JSON into the initramfs at [`GUEST_CONFIG_PATH`];
+//! the agent's native mode builds the same struct from its command-line flags. One config is one
+//! run: one workload on a set of RT CPUs, optional housekeeping loads on other CPUs.
+//!
+//! CPU numbers are the **guest's** logical CPU numbers (in native mode, the host's).
+//!
+//! Build one with [`AgentConfig::new`] and adjust fields, check it with
+//! [`AgentConfig::validate`], serialise with [`AgentConfig::to_json`]. Unknown JSON fields are
+//! refused so a typo in a hand-written config is an error, not a silent default.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the agent, running as PID 1, reads its config inside the initramfs.
+pub const GUEST_CONFIG_PATH: &str = "/pinlat/config.json";
+/// Default preheat before measuring, ms.
+pub const DEFAULT_PREHEAT_MS: u64 = 1_000;
+/// Default length of one interval histogram, ms.
+pub const DEFAULT_REPORT_INTERVAL_MS: u64 = 1_000;
+/// Default period of the timer workload, µs (cyclictest's default).
+pub const DEFAULT_TIMER_INTERVAL_US: u64 = 1_000;
+/// SCHED_FIFO priority of timer threads when [`AgentConfig::priority`] is unset.
+pub const DEFAULT_TIMER_PRIORITY: u8 = 95;
+/// Default period between two ring messages, ns.
+pub const DEFAULT_RING_PERIOD_NS: u64 = 10_000;
+/// Default number of largest events kept per CPU.
+pub const DEFAULT_TOP_N: usize = 10;
+/// Default buffer of the memory-streaming housekeeping load, MiB (counts into the agent's RSS).
+pub const DEFAULT_MEMORY_LOAD_MIB: u32 = 8;
+/// Largest accepted `top_n`.
+pub const MAX_TOP_N: usize = 1_000;
+
+/// What the measurement threads do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// oslat-like: a tight loop per RT CPU reading the clock; every gap between two reads is a
+    /// sample.
+    BusyPoll,
+    /// cyclictest-like: a SCHED_FIFO thread per RT CPU sleeps to absolute deadlines; a sample is
+    /// the wake-up latency (now − deadline).
+    Timer,
+    /// A producer on one CPU passes timestamped messages through a lock-free SPSC ring to a
+    /// consumer on another; a sample is the one-way latency.
+    Ring,
+}
+
+impl Workload {
+    /// The name used in configs, CLI flags and results (`busy-poll`, `timer`, `ring`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::BusyPoll => "busy-poll",
+            Workload::Timer => "timer",
+            Workload::Ring => "ring",
+        }
+    }
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Workload {
+    type Err = AgentConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "busy-poll" => Ok(Workload::BusyPoll),
+            "timer" => Ok(Workload::Timer),
+            "ring" => Ok(Workload::Ring),
+            _ => Err(AgentConfigError::UnknownWorkload(s.to_string())),
+        }
+    }
+}
+
+/// Which clock the busy-poll and ring workloads read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClockChoice {
+    /// The TSC when the CPU says it is invariant (CPUID) or the kernel trusts it (`constant_tsc`
+    /// flag, or `tsc` clocksource); else `CLOCK_MONOTONIC`.
+    #[default]
+    Auto,
+    /// Always the TSC (`rdtsc`), with its frequency calibrated against `CLOCK_MONOTONIC`. Use
+    /// under TCG, where `clock_gettime` costs ~2 µs.
+    Tsc,
+    /// Always `CLOCK_MONOTONIC` through the vDSO.
+    Monotonic,
+}
+
+/// Housekeeping loads run on [`AgentConfig::housekeeping_cpus`], each switchable on its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Loads {
+    /// Kernel-lock-heavy syscalls: mmap/touch/munmap and fork/exit/wait in a loop.
+    pub syscall: bool,
+    /// Memory streaming: copy through a [`Loads::memory_mib`] buffer in a loop.
+    pub memory: bool,
+    /// I/O that makes the emulator work: 4 KiB writes (with `fdatasync`) to [`Loads::io_path`].
+    pub io: bool,
+    /// Buffer size of the memory load per thread, MiB; `None` = [`DEFAULT_MEMORY_LOAD_MIB`].
+    pub memory_mib: Option<u32>,
+    /// File or device the I/O load writes to; `None` = `/dev/vda` if it exists, else
+    /// `/dev/ttyS0` (in the guest), a temporary file (native mode).
+    pub io_path: Option<String>,
+}
+
+impl Loads {
+    /// True when at least one load is switched on.
+    pub fn any(&self) -> bool {
+        self.syscall || self.memory || self.io
+    }
+}
+
+/// One run of the agent: the JSON at [`GUEST_CONFIG_PATH`] in the guest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The workload of this run.
+    pub workload: Workload,
+    /// CPUs that measure (busy-poll, timer: one thread each; ring: the default producer and
+    /// consumer are the first two).
+    pub rt_cpus: Vec<u32>,
+    /// CPUs for the housekeeping loads and the agent's reporter thread; empty = any CPU not in
+    /// `rt_cpus` (the reporter then floats).
+    #[serde(default)]
+    pub housekeeping_cpus: Vec<u32>,
+    /// Measured time after the preheat, ms.
+    pub duration_ms: u64,
+    /// Time the measurement loop runs before recording starts (warms caches, lets frequency
+    /// settle), ms.
+    #[serde(default = "default_preheat_ms")]
+    pub preheat_ms: u64,
+    /// Length of each interval histogram, ms.
+    #[serde(default = "default_report_interval_ms")]
+    pub report_interval_ms: u64,
+    /// Period of the timer workload, µs.
+    #[serde(default = "default_timer_interval_us")]
+    pub timer_interval_us: u64,
+    /// SCHED_FIFO priority (1–99) of the measurement threads. `None`: busy-poll and ring run
+    /// SCHED_OTHER; timer runs SCHED_FIFO at [`DEFAULT_TIMER_PRIORITY`].
+    #[serde(default)]
+    pub priority: Option<u8>,
+    /// Ring producer CPU; `None` = `rt_cpus[0]`.
+    #[serde(default)]
+    pub ring_producer_cpu: Option<u32>,
+    /// Ring consumer CPU (the one whose result is reported); `None` = `rt_cpus[1]`.
+    #[serde(default)]
+    pub ring_consumer_cpu: Option<u32>,
+    /// Time between two ring messages, ns (the producer spins until the next send time).
+    #[serde(default = "default_ring_period_ns")]
+    pub ring_period_ns: u64,
+    /// Housekeeping loads switched on for this run.
+    #[serde(default)]
+    pub loads: Loads,
+    /// Number of largest samples kept per CPU with their time offsets.
+    #[serde(default = "default_top_n")]
+    pub top_n: usize,
+    /// Clock of the busy-poll and ring workloads (timer always uses `CLOCK_MONOTONIC`).
+    #[serde(default)]
+    pub clock: ClockChoice,
+}
+
+fn default_preheat_ms() -> u64 {
+    DEFAULT_PREHEAT_MS
+}
+fn default_report_interval_ms() -> u64 {
+    DEFAULT_REPORT_INTERVAL_MS
+}
+fn default_timer_interval_us() -> u64 {
+    DEFAULT_TIMER_INTERVAL_US
+}
+fn default_ring_period_ns() -> u64 {
+    DEFAULT_RING_PERIOD_NS
+}
+fn default_top_n() -> usize {
+    DEFAULT_TOP_N
+}
+
+/// A config that cannot run. Messages name the field to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentConfigError {
+    /// Not one of `busy-poll`, `timer`, `ring`.
+    #[error("Unknown workload '{0}': use busy-poll, timer or ring")]
+    UnknownWorkload(String),
+    /// `rt_cpus` is empty.
+    #[error("rt_cpus is empty: give at least one CPU to measure on")]
+    NoRtCpus,
+    /// A CPU appears twice in `rt_cpus` or `housekeeping_cpus`.
+    #[error("{field}: CPU {cpu} is listed twice")]
+    DuplicateCpu {
+        /// The field path.
+        field: &'static str,
+        /// The repeated CPU.
+        cpu: u32,
+    },
+    /// A CPU is both RT and housekeeping.
+    #[error("housekeeping_cpus: CPU {0} is also in rt_cpus")]
+    Overlap(u32),
+    /// A field that must be positive is zero.
+    #[error("{0} must be greater than 0")]
+    Zero(&'static str),
+    /// Priority outside 1–99.
+    #[error("priority {0} is outside SCHED_FIFO's 1-99")]
+    Priority(u8),
+    /// `top_n` too large.
+    #[error("top_n {0} is above {MAX_TOP_N}")]
+    TopN(usize),
+    /// The ring needs two distinct CPUs.
+    #[error("ring needs two different CPUs: set ring_producer_cpu and ring_consumer_cpu, or give two rt_cpus")]
+    RingCpus,
+    /// The JSON does not parse as a config.
+    #[error("Agent config is not valid JSON: {0}")]
+    Json(String),
+}
+
+impl AgentConfig {
+    /// A config with every optional field at its default.
+    pub fn new(workload: Workload, rt_cpus: Vec<u32>, duration_ms: u64) -> Self {
+        AgentConfig {
+            workload,
+            rt_cpus,
+            housekeeping_cpus: Vec::new(),
+            duration_ms,
+            preheat_ms: DEFAULT_PREHEAT_MS,
+            report_interval_ms: DEFAULT_REPORT_INTERVAL_MS,
+            timer_interval_us: DEFAULT_TIMER_INTERVAL_US,
+            priority: None,
+            ring_producer_cpu: None,
+            ring_consumer_cpu: None,
+            ring_period_ns: DEFAULT_RING_PERIOD_NS,
+            loads: Loads::default(),
+            top_n: DEFAULT_TOP_N,
+            clock: ClockChoice::Auto,
+        }
+    }
+
+    /// Parse and validate the JSON config.
+    pub fn from_json(text: &str) -> Result<Self, AgentConfigError> {
+        let cfg: AgentConfig =
+            serde_json::from_str(text).map_err(|e| AgentConfigError::Json(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Pretty JSON, as written to [`GUEST_CONFIG_PATH`].
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("AgentConfig always serialises")
+    }
+
+    /// Check the config without touching the system (CPU existence is checked by the agent).
+    pub fn validate(&self) -> Result<(), AgentConfigError> {
+        if self.rt_cpus.is_empty() {
+            return Err(AgentConfigError::NoRtCpus);
+        }
+        check_unique("rt_cpus", &self.rt_cpus)?;
+        check_unique("housekeeping_cpus", &self.housekeeping_cpus)?;
+        if let Some(&c) = self
+            .housekeeping_cpus
+            .iter()
+            .find(|c| self.rt_cpus.contains(c))
+        {
+            return Err(AgentConfigError::Overlap(c));
+        }
+        for (name, v) in [
+            ("duration_ms", self.duration_ms),
+            ("report_interval_ms", self.report_interval_ms),
+            ("timer_interval_us", self.timer_interval_us),
+            ("ring_period_ns", self.ring_period_ns),
+        ] {
+            if v == 0 {
+                return Err(AgentConfigError::Zero(name));
+            }
+        }
+        if let Some(p) = self.priority {
+            if !(1..=99).contains(&p) {
+                return Err(AgentConfigError::Priority(p));
+            }
+        }
+        if self.top_n > MAX_TOP_N {
+            return Err(AgentConfigError::TopN(self.top_n));
+        }
+        if self.workload == Workload::Ring {
+            let (p, c) = self.ring_cpus().ok_or(AgentConfigError::RingCpus)?;
+            if p == c {
+                return Err(AgentConfigError::RingCpus);
+            }
+        }
+        Ok(())
+    }
+
+    /// The ring's (producer, consumer) CPUs after defaults, if there are enough CPUs.
+    pub fn ring_cpus(&self) -> Option<(u32, u32)> {
+        let p = self
+            .ring_producer_cpu
+            .or_else(|| self.rt_cpus.first().copied())?;
+        let c = self
+            .ring_consumer_cpu
+            .or_else(|| self.rt_cpus.get(1).copied())?;
+        Some((p, c))
+    }
+
+    /// SCHED_FIFO priority the measurement threads use after defaults (`None` = SCHED_OTHER).
+    pub fn effective_priority(&self) -> Option<u8> {
+        match (self.workload, self.priority) {
+            (_, Some(p)) => Some(p),
+            (Workload::Timer, None) => Some(DEFAULT_TIMER_PRIORITY),
+            (_, None) => None,
+        }
+    }
+}
+
+fn check_unique(field: &'static str, cpus: &[u32]) -> Result<(), AgentConfigError> {
+    for (i, c) in cpus.iter().enumerate() {
+        if cpus[..i].contains(c) {
+            return Err(AgentConfigError::DuplicateCpu { field, cpu: *c });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_json_gets_documented_defaults() {
+        let cfg =
+            AgentConfig::from_json(r#"{"workload":"busy-poll","rt_cpus":[1],"duration_ms":5000}"#)
+                .unwrap();
+        assert_eq!(cfg, AgentConfig::new(Workload::BusyPoll, vec![1], 5000));
+        assert_eq!(cfg.report_interval_ms, 1000);
+        assert_eq!(cfg.top_n, 10);
+        assert_eq!(cfg.effective_priority(), None);
+    }
+
+    #[test]
+    fn round_trip_and_unknown_fields() {
+        let mut cfg = AgentConfig::new(Workload::Ring, vec![1, 2], 1000);
+        cfg.loads.io = true;
+        cfg.housekeeping_cpus = vec![0];
+        assert_eq!(AgentConfig::from_json(&cfg.to_json()).unwrap(), cfg);
+        let err = AgentConfig::from_json(
+            r#"{"workload":"timer","rt_cpus":[1],"duration_ms":5,"duraton_ms":6}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("duraton_ms"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut cfg = AgentConfig::new(Workload::Timer, vec![1, 1], 1000);
+        assert_eq!(
+            cfg.validate(),
+            Err(AgentConfigError::DuplicateCpu {
+                field: "rt_cpus",
+                cpu: 1
+            })
+        );
+        cfg.rt_cpus = vec![1];
+        assert_eq!(cfg.effective_priority(), Some(DEFAULT_TIMER_PRIORITY));
+        cfg.housekeeping_cpus = vec![0, 1];
+        assert_eq!(cfg.validate(), Err(AgentConfigError::Overlap(1)));
+        cfg.housekeeping_cpus = vec![0];
+        cfg.priority = Some(100);
+        assert_eq!(cfg.validate(), Err(AgentConfigError::Priority(100)));
+        cfg.priority = None;
+        cfg.timer_interval_us = 0;
+        assert_eq!(
+            cfg.validate(),
+            Err(AgentConfigError::Zero("timer_interval_us"))
+        );
+        let ring = AgentConfig::new(Workload::Ring, vec![1], 1000);
+        assert_eq!(ring.validate(), Err(AgentConfigError::RingCpus));
+        assert_eq!("ring".parse::<Workload>().unwrap(), Workload::Ring);
+        assert!("rings".parse::<Workload>().is_err());
+    }
+}

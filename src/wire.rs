@@ -1,1 +1,597 @@
-//! TODO
+//! Wire format between the guest agent and the host runner: line frames and a versioned schema.
+//!
+//! # Frames
+//!
+//! One frame per line, ASCII header then a JSON body:
+//!
+//! ```text
+//! PLF1 <len> <crc32> <json>\n
+//! ```
+//!
+//! * `PLF1` — magic ([`MAGIC`]), followed by one space.
+//! * `<len>` — decimal byte length of `<json>`.
+//! * `<crc32>` — CRC-32 (IEEE, as `crc32fast`/zlib) of the `<json>` bytes, 8 lowercase hex digits.
+//! * `<json>` — one [`Message`], compact JSON (never contains a raw newline).
+//! * The line ends in `\n`; `\r\n` (a tty's `onlcr`) is accepted too.
+//!
+//! The serial port also carries whatever else the guest prints. [`FrameDecoder`] is fed arbitrary
+//! byte chunks: lines without the magic are console noise and are counted, not errors; a frame
+//! whose header, length, CRC or JSON is wrong is dropped and counted ([`DecoderStats`]); a line
+//! longer than the frame cap ([`DEFAULT_MAX_FRAME_BYTES`]) is discarded up to the next newline
+//! without being buffered. The decoder never panics and its memory is bounded by the cap.
+//!
+//! # Messages (schema [`SCHEMA_VERSION`])
+//!
+//! JSON objects tagged by `"type"`:
+//!
+//! | type | struct | when |
+//! |---|---|---|
+//! | `hello` | [`Hello`] | first: schema and agent versions, [`SystemFacts`] (kernel, PREEMPT_RT, clocksource, cmdline, isolated CPUs, CPU count, measuring clock and TSC frequency), the [`AgentConfig`] |
+//! | `interval` | [`IntervalReport`] | every `report_interval_ms` per measuring CPU: that interval's histogram |
+//! | `final` | [`CpuResult`] | once per measuring CPU at the end: whole-run histogram, samples, min/max, top-N events, overflow, measured duration, clock |
+//! | `error` | [`ErrorReport`] | any failure, with the CPU if one thread failed; the agent powers off after it |
+//! | `done` | [`Done`] | last frame of a successful run |
+//!
+//! Histograms are HdrHistogram V2 deflate in base64 ([`crate::histo::Hist`]); all times are
+//! integer nanoseconds, offsets counted from the start of the measurement (after the preheat).
+//! Native mode writes a [`RunResult`] holding the same [`CpuResult`]s.
+//!
+//! A change that an old reader would misread bumps [`SCHEMA_VERSION`]; added optional fields
+//! do not.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agentcfg::{AgentConfig, Workload};
+use crate::histo::Hist;
+
+/// Frame magic, first bytes of a frame line (followed by a space).
+pub const MAGIC: &[u8; 4] = b"PLF1";
+/// Version of the message schema in this file.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Default cap on a frame's JSON body, bytes (4 MiB).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
+/// Longest header accepted before the body: `PLF1 ` + 10 digits + space + 8 hex + space.
+const MAX_HEADER_BYTES: usize = 5 + 10 + 1 + 8 + 1;
+
+/// Which clock timed a measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClockSource {
+    /// `rdtsc`, converted with a frequency calibrated against `CLOCK_MONOTONIC`.
+    Tsc,
+    /// `clock_gettime(CLOCK_MONOTONIC)`.
+    Monotonic,
+}
+
+/// The clock a measurement used and what is known about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockInfo {
+    /// The clock read in the measurement loop.
+    pub source: ClockSource,
+    /// TSC frequency measured against `CLOCK_MONOTONIC`, Hz (`None` when the TSC is not used).
+    pub tsc_hz: Option<u64>,
+    /// CPUID says the TSC is invariant (constant rate, runs in deep C-states).
+    pub invariant_tsc: bool,
+}
+
+/// Facts about the system the agent runs on (the guest, or the host in native mode).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemFacts {
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `uname -v` (contains `PREEMPT_RT` on RT kernels).
+    pub kernel_version: String,
+    /// `/sys/kernel/realtime` is 1.
+    pub preempt_rt: bool,
+    /// `/sys/devices/system/clocksource/clocksource0/current_clocksource`.
+    pub clocksource: String,
+    /// `/proc/cmdline`, trimmed.
+    pub cmdline: String,
+    /// `/sys/devices/system/cpu/isolated` as the kernel prints it (CPU list, may be empty).
+    pub isolated_cpus: String,
+    /// Online CPUs (`sysconf(_SC_NPROCESSORS_ONLN)`).
+    pub cpu_count: u32,
+    /// The clock the busy-poll/ring workloads use in this run.
+    pub clock: ClockInfo,
+}
+
+/// First message: who is talking and about what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`SCHEMA_VERSION`] of the sender.
+    pub schema_version: u32,
+    /// Agent crate version.
+    pub agent_version: String,
+    /// Guest facts.
+    pub facts: SystemFacts,
+    /// The config the agent is running.
+    pub config: AgentConfig,
+}
+
+/// One interval's histogram for one CPU.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntervalReport {
+    /// CPU the samples were taken on.
+    pub cpu: u32,
+    /// Workload of the run.
+    pub workload: Workload,
+    /// 0-based interval number on this CPU.
+    pub index: u64,
+    /// Start of the interval, ns from the start of the measurement.
+    pub start_offset_ns: u64,
+    /// End of the interval, ns from the start of the measurement.
+    pub end_offset_ns: u64,
+    /// Samples in the interval, overflow included.
+    pub samples: u64,
+    /// Samples above the histogram's range (not in `histogram`).
+    pub overflow: u64,
+    /// Latencies of the interval, ns.
+    pub histogram: Hist,
+}
+
+/// One of the largest samples of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopEvent {
+    /// When it ended, ns from the start of the measurement.
+    pub offset_ns: u64,
+    /// The sample, ns.
+    pub latency_ns: u64,
+}
+
+/// Whole-run result of one measuring CPU; the `final` message and the entries of
+/// [`RunResult::results`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuResult {
+    /// CPU the samples were taken on, as observed by the measuring thread (`sched_getcpu`).
+    pub cpu: u32,
+    /// Workload.
+    pub workload: Workload,
+    /// Ring: the producer's CPU (this result is the consumer's). `None` otherwise.
+    pub peer_cpu: Option<u32>,
+    /// Clock that timed the samples.
+    pub clock: ClockInfo,
+    /// Measured duration of the recording phase, ns (by `clock`).
+    pub duration_ns: u64,
+    /// Number of samples, overflow included.
+    pub samples: u64,
+    /// Smallest sample, ns (exact; 0 when there are none).
+    pub min_ns: u64,
+    /// Largest sample, ns (exact, even if it overflowed the histogram).
+    pub max_ns: u64,
+    /// Samples the histogram could not record (above its range, ~60 s); in `max_ns`, not in
+    /// `histogram`.
+    pub overflow: u64,
+    /// Times the clock read went backwards (not recorded as samples).
+    pub backwards: u64,
+    /// Timer: periods skipped because a wake-up came after the next deadline. 0 otherwise.
+    pub missed_periods: u64,
+    /// The largest samples, largest first.
+    pub top: Vec<TopEvent>,
+    /// Number of interval reports made.
+    pub intervals: u64,
+    /// All samples of the run, ns.
+    pub histogram: Hist,
+}
+
+/// A failure the agent reports before powering off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    /// The error and its causes, `: `-joined.
+    pub message: String,
+    /// The measuring CPU it concerns, if any.
+    pub cpu: Option<u32>,
+}
+
+/// Last frame of a successful run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {
+    /// Number of `final` frames sent.
+    pub finals: u32,
+}
+
+/// Native mode's output: everything a guest run streams, in one JSON document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Agent crate version.
+    pub agent_version: String,
+    /// Facts of the machine that ran it.
+    pub facts: SystemFacts,
+    /// The config that ran.
+    pub config: AgentConfig,
+    /// One result per measuring CPU.
+    pub results: Vec<CpuResult>,
+}
+
+/// A message on the wire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    /// See [`Hello`].
+    Hello(Hello),
+    /// See [`IntervalReport`].
+    Interval(IntervalReport),
+    /// See [`CpuResult`].
+    Final(CpuResult),
+    /// See [`ErrorReport`].
+    Error(ErrorReport),
+    /// See [`Done`].
+    Done(Done),
+}
+
+/// Errors of frame encoding.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The message does not serialise (a histogram failed to encode).
+    #[error("Cannot serialise message")]
+    Json(#[source] serde_json::Error),
+    /// Writing the frame failed.
+    #[error("Cannot write frame")]
+    Io(#[source] std::io::Error),
+}
+
+/// Frame `msg` as one line, `\n` included.
+pub fn encode(msg: &Message) -> Result<Vec<u8>, WireError> {
+    let json = serde_json::to_vec(msg).map_err(WireError::Json)?;
+    Ok(encode_body(&json))
+}
+
+/// Frame an already serialised body (must not contain `\n`) as one line.
+pub fn encode_body(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + MAX_HEADER_BYTES + 1);
+    out.extend_from_slice(MAGIC);
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, " {} {:08x} ", json.len(), crc32fast::hash(json));
+    out.extend_from_slice(json);
+    out.push(b'\n');
+    out
+}
+
+/// Writes frames to a byte sink, one `write_all` and `flush` per frame.
+#[derive(Debug)]
+pub struct FrameWriter<W: Write> {
+    inner: W,
+}
+
+impl<W: Write> FrameWriter<W> {
+    /// Wrap a sink (a raw-mode tty, a file, a `Vec`).
+    pub fn new(inner: W) -> Self {
+        FrameWriter { inner }
+    }
+
+    /// Frame and write `msg`, then flush.
+    pub fn send(&mut self, msg: &Message) -> Result<(), WireError> {
+        let frame = encode(msg)?;
+        self.inner.write_all(&frame).map_err(WireError::Io)?;
+        self.inner.flush().map_err(WireError::Io)
+    }
+
+    /// The sink back.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+/// Why a frame was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The header after the magic is not `<len> <crc32-hex> `.
+    #[error("Malformed frame header")]
+    BadHeader,
+    /// The body is not as long as the header says (a truncated or damaged frame).
+    #[error("Frame length mismatch: header says {declared} bytes, line has {actual}")]
+    BadLength {
+        /// Length in the header.
+        declared: usize,
+        /// Length found.
+        actual: usize,
+    },
+    /// The body's CRC differs from the header's.
+    #[error("Frame CRC mismatch: header {declared:08x}, body {actual:08x}")]
+    BadCrc {
+        /// CRC in the header.
+        declared: u32,
+        /// CRC of the body.
+        actual: u32,
+    },
+    /// The body is not a valid [`Message`].
+    #[error("Frame body is not a valid message: {0}")]
+    BadJson(String),
+    /// The frame is larger than the cap and was discarded.
+    #[error("Frame larger than {max} bytes discarded")]
+    Oversize {
+        /// The cap, bytes.
+        max: usize,
+    },
+}
+
+/// What the decoder made of a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A valid message.
+    Message(Box<Message>),
+    /// A dropped frame.
+    Rejected(Rejection),
+}
+
+/// Counters of everything the decoder saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecoderStats {
+    /// Valid frames.
+    pub frames: u64,
+    /// Frames with a malformed header.
+    pub bad_header: u64,
+    /// Frames whose body length differs from the header (truncated included).
+    pub bad_length: u64,
+    /// Frames with a CRC mismatch.
+    pub bad_crc: u64,
+    /// Frames whose body is not a valid message.
+    pub bad_json: u64,
+    /// Frames over the size cap.
+    pub oversize: u64,
+    /// Lines without the magic (console noise).
+    pub noise_lines: u64,
+}
+
+impl DecoderStats {
+    /// Total dropped frames.
+    pub fn rejected(&self) -> u64 {
+        self.bad_header + self.bad_length + self.bad_crc + self.bad_json + self.oversize
+    }
+}
+
+/// Streaming frame decoder: feed it any byte chunks, get messages and rejections.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    line: Vec<u8>,
+    max_frame: usize,
+    /// Dropping bytes until the next newline; `Some(true)` if the dropped line held the magic.
+    discarding: Option<bool>,
+    stats: DecoderStats,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder with the [`DEFAULT_MAX_FRAME_BYTES`] cap.
+    pub fn new() -> Self {
+        Self::with_max_frame_bytes(DEFAULT_MAX_FRAME_BYTES)
+    }
+
+    /// A decoder capping a frame's JSON body at `max` bytes.
+    pub fn with_max_frame_bytes(max: usize) -> Self {
+        FrameDecoder {
+            line: Vec::new(),
+            max_frame: max,
+            discarding: None,
+            stats: DecoderStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &DecoderStats {
+        &self.stats
+    }
+
+    /// Feed the next bytes of the stream; returns the frames completed by them, in order.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<Decoded> {
+        let mut out = Vec::new();
+        let line_cap = self.max_frame.saturating_add(MAX_HEADER_BYTES + 2);
+        while !bytes.is_empty() {
+            let nl = bytes.iter().position(|&b| b == b'\n');
+            let (chunk, rest, complete) = match nl {
+                Some(i) => (&bytes[..i], &bytes[i + 1..], true),
+                None => (bytes, &[][..], false),
+            };
+            bytes = rest;
+            if let Some(had_magic) = self.discarding {
+                let had_magic = had_magic || contains(chunk, MAGIC);
+                if complete {
+                    self.discarding = None;
+                    if had_magic {
+                        self.stats.oversize += 1;
+                        out.push(Decoded::Rejected(Rejection::Oversize {
+                            max: self.max_frame,
+                        }));
+                    } else {
+                        self.stats.noise_lines += 1;
+                    }
+                } else {
+                    self.discarding = Some(had_magic);
+                }
+                continue;
+            }
+            if self.line.len() + chunk.len() > line_cap {
+                let had_magic = contains(&self.line, MAGIC) || contains(chunk, MAGIC);
+                self.line.clear();
+                self.line.shrink_to(4096);
+                if complete {
+                    if had_magic {
+                        self.stats.oversize += 1;
+                        out.push(Decoded::Rejected(Rejection::Oversize {
+                            max: self.max_frame,
+                        }));
+                    } else {
+                        self.stats.noise_lines += 1;
+                    }
+                } else {
+                    self.discarding = Some(had_magic);
+                }
+                continue;
+            }
+            self.line.extend_from_slice(chunk);
+            if complete {
+                let line = std::mem::take(&mut self.line);
+                self.decode_line(&line, &mut out);
+                self.line = line;
+                self.line.clear();
+            }
+        }
+        out
+    }
+
+    /// End of stream: a partial last line that held a frame is reported as truncated.
+    pub fn finish(&mut self) -> Vec<Decoded> {
+        let mut out = Vec::new();
+        match self.discarding.take() {
+            Some(true) => {
+                self.stats.oversize += 1;
+                out.push(Decoded::Rejected(Rejection::Oversize {
+                    max: self.max_frame,
+                }));
+            }
+            Some(false) => self.stats.noise_lines += 1,
+            None if !self.line.is_empty() => {
+                let line = std::mem::take(&mut self.line);
+                self.decode_line(&line, &mut out);
+            }
+            None => {}
+        }
+        out
+    }
+
+    fn decode_line(&mut self, mut line: &[u8], out: &mut Vec<Decoded>) {
+        while let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        let mut from = 0;
+        let mut found = false;
+        while let Some(pos) = find(&line[from..], b"PLF1 ") {
+            found = true;
+            let start = from + pos;
+            match self.decode_frame(&line[start + 5..]) {
+                Ok(msg) => {
+                    self.stats.frames += 1;
+                    out.push(Decoded::Message(Box::new(msg)));
+                    return;
+                }
+                Err(rej) => {
+                    match rej {
+                        Rejection::BadHeader => self.stats.bad_header += 1,
+                        Rejection::BadLength { .. } => self.stats.bad_length += 1,
+                        Rejection::BadCrc { .. } => self.stats.bad_crc += 1,
+                        Rejection::BadJson(_) => self.stats.bad_json += 1,
+                        Rejection::Oversize { .. } => self.stats.oversize += 1,
+                    }
+                    out.push(Decoded::Rejected(rej));
+                }
+            }
+            from = start + 1;
+        }
+        if !found {
+            self.stats.noise_lines += 1;
+        }
+    }
+
+    /// Decode `<len> <crc> <json>` (the part after `PLF1 `).
+    fn decode_frame(&self, s: &[u8]) -> Result<Message, Rejection> {
+        let sp1 = s
+            .iter()
+            .take(11)
+            .position(|&b| b == b' ')
+            .ok_or(Rejection::BadHeader)?;
+        let len_digits = &s[..sp1];
+        if len_digits.is_empty() || !len_digits.iter().all(u8::is_ascii_digit) {
+            return Err(Rejection::BadHeader);
+        }
+        let declared: usize = std::str::from_utf8(len_digits)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or(Rejection::BadHeader)?;
+        let after = &s[sp1 + 1..];
+        let crc_hex = after.get(..8).ok_or(Rejection::BadHeader)?;
+        if after.get(8) != Some(&b' ') || !crc_hex.iter().all(u8::is_ascii_hexdigit) {
+            return Err(Rejection::BadHeader);
+        }
+        let crc = std::str::from_utf8(crc_hex)
+            .ok()
+            .and_then(|t| u32::from_str_radix(t, 16).ok())
+            .ok_or(Rejection::BadHeader)?;
+        if declared > self.max_frame {
+            return Err(Rejection::Oversize {
+                max: self.max_frame,
+            });
+        }
+        let body = &after[9..];
+        if body.len() != declared {
+            return Err(Rejection::BadLength {
+                declared,
+                actual: body.len(),
+            });
+        }
+        let actual = crc32fast::hash(body);
+        if actual != crc {
+            return Err(Rejection::BadCrc {
+                declared: crc,
+                actual,
+            });
+        }
+        serde_json::from_slice(body).map_err(|e| Rejection::BadJson(e.to_string()))
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    find(hay, needle).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> Message {
+        Message::Error(ErrorReport {
+            message: text.into(),
+            cpu: Some(3),
+        })
+    }
+
+    #[test]
+    fn frame_layout_is_as_documented() {
+        let f = encode(&Message::Done(Done { finals: 2 })).unwrap();
+        let json = br#"{"type":"done","finals":2}"#;
+        let want = format!("PLF1 {} {:08x} ", json.len(), crc32fast::hash(json));
+        assert!(
+            f.starts_with(want.as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&f)
+        );
+        assert!(f.ends_with(b"}\n"));
+    }
+
+    #[test]
+    fn crlf_and_byte_by_byte() {
+        let mut f = encode(&err("x")).unwrap();
+        f.pop();
+        f.extend_from_slice(b"\r\n");
+        let mut d = FrameDecoder::new();
+        let got: Vec<_> = f
+            .iter()
+            .flat_map(|b| d.feed(std::slice::from_ref(b)))
+            .collect();
+        assert_eq!(got, vec![Decoded::Message(Box::new(err("x")))]);
+    }
+
+    #[test]
+    fn oversize_is_discarded_without_buffering() {
+        let mut d = FrameDecoder::with_max_frame_bytes(100);
+        let big = encode(&err(&"a".repeat(500))).unwrap();
+        for c in big.chunks(7) {
+            d.feed(c);
+            assert!(d.line.len() <= 100 + MAX_HEADER_BYTES + 2);
+        }
+        assert_eq!(d.stats().oversize, 1);
+        let ok = d.feed(&encode(&err("b")).unwrap());
+        assert_eq!(ok, vec![Decoded::Message(Box::new(err("b")))]);
+    }
+}
