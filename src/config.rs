@@ -486,10 +486,7 @@ impl Config {
     /// Reads and checks a config file.
     pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(
-                "(file)",
-                format!("cannot read {}: {e}", path.display()),
-            )
+            ConfigError::new("(file)", format!("cannot read {}: {e}", path.display()))
         })?;
         Self::from_toml_str(&text)
     }
@@ -564,7 +561,10 @@ impl Config {
             if !names.insert(g.name.clone()) {
                 return Err(ConfigError::new(
                     format!("{p}.name"),
-                    format!("\"{}\" is used by another guest: names must be unique", g.name),
+                    format!(
+                        "\"{}\" is used by another guest: names must be unique",
+                        g.name
+                    ),
                 ));
             }
             if !(1..=1024).contains(&g.vcpus) {
@@ -827,10 +827,16 @@ fn check_layout(
         ));
     }
     if l.emulator_set.is_some() && l.kind != LayoutKind::Pinset {
-        return Err(only_for(&format!("{p}.emulator_set"), "kind = \"pinset\" (use custom.<guest>.emulator for custom)"));
+        return Err(only_for(
+            &format!("{p}.emulator_set"),
+            "kind = \"pinset\" (use custom.<guest>.emulator for custom)",
+        ));
     }
     if l.overcommit_ratio.is_some() && l.kind != LayoutKind::Pinset {
-        return Err(only_for(&format!("{p}.overcommit_ratio"), "kind = \"pinset\""));
+        return Err(only_for(
+            &format!("{p}.overcommit_ratio"),
+            "kind = \"pinset\"",
+        ));
     }
     if l.overcommit_ratio == Some(0) {
         return Err(ConfigError::new(
@@ -869,7 +875,12 @@ fn check_layout(
             if c.vcpus.len() != g.vcpus as usize {
                 return Err(ConfigError::new(
                     format!("{gp}.vcpus"),
-                    format!("has {} entries but guest \"{}\" has {} vCPUs: give one CPU list per vCPU", c.vcpus.len(), g.name, g.vcpus),
+                    format!(
+                        "has {} entries but guest \"{}\" has {} vCPUs: give one CPU list per vCPU",
+                        c.vcpus.len(),
+                        g.name,
+                        g.vcpus
+                    ),
                 ));
             }
             let vcpus = c
@@ -892,10 +903,16 @@ fn check_layout(
                 },
             );
         }
-        if let Some(unknown) = l.custom.keys().find(|k| !guests.iter().any(|g| &g.name == *k)) {
+        if let Some(unknown) = l
+            .custom
+            .keys()
+            .find(|k| !guests.iter().any(|g| &g.name == *k))
+        {
             return Err(ConfigError::new(
                 format!("{p}.custom.{unknown}"),
-                format!("no guest is named \"{unknown}\": custom entries are keyed by guests[].name"),
+                format!(
+                    "no guest is named \"{unknown}\": custom entries are keyed by guests[].name"
+                ),
             ));
         }
     }
@@ -979,7 +996,9 @@ mod tests {
         let b = &c.budgets[&WorkloadKind::BusyPoll];
         assert_eq!(b.max_ns, Some(50_000));
         assert_eq!(b.percentile, Some((99.9, 20_000)));
-        let e = err(&format!("{MIN}[budgets.busy-poll]\npercentile = 100\npercentile_us = 1\n"));
+        let e = err(&format!(
+            "{MIN}[budgets.busy-poll]\npercentile = 100\npercentile_us = 1\n"
+        ));
         assert_eq!(e.path, "budgets.busy-poll.percentile");
     }
 }

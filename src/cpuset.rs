@@ -380,7 +380,10 @@ mod tests {
             "\"^5\": CPU 5 is excluded but was never included"
         );
         let e = CpuSet::parse("0,9000").unwrap_err();
-        assert!(e.to_string().starts_with("\"9000\": CPU 9000 is beyond"), "{e}");
+        assert!(
+            e.to_string().starts_with("\"9000\": CPU 9000 is beyond"),
+            "{e}"
+        );
         let e = CpuSet::parse("0,x").unwrap_err();
         assert!(e.to_string().starts_with("\"x\": not a CPU number"), "{e}");
         assert!(matches!(

@@ -151,7 +151,7 @@ fn require_online(path: &str, set: &CpuSet, online: &CpuSet) -> Result<(), PlanE
         Err(perr(
             path,
             format!(
-                "CPU {missing} not online on the target host (online: {online}); use CPUs from {online} or plan for another host with --host-cpus"
+                "CPUs {missing} not online on the target host (online: {online}); use CPUs from {online} or plan for another host with --host-cpus"
             ),
         ))
     }
@@ -318,7 +318,10 @@ fn plan_layout(
         ));
     }
     let mut pool: Vec<u32> = pool_set.iter().collect();
-    let pinset_cpus: Vec<u32> = pinset.as_ref().map(|ps| ps.cpus.iter().collect()).unwrap_or_default();
+    let pinset_cpus: Vec<u32> = pinset
+        .as_ref()
+        .map(|ps| ps.cpus.iter().collect())
+        .unwrap_or_default();
 
     let mut placements = Vec::new();
     for (gi, g) in guests.iter().enumerate() {
@@ -503,7 +506,10 @@ mod tests {
     fn too_few_pcpus_is_refused() {
         let e = plan(&one_guest(4, "^0", "kind = \"isolate\""), "0-5").unwrap_err();
         assert_eq!(e.path, "layouts[0]");
-        assert!(e.message.starts_with("too few pCPUs: isolate needs 5"), "{e}");
+        assert!(
+            e.message.starts_with("too few pCPUs: isolate needs 5"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -538,7 +544,7 @@ mod tests {
     fn offline_cpus_are_refused() {
         let e = plan("[host]\ncpus = \"0-9\"\n[[guests]]\nname = \"a\"\nvcpus = 2\n[[layouts]]\nkind = \"float\"\n", "0-7").unwrap_err();
         assert_eq!(e.path, "host.cpus");
-        assert!(e.message.contains("CPU 8-9 not online"), "{e}");
+        assert!(e.message.contains("CPUs 8-9 not online"), "{e}");
     }
 
     #[test]
@@ -546,7 +552,10 @@ mod tests {
         let t = "[[guests]]\nname = \"a\"\nvcpus = 2\n[[layouts]]\nkind = \"custom\"\n[layouts.custom.a]\nvcpus = [\"0\", \"1\"]\nemulator = \"1\"\n";
         let e = plan(t, "0-3").unwrap_err();
         assert_eq!(e.path, "layouts[0].custom.a.emulator");
-        let ok = t.replace("kind = \"custom\"", "kind = \"custom\"\nallow_overlap = true");
+        let ok = t.replace(
+            "kind = \"custom\"",
+            "kind = \"custom\"\nallow_overlap = true",
+        );
         plan(&ok, "0-3").unwrap();
     }
 }

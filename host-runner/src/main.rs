@@ -1,1 +1,24 @@
-fn main() {}
+//! `pinlat`: parse arguments, run, print the error chain, exit with a documented code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pinlat_runner::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // clap uses 0 for --help/--version and 2 for usage errors, as documented.
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    match cli::run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(f) => {
+            eprintln!("pinlat: error: {:#}", f.error);
+            ExitCode::from(f.exit as u8)
+        }
+    }
+}

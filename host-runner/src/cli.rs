@@ -1,0 +1,170 @@
+//! Command-line interface of `pinlat`: argument definitions and the `check`/`plan` commands.
+//! `main.rs` only parses, calls [`run`] and maps its outcome to an exit code.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use pinlat::config::Config;
+use pinlat::cpuset::CpuSet;
+use pinlat::export::{self, PlanFormat};
+use pinlat::plan::Plan;
+
+/// Documented exit codes (DESIGN.md "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: every budget held / the config is valid.
+    Ok = 0,
+    /// 1: a latency budget was exceeded (or `compare` found a regression).
+    BudgetExceeded = 1,
+    /// 2: bad usage or config.
+    Usage = 2,
+    /// 3: infrastructure failure (QEMU missing, guest never booted, kernel not found).
+    Infrastructure = 3,
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub exit: Exit,
+    /// The error chain.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// A usage/config error (exit 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            exit: Exit::Usage,
+            error: error.into(),
+        }
+    }
+
+    /// An infrastructure error (exit 3).
+    pub fn infra(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            exit: Exit::Infrastructure,
+            error: error.into(),
+        }
+    }
+}
+
+/// pinlat: measure what QEMU emulator-thread placement does to realtime vCPUs.
+///
+/// pinlat launches KVM (or, without hardware virtualization, TCG) guests with each pinning
+/// layout of a config, pins every QEMU thread as the layout says, runs busy-poll (oslat-like) and
+/// timer (cyclictest-like) workloads on the realtime vCPUs, and reports HDR latency histograms
+/// and a verdict per layout.
+///
+/// Exit codes: 0 ok / every budget held, 1 a latency budget was exceeded,
+/// 2 bad usage or config, 3 infrastructure failure.
+#[derive(Debug, Parser)]
+#[command(name = "pinlat", version, about, long_about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats of `pinlat plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// The resolved plan as JSON (what runs write as plan.json).
+    Json,
+    /// libvirt domain XML <cputune> (vcpupin, emulatorpin, iothreadpin, vcpusched) per guest.
+    Libvirt,
+    /// nova flavor extra specs and nova.conf [compute] lines; says what nova cannot express.
+    Nova,
+    /// The table `pinlat check` prints.
+    Table,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a config and print the resolved placement of every layout as a table.
+    ///
+    /// Exit 0 when every layout fits the host, 2 with the reason (the config key to fix) when
+    /// not.
+    Check {
+        /// The experiment config (TOML; keys in configs/README.md).
+        config: PathBuf,
+        /// Plan for a host whose online CPUs are this CPU list (libvirt syntax, e.g. 0-15)
+        /// instead of this host's.
+        #[arg(long, value_name = "LIST")]
+        host_cpus: Option<String>,
+    },
+    /// Export the resolved placement for deployment: JSON, libvirt <cputune> or nova.
+    Plan {
+        /// The experiment config.
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: FormatArg,
+        /// Plan for a host whose online CPUs are this CPU list instead of this host's.
+        #[arg(long, value_name = "LIST")]
+        host_cpus: Option<String>,
+    },
+}
+
+/// Loads, checks and plans a config. Errors are usage errors (exit 2).
+pub fn load_and_plan(config: &Path, host_cpus: Option<&str>) -> Result<(Config, Plan), Failure> {
+    let cfg = Config::from_file(config).map_err(|e| {
+        Failure::usage(anyhow::Error::new(e).context(format!("config {}", config.display())))
+    })?;
+    let online = match host_cpus {
+        Some(s) => {
+            CpuSet::parse_any(s).map_err(|e| Failure::usage(anyhow::anyhow!("--host-cpus: {e}")))?
+        }
+        None => pinlat::host::online_cpus().map_err(|e| {
+            Failure::infra(anyhow::anyhow!(
+                "reading {}: {e}",
+                pinlat::host::ONLINE_PATH
+            ))
+        })?,
+    };
+    let plan = Plan::new(&cfg, &online).map_err(|e| {
+        Failure::usage(anyhow::Error::new(e).context(format!(
+            "config {} cannot be placed on a host with online CPUs {online}",
+            config.display()
+        )))
+    })?;
+    Ok((cfg, plan))
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<Exit, Failure> {
+    match cli.command {
+        Command::Check { config, host_cpus } => {
+            let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
+            print_out(&export::render(PlanFormat::Table, &plan, &cfg))?;
+            Ok(Exit::Ok)
+        }
+        Command::Plan {
+            config,
+            format,
+            host_cpus,
+        } => {
+            let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
+            let f = match format {
+                FormatArg::Json => PlanFormat::Json,
+                FormatArg::Libvirt => PlanFormat::Libvirt,
+                FormatArg::Nova => PlanFormat::Nova,
+                FormatArg::Table => PlanFormat::Table,
+            };
+            print_out(&export::render(f, &plan, &cfg))?;
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+fn print_out(s: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // `pinlat plan ... | head` is fine.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::infra(anyhow::anyhow!("writing to stdout: {e}"))),
+    }
+}
