@@ -12,4 +12,5 @@ pub mod export;
 pub mod histo;
 pub mod host;
 pub mod plan;
+pub mod result;
 pub mod wire;

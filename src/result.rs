@@ -1,0 +1,276 @@
+//! The raw result of one run, as `pinlat run` writes it to `runs/<run>.json` the moment the run
+//! ends. It is the single source the reports are derived from (STYLE.md "One schema, many
+//! views"): nothing a report shows may exist only in memory.
+//!
+//! A run records what was *observed*, next to what was planned: every QEMU thread's
+//! `Cpus_allowed_list` and scheduling policy read back from `/proc` after pinning and again when
+//! the measurement ended.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{LayoutKind, Policy, ScenarioKind, WorkloadKind};
+use crate::cpuset::CpuSet;
+use crate::plan::{GuestPlacement, Sched};
+use crate::wire::{CpuResult, DecoderStats, ErrorReport, Hello, IntervalReport};
+
+/// Version of this schema; bumped on any incompatible change.
+pub const RUN_SCHEMA_VERSION: u32 = 1;
+
+/// The accelerator QEMU actually ran with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccelUsed {
+    /// Hardware virtualization.
+    Kvm,
+    /// Software emulation: latencies are not hardware latencies.
+    Tcg,
+}
+
+impl AccelUsed {
+    /// The QEMU name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccelUsed::Kvm => "kvm",
+            AccelUsed::Tcg => "tcg",
+        }
+    }
+}
+
+/// Sentence every output made under TCG carries.
+pub const TCG_DISCLAIMER: &str = "measured under QEMU TCG (software emulation): these latencies show the harness working and relative effects, not hardware latency";
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// Measured to the end, placement verified.
+    Ok,
+    /// The run failed; whatever was measured before is kept.
+    Failed {
+        /// The stage it failed in (boot, pin, verify, measure, ...).
+        stage: String,
+        /// What happened, and where useful what the console last showed.
+        reason: String,
+    },
+}
+
+impl RunStatus {
+    /// Whether the run measured to the end.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, RunStatus::Ok)
+    }
+}
+
+/// What a QEMU thread is, as pinlat classifies it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ThreadRole {
+    /// The vCPU thread of guest vCPU `vcpu` (from QMP `query-cpus-fast`).
+    Vcpu {
+        /// vCPU index.
+        vcpu: u32,
+    },
+    /// An iothread (from QMP `query-iothreads`).
+    Iothread {
+        /// The iothread's QOM id.
+        id: String,
+    },
+    /// Any other QEMU thread: main loop, RCU, workers.
+    Emulator,
+}
+
+/// One thread's placement as read back from `/proc/<pid>/task/<tid>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedThread {
+    /// Host thread id.
+    pub tid: i32,
+    /// `comm` (e.g. `CPU 1/TCG`, `qemu-system-x86`).
+    pub comm: String,
+    /// Classification.
+    pub role: ThreadRole,
+    /// `Cpus_allowed_list`.
+    pub cpus: CpuSet,
+    /// Policy read back (`sched_getscheduler`).
+    pub policy: Policy,
+    /// RT priority read back (0 for `other`).
+    pub priority: u8,
+    /// What the plan wanted for this thread.
+    pub planned_cpus: CpuSet,
+    /// What the plan wanted for this thread.
+    pub planned_sched: Sched,
+}
+
+impl ObservedThread {
+    /// Whether what was observed is what was planned.
+    pub fn matches(&self) -> bool {
+        self.cpus == self.planned_cpus
+            && self.policy == self.planned_sched.policy
+            && (self.policy == Policy::Other || self.priority == self.planned_sched.priority)
+    }
+}
+
+/// Host-side statistics of one vCPU thread during the measurement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VcpuThreadStats {
+    /// vCPU index.
+    pub vcpu: u32,
+    /// Host thread id.
+    pub tid: i32,
+    /// Whether the vCPU is realtime.
+    pub realtime: bool,
+    /// Voluntary context switches during the measurement.
+    pub voluntary_ctxt_switches: u64,
+    /// Involuntary context switches (preemptions) during the measurement.
+    pub nonvoluntary_ctxt_switches: u64,
+    /// Migrations during the measurement, when the kernel exposes them (`/proc/.../sched`).
+    pub migrations: Option<u64>,
+    /// CPUs the thread was seen running on (sampled from `/proc/.../stat` field 39).
+    pub cpus_seen: CpuSet,
+    /// Number of samples behind `cpus_seen`.
+    pub samples: u64,
+}
+
+/// One guest of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestRun {
+    /// Guest name.
+    pub guest: String,
+    /// QEMU process id.
+    pub qemu_pid: Option<i32>,
+    /// The plan for this guest.
+    pub planned: GuestPlacement,
+    /// Every QEMU thread, read back right after pinning.
+    pub observed_start: Vec<ObservedThread>,
+    /// Every QEMU thread, read back when the measurement ended.
+    pub observed_end: Vec<ObservedThread>,
+    /// vCPU thread statistics.
+    pub vcpu_stats: Vec<VcpuThreadStats>,
+    /// The agent's hello (guest facts), if it arrived.
+    pub hello: Option<Hello>,
+    /// Final per-CPU results from the agent.
+    pub results: Vec<CpuResult>,
+    /// Interval histograms, in arrival order (kept when the run failed mid-way).
+    pub intervals: Vec<IntervalReport>,
+    /// Errors the agent reported.
+    pub agent_errors: Vec<ErrorReport>,
+    /// Frame decoder counters (bad frames are counted and dropped).
+    pub frames: DecoderStats,
+    /// Milliseconds from QEMU start to the agent's hello.
+    pub boot_to_hello_ms: Option<u64>,
+    /// Milliseconds from QEMU start to the first interval of samples.
+    pub boot_to_first_sample_ms: Option<u64>,
+    /// Console (ttyS0) log file, relative to the report directory.
+    pub console_log: Option<String>,
+}
+
+/// `mgmt-poll` counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MgmtPollStats {
+    /// Target rate, queries per second.
+    pub rate_hz: u32,
+    /// Poll rounds completed.
+    pub rounds: u64,
+    /// QMP commands that returned an error.
+    pub errors: u64,
+    /// The QMP commands each round issued.
+    pub queries: Vec<String>,
+}
+
+/// The raw result of one run (`runs/<name>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// [`RUN_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The matrix this run belongs to (`reports/<run_id>/`).
+    pub run_id: String,
+    /// `layout.scenario.workload.rN`.
+    pub name: String,
+    /// Layout name.
+    pub layout: String,
+    /// Layout rule.
+    pub layout_kind: LayoutKind,
+    /// Scenario.
+    pub scenario: ScenarioKind,
+    /// Workload.
+    pub workload: WorkloadKind,
+    /// Repetition, from 1.
+    pub repetition: u32,
+    /// Accelerator used.
+    pub accel: AccelUsed,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// Start, milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// Wall time of the run, milliseconds.
+    pub wall_ms: u64,
+    /// Requested measurement time, milliseconds (after preheat).
+    pub duration_ms: u64,
+    /// Per guest.
+    pub guests: Vec<GuestRun>,
+    /// `mgmt-poll` counters, when that scenario ran.
+    pub mgmt_poll: Option<MgmtPollStats>,
+    /// Degradations the user should know of (no CAP_SYS_NICE, stress tool missing, ...).
+    pub warnings: Vec<String>,
+}
+
+impl RunRecord {
+    /// File name of the run under `runs/`.
+    pub fn file_name(&self) -> String {
+        format!("{}.json", self.name)
+    }
+
+    /// Every observed thread that differs from the plan, at start or end.
+    pub fn placement_mismatches(&self) -> Vec<(&str, &ObservedThread)> {
+        self.guests
+            .iter()
+            .flat_map(|g| {
+                g.observed_start
+                    .iter()
+                    .map(|t| ("after pinning", t))
+                    .chain(g.observed_end.iter().map(|t| ("at the end", t)))
+            })
+            .filter(|(_, t)| !t.matches())
+            .collect()
+    }
+}
+
+/// The name of a run: `layout.scenario.workload.rN`.
+pub fn run_name(layout: &str, scenario: ScenarioKind, workload: WorkloadKind, rep: u32) -> String {
+    format!("{layout}.{scenario}.{workload}.r{rep}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mismatch_detects_cpus_and_policy() {
+        let mut t = ObservedThread {
+            tid: 1,
+            comm: "CPU 1/TCG".into(),
+            role: ThreadRole::Vcpu { vcpu: 1 },
+            cpus: CpuSet::parse("1").unwrap(),
+            policy: Policy::Fifo,
+            priority: 1,
+            planned_cpus: CpuSet::parse("1").unwrap(),
+            planned_sched: Sched::fifo(1),
+        };
+        assert!(t.matches());
+        t.priority = 2;
+        assert!(!t.matches());
+        t.priority = 1;
+        t.cpus = CpuSet::parse("0-1").unwrap();
+        assert!(!t.matches());
+        t.cpus = CpuSet::parse("1").unwrap();
+        t.policy = Policy::Other;
+        assert!(!t.matches());
+    }
+
+    #[test]
+    fn run_names() {
+        assert_eq!(
+            run_name("vcpu0", ScenarioKind::MgmtPoll, WorkloadKind::BusyPoll, 2),
+            "vcpu0.mgmt-poll.busy-poll.r2"
+        );
+    }
+}
