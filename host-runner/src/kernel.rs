@@ -1,0 +1,695 @@
+//! Finds the guest kernel, in the order DESIGN.md "Where it runs" fixes: an explicit path (the
+//! config's `kernel` or `--kernel`), `$PINLAT_KERNEL`, the host's `/boot/vmlinuz-$(uname -r)`,
+//! else Debian's PREEMPT_RT kernel — the package `linux-image-rt-amd64` depends on — fetched with
+//! `apt-get download`, unpacked with `dpkg-deb -x` and cached under
+//! `$XDG_CACHE_HOME/pinlat/kernels/<package>/` (default `~/.cache/pinlat`).
+//!
+//! The agent needs only what every x86 kernel has built in (8250 serial, initramfs), so any
+//! bzImage works. A candidate is accepted only if it is a readable x86 boot image (the `HdrS`
+//! signature at offset 0x202, `Documentation/arch/x86/boot.rst`).
+//!
+//! The search is pure apart from the filesystem and the [`DebianFetch`] it is given, so tests
+//! inject the environment, directories and a fake fetcher. External tools run from argument
+//! vectors, never through a shell.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+/// The Debian metapackage whose dependency is the current PREEMPT_RT kernel image.
+pub const DEBIAN_RT_METAPACKAGE: &str = "linux-image-rt-amd64";
+/// The environment variable that overrides the kernel search.
+pub const KERNEL_ENV: &str = "PINLAT_KERNEL";
+
+/// Where the guest kernel came from (recorded in `host.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelSource {
+    /// The config's `kernel` or the `--kernel` option.
+    Explicit,
+    /// `$PINLAT_KERNEL`.
+    Env,
+    /// The host's own `/boot/vmlinuz-$(uname -r)`.
+    HostBoot,
+    /// Debian's RT kernel, already in the cache.
+    DebianRtCached,
+    /// Debian's RT kernel, downloaded by this invocation.
+    DebianRtDownloaded,
+}
+
+impl fmt::Display for KernelSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KernelSource::Explicit => "explicit path",
+            KernelSource::Env => "$PINLAT_KERNEL",
+            KernelSource::HostBoot => "host /boot",
+            KernelSource::DebianRtCached => "Debian RT kernel (cached)",
+            KernelSource::DebianRtDownloaded => "Debian RT kernel (downloaded)",
+        })
+    }
+}
+
+/// The kernel a run boots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestKernel {
+    /// Path of the bzImage.
+    pub path: PathBuf,
+    /// How it was found.
+    pub source: KernelSource,
+    /// The Debian package, when it came from one (e.g. `linux-image-6.1.0-56-rt-amd64`).
+    pub package: Option<String>,
+    /// The Debian package version, when known (e.g. `6.1.192-2`).
+    pub package_version: Option<String>,
+}
+
+/// One place the search looked and why it did not use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The place, e.g. `/boot/vmlinuz-6.1.0-13-amd64` or `$PINLAT_KERNEL`.
+    pub place: String,
+    /// Why it was not used.
+    pub reason: String,
+}
+
+/// Errors finding the guest kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// An explicitly named kernel is unusable; pinlat does not silently pick another.
+    #[error("Guest kernel {path} (from {source_kind}) is unusable: {reason}")]
+    BadOverride {
+        /// The path given.
+        path: PathBuf,
+        /// Where it was given.
+        source_kind: KernelSource,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Nothing worked.
+    #[error("{}", not_found_message(.attempts))]
+    NotFound {
+        /// Every place looked, in order.
+        attempts: Vec<Attempt>,
+    },
+}
+
+fn not_found_message(attempts: &[Attempt]) -> String {
+    let mut s = String::from("No guest kernel found. Looked in:\n");
+    for a in attempts {
+        s.push_str(&format!("  - {}: {}\n", a.place, a.reason));
+    }
+    s.push_str(
+        "Fix: pass --kernel PATH (or set `kernel` in the config) or set PINLAT_KERNEL to an x86 \
+         bzImage; on Debian, run `apt-get update` so pinlat can fetch linux-image-rt-amd64",
+    );
+    s
+}
+
+/// Checks that `path` is a readable x86 boot image (bzImage).
+pub fn check_bzimage(path: &Path) -> Result<(), String> {
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "does not exist".to_string(),
+        _ => format!("cannot stat: {e}"),
+    })?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut header = [0u8; 0x206];
+    let mut f = fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "not readable (Debian installs /boot/vmlinuz-* mode 0600: run as root or copy it)"
+                .to_string()
+        }
+        _ => format!("cannot open: {e}"),
+    })?;
+    f.read_exact(&mut header)
+        .map_err(|_| "too short to be a kernel image".to_string())?;
+    if &header[0x202..0x206] != b"HdrS" {
+        return Err("not an x86 bzImage (no HdrS boot signature at 0x202)".into());
+    }
+    Ok(())
+}
+
+/// Fetches Debian's RT kernel; real implementation [`AptFetch`], fakes in tests.
+pub trait DebianFetch {
+    /// The concrete kernel package `linux-image-rt-amd64` currently depends on.
+    fn resolve_package(&self) -> Result<String, String>;
+    /// Downloads and unpacks `package` so that `dest` (which does not exist yet) ends up
+    /// holding `vmlinuz-*` and a `package-version` file.
+    fn download(&self, package: &str, dest: &Path) -> Result<(), String>;
+}
+
+/// Inputs of the kernel search, so it can be tested without touching the real environment.
+#[derive(Debug, Clone)]
+pub struct KernelSearch {
+    /// The config's `kernel` or `--kernel`.
+    pub explicit: Option<PathBuf>,
+    /// The value of `$PINLAT_KERNEL`, if set and non-empty.
+    pub env_kernel: Option<PathBuf>,
+    /// The host kernel release (`uname -r`).
+    pub host_release: Option<String>,
+    /// Where host kernels live, normally `/boot`.
+    pub boot_dir: PathBuf,
+    /// pinlat's cache directory (`$XDG_CACHE_HOME/pinlat` or `~/.cache/pinlat`), if any.
+    pub cache_dir: Option<PathBuf>,
+    /// Whether a download may be attempted.
+    pub allow_download: bool,
+}
+
+impl KernelSearch {
+    /// The search as the real environment defines it, with `explicit` from config or CLI.
+    pub fn from_env(explicit: Option<PathBuf>) -> Self {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        KernelSearch {
+            explicit,
+            env_kernel: var(KERNEL_ENV).map(PathBuf::from),
+            host_release: nix::sys::utsname::uname()
+                .ok()
+                .map(|u| u.release().to_string_lossy().into_owned()),
+            boot_dir: PathBuf::from("/boot"),
+            cache_dir: cache_dir(var("XDG_CACHE_HOME").as_deref(), var("HOME").as_deref()),
+            allow_download: true,
+        }
+    }
+
+    /// Runs the search with the real `apt-get`/`dpkg-deb`.
+    pub fn find(&self) -> Result<GuestKernel, KernelError> {
+        self.find_with(&AptFetch)
+    }
+
+    /// Runs the search with the given fetcher.
+    pub fn find_with(&self, fetch: &dyn DebianFetch) -> Result<GuestKernel, KernelError> {
+        let mut attempts = Vec::new();
+        for (given, source_kind, place) in [
+            (
+                &self.explicit,
+                KernelSource::Explicit,
+                "--kernel / config `kernel`",
+            ),
+            (&self.env_kernel, KernelSource::Env, "$PINLAT_KERNEL"),
+        ] {
+            match given {
+                Some(path) => {
+                    return match check_bzimage(path) {
+                        Ok(()) => Ok(plain(path.clone(), source_kind)),
+                        Err(reason) => Err(KernelError::BadOverride {
+                            path: path.clone(),
+                            source_kind,
+                            reason,
+                        }),
+                    }
+                }
+                None => attempts.push(Attempt {
+                    place: place.into(),
+                    reason: "not set".into(),
+                }),
+            }
+        }
+
+        match &self.host_release {
+            Some(rel) => {
+                let path = self.boot_dir.join(format!("vmlinuz-{rel}"));
+                match check_bzimage(&path) {
+                    Ok(()) => return Ok(plain(path, KernelSource::HostBoot)),
+                    Err(reason) => attempts.push(Attempt {
+                        place: path.display().to_string(),
+                        reason,
+                    }),
+                }
+            }
+            None => attempts.push(Attempt {
+                place: "host kernel in /boot".into(),
+                reason: "uname failed".into(),
+            }),
+        }
+
+        let debian_place = |dir: &Path| {
+            format!(
+                "Debian RT kernel ({DEBIAN_RT_METAPACKAGE}) cached in {}",
+                dir.display()
+            )
+        };
+        let Some(cache) = &self.cache_dir else {
+            attempts.push(Attempt {
+                place: format!("Debian RT kernel ({DEBIAN_RT_METAPACKAGE})"),
+                reason: "no cache directory: neither XDG_CACHE_HOME nor HOME is set".into(),
+            });
+            return Err(KernelError::NotFound { attempts });
+        };
+        let kernels = cache.join("kernels");
+        match fetch.resolve_package() {
+            Ok(package) => {
+                let dir = kernels.join(&package);
+                if let Some(k) = cached_in(&dir, &package, KernelSource::DebianRtCached) {
+                    return Ok(k);
+                }
+                if !self.allow_download {
+                    attempts.push(Attempt {
+                        place: debian_place(&dir),
+                        reason: format!("{package} not cached and downloads are disabled"),
+                    });
+                } else {
+                    match download_into(fetch, &kernels, &package) {
+                        Ok(()) => {
+                            if let Some(k) =
+                                cached_in(&dir, &package, KernelSource::DebianRtDownloaded)
+                            {
+                                return Ok(k);
+                            }
+                            attempts.push(Attempt {
+                                place: debian_place(&dir),
+                                reason: format!("{package} unpacked but holds no usable vmlinuz"),
+                            });
+                        }
+                        Err(reason) => attempts.push(Attempt {
+                            place: debian_place(&dir),
+                            reason: format!("fetching {package} failed: {reason}"),
+                        }),
+                    }
+                }
+            }
+            Err(reason) => {
+                // Offline or not Debian: any kernel fetched earlier still serves.
+                if let Some(k) = newest_cached(&kernels) {
+                    return Ok(k);
+                }
+                attempts.push(Attempt {
+                    place: debian_place(&kernels),
+                    reason: format!("nothing cached, and {reason}"),
+                });
+            }
+        }
+        Err(KernelError::NotFound { attempts })
+    }
+}
+
+fn plain(path: PathBuf, source: KernelSource) -> GuestKernel {
+    GuestKernel {
+        path,
+        source,
+        package: None,
+        package_version: None,
+    }
+}
+
+/// pinlat's cache directory: `$XDG_CACHE_HOME/pinlat`, else `$HOME/.cache/pinlat`.
+pub fn cache_dir(xdg_cache_home: Option<&OsStr>, home: Option<&OsStr>) -> Option<PathBuf> {
+    match (xdg_cache_home, home) {
+        (Some(x), _) if Path::new(x).is_absolute() => Some(Path::new(x).join("pinlat")),
+        (_, Some(h)) => Some(Path::new(h).join(".cache").join("pinlat")),
+        _ => None,
+    }
+}
+
+/// The usable `vmlinuz-*` in a package's cache directory, if any.
+fn cached_in(dir: &Path, package: &str, source: KernelSource) -> Option<GuestKernel> {
+    let mut images: Vec<PathBuf> = fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(OsStr::to_str)
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
+        .filter(|p| check_bzimage(p).is_ok())
+        .collect();
+    images.sort();
+    let path = images.pop()?;
+    let package_version = fs::read_to_string(dir.join("package-version"))
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty());
+    Some(GuestKernel {
+        path,
+        source,
+        package: Some(package.to_owned()),
+        package_version,
+    })
+}
+
+/// The cached package with the highest ABI number (`linux-image-6.1.0-56-rt-amd64`).
+fn newest_cached(kernels: &Path) -> Option<GuestKernel> {
+    let mut pkgs: Vec<String> = fs::read_dir(kernels)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("linux-image-"))
+        .collect();
+    pkgs.sort_by_key(|p| version_key(p));
+    pkgs.iter()
+        .rev()
+        .find_map(|p| cached_in(&kernels.join(p), p, KernelSource::DebianRtCached))
+}
+
+/// Orders names by their digit runs numerically (`6.1.0-9` < `6.1.0-56`).
+fn version_key(name: &str) -> Vec<u64> {
+    name.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(u64::MAX))
+        .collect()
+}
+
+/// Downloads into a private staging dir next to `kernels/<package>`, then renames it into
+/// place, so an interrupted fetch never leaves a half-filled cache entry.
+fn download_into(fetch: &dyn DebianFetch, kernels: &Path, package: &str) -> Result<(), String> {
+    fs::create_dir_all(kernels).map_err(|e| format!("cannot create {}: {e}", kernels.display()))?;
+    let staging = TempDir::new_in(kernels, ".fetch-")?;
+    let out = staging.path().join("out");
+    fetch.download(package, &out)?;
+    let dest = kernels.join(package);
+    match fs::rename(&out, &dest) {
+        Ok(()) => Ok(()),
+        // Another pinlat filled it meanwhile; theirs is as good as ours.
+        Err(_) if dest.is_dir() => Ok(()),
+        Err(e) => Err(format!("cannot move into {}: {e}", dest.display())),
+    }
+}
+
+/// A directory created with `mkdtemp` (mode 0700) and removed with its contents on drop.
+#[derive(Debug)]
+pub(crate) struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub(crate) fn new_in(parent: &Path, prefix: &str) -> Result<Self, String> {
+        let template = parent.join(format!("{prefix}XXXXXX"));
+        nix::unistd::mkdtemp(&template)
+            .map(|path| TempDir { path })
+            .map_err(|e| format!("mkdtemp in {}: {e}", parent.display()))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Extracts the first `Depends: linux-image-…` package from `apt-cache depends` output.
+pub fn parse_apt_depends(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let rest = line.trim().trim_start_matches('|').trim_start();
+        let name = rest.strip_prefix("Depends:")?.trim();
+        let valid = name.starts_with("linux-image-")
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-+._".contains(c));
+        valid.then(|| name.to_owned())
+    })
+}
+
+/// The real fetcher: `apt-cache depends`, `apt-get download`, `dpkg-deb`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AptFetch;
+
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let prog = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{prog} not found (not a Debian host?)"),
+        _ => format!("cannot run {prog}: {e}"),
+    })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+        return Err(format!("{prog} failed ({}): {last}", out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl DebianFetch for AptFetch {
+    fn resolve_package(&self) -> Result<String, String> {
+        let out = run(Command::new("apt-cache").args(["depends", DEBIAN_RT_METAPACKAGE]))
+            .map_err(|e| format!("{e}; run `apt-get update`"))?;
+        parse_apt_depends(&out).ok_or_else(|| {
+            format!("apt-cache names no kernel for {DEBIAN_RT_METAPACKAGE}; run `apt-get update`")
+        })
+    }
+
+    fn download(&self, package: &str, dest: &Path) -> Result<(), String> {
+        let work = dest
+            .parent()
+            .ok_or_else(|| "destination has no parent".to_string())?;
+        run(Command::new("apt-get")
+            .args(["download", "-q", package])
+            .current_dir(work))?;
+        let deb = fs::read_dir(work)
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension() == Some(OsStr::new("deb")))
+            .ok_or_else(|| format!("apt-get download left no .deb for {package}"))?;
+        let version = run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Version"))?;
+        let root = work.join("root");
+        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+        fs::create_dir(dest).map_err(|e| e.to_string())?;
+        let boot = root.join("boot");
+        let mut found = false;
+        for entry in fs::read_dir(&boot).map_err(|e| format!("{}: {e}", boot.display()))? {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let name = entry.file_name();
+            let n = name.to_string_lossy();
+            if n.starts_with("vmlinuz-") || n.starts_with("config-") {
+                found |= n.starts_with("vmlinuz-");
+                fs::copy(entry.path(), dest.join(&name)).map_err(|e| e.to_string())?;
+            }
+        }
+        if !found {
+            return Err(format!("{package} has no /boot/vmlinuz-*"));
+        }
+        fs::write(dest.join("package-version"), version.trim()).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn fake_bzimage(path: &Path) {
+        let mut b = vec![0u8; 0x400];
+        b[0x202..0x206].copy_from_slice(b"HdrS");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, b).unwrap();
+    }
+
+    struct FakeFetch {
+        package: Result<String, String>,
+        downloads: Cell<u32>,
+        good: bool,
+    }
+
+    impl FakeFetch {
+        fn new(package: Result<&str, &str>, good: bool) -> Self {
+            FakeFetch {
+                package: package.map(str::to_owned).map_err(str::to_owned),
+                downloads: Cell::new(0),
+                good,
+            }
+        }
+    }
+
+    impl DebianFetch for FakeFetch {
+        fn resolve_package(&self) -> Result<String, String> {
+            self.package.clone()
+        }
+        fn download(&self, package: &str, dest: &Path) -> Result<(), String> {
+            self.downloads.set(self.downloads.get() + 1);
+            if !self.good {
+                return Err("network down".into());
+            }
+            let v = package.trim_start_matches("linux-image-");
+            fake_bzimage(&dest.join(format!("vmlinuz-{v}")));
+            fs::write(dest.join("package-version"), "6.1.192-2\n").unwrap();
+            Ok(())
+        }
+    }
+
+    fn search(root: &Path) -> KernelSearch {
+        KernelSearch {
+            explicit: None,
+            env_kernel: None,
+            host_release: Some("6.18.44-test".into()),
+            boot_dir: root.join("boot"),
+            cache_dir: Some(root.join("cache/pinlat")),
+            allow_download: true,
+        }
+    }
+
+    const PKG: &str = "linux-image-6.1.0-56-rt-amd64";
+
+    #[test]
+    fn explicit_then_env_then_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, host) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("boot/vmlinuz-6.18.44-test"),
+        );
+        for p in [&a, &b, &host] {
+            fake_bzimage(p);
+        }
+        let fetch = FakeFetch::new(Err("unused"), false);
+        let mut s = search(dir.path());
+        s.explicit = Some(a.clone());
+        s.env_kernel = Some(b.clone());
+        assert_eq!(
+            s.find_with(&fetch).unwrap(),
+            plain(a, KernelSource::Explicit)
+        );
+        s.explicit = None;
+        assert_eq!(s.find_with(&fetch).unwrap(), plain(b, KernelSource::Env));
+        s.env_kernel = None;
+        assert_eq!(
+            s.find_with(&fetch).unwrap(),
+            plain(host, KernelSource::HostBoot)
+        );
+        assert_eq!(fetch.downloads.get(), 0);
+    }
+
+    #[test]
+    fn bad_override_is_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        fake_bzimage(&dir.path().join("boot/vmlinuz-6.18.44-test"));
+        let notkernel = dir.path().join("notkernel");
+        fs::write(&notkernel, vec![1u8; 4096]).unwrap();
+        let mut s = search(dir.path());
+        s.env_kernel = Some(notkernel);
+        let err = s.find_with(&FakeFetch::new(Ok(PKG), true)).unwrap_err();
+        assert!(matches!(
+            err,
+            KernelError::BadOverride {
+                source_kind: KernelSource::Env,
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("bzImage"), "{err}");
+        s.env_kernel = None;
+        s.explicit = Some(dir.path().join("missing"));
+        let err = s.find_with(&FakeFetch::new(Ok(PKG), true)).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn downloads_once_then_reuses_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = search(dir.path());
+        let fetch = FakeFetch::new(Ok(PKG), true);
+        let k = s.find_with(&fetch).unwrap();
+        assert_eq!(k.source, KernelSource::DebianRtDownloaded);
+        assert_eq!(k.package.as_deref(), Some(PKG));
+        assert_eq!(k.package_version.as_deref(), Some("6.1.192-2"));
+        assert!(k
+            .path
+            .starts_with(dir.path().join("cache/pinlat/kernels").join(PKG)));
+        let again = s.find_with(&fetch).unwrap();
+        assert_eq!(again.source, KernelSource::DebianRtCached);
+        assert_eq!(again.path, k.path);
+        assert_eq!(fetch.downloads.get(), 1);
+        // No staging directories left behind.
+        let left: Vec<_> = fs::read_dir(dir.path().join("cache/pinlat/kernels"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from(PKG)]);
+        // Offline later: the cached kernel still serves.
+        let offline = FakeFetch::new(Err("apt-cache not found"), false);
+        assert_eq!(s.find_with(&offline).unwrap().path, k.path);
+    }
+
+    #[test]
+    fn offline_picks_newest_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernels = dir.path().join("cache/pinlat/kernels");
+        for abi in ["9", "56", "10"] {
+            let p = format!("linux-image-6.1.0-{abi}-rt-amd64");
+            fake_bzimage(
+                &kernels
+                    .join(&p)
+                    .join(format!("vmlinuz-6.1.0-{abi}-rt-amd64")),
+            );
+        }
+        let k = search(dir.path())
+            .find_with(&FakeFetch::new(Err("offline"), false))
+            .unwrap();
+        assert_eq!(k.package.as_deref(), Some("linux-image-6.1.0-56-rt-amd64"));
+    }
+
+    #[test]
+    fn not_found_names_every_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let fetch = FakeFetch::new(Ok(PKG), false);
+        let err = search(dir.path()).find_with(&fetch).unwrap_err();
+        let KernelError::NotFound { attempts } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(attempts.len(), 4);
+        let msg = err.to_string();
+        for needle in [
+            "--kernel",
+            "$PINLAT_KERNEL",
+            "vmlinuz-6.18.44-test: does not exist",
+            "network down",
+            "Fix:",
+        ] {
+            assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
+        }
+        let mut s = search(dir.path());
+        s.cache_dir = None;
+        assert!(s
+            .find_with(&fetch)
+            .unwrap_err()
+            .to_string()
+            .contains("HOME"));
+    }
+
+    #[test]
+    fn apt_depends_parsing() {
+        let out = "linux-image-rt-amd64\n  Depends: linux-image-6.1.0-56-rt-amd64\n";
+        assert_eq!(parse_apt_depends(out).as_deref(), Some(PKG));
+        let alt = "x\n |Depends: linux-image-6.1.0-9-rt-amd64\n  Depends: other\n";
+        assert_eq!(
+            parse_apt_depends(alt).as_deref(),
+            Some("linux-image-6.1.0-9-rt-amd64")
+        );
+        assert_eq!(parse_apt_depends("  Depends: libc6\n"), None);
+        assert_eq!(
+            parse_apt_depends("  Depends: linux-image-$(rm -rf)\n"),
+            None
+        );
+        assert_eq!(parse_apt_depends(""), None);
+    }
+
+    #[test]
+    fn cache_dir_rules() {
+        let some = |s: &'static str| Some(OsStr::new(s));
+        assert_eq!(
+            cache_dir(some("/x/cache"), some("/home/u")),
+            Some(PathBuf::from("/x/cache/pinlat"))
+        );
+        // A relative XDG_CACHE_HOME is invalid per the XDG spec and ignored.
+        assert_eq!(
+            cache_dir(some("rel"), some("/home/u")),
+            Some(PathBuf::from("/home/u/.cache/pinlat"))
+        );
+        assert_eq!(cache_dir(None, None), None);
+    }
+
+    #[test]
+    fn version_ordering() {
+        let mut v = [
+            "linux-image-6.1.0-9-rt",
+            "linux-image-6.1.0-56-rt",
+            "linux-image-6.1.0-10-rt",
+        ];
+        v.sort_by_key(|p| version_key(p));
+        assert_eq!(v.last().copied(), Some("linux-image-6.1.0-56-rt"));
+    }
+}

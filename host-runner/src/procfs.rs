@@ -1,0 +1,454 @@
+//! Observed placement of a process's threads, read from `/proc/<pid>/task/<tid>/`.
+//!
+//! pinlat never trusts that a pin it asked for took effect: after pinning and again at the end
+//! of a run it reads every QEMU thread's `Cpus_allowed_list`, scheduling policy and priority
+//! back from procfs (see DESIGN.md "Data flow"). The field layouts are the kernel's
+//! (`Documentation/filesystems/proc.rst`, `man 5 proc`): `status` is `Key:\tvalue` lines and
+//! `stat` is space-separated fields after the `(comm)` in parentheses, where field 39 is the
+//! CPU last run on, 40 the RT priority and 41 the policy.
+//!
+//! Every parser takes `&str` so it can be tested on fixture text; the readers only add I/O.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors reading or parsing procfs files.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    /// A procfs file could not be read (the thread may have exited).
+    #[error("Cannot read {path}")]
+    Read {
+        /// The file that failed.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A field was missing or malformed.
+    #[error("Malformed {file}: {what}")]
+    Parse {
+        /// Which file kind (`status`, `stat`, `sched`, a CPU list).
+        file: &'static str,
+        /// What was wrong.
+        what: String,
+    },
+}
+
+impl ProcError {
+    /// True when the error means the thread (or process) no longer exists.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, ProcError::Read { source, .. }
+            if source.kind() == io::ErrorKind::NotFound || source.raw_os_error() == Some(libc::ESRCH))
+    }
+}
+
+/// A Linux scheduling policy as the kernel numbers it (`SCHED_*` in `<sched.h>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedPolicy {
+    /// `SCHED_OTHER` (0), the default time-sharing policy.
+    Other,
+    /// `SCHED_FIFO` (1), realtime first-in first-out.
+    Fifo,
+    /// `SCHED_RR` (2), realtime round-robin.
+    Rr,
+    /// `SCHED_BATCH` (3).
+    Batch,
+    /// `SCHED_IDLE` (5).
+    Idle,
+    /// `SCHED_DEADLINE` (6).
+    Deadline,
+    /// Any other number.
+    Unknown(u32),
+}
+
+impl SchedPolicy {
+    /// Maps the kernel's policy number (stat field 41, `sched_getscheduler`) to a policy.
+    /// The `SCHED_RESET_ON_FORK` flag bit is ignored.
+    pub fn from_raw(raw: u32) -> Self {
+        match raw & !0x4000_0000 {
+            0 => SchedPolicy::Other,
+            1 => SchedPolicy::Fifo,
+            2 => SchedPolicy::Rr,
+            3 => SchedPolicy::Batch,
+            5 => SchedPolicy::Idle,
+            6 => SchedPolicy::Deadline,
+            n => SchedPolicy::Unknown(n),
+        }
+    }
+
+    /// True for the realtime policies (`SCHED_FIFO`, `SCHED_RR`).
+    pub fn is_realtime(self) -> bool {
+        matches!(self, SchedPolicy::Fifo | SchedPolicy::Rr)
+    }
+}
+
+/// The fields pinlat uses from `/proc/<pid>/task/<tid>/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusFields {
+    /// `Name:` — the thread's comm (at most 15 bytes, e.g. `CPU 0/TCG`).
+    pub name: String,
+    /// `Cpus_allowed_list:` exactly as the kernel printed it, e.g. `0-1`.
+    pub cpus_allowed_list: String,
+    /// `Cpus_allowed_list:` expanded, ascending.
+    pub cpus_allowed: Vec<u32>,
+    /// `voluntary_ctxt_switches:` — times the thread blocked, since it started.
+    pub voluntary_ctxt_switches: u64,
+    /// `nonvoluntary_ctxt_switches:` — times the thread was preempted, since it started.
+    pub nonvoluntary_ctxt_switches: u64,
+}
+
+/// The fields pinlat uses from `/proc/<pid>/task/<tid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatFields {
+    /// Field 39: the CPU the thread last ran on.
+    pub last_cpu: u32,
+    /// Field 40: realtime priority (1..=99 for FIFO/RR, 0 otherwise).
+    pub rt_priority: u32,
+    /// Field 41: scheduling policy.
+    pub policy: SchedPolicy,
+}
+
+/// Everything pinlat records about one thread at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadInfo {
+    /// Host thread id.
+    pub tid: i32,
+    /// The thread's comm, e.g. `CPU 1/TCG`, `IO io0`, `qemu-system-x86`, `call_rcu`, `worker`.
+    pub comm: String,
+    /// Allowed CPUs as the kernel prints them (`0-1,3`).
+    pub cpus_allowed_list: String,
+    /// Allowed CPUs, expanded and ascending.
+    pub cpus_allowed: Vec<u32>,
+    /// Voluntary context switches since the thread started.
+    pub voluntary_ctxt_switches: u64,
+    /// Involuntary context switches (preemptions) since the thread started.
+    pub nonvoluntary_ctxt_switches: u64,
+    /// Scheduling policy.
+    pub policy: SchedPolicy,
+    /// Realtime priority (0 for non-RT policies).
+    pub rt_priority: u32,
+    /// The CPU the thread last ran on.
+    pub last_cpu: u32,
+    /// `se.nr_migrations` from `sched` (CPU migrations since start), when the kernel has
+    /// `CONFIG_SCHED_DEBUG`.
+    pub nr_migrations: Option<u64>,
+}
+
+/// Parses a kernel CPU list (`0-3,8,10-11`; empty means no CPU) into ascending CPU numbers.
+pub fn parse_kernel_cpu_list(text: &str) -> Result<Vec<u32>, ProcError> {
+    let bad = |what: String| ProcError::Parse {
+        file: "CPU list",
+        what,
+    };
+    let mut cpus = Vec::new();
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(cpus);
+    }
+    for part in text.split(',') {
+        let part = part.trim();
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let lo: u32 = lo
+            .parse()
+            .map_err(|_| bad(format!("\"{part}\": not a CPU number or range")))?;
+        let hi: u32 = hi
+            .parse()
+            .map_err(|_| bad(format!("\"{part}\": not a CPU number or range")))?;
+        if hi < lo {
+            return Err(bad(format!("\"{part}\": range end before start")));
+        }
+        if hi - lo > 65_536 {
+            return Err(bad(format!("\"{part}\": range too large")));
+        }
+        cpus.extend(lo..=hi);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+/// Parses the text of a `/proc/<pid>/task/<tid>/status` file.
+pub fn parse_status(text: &str) -> Result<StatusFields, ProcError> {
+    let mut name = None;
+    let mut list = None;
+    let mut vol = None;
+    let mut nonvol = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "Name" => name = Some(value.to_string()),
+            "Cpus_allowed_list" => list = Some(value.to_string()),
+            "voluntary_ctxt_switches" => vol = Some(parse_u64("status", key, value)?),
+            "nonvoluntary_ctxt_switches" => nonvol = Some(parse_u64("status", key, value)?),
+            _ => {}
+        }
+    }
+    let missing = |key: &str| ProcError::Parse {
+        file: "status",
+        what: format!("no {key} line"),
+    };
+    let cpus_allowed_list = list.ok_or_else(|| missing("Cpus_allowed_list"))?;
+    Ok(StatusFields {
+        name: name.ok_or_else(|| missing("Name"))?,
+        cpus_allowed: parse_kernel_cpu_list(&cpus_allowed_list)?,
+        cpus_allowed_list,
+        voluntary_ctxt_switches: vol.ok_or_else(|| missing("voluntary_ctxt_switches"))?,
+        nonvoluntary_ctxt_switches: nonvol.ok_or_else(|| missing("nonvoluntary_ctxt_switches"))?,
+    })
+}
+
+/// Parses the text of a `/proc/<pid>/task/<tid>/stat` file (fields 39–41).
+///
+/// The comm (field 2) may contain spaces and parentheses, so fields are counted from the last
+/// `)`.
+pub fn parse_stat(text: &str) -> Result<StatFields, ProcError> {
+    let bad = |what: &str| ProcError::Parse {
+        file: "stat",
+        what: what.to_string(),
+    };
+    let close = text.rfind(')').ok_or_else(|| bad("no ')' after comm"))?;
+    // Fields after ") " start at field 3, so field N is at index N - 3.
+    let fields: Vec<&str> = text[close + 1..].split_ascii_whitespace().collect();
+    let get = |n: usize| -> Result<u32, ProcError> {
+        let raw = fields
+            .get(n - 3)
+            .ok_or_else(|| bad(&format!("only {} fields, need {n}", fields.len() + 2)))?;
+        raw.parse()
+            .map_err(|_| bad(&format!("field {n} \"{raw}\" is not a number")))
+    };
+    Ok(StatFields {
+        last_cpu: get(39)?,
+        rt_priority: get(40)?,
+        policy: SchedPolicy::from_raw(get(41)?),
+    })
+}
+
+/// Parses `se.nr_migrations` from a `/proc/<pid>/task/<tid>/sched` file; `None` when absent.
+pub fn parse_sched_migrations(text: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == "se.nr_migrations")
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    })
+}
+
+fn parse_u64(file: &'static str, key: &str, value: &str) -> Result<u64, ProcError> {
+    value.parse().map_err(|_| ProcError::Parse {
+        file,
+        what: format!("{key} \"{value}\" is not a number"),
+    })
+}
+
+fn read(path: PathBuf) -> Result<String, ProcError> {
+    fs::read_to_string(&path).map_err(|source| ProcError::Read { path, source })
+}
+
+/// The procfs root, normally `/proc`; a different root lets tests use a fixture tree.
+#[derive(Debug, Clone)]
+pub struct Procfs {
+    root: PathBuf,
+}
+
+impl Default for Procfs {
+    fn default() -> Self {
+        Procfs {
+            root: PathBuf::from("/proc"),
+        }
+    }
+}
+
+impl Procfs {
+    /// A procfs rooted at `root` (e.g. a fixture directory with `PID/task/TID/...`).
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Procfs { root: root.into() }
+    }
+
+    fn task_dir(&self, pid: i32) -> PathBuf {
+        self.root.join(pid.to_string()).join("task")
+    }
+
+    /// Thread ids of `pid`, ascending.
+    pub fn list_tids(&self, pid: i32) -> Result<Vec<i32>, ProcError> {
+        let dir = self.task_dir(pid);
+        let entries = fs::read_dir(&dir).map_err(|source| ProcError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut tids: Vec<i32> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        Ok(tids)
+    }
+
+    /// Reads one thread's comm, affinity, context switches, policy, priority and last CPU.
+    pub fn read_thread(&self, pid: i32, tid: i32) -> Result<ThreadInfo, ProcError> {
+        let dir = self.task_dir(pid).join(tid.to_string());
+        let status = parse_status(&read(dir.join("status"))?)?;
+        let stat = parse_stat(&read(dir.join("stat"))?)?;
+        let nr_migrations = fs::read_to_string(dir.join("sched"))
+            .ok()
+            .and_then(|t| parse_sched_migrations(&t));
+        let comm = match fs::read_to_string(dir.join("comm")) {
+            Ok(c) => c.trim_end_matches('\n').to_string(),
+            Err(_) => status.name.clone(),
+        };
+        Ok(ThreadInfo {
+            tid,
+            comm,
+            cpus_allowed_list: status.cpus_allowed_list,
+            cpus_allowed: status.cpus_allowed,
+            voluntary_ctxt_switches: status.voluntary_ctxt_switches,
+            nonvoluntary_ctxt_switches: status.nonvoluntary_ctxt_switches,
+            policy: stat.policy,
+            rt_priority: stat.rt_priority,
+            last_cpu: stat.last_cpu,
+            nr_migrations,
+        })
+    }
+
+    /// Reads every thread of `pid`, ascending by tid. Threads that exit between listing and
+    /// reading are skipped; any other error is returned.
+    pub fn read_threads(&self, pid: i32) -> Result<Vec<ThreadInfo>, ProcError> {
+        let mut out = Vec::new();
+        for tid in self.list_tids(pid)? {
+            match self.read_thread(pid, tid) {
+                Ok(info) => out.push(info),
+                Err(e) if e.is_gone() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The root this reader uses.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = "Name:\tCPU 1/TCG\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t5909\n\
+Pid:\t5914\nCpus_allowed:\t3\nCpus_allowed_list:\t0-1\nMems_allowed_list:\t0\n\
+voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
+
+    // Field 39 = 1 (last CPU), 40 = 1 (rt prio), 41 = 1 (FIFO); comm with spaces and ')'.
+    const STAT: &str = "5914 (CPU 1/TCG) x)) S 1 5909 4902 0 -1 4194560 103 0 0 0 12 3 0 0 \
+-2 0 6 0 26541 3133440 383 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 -1 1 1 1 0 0 0 \
+0 0 0 0 0 0 0 0\n";
+
+    #[test]
+    fn status_fields() {
+        let s = parse_status(STATUS).unwrap();
+        assert_eq!(s.name, "CPU 1/TCG");
+        assert_eq!(s.cpus_allowed_list, "0-1");
+        assert_eq!(s.cpus_allowed, vec![0, 1]);
+        assert_eq!(s.voluntary_ctxt_switches, 1234);
+        assert_eq!(s.nonvoluntary_ctxt_switches, 56);
+    }
+
+    #[test]
+    fn status_missing_field_is_error() {
+        let text = STATUS.replace("Cpus_allowed_list:\t0-1\n", "");
+        let err = parse_status(&text).unwrap_err().to_string();
+        assert!(err.contains("Cpus_allowed_list"), "{err}");
+        assert!(parse_status(&STATUS.replace("\t1234", "\tx")).is_err());
+    }
+
+    #[test]
+    fn stat_fields_count_from_last_paren() {
+        let s = parse_stat(STAT).unwrap();
+        assert_eq!(s.last_cpu, 1);
+        assert_eq!(s.rt_priority, 1);
+        assert_eq!(s.policy, SchedPolicy::Fifo);
+    }
+
+    #[test]
+    fn stat_real_self() {
+        let text = fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let s = parse_stat(&text).unwrap();
+        assert_eq!(s.policy, SchedPolicy::Other);
+        assert_eq!(s.rt_priority, 0);
+    }
+
+    #[test]
+    fn stat_truncated_is_error() {
+        assert!(parse_stat("12 (x) S 1 2 3").is_err());
+        assert!(parse_stat("garbage").is_err());
+        assert!(parse_stat("").is_err());
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(
+            parse_kernel_cpu_list("0-3,8,10-11\n").unwrap(),
+            vec![0, 1, 2, 3, 8, 10, 11]
+        );
+        assert_eq!(parse_kernel_cpu_list("").unwrap(), Vec::<u32>::new());
+        assert_eq!(parse_kernel_cpu_list("5").unwrap(), vec![5]);
+        assert!(parse_kernel_cpu_list("3-1")
+            .unwrap_err()
+            .to_string()
+            .contains("3-1"));
+        assert!(parse_kernel_cpu_list("a").is_err());
+        assert!(parse_kernel_cpu_list("0-4294967295").is_err());
+    }
+
+    #[test]
+    fn policies() {
+        assert_eq!(SchedPolicy::from_raw(0), SchedPolicy::Other);
+        assert_eq!(SchedPolicy::from_raw(0x4000_0001), SchedPolicy::Fifo);
+        assert_eq!(SchedPolicy::from_raw(9), SchedPolicy::Unknown(9));
+        assert!(SchedPolicy::Rr.is_realtime());
+        assert!(!SchedPolicy::Batch.is_realtime());
+    }
+
+    #[test]
+    fn migrations() {
+        let text = "x (1, #threads: 1)\n---\nse.exec_start  :   1.0\nse.nr_migrations    :   17\n";
+        assert_eq!(parse_sched_migrations(text), Some(17));
+        assert_eq!(parse_sched_migrations("nothing"), None);
+    }
+
+    #[test]
+    fn fixture_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("42/task/43");
+        fs::create_dir_all(&t).unwrap();
+        fs::create_dir_all(dir.path().join("42/task/notanumber")).unwrap();
+        fs::write(t.join("status"), STATUS).unwrap();
+        fs::write(t.join("stat"), STAT).unwrap();
+        fs::write(t.join("comm"), "CPU 1/TCG\n").unwrap();
+        let p = Procfs::at(dir.path());
+        assert_eq!(p.list_tids(42).unwrap(), vec![43]);
+        let threads = p.read_threads(42).unwrap();
+        assert_eq!(threads.len(), 1);
+        assert_eq!(threads[0].comm, "CPU 1/TCG");
+        assert_eq!(threads[0].policy, SchedPolicy::Fifo);
+        assert_eq!(threads[0].nr_migrations, None);
+        assert!(p.list_tids(7).unwrap_err().is_gone());
+    }
+
+    #[test]
+    fn live_self() {
+        let pid = std::process::id() as i32;
+        let threads = Procfs::default().read_threads(pid).unwrap();
+        assert!(threads.iter().any(|t| t.tid == pid));
+        let me = threads.iter().find(|t| t.tid == pid).unwrap();
+        assert!(!me.cpus_allowed.is_empty());
+    }
+}

@@ -1,0 +1,945 @@
+//! Launches one QEMU guest from an argument vector (never a shell) and owns its lifetime.
+//!
+//! The command line follows DESIGN.md "Data flow": `-kernel` + `-initrd` (the agent initramfs),
+//! `-accel kvm` or `-accel tcg,thread=multi` (one host thread per vCPU), QMP on a unix socket in
+//! a private 0700 runtime directory, ttyS0 (the guest console) and ttyS1 (the agent's frames)
+//! each to a QEMU `file` chardev. `-name …,debug-threads=on` names QEMU's threads (`CPU 0/TCG`,
+//! `CPU 1/KVM`, `IO io0`, `call_rcu`, `worker`, main loop `qemu-system-x86`), so a report can say
+//! which emulator thread ran where.
+//!
+//! Why a `file` chardev for the agent channel: QEMU's file backend never blocks the guest and
+//! never drops bytes, whether or not the runner is reading yet (a unix `socket` backend with
+//! `wait=off` discards output until a client connects, and `wait=on` stalls QEMU start-up on the
+//! runner), and the raw stream stays on disk with the run for post-mortems. The runner follows
+//! the file with [`FileFollower`].
+//!
+//! The child runs in its own process group with `PR_SET_PDEATHSIG(SIGKILL)`, so it dies with
+//! the runner's spawning thread even if the runner is killed with SIGKILL; [`Qemu`]'s `Drop`
+//! kills and reaps it otherwise.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::qmp::{self, QmpClient, QmpError};
+
+/// The environment variable that names the QEMU binary.
+pub const QEMU_ENV: &str = "PINLAT_QEMU";
+/// The QEMU binary searched on `PATH` by default.
+pub const QEMU_BINARY: &str = "qemu-system-x86_64";
+/// The lock file serializing guest boots across test processes.
+pub const BOOT_LOCK_PATH: &str = "/tmp/pinlat-boot.lock";
+
+/// Errors launching or talking to QEMU.
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    /// No QEMU binary found.
+    #[error("QEMU not found: looked at {looked}. Fix: install qemu-system-x86 (Debian: `apt-get install qemu-system-x86`) or set PINLAT_QEMU")]
+    NotFound {
+        /// Where we looked.
+        looked: String,
+    },
+    /// `qemu --version` failed or printed nothing recognisable.
+    #[error("Cannot get the version of {path}: {reason}")]
+    Version {
+        /// The binary.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The private runtime directory could not be created.
+    #[error("Cannot create a runtime directory in {parent}")]
+    RuntimeDir {
+        /// Where it was attempted.
+        parent: PathBuf,
+        /// The errno.
+        #[source]
+        source: nix::Error,
+    },
+    /// Spawning failed.
+    #[error("Cannot start {path}")]
+    Spawn {
+        /// The binary.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// QEMU exited before it was expected to.
+    #[error("QEMU exited early ({status}): {stderr}")]
+    Exited {
+        /// Its exit status.
+        status: ExitStatus,
+        /// The last lines of its stderr.
+        stderr: String,
+    },
+    /// QEMU did not create its QMP socket in time.
+    #[error("QEMU created no QMP socket within {waited_ms} ms")]
+    NoQmpSocket {
+        /// How long we waited, in milliseconds.
+        waited_ms: u64,
+    },
+    /// QMP failed.
+    #[error("QMP with QEMU failed")]
+    Qmp(#[from] QmpError),
+    /// Other I/O on QEMU's files.
+    #[error("I/O on {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// How guest code runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// Hardware virtualization (`-accel kvm`): the numbers pinlat is for.
+    Kvm,
+    /// QEMU's multi-threaded TCG (`-accel tcg,thread=multi`): one host thread per vCPU, but
+    /// latencies are emulation latencies.
+    Tcg,
+}
+
+impl Accel {
+    /// The `-accel` argument.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg,thread=multi",
+        }
+    }
+
+    /// The suffix QEMU gives vCPU thread names (`CPU 0/KVM`, `CPU 0/TCG`).
+    pub fn vcpu_thread_suffix(self) -> &'static str {
+        match self {
+            Accel::Kvm => "KVM",
+            Accel::Tcg => "TCG",
+        }
+    }
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        })
+    }
+}
+
+/// True if `/dev/kvm` can be opened read-write. Necessary for `-accel kvm`, not sufficient:
+/// a nested paravirtual KVM can accept the device and still hang the guest, so `auto` must
+/// also boot with a deadline.
+pub fn kvm_device_usable() -> bool {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+/// A QEMU binary and its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QemuBinary {
+    /// The executable.
+    pub path: PathBuf,
+    /// Version number, e.g. `7.2.22`.
+    pub version: String,
+    /// The full first line of `--version`, e.g.
+    /// `QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)`.
+    pub version_line: String,
+}
+
+impl QemuBinary {
+    /// Finds QEMU (`$PINLAT_QEMU`, else `qemu-system-x86_64` on `$PATH`) and asks its version.
+    pub fn detect() -> Result<Self, QemuError> {
+        let path = find_qemu(
+            std::env::var_os(QEMU_ENV).as_deref(),
+            std::env::var_os("PATH").as_deref(),
+        )?;
+        Self::at(path)
+    }
+
+    /// Asks the binary at `path` for its version.
+    pub fn at(path: PathBuf) -> Result<Self, QemuError> {
+        let out = Command::new(&path)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| QemuError::Version {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (version, version_line) =
+            parse_qemu_version(&text).ok_or_else(|| QemuError::Version {
+                path: path.clone(),
+                reason: format!(
+                    "unrecognised output {:?}",
+                    text.lines().next().unwrap_or("")
+                ),
+            })?;
+        Ok(QemuBinary {
+            path,
+            version,
+            version_line,
+        })
+    }
+}
+
+/// Resolves the QEMU binary from `$PINLAT_QEMU` (used as-is when set) or a `$PATH` search.
+pub fn find_qemu(env_qemu: Option<&OsStr>, path_var: Option<&OsStr>) -> Result<PathBuf, QemuError> {
+    if let Some(p) = env_qemu.filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if is_executable(&p) {
+            Ok(p)
+        } else {
+            Err(QemuError::NotFound {
+                looked: format!("$PINLAT_QEMU={} (not an executable file)", p.display()),
+            })
+        };
+    }
+    let dirs: Vec<PathBuf> = path_var
+        .map(|p| std::env::split_paths(p).collect())
+        .unwrap_or_default();
+    for d in &dirs {
+        let candidate = d.join(QEMU_BINARY);
+        if is_executable(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(QemuError::NotFound {
+        looked: format!(
+            "$PINLAT_QEMU (not set), {QEMU_BINARY} in $PATH ({})",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        ),
+    })
+}
+
+fn is_executable(p: &Path) -> bool {
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Parses `qemu-system-x86_64 --version` output into (`7.2.22`, first line).
+pub fn parse_qemu_version(text: &str) -> Option<(String, String)> {
+    let line = text.lines().next()?.trim();
+    let rest = line.split("version ").nth(1)?;
+    let ver: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    (!ver.is_empty() && ver.contains('.')).then(|| (ver, line.to_owned()))
+}
+
+/// Formats CPU numbers in libvirt/kernel list syntax: ascending, ranges collapsed (`0-2,5`).
+pub fn format_cpu_list(cpus: &[u32]) -> String {
+    let mut v = cpus.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end + 1 {
+            i += 1;
+            end = v[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+/// The guest kernel command line for a realtime guest: the console on ttyS0, no reboot loop on
+/// panic (`panic=-1` reboots at once and `-no-reboot` turns that into a QEMU exit), and, when
+/// there are RT vCPUs, `isolcpus nohz_full rcu_nocbs` on them and `irqaffinity` on the
+/// housekeeping vCPUs (the tuned `realtime-virtual-guest` profile's set). `extra` is appended
+/// verbatim, one parameter per element.
+pub fn guest_cmdline(rt_vcpus: &[u32], housekeeping_vcpus: &[u32], extra: &[&str]) -> String {
+    let mut p: Vec<String> = ["console=ttyS0,115200", "panic=-1", "quiet"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if !rt_vcpus.is_empty() {
+        let rt = format_cpu_list(rt_vcpus);
+        p.push(format!("isolcpus={rt}"));
+        p.push(format!("nohz_full={rt}"));
+        p.push(format!("rcu_nocbs={rt}"));
+    }
+    if !housekeeping_vcpus.is_empty() {
+        p.push(format!(
+            "irqaffinity={}",
+            format_cpu_list(housekeeping_vcpus)
+        ));
+    }
+    p.extend(extra.iter().map(|s| s.to_string()));
+    p.join(" ")
+}
+
+/// What to launch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    /// Guest name (`-name`); also names QEMU's threads' process.
+    pub name: String,
+    /// Accelerator.
+    pub accel: Accel,
+    /// Number of vCPUs.
+    pub vcpus: u32,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// The bzImage.
+    pub kernel: PathBuf,
+    /// The initramfs.
+    pub initrd: PathBuf,
+    /// The guest kernel command line (see [`guest_cmdline`]).
+    pub append: String,
+    /// `-cpu` model; `None` means `host` under KVM and QEMU's default under TCG.
+    pub cpu_model: Option<String>,
+    /// iothread ids to create (`-object iothread,id=…`).
+    pub iothreads: Vec<String>,
+    /// Where ttyS0 (the guest console) is written; created or truncated.
+    pub console_log: PathBuf,
+    /// Where ttyS1 (the agent channel) is written; created or truncated.
+    pub agent_channel: PathBuf,
+}
+
+/// Escapes a value for QEMU's `key=value,…` option syntax (a `,` is written `,,`).
+fn opt_value(v: &OsStr) -> OsString {
+    let mut out = Vec::with_capacity(v.len());
+    for &b in v.as_bytes() {
+        out.push(b);
+        if b == b',' {
+            out.push(b',');
+        }
+    }
+    OsString::from_vec(out)
+}
+
+fn opt(prefix: &str, path: &Path) -> OsString {
+    let mut s = OsString::from(prefix);
+    s.push(opt_value(path.as_os_str()));
+    s
+}
+
+/// QEMU's argument vector (without the program) for `spec`, with QMP on `qmp_socket`.
+pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
+    push(&[
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    let name = spec.name.replace(',', "_");
+    push(&["-name", &format!("{name},debug-threads=on")]);
+    push(&["-accel", spec.accel.arg()]);
+    let cpu = spec
+        .cpu_model
+        .clone()
+        .or_else(|| (spec.accel == Accel::Kvm).then(|| "host".to_owned()));
+    if let Some(cpu) = cpu {
+        push(&["-cpu", &cpu]);
+    }
+    push(&[
+        "-smp",
+        &spec.vcpus.to_string(),
+        "-m",
+        &spec.memory_mib.to_string(),
+    ]);
+    for id in &spec.iothreads {
+        push(&["-object", &format!("iothread,id={}", id.replace(',', "_"))]);
+    }
+    a.push("-kernel".into());
+    a.push(spec.kernel.clone().into_os_string());
+    a.push("-initrd".into());
+    a.push(spec.initrd.clone().into_os_string());
+    a.push("-append".into());
+    a.push(spec.append.clone().into());
+    a.push("-chardev".into());
+    a.push(opt("file,id=console,path=", &spec.console_log));
+    a.push("-serial".into());
+    a.push("chardev:console".into());
+    a.push("-chardev".into());
+    a.push(opt("file,id=agent,path=", &spec.agent_channel));
+    a.push("-serial".into());
+    a.push("chardev:agent".into());
+    a.push("-qmp".into());
+    let mut q = opt("unix:", qmp_socket);
+    q.push(",server=on,wait=off");
+    a.push(q);
+    a
+}
+
+/// A private directory (mode 0700, from `mkdtemp`) for QEMU's sockets and logs, removed with
+/// its contents on drop. Created under `$XDG_RUNTIME_DIR` when set, else `/tmp`.
+#[derive(Debug)]
+pub struct RuntimeDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl RuntimeDir {
+    /// Creates `pinlat-XXXXXX` under `$XDG_RUNTIME_DIR` or `/tmp`.
+    pub fn new() -> Result<Self, QemuError> {
+        let parent = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute() && p.is_dir())
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        Self::new_in(&parent)
+    }
+
+    /// Creates `pinlat-XXXXXX` under `parent`.
+    pub fn new_in(parent: &Path) -> Result<Self, QemuError> {
+        let path = nix::unistd::mkdtemp(&parent.join("pinlat-XXXXXX")).map_err(|source| {
+            QemuError::RuntimeDir {
+                parent: parent.to_owned(),
+                source,
+            }
+        })?;
+        Ok(RuntimeDir { path, keep: false })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Leaves the directory on disk after drop (for debugging).
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A running QEMU. Dropping it kills the whole process group and reaps the child.
+#[derive(Debug)]
+pub struct Qemu {
+    child: Child,
+    status: Option<ExitStatus>,
+    qmp_socket: PathBuf,
+    stderr_log: PathBuf,
+    args: Vec<OsString>,
+    started: Instant,
+    // Declared last: removed only after the child is dead.
+    runtime: RuntimeDir,
+}
+
+impl Qemu {
+    /// Starts QEMU for `spec` with a fresh private runtime directory.
+    ///
+    /// `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child exits, so spawn from
+    /// a thread that lives as long as the guest should (e.g. the main thread).
+    pub fn spawn(binary: &QemuBinary, spec: &VmSpec) -> Result<Self, QemuError> {
+        Self::spawn_in(binary, spec, RuntimeDir::new()?)
+    }
+
+    /// Starts QEMU using the given runtime directory.
+    pub fn spawn_in(
+        binary: &QemuBinary,
+        spec: &VmSpec,
+        runtime: RuntimeDir,
+    ) -> Result<Self, QemuError> {
+        let qmp_socket = runtime.path().join("qmp.sock");
+        let stderr_log = runtime.path().join("qemu.stderr");
+        let stderr = fs::File::create(&stderr_log).map_err(|source| QemuError::Io {
+            path: stderr_log.clone(),
+            source,
+        })?;
+        let args = qemu_args(spec, &qmp_socket);
+        let parent = nix::unistd::getpid().as_raw();
+        let mut cmd = Command::new(&binary.path);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .process_group(0);
+        // SAFETY: the closure runs in the forked child before exec and calls only
+        // async-signal-safe functions (prctl, getppid); it allocates nothing and takes no locks.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died before prctl: then nobody would ever kill us.
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|source| QemuError::Spawn {
+            path: binary.path.clone(),
+            source,
+        })?;
+        Ok(Qemu {
+            child,
+            status: None,
+            qmp_socket,
+            stderr_log,
+            args,
+            started: Instant::now(),
+            runtime,
+        })
+    }
+
+    /// QEMU's pid (also its process group id).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// The argument vector QEMU was started with (for the run record).
+    pub fn args(&self) -> &[OsString] {
+        &self.args
+    }
+
+    /// When QEMU was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The QMP socket path.
+    pub fn qmp_socket(&self) -> &Path {
+        &self.qmp_socket
+    }
+
+    /// The private runtime directory.
+    pub fn runtime_dir(&self) -> &Path {
+        self.runtime.path()
+    }
+
+    /// The last `max_bytes` of QEMU's stderr (warnings, or why it failed to start).
+    pub fn stderr_tail(&self, max_bytes: u64) -> String {
+        read_tail(&self.stderr_log, max_bytes)
+    }
+
+    /// The exit status if QEMU has exited; reaps it.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, QemuError> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().map_err(|source| QemuError::Io {
+                path: PathBuf::from("<qemu child>"),
+                source,
+            })?;
+        }
+        Ok(self.status)
+    }
+
+    /// Waits until QEMU exits or `deadline` passes (polling every 10 ms).
+    pub fn wait_until(&mut self, deadline: Instant) -> Result<Option<ExitStatus>, QemuError> {
+        loop {
+            if let Some(s) = self.try_wait()? {
+                return Ok(Some(s));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for QEMU's QMP socket (failing fast if QEMU exits), makes it mode 0600, connects
+    /// and negotiates capabilities. `io_timeout` bounds every later command.
+    pub fn connect_qmp(
+        &mut self,
+        deadline: Instant,
+        io_timeout: Duration,
+    ) -> Result<QmpClient<std::os::unix::net::UnixStream>, QemuError> {
+        let started = Instant::now();
+        while !self.qmp_socket.exists() {
+            if let Some(status) = self.try_wait()? {
+                return Err(QemuError::Exited {
+                    status,
+                    stderr: self.stderr_tail(4096),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(QemuError::NoQmpSocket {
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        fs::set_permissions(&self.qmp_socket, fs::Permissions::from_mode(0o600)).map_err(
+            |source| QemuError::Io {
+                path: self.qmp_socket.clone(),
+                source,
+            },
+        )?;
+        qmp::connect_unix(&self.qmp_socket, deadline, io_timeout).map_err(|e| {
+            match self.try_wait() {
+                Ok(Some(status)) => QemuError::Exited {
+                    status,
+                    stderr: self.stderr_tail(4096),
+                },
+                _ => QemuError::Qmp(e),
+            }
+        })
+    }
+
+    /// Kills QEMU's process group with SIGKILL and reaps QEMU. Idempotent.
+    pub fn kill(&mut self) -> Result<ExitStatus, QemuError> {
+        if let Some(s) = self.try_wait()? {
+            return Ok(s);
+        }
+        let pgid = nix::unistd::Pid::from_raw(self.pid());
+        // Kill the group (QEMU helpers included); fall back to the child alone.
+        if nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).is_err() {
+            let _ = self.child.kill();
+        }
+        let status = self.child.wait().map_err(|source| QemuError::Io {
+            path: PathBuf::from("<qemu child>"),
+            source,
+        })?;
+        self.status = Some(status);
+        Ok(status)
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+fn read_tail(path: &Path, max_bytes: u64) -> String {
+    let Ok(mut f) = fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(max_bytes)));
+    let mut buf = Vec::new();
+    let _ = f.take(max_bytes).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Reads the last `max_bytes` of a log (e.g. the console log to print on failure).
+pub fn log_tail(path: &Path, max_bytes: u64) -> String {
+    read_tail(path, max_bytes)
+}
+
+/// Follows a file that QEMU appends to (the agent channel), returning only new bytes.
+/// Before the file exists, reads return nothing; if it shrinks (QEMU truncated it on start),
+/// reading restarts from the beginning.
+#[derive(Debug)]
+pub struct FileFollower {
+    path: PathBuf,
+    file: Option<fs::File>,
+    offset: u64,
+}
+
+impl FileFollower {
+    /// Follows `path` from its start.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileFollower {
+            path: path.into(),
+            file: None,
+            offset: 0,
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Appends up to `max_bytes` new bytes to `out`; returns how many (0: nothing new yet).
+    pub fn read_new(&mut self, out: &mut Vec<u8>, max_bytes: usize) -> io::Result<usize> {
+        if self.file.is_none() {
+            match fs::File::open(&self.path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(f) = self.file.as_mut() else {
+            return Ok(0);
+        };
+        let len = f.metadata()?.len();
+        if len < self.offset {
+            self.offset = 0;
+        }
+        if len == self.offset {
+            return Ok(0);
+        }
+        f.seek(SeekFrom::Start(self.offset))?;
+        let want = ((len - self.offset) as usize).min(max_bytes);
+        let before = out.len();
+        f.take(want as u64).read_to_end(out)?;
+        let n = out.len() - before;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// A process-wide exclusive lock that serializes guest boots (tests named `boot_*` take it),
+/// so two guests never compete for this machine's two CPUs. Released on drop.
+#[derive(Debug)]
+pub struct BootLock {
+    _lock: nix::fcntl::Flock<fs::File>,
+}
+
+impl BootLock {
+    /// Blocks until the lock at [`BOOT_LOCK_PATH`] is held.
+    pub fn acquire() -> io::Result<Self> {
+        Self::acquire_at(Path::new(BOOT_LOCK_PATH))
+    }
+
+    /// Blocks until the lock at `path` is held.
+    pub fn acquire_at(path: &Path) -> io::Result<Self> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| io::Error::from(e))?;
+        Ok(BootLock { _lock: lock })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> VmSpec {
+        VmSpec {
+            name: "run,1".into(),
+            accel: Accel::Tcg,
+            vcpus: 2,
+            memory_mib: 256,
+            kernel: "/k/vmlinuz".into(),
+            initrd: "/k/initrd.cpio".into(),
+            append: guest_cmdline(&[1], &[0], &[]),
+            cpu_model: None,
+            iothreads: vec!["io0".into()],
+            console_log: "/out/a,b/console.log".into(),
+            agent_channel: "/out/agent.bin".into(),
+        }
+    }
+
+    fn strs(v: &[OsString]) -> Vec<String> {
+        v.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn args_for_tcg() {
+        let a = strs(&qemu_args(&spec(), Path::new("/run/p/qmp.sock")));
+        assert_eq!(after(&a, "-accel"), ["tcg,thread=multi"]);
+        assert_eq!(after(&a, "-smp"), ["2"]);
+        assert_eq!(after(&a, "-m"), ["256"]);
+        assert_eq!(after(&a, "-name"), ["run_1,debug-threads=on"]);
+        assert_eq!(after(&a, "-cpu"), Vec::<&str>::new());
+        assert_eq!(after(&a, "-object"), ["iothread,id=io0"]);
+        assert_eq!(after(&a, "-kernel"), ["/k/vmlinuz"]);
+        assert_eq!(after(&a, "-initrd"), ["/k/initrd.cpio"]);
+        assert_eq!(
+            after(&a, "-chardev"),
+            [
+                "file,id=console,path=/out/a,,b/console.log",
+                "file,id=agent,path=/out/agent.bin"
+            ]
+        );
+        // ttyS0 is the first -serial, ttyS1 the second.
+        assert_eq!(after(&a, "-serial"), ["chardev:console", "chardev:agent"]);
+        assert_eq!(
+            after(&a, "-qmp"),
+            ["unix:/run/p/qmp.sock,server=on,wait=off"]
+        );
+        for f in ["-nodefaults", "-no-reboot", "-no-user-config"] {
+            assert!(a.iter().any(|x| x == f), "{f}");
+        }
+        assert_eq!(after(&a, "-display"), ["none"]);
+    }
+
+    #[test]
+    fn args_for_kvm_default_to_host_cpu() {
+        let mut s = spec();
+        s.accel = Accel::Kvm;
+        let a = strs(&qemu_args(&s, Path::new("/q")));
+        assert_eq!(after(&a, "-accel"), ["kvm"]);
+        assert_eq!(after(&a, "-cpu"), ["host"]);
+        s.cpu_model = Some("max".into());
+        assert_eq!(
+            after(&strs(&qemu_args(&s, Path::new("/q"))), "-cpu"),
+            ["max"]
+        );
+    }
+
+    #[test]
+    fn cmdline_from_rt_mask() {
+        assert_eq!(
+            guest_cmdline(&[1, 2, 3, 5], &[0], &["pinlat.debug"]),
+            "console=ttyS0,115200 panic=-1 quiet isolcpus=1-3,5 nohz_full=1-3,5 \
+             rcu_nocbs=1-3,5 irqaffinity=0 pinlat.debug"
+        );
+        assert_eq!(
+            guest_cmdline(&[], &[0, 1], &[]),
+            "console=ttyS0,115200 panic=-1 quiet irqaffinity=0-1"
+        );
+    }
+
+    #[test]
+    fn cpu_list_format() {
+        assert_eq!(format_cpu_list(&[]), "");
+        assert_eq!(format_cpu_list(&[3]), "3");
+        assert_eq!(format_cpu_list(&[5, 0, 1, 2, 2, 7, 8]), "0-2,5,7-8");
+    }
+
+    #[test]
+    fn version_parsing() {
+        let out = "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) 2003-2022 Fabrice Bellard\n";
+        let (v, line) = parse_qemu_version(out).unwrap();
+        assert_eq!(v, "7.2.22");
+        assert!(line.starts_with("QEMU emulator version 7.2.22 (Debian"));
+        assert_eq!(parse_qemu_version("garbage"), None);
+        assert_eq!(parse_qemu_version(""), None);
+    }
+
+    #[test]
+    fn find_qemu_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join(QEMU_BINARY);
+        fs::write(&bin, "#!/bin/false\n").unwrap();
+        let path_var =
+            std::env::join_paths(["/nonexistent", dir.path().to_str().unwrap()]).unwrap();
+        assert!(
+            find_qemu(None, Some(&path_var)).is_err(),
+            "not executable yet"
+        );
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(find_qemu(None, Some(&path_var)).unwrap(), bin);
+        assert_eq!(find_qemu(Some(bin.as_os_str()), None).unwrap(), bin);
+        let err = find_qemu(Some(OsStr::new("/nope/qemu")), Some(&path_var)).unwrap_err();
+        assert!(err.to_string().contains("/nope/qemu"), "{err}");
+        let err = find_qemu(None, Some(OsStr::new("/nonexistent"))).unwrap_err();
+        assert!(err.to_string().contains("PINLAT_QEMU"), "{err}");
+    }
+
+    #[test]
+    fn runtime_dir_is_private_and_removed() {
+        let parent = tempfile::tempdir().unwrap();
+        let path = {
+            let rd = RuntimeDir::new_in(parent.path()).unwrap();
+            let mode = fs::metadata(rd.path()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700);
+            fs::write(rd.path().join("x"), "y").unwrap();
+            rd.path().to_owned()
+        };
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn follower_sees_appends_and_truncation() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("chan");
+        let mut f = FileFollower::new(&p);
+        let mut out = Vec::new();
+        assert_eq!(f.read_new(&mut out, 100).unwrap(), 0);
+        let mut w = fs::File::create(&p).unwrap();
+        w.write_all(b"hello ").unwrap();
+        assert_eq!(f.read_new(&mut out, 3).unwrap(), 3);
+        assert_eq!(f.read_new(&mut out, 100).unwrap(), 3);
+        w.write_all(b"world").unwrap();
+        assert_eq!(f.read_new(&mut out, 100).unwrap(), 5);
+        assert_eq!(out, b"hello world");
+        assert_eq!(f.read_new(&mut out, 100).unwrap(), 0);
+        fs::write(&p, b"new").unwrap();
+        out.clear();
+        assert_eq!(f.read_new(&mut out, 100).unwrap(), 3);
+        assert_eq!(out, b"new");
+    }
+
+    #[test]
+    fn spawn_failure_is_reported() {
+        let bin = QemuBinary {
+            path: "/nonexistent/qemu".into(),
+            version: "0.0".into(),
+            version_line: String::new(),
+        };
+        let err = Qemu::spawn(&bin, &spec()).unwrap_err();
+        assert!(matches!(err, QemuError::Spawn { .. }), "{err}");
+    }
+
+    /// `/bin/sleep` as a stand-in "QEMU" rejects QEMU's flags and exits at once: waiting for
+    /// QMP must fail fast with its stderr, not wait out the deadline.
+    #[test]
+    fn early_exit_is_reported_and_runtime_dir_removed() {
+        let bin = QemuBinary {
+            path: "/bin/sleep".into(),
+            version: "0.0".into(),
+            version_line: String::new(),
+        };
+        let mut q = Qemu::spawn(&bin, &spec()).unwrap();
+        let t = Instant::now();
+        let err = q
+            .connect_qmp(
+                Instant::now() + Duration::from_secs(5),
+                Duration::from_secs(1),
+            )
+            .unwrap_err();
+        assert!(matches!(err, QemuError::Exited { .. }), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(4));
+        assert!(q.stderr_tail(4096).contains("sleep"));
+        let rd = q.runtime_dir().to_owned();
+        assert!(rd.exists());
+        drop(q);
+        assert!(!rd.exists());
+    }
+
+    #[test]
+    fn boot_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        let held = BootLock::acquire_at(&p).unwrap();
+        let file = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        let r = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock);
+        assert!(r.is_err(), "second lock must fail while the first is held");
+        drop(held);
+        let file = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        assert!(nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok());
+    }
+}

@@ -1,0 +1,896 @@
+//! A QEMU Machine Protocol (QMP) client: how pinlat learns QEMU's thread ids and how the
+//! `mgmt-poll` scenario loads the emulator thread the way libvirt's monitoring does.
+//!
+//! QMP is line-delimited JSON over a socket (QEMU `docs/interop/qmp-spec.rst`): the server sends
+//! a greeting, the client must send `qmp_capabilities`, then each `{"execute": …, "id": …}` gets
+//! one `{"return": …}` or `{"error": {"class", "desc"}}` carrying the same `id`, with
+//! asynchronous `{"event": …}` messages interleaved at any time. The client is generic over
+//! `Read + Write` so tests feed it scripted transcripts (as cloud-hypervisor's `api_client`).
+//!
+//! A broken or hostile peer can only produce an error: every reply is capped in size, each
+//! command has a deadline, and nothing here panics on input.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Default cap on one QMP message, in bytes.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// Default deadline for one command, greeting included.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many unread events are kept; older ones are dropped (and counted).
+pub const MAX_QUEUED_EVENTS: usize = 256;
+
+/// Errors talking QMP.
+#[derive(Debug, thiserror::Error)]
+pub enum QmpError {
+    /// The socket failed.
+    #[error("QMP I/O error")]
+    Io(#[source] io::Error),
+    /// QEMU closed the connection (it exited or crashed).
+    #[error("QMP connection closed by QEMU")]
+    Closed,
+    /// No complete reply before the deadline.
+    #[error("QMP timed out after {waited_ms} ms waiting for {waiting_for}")]
+    Timeout {
+        /// What was awaited: `greeting` or the command name.
+        waiting_for: String,
+        /// How long, in milliseconds.
+        waited_ms: u64,
+    },
+    /// A message longer than the cap.
+    #[error("QMP message exceeds {max_bytes} bytes")]
+    TooLarge {
+        /// The cap, in bytes.
+        max_bytes: usize,
+    },
+    /// Bytes that are not a QMP message (bad JSON, missing fields, wrong types).
+    #[error("QMP protocol error: {0}")]
+    Protocol(String),
+    /// QEMU answered the command with an error.
+    #[error("QMP command '{command}' failed: {class}: {desc}")]
+    Command {
+        /// The command.
+        command: String,
+        /// QEMU's error class, e.g. `CommandNotFound`, `GenericError`.
+        class: String,
+        /// QEMU's message.
+        desc: String,
+    },
+    /// The socket never accepted a connection before the deadline.
+    #[error("QMP socket {path} not connectable within {waited_ms} ms")]
+    Connect {
+        /// The socket path.
+        path: PathBuf,
+        /// How long we tried, in milliseconds.
+        waited_ms: u64,
+        /// The last connect error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl QmpError {
+    /// True if QEMU said it does not know the command.
+    pub fn is_command_not_found(&self) -> bool {
+        matches!(self, QmpError::Command { class, .. } if class == "CommandNotFound")
+    }
+}
+
+/// QEMU's version from the QMP greeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QemuVersion {
+    /// Major version, e.g. 7.
+    pub major: u32,
+    /// Minor version, e.g. 2.
+    pub minor: u32,
+    /// Micro version, e.g. 22.
+    pub micro: u32,
+    /// Distribution package string, e.g. `Debian 1:7.2+dfsg-7+deb12u18+b3`.
+    pub package: String,
+}
+
+/// An asynchronous QMP event (e.g. `SHUTDOWN`, `STOP`, `RESET`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QmpEvent {
+    /// The event name.
+    pub event: String,
+    /// The event's `data`, or `null`.
+    pub data: Value,
+    /// QEMU's timestamp in microseconds since the Unix epoch (0 if absent).
+    pub timestamp_us: u64,
+}
+
+/// One vCPU from `query-cpus-fast`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct VcpuThread {
+    /// The vCPU index (0-based), as `-smp` numbers them.
+    #[serde(rename = "cpu-index")]
+    pub cpu_index: u32,
+    /// The host thread id (tid) running this vCPU.
+    #[serde(rename = "thread-id")]
+    pub thread_id: i32,
+    /// The QOM path of the CPU object.
+    #[serde(rename = "qom-path", default)]
+    pub qom_path: String,
+}
+
+/// One iothread from `query-iothreads`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct IoThread {
+    /// The iothread's id (`-object iothread,id=…`).
+    pub id: String,
+    /// The host thread id.
+    #[serde(rename = "thread-id")]
+    pub thread_id: i32,
+}
+
+/// The VM run state from `query-status`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct VmStatus {
+    /// Run state, e.g. `running`, `paused`, `shutdown`, `guest-panicked`.
+    pub status: String,
+    /// Whether vCPUs are running.
+    pub running: bool,
+}
+
+/// Which statistics `query-stats` should return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsTarget {
+    /// Per-VM statistics.
+    Vm,
+    /// Per-vCPU statistics.
+    Vcpu,
+}
+
+impl StatsTarget {
+    fn as_str(self) -> &'static str {
+        match self {
+            StatsTarget::Vm => "vm",
+            StatsTarget::Vcpu => "vcpu",
+        }
+    }
+}
+
+/// A QMP client over any byte stream that is both readable and writable.
+pub struct QmpClient<S> {
+    stream: S,
+    pending: Vec<u8>,
+    next_id: u64,
+    version: QemuVersion,
+    events: VecDeque<QmpEvent>,
+    dropped_events: u64,
+    max_message_bytes: usize,
+    command_timeout: Duration,
+}
+
+impl<S> std::fmt::Debug for QmpClient<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QmpClient")
+            .field("version", &self.version)
+            .field("next_id", &self.next_id)
+            .field("queued_events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Read + Write> QmpClient<S> {
+    /// Reads the greeting and negotiates capabilities (`qmp_capabilities`), with the default
+    /// deadline and size cap.
+    pub fn handshake(stream: S) -> Result<Self, QmpError> {
+        Self::handshake_with(stream, DEFAULT_COMMAND_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES)
+    }
+
+    /// Like [`QmpClient::handshake`] with an explicit per-command deadline and message cap.
+    /// The deadline is checked between reads, so a stream without its own read timeout can
+    /// still block; [`connect_unix`] sets one.
+    pub fn handshake_with(
+        stream: S,
+        command_timeout: Duration,
+        max_message_bytes: usize,
+    ) -> Result<Self, QmpError> {
+        let mut client = QmpClient {
+            stream,
+            pending: Vec::new(),
+            next_id: 1,
+            version: QemuVersion {
+                major: 0,
+                minor: 0,
+                micro: 0,
+                package: String::new(),
+            },
+            events: VecDeque::new(),
+            dropped_events: 0,
+            max_message_bytes,
+            command_timeout,
+        };
+        let deadline = Instant::now() + command_timeout;
+        let greeting = loop {
+            let msg = client.read_message("greeting", deadline)?;
+            if msg.get("event").is_some() {
+                client.push_event(&msg);
+                continue;
+            }
+            break msg;
+        };
+        client.version = parse_greeting(&greeting)?;
+        client.execute("qmp_capabilities", None)?;
+        Ok(client)
+    }
+
+    /// The QEMU version announced in the greeting.
+    pub fn version(&self) -> &QemuVersion {
+        &self.version
+    }
+
+    /// Runs one command and returns its `return` value. Events that arrive meanwhile are
+    /// queued (see [`QmpClient::take_events`]); replies carrying another command's id (left
+    /// over from a command that timed out) are skipped.
+    pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, QmpError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut req = json!({ "execute": command, "id": id });
+        if let Some(args) = arguments {
+            req["arguments"] = args;
+        }
+        let mut line = serde_json::to_vec(&req).map_err(|e| QmpError::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        self.stream.write_all(&line).map_err(map_io)?;
+        self.stream.flush().map_err(map_io)?;
+
+        let deadline = Instant::now() + self.command_timeout;
+        loop {
+            let msg = self.read_message(command, deadline)?;
+            if msg.get("event").is_some() {
+                self.push_event(&msg);
+                continue;
+            }
+            match msg.get("id") {
+                Some(v) if v.as_u64() != Some(id) => continue,
+                _ => {}
+            }
+            if let Some(ret) = msg.get("return") {
+                return Ok(ret.clone());
+            }
+            if let Some(err) = msg.get("error") {
+                let field = |k: &str| err.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+                return Err(QmpError::Command {
+                    command: command.to_owned(),
+                    class: field("class"),
+                    desc: field("desc"),
+                });
+            }
+            return Err(QmpError::Protocol(format!(
+                "reply to '{command}' has neither return nor error: {}",
+                truncate(&msg.to_string(), 200)
+            )));
+        }
+    }
+
+    /// Runs a command and deserializes its `return` value into `T`.
+    pub fn execute_as<T: DeserializeOwned>(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+    ) -> Result<T, QmpError> {
+        let value = self.execute(command, arguments)?;
+        serde_json::from_value(value)
+            .map_err(|e| QmpError::Protocol(format!("unexpected '{command}' reply: {e}")))
+    }
+
+    /// `query-cpus-fast`: each vCPU's index and host thread id, sorted by index.
+    pub fn query_cpus_fast(&mut self) -> Result<Vec<VcpuThread>, QmpError> {
+        let mut cpus: Vec<VcpuThread> = self.execute_as("query-cpus-fast", None)?;
+        cpus.sort_by_key(|c| c.cpu_index);
+        Ok(cpus)
+    }
+
+    /// `query-iothreads`: each iothread's id and host thread id.
+    pub fn query_iothreads(&mut self) -> Result<Vec<IoThread>, QmpError> {
+        self.execute_as("query-iothreads", None)
+    }
+
+    /// `query-status`: the VM run state.
+    pub fn query_status(&mut self) -> Result<VmStatus, QmpError> {
+        self.execute_as("query-status", None)
+    }
+
+    /// `query-stats` for one target (QEMU ≥ 7.1). Under TCG QEMU 7.2 returns an empty list
+    /// (only KVM provides statistics); the call still costs a main-loop round trip.
+    pub fn query_stats(&mut self, target: StatsTarget) -> Result<Value, QmpError> {
+        self.execute("query-stats", Some(json!({ "target": target.as_str() })))
+    }
+
+    /// `query-blockstats`: per-drive I/O statistics (an empty list without drives).
+    pub fn query_blockstats(&mut self) -> Result<Value, QmpError> {
+        self.execute("query-blockstats", None)
+    }
+
+    /// `quit`: asks QEMU to exit at once. QEMU may close the socket before replying, so a
+    /// closed connection counts as success.
+    pub fn quit(&mut self) -> Result<(), QmpError> {
+        match self.execute("quit", None) {
+            Ok(_) | Err(QmpError::Closed) => Ok(()),
+            Err(QmpError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads and queues any events already sent, waiting at most `wait` for the first one.
+    /// Returns the number of events queued by this call.
+    pub fn poll_events(&mut self, wait: Duration) -> Result<usize, QmpError> {
+        let before = self.events.len() as u64 + self.dropped_events;
+        let deadline = Instant::now() + wait;
+        match self.read_message("events", deadline) {
+            Ok(msg) if msg.get("event").is_some() => self.push_event(&msg),
+            Ok(msg) => {
+                return Err(QmpError::Protocol(format!(
+                    "unsolicited reply: {}",
+                    truncate(&msg.to_string(), 200)
+                )))
+            }
+            Err(QmpError::Timeout { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        Ok((self.events.len() as u64 + self.dropped_events - before) as usize)
+    }
+
+    /// Removes and returns the queued events, oldest first.
+    pub fn take_events(&mut self) -> Vec<QmpEvent> {
+        self.events.drain(..).collect()
+    }
+
+    /// How many events were dropped because the queue was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
+    /// The underlying stream.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+
+    fn push_event(&mut self, msg: &Value) {
+        let ts = &msg["timestamp"];
+        let timestamp_us = ts["seconds"].as_u64().unwrap_or(0) * 1_000_000
+            + ts["microseconds"].as_u64().unwrap_or(0);
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            self.events.pop_front();
+            self.dropped_events += 1;
+        }
+        self.events.push_back(QmpEvent {
+            event: msg["event"].as_str().unwrap_or("").to_owned(),
+            data: msg.get("data").cloned().unwrap_or(Value::Null),
+            timestamp_us,
+        });
+    }
+
+    /// Reads one newline-terminated JSON object.
+    fn read_message(&mut self, waiting_for: &str, deadline: Instant) -> Result<Value, QmpError> {
+        let started = Instant::now();
+        loop {
+            if let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=pos).collect();
+                let text = trim_ascii(&line);
+                if text.is_empty() {
+                    continue;
+                }
+                let value: Value = serde_json::from_slice(text).map_err(|e| {
+                    QmpError::Protocol(format!(
+                        "bad JSON ({e}): {}",
+                        truncate(&String::from_utf8_lossy(text), 200)
+                    ))
+                })?;
+                if !value.is_object() {
+                    return Err(QmpError::Protocol(format!(
+                        "message is not an object: {}",
+                        truncate(&value.to_string(), 200)
+                    )));
+                }
+                return Ok(value);
+            }
+            if self.pending.len() > self.max_message_bytes {
+                self.pending.clear();
+                return Err(QmpError::TooLarge {
+                    max_bytes: self.max_message_bytes,
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(QmpError::Timeout {
+                    waiting_for: waiting_for.to_owned(),
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(QmpError::Closed),
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if Instant::now() >= deadline {
+                        return Err(QmpError::Timeout {
+                            waiting_for: waiting_for.to_owned(),
+                            waited_ms: started.elapsed().as_millis() as u64,
+                        });
+                    }
+                }
+                Err(e) => return Err(map_io(e)),
+            }
+        }
+    }
+}
+
+fn map_io(e: io::Error) -> QmpError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => QmpError::Closed,
+        _ => QmpError::Io(e),
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &b[start..end]
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn parse_greeting(msg: &Value) -> Result<QemuVersion, QmpError> {
+    let qmp = msg
+        .get("QMP")
+        .ok_or_else(|| QmpError::Protocol("first message is not a QMP greeting".into()))?;
+    let v = &qmp["version"]["qemu"];
+    let num = |k: &str| -> Result<u32, QmpError> {
+        v[k].as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| QmpError::Protocol(format!("greeting lacks version.qemu.{k}")))
+    };
+    Ok(QemuVersion {
+        major: num("major")?,
+        minor: num("minor")?,
+        micro: num("micro")?,
+        package: qmp["version"]["package"].as_str().unwrap_or("").to_owned(),
+    })
+}
+
+/// Connects to a QMP unix socket, retrying until `deadline` while QEMU has not created or is
+/// not yet listening on it, then sets `io_timeout` as the socket's read/write timeout and
+/// per-command deadline, and performs the handshake.
+pub fn connect_unix(
+    path: &Path,
+    deadline: Instant,
+    io_timeout: Duration,
+) -> Result<QmpClient<UnixStream>, QmpError> {
+    let started = Instant::now();
+    let stream = loop {
+        match UnixStream::connect(path) {
+            Ok(s) => break s,
+            Err(e) => {
+                let retryable = matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                );
+                if !retryable || Instant::now() >= deadline {
+                    return Err(QmpError::Connect {
+                        path: path.to_owned(),
+                        waited_ms: started.elapsed().as_millis() as u64,
+                        source: e,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    stream
+        .set_read_timeout(Some(io_timeout))
+        .map_err(QmpError::Io)?;
+    stream
+        .set_write_timeout(Some(io_timeout))
+        .map_err(QmpError::Io)?;
+    QmpClient::handshake_with(stream, io_timeout, DEFAULT_MAX_MESSAGE_BYTES)
+}
+
+/// What one `mgmt-poll` round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollRound {
+    /// Commands issued.
+    pub commands: u32,
+}
+
+/// The `mgmt-poll` scenario's QMP load: each round issues the queries libvirt's `domstats`
+/// monitoring issues — `query-status`, `query-cpus-fast`, `query-blockstats` and, where
+/// QEMU has it, `query-stats` for `vm` and `vcpu`. Queries QEMU rejects on the first round
+/// (`CommandNotFound`, or an unsupported argument) are dropped and listed in
+/// [`MgmtPoll::unsupported`].
+#[derive(Debug, Clone)]
+pub struct MgmtPoll {
+    queries: Vec<(&'static str, Option<Value>)>,
+    unsupported: Vec<String>,
+    probed: bool,
+}
+
+impl Default for MgmtPoll {
+    fn default() -> Self {
+        MgmtPoll {
+            queries: vec![
+                ("query-status", None),
+                ("query-cpus-fast", None),
+                ("query-blockstats", None),
+                ("query-stats", Some(json!({ "target": "vm" }))),
+                ("query-stats", Some(json!({ "target": "vcpu" }))),
+            ],
+            unsupported: Vec::new(),
+            probed: false,
+        }
+    }
+}
+
+impl MgmtPoll {
+    /// A poller with libvirt's query set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Issues one round of queries.
+    pub fn round<S: Read + Write>(
+        &mut self,
+        qmp: &mut QmpClient<S>,
+    ) -> Result<PollRound, QmpError> {
+        let mut round = PollRound::default();
+        let mut failure = None;
+        let mut keep = Vec::with_capacity(self.queries.len());
+        for (cmd, args) in std::mem::take(&mut self.queries) {
+            if failure.is_some() {
+                keep.push((cmd, args));
+                continue;
+            }
+            round.commands += 1;
+            match qmp.execute(cmd, args.clone()) {
+                Ok(_) => keep.push((cmd, args)),
+                Err(QmpError::Command { class, .. }) if !self.probed => {
+                    let what = match &args {
+                        Some(a) => format!("{cmd} {a} ({class})"),
+                        None => format!("{cmd} ({class})"),
+                    };
+                    self.unsupported.push(what);
+                }
+                Err(e) => {
+                    keep.push((cmd, args));
+                    failure = Some(e);
+                }
+            }
+        }
+        self.queries = keep;
+        match failure {
+            Some(e) => Err(e),
+            None => {
+                self.probed = true;
+                Ok(round)
+            }
+        }
+    }
+
+    /// Queries dropped because QEMU rejected them, with QEMU's error class.
+    pub fn unsupported(&self) -> &[String] {
+        &self.unsupported
+    }
+
+    /// The queries issued per round, e.g. `query-stats {"target":"vm"}`.
+    pub fn queries(&self) -> Vec<String> {
+        self.queries
+            .iter()
+            .map(|(c, a)| match a {
+                Some(a) => format!("{c} {a}"),
+                None => (*c).to_owned(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    const GREETING: &str = "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, \"package\": \"Debian 1:7.2+dfsg-7+deb12u18+b3\"}, \"capabilities\": [\"oob\"]}}\r\n";
+
+    /// A scripted peer: reads come from `input`, writes are collected.
+    struct Script {
+        input: Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+
+    impl Script {
+        fn new(lines: &[&str]) -> Self {
+            let mut input = Vec::new();
+            for l in lines {
+                input.extend_from_slice(l.as_bytes());
+                if !l.ends_with('\n') {
+                    input.extend_from_slice(b"\r\n");
+                }
+            }
+            Script {
+                input: Cursor::new(input),
+                output: Vec::new(),
+            }
+        }
+        fn sent(&self) -> Vec<Value> {
+            self.output
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).unwrap())
+                .collect()
+        }
+    }
+
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            // Deliver in small pieces to exercise reassembly.
+            let n = buf.len().min(7);
+            self.input.read(&mut buf[..n])
+        }
+    }
+
+    impl Write for Script {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn client(replies: &[&str]) -> QmpClient<Script> {
+        let mut lines = vec![GREETING, r#"{"return": {}, "id": 1}"#];
+        lines.extend_from_slice(replies);
+        QmpClient::handshake(Script::new(&lines)).unwrap()
+    }
+
+    #[test]
+    fn handshake_sends_capabilities_and_reads_version() {
+        let c = client(&[]);
+        assert_eq!(c.version().major, 7);
+        assert_eq!(c.version().minor, 2);
+        assert_eq!(c.version().micro, 22);
+        assert!(c.version().package.starts_with("Debian"));
+        let sent = c.into_inner().sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0]["execute"], "qmp_capabilities");
+        assert_eq!(sent[0]["id"], 1);
+    }
+
+    #[test]
+    fn cpus_fast_with_interleaved_events() {
+        let mut c = client(&[
+            r#"{"timestamp": {"seconds": 10, "microseconds": 5}, "event": "RTC_CHANGE", "data": {"offset": 0}}"#,
+            r#"{"return": [{"thread-id": 5914, "props": {"core-id": 1}, "qom-path": "/machine/unattached/device[2]", "cpu-index": 1, "target": "x86_64"}, {"thread-id": 5913, "qom-path": "/machine/unattached/device[0]", "cpu-index": 0, "target": "x86_64"}], "id": 2}"#,
+        ]);
+        let cpus = c.query_cpus_fast().unwrap();
+        assert_eq!(
+            cpus.iter()
+                .map(|v| (v.cpu_index, v.thread_id))
+                .collect::<Vec<_>>(),
+            vec![(0, 5913), (1, 5914)]
+        );
+        let events = c.take_events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event, "RTC_CHANGE");
+        assert_eq!(events[0].timestamp_us, 10_000_005);
+        let sent = c.into_inner().sent();
+        assert_eq!(sent[1]["execute"], "query-cpus-fast");
+    }
+
+    #[test]
+    fn stale_reply_with_other_id_is_skipped() {
+        let mut c = client(&[
+            r#"{"return": {"status": "paused", "running": false}, "id": 99}"#,
+            r#"{"return": {"status": "running", "singlestep": false, "running": true}, "id": 2}"#,
+        ]);
+        let s = c.query_status().unwrap();
+        assert_eq!(s.status, "running");
+        assert!(s.running);
+    }
+
+    #[test]
+    fn iothreads_and_stats() {
+        let mut c = client(&[
+            r#"{"return": [{"poll-shrink": 0, "thread-id": 5911, "aio-max-batch": 0, "poll-grow": 0, "poll-max-ns": 32768, "id": "io0"}], "id": 2}"#,
+            r#"{"return": [], "id": 3}"#,
+            r#"{"return": [], "id": 4}"#,
+        ]);
+        assert_eq!(
+            c.query_iothreads().unwrap(),
+            vec![IoThread {
+                id: "io0".into(),
+                thread_id: 5911
+            }]
+        );
+        assert_eq!(c.query_stats(StatsTarget::Vcpu).unwrap(), json!([]));
+        assert_eq!(c.query_blockstats().unwrap(), json!([]));
+        let sent = c.into_inner().sent();
+        assert_eq!(sent[2]["arguments"]["target"], "vcpu");
+    }
+
+    #[test]
+    fn error_reply_is_command_error() {
+        let mut c = client(&[
+            r#"{"id": 2, "error": {"class": "CommandNotFound", "desc": "The command query-x has not been found"}}"#,
+        ]);
+        let err = c.execute("query-x", None).unwrap_err();
+        assert!(err.is_command_not_found());
+        assert!(err.to_string().contains("query-x"), "{err}");
+    }
+
+    #[test]
+    fn truncated_json_then_eof_is_closed() {
+        // Cut mid-message and the peer goes away: Closed.
+        let mut c = client(&[]);
+        c.stream
+            .input
+            .get_mut()
+            .extend_from_slice(br#"{"return": [{"thread-id": 59"#);
+        assert!(matches!(c.query_cpus_fast(), Err(QmpError::Closed)));
+        // Cut mid-message but a line ends: not JSON, a protocol error.
+        let mut c = client(&[r#"{"return": [{"thread-id": 59"#]);
+        assert!(matches!(c.query_cpus_fast(), Err(QmpError::Protocol(_))));
+    }
+
+    #[test]
+    fn garbage_is_protocol_error() {
+        let mut c = client(&["this is not json"]);
+        assert!(matches!(c.query_status(), Err(QmpError::Protocol(_))));
+        let mut c = client(&["[1,2,3]"]);
+        assert!(matches!(c.query_status(), Err(QmpError::Protocol(_))));
+        let mut c = client(&[r#"{"id": 2}"#]);
+        assert!(matches!(c.query_status(), Err(QmpError::Protocol(_))));
+        // Right shape of message, wrong types inside.
+        let mut c = client(&[r#"{"return": [{"cpu-index": "zero", "thread-id": 1}], "id": 2}"#]);
+        assert!(matches!(c.query_cpus_fast(), Err(QmpError::Protocol(_))));
+        let mut c = client(&["\u{0}\u{1}\u{2}\u{ff}"]);
+        assert!(c.query_status().is_err());
+    }
+
+    #[test]
+    fn bad_greeting_is_error() {
+        let r = QmpClient::handshake(Script::new(&[r#"{"hello": 1}"#]));
+        assert!(matches!(r, Err(QmpError::Protocol(_))));
+        let r = QmpClient::handshake(Script::new(&[]));
+        assert!(matches!(r, Err(QmpError::Closed)));
+    }
+
+    #[test]
+    fn oversized_message_is_capped() {
+        let big = format!("{{\"return\": \"{}\"}}", "x".repeat(10_000));
+        let lines = [GREETING, r#"{"return": {}, "id": 1}"#, &big];
+        let mut c =
+            QmpClient::handshake_with(Script::new(&lines), DEFAULT_COMMAND_TIMEOUT, 4096).unwrap();
+        assert!(matches!(
+            c.query_status(),
+            Err(QmpError::TooLarge { max_bytes: 4096 })
+        ));
+    }
+
+    #[test]
+    fn quit_tolerates_close() {
+        let mut c = client(&[
+            r#"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}"#,
+        ]);
+        c.quit().unwrap();
+        assert_eq!(c.take_events()[0].event, "SHUTDOWN");
+    }
+
+    /// A stream that never has data: reads time out like a socket with SO_RCVTIMEO.
+    struct Silent;
+    impl Read for Silent {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(5));
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+    }
+    impl Write for Silent {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn silence_times_out() {
+        let r = QmpClient::handshake_with(Silent, Duration::from_millis(30), 1024);
+        match r {
+            Err(QmpError::Timeout { waiting_for, .. }) => assert_eq!(waiting_for, "greeting"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("handshake with a silent peer succeeded"),
+        }
+    }
+
+    #[test]
+    fn mgmt_poll_drops_unsupported_queries_once() {
+        let mut c = client(&[
+            r#"{"return": {"status": "running", "running": true}, "id": 2}"#,
+            r#"{"return": [], "id": 3}"#,
+            r#"{"return": [], "id": 4}"#,
+            r#"{"error": {"class": "CommandNotFound", "desc": "nope"}, "id": 5}"#,
+            r#"{"error": {"class": "CommandNotFound", "desc": "nope"}, "id": 6}"#,
+            // second round: only the three supported ones
+            r#"{"return": {"status": "running", "running": true}, "id": 7}"#,
+            r#"{"return": [], "id": 8}"#,
+            r#"{"return": [], "id": 9}"#,
+        ]);
+        let mut poll = MgmtPoll::new();
+        assert_eq!(poll.round(&mut c).unwrap().commands, 5);
+        assert_eq!(poll.unsupported().len(), 2);
+        assert_eq!(poll.queries().len(), 3);
+        assert_eq!(poll.round(&mut c).unwrap().commands, 3);
+        // After the probe round, a command error is an error.
+        assert!(matches!(poll.round(&mut c), Err(QmpError::Closed)));
+        assert_eq!(poll.queries().len(), 3);
+    }
+
+    #[test]
+    fn connect_gives_up_at_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none.sock");
+        let t = Instant::now();
+        let err = connect_unix(
+            &path,
+            Instant::now() + Duration::from_millis(50),
+            Duration::from_millis(50),
+        );
+        assert!(matches!(err, Err(QmpError::Connect { .. })));
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn connect_real_socket_pair() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qmp.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(GREETING.as_bytes()).unwrap();
+            let mut buf = [0u8; 256];
+            let n = s.read(&mut buf).unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).contains("qmp_capabilities"));
+            s.write_all(b"{\"return\": {}, \"id\": 1}\r\n").unwrap();
+        });
+        let c = connect_unix(
+            &path,
+            Instant::now() + Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        assert_eq!(c.version().minor, 2);
+        server.join().unwrap();
+    }
+}
