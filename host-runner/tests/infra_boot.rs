@@ -1,0 +1,288 @@
+//! Boots the real guest kernel (Debian's PREEMPT_RT kernel unless `PINLAT_KERNEL` names
+//! another) under QEMU with a tiny static init, and checks the host-side infrastructure end to
+//! end: kernel search, initramfs, QEMU arguments, the ttyS1 channel, QMP thread ids, pinning
+//! and scheduling read back from /proc, and that QEMU is always gone afterwards.
+//!
+//! Needs `qemu-system-x86_64` and a C compiler with static glibc (`gcc`, `libc6-dev`).
+//! Tests that boot a guest are named `boot_*` (one nextest group) and hold [`BootLock`], so
+//! plain `cargo test` never boots two guests at once either.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pinlat_runner::affinity;
+use pinlat_runner::initramfs::Initramfs;
+use pinlat_runner::kernel::KernelSearch;
+use pinlat_runner::procfs::{Procfs, SchedPolicy};
+use pinlat_runner::qemu::{
+    guest_cmdline, log_tail, Accel, BootLock, FileFollower, Qemu, QemuBinary, VmSpec,
+};
+use pinlat_runner::qmp::MgmtPoll;
+
+/// A static init: mounts /dev and /proc, writes `hello` and its command line to ttyS1 in raw
+/// mode, then either powers off at once or (with `pinlat.hold` on the command line) writes a
+/// tick every 100 ms for up to 60 s first.
+const INIT_C: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <termios.h>
+#include <unistd.h>
+int main(void) {
+    mount("devtmpfs", "/dev", "devtmpfs", 0, 0);
+    mount("proc", "/proc", "proc", 0, 0);
+    int fd = open("/dev/ttyS1", O_WRONLY | O_NOCTTY);
+    struct termios t;
+    if (fd >= 0 && tcgetattr(fd, &t) == 0) { cfmakeraw(&t); tcsetattr(fd, TCSANOW, &t); }
+    char cmd[1024] = {0}, buf[1200];
+    int c = open("/proc/cmdline", O_RDONLY);
+    if (c >= 0) { read(c, cmd, sizeof cmd - 1); close(c); }
+    cmd[strcspn(cmd, "\n")] = 0;
+    int n = snprintf(buf, sizeof buf, "hello pinlat\ncmdline %s\n", cmd);
+    write(fd, buf, n);
+    if (strstr(cmd, "pinlat.hold")) {
+        for (int i = 0; i < 600; i++) {
+            n = snprintf(buf, sizeof buf, "tick %d\n", i);
+            write(fd, buf, n);
+            usleep(100000);
+        }
+    }
+    write(fd, "bye\n", 4);
+    tcdrain(fd);
+    sync();
+    reboot(RB_POWER_OFF);
+    return 0;
+}
+"#;
+
+/// Builds the static init once per test process.
+fn static_init(dir: &Path) -> Vec<u8> {
+    let src = dir.join("init.c");
+    let bin = dir.join("init");
+    fs::write(&src, INIT_C).unwrap();
+    let out = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("running cc (install gcc and libc6-dev)");
+    assert!(
+        out.status.success(),
+        "cc -static failed (install libc6-dev):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::read(&bin).unwrap()
+}
+
+/// One booted guest: always killed on drop, and its console and QEMU stderr are printed if
+/// the test is failing.
+struct Guest {
+    qemu: Qemu,
+    console: PathBuf,
+    agent: FileFollower,
+    agent_text: String,
+    _dir: tempfile::TempDir,
+    _lock: BootLock,
+}
+
+impl Guest {
+    fn boot(vcpus: u32, rt: &[u32], hk: &[u32], extra: &[&str]) -> Guest {
+        let lock = BootLock::acquire().expect("boot lock");
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = KernelSearch::from_env(None)
+            .find()
+            .unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("kernel: {} ({})", kernel.path.display(), kernel.source);
+        let initrd = dir.path().join("initrd.cpio");
+        Initramfs::for_agent(static_init(dir.path()), b"{}".to_vec())
+            .write_file(&initrd)
+            .unwrap();
+        let binary = QemuBinary::detect().unwrap_or_else(|e| panic!("{e}"));
+        let spec = VmSpec {
+            name: "pinlat-test".into(),
+            accel: Accel::Tcg,
+            vcpus,
+            memory_mib: 256,
+            kernel: kernel.path,
+            initrd,
+            append: guest_cmdline(rt, hk, extra),
+            cpu_model: None,
+            iothreads: vec!["io0".into()],
+            console_log: dir.path().join("console.log"),
+            agent_channel: dir.path().join("agent.out"),
+        };
+        let qemu = Qemu::spawn(&binary, &spec).unwrap();
+        Guest {
+            qemu,
+            console: spec.console_log,
+            agent: FileFollower::new(spec.agent_channel),
+            agent_text: String::new(),
+            _dir: dir,
+            _lock: lock,
+        }
+    }
+
+    /// Polls the agent channel until `needle` appears or `deadline` passes.
+    fn wait_agent(&mut self, needle: &str, deadline: Instant) -> bool {
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            self.agent.read_new(&mut buf, 1 << 20).unwrap();
+            self.agent_text.push_str(&String::from_utf8_lossy(&buf));
+            if self.agent_text.contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.qemu.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- console (tail) ----\n{}\n---- agent channel ----\n{}\n---- QEMU stderr ----\n{}",
+                log_tail(&self.console, 8192),
+                self.agent_text,
+                self.qemu.stderr_tail(4096)
+            );
+        }
+    }
+}
+
+#[test]
+fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
+    let mut g = Guest::boot(2, &[1], &[0], &["pinlat.hold"]);
+    let pid = g.qemu.pid();
+    let t0 = g.qemu.started();
+    let mut qmp = g
+        .qemu
+        .connect_qmp(
+            Instant::now() + Duration::from_secs(10),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    eprintln!("QMP up after {:?}", t0.elapsed());
+    let sock_mode = {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(g.qemu.qmp_socket())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(sock_mode, 0o600);
+
+    // vCPU and iothread ids from QMP are real threads of the QEMU process, named by QEMU.
+    let procfs = Procfs::default();
+    let tids = procfs.list_tids(pid).unwrap();
+    let vcpus = qmp.query_cpus_fast().unwrap();
+    assert_eq!(
+        vcpus.iter().map(|v| v.cpu_index).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    for v in &vcpus {
+        assert!(
+            tids.contains(&v.thread_id),
+            "vCPU tid {} not in {tids:?}",
+            v.thread_id
+        );
+        let info = procfs.read_thread(pid, v.thread_id).unwrap();
+        assert_eq!(info.comm, format!("CPU {}/TCG", v.cpu_index));
+    }
+    let io = qmp.query_iothreads().unwrap();
+    assert_eq!(io.len(), 1);
+    assert_eq!(
+        procfs.read_thread(pid, io[0].thread_id).unwrap().comm,
+        "IO io0"
+    );
+    let main = procfs.read_thread(pid, pid).unwrap();
+    assert_eq!(main.comm, "qemu-system-x86");
+
+    // Pin vCPU 1's thread to one CPU and make it FIFO 1; read both back from /proc.
+    let cpu = *affinity::get_affinity(pid).unwrap().last().unwrap();
+    let vcpu1 = vcpus[1].thread_id;
+    affinity::set_affinity(vcpu1, &[cpu]).unwrap();
+    affinity::set_fifo(vcpu1, 1).unwrap();
+    let seen = procfs.read_thread(pid, vcpu1).unwrap();
+    assert_eq!(seen.cpus_allowed_list, cpu.to_string());
+    assert_eq!((seen.policy, seen.rt_priority), (SchedPolicy::Fifo, 1));
+    affinity::set_other(vcpu1).unwrap();
+    assert_eq!(
+        procfs.read_thread(pid, vcpu1).unwrap().policy,
+        SchedPolicy::Other
+    );
+    // Other threads were left alone.
+    assert_ne!(
+        procfs
+            .read_thread(pid, vcpus[0].thread_id)
+            .unwrap()
+            .cpus_allowed_list,
+        cpu.to_string()
+    );
+
+    // The agent channel (ttyS1 → file chardev) carries the guest's lines, and the guest
+    // kernel got the isolation parameters.
+    let booted = g.wait_agent("tick 2\n", Instant::now() + Duration::from_secs(30));
+    assert!(booted, "no agent output within 30 s");
+    eprintln!("first ticks after {:?}", t0.elapsed());
+    assert!(
+        g.agent_text.starts_with("hello pinlat\n"),
+        "{:?}",
+        g.agent_text
+    );
+    assert!(g
+        .agent_text
+        .contains("isolcpus=1 nohz_full=1 rcu_nocbs=1 irqaffinity=0"));
+    assert!(!g.agent_text.contains('\r'), "raw mode: no CR added");
+
+    // mgmt-poll works against this QEMU and keeps the VM running.
+    let mut poll = MgmtPoll::new();
+    for _ in 0..20 {
+        poll.round(&mut qmp).unwrap();
+    }
+    eprintln!(
+        "mgmt-poll queries: {:?}; unsupported: {:?}",
+        poll.queries(),
+        poll.unsupported()
+    );
+    assert!(poll.queries().iter().any(|q| q == "query-cpus-fast"));
+    assert!(qmp.query_status().unwrap().running);
+
+    // quit ends QEMU; it is reaped and its runtime dir and threads are gone.
+    qmp.quit().unwrap();
+    let status = g
+        .qemu
+        .wait_until(Instant::now() + Duration::from_secs(10))
+        .unwrap()
+        .expect("QEMU still running 10 s after quit");
+    assert!(status.success(), "{status}");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+}
+
+#[test]
+fn boot_guest_poweroff_ends_qemu_with_output_complete() {
+    let mut g = Guest::boot(1, &[], &[0], &[]);
+    let t0 = g.qemu.started();
+    let status = g
+        .qemu
+        .wait_until(Instant::now() + Duration::from_secs(60))
+        .unwrap()
+        .expect("guest did not power off within 60 s");
+    eprintln!("boot + poweroff took {:?}", t0.elapsed());
+    assert!(status.success(), "{status}");
+    assert!(g.wait_agent("bye\n", Instant::now() + Duration::from_secs(1)));
+    assert!(g
+        .agent_text
+        .starts_with("hello pinlat\ncmdline console=ttyS0"));
+    let console = log_tail(&g.console, 1 << 20);
+    assert!(console.contains("reboot: Power down"), "{console}");
+}
