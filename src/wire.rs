@@ -171,6 +171,9 @@ pub struct CpuResult {
     pub top: Vec<TopEvent>,
     /// Number of interval reports made.
     pub intervals: u64,
+    /// Interval boundaries at which the reporter had not handed the spare histogram back; the
+    /// interval then went on to the next boundary (its report has the true start and end).
+    pub late_intervals: u64,
     /// All samples of the run, ns.
     pub histogram: Hist,
 }

@@ -1,0 +1,104 @@
+//! Native mode: measure on this machine, write a [`RunResult`] as JSON.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use pinlat::agentcfg::AgentConfig;
+use pinlat::histo::summarize;
+use pinlat::wire::{CpuResult, Done, FrameWriter, Hello, Message, RunResult, SCHEMA_VERSION};
+
+use crate::cli::Args;
+use crate::clock::Clock;
+use crate::facts;
+use crate::run::{measure, send, Wire};
+
+/// Run natively as `args` say.
+pub fn run(args: &Args) -> Result<()> {
+    let cfg = args.agent_config()?;
+    let clock = Clock::choose(cfg.clock);
+    let facts = facts::collect(clock.info);
+    let wire: Option<Wire> = match &args.frames {
+        Some(p) => {
+            let f = std::fs::File::create(p)
+                .with_context(|| format!("Cannot create {}", p.display()))?;
+            Some(Arc::new(Mutex::new(FrameWriter::new(Box::new(f)))))
+        }
+        None => None,
+    };
+    send(
+        wire.as_ref(),
+        &Message::Hello(Hello {
+            schema_version: SCHEMA_VERSION,
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            facts: facts.clone(),
+            config: cfg.clone(),
+        }),
+    )?;
+    let results = measure(&cfg, clock, wire.as_ref(), false)?;
+    for r in &results {
+        send(wire.as_ref(), &Message::Final(r.clone()))?;
+    }
+    send(
+        wire.as_ref(),
+        &Message::Done(Done {
+            finals: results.len() as u32,
+        }),
+    )?;
+    if !args.quiet {
+        for r in &results {
+            eprintln!("{}", summary_line(&cfg, r));
+        }
+    }
+    let out = RunResult {
+        schema_version: SCHEMA_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        facts,
+        config: cfg,
+        results,
+    };
+    let json = serde_json::to_vec_pretty(&out).context("Cannot serialise result")?;
+    write_output(&args.output, &json)
+}
+
+/// One `key=value` line per CPU, stable for scripts (`scripts/compare-rt-tests.sh`).
+pub fn summary_line(cfg: &AgentConfig, r: &CpuResult) -> String {
+    let s = summarize(&r.histogram.0);
+    let per_s = if r.duration_ns == 0 {
+        0
+    } else {
+        (r.samples as u128 * 1_000_000_000 / r.duration_ns as u128) as u64
+    };
+    format!(
+        "summary workload={} cpu={} samples={} duration_ns={} samples_per_s={} min_ns={} p50_ns={} p99_ns={} p9999_ns={} max_ns={} overflow={} clock={:?} tsc_hz={} priority={}",
+        r.workload,
+        r.cpu,
+        r.samples,
+        r.duration_ns,
+        per_s,
+        r.min_ns,
+        s.p50_ns,
+        s.p99_ns,
+        s.p9999_ns,
+        r.max_ns,
+        r.overflow,
+        r.clock.source,
+        r.clock.tsc_hz.unwrap_or(0),
+        cfg.effective_priority().map_or("other".to_string(), |p| format!("fifo:{p}")),
+    )
+}
+
+fn write_output(dest: &str, json: &[u8]) -> Result<()> {
+    if dest == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(json)?;
+        out.write_all(b"\n")?;
+        return Ok(out.flush()?);
+    }
+    // Atomic: a reader never sees half a result.
+    let path = Path::new(dest);
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, json).with_context(|| format!("Cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("Cannot rename to {}", path.display()))
+}

@@ -1,0 +1,231 @@
+//! `ring`: one-way latency through a lock-free single-producer/single-consumer ring, as a DPDK
+//! `rte_ring` pipeline between two cores would see it.
+//!
+//! The producer, on its own CPU, stamps a message with the clock every `ring_period_ns` (spinning,
+//! never sleeping) and pushes it; the consumer, on another CPU, polls the ring and records
+//! now − stamp. A stall of either vCPU shows up as latency: the thread's point that a slow vCPU
+//! slows its partners. With the TSC both CPUs must share a synchronised TSC (the kernel checks
+//! this at boot); a negative difference is counted as `backwards`, never recorded.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use anyhow::Result;
+use pinlat::agentcfg::AgentConfig;
+use pinlat::wire::ClockSource;
+
+use crate::clock::{Clock, Mono, TickSource, Tsc};
+use crate::recorder::{Exchange, Recorded, Recorder};
+use crate::thread::{check_on, current_cpu, pin_to, set_fifo, StartGate};
+
+/// Slots in the ring (a power of two).
+pub const RING_SLOTS: usize = 1024;
+
+#[repr(align(64))]
+#[derive(Debug, Default)]
+struct CacheLine<T>(T);
+
+/// Lock-free SPSC ring of u64 timestamps (Lamport's queue with acquire/release indices).
+#[derive(Debug)]
+pub struct Spsc {
+    head: CacheLine<AtomicUsize>,
+    tail: CacheLine<AtomicUsize>,
+    slots: Box<[AtomicU64]>,
+}
+
+impl Default for Spsc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Spsc {
+    /// An empty ring of [`RING_SLOTS`].
+    pub fn new() -> Self {
+        Spsc {
+            head: CacheLine::default(),
+            tail: CacheLine::default(),
+            slots: (0..RING_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Producer only: push `v`; false when full.
+    #[inline(always)]
+    pub fn push(&self, v: u64) -> bool {
+        let h = self.head.0.load(Ordering::Relaxed);
+        let t = self.tail.0.load(Ordering::Acquire);
+        if h.wrapping_sub(t) == RING_SLOTS {
+            return false;
+        }
+        self.slots[h % RING_SLOTS].store(v, Ordering::Relaxed);
+        self.head.0.store(h.wrapping_add(1), Ordering::Release);
+        true
+    }
+
+    /// Consumer only: pop the oldest value.
+    #[inline(always)]
+    pub fn pop(&self) -> Option<u64> {
+        let t = self.tail.0.load(Ordering::Relaxed);
+        let h = self.head.0.load(Ordering::Acquire);
+        if t == h {
+            return None;
+        }
+        let v = self.slots[t % RING_SLOTS].load(Ordering::Relaxed);
+        self.tail.0.store(t.wrapping_add(1), Ordering::Release);
+        Some(v)
+    }
+}
+
+/// Body of the producer thread on `cpu`; returns when `stop` is set.
+pub fn produce(
+    cpu: u32,
+    cfg: &AgentConfig,
+    clock: Clock,
+    gate: &StartGate,
+    ring: &Spsc,
+    stop: &AtomicBool,
+) -> Result<Option<u32>> {
+    let setup = pin_to(cpu).and_then(|()| set_fifo(cfg.effective_priority()));
+    if !gate.pass(setup)? {
+        return Ok(None);
+    }
+    let period = clock.to_ticks(cfg.ring_period_ns).max(1);
+    match clock.info.source {
+        ClockSource::Tsc => produce_loop(Tsc, period, ring, stop),
+        ClockSource::Monotonic => produce_loop(Mono, period, ring, stop),
+    }
+    check_on(cpu)?;
+    Ok(Some(current_cpu()?))
+}
+
+#[inline(never)]
+fn produce_loop<T: TickSource>(src: T, period: u64, ring: &Spsc, stop: &AtomicBool) {
+    let mut next = src.now();
+    while !stop.load(Ordering::Relaxed) {
+        if src.now() < next {
+            std::hint::spin_loop();
+            continue;
+        }
+        let stamp = src.now();
+        while !ring.push(stamp) {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        next += period;
+        if next < stamp {
+            next = stamp + period;
+        }
+    }
+}
+
+/// Body of the consumer thread on `cpu`; sets `stop` when done.
+pub fn consume(
+    cpu: u32,
+    cfg: &AgentConfig,
+    clock: Clock,
+    gate: &StartGate,
+    ring: &Spsc,
+    stop: &AtomicBool,
+    exchange: &Exchange,
+) -> Result<Option<(u32, Recorded)>> {
+    let setup = pin_to(cpu).and_then(|()| set_fifo(cfg.effective_priority()));
+    let mut rec = Recorder::new(exchange, cfg.top_n);
+    let passed = gate.pass(setup);
+    if !matches!(passed, Ok(true)) {
+        stop.store(true, Ordering::Relaxed);
+        return passed.map(|_| None);
+    }
+    match clock.info.source {
+        ClockSource::Tsc => consume_all(Tsc, clock, cfg, gate, ring, &mut rec),
+        ClockSource::Monotonic => consume_all(Mono, clock, cfg, gate, ring, &mut rec),
+    }
+    stop.store(true, Ordering::Relaxed);
+    check_on(cpu)?;
+    Ok(Some((current_cpu()?, rec.finish())))
+}
+
+fn consume_all<T: TickSource>(
+    src: T,
+    clock: Clock,
+    cfg: &AgentConfig,
+    gate: &StartGate,
+    ring: &Spsc,
+    rec: &mut Recorder<'_>,
+) {
+    let now = src.now();
+    rec.preheat(now + clock.to_ticks(cfg.preheat_ms * 1_000_000));
+    consume_loop(src, clock, gate, ring, rec);
+    let now = src.now();
+    rec.start(
+        now,
+        clock.to_ticks(cfg.duration_ms * 1_000_000),
+        clock.to_ticks(cfg.report_interval_ms * 1_000_000),
+    );
+    consume_loop(src, clock, gate, ring, rec);
+}
+
+#[inline(never)]
+fn consume_loop<T: TickSource>(
+    src: T,
+    clock: Clock,
+    gate: &StartGate,
+    ring: &Spsc,
+    rec: &mut Recorder<'_>,
+) {
+    loop {
+        let msg = ring.pop();
+        let now = src.now();
+        if let Some(stamp) = msg {
+            let d = now.wrapping_sub(stamp);
+            if d > i64::MAX as u64 {
+                rec.backwards += 1;
+            } else {
+                rec.record(clock.to_ns(d), now);
+            }
+        }
+        if now >= rec.next_deadline && (rec.rotate(now) || gate.aborted()) {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spsc_is_fifo_and_bounded() {
+        let r = Spsc::new();
+        assert_eq!(r.pop(), None);
+        for i in 0..RING_SLOTS as u64 {
+            assert!(r.push(i));
+        }
+        assert!(!r.push(99));
+        for i in 0..RING_SLOTS as u64 {
+            assert_eq!(r.pop(), Some(i));
+        }
+        assert_eq!(r.pop(), None);
+    }
+
+    #[test]
+    fn spsc_across_threads_keeps_order() {
+        let r = Spsc::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 1..=100_000u64 {
+                    while !r.push(i) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+            let mut want = 1;
+            while want <= 100_000 {
+                if let Some(v) = r.pop() {
+                    assert_eq!(v, want);
+                    want += 1;
+                }
+            }
+        });
+    }
+}

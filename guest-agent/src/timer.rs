@@ -1,0 +1,84 @@
+//! `timer`: the cyclictest-like wake-up latency (rt-tests `src/cyclictest/cyclictest.c`).
+//!
+//! A SCHED_FIFO thread sleeps with `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)` to absolute
+//! deadlines `interval` apart; latency = `CLOCK_MONOTONIC` after waking − the deadline, in ns.
+//! Like cyclictest, a wake-up later than the next deadline skips the missed periods (counted in
+//! `missed_periods`) instead of firing them back to back.
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::sys::time::TimeSpec;
+use nix::time::{clock_nanosleep, ClockId, ClockNanosleepFlags};
+use pinlat::agentcfg::AgentConfig;
+
+use crate::clock::mono_ns;
+use crate::recorder::{Exchange, Recorded, Recorder};
+use crate::thread::{check_on, current_cpu, pin_to, set_fifo, StartGate};
+
+/// Body of the timer thread on `cpu`. `Ok(None)`: another thread failed to start.
+pub fn run(
+    cpu: u32,
+    cfg: &AgentConfig,
+    gate: &StartGate,
+    exchange: &Exchange,
+) -> Result<Option<(u32, Recorded)>> {
+    let setup = pin_to(cpu).and_then(|()| set_fifo(cfg.effective_priority()));
+    let mut rec = Recorder::new(exchange, cfg.top_n);
+    if !gate.pass(setup)? {
+        return Ok(None);
+    }
+    let interval_ns = cfg.timer_interval_us * 1_000;
+    let now = mono_ns();
+    rec.preheat(now + cfg.preheat_ms * 1_000_000);
+    let mut next = now + interval_ns;
+    sleep_loop(&mut rec, &mut next, interval_ns, gate)?;
+    let now = mono_ns();
+    rec.start(
+        now,
+        cfg.duration_ms * 1_000_000,
+        cfg.report_interval_ms * 1_000_000,
+    );
+    next = now + interval_ns;
+    sleep_loop(&mut rec, &mut next, interval_ns, gate)?;
+    check_on(cpu)?;
+    Ok(Some((current_cpu()?, rec.finish())))
+}
+
+fn sleep_loop(
+    rec: &mut Recorder<'_>,
+    next: &mut u64,
+    interval_ns: u64,
+    gate: &StartGate,
+) -> Result<()> {
+    loop {
+        let deadline = TimeSpec::new(
+            (*next / 1_000_000_000) as libc::time_t,
+            (*next % 1_000_000_000) as libc::c_long,
+        );
+        match clock_nanosleep(
+            ClockId::CLOCK_MONOTONIC,
+            ClockNanosleepFlags::TIMER_ABSTIME,
+            &deadline,
+        ) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e).context("clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)"),
+        }
+        let now = mono_ns();
+        if now < *next {
+            // Woken before the deadline (a signal): not a sample; sleep again to the same one.
+            if now >= rec.next_deadline && (rec.rotate(now) || gate.aborted()) {
+                return Ok(());
+            }
+            continue;
+        }
+        rec.record(now - *next, now);
+        *next += interval_ns;
+        while *next <= now {
+            *next += interval_ns;
+            rec.missed_periods += 1;
+        }
+        if now >= rec.next_deadline && (rec.rotate(now) || gate.aborted()) {
+            return Ok(());
+        }
+    }
+}
