@@ -6,8 +6,9 @@
 //! vCPU thread, then iothreads, then scheduling) and verifies the result with
 //! [`crate::procfs`], never assuming a call took effect.
 
-use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet as NixCpuSet};
 use nix::unistd::Pid;
+use pinlat::cpuset::CpuSet;
 
 use crate::procfs::SchedPolicy;
 
@@ -52,16 +53,16 @@ pub enum AffinityError {
 }
 
 /// Restricts thread `tid` to the given host CPUs (`sched_setaffinity`).
-pub fn set_affinity(tid: i32, cpus: &[u32]) -> Result<(), AffinityError> {
+pub fn set_affinity(tid: i32, cpus: &CpuSet) -> Result<(), AffinityError> {
     if cpus.is_empty() {
         return Err(AffinityError::EmptyCpuList { tid });
     }
-    let mut set = CpuSet::new();
-    for &cpu in cpus {
+    let mut set = NixCpuSet::new();
+    for cpu in cpus.iter() {
         set.set(cpu as usize)
             .map_err(|_| AffinityError::CpuOutOfRange {
                 cpu,
-                max: CpuSet::count() - 1,
+                max: NixCpuSet::count() - 1,
             })?;
     }
     sched_setaffinity(Pid::from_raw(tid), &set).map_err(|source| AffinityError::Syscall {
@@ -71,14 +72,14 @@ pub fn set_affinity(tid: i32, cpus: &[u32]) -> Result<(), AffinityError> {
     })
 }
 
-/// The host CPUs thread `tid` may run on (`sched_getaffinity`), ascending.
-pub fn get_affinity(tid: i32) -> Result<Vec<u32>, AffinityError> {
+/// The host CPUs thread `tid` may run on (`sched_getaffinity`).
+pub fn get_affinity(tid: i32) -> Result<CpuSet, AffinityError> {
     let set = sched_getaffinity(Pid::from_raw(tid)).map_err(|source| AffinityError::Syscall {
         call: "sched_getaffinity",
         tid,
         source,
     })?;
-    Ok((0..CpuSet::count())
+    Ok((0..NixCpuSet::count())
         .filter(|&c| set.is_set(c).unwrap_or(false))
         .map(|c| c as u32)
         .collect())
@@ -156,12 +157,13 @@ mod tests {
         std::thread::spawn(|| {
             let tid = gettid();
             let all = get_affinity(tid).unwrap();
-            let first = all[0];
-            set_affinity(tid, &[first]).unwrap();
-            assert_eq!(get_affinity(tid).unwrap(), vec![first]);
+            let first = all.first().unwrap();
+            let one: CpuSet = [first].into_iter().collect();
+            set_affinity(tid, &one).unwrap();
+            assert_eq!(get_affinity(tid).unwrap(), one);
             let pid = std::process::id() as i32;
             let seen = Procfs::default().read_thread(pid, tid).unwrap();
-            assert_eq!(seen.cpus_allowed, vec![first]);
+            assert_eq!(seen.cpus_allowed, one);
             assert_eq!(seen.last_cpu, first);
         })
         .join()
@@ -172,11 +174,11 @@ mod tests {
     fn bad_inputs_are_errors() {
         let tid = gettid();
         assert!(matches!(
-            set_affinity(tid, &[]),
+            set_affinity(tid, &CpuSet::new()),
             Err(AffinityError::EmptyCpuList { .. })
         ));
         assert!(matches!(
-            set_affinity(tid, &[100_000]),
+            set_affinity(tid, &[100_000].into_iter().collect()),
             Err(AffinityError::CpuOutOfRange { .. })
         ));
         assert!(matches!(
@@ -188,7 +190,7 @@ mod tests {
             Err(AffinityError::BadPriority { .. })
         ));
         // A tid that cannot exist (above pid_max's hard limit of 2^22).
-        let err = set_affinity(5_000_000, &[0]).unwrap_err();
+        let err = set_affinity(5_000_000, &CpuSet::first_n(1)).unwrap_err();
         assert!(matches!(
             err,
             AffinityError::Syscall {

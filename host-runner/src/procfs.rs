@@ -13,6 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use pinlat::cpuset::CpuSet;
 use serde::{Deserialize, Serialize};
 
 /// Errors reading or parsing procfs files.
@@ -93,8 +94,8 @@ pub struct StatusFields {
     pub name: String,
     /// `Cpus_allowed_list:` exactly as the kernel printed it, e.g. `0-1`.
     pub cpus_allowed_list: String,
-    /// `Cpus_allowed_list:` expanded, ascending.
-    pub cpus_allowed: Vec<u32>,
+    /// `Cpus_allowed_list:` as a set.
+    pub cpus_allowed: CpuSet,
     /// `voluntary_ctxt_switches:` — times the thread blocked, since it started.
     pub voluntary_ctxt_switches: u64,
     /// `nonvoluntary_ctxt_switches:` — times the thread was preempted, since it started.
@@ -121,8 +122,8 @@ pub struct ThreadInfo {
     pub comm: String,
     /// Allowed CPUs as the kernel prints them (`0-1,3`).
     pub cpus_allowed_list: String,
-    /// Allowed CPUs, expanded and ascending.
-    pub cpus_allowed: Vec<u32>,
+    /// Allowed CPUs, comparable with the planned set.
+    pub cpus_allowed: CpuSet,
     /// Voluntary context switches since the thread started.
     pub voluntary_ctxt_switches: u64,
     /// Involuntary context switches (preemptions) since the thread started.
@@ -138,40 +139,23 @@ pub struct ThreadInfo {
     pub nr_migrations: Option<u64>,
 }
 
-/// Parses a kernel CPU list (`0-3,8,10-11`; empty means no CPU) into ascending CPU numbers.
-pub fn parse_kernel_cpu_list(text: &str) -> Result<Vec<u32>, ProcError> {
-    let bad = |what: String| ProcError::Parse {
-        file: "CPU list",
-        what,
-    };
-    let mut cpus = Vec::new();
+/// Parses a kernel CPU list (`0-3,8,10-11`; empty means no CPU), a subset of the libvirt
+/// syntax [`CpuSet::parse`] reads.
+pub fn parse_kernel_cpu_list(text: &str) -> Result<CpuSet, ProcError> {
     let text = text.trim();
     if text.is_empty() {
-        return Ok(cpus);
+        return Ok(CpuSet::new());
     }
-    for part in text.split(',') {
-        let part = part.trim();
-        let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (a, b),
-            None => (part, part),
-        };
-        let lo: u32 = lo
-            .parse()
-            .map_err(|_| bad(format!("\"{part}\": not a CPU number or range")))?;
-        let hi: u32 = hi
-            .parse()
-            .map_err(|_| bad(format!("\"{part}\": not a CPU number or range")))?;
-        if hi < lo {
-            return Err(bad(format!("\"{part}\": range end before start")));
-        }
-        if hi - lo > 65_536 {
-            return Err(bad(format!("\"{part}\": range too large")));
-        }
-        cpus.extend(lo..=hi);
+    if text.contains('^') {
+        return Err(ProcError::Parse {
+            file: "CPU list",
+            what: format!("\"{text}\": exclusions are not kernel syntax"),
+        });
     }
-    cpus.sort_unstable();
-    cpus.dedup();
-    Ok(cpus)
+    CpuSet::parse(text).map_err(|e| ProcError::Parse {
+        file: "CPU list",
+        what: e.to_string(),
+    })
 }
 
 /// Parses the text of a `/proc/<pid>/task/<tid>/status` file.
@@ -356,7 +340,7 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
         let s = parse_status(STATUS).unwrap();
         assert_eq!(s.name, "CPU 1/TCG");
         assert_eq!(s.cpus_allowed_list, "0-1");
-        assert_eq!(s.cpus_allowed, vec![0, 1]);
+        assert_eq!(s.cpus_allowed, CpuSet::parse("0-1").unwrap());
         assert_eq!(s.voluntary_ctxt_switches, 1234);
         assert_eq!(s.nonvoluntary_ctxt_switches, 56);
     }
@@ -394,18 +378,14 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
 
     #[test]
     fn cpu_lists() {
-        assert_eq!(
-            parse_kernel_cpu_list("0-3,8,10-11\n").unwrap(),
-            vec![0, 1, 2, 3, 8, 10, 11]
-        );
-        assert_eq!(parse_kernel_cpu_list("").unwrap(), Vec::<u32>::new());
-        assert_eq!(parse_kernel_cpu_list("5").unwrap(), vec![5]);
-        assert!(parse_kernel_cpu_list("3-1")
-            .unwrap_err()
-            .to_string()
-            .contains("3-1"));
-        assert!(parse_kernel_cpu_list("a").is_err());
-        assert!(parse_kernel_cpu_list("0-4294967295").is_err());
+        let list = |s: &str| parse_kernel_cpu_list(s).map(|c| c.iter().collect::<Vec<_>>());
+        assert_eq!(list("0-3,8,10-11\n").unwrap(), vec![0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(list("").unwrap(), Vec::<u32>::new());
+        assert_eq!(list("5").unwrap(), vec![5]);
+        assert!(list("3-1").unwrap_err().to_string().contains("3-1"));
+        assert!(list("a").is_err());
+        assert!(list("0-3,^2").is_err());
+        assert!(list("0-4294967295").is_err());
     }
 
     #[test]

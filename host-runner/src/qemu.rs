@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use pinlat::cpuset::CpuSet;
 use serde::{Deserialize, Serialize};
 
 use crate::qmp::{self, QmpClient, QmpError};
@@ -247,51 +248,24 @@ pub fn parse_qemu_version(text: &str) -> Option<(String, String)> {
     (!ver.is_empty() && ver.contains('.')).then(|| (ver, line.to_owned()))
 }
 
-/// Formats CPU numbers in libvirt/kernel list syntax: ascending, ranges collapsed (`0-2,5`).
-pub fn format_cpu_list(cpus: &[u32]) -> String {
-    let mut v = cpus.to_vec();
-    v.sort_unstable();
-    v.dedup();
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < v.len() {
-        let start = v[i];
-        let mut end = start;
-        while i + 1 < v.len() && v[i + 1] == end + 1 {
-            i += 1;
-            end = v[i];
-        }
-        parts.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
-        i += 1;
-    }
-    parts.join(",")
-}
-
 /// The guest kernel command line for a realtime guest: the console on ttyS0, no reboot loop on
 /// panic (`panic=-1` reboots at once and `-no-reboot` turns that into a QEMU exit), and, when
 /// there are RT vCPUs, `isolcpus nohz_full rcu_nocbs` on them and `irqaffinity` on the
 /// housekeeping vCPUs (the tuned `realtime-virtual-guest` profile's set). `extra` is appended
 /// verbatim, one parameter per element.
-pub fn guest_cmdline(rt_vcpus: &[u32], housekeeping_vcpus: &[u32], extra: &[&str]) -> String {
+pub fn guest_cmdline(rt_vcpus: &CpuSet, housekeeping_vcpus: &CpuSet, extra: &[&str]) -> String {
     let mut p: Vec<String> = ["console=ttyS0,115200", "panic=-1", "quiet"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     if !rt_vcpus.is_empty() {
-        let rt = format_cpu_list(rt_vcpus);
+        let rt = rt_vcpus.to_string();
         p.push(format!("isolcpus={rt}"));
         p.push(format!("nohz_full={rt}"));
         p.push(format!("rcu_nocbs={rt}"));
     }
     if !housekeeping_vcpus.is_empty() {
-        p.push(format!(
-            "irqaffinity={}",
-            format_cpu_list(housekeeping_vcpus)
-        ));
+        p.push(format!("irqaffinity={housekeeping_vcpus}"));
     }
     p.extend(extra.iter().map(|s| s.to_string()));
     p.join(" ")
@@ -745,12 +719,16 @@ mod tests {
             memory_mib: 256,
             kernel: "/k/vmlinuz".into(),
             initrd: "/k/initrd.cpio".into(),
-            append: guest_cmdline(&[1], &[0], &[]),
+            append: guest_cmdline(&set("1"), &set("0"), &[]),
             cpu_model: None,
             iothreads: vec!["io0".into()],
             console_log: "/out/a,b/console.log".into(),
             agent_channel: "/out/agent.bin".into(),
         }
+    }
+
+    fn set(s: &str) -> CpuSet {
+        CpuSet::parse(s).unwrap()
     }
 
     fn strs(v: &[OsString]) -> Vec<String> {
@@ -811,21 +789,14 @@ mod tests {
     #[test]
     fn cmdline_from_rt_mask() {
         assert_eq!(
-            guest_cmdline(&[1, 2, 3, 5], &[0], &["pinlat.debug"]),
+            guest_cmdline(&set("1-3,5"), &set("0"), &["pinlat.debug"]),
             "console=ttyS0,115200 panic=-1 quiet isolcpus=1-3,5 nohz_full=1-3,5 \
              rcu_nocbs=1-3,5 irqaffinity=0 pinlat.debug"
         );
         assert_eq!(
-            guest_cmdline(&[], &[0, 1], &[]),
+            guest_cmdline(&CpuSet::new(), &set("0,1"), &[]),
             "console=ttyS0,115200 panic=-1 quiet irqaffinity=0-1"
         );
-    }
-
-    #[test]
-    fn cpu_list_format() {
-        assert_eq!(format_cpu_list(&[]), "");
-        assert_eq!(format_cpu_list(&[3]), "3");
-        assert_eq!(format_cpu_list(&[5, 0, 1, 2, 2, 7, 8]), "0-2,5,7-8");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use pinlat::cpuset::CpuSet;
 use pinlat_runner::affinity;
 use pinlat_runner::initramfs::Initramfs;
 use pinlat_runner::kernel::KernelSearch;
@@ -59,7 +60,16 @@ int main(void) {
 }
 "#;
 
-/// Builds the static init once per test process.
+/// A CPU list; the empty string is the empty set.
+fn cpus(list: &str) -> CpuSet {
+    if list.is_empty() {
+        CpuSet::new()
+    } else {
+        CpuSet::parse(list).unwrap()
+    }
+}
+
+/// Builds the static init.
 fn static_init(dir: &Path) -> Vec<u8> {
     let src = dir.join("init.c");
     let bin = dir.join("init");
@@ -90,7 +100,7 @@ struct Guest {
 }
 
 impl Guest {
-    fn boot(vcpus: u32, rt: &[u32], hk: &[u32], extra: &[&str]) -> Guest {
+    fn boot(vcpus: u32, rt: &str, hk: &str, extra: &[&str]) -> Guest {
         let lock = BootLock::acquire().expect("boot lock");
         let dir = tempfile::tempdir().unwrap();
         let kernel = KernelSearch::from_env(None)
@@ -109,7 +119,7 @@ impl Guest {
             memory_mib: 256,
             kernel: kernel.path,
             initrd,
-            append: guest_cmdline(rt, hk, extra),
+            append: guest_cmdline(&cpus(rt), &cpus(hk), extra),
             cpu_model: None,
             iothreads: vec!["io0".into()],
             console_log: dir.path().join("console.log"),
@@ -160,7 +170,7 @@ impl Drop for Guest {
 
 #[test]
 fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
-    let mut g = Guest::boot(2, &[1], &[0], &["pinlat.hold"]);
+    let mut g = Guest::boot(2, "1", "0", &["pinlat.hold"]);
     let pid = g.qemu.pid();
     let t0 = g.qemu.started();
     let mut qmp = g
@@ -208,9 +218,9 @@ fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
     assert_eq!(main.comm, "qemu-system-x86");
 
     // Pin vCPU 1's thread to one CPU and make it FIFO 1; read both back from /proc.
-    let cpu = *affinity::get_affinity(pid).unwrap().last().unwrap();
+    let cpu = affinity::get_affinity(pid).unwrap().iter().last().unwrap();
     let vcpu1 = vcpus[1].thread_id;
-    affinity::set_affinity(vcpu1, &[cpu]).unwrap();
+    affinity::set_affinity(vcpu1, &[cpu].into_iter().collect()).unwrap();
     affinity::set_fifo(vcpu1, 1).unwrap();
     let seen = procfs.read_thread(pid, vcpu1).unwrap();
     assert_eq!(seen.cpus_allowed_list, cpu.to_string());
@@ -270,7 +280,7 @@ fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
 
 #[test]
 fn boot_guest_poweroff_ends_qemu_with_output_complete() {
-    let mut g = Guest::boot(1, &[], &[0], &[]);
+    let mut g = Guest::boot(1, "", "0", &[]);
     let t0 = g.qemu.started();
     let status = g
         .qemu
