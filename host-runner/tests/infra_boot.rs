@@ -60,6 +60,10 @@ int main(void) {
 }
 "#;
 
+/// Set in the re-executed test binary that plays the runner in
+/// `boot_qemu_dies_with_the_runner`.
+const CHILD_ENV: &str = "PINLAT_TEST_RUNNER_CHILD";
+
 /// A CPU list; the empty string is the empty set.
 fn cpus(list: &str) -> CpuSet {
     if list.is_empty() {
@@ -96,12 +100,14 @@ struct Guest {
     agent: FileFollower,
     agent_text: String,
     _dir: tempfile::TempDir,
-    _lock: BootLock,
+    _lock: Option<BootLock>,
 }
 
 impl Guest {
     fn boot(vcpus: u32, rt: &str, hk: &str, extra: &[&str]) -> Guest {
-        let lock = BootLock::acquire().expect("boot lock");
+        // A child process spawned by a test that holds the lock must not wait for it.
+        let lock = (std::env::var_os(CHILD_ENV).is_none())
+            .then(|| BootLock::acquire().expect("boot lock"));
         let dir = tempfile::tempdir().unwrap();
         let kernel = KernelSearch::from_env(None)
             .find()
@@ -295,4 +301,71 @@ fn boot_guest_poweroff_ends_qemu_with_output_complete() {
         .starts_with("hello pinlat\ncmdline console=ttyS0"));
     let console = log_tail(&g.console, 1 << 20);
     assert!(console.contains("reboot: Power down"), "{console}");
+}
+
+/// The runner dies by SIGKILL (no destructor runs): PR_SET_PDEATHSIG must still take QEMU
+/// down with it. The test re-executes its own binary as the "runner", which boots a guest,
+/// prints QEMU's pid and waits to be killed.
+#[test]
+fn boot_qemu_dies_with_the_runner() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        let mut g = Guest::boot(1, "", "0", &["pinlat.hold"]);
+        // Proves QEMU is up and serving before the runner is killed.
+        let mut qmp = g
+            .qemu
+            .connect_qmp(
+                Instant::now() + Duration::from_secs(10),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+        assert!(qmp.query_status().is_ok());
+        println!("QEMU_PID={}", g.qemu.pid());
+        std::thread::sleep(Duration::from_secs(120));
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let _lock = BootLock::acquire().expect("boot lock");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["boot_qemu_dies_with_the_runner", "--exact", "--nocapture"])
+        .env(CHILD_ENV, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(pid) = line.split("QEMU_PID=").nth(1) {
+                let _ = tx.send(pid.trim().parse::<i32>().unwrap());
+            }
+        }
+    });
+    let qemu_pid = rx.recv_timeout(Duration::from_secs(60));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let qemu_pid = qemu_pid.expect("the child runner never reported QEMU's pid");
+    assert!(qemu_pid > 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // QEMU is reparented to init (or a subreaper) and reaped there; its /proc entry goes
+    // away, or it lingers as a zombie if the reaper is slow.
+    let alive = || {
+        fs::read_to_string(format!("/proc/{qemu_pid}/stat")).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    while alive() {
+        if Instant::now() >= deadline {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(qemu_pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("QEMU {qemu_pid} outlived its runner by 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
