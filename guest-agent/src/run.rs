@@ -20,7 +20,7 @@ use pinlat::wire::{CpuResult, FrameWriter, IntervalReport, Message, TopEvent};
 
 use crate::clock::Clock;
 use crate::recorder::{Exchange, IntervalData, Recorded};
-use crate::thread::{pin_to_any, StartGate, STACK_BYTES};
+use crate::thread::{pin_to_any, StartGate, REPORTER_STACK_BYTES, STACK_BYTES};
 use crate::{busy_poll, facts, loads, ring, timer};
 
 /// Where frames go (the guest's `/dev/ttyS1`, or a file in native mode).
@@ -217,7 +217,7 @@ fn measure_threads(
         let spawn_err = |e: std::io::Error| anyhow::Error::new(e).context("Cannot spawn thread");
         let rep = std::thread::Builder::new()
             .name("pinlat-report".into())
-            .stack_size(STACK_BYTES)
+            .stack_size(REPORTER_STACK_BYTES)
             .spawn_scoped(s, {
                 let done = &done;
                 move || -> Result<(Reporter<'_>, Vec<Stream<'_>>)> {

@@ -11,8 +11,11 @@ use anyhow::{bail, Context, Result};
 use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
-/// Stack size of every agent thread, bytes (small: stacks are locked by `mlockall`).
+/// Stack size of measuring and load threads, bytes (small: stacks are locked by `mlockall`).
 pub const STACK_BYTES: usize = 256 << 10;
+/// Stack size of the reporter, bytes: the deflate encoder of the histogram export keeps
+/// several hundred KiB of state, on the stack in unoptimised builds.
+pub const REPORTER_STACK_BYTES: usize = 1 << 20;
 
 /// Pin the calling thread to exactly `cpu` and check it is running there.
 pub fn pin_to(cpu: u32) -> Result<()> {

@@ -1,0 +1,230 @@
+//! Runs the real `pinlat-agent` binary natively, one short run per workload, and checks the
+//! results from what the agent recorded (CPU, samples, histogram), never a latency number: this
+//! machine is shared and noisy.
+
+use std::path::Path;
+use std::process::Command;
+
+use pinlat::agentcfg::{AgentConfig, Workload};
+use pinlat::wire::{CpuResult, Decoded, FrameDecoder, Message, RunResult};
+
+fn agent() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pinlat-agent"))
+}
+
+fn last_cpu() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as u32 - 1
+}
+
+fn run_native(extra: &[&str], dir: &Path) -> RunResult {
+    let out = dir.join("result.json");
+    let status = agent()
+        .args([
+            "--native",
+            "--duration",
+            "1s",
+            "--preheat",
+            "100ms",
+            "--report-interval",
+            "300ms",
+            "-q",
+        ])
+        .args(extra)
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "agent failed: {status}");
+    serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+}
+
+fn check_result(r: &CpuResult, cpu: u32, workload: Workload) {
+    assert_eq!(
+        r.cpu, cpu,
+        "result recorded on CPU {} instead of {cpu}",
+        r.cpu
+    );
+    assert_eq!(r.workload, workload);
+    assert!(r.samples > 0, "no samples");
+    assert_eq!(r.samples, r.histogram.0.len() + r.overflow);
+    assert!(r.min_ns <= r.max_ns);
+    assert!(!r.top.is_empty() && r.top.len() <= 10);
+    assert_eq!(r.top[0].latency_ns, r.max_ns, "largest event is the max");
+    assert!(r.top.windows(2).all(|w| w[0].latency_ns >= w[1].latency_ns));
+    // Measured duration is about the requested second (by the run's own clock).
+    assert!(
+        (900_000_000..3_000_000_000).contains(&r.duration_ns),
+        "{}",
+        r.duration_ns
+    );
+    assert!(
+        r.intervals >= 3,
+        "1 s in 300 ms intervals: {} reports",
+        r.intervals
+    );
+}
+
+#[test]
+fn busy_poll_records_every_gap_on_the_requested_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let cpu = last_cpu();
+    let res = run_native(
+        &["--workload", "busy-poll", "--cpus", &cpu.to_string()],
+        dir.path(),
+    );
+    assert_eq!(res.results.len(), 1);
+    let r = &res.results[0];
+    check_result(r, cpu, Workload::BusyPoll);
+    // A busy loop takes far more than one sample per microsecond.
+    assert!(r.samples > r.duration_ns / 1_000, "{} samples", r.samples);
+}
+
+#[test]
+fn timer_wakes_once_per_interval_on_the_requested_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let cpu = last_cpu();
+    let res = run_native(
+        &[
+            "--workload",
+            "timer",
+            "--cpus",
+            &cpu.to_string(),
+            "--interval-us",
+            "1000",
+        ],
+        dir.path(),
+    );
+    let r = &res.results[0];
+    check_result(r, cpu, Workload::Timer);
+    // 1 s at 1 ms: one sample per period that was not skipped.
+    assert!(
+        r.samples + r.missed_periods >= 990 && r.samples <= 1_001,
+        "{r:?}"
+    );
+}
+
+#[test]
+fn ring_passes_messages_between_two_cpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = run_native(&["--workload", "ring", "--cpus", "0-1"], dir.path());
+    let r = &res.results[0];
+    check_result(r, 1, Workload::Ring);
+    assert_eq!(r.peer_cpu, Some(0));
+}
+
+#[test]
+fn bad_cpu_is_an_error_not_a_measurement_elsewhere() {
+    let out = agent()
+        .args([
+            "--native",
+            "--workload",
+            "busy-poll",
+            "--cpus",
+            "999",
+            "--duration",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CPU 999"));
+    let out = agent()
+        .args(["--native", "--workload", "busy-poll", "--cpus", "3-1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn guest_mode_streams_decodable_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = AgentConfig::new(Workload::BusyPoll, vec![last_cpu()], 700);
+    cfg.preheat_ms = 100;
+    cfg.report_interval_ms = 200;
+    cfg.loads.syscall = true;
+    cfg.loads.memory = true;
+    cfg.loads.io = true;
+    cfg.loads.memory_mib = Some(2);
+    cfg.loads.io_path = Some(dir.path().join("io").display().to_string());
+    cfg.housekeeping_cpus = if last_cpu() > 0 { vec![0] } else { vec![] };
+    let cfg_path = dir.path().join("config.json");
+    std::fs::write(&cfg_path, cfg.to_json()).unwrap();
+    let wire = dir.path().join("wire");
+    let status = agent()
+        .arg("--init")
+        .arg("--config")
+        .arg(&cfg_path)
+        .arg("--wire")
+        .arg(&wire)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut dec = FrameDecoder::new();
+    let bytes = std::fs::read(&wire).unwrap();
+    let msgs: Vec<Message> = bytes
+        .chunks(61)
+        .flat_map(|c| dec.feed(c))
+        .map(|d| match d {
+            Decoded::Message(m) => *m,
+            Decoded::Rejected(r) => panic!("rejected frame: {r}"),
+        })
+        .collect();
+    assert!(matches!(&msgs[0], Message::Hello(h) if h.config == cfg));
+    let intervals: Vec<_> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Interval(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    let finals: Vec<_> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Final(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finals.len(), 1);
+    assert_eq!(intervals.len() as u64, finals[0].intervals);
+    // The interval histograms add up to the whole-run histogram.
+    let sum: u64 = intervals.iter().map(|i| i.samples).sum();
+    assert_eq!(sum, finals[0].samples);
+    assert!(intervals
+        .windows(2)
+        .all(|w| w[0].end_offset_ns == w[1].start_offset_ns));
+    assert!(matches!(msgs.last(), Some(Message::Done(d)) if d.finals == 1));
+    assert!(
+        std::fs::metadata(dir.path().join("io")).is_ok(),
+        "io load wrote its file"
+    );
+}
+
+#[test]
+fn guest_mode_reports_errors_on_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("config.json");
+    std::fs::write(
+        &cfg_path,
+        r#"{"workload":"timer","rt_cpus":[999],"duration_ms":100}"#,
+    )
+    .unwrap();
+    let wire = dir.path().join("wire");
+    let status = agent()
+        .arg("--init")
+        .arg("--config")
+        .arg(&cfg_path)
+        .arg("--wire")
+        .arg(&wire)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+    let mut dec = FrameDecoder::new();
+    let msgs = dec.feed(&std::fs::read(&wire).unwrap());
+    let Some(Decoded::Message(m)) = msgs.last() else {
+        panic!("no frame: {msgs:?}")
+    };
+    let Message::Error(e) = &**m else {
+        panic!("last frame is not an error: {m:?}")
+    };
+    assert!(e.message.contains("CPU 999"), "{}", e.message);
+}
