@@ -8,7 +8,6 @@
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet as NixCpuSet};
 use nix::unistd::Pid;
-use pinlat::cpuset::CpuSet;
 
 use crate::procfs::SchedPolicy;
 
@@ -53,12 +52,12 @@ pub enum AffinityError {
 }
 
 /// Restricts thread `tid` to the given host CPUs (`sched_setaffinity`).
-pub fn set_affinity(tid: i32, cpus: &CpuSet) -> Result<(), AffinityError> {
+pub fn set_affinity(tid: i32, cpus: &[u32]) -> Result<(), AffinityError> {
     if cpus.is_empty() {
         return Err(AffinityError::EmptyCpuList { tid });
     }
     let mut set = NixCpuSet::new();
-    for cpu in cpus.iter() {
+    for &cpu in cpus {
         set.set(cpu as usize)
             .map_err(|_| AffinityError::CpuOutOfRange {
                 cpu,
@@ -72,8 +71,8 @@ pub fn set_affinity(tid: i32, cpus: &CpuSet) -> Result<(), AffinityError> {
     })
 }
 
-/// The host CPUs thread `tid` may run on (`sched_getaffinity`).
-pub fn get_affinity(tid: i32) -> Result<CpuSet, AffinityError> {
+/// The host CPUs thread `tid` may run on (`sched_getaffinity`), ascending.
+pub fn get_affinity(tid: i32) -> Result<Vec<u32>, AffinityError> {
     let set = sched_getaffinity(Pid::from_raw(tid)).map_err(|source| AffinityError::Syscall {
         call: "sched_getaffinity",
         tid,
@@ -157,14 +156,13 @@ mod tests {
         std::thread::spawn(|| {
             let tid = gettid();
             let all = get_affinity(tid).unwrap();
-            let first = all.first().unwrap();
-            let one: CpuSet = [first].into_iter().collect();
+            let one = vec![all[0]];
             set_affinity(tid, &one).unwrap();
             assert_eq!(get_affinity(tid).unwrap(), one);
             let pid = std::process::id() as i32;
             let seen = Procfs::default().read_thread(pid, tid).unwrap();
             assert_eq!(seen.cpus_allowed, one);
-            assert_eq!(seen.last_cpu, first);
+            assert_eq!(seen.last_cpu, one[0]);
         })
         .join()
         .unwrap();
@@ -174,11 +172,11 @@ mod tests {
     fn bad_inputs_are_errors() {
         let tid = gettid();
         assert!(matches!(
-            set_affinity(tid, &CpuSet::new()),
+            set_affinity(tid, &[]),
             Err(AffinityError::EmptyCpuList { .. })
         ));
         assert!(matches!(
-            set_affinity(tid, &[100_000].into_iter().collect()),
+            set_affinity(tid, &[100_000]),
             Err(AffinityError::CpuOutOfRange { .. })
         ));
         assert!(matches!(
@@ -190,7 +188,7 @@ mod tests {
             Err(AffinityError::BadPriority { .. })
         ));
         // A tid that cannot exist (above pid_max's hard limit of 2^22).
-        let err = set_affinity(5_000_000, &CpuSet::first_n(1)).unwrap_err();
+        let err = set_affinity(5_000_000, &[0]).unwrap_err();
         assert!(matches!(
             err,
             AffinityError::Syscall {

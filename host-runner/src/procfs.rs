@@ -94,8 +94,8 @@ pub struct StatusFields {
     pub name: String,
     /// `Cpus_allowed_list:` exactly as the kernel printed it, e.g. `0-1`.
     pub cpus_allowed_list: String,
-    /// `Cpus_allowed_list:` as a set.
-    pub cpus_allowed: CpuSet,
+    /// `Cpus_allowed_list:` expanded, ascending.
+    pub cpus_allowed: Vec<u32>,
     /// `voluntary_ctxt_switches:` — times the thread blocked, since it started.
     pub voluntary_ctxt_switches: u64,
     /// `nonvoluntary_ctxt_switches:` — times the thread was preempted, since it started.
@@ -122,8 +122,8 @@ pub struct ThreadInfo {
     pub comm: String,
     /// Allowed CPUs as the kernel prints them (`0-1,3`).
     pub cpus_allowed_list: String,
-    /// Allowed CPUs, comparable with the planned set.
-    pub cpus_allowed: CpuSet,
+    /// Allowed CPUs, expanded and ascending.
+    pub cpus_allowed: Vec<u32>,
     /// Voluntary context switches since the thread started.
     pub voluntary_ctxt_switches: u64,
     /// Involuntary context switches (preemptions) since the thread started.
@@ -140,11 +140,11 @@ pub struct ThreadInfo {
 }
 
 /// Parses a kernel CPU list (`0-3,8,10-11`; empty means no CPU), a subset of the libvirt
-/// syntax [`CpuSet::parse`] reads.
-pub fn parse_kernel_cpu_list(text: &str) -> Result<CpuSet, ProcError> {
+/// syntax [`CpuSet::parse`] reads; returns the CPUs ascending.
+pub fn parse_kernel_cpu_list(text: &str) -> Result<Vec<u32>, ProcError> {
     let text = text.trim();
     if text.is_empty() {
-        return Ok(CpuSet::new());
+        return Ok(Vec::new());
     }
     if text.contains('^') {
         return Err(ProcError::Parse {
@@ -152,10 +152,12 @@ pub fn parse_kernel_cpu_list(text: &str) -> Result<CpuSet, ProcError> {
             what: format!("\"{text}\": exclusions are not kernel syntax"),
         });
     }
-    CpuSet::parse(text).map_err(|e| ProcError::Parse {
-        file: "CPU list",
-        what: e.to_string(),
-    })
+    CpuSet::parse(text)
+        .map(|set| set.iter().collect())
+        .map_err(|e| ProcError::Parse {
+            file: "CPU list",
+            what: e.to_string(),
+        })
 }
 
 /// Parses the text of a `/proc/<pid>/task/<tid>/status` file.
@@ -340,7 +342,7 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
         let s = parse_status(STATUS).unwrap();
         assert_eq!(s.name, "CPU 1/TCG");
         assert_eq!(s.cpus_allowed_list, "0-1");
-        assert_eq!(s.cpus_allowed, CpuSet::parse("0-1").unwrap());
+        assert_eq!(s.cpus_allowed, vec![0, 1]);
         assert_eq!(s.voluntary_ctxt_switches, 1234);
         assert_eq!(s.nonvoluntary_ctxt_switches, 56);
     }
@@ -378,7 +380,7 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
 
     #[test]
     fn cpu_lists() {
-        let list = |s: &str| parse_kernel_cpu_list(s).map(|c| c.iter().collect::<Vec<_>>());
+        let list = parse_kernel_cpu_list;
         assert_eq!(list("0-3,8,10-11\n").unwrap(), vec![0, 1, 2, 3, 8, 10, 11]);
         assert_eq!(list("").unwrap(), Vec::<u32>::new());
         assert_eq!(list("5").unwrap(), vec![5]);

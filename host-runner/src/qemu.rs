@@ -260,19 +260,20 @@ pub const TCG_GUEST_PARAMS: &[&str] = &["tsc=reliable"];
 /// there are RT vCPUs, `isolcpus nohz_full rcu_nocbs` on them and `irqaffinity` on the
 /// housekeeping vCPUs (the tuned `realtime-virtual-guest` profile's set). `extra` is appended
 /// verbatim, one parameter per element.
-pub fn guest_cmdline(rt_vcpus: &CpuSet, housekeeping_vcpus: &CpuSet, extra: &[&str]) -> String {
+pub fn guest_cmdline(rt_vcpus: &[u32], housekeeping_vcpus: &[u32], extra: &[&str]) -> String {
+    let list = |cpus: &[u32]| cpus.iter().copied().collect::<CpuSet>().to_string();
     let mut p: Vec<String> = ["console=ttyS0,115200", "panic=-1", "quiet"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     if !rt_vcpus.is_empty() {
-        let rt = rt_vcpus.to_string();
+        let rt = list(rt_vcpus);
         p.push(format!("isolcpus={rt}"));
         p.push(format!("nohz_full={rt}"));
         p.push(format!("rcu_nocbs={rt}"));
     }
     if !housekeeping_vcpus.is_empty() {
-        p.push(format!("irqaffinity={housekeeping_vcpus}"));
+        p.push(format!("irqaffinity={}", list(housekeeping_vcpus)));
     }
     p.extend(extra.iter().map(|s| s.to_string()));
     p.join(" ")
@@ -726,16 +727,12 @@ mod tests {
             memory_mib: 256,
             kernel: "/k/vmlinuz".into(),
             initrd: "/k/initrd.cpio".into(),
-            append: guest_cmdline(&set("1"), &set("0"), &[]),
+            append: guest_cmdline(&[1], &[0], &[]),
             cpu_model: None,
             iothreads: vec!["io0".into()],
             console_log: "/out/a,b/console.log".into(),
             agent_channel: "/out/agent.bin".into(),
         }
-    }
-
-    fn set(s: &str) -> CpuSet {
-        CpuSet::parse(s).unwrap()
     }
 
     fn strs(v: &[OsString]) -> Vec<String> {
@@ -796,12 +793,12 @@ mod tests {
     #[test]
     fn cmdline_from_rt_mask() {
         assert_eq!(
-            guest_cmdline(&set("1-3,5"), &set("0"), &["pinlat.debug"]),
+            guest_cmdline(&[5, 1, 2, 3], &[0], &["pinlat.debug"]),
             "console=ttyS0,115200 panic=-1 quiet isolcpus=1-3,5 nohz_full=1-3,5 \
              rcu_nocbs=1-3,5 irqaffinity=0 pinlat.debug"
         );
         assert_eq!(
-            guest_cmdline(&CpuSet::new(), &set("0,1"), &[]),
+            guest_cmdline(&[], &[0, 1], &[]),
             "console=ttyS0,115200 panic=-1 quiet irqaffinity=0-1"
         );
     }

@@ -65,12 +65,12 @@ int main(void) {
 /// `boot_qemu_dies_with_the_runner`.
 const CHILD_ENV: &str = "PINLAT_TEST_RUNNER_CHILD";
 
-/// A CPU list; the empty string is the empty set.
-fn cpus(list: &str) -> CpuSet {
+/// A CPU list, ascending; the empty string is no CPU.
+fn cpus(list: &str) -> Vec<u32> {
     if list.is_empty() {
-        CpuSet::new()
+        Vec::new()
     } else {
-        CpuSet::parse(list).unwrap()
+        CpuSet::parse(list).unwrap().iter().collect()
     }
 }
 
@@ -225,9 +225,9 @@ fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
     assert_eq!(main.comm, "qemu-system-x86");
 
     // Pin vCPU 1's thread to one CPU and make it FIFO 1; read both back from /proc.
-    let cpu = affinity::get_affinity(pid).unwrap().iter().last().unwrap();
+    let cpu = *affinity::get_affinity(pid).unwrap().last().unwrap();
     let vcpu1 = vcpus[1].thread_id;
-    affinity::set_affinity(vcpu1, &[cpu].into_iter().collect()).unwrap();
+    affinity::set_affinity(vcpu1, &[cpu]).unwrap();
     affinity::set_fifo(vcpu1, 1).unwrap();
     let seen = procfs.read_thread(pid, vcpu1).unwrap();
     assert_eq!(seen.cpus_allowed_list, cpu.to_string());
