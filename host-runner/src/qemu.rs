@@ -304,6 +304,17 @@ pub struct VmSpec {
     pub console_log: PathBuf,
     /// Where ttyS1 (the agent channel) is written; created or truncated.
     pub agent_channel: PathBuf,
+    /// Start with vCPUs stopped (`-S`): QEMU creates every vCPU thread but runs no guest
+    /// code until QMP `cont`, so threads are pinned before the guest runs, as libvirt does.
+    pub start_paused: bool,
+    /// Open a second QMP monitor (`mgmt.sock`, see [`Qemu::mgmt_socket`]) for the
+    /// `mgmt-poll` scenario, so polling never shares a connection with control commands.
+    pub mgmt_qmp: bool,
+}
+
+/// The second QMP socket's path for a given main QMP socket: `mgmt.sock` beside it.
+pub fn mgmt_socket_path(qmp_socket: &Path) -> PathBuf {
+    qmp_socket.with_file_name("mgmt.sock")
 }
 
 /// Escapes a value for QEMU's `key=value,…` option syntax (a `,` is written `,,`).
@@ -324,7 +335,9 @@ fn opt(prefix: &str, path: &Path) -> OsString {
     s
 }
 
-/// QEMU's argument vector (without the program) for `spec`, with QMP on `qmp_socket`.
+/// QEMU's argument vector (without the program) for `spec`, with QMP on `qmp_socket` (and,
+/// with `spec.mgmt_qmp`, a second monitor on [`mgmt_socket_path`], created first so it exists
+/// once `qmp_socket` does).
 pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
@@ -368,10 +381,20 @@ pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
     a.push(opt("file,id=agent,path=", &spec.agent_channel));
     a.push("-serial".into());
     a.push("chardev:agent".into());
-    a.push("-qmp".into());
-    let mut q = opt("unix:", qmp_socket);
-    q.push(",server=on,wait=off");
-    a.push(q);
+    if spec.start_paused {
+        a.push("-S".into());
+    }
+    let mut sockets = Vec::new();
+    if spec.mgmt_qmp {
+        sockets.push(mgmt_socket_path(qmp_socket));
+    }
+    sockets.push(qmp_socket.to_owned());
+    for sock in sockets {
+        a.push("-qmp".into());
+        let mut q = opt("unix:", &sock);
+        q.push(",server=on,wait=off");
+        a.push(q);
+    }
     a
 }
 
@@ -429,6 +452,7 @@ pub struct Qemu {
     child: Child,
     status: Option<ExitStatus>,
     qmp_socket: PathBuf,
+    mgmt_socket: Option<PathBuf>,
     stderr_log: PathBuf,
     args: Vec<OsString>,
     started: Instant,
@@ -493,6 +517,7 @@ impl Qemu {
         Ok(Qemu {
             child,
             status: None,
+            mgmt_socket: spec.mgmt_qmp.then(|| mgmt_socket_path(&qmp_socket)),
             qmp_socket,
             stderr_log,
             args,
@@ -519,6 +544,13 @@ impl Qemu {
     /// The QMP socket path.
     pub fn qmp_socket(&self) -> &Path {
         &self.qmp_socket
+    }
+
+    /// The second QMP socket (for `mgmt-poll`), when [`VmSpec::mgmt_qmp`] asked for one.
+    /// Connect with [`qmp::connect_unix`] after [`Qemu::connect_qmp`] succeeded (it waits
+    /// for both sockets and makes both mode 0600).
+    pub fn mgmt_socket(&self) -> Option<&Path> {
+        self.mgmt_socket.as_deref()
     }
 
     /// The private runtime directory.
@@ -577,12 +609,17 @@ impl Qemu {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        fs::set_permissions(&self.qmp_socket, fs::Permissions::from_mode(0o600)).map_err(
-            |source| QemuError::Io {
-                path: self.qmp_socket.clone(),
-                source,
-            },
-        )?;
+        let sockets: Vec<PathBuf> = std::iter::once(self.qmp_socket.clone())
+            .chain(self.mgmt_socket.clone())
+            .collect();
+        for sock in &sockets {
+            fs::set_permissions(sock, fs::Permissions::from_mode(0o600)).map_err(|source| {
+                QemuError::Io {
+                    path: sock.clone(),
+                    source,
+                }
+            })?;
+        }
         qmp::connect_unix(&self.qmp_socket, deadline, io_timeout).map_err(|e| {
             match self.try_wait() {
                 Ok(Some(status)) => QemuError::Exited {
@@ -732,6 +769,8 @@ mod tests {
             iothreads: vec!["io0".into()],
             console_log: "/out/a,b/console.log".into(),
             agent_channel: "/out/agent.bin".into(),
+            start_paused: false,
+            mgmt_qmp: false,
         }
     }
 
@@ -774,6 +813,23 @@ mod tests {
             assert!(a.iter().any(|x| x == f), "{f}");
         }
         assert_eq!(after(&a, "-display"), ["none"]);
+        assert!(!a.iter().any(|x| x == "-S"));
+    }
+
+    #[test]
+    fn args_paused_with_mgmt_monitor() {
+        let mut s = spec();
+        s.start_paused = true;
+        s.mgmt_qmp = true;
+        let a = strs(&qemu_args(&s, Path::new("/run/p/qmp.sock")));
+        assert!(a.iter().any(|x| x == "-S"));
+        assert_eq!(
+            after(&a, "-qmp"),
+            [
+                "unix:/run/p/mgmt.sock,server=on,wait=off",
+                "unix:/run/p/qmp.sock,server=on,wait=off"
+            ]
+        );
     }
 
     #[test]

@@ -312,6 +312,11 @@ impl<S: Read + Write> QmpClient<S> {
         self.execute("query-blockstats", None)
     }
 
+    /// `cont`: starts (or resumes) the vCPUs of a VM started with `-S` or stopped.
+    pub fn cont(&mut self) -> Result<(), QmpError> {
+        self.execute("cont", None).map(|_| ())
+    }
+
     /// `quit`: asks QEMU to exit at once. QEMU may close the socket before replying, so a
     /// closed connection counts as success.
     pub fn quit(&mut self) -> Result<(), QmpError> {

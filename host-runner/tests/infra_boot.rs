@@ -21,7 +21,7 @@ use pinlat_runner::qemu::{
     guest_cmdline, log_tail, Accel, BootLock, FileFollower, Qemu, QemuBinary, VmSpec,
     TCG_GUEST_PARAMS,
 };
-use pinlat_runner::qmp::MgmtPoll;
+use pinlat_runner::qmp::{connect_unix, MgmtPoll};
 
 /// A static init: mounts /dev and /proc, writes `hello` and its command line to ttyS1 in raw
 /// mode, then either powers off at once or (with `pinlat.hold` on the command line) writes a
@@ -105,7 +105,8 @@ struct Guest {
 }
 
 impl Guest {
-    fn boot(vcpus: u32, rt: &str, hk: &str, extra: &[&str]) -> Guest {
+    /// Boots a guest; `paused` starts it with `-S` and a second (mgmt) QMP monitor.
+    fn boot(vcpus: u32, rt: &str, hk: &str, extra: &[&str], paused: bool) -> Guest {
         // A child process spawned by a test that holds the lock must not wait for it.
         let lock = (std::env::var_os(CHILD_ENV).is_none())
             .then(|| BootLock::acquire().expect("boot lock"));
@@ -131,6 +132,8 @@ impl Guest {
             iothreads: vec!["io0".into()],
             console_log: dir.path().join("console.log"),
             agent_channel: dir.path().join("agent.out"),
+            start_paused: paused,
+            mgmt_qmp: paused,
         };
         let qemu = Qemu::spawn(&binary, &spec).unwrap();
         Guest {
@@ -177,7 +180,7 @@ impl Drop for Guest {
 
 #[test]
 fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
-    let mut g = Guest::boot(2, "1", "0", &["pinlat.hold"]);
+    let mut g = Guest::boot(2, "1", "0", &["pinlat.hold"], true);
     let pid = g.qemu.pid();
     let t0 = g.qemu.started();
     let mut qmp = g
@@ -197,6 +200,13 @@ fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
             & 0o777
     };
     assert_eq!(sock_mode, 0o600);
+
+    // Started with -S: vCPU threads exist but the guest has not run.
+    let status = qmp.query_status().unwrap();
+    assert_eq!(
+        (status.status.as_str(), status.running),
+        ("prelaunch", false)
+    );
 
     // vCPU and iothread ids from QMP are real threads of the QEMU process, named by QEMU.
     let procfs = Procfs::default();
@@ -246,6 +256,11 @@ fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
         cpu.to_string()
     );
 
+    // Pinned before it ran, now let it run.
+    assert!(g.agent_text.is_empty());
+    qmp.cont().unwrap();
+    assert!(qmp.query_status().unwrap().running);
+
     // The agent channel (ttyS1 → file chardev) carries the guest's lines, and the guest
     // kernel got the isolation parameters.
     let booted = g.wait_agent("tick 2\n", Instant::now() + Duration::from_secs(30));
@@ -261,10 +276,17 @@ fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
         .contains("isolcpus=1 nohz_full=1 rcu_nocbs=1 irqaffinity=0"));
     assert!(!g.agent_text.contains('\r'), "raw mode: no CR added");
 
-    // mgmt-poll works against this QEMU and keeps the VM running.
+    // mgmt-poll works on its own monitor while the control connection stays usable.
+    let mgmt = g.qemu.mgmt_socket().unwrap().to_owned();
+    let mut mgmt_qmp = connect_unix(
+        &mgmt,
+        Instant::now() + Duration::from_secs(5),
+        Duration::from_secs(5),
+    )
+    .unwrap();
     let mut poll = MgmtPoll::new();
     for _ in 0..20 {
-        poll.round(&mut qmp).unwrap();
+        poll.round(&mut mgmt_qmp).unwrap();
     }
     eprintln!(
         "mgmt-poll queries: {:?}; unsupported: {:?}",
@@ -287,7 +309,7 @@ fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
 
 #[test]
 fn boot_guest_poweroff_ends_qemu_with_output_complete() {
-    let mut g = Guest::boot(1, "", "0", &[]);
+    let mut g = Guest::boot(1, "", "0", &[], false);
     let t0 = g.qemu.started();
     let status = g
         .qemu
@@ -310,7 +332,7 @@ fn boot_guest_poweroff_ends_qemu_with_output_complete() {
 #[test]
 fn boot_qemu_dies_with_the_runner() {
     if std::env::var_os(CHILD_ENV).is_some() {
-        let mut g = Guest::boot(1, "", "0", &["pinlat.hold"]);
+        let mut g = Guest::boot(1, "", "0", &["pinlat.hold"], false);
         // Proves QEMU is up and serving before the runner is killed.
         let mut qmp = g
             .qemu
