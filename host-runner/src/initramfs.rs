@@ -325,6 +325,27 @@ mod tests {
         assert!(err.to_string().contains("nope"), "{err}");
     }
 
+    proptest::proptest! {
+        /// Any set of files round-trips byte for byte.
+        #[test]
+        fn roundtrip_any_files(files in proptest::collection::vec(("[a-z]{1,12}", proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0u32..0o7777), 0..8)) {
+            let mut a = Initramfs::new();
+            for (i, (name, data, perm)) in files.iter().enumerate() {
+                a = a.file(&format!("{name}{i}"), *perm, data.clone());
+            }
+            let bytes = a.write_to(Vec::new()).unwrap();
+            proptest::prop_assert_eq!(read_archive(&bytes[..], 100).unwrap(), a.entries());
+        }
+
+        #[test]
+        fn reader_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = read_archive(&bytes[..], 10);
+            let mut with_magic = b"070701".to_vec();
+            with_magic.extend_from_slice(&bytes);
+            let _ = read_archive(&with_magic[..], 10);
+        }
+    }
+
     #[test]
     fn garbage_is_malformed_not_panic() {
         assert!(read_archive(&b"not a cpio archive at all"[..], 10).is_err());

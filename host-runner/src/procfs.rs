@@ -406,6 +406,28 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
         assert_eq!(parse_sched_migrations("nothing"), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(text in "\\PC{0,300}") {
+            let _ = parse_status(&text);
+            let _ = parse_stat(&text);
+            let _ = parse_kernel_cpu_list(&text);
+            let _ = parse_sched_migrations(&text);
+        }
+
+        /// A stat line with any comm (spaces, parentheses) still yields fields 39–41.
+        #[test]
+        fn stat_any_comm(comm in "[ -~]{0,15}", cpu in 0u32..4096, prio in 0u32..100, pol in 0u32..7) {
+            let mut fields: Vec<String> = (3..=52).map(|_| "0".to_string()).collect();
+            fields[39 - 3] = cpu.to_string();
+            fields[40 - 3] = prio.to_string();
+            fields[41 - 3] = pol.to_string();
+            let line = format!("42 ({comm}) {}\n", fields.join(" "));
+            let s = parse_stat(&line).unwrap();
+            proptest::prop_assert_eq!((s.last_cpu, s.rt_priority, s.policy), (cpu, prio, SchedPolicy::from_raw(pol)));
+        }
+    }
+
     #[test]
     fn fixture_tree() {
         let dir = tempfile::tempdir().unwrap();

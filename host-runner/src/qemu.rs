@@ -962,7 +962,7 @@ mod tests {
     }
 
     #[test]
-    fn boot_lock_is_exclusive() {
+    fn lock_file_is_exclusive() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("lock");
         let held = BootLock::acquire_at(&p).unwrap();

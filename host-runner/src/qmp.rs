@@ -861,6 +861,27 @@ mod tests {
         assert_eq!(poll.queries().len(), 3);
     }
 
+    proptest::proptest! {
+        /// Whatever bytes QEMU (or an impostor) sends after the handshake, a command ends in
+        /// a value or an error, never a panic or a hang.
+        #[test]
+        fn arbitrary_replies_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let mut c = client(&[]);
+            c.stream.input.get_mut().extend_from_slice(&bytes);
+            let _ = c.query_cpus_fast();
+            let _ = c.query_status();
+        }
+
+        /// Arbitrary text lines (often valid JSON fragments) never panic either.
+        #[test]
+        fn arbitrary_json_lines_never_panic(lines in proptest::collection::vec("[{}\\[\\]\":,a-z0-9 -]{0,40}", 0..6)) {
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let mut c = client(&refs);
+            let _ = c.query_iothreads();
+            let _ = MgmtPoll::new().round(&mut c);
+        }
+    }
+
     #[test]
     fn connect_gives_up_at_deadline() {
         let dir = tempfile::tempdir().unwrap();
