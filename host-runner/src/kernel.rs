@@ -1,8 +1,8 @@
 //! Finds the guest kernel, in the order DESIGN.md "Where it runs" fixes: an explicit path (the
 //! config's `kernel` or `--kernel`), `$PINLAT_KERNEL`, the host's `/boot/vmlinuz-$(uname -r)`,
 //! else Debian's PREEMPT_RT kernel — the package `linux-image-rt-amd64` depends on — fetched with
-//! `apt-get download`, unpacked with `dpkg-deb -x` and cached under
-//! `$XDG_CACHE_HOME/pinlat/kernels/<package>/` (default `~/.cache/pinlat`).
+//! `apt-get download`, its `/boot/vmlinuz-*` extracted (`dpkg-deb --fsys-tarfile | tar -x`)
+//! and cached under `$XDG_CACHE_HOME/pinlat/kernels/<package>/` (default `~/.cache/pinlat`).
 //!
 //! The agent needs only what every x86 kernel has built in (8250 serial, initramfs), so any
 //! bzImage works. A candidate is accepted only if it is a readable x86 boot image (the `HdrS`
@@ -406,7 +406,7 @@ pub fn parse_apt_depends(text: &str) -> Option<String> {
     })
 }
 
-/// The real fetcher: `apt-cache depends`, `apt-get download`, `dpkg-deb`.
+/// The real fetcher: `apt-cache depends`, `apt-get download`, `dpkg-deb`, `tar`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AptFetch;
 
@@ -422,6 +422,49 @@ fn run(cmd: &mut Command) -> Result<String, String> {
         return Err(format!("{prog} failed ({}): {last}", out.status));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Extracts only `./boot/vmlinuz-*` and `./boot/config-*` from a kernel `.deb` into `root`:
+/// `dpkg-deb --fsys-tarfile DEB | tar -x`, piped between two processes (no shell). Unpacking
+/// the whole package (`dpkg-deb -x`) would write ~400 MB of modules to get one 8 MB file.
+fn extract_boot_files(deb: &Path, root: &Path) -> Result<(), String> {
+    let mut dpkg = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run dpkg-deb: {e}"))?;
+    let Some(tar_in) = dpkg.stdout.take() else {
+        let _ = dpkg.kill();
+        let _ = dpkg.wait();
+        return Err("dpkg-deb gave no stdout".into());
+    };
+    let tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(root)
+        .args(["--wildcards", "./boot/vmlinuz-*", "./boot/config-*"])
+        .stdin(tar_in)
+        .output();
+    let dpkg_out = dpkg.wait_with_output();
+    let tar = tar.map_err(|e| format!("cannot run tar: {e}"))?;
+    let dpkg_out = dpkg_out.map_err(|e| format!("dpkg-deb: {e}"))?;
+    if !dpkg_out.status.success() {
+        return Err(format!(
+            "dpkg-deb --fsys-tarfile failed ({}): {}",
+            dpkg_out.status,
+            String::from_utf8_lossy(&dpkg_out.stderr).trim()
+        ));
+    }
+    if !tar.status.success() {
+        return Err(format!(
+            "tar -x failed ({}): {}",
+            tar.status,
+            String::from_utf8_lossy(&tar.stderr).trim()
+        ));
+    }
+    Ok(())
 }
 
 impl DebianFetch for AptFetch {
@@ -447,7 +490,8 @@ impl DebianFetch for AptFetch {
             .ok_or_else(|| format!("apt-get download left no .deb for {package}"))?;
         let version = run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Version"))?;
         let root = work.join("root");
-        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+        fs::create_dir(&root).map_err(|e| e.to_string())?;
+        extract_boot_files(&deb, &root)?;
         fs::create_dir(dest).map_err(|e| e.to_string())?;
         let boot = root.join("boot");
         let mut found = false;
