@@ -389,8 +389,10 @@ pub struct Workload {
     pub preheat_ms: u64,
     /// `timer`: wake-up period, microseconds. Default 1000 (cyclictest's default).
     pub interval_us: u64,
-    /// Guest SCHED_FIFO priority of the measuring threads, 1..=99. Default 95.
-    pub priority: u8,
+    /// Guest SCHED_FIFO priority of the measuring threads, 1..=99. Default 95 for `timer`
+    /// (cyclictest's usual `-p95`); `busy-poll` and `ring` run SCHED_OTHER unless set, as oslat
+    /// does without `-f`.
+    pub priority: Option<u8>,
     /// Loads on the guest's housekeeping vCPUs during the measurement. Default none.
     pub housekeeping: BTreeSet<HousekeepingLoad>,
 }
@@ -704,10 +706,11 @@ impl Config {
                         kind: w.kind,
                         preheat_ms,
                         interval_us,
-                        priority: priority(
-                            &format!("{p}.priority"),
-                            w.priority.unwrap_or(d.priority),
-                        )?,
+                        priority: w
+                            .priority
+                            .or(d.priority)
+                            .map(|v| priority(&format!("{p}.priority"), v))
+                            .transpose()?,
                         housekeeping: w.housekeeping.iter().flatten().copied().collect(),
                     });
                 }
@@ -806,7 +809,7 @@ fn default_workload(kind: WorkloadKind) -> Workload {
         kind,
         preheat_ms: 1000,
         interval_us: 1000,
-        priority: 95,
+        priority: (kind == WorkloadKind::Timer).then_some(95),
         housekeeping: BTreeSet::new(),
     }
 }

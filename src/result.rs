@@ -79,6 +79,69 @@ pub enum ThreadRole {
     Emulator,
 }
 
+/// A host scheduling policy as read back from the kernel (`SCHED_*` numbers of `<sched.h>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostPolicy {
+    /// `SCHED_OTHER` (0).
+    Other,
+    /// `SCHED_FIFO` (1).
+    Fifo,
+    /// `SCHED_RR` (2).
+    Rr,
+    /// `SCHED_BATCH` (3).
+    Batch,
+    /// `SCHED_IDLE` (5).
+    Idle,
+    /// `SCHED_DEADLINE` (6).
+    Deadline,
+    /// Any other number.
+    Unknown(u32),
+}
+
+impl HostPolicy {
+    /// Maps the kernel's policy number (`sched_getscheduler`, stat field 41); the
+    /// `SCHED_RESET_ON_FORK` bit is ignored.
+    pub fn from_raw(raw: u32) -> Self {
+        match raw & !0x4000_0000 {
+            0 => HostPolicy::Other,
+            1 => HostPolicy::Fifo,
+            2 => HostPolicy::Rr,
+            3 => HostPolicy::Batch,
+            5 => HostPolicy::Idle,
+            6 => HostPolicy::Deadline,
+            n => HostPolicy::Unknown(n),
+        }
+    }
+
+    /// Whether this is the policy a plan asked for.
+    pub fn is(self, planned: Policy) -> bool {
+        matches!(
+            (self, planned),
+            (HostPolicy::Other, Policy::Other) | (HostPolicy::Fifo, Policy::Fifo)
+        )
+    }
+
+    /// Whether the policy is realtime (`SCHED_FIFO`, `SCHED_RR`).
+    pub fn is_realtime(self) -> bool {
+        matches!(self, HostPolicy::Fifo | HostPolicy::Rr)
+    }
+}
+
+impl std::fmt::Display for HostPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPolicy::Other => f.write_str("other"),
+            HostPolicy::Fifo => f.write_str("fifo"),
+            HostPolicy::Rr => f.write_str("rr"),
+            HostPolicy::Batch => f.write_str("batch"),
+            HostPolicy::Idle => f.write_str("idle"),
+            HostPolicy::Deadline => f.write_str("deadline"),
+            HostPolicy::Unknown(n) => write!(f, "policy-{n}"),
+        }
+    }
+}
+
 /// One thread's placement as read back from `/proc/<pid>/task/<tid>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedThread {
@@ -90,8 +153,8 @@ pub struct ObservedThread {
     pub role: ThreadRole,
     /// `Cpus_allowed_list`.
     pub cpus: CpuSet,
-    /// Policy read back (`sched_getscheduler`).
-    pub policy: Policy,
+    /// Policy read back from the kernel.
+    pub policy: HostPolicy,
     /// RT priority read back (0 for `other`).
     pub priority: u8,
     /// What the plan wanted for this thread.
@@ -104,8 +167,9 @@ impl ObservedThread {
     /// Whether what was observed is what was planned.
     pub fn matches(&self) -> bool {
         self.cpus == self.planned_cpus
-            && self.policy == self.planned_sched.policy
-            && (self.policy == Policy::Other || self.priority == self.planned_sched.priority)
+            && self.policy.is(self.planned_sched.policy)
+            && (self.planned_sched.policy == Policy::Other
+                || self.priority == self.planned_sched.priority)
     }
 }
 
@@ -250,7 +314,7 @@ mod tests {
             comm: "CPU 1/TCG".into(),
             role: ThreadRole::Vcpu { vcpu: 1 },
             cpus: CpuSet::parse("1").unwrap(),
-            policy: Policy::Fifo,
+            policy: HostPolicy::Fifo,
             priority: 1,
             planned_cpus: CpuSet::parse("1").unwrap(),
             planned_sched: Sched::fifo(1),
@@ -262,7 +326,9 @@ mod tests {
         t.cpus = CpuSet::parse("0-1").unwrap();
         assert!(!t.matches());
         t.cpus = CpuSet::parse("1").unwrap();
-        t.policy = Policy::Other;
+        t.policy = HostPolicy::Other;
+        assert!(!t.matches());
+        t.policy = HostPolicy::Rr;
         assert!(!t.matches());
     }
 

@@ -80,9 +80,71 @@ pub enum FormatArg {
     Table,
 }
 
+/// Accelerator choices of `pinlat run --accel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccelArg {
+    /// Probe KVM with one short guest boot; fall back to TCG with a warning.
+    Auto,
+    /// Hardware virtualization.
+    Kvm,
+    /// Software emulation (results are labelled as not hardware latency).
+    Tcg,
+}
+
+/// Parses `10`, `10s`, `2m` or `1h` into whole seconds.
+pub fn parse_duration_s(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix('h') {
+        (n, 3600)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1)
+    } else {
+        (t, 1)
+    };
+    match num.parse::<u64>() {
+        Ok(v) if v > 0 => v
+            .checked_mul(mult)
+            .ok_or_else(|| format!("\"{s}\": too long")),
+        _ => Err(format!(
+            "\"{s}\": give whole seconds, minutes or hours, e.g. 5s, 2m, 1h"
+        )),
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the config's matrix (layout x scenario x workload x repetition) on this host.
+    ///
+    /// Boots one QEMU guest set per run with the layout's pinning, verifies every thread's
+    /// placement from /proc, collects the agent's histograms and writes
+    /// reports/<run-id>/{plan.json,host.json,runs/*.json} as each run ends.
+    /// Exit 0 when every run measured, 2 for a bad config or option, 3 when a run failed or
+    /// QEMU/the kernel/the agent is missing.
+    Run {
+        /// The experiment config.
+        config: PathBuf,
+        /// Where to create <run-id>/.
+        #[arg(long, value_name = "DIR", default_value = "reports")]
+        out: PathBuf,
+        /// Measured time per run (overrides run.duration_s): 5s, 2m, 1h.
+        #[arg(long, value_name = "D", value_parser = parse_duration_s)]
+        duration: Option<u64>,
+        /// Only these layouts, by name (comma-separated).
+        #[arg(long, value_name = "A,B", value_delimiter = ',')]
+        layouts: Option<Vec<String>>,
+        /// Accelerator (overrides run.accel).
+        #[arg(long, value_enum)]
+        accel: Option<AccelArg>,
+        /// Guest kernel (overrides the config's and $PINLAT_KERNEL).
+        #[arg(long, value_name = "PATH")]
+        kernel: Option<PathBuf>,
+        /// Repetitions (overrides run.repetitions).
+        #[arg(long, value_name = "N")]
+        repetitions: Option<u32>,
+    },
     /// Validate a config and print the resolved placement of every layout as a table.
     ///
     /// Exit 0 when every layout fits the host, 2 with the reason (the config key to fix) when
@@ -136,6 +198,27 @@ pub fn load_and_plan(config: &Path, host_cpus: Option<&str>) -> Result<(Config, 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
+        Command::Run {
+            config,
+            out,
+            duration,
+            layouts,
+            accel,
+            kernel,
+            repetitions,
+        } => crate::run::run(&crate::run::RunOptions {
+            config,
+            out,
+            duration_s: duration,
+            layouts,
+            accel: accel.map(|a| match a {
+                AccelArg::Auto => pinlat::config::Accel::Auto,
+                AccelArg::Kvm => pinlat::config::Accel::Kvm,
+                AccelArg::Tcg => pinlat::config::Accel::Tcg,
+            }),
+            kernel,
+            repetitions,
+        }),
         Command::Check { config, host_cpus } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
             print_out(&export::render(PlanFormat::Table, &plan, &cfg))?;

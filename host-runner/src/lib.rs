@@ -1,9 +1,17 @@
 //! The host runner's library: everything `pinlat` does beyond the pure model.
 
-pub mod cli;
 pub mod affinity;
+pub mod agent;
+pub mod cli;
+pub mod guest_run;
+pub mod hostfacts;
 pub mod initramfs;
 pub mod kernel;
+pub mod placement;
 pub mod procfs;
 pub mod qemu;
 pub mod qmp;
+pub mod run;
+pub mod signals;
+pub mod store;
+pub mod stress;

@@ -1,0 +1,121 @@
+//! Host facts recorded in `host.json` next to every set of runs: what kernel, which CPUs were
+//! isolated, which accelerator and QEMU, which guest kernel. A latency figure without these is
+//! not reproducible.
+
+use std::fs;
+use std::path::Path;
+
+use pinlat::cpuset::CpuSet;
+use pinlat::result::AccelUsed;
+use serde::{Deserialize, Serialize};
+
+/// `host.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// pinlat's version.
+    pub pinlat_version: String,
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `uname -v` (contains `PREEMPT_RT` on RT kernels).
+    pub kernel_version: String,
+    /// Whether the host kernel is PREEMPT_RT (`/sys/kernel/realtime` or `uname -v`).
+    pub preempt_rt: bool,
+    /// `/proc/cmdline`.
+    pub cmdline: String,
+    /// `model name` of the first CPU in `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// Online CPUs.
+    pub online_cpus: CpuSet,
+    /// `isolcpus=` CPUs (`/sys/devices/system/cpu/isolated`).
+    pub isolated_cpus: CpuSet,
+    /// `nohz_full=` CPUs (`/sys/devices/system/cpu/nohz_full`), empty when none.
+    pub nohz_full_cpus: CpuSet,
+    /// `/proc/sys/kernel/sched_rt_runtime_us` (-1 = RT throttling off).
+    pub sched_rt_runtime_us: Option<i64>,
+    /// The accelerator the runs used.
+    pub accel: AccelUsed,
+    /// Why that accelerator (e.g. the KVM probe's failure when `auto` fell back to TCG).
+    pub accel_note: Option<String>,
+    /// QEMU binary path.
+    pub qemu_path: String,
+    /// QEMU's `--version` first line.
+    pub qemu_version: String,
+    /// Guest kernel path.
+    pub guest_kernel: String,
+    /// Where the guest kernel came from (config, env, host /boot, Debian RT package).
+    pub guest_kernel_source: String,
+    /// Whether the runner could set SCHED_FIFO and affinities (root or CAP_SYS_NICE).
+    pub can_set_realtime: bool,
+    /// The static agent put into each guest's initramfs.
+    pub agent_path: String,
+}
+
+fn read_trim(path: &str) -> String {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn cpu_list_file(path: &str) -> CpuSet {
+    pinlat::host::read_cpu_list(Path::new(path)).unwrap_or_default()
+}
+
+/// Facts about this host that need no guest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalFacts {
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `uname -v`.
+    pub kernel_version: String,
+    /// PREEMPT_RT host.
+    pub preempt_rt: bool,
+    /// `/proc/cmdline`.
+    pub cmdline: String,
+    /// CPU model.
+    pub cpu_model: String,
+    /// Online CPUs.
+    pub online_cpus: CpuSet,
+    /// Isolated CPUs.
+    pub isolated_cpus: CpuSet,
+    /// nohz_full CPUs.
+    pub nohz_full_cpus: CpuSet,
+    /// RT throttling.
+    pub sched_rt_runtime_us: Option<i64>,
+}
+
+/// Reads this host's facts.
+pub fn local() -> LocalFacts {
+    let uts = nix::sys::utsname::uname().ok();
+    let kernel_release = uts
+        .as_ref()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let kernel_version = uts
+        .as_ref()
+        .map(|u| u.version().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let preempt_rt =
+        read_trim("/sys/kernel/realtime") == "1" || kernel_version.contains("PREEMPT_RT");
+    let cpu_model = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    LocalFacts {
+        kernel_release,
+        kernel_version,
+        preempt_rt,
+        cmdline: read_trim("/proc/cmdline"),
+        cpu_model,
+        online_cpus: pinlat::host::online_cpus().unwrap_or_default(),
+        isolated_cpus: cpu_list_file(pinlat::host::ISOLATED_PATH),
+        nohz_full_cpus: cpu_list_file("/sys/devices/system/cpu/nohz_full"),
+        sched_rt_runtime_us: read_trim("/proc/sys/kernel/sched_rt_runtime_us")
+            .parse()
+            .ok(),
+    }
+}

@@ -1,0 +1,325 @@
+//! Applies a guest's planned placement to its QEMU process and reads back what the kernel
+//! actually applied.
+//!
+//! Pinning follows libvirt's order (`qemuProcessSetupEmulator`, then vCPUs, then iothreads,
+//! then scheduler settings): the whole process goes to the emulator set first, so every thread
+//! QEMU has is somewhere planned; then each vCPU thread to its own set; then iothreads; then
+//! SCHED_FIFO on realtime vCPU threads. Threads QEMU starts later (RCU, workers) inherit
+//! nothing useful, so [`Pinner::pin_new_threads`] is called again during the run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pinlat::config::Policy;
+use pinlat::cpuset::CpuSet;
+use pinlat::plan::{GuestPlacement, Sched};
+use pinlat::result::{HostPolicy, ObservedThread, ThreadRole, VcpuThreadStats};
+
+use crate::affinity::{self, AffinityError};
+use crate::procfs::{ProcError, Procfs, ThreadInfo};
+use crate::qmp::{IoThread, VcpuThread};
+
+/// Pinning or reading back failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlacementError {
+    /// A syscall on a thread failed.
+    #[error("Cannot apply placement to {what} (tid {tid})")]
+    Apply {
+        /// Which thread, e.g. `vCPU 1`.
+        what: String,
+        /// Thread id.
+        tid: i32,
+        /// The failing call.
+        #[source]
+        source: AffinityError,
+    },
+    /// Reading `/proc` failed.
+    #[error("Cannot read QEMU's threads")]
+    Proc(#[source] ProcError),
+    /// QMP reported a vCPU the plan does not have, or the plan has one QMP did not report.
+    #[error("QMP reported vCPUs {reported} but the plan has {planned}")]
+    VcpuCount {
+        /// vCPU indexes QMP reported.
+        reported: String,
+        /// vCPU indexes of the plan.
+        planned: String,
+    },
+}
+
+/// Applies one guest's placement and keeps what is needed to classify its threads.
+#[derive(Debug)]
+pub struct Pinner {
+    pid: i32,
+    plan: GuestPlacement,
+    vcpu_tids: BTreeMap<i32, u32>,
+    iothread_tids: BTreeMap<i32, String>,
+    /// Threads already placed.
+    placed: BTreeSet<i32>,
+    procfs: Procfs,
+}
+
+fn cpus_vec(set: &CpuSet) -> Vec<u32> {
+    set.iter().collect()
+}
+
+impl Pinner {
+    /// A pinner for QEMU process `pid` whose vCPU and iothread ids came from QMP.
+    pub fn new(
+        pid: i32,
+        plan: GuestPlacement,
+        vcpus: &[VcpuThread],
+        iothreads: &[IoThread],
+    ) -> Result<Self, PlacementError> {
+        let reported: CpuSet = vcpus.iter().map(|v| v.cpu_index).collect();
+        let planned: CpuSet = plan.vcpus.iter().map(|v| v.vcpu).collect();
+        if reported != planned {
+            return Err(PlacementError::VcpuCount {
+                reported: reported.to_string(),
+                planned: planned.to_string(),
+            });
+        }
+        Ok(Pinner {
+            pid,
+            plan,
+            vcpu_tids: vcpus.iter().map(|v| (v.thread_id, v.cpu_index)).collect(),
+            iothread_tids: iothreads
+                .iter()
+                .map(|t| (t.thread_id, t.id.clone()))
+                .collect(),
+            placed: BTreeSet::new(),
+            procfs: Procfs::default(),
+        })
+    }
+
+    /// Host thread ids of the vCPUs, by vCPU index.
+    pub fn vcpu_tids(&self) -> BTreeMap<u32, i32> {
+        self.vcpu_tids.iter().map(|(&t, &v)| (v, t)).collect()
+    }
+
+    fn role(&self, tid: i32) -> ThreadRole {
+        if let Some(&vcpu) = self.vcpu_tids.get(&tid) {
+            ThreadRole::Vcpu { vcpu }
+        } else if let Some(id) = self.iothread_tids.get(&tid) {
+            ThreadRole::Iothread { id: id.clone() }
+        } else {
+            ThreadRole::Emulator
+        }
+    }
+
+    /// What the plan wants for a thread of `role`.
+    fn planned(&self, role: &ThreadRole) -> (CpuSet, Sched) {
+        match role {
+            ThreadRole::Vcpu { vcpu } => {
+                let v = self
+                    .plan
+                    .vcpus
+                    .iter()
+                    .find(|p| p.vcpu == *vcpu)
+                    .expect("vCPU indexes were checked against the plan");
+                (v.cpus.clone(), v.sched)
+            }
+            ThreadRole::Iothread { .. } => (self.plan.iothread_cpus.clone(), Sched::OTHER),
+            ThreadRole::Emulator => (self.plan.emulator_cpus.clone(), Sched::OTHER),
+        }
+    }
+
+    fn apply(&self, tid: i32, role: &ThreadRole) -> Result<(), PlacementError> {
+        let (cpus, sched) = self.planned(role);
+        let what = match role {
+            ThreadRole::Vcpu { vcpu } => format!("vCPU {vcpu}"),
+            ThreadRole::Iothread { id } => format!("iothread {id}"),
+            ThreadRole::Emulator => "emulator thread".to_string(),
+        };
+        let wrap = |source| PlacementError::Apply {
+            what: what.clone(),
+            tid,
+            source,
+        };
+        affinity::set_affinity(tid, &cpus_vec(&cpus)).map_err(wrap)?;
+        match sched.policy {
+            Policy::Fifo => affinity::set_fifo(tid, u32::from(sched.priority)).map_err(wrap)?,
+            Policy::Other => affinity::set_other(tid).map_err(wrap)?,
+        }
+        Ok(())
+    }
+
+    /// Pins every thread as planned, in libvirt's order. Returns the number of threads placed.
+    pub fn pin_all(&mut self) -> Result<usize, PlacementError> {
+        let tids = self
+            .procfs
+            .list_tids(self.pid)
+            .map_err(PlacementError::Proc)?;
+        // 1. The whole process to the emulator set.
+        let emulator = cpus_vec(&self.plan.emulator_cpus);
+        for &tid in &tids {
+            match affinity::set_affinity(tid, &emulator) {
+                Ok(()) => {}
+                // A thread that exited in between is not an error.
+                Err(AffinityError::Syscall {
+                    source: nix::Error::ESRCH,
+                    ..
+                }) => {}
+                Err(source) => {
+                    return Err(PlacementError::Apply {
+                        what: "QEMU process".into(),
+                        tid,
+                        source,
+                    })
+                }
+            }
+        }
+        // 2. vCPUs, 3. iothreads, 4. the rest, with scheduling.
+        let mut order: Vec<(i32, ThreadRole)> = tids.iter().map(|&t| (t, self.role(t))).collect();
+        order.sort_by_key(|(_, r)| match r {
+            ThreadRole::Vcpu { .. } => 0,
+            ThreadRole::Iothread { .. } => 1,
+            ThreadRole::Emulator => 2,
+        });
+        for (tid, role) in order {
+            match self.apply(tid, &role) {
+                Ok(()) => {
+                    self.placed.insert(tid);
+                }
+                Err(PlacementError::Apply {
+                    source: AffinityError::Syscall { source, .. },
+                    ..
+                }) if source == nix::Error::ESRCH && role == ThreadRole::Emulator => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.placed.len())
+    }
+
+    /// Places threads QEMU started since the last call (they belong to the emulator set).
+    /// Returns how many were new.
+    pub fn pin_new_threads(&mut self) -> Result<usize, PlacementError> {
+        let tids = match self.procfs.list_tids(self.pid) {
+            Ok(t) => t,
+            // QEMU has exited: nothing left to place.
+            Err(e) if e.is_gone() => return Ok(0),
+            Err(e) => return Err(PlacementError::Proc(e)),
+        };
+        let mut new = 0;
+        for tid in tids {
+            if self.placed.contains(&tid) {
+                continue;
+            }
+            let role = self.role(tid);
+            match self.apply(tid, &role) {
+                Ok(()) => {
+                    self.placed.insert(tid);
+                    new += 1;
+                }
+                Err(PlacementError::Apply {
+                    source:
+                        AffinityError::Syscall {
+                            source: nix::Error::ESRCH,
+                            ..
+                        },
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(new)
+    }
+
+    /// Reads every thread back from `/proc`.
+    pub fn threads(&self) -> Result<Vec<ThreadInfo>, PlacementError> {
+        self.procfs
+            .read_threads(self.pid)
+            .map_err(PlacementError::Proc)
+    }
+
+    /// Every thread's observed placement next to its planned one.
+    pub fn observe(&self) -> Result<Vec<ObservedThread>, PlacementError> {
+        Ok(self
+            .threads()?
+            .into_iter()
+            .map(|t| {
+                let role = self.role(t.tid);
+                let (planned_cpus, planned_sched) = self.planned(&role);
+                ObservedThread {
+                    tid: t.tid,
+                    comm: t.comm,
+                    role,
+                    cpus: t.cpus_allowed.iter().copied().collect(),
+                    policy: HostPolicy::from_raw(policy_raw(t.policy)),
+                    priority: u8::try_from(t.rt_priority).unwrap_or(u8::MAX),
+                    planned_cpus,
+                    planned_sched,
+                }
+            })
+            .collect())
+    }
+}
+
+fn policy_raw(p: crate::procfs::SchedPolicy) -> u32 {
+    use crate::procfs::SchedPolicy as S;
+    match p {
+        S::Other => 0,
+        S::Fifo => 1,
+        S::Rr => 2,
+        S::Batch => 3,
+        S::Idle => 5,
+        S::Deadline => 6,
+        S::Unknown(n) => n,
+    }
+}
+
+/// Samples vCPU threads during a measurement: context switches from start to end and the CPUs
+/// each was seen running on.
+#[derive(Debug, Default)]
+pub struct VcpuSampler {
+    start: BTreeMap<i32, ThreadInfo>,
+    last: BTreeMap<i32, ThreadInfo>,
+    seen: BTreeMap<i32, (CpuSet, u64)>,
+}
+
+impl VcpuSampler {
+    /// Takes one sample of the vCPU threads among `threads`.
+    pub fn sample(&mut self, threads: &[ThreadInfo], vcpu_tids: &BTreeMap<u32, i32>) {
+        for t in threads {
+            if !vcpu_tids.values().any(|&v| v == t.tid) {
+                continue;
+            }
+            self.start.entry(t.tid).or_insert_with(|| t.clone());
+            let e = self.seen.entry(t.tid).or_default();
+            e.0.insert(t.last_cpu);
+            e.1 += 1;
+            self.last.insert(t.tid, t.clone());
+        }
+    }
+
+    /// Deltas between the first and last sample.
+    pub fn finish(
+        &self,
+        vcpu_tids: &BTreeMap<u32, i32>,
+        plan: &GuestPlacement,
+    ) -> Vec<VcpuThreadStats> {
+        vcpu_tids
+            .iter()
+            .filter_map(|(&vcpu, &tid)| {
+                let a = self.start.get(&tid)?;
+                let b = self.last.get(&tid)?;
+                let (cpus_seen, samples) = self.seen.get(&tid).cloned().unwrap_or_default();
+                Some(VcpuThreadStats {
+                    vcpu,
+                    tid,
+                    realtime: plan.vcpus.iter().any(|v| v.vcpu == vcpu && v.realtime),
+                    voluntary_ctxt_switches: b
+                        .voluntary_ctxt_switches
+                        .saturating_sub(a.voluntary_ctxt_switches),
+                    nonvoluntary_ctxt_switches: b
+                        .nonvoluntary_ctxt_switches
+                        .saturating_sub(a.nonvoluntary_ctxt_switches),
+                    migrations: match (a.nr_migrations, b.nr_migrations) {
+                        (Some(x), Some(y)) => Some(y.saturating_sub(x)),
+                        _ => None,
+                    },
+                    cpus_seen,
+                    samples,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,430 @@
+//! `pinlat run`: the matrix layout × scenario × workload × repetition, one run at a time.
+//!
+//! Order of work: check the config and plan (exit 2 on any problem), find QEMU, the guest
+//! kernel and the static agent, create and prove writable the results directory (exit 3),
+//! settle the accelerator (for `auto`, one short KVM boot probe per invocation), write
+//! `plan.json` and `host.json`, then run. Each run's raw result is written atomically the
+//! moment it ends; a failed run is recorded and the matrix goes on.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use pinlat::config::{Accel, Config};
+use pinlat::plan::Plan;
+use pinlat::result::{AccelUsed, RunRecord, TCG_DISCLAIMER};
+use serde::Serialize;
+
+use crate::agent::{agent_config, find_agent};
+use crate::cli::{Exit, Failure};
+use crate::guest_run::{self, RunContext};
+use crate::hostfacts::{self, HostFacts};
+use crate::initramfs::Initramfs;
+use crate::kernel::{GuestKernel, KernelSearch};
+use crate::qemu::{self, FileFollower, Qemu, QemuBinary, RuntimeDir, VmSpec};
+use crate::store::{new_run_id, ResultDir};
+
+/// Options of `pinlat run` that override the config.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The config file.
+    pub config: PathBuf,
+    /// Parent of `<run-id>/`; default `reports`.
+    pub out: PathBuf,
+    /// Overrides `run.duration_s`, seconds.
+    pub duration_s: Option<u64>,
+    /// Only these layouts (by name).
+    pub layouts: Option<Vec<String>>,
+    /// Overrides `run.accel`.
+    pub accel: Option<Accel>,
+    /// Guest kernel, overriding the search.
+    pub kernel: Option<PathBuf>,
+    /// Repetitions override.
+    pub repetitions: Option<u32>,
+}
+
+/// `plan.json`: the resolved placement and the runs, as executed.
+#[derive(Debug, Serialize)]
+struct PlanFile<'a> {
+    run_id: &'a str,
+    config_path: String,
+    config: &'a Config,
+    plan: &'a Plan,
+    runs: Vec<String>,
+}
+
+/// Applies CLI overrides to the config, as usage errors when they are invalid.
+fn apply_overrides(cfg: &mut Config, opts: &RunOptions) -> Result<(), Failure> {
+    if let Some(d) = opts.duration_s {
+        if d == 0 {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--duration: must be at least 1 s"
+            )));
+        }
+        cfg.run.duration_s = d;
+    }
+    if let Some(r) = opts.repetitions {
+        if r == 0 {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--repetitions: must be at least 1"
+            )));
+        }
+        cfg.run.repetitions = r;
+    }
+    if let Some(a) = opts.accel {
+        cfg.run.accel = a;
+    }
+    if let Some(names) = &opts.layouts {
+        for n in names {
+            if !cfg.layouts.iter().any(|l| &l.name == n) {
+                let known: Vec<&str> = cfg.layouts.iter().map(|l| l.name.as_str()).collect();
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "--layouts: no layout named '{n}' in the config (it has: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        cfg.layouts.retain(|l| names.contains(&l.name));
+    }
+    Ok(())
+}
+
+/// Boots a guest under KVM and waits a short deadline for the agent's hello. `Ok(())` when
+/// KVM works; `Err(reason)` otherwise.
+fn probe_kvm(
+    qemu_bin: &QemuBinary,
+    kernel: &GuestKernel,
+    agent: &[u8],
+    config: &Config,
+) -> Result<(), String> {
+    if !qemu::kvm_device_usable() {
+        return Err("/dev/kvm is missing or not accessible".into());
+    }
+    let guest = &config.guests[0];
+    let mut cfg = agent_config(
+        guest,
+        &config.workloads[0],
+        pinlat::config::ScenarioKind::Idle,
+        100,
+        100,
+    );
+    cfg.preheat_ms = 0;
+    let runtime = RuntimeDir::new().map_err(|e| e.to_string())?;
+    let initrd = runtime.path().join("probe.cpio");
+    Initramfs::for_agent(agent.to_vec(), cfg.to_json().into_bytes())
+        .write_file(&initrd)
+        .map_err(|e| e.to_string())?;
+    let console = runtime.path().join("probe-console.log");
+    let channel = runtime.path().join("probe-agent.out");
+    let rt: Vec<u32> = guest.realtime.iter().collect();
+    let hk: Vec<u32> = guest.housekeeping().iter().collect();
+    let spec = VmSpec {
+        name: "pinlat-kvm-probe".into(),
+        accel: qemu::Accel::Kvm,
+        vcpus: guest.vcpus,
+        memory_mib: guest.memory_mib,
+        kernel: kernel.path.clone(),
+        initrd,
+        append: qemu::guest_cmdline(&rt, &hk, qemu::TCG_GUEST_PARAMS),
+        cpu_model: None,
+        iothreads: Vec::new(),
+        console_log: console.clone(),
+        agent_channel: channel.clone(),
+        start_paused: false,
+        mgmt_qmp: false,
+    };
+    let mut q = Qemu::spawn_in(qemu_bin, &spec, runtime).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut follower = FileFollower::new(&channel);
+    let mut decoder = pinlat::wire::FrameDecoder::new();
+    let mut buf = Vec::new();
+    while Instant::now() < deadline {
+        buf.clear();
+        let _ = follower.read_new(&mut buf, 1 << 20);
+        for d in decoder.feed(&buf) {
+            if matches!(&d, pinlat::wire::Decoded::Message(m) if matches!(**m, pinlat::wire::Message::Hello(_)))
+            {
+                let _ = q.kill();
+                return Ok(());
+            }
+        }
+        if let Ok(Some(status)) = q.try_wait() {
+            return Err(format!(
+                "QEMU -accel kvm exited ({status}): {}",
+                q.stderr_tail(300).trim()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = q.kill();
+    let tail = qemu::log_tail(&console, 300);
+    let last = tail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("nothing");
+    Err(format!(
+        "no agent hello within 15 s under -accel kvm (console last showed: {})",
+        last.trim()
+    ))
+}
+
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: usize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(total as u64);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, ETA {eta}  {msg}",
+                )
+                .expect("valid template"),
+            );
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        Progress { bar, total }
+    }
+
+    fn start(&self, i: usize, name: &str) {
+        match &self.bar {
+            Some(b) => b.set_message(name.to_string()),
+            None => eprintln!("[{}/{}] {name} ...", i + 1, self.total),
+        }
+    }
+
+    fn done(&self, i: usize, r: &RunRecord) {
+        let line = format!(
+            "[{}/{}] {}: {}",
+            i + 1,
+            self.total,
+            r.name,
+            guest_run::summary_line(r)
+        );
+        match &self.bar {
+            Some(b) => {
+                b.println(line);
+                b.inc(1);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Runs the matrix. Returns the exit code: 0 all runs measured, 3 any run failed or the
+/// infrastructure is missing, 2 bad usage/config.
+pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
+    let mut config = Config::from_file(&opts.config).map_err(|e| {
+        Failure::usage(anyhow::Error::new(e).context(format!("config {}", opts.config.display())))
+    })?;
+    apply_overrides(&mut config, opts)?;
+    let online = pinlat::host::online_cpus()
+        .map_err(|e| Failure::infra(anyhow::anyhow!("reading online CPUs: {e}")))?;
+    let plan = Plan::new(&config, &online).map_err(|e| {
+        Failure::usage(anyhow::Error::new(e).context(format!(
+            "config {} cannot be placed on this host (online CPUs {online})",
+            opts.config.display()
+        )))
+    })?;
+
+    let qemu_bin = QemuBinary::detect()
+        .map_err(|e| Failure::infra(anyhow::Error::new(e).context("finding QEMU")))?;
+    let kernel = KernelSearch::from_env(opts.kernel.clone())
+        .find()
+        .map_err(|e| Failure::infra(anyhow::Error::new(e).context("finding a guest kernel")))?;
+    let (agent_path, agent) = find_agent().map_err(Failure::infra)?;
+
+    let run_id = new_run_id();
+    let dir = ResultDir::create(&opts.out, &run_id).map_err(|e| {
+        Failure::infra(anyhow::Error::new(e).context(format!(
+            "the results directory {} is not writable (nothing was started)",
+            opts.out.display()
+        )))
+    })?;
+    eprintln!("pinlat: run {run_id} -> {}", dir.root().display());
+
+    // Keep the runner off the pCPUs it measures when the host has housekeeping CPUs.
+    if !plan.housekeeping_cpus.is_empty() {
+        let cpus: Vec<u32> = plan.housekeeping_cpus.iter().collect();
+        if let Err(e) = crate::affinity::set_affinity(0, &cpus) {
+            eprintln!(
+                "pinlat: warning: could not pin the runner to housekeeping CPUs {}: {e}",
+                plan.housekeeping_cpus
+            );
+        }
+    }
+
+    let (accel, accel_note) = match config.run.accel {
+        Accel::Kvm => (AccelUsed::Kvm, None),
+        Accel::Tcg => (
+            AccelUsed::Tcg,
+            Some("requested in the config or with --accel".to_string()),
+        ),
+        Accel::Auto => {
+            eprintln!("pinlat: probing KVM (one guest boot, at most 15 s) ...");
+            match probe_kvm(&qemu_bin, &kernel, &agent, &config) {
+                Ok(()) => (AccelUsed::Kvm, Some("auto: KVM probe booted".to_string())),
+                Err(why) => {
+                    eprintln!("pinlat: warning: KVM is not usable ({why}); falling back to TCG");
+                    (
+                        AccelUsed::Tcg,
+                        Some(format!("auto: KVM not usable, fell back to TCG: {why}")),
+                    )
+                }
+            }
+        }
+    };
+    if accel == AccelUsed::Tcg {
+        eprintln!("pinlat: note: {TCG_DISCLAIMER}");
+    }
+
+    let local = hostfacts::local();
+    let facts = HostFacts {
+        pinlat_version: env!("CARGO_PKG_VERSION").to_string(),
+        kernel_release: local.kernel_release,
+        kernel_version: local.kernel_version,
+        preempt_rt: local.preempt_rt,
+        cmdline: local.cmdline,
+        cpu_model: local.cpu_model,
+        online_cpus: local.online_cpus,
+        isolated_cpus: local.isolated_cpus,
+        nohz_full_cpus: local.nohz_full_cpus,
+        sched_rt_runtime_us: local.sched_rt_runtime_us,
+        accel,
+        accel_note,
+        qemu_path: qemu_bin.path.display().to_string(),
+        qemu_version: qemu_bin.version_line.clone(),
+        guest_kernel: kernel.path.display().to_string(),
+        guest_kernel_source: kernel.source.to_string(),
+        can_set_realtime: nix::unistd::geteuid().is_root(),
+        agent_path: agent_path.display().to_string(),
+    };
+
+    // The matrix.
+    let mut matrix = Vec::new();
+    for layout in &plan.layouts {
+        for scenario in &config.scenarios {
+            for workload in &config.workloads {
+                for rep in 1..=config.run.repetitions {
+                    matrix.push((layout, scenario, workload, rep));
+                }
+            }
+        }
+    }
+    let names: Vec<String> = matrix
+        .iter()
+        .map(|(l, s, w, r)| pinlat::result::run_name(&l.name, s.kind, w.kind, *r))
+        .collect();
+    let write = |rel: &str, v: &dyn erased::Json| -> Result<(), Failure> {
+        v.write(&dir, rel)
+            .map_err(|e| Failure::infra(anyhow::Error::new(e).context(format!("writing {rel}"))))
+    };
+    write(
+        "plan.json",
+        &PlanFile {
+            run_id: &run_id,
+            config_path: opts.config.display().to_string(),
+            config: &config,
+            plan: &plan,
+            runs: names.clone(),
+        },
+    )?;
+    write("host.json", &facts)?;
+
+    crate::signals::install()
+        .map_err(|e| Failure::infra(anyhow::anyhow!("installing signal handlers: {e}")))?;
+    let interrupted = || crate::signals::received();
+    let ctx = RunContext {
+        config: &config,
+        plan: &plan,
+        run_id: run_id.clone(),
+        result_dir: dir.root().to_path_buf(),
+        qemu: qemu_bin,
+        kernel,
+        agent,
+        accel,
+        duration_ms: config.run.duration_s * 1000,
+        interrupted: &interrupted,
+    };
+
+    let progress = Progress::new(matrix.len());
+    let mut failed = 0usize;
+    let mut interrupted_by = None;
+    for (i, (layout, scenario, workload, rep)) in matrix.iter().enumerate() {
+        if let Some(sig) = crate::signals::received() {
+            interrupted_by = Some(sig);
+            break;
+        }
+        progress.start(i, &names[i]);
+        let record = guest_run::execute(&ctx, layout, scenario, workload, *rep);
+        if !record.status.is_ok() {
+            failed += 1;
+        }
+        let rel = format!("runs/{}", record.file_name());
+        write(&rel, &record)?;
+        progress.done(i, &record);
+        if crate::signals::received().is_some() {
+            interrupted_by = crate::signals::received();
+            break;
+        }
+    }
+    progress.finish();
+
+    eprintln!(
+        "pinlat: run {run_id} done: {} results in {}",
+        failed_summary(matrix.len(), failed),
+        dir.root().join("runs").display()
+    );
+    if let Some(sig) = interrupted_by {
+        return Err(Failure::infra(anyhow::anyhow!(
+            "interrupted by {sig}: every QEMU was stopped; the finished runs are in {}",
+            dir.root().display()
+        )));
+    }
+    if failed > 0 {
+        return Err(Failure::infra(anyhow::anyhow!(
+            "{failed} of {} runs failed (see runs/*.json status and console/ logs in {})",
+            matrix.len(),
+            dir.root().display()
+        )));
+    }
+    Ok(Exit::Ok)
+}
+
+fn failed_summary(total: usize, failed: usize) -> String {
+    if failed == 0 {
+        format!("{total} runs measured")
+    } else {
+        format!(
+            "{} of {total} runs measured, {failed} failed",
+            total - failed
+        )
+    }
+}
+
+/// Object-safe JSON writing, so one closure writes any serializable value.
+mod erased {
+    use super::ResultDir;
+    use crate::store::StoreError;
+
+    pub trait Json {
+        fn write(&self, dir: &ResultDir, rel: &str) -> Result<(), StoreError>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn write(&self, dir: &ResultDir, rel: &str) -> Result<(), StoreError> {
+            dir.write_json(rel, self).map(|_| ())
+        }
+    }
+}

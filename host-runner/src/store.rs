@@ -1,0 +1,201 @@
+//! The results directory `reports/<run-id>/` (DESIGN.md "Results on disk").
+//!
+//! Every file is written to a temporary name in the same directory, synced, then renamed, so a
+//! crash, a full disk or a signal never leaves a half-written result where a report would read
+//! it. The directory is checked for writability before the first guest starts.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// Results directory errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Creating or writing failed.
+    #[error("Cannot write {path}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A result did not serialize.
+    #[error("Cannot serialize {what}")]
+    Json {
+        /// What.
+        what: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A run id: UTC date and time, then the runner's pid (`20261125T224501Z-4242`), so ids sort by
+/// start time and two runners never collide.
+pub fn new_run_id() -> String {
+    let secs = unix_ms() / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        std::process::id()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `reports/<run-id>/` with its `runs/` subdirectory.
+#[derive(Debug, Clone)]
+pub struct ResultDir {
+    root: PathBuf,
+}
+
+impl ResultDir {
+    /// Creates `parent/<run_id>/runs/` and proves it writable by writing and removing a probe
+    /// file, so an unwritable or full disk is reported before any guest starts.
+    pub fn create(parent: &Path, run_id: &str) -> Result<Self, StoreError> {
+        let root = parent.join(run_id);
+        let runs = root.join("runs");
+        fs::create_dir_all(&runs).map_err(io_err(&runs))?;
+        let probe = root.join(".write-probe");
+        let mut f = File::create(&probe).map_err(io_err(&probe))?;
+        f.write_all(&[0u8; 4096]).map_err(io_err(&probe))?;
+        f.sync_all().map_err(io_err(&probe))?;
+        drop(f);
+        fs::remove_file(&probe).map_err(io_err(&probe))?;
+        Ok(Self { root })
+    }
+
+    /// Opens an existing results directory (for `pinlat report`).
+    pub fn open(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// `reports/<run-id>/`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `reports/<run-id>/runs/`.
+    pub fn runs(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    /// Writes `value` as pretty JSON to `rel` (relative to the root), atomically.
+    pub fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<PathBuf, StoreError> {
+        let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Json {
+            what: rel.to_string(),
+            source,
+        })?;
+        bytes.push(b'\n');
+        self.write_bytes(rel, &bytes)
+    }
+
+    /// Writes `bytes` to `rel` (relative to the root), atomically: temporary file, fsync,
+    /// rename, fsync of the directory.
+    pub fn write_bytes(&self, rel: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+        write_atomic(&self.root.join(rel), bytes)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err(&tmp))?;
+        f.write_all(bytes).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+        fs::rename(&tmp, path).map_err(io_err(path))?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(path.to_path_buf())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_dated() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
+        let id = new_run_id();
+        assert_eq!(&id[8..9], "T");
+        assert!(id.contains("Z-"));
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let rd = ResultDir::create(dir.path(), "r1").unwrap();
+        rd.write_json("runs/a.json", &serde_json::json!({"x": 1}))
+            .unwrap();
+        let names: Vec<String> = fs::read_dir(rd.runs())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.json"]);
+    }
+
+    #[test]
+    fn unwritable_parent_fails_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        fs::write(&file, b"x").unwrap();
+        let e = ResultDir::create(&file, "r1").unwrap_err();
+        assert!(matches!(e, StoreError::Io { .. }), "{e}");
+    }
+}
