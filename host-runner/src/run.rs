@@ -8,7 +8,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use pinlat::config::{Accel, Config};
@@ -16,13 +16,12 @@ use pinlat::plan::Plan;
 use pinlat::result::{AccelUsed, RunRecord, TCG_DISCLAIMER};
 use serde::Serialize;
 
-use crate::agent::{agent_config, find_agent};
+use crate::agent::find_agent;
 use crate::cli::{Exit, Failure};
 use crate::guest_run::{self, RunContext};
 use crate::hostfacts::{self, HostFacts};
-use crate::initramfs::Initramfs;
-use crate::kernel::{GuestKernel, KernelSearch};
-use crate::qemu::{self, FileFollower, Qemu, QemuBinary, RuntimeDir, VmSpec};
+use crate::kernel::KernelSearch;
+use crate::qemu::QemuBinary;
 use crate::store::{new_run_id, ResultDir};
 
 /// Options of `pinlat run` that override the config.
@@ -88,86 +87,6 @@ fn apply_overrides(cfg: &mut Config, opts: &RunOptions) -> Result<(), Failure> {
         cfg.layouts.retain(|l| names.contains(&l.name));
     }
     Ok(())
-}
-
-/// Boots a guest under KVM and waits a short deadline for the agent's hello. `Ok(())` when
-/// KVM works; `Err(reason)` otherwise.
-fn probe_kvm(
-    qemu_bin: &QemuBinary,
-    kernel: &GuestKernel,
-    agent: &[u8],
-    config: &Config,
-) -> Result<(), String> {
-    if !qemu::kvm_device_usable() {
-        return Err("/dev/kvm is missing or not accessible".into());
-    }
-    let guest = &config.guests[0];
-    let mut cfg = agent_config(
-        guest,
-        &config.workloads[0],
-        pinlat::config::ScenarioKind::Idle,
-        100,
-        100,
-    );
-    cfg.preheat_ms = 0;
-    let runtime = RuntimeDir::new().map_err(|e| e.to_string())?;
-    let initrd = runtime.path().join("probe.cpio");
-    Initramfs::for_agent(agent.to_vec(), cfg.to_json().into_bytes())
-        .write_file(&initrd)
-        .map_err(|e| e.to_string())?;
-    let console = runtime.path().join("probe-console.log");
-    let channel = runtime.path().join("probe-agent.out");
-    let rt: Vec<u32> = guest.realtime.iter().collect();
-    let hk: Vec<u32> = guest.housekeeping().iter().collect();
-    let spec = VmSpec {
-        name: "pinlat-kvm-probe".into(),
-        accel: qemu::Accel::Kvm,
-        vcpus: guest.vcpus,
-        memory_mib: guest.memory_mib,
-        kernel: kernel.path.clone(),
-        initrd,
-        append: qemu::guest_cmdline(&rt, &hk, qemu::TCG_GUEST_PARAMS),
-        cpu_model: None,
-        iothreads: Vec::new(),
-        console_log: console.clone(),
-        agent_channel: channel.clone(),
-        start_paused: false,
-        mgmt_qmp: false,
-    };
-    let mut q = Qemu::spawn_in(qemu_bin, &spec, runtime).map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut follower = FileFollower::new(&channel);
-    let mut decoder = pinlat::wire::FrameDecoder::new();
-    let mut buf = Vec::new();
-    while Instant::now() < deadline {
-        buf.clear();
-        let _ = follower.read_new(&mut buf, 1 << 20);
-        for d in decoder.feed(&buf) {
-            if matches!(&d, pinlat::wire::Decoded::Message(m) if matches!(**m, pinlat::wire::Message::Hello(_)))
-            {
-                let _ = q.kill();
-                return Ok(());
-            }
-        }
-        if let Ok(Some(status)) = q.try_wait() {
-            return Err(format!(
-                "QEMU -accel kvm exited ({status}): {}",
-                q.stderr_tail(300).trim()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = q.kill();
-    let tail = qemu::log_tail(&console, 300);
-    let last = tail
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("nothing");
-    Err(format!(
-        "no agent hello within 15 s under -accel kvm (console last showed: {})",
-        last.trim()
-    ))
 }
 
 struct Progress {
@@ -273,7 +192,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         ),
         Accel::Auto => {
             eprintln!("pinlat: probing KVM (one guest boot, at most 15 s) ...");
-            match probe_kvm(&qemu_bin, &kernel, &agent, &config) {
+            match crate::accel::probe_kvm(&qemu_bin, &kernel, &agent, &config) {
                 Ok(()) => (AccelUsed::Kvm, Some("auto: KVM probe booted".to_string())),
                 Err(why) => {
                     eprintln!("pinlat: warning: KVM is not usable ({why}); falling back to TCG");
