@@ -121,12 +121,12 @@ impl Clock {
 
     /// Convert a tick count to ns.
     #[inline(always)]
-    pub fn to_ns(&self, ticks: u64) -> u64 {
+    pub fn to_ns(self, ticks: u64) -> u64 {
         ((ticks as u128 * self.ns_per_tick_fp as u128) >> 32) as u64
     }
 
     /// Convert ns to ticks.
-    pub fn to_ticks(&self, ns: u64) -> u64 {
+    pub fn to_ticks(self, ns: u64) -> u64 {
         ((ns as u128 * self.ticks_per_ns_fp as u128) >> 32) as u64
     }
 }

@@ -155,12 +155,24 @@ pub fn measure(
         eprintln!("pinlat-agent: warning: mlockall failed ({e}): page faults may show as latency; run as root");
     }
 
+    // As cyclictest does: keep the CPUs out of deep C-states for the run (PM QoS request held
+    // while the file is open). Absent on kernels without PM QoS; then nothing to do.
+    let _dma_latency = hold_cpu_dma_latency_zero();
     let load_set = loads::start(&cfg.loads, &housekeeping, guest)?;
     let outcome = measure_threads(cfg, clock, wire, &measuring, &housekeeping, producer);
     let loads_result = load_set.stop();
     let results = outcome?;
     loads_result?;
     Ok(results)
+}
+
+fn hold_cpu_dma_latency_zero() -> Option<std::fs::File> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/cpu_dma_latency")
+        .ok()?;
+    f.write_all(&0i32.to_ne_bytes()).ok()?;
+    Some(f)
 }
 
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>, what: &str) -> Result<T> {
