@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Installs what pinlat needs on a fresh Debian machine (run as root): QEMU, rt-tests (oslat and
-# cyclictest, for comparisons), and cargo-nextest if missing. Idempotent and quick when done.
+# Sets up a fresh Debian machine for pinlat (run as root): QEMU, rt-tests (oslat and cyclictest,
+# for comparisons), a C toolchain for the tests' static init, cargo-nextest if missing, and the
+# static guest agent. Idempotent; quick when everything is there. The guest kernel is fetched
+# on first use by `pinlat run` (Debian's PREEMPT_RT kernel, cached under ~/.cache/pinlat).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v oslat >/dev/null || need+=(rt-tests)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
+command -v cc >/dev/null || need+=(gcc)
+[ -e /usr/include/stdio.h ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]}" >&2
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
+scripts/build-agent.sh >/dev/null
