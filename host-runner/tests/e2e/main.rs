@@ -1,0 +1,174 @@
+//! End-to-end: `pinlat run` boots the Debian PREEMPT_RT kernel under TCG with the real static
+//! agent, pins every QEMU thread, and leaves verified raw results. Every test here boots guests:
+//! names start with `boot_` (one at a time under nextest) and each holds the boot lock.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pinlat::histo;
+use pinlat::result::{RunRecord, ThreadRole};
+use pinlat_runner::qemu::BootLock;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn load_runs(dir: &Path) -> Vec<RunRecord> {
+    let mut v: Vec<RunRecord> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+fn only_subdir(parent: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "one run directory expected in {}",
+        parent.display()
+    );
+    dirs[0].clone()
+}
+
+fn process_alive(pid: i32) -> bool {
+    // A zombie is not alive; /proc/<pid>/stat state 'Z' means reaped-pending.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn boot_quick_config_two_layouts_verified() {
+    let _lock = BootLock::acquire().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_pinlat"))
+        .args([
+            "run",
+            "configs/quick.toml",
+            "--accel",
+            "tcg",
+            "--duration",
+            "2s",
+            "--out",
+        ])
+        .arg(out.path())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let dir = only_subdir(out.path());
+    let runs = load_runs(&dir);
+    let dump = || {
+        let mut s = format!("stderr:\n{stderr}\n");
+        for r in &runs {
+            s += &format!("{}: {:?}\n", r.name, r.status);
+            for g in &r.guests {
+                if let Some(c) = &g.console_log {
+                    s += &format!(
+                        "console {}:\n{}\n",
+                        c,
+                        std::fs::read_to_string(dir.join(c)).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        s
+    };
+    assert_eq!(o.status.code(), Some(0), "{}", dump());
+    assert!(stderr.contains("TCG"), "TCG runs must say so: {stderr}");
+
+    // Both layouts, every scenario and workload of quick.toml.
+    let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(runs.len(), 8, "{names:?}");
+    for layout in ["share", "vcpu0"] {
+        assert!(
+            names.iter().any(|n| n.starts_with(&format!("{layout}."))),
+            "{names:?}"
+        );
+    }
+    assert!(dir.join("plan.json").is_file() && dir.join("host.json").is_file());
+
+    for r in &runs {
+        assert!(r.status.is_ok(), "{}: {:?}\n{}", r.name, r.status, dump());
+        assert_eq!(r.accel, pinlat::result::AccelUsed::Tcg);
+        let g = &r.guests[0];
+
+        // Non-empty histograms from the RT vCPU (1), as the agent recorded them.
+        assert_eq!(g.results.len(), 1, "{}", r.name);
+        let res = &g.results[0];
+        assert_eq!(res.cpu, 1, "{}: measured on the wrong vCPU", r.name);
+        assert!(res.samples > 0, "{}", r.name);
+        let h = histo::decode_base64(&histo::encode_base64(&res.histogram.0).unwrap()).unwrap();
+        assert_eq!(
+            h.len(),
+            res.samples,
+            "{}: histogram count != samples",
+            r.name
+        );
+        assert!(
+            !g.intervals.is_empty(),
+            "{}: no interval histograms",
+            r.name
+        );
+
+        // Observed placement equals planned for every QEMU thread, after pinning and at the end.
+        for (when, threads) in [("start", &g.observed_start), ("end", &g.observed_end)] {
+            assert!(threads.len() >= 3, "{} {when}: {threads:?}", r.name);
+            for t in threads.iter() {
+                assert!(t.matches(), "{} {when}: {t:?}", r.name);
+            }
+            for v in 0..2 {
+                let t = threads
+                    .iter()
+                    .find(|t| t.role == ThreadRole::Vcpu { vcpu: v })
+                    .unwrap_or_else(|| panic!("{} {when}: vCPU {v} thread missing", r.name));
+                assert_eq!(t.cpus.to_string(), v.to_string(), "{} {when}", r.name);
+            }
+        }
+        let rt = g.vcpu_stats.iter().find(|s| s.vcpu == 1).unwrap();
+        assert_eq!(
+            rt.cpus_seen.to_string(),
+            "1",
+            "{}: RT vCPU ran elsewhere",
+            r.name
+        );
+
+        // Harness overhead: wall time minus measured time is at most boot + preheat + slack.
+        let boot = g.boot_to_hello_ms.unwrap();
+        assert!(r.wall_ms > r.duration_ms);
+        assert!(
+            r.wall_ms - r.duration_ms <= boot + 500 + 5_000,
+            "{}: overhead {} ms with boot {boot} ms",
+            r.name,
+            r.wall_ms - r.duration_ms
+        );
+
+        // No QEMU left behind.
+        let pid = g.qemu_pid.unwrap();
+        assert!(!process_alive(pid), "{}: QEMU {pid} still running", r.name);
+    }
+    let mgmt = runs.iter().find(|r| r.name.contains("mgmt-poll")).unwrap();
+    assert!(
+        mgmt.mgmt_poll.as_ref().unwrap().rounds > 10,
+        "{:?}",
+        mgmt.mgmt_poll
+    );
+}
