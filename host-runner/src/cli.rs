@@ -144,6 +144,10 @@ pub enum Command {
         /// Repetitions (overrides run.repetitions).
         #[arg(long, value_name = "N")]
         repetitions: Option<u32>,
+        /// Fail a run when an RT vCPU thread cannot get SCHED_FIFO (no root/CAP_SYS_NICE)
+        /// instead of recording the degradation as a warning.
+        #[arg(long)]
+        strict: bool,
     },
     /// Validate a config and print the resolved placement of every layout as a table.
     ///
@@ -206,6 +210,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             accel,
             kernel,
             repetitions,
+            strict,
         } => crate::run::run(&crate::run::RunOptions {
             config,
             out,
@@ -218,6 +223,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             }),
             kernel,
             repetitions,
+            strict,
         }),
         Command::Check { config, host_cpus } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;

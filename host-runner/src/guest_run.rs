@@ -48,6 +48,9 @@ pub struct RunContext<'a> {
     pub accel: AccelUsed,
     /// Measured time per run, ms.
     pub duration_ms: u64,
+    /// Fail a run whose RT vCPU threads cannot get SCHED_FIFO instead of recording the
+    /// degradation (`--strict`).
+    pub strict: bool,
     /// Set when the user asked to stop (SIGINT/SIGTERM).
     pub interrupted: &'a dyn Fn() -> Option<&'static str>,
 }
@@ -109,6 +112,7 @@ fn start_guest(
     scenario: &Scenario,
     record: &mut GuestRun,
     mgmt_socket: &mut Option<PathBuf>,
+    warnings: &mut Vec<String>,
 ) -> Result<LiveGuest, RunStatus> {
     let guest = &ctx.config.guests[guest_idx];
     let agent_cfg = agent_config(
@@ -177,14 +181,19 @@ fn start_guest(
         Vec::new()
     };
     let mut pinner = Pinner::new(qemu.pid(), placement.clone(), &vcpus, &iothreads)
-        .map_err(|e| fail("pin", format!("{:#}", anyhow::Error::new(e))))?;
+        .map_err(|e| fail("pin", format!("{:#}", anyhow::Error::new(e))))?
+        .strict(ctx.strict);
     pinner
         .pin_all()
         .map_err(|e| fail("pin", format!("{:#}", anyhow::Error::new(e))))?;
     record.observed_start = pinner
         .observe()
         .map_err(|e| fail("verify", format!("{:#}", anyhow::Error::new(e))))?;
-    if let Some(bad) = record.observed_start.iter().find(|t| !t.matches()) {
+    if let Some(bad) = record
+        .observed_start
+        .iter()
+        .find(|t| !t.matches() && !pinner.is_degraded_only(t))
+    {
         return Err(fail(
             "verify",
             format!(
@@ -197,6 +206,13 @@ fn start_guest(
                 bad.planned_cpus,
                 bad.planned_sched
             ),
+        ));
+    }
+    if !pinner.sched_refused().is_empty() {
+        warnings.push(format!(
+            "guest {}: SCHED_FIFO refused for {} thread(s) (run as root or grant CAP_SYS_NICE): they ran SCHED_OTHER, as observed; --strict makes this a failure",
+            guest.name,
+            pinner.sched_refused().len()
         ));
     }
     qmp.execute("cont", None)
@@ -333,6 +349,7 @@ pub fn execute(
             scenario,
             &mut record.guests[i],
             &mut mgmt_socket,
+            &mut record.warnings,
         ) {
             Ok(g) => live.push(g),
             Err(status) => {
@@ -620,8 +637,12 @@ fn monitor(
     if record.status.is_ok() {
         let mismatches: Vec<String> = live
             .iter()
-            .flat_map(|g| g.record.observed_end.iter())
-            .filter(|t| !t.matches())
+            .flat_map(|g| {
+                g.record
+                    .observed_end
+                    .iter()
+                    .filter(|t| !t.matches() && !g.pinner.is_degraded_only(t))
+            })
             .map(|t| {
                 format!(
                     "thread {} ({}) on CPUs {} {}:{}, planned {} {}",

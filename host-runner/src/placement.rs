@@ -55,6 +55,10 @@ pub struct Pinner {
     /// Threads already placed.
     placed: BTreeSet<i32>,
     procfs: Procfs,
+    /// Refuse to run without the planned scheduling policy (`--strict`).
+    strict: bool,
+    /// Threads whose SCHED_FIFO the kernel refused (no root/CAP_SYS_NICE), when not strict.
+    sched_refused: BTreeSet<i32>,
 }
 
 fn cpus_vec(set: &CpuSet) -> Vec<u32> {
@@ -87,7 +91,26 @@ impl Pinner {
                 .collect(),
             placed: BTreeSet::new(),
             procfs: Procfs::default(),
+            strict: false,
+            sched_refused: BTreeSet::new(),
         })
+    }
+
+    /// Makes a refused SCHED_FIFO an error instead of a recorded degradation.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Threads that run without their planned SCHED_FIFO because the kernel refused it
+    /// (`EPERM`: neither root nor CAP_SYS_NICE). Empty when strict.
+    pub fn sched_refused(&self) -> &BTreeSet<i32> {
+        &self.sched_refused
+    }
+
+    /// Whether an observed thread differs from the plan only by a refused SCHED_FIFO.
+    pub fn is_degraded_only(&self, t: &ObservedThread) -> bool {
+        self.sched_refused.contains(&t.tid) && t.cpus == t.planned_cpus
     }
 
     /// Host thread ids of the vCPUs, by vCPU index.
@@ -122,7 +145,7 @@ impl Pinner {
         }
     }
 
-    fn apply(&self, tid: i32, role: &ThreadRole) -> Result<(), PlacementError> {
+    fn apply(&mut self, tid: i32, role: &ThreadRole) -> Result<(), PlacementError> {
         let (cpus, sched) = self.planned(role);
         let what = match role {
             ThreadRole::Vcpu { vcpu } => format!("vCPU {vcpu}"),
@@ -136,7 +159,15 @@ impl Pinner {
         };
         affinity::set_affinity(tid, &cpus_vec(&cpus)).map_err(wrap)?;
         match sched.policy {
-            Policy::Fifo => affinity::set_fifo(tid, u32::from(sched.priority)).map_err(wrap)?,
+            Policy::Fifo => match affinity::set_fifo(tid, u32::from(sched.priority)) {
+                Err(AffinityError::Syscall {
+                    source: nix::Error::EPERM,
+                    ..
+                }) if !self.strict => {
+                    self.sched_refused.insert(tid);
+                }
+                r => r.map_err(wrap)?,
+            },
             Policy::Other => affinity::set_other(tid).map_err(wrap)?,
         }
         Ok(())

@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub kernel: Option<PathBuf>,
     /// Repetitions override.
     pub repetitions: Option<u32>,
+    /// Fail runs whose RT vCPU threads cannot get SCHED_FIFO.
+    pub strict: bool,
 }
 
 /// `plan.json`: the resolved placement and the runs, as executed.
@@ -274,6 +276,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         agent,
         accel,
         duration_ms: config.run.duration_s * 1000,
+        strict: opts.strict,
         interrupted: &interrupted,
     };
 
