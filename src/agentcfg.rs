@@ -79,8 +79,9 @@ impl std::str::FromStr for Workload {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClockChoice {
-    /// The TSC when the CPU says it is invariant (CPUID) or the kernel trusts it (`constant_tsc`
-    /// flag, or `tsc` clocksource); else `CLOCK_MONOTONIC`.
+    /// The TSC, as oslat uses it, unless two back-to-back calibrations against
+    /// `CLOCK_MONOTONIC` disagree (a TSC whose rate changes); then `CLOCK_MONOTONIC`. The result
+    /// records which clock, the TSC frequency, and whether CPUID calls the TSC invariant.
     #[default]
     Auto,
     /// Always the TSC (`rdtsc`), with its frequency calibrated against `CLOCK_MONOTONIC`. Use
@@ -102,8 +103,9 @@ pub struct Loads {
     pub io: bool,
     /// Buffer size of the memory load per thread, MiB; `None` = [`DEFAULT_MEMORY_LOAD_MIB`].
     pub memory_mib: Option<u32>,
-    /// File or device the I/O load writes to; `None` = `/dev/vda` if it exists, else
-    /// `/dev/ttyS0` (in the guest), a temporary file (native mode).
+    /// File or device the I/O load writes to (overwritten!). `None`: in the guest `/dev/vda`
+    /// if present, else `/dev/ttyS2` if the guest has a third serial port, else an error (never
+    /// the console port ttyS0); in native mode a temporary file.
     pub io_path: Option<String>,
 }
 

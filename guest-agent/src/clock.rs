@@ -6,13 +6,13 @@
 //! `measure_counter_mhz`), each monotonic read bracketed by two TSC reads. Ticks become ns by a
 //! 32.32 fixed-point multiply in 128-bit arithmetic, so the hot loop has no division and no float.
 
-use std::fs;
-
 use pinlat::agentcfg::ClockChoice;
 use pinlat::wire::{ClockInfo, ClockSource};
 
 /// How long the TSC is calibrated against `CLOCK_MONOTONIC`, ns.
 pub const CALIBRATION_NS: u64 = 200_000_000;
+/// `Auto` falls back to `CLOCK_MONOTONIC` when two calibrations differ by more than this, ppm.
+pub const MAX_CALIBRATION_SPREAD_PPM: u64 = 5_000;
 
 /// `CLOCK_MONOTONIC` now, ns.
 #[inline(always)]
@@ -105,17 +105,26 @@ impl Clock {
     }
 
     /// Pick the clock for `choice`, calibrating the TSC if it is used.
+    ///
+    /// `Auto` takes the TSC, as oslat always does, unless two back-to-back calibrations
+    /// disagree by more than [`MAX_CALIBRATION_SPREAD_PPM`] (a TSC whose rate changes is no
+    /// clock). TCG guests, for one, hide the invariant bit and use an emulated HPET clocksource
+    /// costing microseconds per read, yet their TSC runs at the host's constant rate.
     pub fn choose(choice: ClockChoice) -> Self {
         let invariant = invariant_tsc();
-        let use_tsc = match choice {
-            ClockChoice::Tsc => true,
-            ClockChoice::Monotonic => false,
-            ClockChoice::Auto => invariant || kernel_trusts_tsc(),
-        };
-        if use_tsc {
-            Clock::tsc(calibrate_tsc_hz(CALIBRATION_NS), invariant)
-        } else {
-            Clock::monotonic(invariant)
+        match choice {
+            ClockChoice::Monotonic => Clock::monotonic(invariant),
+            ClockChoice::Tsc => Clock::tsc(calibrate_tsc_hz(CALIBRATION_NS), invariant),
+            ClockChoice::Auto => {
+                let a = calibrate_tsc_hz(CALIBRATION_NS / 2);
+                let b = calibrate_tsc_hz(CALIBRATION_NS / 2);
+                let spread_ppm = a.abs_diff(b) as u128 * 1_000_000 / a.max(1) as u128;
+                if spread_ppm <= MAX_CALIBRATION_SPREAD_PPM as u128 {
+                    Clock::tsc(a / 2 + b / 2, invariant)
+                } else {
+                    Clock::monotonic(invariant)
+                }
+            }
         }
     }
 
@@ -140,22 +149,6 @@ pub fn invariant_tsc() -> bool {
         let max = core::arch::x86_64::__cpuid(0x8000_0000).eax;
         max >= 0x8000_0007 && core::arch::x86_64::__cpuid(0x8000_0007).edx & (1 << 8) != 0
     }
-}
-
-/// The kernel uses the TSC as clocksource, or flags it `constant_tsc`.
-fn kernel_trusts_tsc() -> bool {
-    let cs = fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
-        .unwrap_or_default();
-    if cs.trim() == "tsc" {
-        return true;
-    }
-    fs::read_to_string("/proc/cpuinfo")
-        .map(|s| {
-            s.lines()
-                .find(|l| l.starts_with("flags"))
-                .is_some_and(|l| l.split_whitespace().any(|f| f == "constant_tsc"))
-        })
-        .unwrap_or(false)
 }
 
 /// Measure the TSC frequency against `CLOCK_MONOTONIC` over about `window_ns`, Hz.

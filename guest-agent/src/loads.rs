@@ -6,17 +6,20 @@
 //! * `syscall`: mmap / touch / munmap of 256 KiB (mm locks, TLB shootdowns) and fork / _exit /
 //!   wait every 16 rounds.
 //! * `memory`: copy between the two halves of a buffer (memory bandwidth, cache pollution).
-//! * `io`: 4 KiB writes plus `fdatasync` to a disk or serial port (emulated device work in QEMU).
+//! * `io`: 4 KiB writes plus `fdatasync` to a disk or serial port (emulated device work in QEMU);
+//!   non-blocking, so a stalled device cannot keep the load from stopping.
 //!
 //! One thread per (load, housekeeping CPU), pinned there; all stop on one flag.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::num::NonZeroUsize;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
@@ -34,18 +37,37 @@ pub struct LoadSet {
     temp_file: Option<PathBuf>,
 }
 
-/// Where the I/O load writes when the config does not say.
-fn default_io_path(guest: bool) -> (PathBuf, bool) {
+/// How long a load may take to notice the stop flag.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the I/O load writes when the config does not say: `(path, is a temp file to remove)`.
+///
+/// In the guest: a virtio disk `/dev/vda` if the kernel has one, else the third serial port
+/// `/dev/ttyS2` if QEMU gave the guest one (`-serial file:...` a third time). Never the console
+/// port: flooding ttyS0 makes a PREEMPT_RT guest under TCG declare its IRQ spurious and disable
+/// it ("nobody cared"), after which console writes stall.
+fn default_io_path(guest: bool) -> Result<(PathBuf, bool)> {
     if guest {
-        if Path::new("/dev/vda").exists() {
-            (PathBuf::from("/dev/vda"), false)
-        } else {
-            (PathBuf::from("/dev/ttyS0"), false)
+        let vda = PathBuf::from("/dev/vda");
+        if vda.exists() {
+            return Ok((vda, false));
         }
-    } else {
-        let p = std::env::temp_dir().join(format!("pinlat-agent-io-{}", std::process::id()));
-        (p, true)
+        // A port without a UART behind it fails to open (EIO).
+        let ttys2 = PathBuf::from("/dev/ttyS2");
+        if OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(&ttys2)
+            .is_ok()
+        {
+            return Ok((ttys2, false));
+        }
+        return Err(anyhow!(
+            "The io load has nothing to write to: give the guest a third serial port (/dev/ttyS2) or a virtio disk (/dev/vda), or set loads.io_path"
+        ));
     }
+    let p = std::env::temp_dir().join(format!("pinlat-agent-io-{}", std::process::id()));
+    Ok((p, true))
 }
 
 /// Start every load switched on in `loads`, one thread per CPU of `cpus`.
@@ -66,13 +88,14 @@ pub fn start(loads: &Loads, cpus: &[u32], guest: bool) -> Result<LoadSet> {
     }
     let io_path = match &loads.io_path {
         Some(p) => PathBuf::from(p),
-        None => {
-            let (p, temp) = default_io_path(guest);
-            if temp && loads.io {
+        None if loads.io => {
+            let (p, temp) = default_io_path(guest)?;
+            if temp {
                 set.temp_file = Some(p.clone());
             }
             p
         }
+        None => PathBuf::new(),
     };
     let mem_bytes = (loads.memory_mib.unwrap_or(DEFAULT_MEMORY_LOAD_MIB) as usize) << 20;
     for &cpu in cpus {
@@ -109,11 +132,24 @@ pub fn start(loads: &Loads, cpus: &[u32], guest: bool) -> Result<LoadSet> {
 }
 
 impl LoadSet {
-    /// Stop all loads and report the first failure.
+    /// Stop all loads and report the first failure. A load stuck in the kernel (a blocked
+    /// device) is an error after [`STOP_TIMEOUT`], not a hang: it is left behind.
     pub fn stop(mut self) -> Result<()> {
         self.stop.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + STOP_TIMEOUT;
         let mut first = Ok(());
         for (name, h) in self.threads.drain(..) {
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !h.is_finished() {
+                if first.is_ok() {
+                    first = Err(anyhow!(
+                        "Housekeeping load {name} did not stop within {STOP_TIMEOUT:?}"
+                    ));
+                }
+                continue;
+            }
             let r = match h.join() {
                 Ok(r) => r.with_context(|| format!("Housekeeping load {name} failed")),
                 Err(_) => Err(anyhow!("Housekeeping load {name} panicked")),
@@ -182,6 +218,7 @@ fn memory_load(stop: &AtomicBool, bytes: usize) -> Result<()> {
 fn io_load(stop: &AtomicBool, path: &Path) -> Result<()> {
     let mut f: File = OpenOptions::new()
         .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .create(!path.starts_with("/dev"))
         .truncate(false)
         .open(path)
@@ -195,8 +232,17 @@ fn io_load(stop: &AtomicBool, path: &Path) -> Result<()> {
     let is_file = f.metadata().map(|m| m.is_file()).unwrap_or(false);
     let mut written = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        f.write_all(&block)
-            .with_context(|| format!("io load write to {}", path.display()))?;
+        // Non-blocking, so that a stalled device cannot keep the load from stopping.
+        match f.write(&block) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("io load write to {}", path.display()))
+            }
+        }
         // ttys do not support fdatasync (EINVAL); the write itself is the device work.
         let _ = f.sync_data();
         written += block.len() as u64;

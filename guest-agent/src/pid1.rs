@@ -13,9 +13,10 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::mount::{mount, MsFlags};
@@ -115,6 +116,49 @@ fn power_off(console: &mut Console) -> ! {
     }
 }
 
+/// Time allowed on top of preheat + duration before the watchdog gives up on the run.
+const WATCHDOG_SLACK: Duration = Duration::from_secs(60);
+
+/// If the run hangs (a thread stuck in the kernel), report it and power off anyway: the host
+/// gets an `error` frame instead of a silent timeout.
+fn start_watchdog(cfg: &AgentConfig, path: PathBuf, wire: Wire, pid1: bool) {
+    let budget =
+        Duration::from_millis(cfg.preheat_ms.saturating_add(cfg.duration_ms)) + WATCHDOG_SLACK;
+    let spawned = std::thread::Builder::new()
+        .name("pinlat-watchdog".into())
+        .stack_size(crate::thread::STACK_BYTES)
+        .spawn(move || {
+            std::thread::sleep(budget);
+            let report = Message::Error(ErrorReport {
+                message: format!("Run did not finish within {budget:?}: a thread is stuck"),
+                cpu: None,
+            });
+            // The writer may be the stuck one: do not wait for its lock.
+            let sent = match wire.try_lock() {
+                Ok(mut w) => w.send(&report).is_ok(),
+                Err(_) => false,
+            };
+            if !sent {
+                if let Ok(f) = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+                    .open(&path)
+                {
+                    let _ = FrameWriter::new(f).send(&report);
+                }
+            }
+            let mut console = if pid1 { Console::open() } else { Console(None) };
+            console.line(&format!("error: run did not finish within {budget:?}"));
+            if pid1 {
+                power_off(&mut console);
+            }
+            std::process::exit(3);
+        });
+    if let Err(e) = spawned {
+        eprintln!("pinlat-agent: warning: no watchdog thread: {e}");
+    }
+}
+
 fn mount_fs(source: &str, target: &str, fstype: &str) -> Result<()> {
     std::fs::create_dir_all(target).with_context(|| format!("mkdir {target}"))?;
     match mount(
@@ -172,6 +216,7 @@ fn guest_main(
         .with_context(|| format!("Cannot read run config {}", cfg_path.display()))?;
     let cfg = AgentConfig::from_json(&text)
         .with_context(|| format!("Run config {}", cfg_path.display()))?;
+    start_watchdog(&cfg, args.wire.clone(), wire.clone(), pid1);
     let clock = Clock::choose(cfg.clock);
     let facts = facts::collect(clock.info);
     send(
@@ -185,7 +230,15 @@ fn guest_main(
     )?;
     console.line(&format!(
         "{} on CPUs {:?} for {} ms (+{} ms preheat), clock {:?}",
-        cfg.workload, cfg.rt_cpus, cfg.duration_ms, cfg.preheat_ms, clock.info.source
+        cfg.workload,
+        cfg.rt_cpus,
+        cfg.duration_ms,
+        cfg.preheat_ms,
+        if cfg.workload == pinlat::agentcfg::Workload::Timer {
+            pinlat::wire::ClockSource::Monotonic
+        } else {
+            clock.info.source
+        }
     ));
     let results = measure(&cfg, clock, Some(&wire), true)?;
     for r in &results {
