@@ -12,5 +12,6 @@ pub mod export;
 pub mod histo;
 pub mod host;
 pub mod plan;
+pub mod report;
 pub mod result;
 pub mod wire;

@@ -120,8 +120,9 @@ pub enum Command {
     ///
     /// Boots one QEMU guest set per run with the layout's pinning, verifies every thread's
     /// placement from /proc, collects the agent's histograms and writes
-    /// reports/<run-id>/{plan.json,host.json,runs/*.json} as each run ends.
-    /// Exit 0 when every run measured, 2 for a bad config or option, 3 when a run failed or
+    /// reports/<run-id>/{plan.json,host.json,runs/*.json} as each run ends, then the reports
+    /// (as `pinlat report`). Exit 0 when every run measured and every budget held, 1 when a
+    /// budget was exceeded, 2 for a bad config or option, 3 when a run failed or
     /// QEMU/the kernel/the agent is missing.
     Run {
         /// The experiment config.
@@ -160,6 +161,30 @@ pub enum Command {
         /// instead of this host's.
         #[arg(long, value_name = "LIST")]
         host_cpus: Option<String>,
+    },
+    /// Rebuild every report of a results directory from its runs/ alone.
+    ///
+    /// Writes report.json, report.md, report.html, junit.xml, one <run>.hlog per run and one
+    /// <layout>.<scenario>.<workload>.histogram.txt (cyclictest -h style) per group into DIR.
+    /// Exit 0 when every budget held, 1 when one was exceeded, 3 when a run failed, is
+    /// unreadable or missing, 2 when DIR is not a results directory.
+    Report {
+        /// A results directory, reports/<run-id>.
+        dir: PathBuf,
+    },
+    /// Compare two reports: per layout x scenario x workload, the change of p50..p99.99.
+    ///
+    /// BASE and NEW are results directories (aggregated from runs/) or report.json files.
+    /// Exit 1 when a percentile grew by more than --threshold percent, 0 otherwise, 2 for a
+    /// bad path.
+    Compare {
+        /// The reference report.
+        base: PathBuf,
+        /// The report to judge.
+        new: PathBuf,
+        /// Regression threshold, percent growth of a percentile.
+        #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+        threshold: f64,
     },
     /// Export the resolved placement for deployment: JSON, libvirt <cputune> or nova.
     Plan {
@@ -225,6 +250,16 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             repetitions,
             strict,
         }),
+        Command::Report { dir } => crate::report_cmd::report(&dir),
+        Command::Compare {
+            base,
+            new,
+            threshold,
+        } => {
+            let (exit, text) = crate::report_cmd::compare(&base, &new, threshold)?;
+            print_out(&text)?;
+            Ok(exit)
+        }
         Command::Check { config, host_cpus } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
             print_out(&export::render(PlanFormat::Table, &plan, &cfg))?;

@@ -12,6 +12,7 @@ pub mod placement;
 pub mod procfs;
 pub mod qemu;
 pub mod qmp;
+pub mod report_cmd;
 pub mod run;
 pub mod signals;
 pub mod store;

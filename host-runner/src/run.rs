@@ -143,7 +143,8 @@ impl Progress {
     }
 }
 
-/// Runs the matrix. Returns the exit code: 0 all runs measured, 3 any run failed or the
+/// Runs the matrix, then builds the report from `runs/`. Returns the exit code: 0 all runs
+/// measured and every budget held, 1 a budget was exceeded, 3 any run failed or the
 /// infrastructure is missing, 2 bad usage/config.
 pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     let mut config = Config::from_file(&opts.config).map_err(|e| {
@@ -314,6 +315,16 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             dir.root().display()
         )));
     }
+    let report = match pinlat::report::write_all(dir.root()) {
+        Ok(r) => {
+            eprint!("{}", crate::report_cmd::summary(&r, dir.root()));
+            Some(r)
+        }
+        Err(e) => {
+            eprintln!("pinlat: warning: building the report failed: {e}");
+            None
+        }
+    };
     if failed > 0 {
         return Err(Failure::infra(anyhow::anyhow!(
             "{failed} of {} runs failed (see runs/*.json status and console/ logs in {})",
@@ -321,7 +332,13 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             dir.root().display()
         )));
     }
-    Ok(Exit::Ok)
+    match report {
+        Some(r) => Ok(crate::report_cmd::exit_of(&r)),
+        None => Err(Failure::infra(anyhow::anyhow!(
+            "every run measured but the report could not be built; retry with pinlat report {}",
+            dir.root().display()
+        ))),
+    }
 }
 
 fn failed_summary(total: usize, failed: usize) -> String {

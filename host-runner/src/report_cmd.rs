@@ -1,0 +1,92 @@
+//! `pinlat report DIR` and `pinlat compare BASE NEW`: the command-line side of
+//! [`pinlat::report`]. `report` rebuilds every output from `runs/` alone; `compare` prints the
+//! per-row change of the percentiles between two reports and flags regressions.
+
+use std::path::Path;
+
+use pinlat::report::{self, compare, Outcome, Report};
+
+use crate::cli::{Exit, Failure};
+
+/// Maps a report's outcome to the exit code: 0 held, 1 a budget exceeded, 3 a run failed,
+/// was unreadable or is missing.
+pub fn exit_of(r: &Report) -> Exit {
+    match r.outcome() {
+        Outcome::Held => Exit::Ok,
+        Outcome::BudgetExceeded => Exit::BudgetExceeded,
+        Outcome::RunFailed => Exit::Infrastructure,
+    }
+}
+
+/// One line per verdict and budget, for the terminal.
+pub fn summary(r: &Report, dir: &Path) -> String {
+    let mut s = String::new();
+    if let Some(d) = &r.disclaimer {
+        s.push_str(&format!("pinlat: note: {d}\n"));
+    }
+    for v in &r.verdicts {
+        s.push_str(&format!("pinlat: {}\n", v.statement));
+    }
+    for l in &r.layouts {
+        s.push_str(&format!(
+            "pinlat: layout {}: budget {}\n",
+            l.name,
+            l.budget.as_str()
+        ));
+    }
+    if !r.skipped.is_empty() {
+        s.push_str(&format!(
+            "pinlat: warning: {} run file(s) unreadable and skipped\n",
+            r.skipped.len()
+        ));
+    }
+    s.push_str(&format!(
+        "pinlat: report written to {}\n",
+        dir.join("report.html").display()
+    ));
+    s
+}
+
+/// `pinlat report DIR`: rebuilds report.{json,md,html}, junit.xml, the .hlog and histogram
+/// texts from `DIR/runs/`.
+pub fn report(dir: &Path) -> Result<Exit, Failure> {
+    let r = report::write_all(dir).map_err(|e| match e {
+        report::ReportError::NotAResultDir(..) | report::ReportError::NoRuns(..) => {
+            Failure::usage(e)
+        }
+        other => Failure::infra(other),
+    })?;
+    eprint!("{}", summary(&r, dir));
+    Ok(exit_of(&r))
+}
+
+/// Loads a report from a results directory (aggregating its `runs/`) or a `report.json`.
+pub fn load(path: &Path) -> Result<Report, Failure> {
+    let res = if path.is_dir() {
+        report::build(path, &mut |_| {})
+    } else {
+        Report::read_json(path)
+    };
+    res.map_err(|e| {
+        Failure::usage(anyhow::Error::new(e).context(format!("reading {}", path.display())))
+    })
+}
+
+/// `pinlat compare BASE NEW --threshold PCT`: exit 1 when a percentile regressed beyond the
+/// threshold, 0 otherwise. Returns the printed text too (for tests).
+pub fn compare(base: &Path, new: &Path, threshold_pct: f64) -> Result<(Exit, String), Failure> {
+    if !(threshold_pct.is_finite() && threshold_pct >= 0.0) {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--threshold: {threshold_pct} is not a percentage ≥ 0"
+        )));
+    }
+    let (b, n) = (load(base)?, load(new)?);
+    let c = compare::compare(&b, &n, threshold_pct);
+    let text = compare::render_text(&c, &base.display().to_string(), &new.display().to_string());
+    let exit = if c.has_regression() {
+        Exit::BudgetExceeded
+    } else {
+        Exit::Ok
+    };
+    Ok((exit, text))
+}

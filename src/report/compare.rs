@@ -1,0 +1,211 @@
+//! `pinlat compare BASE NEW`: per (layout, scenario, workload) row, the change of every
+//! percentile from one report to another (e.g. across host kernel versions), with the rows whose
+//! percentiles grew by more than a threshold flagged as regressions.
+//!
+//! A percentile regresses when `new > base × (1 + threshold/100)`; one that moved into the
+//! histogram's overflow regresses whatever the threshold. The maximum is shown but never
+//! flagged: a single sample decides it. The spread between repetitions is shown next to the
+//! change so a reader can tell a regression from noise.
+
+use serde::Serialize;
+
+use super::{us, us_opt, Group, Report};
+
+/// Reads one percentile of a group, ns.
+type Metric = fn(&Group) -> Option<u64>;
+
+/// The percentiles compared, with their labels.
+const METRICS: [(&str, Metric); 5] = [
+    ("p50", |g| g.stats.p50_ns),
+    ("p90", |g| g.stats.p90_ns),
+    ("p99", |g| g.stats.p99_ns),
+    ("p99.9", |g| g.stats.p999_ns),
+    ("p99.99", |g| g.stats.p9999_ns),
+];
+
+/// One percentile of one row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// `p50` ... `p99.99`.
+    pub metric: &'static str,
+    /// Base value, ns (`None`: overflow).
+    pub base_ns: Option<u64>,
+    /// New value, ns (`None`: overflow).
+    pub new_ns: Option<u64>,
+    /// Relative change, percent (`None` when a value is in the overflow or the base is 0).
+    pub change_pct: Option<f64>,
+    /// Beyond the threshold.
+    pub regression: bool,
+}
+
+/// One (layout, scenario, workload) in both reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// `layout.scenario.workload`.
+    pub name: String,
+    /// The compared percentiles.
+    pub changes: Vec<Change>,
+    /// Base and new maximum, ns (shown, not judged).
+    pub max_ns: (u64, u64),
+    /// Spread of p99.99 between repetitions, base and new, ns.
+    pub spread_p9999_ns: (Option<u64>, Option<u64>),
+}
+
+impl Row {
+    /// Whether any percentile regressed.
+    pub fn regressed(&self) -> bool {
+        self.changes.iter().any(|c| c.regression)
+    }
+}
+
+/// The comparison of two reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Threshold, percent.
+    pub threshold_pct: f64,
+    /// Rows present in both.
+    pub rows: Vec<Row>,
+    /// Rows only in the base report (or without samples in the new one).
+    pub only_base: Vec<String>,
+    /// Rows only in the new report (or without samples in the base one).
+    pub only_new: Vec<String>,
+    /// Notes (TCG, differing accelerators).
+    pub notes: Vec<String>,
+}
+
+impl Comparison {
+    /// Whether any row regressed.
+    pub fn has_regression(&self) -> bool {
+        self.rows.iter().any(Row::regressed)
+    }
+}
+
+fn change(metric: &'static str, b: Option<u64>, n: Option<u64>, threshold_pct: f64) -> Change {
+    let (change_pct, regression) = match (b, n) {
+        (Some(b), Some(n)) => {
+            let pct = (b > 0).then(|| (n as f64 - b as f64) * 100.0 / b as f64);
+            let limit = b as f64 * (1.0 + threshold_pct / 100.0);
+            (pct, n as f64 > limit)
+        }
+        (Some(_), None) => (None, true),
+        _ => (None, false),
+    };
+    Change {
+        metric,
+        base_ns: b,
+        new_ns: n,
+        change_pct,
+        regression,
+    }
+}
+
+/// Compares `new` against `base`.
+pub fn compare(base: &Report, new: &Report, threshold_pct: f64) -> Comparison {
+    let measured = |r: &Report| -> Vec<(String, Group)> {
+        r.groups
+            .iter()
+            .filter(|g| g.stats.samples > 0)
+            .map(|g| (g.name(), g.clone()))
+            .collect()
+    };
+    let (b, n) = (measured(base), measured(new));
+    let mut rows = Vec::new();
+    let mut only_base = Vec::new();
+    for (name, bg) in &b {
+        match n.iter().find(|(x, _)| x == name) {
+            Some((_, ng)) => rows.push(Row {
+                name: name.clone(),
+                changes: METRICS
+                    .iter()
+                    .map(|(m, f)| change(m, f(bg), f(ng), threshold_pct))
+                    .collect(),
+                max_ns: (bg.stats.max_ns, ng.stats.max_ns),
+                spread_p9999_ns: (
+                    bg.spread.p9999.map(|r| r.width_ns()),
+                    ng.spread.p9999.map(|r| r.width_ns()),
+                ),
+            }),
+            None => only_base.push(name.clone()),
+        }
+    }
+    let only_new = n
+        .iter()
+        .filter(|(x, _)| !b.iter().any(|(y, _)| y == x))
+        .map(|(x, _)| x.clone())
+        .collect();
+    let mut notes = Vec::new();
+    if base.is_tcg() || new.is_tcg() {
+        notes.push(format!("Note: {}", crate::result::TCG_DISCLAIMER));
+    }
+    if base.accels != new.accels {
+        notes.push(format!(
+            "The reports used different accelerators ({:?} vs {:?}): the numbers are not comparable",
+            base.accels, new.accels
+        ));
+    }
+    Comparison {
+        threshold_pct,
+        rows,
+        only_base,
+        only_new,
+        notes,
+    }
+}
+
+/// Human-readable table of a comparison (µs).
+pub fn render_text(c: &Comparison, base_name: &str, new_name: &str) -> String {
+    let mut o = String::new();
+    for n in &c.notes {
+        o.push_str(&format!("{n}\n"));
+    }
+    o.push_str(&format!(
+        "Comparing {new_name} against {base_name}; latencies in µs, regression = a percentile up by more than {}%\n\n",
+        c.threshold_pct
+    ));
+    for r in &c.rows {
+        o.push_str(&format!(
+            "{}{}\n",
+            r.name,
+            if r.regressed() { "  REGRESSION" } else { "" }
+        ));
+        for ch in &r.changes {
+            let pct = match ch.change_pct {
+                Some(p) => format!("{p:+.1}%"),
+                None => "n/a".to_string(),
+            };
+            o.push_str(&format!(
+                "  {:<7} {:>14} -> {:>14}  {:>8}{}\n",
+                ch.metric,
+                us_opt(ch.base_ns),
+                us_opt(ch.new_ns),
+                pct,
+                if ch.regression { "  <- regression" } else { "" }
+            ));
+        }
+        o.push_str(&format!(
+            "  {:<7} {:>14} -> {:>14}  (not judged)\n",
+            "max",
+            us(r.max_ns.0),
+            us(r.max_ns.1)
+        ));
+        let sp = |v: Option<u64>| v.map_or("1 rep".to_string(), us);
+        o.push_str(&format!(
+            "  p99.99 spread between repetitions: {} -> {}\n",
+            sp(r.spread_p9999_ns.0),
+            sp(r.spread_p9999_ns.1)
+        ));
+    }
+    for x in &c.only_base {
+        o.push_str(&format!("{x}: only in {base_name}\n"));
+    }
+    for x in &c.only_new {
+        o.push_str(&format!("{x}: only in {new_name}\n"));
+    }
+    let n = c.rows.iter().filter(|r| r.regressed()).count();
+    o.push_str(&format!(
+        "\n{n} of {} row(s) regressed beyond {}%\n",
+        c.rows.len(),
+        c.threshold_pct
+    ));
+    o
+}

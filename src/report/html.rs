@@ -1,0 +1,271 @@
+//! `report.html`: one self-contained page (inline CSS and SVG, no script, no network) with the
+//! verdicts, the budgets, per (scenario, workload) a table and three figures — overlaid
+//! log-scale latency histograms per layout, percentile curves, latency over time from the
+//! interval histograms — a placement diagram per layout (which QEMU thread may run on which
+//! pCPU, as observed), the host facts and every run.
+
+use super::html_svg::{histogram_svg, percentile_svg, placement_svg, timeline_svg};
+use super::{
+    escape_xml as esc, us, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError,
+};
+use crate::cpuset::CpuSet;
+
+/// Writes `report.html`.
+pub struct HtmlExporter;
+
+impl Exporter for HtmlExporter {
+    fn report_files(&self, report: &Report) -> Result<Vec<OutputFile>, ReportError> {
+        Ok(vec![OutputFile {
+            name: "report.html".to_string(),
+            contents: render(report)?,
+        }])
+    }
+}
+
+const CSS: &str = "body{font-family:sans-serif;margin:1.5em;max-width:1360px;color:#222}\
+table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 7px;font-size:13px}\
+th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+.warn{background:#fff3cd;border:1px solid #e0c060;padding:.6em 1em;margin:1em 0}\
+.bad{color:#b00;font-weight:bold}.good{color:#070}.figs{display:flex;flex-wrap:wrap;gap:8px}\
+.figs svg{border:1px solid #ddd}code{background:#f4f4f4;padding:0 3px}";
+
+fn pct(g: &Group, v: Option<u64>) -> String {
+    if g.stats.samples == 0 {
+        "–".into()
+    } else {
+        us_opt(v)
+    }
+}
+
+fn budget_html(status: BudgetStatus) -> String {
+    match status {
+        BudgetStatus::Exceeded => "<span class=\"bad\">exceeded</span>".into(),
+        BudgetStatus::Held => "<span class=\"good\">held</span>".into(),
+        s => esc(s.as_str()),
+    }
+}
+
+/// The `report.html` text.
+pub fn render(r: &Report) -> Result<String, ReportError> {
+    let mut o = String::new();
+    o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
+    o.push_str("<link rel=\"icon\" href=\"data:,\">\n");
+    o.push_str(&format!(
+        "<title>pinlat report {}</title>\n<style>{CSS}</style></head><body>\n",
+        esc(&r.run_id)
+    ));
+    o.push_str(&format!(
+        "<h1>pinlat report <code>{}</code></h1>\n",
+        esc(&r.run_id)
+    ));
+    if let Some(d) = &r.disclaimer {
+        o.push_str(&format!(
+            "<div class=\"warn\"><b>Not hardware latency:</b> {}.</div>\n",
+            esc(d)
+        ));
+    }
+    let ok = r.runs.iter().filter(|x| x.outcome.ok).count();
+    let accels: Vec<&str> = r.accels.iter().map(|a| a.as_str()).collect();
+    o.push_str(&format!(
+        "<p>{} run(s) read, {ok} measured, {} failed, {} unreadable, {} missing · accel {} · latencies in µs (percentiles at HDR 3-digit precision, min/max exact).</p>\n",
+        r.runs.len(),
+        r.runs.len() - ok,
+        r.skipped.len(),
+        r.missing_runs.len(),
+        esc(&accels.join(", "))
+    ));
+
+    o.push_str("<h2>Verdicts</h2>\n<ul>\n");
+    for v in &r.verdicts {
+        o.push_str(&format!("<li>{}</li>\n", esc(&v.statement)));
+    }
+    o.push_str("</ul>\n<p>A difference in p99.99 counts only when it exceeds the spread (max − min) of p99.99 between repetitions.</p>\n");
+
+    o.push_str("<h2>Budgets per layout</h2>\n<table><tr><th>layout</th><th>kind</th><th>budget</th><th>checks</th></tr>\n");
+    for l in &r.layouts {
+        let checks: Vec<String> = r
+            .groups
+            .iter()
+            .filter(|g| g.layout == l.name)
+            .flat_map(|g| {
+                g.budget
+                    .checks
+                    .iter()
+                    .map(move |c| format!("{}.{}: {}", g.scenario, g.workload, c.describe()))
+            })
+            .collect();
+        o.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(&l.name),
+            l.kind.as_str(),
+            budget_html(l.budget),
+            if checks.is_empty() {
+                "–".to_string()
+            } else {
+                checks
+                    .iter()
+                    .map(|c| esc(c))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            }
+        ));
+    }
+    o.push_str("</table>\n");
+
+    let layout_index = |name: &str| r.layouts.iter().position(|l| l.name == name).unwrap_or(0);
+    for v in &r.verdicts {
+        let gs = r.groups_of(v.scenario, v.workload);
+        o.push_str(&format!("<h2>{} × {}</h2>\n", v.scenario, v.workload));
+        o.push_str(&format!("<p>{}</p>\n", esc(&v.statement)));
+        o.push_str("<table><tr><th>rank</th><th>layout</th><th>reps</th><th>samples</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>mean</th><th>stddev</th><th>p99.99 spread</th><th>budget</th></tr>\n");
+        for g in &gs {
+            let rank = v
+                .ranking
+                .iter()
+                .find(|x| x.layout == g.layout)
+                .map_or("–".to_string(), |x| x.rank.to_string());
+            let s = &g.stats;
+            let spread = match g.spread.p9999 {
+                Some(x) => format!("{}–{}", us(x.min_ns), us(x.max_ns)),
+                None => format!("{} rep(s)", g.spread.repetitions),
+            };
+            o.push_str(&format!(
+                "<tr><td class=n>{rank}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{spread}</td><td>{}</td></tr>\n",
+                esc(&g.layout),
+                g.ok_runs.len(),
+                s.samples,
+                us(s.min_ns),
+                pct(g, s.p50_ns),
+                pct(g, s.p90_ns),
+                pct(g, s.p99_ns),
+                pct(g, s.p999_ns),
+                pct(g, s.p9999_ns),
+                us(s.max_ns),
+                us(s.mean_ns),
+                us(s.stddev_ns),
+                budget_html(g.budget.status)
+            ));
+        }
+        o.push_str("</table>\n");
+        let indexed: Vec<(usize, &Group)> = gs
+            .iter()
+            .filter(|g| g.stats.samples > 0)
+            .map(|g| (layout_index(&g.layout), *g))
+            .collect();
+        if !indexed.is_empty() {
+            let t = format!("{} × {}", v.scenario, v.workload);
+            o.push_str("<div class=\"figs\">\n");
+            o.push_str(&histogram_svg(
+                &format!("Latency histogram, {t}"),
+                &indexed,
+            )?);
+            o.push_str(&percentile_svg(&format!("Percentiles, {t}"), &indexed)?);
+            o.push_str(&timeline_svg(&format!("Latency over time, {t}"), &indexed)?);
+            o.push_str("</div>\n");
+        }
+        let tops: Vec<String> = gs
+            .iter()
+            .flat_map(|g| g.top.iter().take(3))
+            .map(|e| {
+                format!(
+                    "{} µs in {} {} at +{} ms",
+                    us(e.latency_ns),
+                    e.run,
+                    e.vcpu,
+                    e.offset_ns / 1_000_000
+                )
+            })
+            .collect();
+        if !tops.is_empty() {
+            o.push_str(&format!(
+                "<p>Largest events: {}</p>\n",
+                esc(&tops.join(" · "))
+            ));
+        }
+    }
+
+    o.push_str("<h2>Placement per layout (observed)</h2>\n<p>Rows are QEMU threads, columns host pCPUs; a filled cell is a pCPU the thread may run on (<code>Cpus_allowed_list</code> read back from /proc at the end of the measurement), a dot a pCPU the vCPU thread was seen running on. Red: RT vCPU, blue: housekeeping vCPU, grey: emulator, green: iothread.</p>\n");
+    let host_cpus = r
+        .host
+        .as_ref()
+        .and_then(|h| h.get("online_cpus"))
+        .and_then(|v| v.as_str())
+        .and_then(|s| CpuSet::parse(s).ok())
+        .unwrap_or_default();
+    for l in &r.layouts {
+        o.push_str(&format!(
+            "<h3>{} ({}) — from run {}{}</h3>\n",
+            esc(&l.name),
+            l.kind.as_str(),
+            esc(&l.from_run),
+            if l.mismatches > 0 {
+                format!(
+                    " · <span class=\"bad\">{} thread placement(s) differ from the plan</span>",
+                    l.mismatches
+                )
+            } else {
+                String::new()
+            }
+        ));
+        o.push_str(&placement_svg(l, &host_cpus));
+    }
+
+    if let Some(h) = &r.host {
+        o.push_str("<h2>Host</h2>\n<table>\n");
+        for (k, v) in h {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            o.push_str(&format!(
+                "<tr><th>{}</th><td>{}</td></tr>\n",
+                esc(k),
+                esc(&text)
+            ));
+        }
+        o.push_str("</table>\n");
+    }
+
+    o.push_str("<h2>Runs</h2>\n<table><tr><th>run</th><th>status</th><th>samples</th><th>p99.99</th><th>max</th><th>RT vCPU preemptions</th><th>placement mismatches</th></tr>\n");
+    for x in &r.runs {
+        let status = if x.outcome.ok {
+            "ok".to_string()
+        } else {
+            format!(
+                "<span class=\"bad\">failed in {}: {}</span>",
+                esc(x.outcome.stage.as_deref().unwrap_or("?")),
+                esc(x.outcome.reason.as_deref().unwrap_or("?"))
+            )
+        };
+        o.push_str(&format!(
+            "<tr><td>{}</td><td>{status}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
+            esc(&x.name),
+            x.stats.samples,
+            if x.stats.samples == 0 { "–".into() } else { us_opt(x.stats.p9999_ns) },
+            us(x.stats.max_ns),
+            x.rt_vcpu_nonvoluntary_switches,
+            x.placement_mismatches
+        ));
+    }
+    o.push_str("</table>\n");
+    let mut notes: Vec<String> = r
+        .skipped
+        .iter()
+        .map(|s| format!("runs/{} unreadable: {}", s.file, s.reason))
+        .collect();
+    notes.extend(
+        r.missing_runs
+            .iter()
+            .map(|m| format!("{m}: planned but no run file")),
+    );
+    notes.extend(r.notes.iter().cloned());
+    if !notes.is_empty() {
+        o.push_str("<h2>Notes</h2>\n<ul>\n");
+        for n in notes {
+            o.push_str(&format!("<li>{}</li>\n", esc(&n)));
+        }
+        o.push_str("</ul>\n");
+    }
+    o.push_str("</body></html>\n");
+    Ok(o)
+}

@@ -1,0 +1,408 @@
+//! The SVG figures of `report.html`: latency histograms, percentile curves and latency over
+//! time drawn with `plotters`' SVG backend, and the placement diagram written directly.
+//!
+//! Plot coordinates are µs as `f64` (drawing only; every number printed in tables stays integer
+//! ns). The histogram figure re-bins the HDR counts into 20 logarithmic bins per decade so
+//! layouts can be overlaid; counts are summed, never smoothed.
+
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+
+use super::{escape_xml as esc, Group, LayoutView, ReportError};
+use crate::cpuset::CpuSet;
+use crate::result::ThreadRole;
+
+/// One layout's series: colour index, label, points.
+type Series<'a, P> = (usize, &'a str, Vec<P>);
+
+/// Width of every plot, px.
+const W: u32 = 640;
+/// Height of every plot, px.
+const H: u32 = 360;
+/// Logarithmic bins per decade of the histogram figure.
+const BINS_PER_DECADE: f64 = 20.0;
+
+/// Colour of the `i`-th layout, the same in every figure.
+fn colour(i: usize) -> RGBColor {
+    const C: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(255, 127, 14),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(23, 190, 207),
+    ];
+    C[i % C.len()]
+}
+
+fn perr(name: &str) -> impl Fn(String) -> ReportError + '_ {
+    move |e| ReportError::Plot(name.to_string(), e)
+}
+
+/// Log bins of `h`: (lower µs, upper µs, count), in order, empty bins left out.
+fn log_bins(h: &Histogram<u64>) -> Vec<(f64, f64, u64)> {
+    let mut bins: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+    for v in h.iter_recorded() {
+        let ns = v.value_iterated_to().max(1) as f64;
+        let b = (ns.log10() * BINS_PER_DECADE).floor() as i64;
+        *bins.entry(b).or_default() += v.count_at_value();
+    }
+    bins.into_iter()
+        .map(|(b, c)| {
+            let lo = 10f64.powf(b as f64 / BINS_PER_DECADE) / 1000.0;
+            let hi = 10f64.powf((b + 1) as f64 / BINS_PER_DECADE) / 1000.0;
+            (lo, hi, c)
+        })
+        .collect()
+}
+
+/// A log axis range around `[lo, hi]` with some room.
+fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
+    let lo = if lo > 0.0 { lo } else { 1e-3 };
+    let hi = if hi > lo { hi } else { lo * 10.0 };
+    (lo / 1.5)..(hi * 1.5)
+}
+
+fn us_label(v: &f64) -> String {
+    if *v >= 1.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Overlaid log-log latency histograms, one step line per layout.
+pub fn histogram_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String, ReportError> {
+    let series: Vec<Series<'_, (f64, f64, u64)>> = groups
+        .iter()
+        .map(|(i, g)| (*i, g.layout.as_str(), log_bins(&g.histogram.0)))
+        .filter(|(_, _, b)| !b.is_empty())
+        .collect();
+    let lo = series
+        .iter()
+        .filter_map(|s| s.2.first())
+        .map(|b| b.0)
+        .fold(f64::MAX, f64::min);
+    let hi = series
+        .iter()
+        .filter_map(|s| s.2.last())
+        .map(|b| b.1)
+        .fold(0.0, f64::max);
+    let top = series
+        .iter()
+        .flat_map(|s| s.2.iter())
+        .map(|b| b.2)
+        .max()
+        .unwrap_or(1) as f64;
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
+        let e = perr(title);
+        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(
+                log_range(lo, hi).log_scale(),
+                (0.5f64..top * 2.0).log_scale(),
+            )
+            .map_err(|x| e(x.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("latency (µs, 20 log bins per decade)")
+            .y_desc("samples per bin")
+            .x_label_formatter(&us_label)
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        for (i, name, bins) in &series {
+            let c = colour(*i);
+            // One step path per run of adjacent bins; a gap stays a gap (no zero on a log axis).
+            let mut paths: Vec<Vec<(f64, f64)>> = Vec::new();
+            let mut last_hi = f64::NAN;
+            for (lo, hi, n) in bins {
+                let y = *n as f64;
+                if (lo / last_hi - 1.0).abs() > 1e-9 || paths.is_empty() {
+                    paths.push(Vec::new());
+                }
+                let p = paths.last_mut().expect("pushed above");
+                p.push((*lo, y));
+                p.push((*hi, y));
+                last_hi = *hi;
+            }
+            let mut first = true;
+            for p in paths {
+                let s = chart
+                    .draw_series(std::iter::once(PathElement::new(p, c.stroke_width(2))))
+                    .map_err(|x| e(x.to_string()))?;
+                if first {
+                    s.label(*name).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
+                    first = false;
+                }
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        root.present().map_err(|x| e(x.to_string()))?;
+    }
+    Ok(buf)
+}
+
+fn nines_label(v: &f64) -> String {
+    let p = 100.0 - 100.0 / 10f64.powf(*v);
+    let decimals = (v.ceil() as usize).saturating_sub(2) + 1;
+    let s = format!("{p:.decimals$}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}%")
+}
+
+/// Percentile curves: latency against percentile on a "nines" axis, one line per layout.
+pub fn percentile_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String, ReportError> {
+    let series: Vec<Series<'_, (f64, f64)>> = groups
+        .iter()
+        .map(|(i, g)| {
+            let h = &g.histogram.0;
+            let pts: Vec<(f64, f64)> = if h.is_empty() {
+                Vec::new()
+            } else {
+                h.iter_quantiles(2)
+                    .map(|v| (v.quantile_iterated_to(), v.value_iterated_to()))
+                    .filter(|(q, _)| *q < 1.0)
+                    .map(|(q, v)| (-(1.0 - q).log10(), v.max(1) as f64 / 1000.0))
+                    .collect()
+            };
+            (*i, g.layout.as_str(), pts)
+        })
+        .filter(|s| !s.2.is_empty())
+        .collect();
+    let xmax = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0))
+        .fold(2.0, f64::max)
+        .ceil();
+    let ylo = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1))
+        .fold(f64::MAX, f64::min);
+    let yhi = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
+        let e = perr(title);
+        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..xmax, log_range(ylo, yhi).log_scale())
+            .map_err(|x| e(x.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("percentile")
+            .y_desc("latency (µs)")
+            .x_labels(xmax as usize + 1)
+            .x_label_formatter(&nines_label)
+            .y_label_formatter(&us_label)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        for (i, name, pts) in series {
+            let c = colour(i);
+            chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                .map_err(|x| e(x.to_string()))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        root.present().map_err(|x| e(x.to_string()))?;
+    }
+    Ok(buf)
+}
+
+/// Latency over time from the interval histograms: interval max (thick) and p99 (thin) per
+/// repetition, one colour per layout.
+pub fn timeline_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String, ReportError> {
+    type Series = (usize, String, Vec<(f64, f64)>, Vec<(f64, f64)>);
+    let mut series: Vec<Series> = Vec::new();
+    for (i, g) in groups {
+        for t in &g.timeline {
+            let mid = |p: &super::IntervalPoint| p.end_offset_ns as f64 / 1e9;
+            let max: Vec<(f64, f64)> = t
+                .points
+                .iter()
+                .filter_map(|p| p.max_ns.map(|v| (mid(p), v.max(1) as f64 / 1000.0)))
+                .collect();
+            let p99: Vec<(f64, f64)> = t
+                .points
+                .iter()
+                .filter_map(|p| p.p99_ns.map(|v| (mid(p), v.max(1) as f64 / 1000.0)))
+                .collect();
+            if !max.is_empty() {
+                series.push((*i, format!("{} r{}", g.layout, t.repetition), max, p99));
+            }
+        }
+    }
+    let all = || series.iter().flat_map(|s| s.2.iter().chain(s.3.iter()));
+    let xmax = all().map(|p| p.0).fold(1.0, f64::max);
+    let ylo = all().map(|p| p.1).fold(f64::MAX, f64::min);
+    let yhi = all().map(|p| p.1).fold(0.0, f64::max);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
+        let e = perr(title);
+        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..xmax * 1.02, log_range(ylo, yhi).log_scale())
+            .map_err(|x| e(x.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("end of interval (s into the measurement)")
+            .y_desc("latency (µs): max thick, p99 thin")
+            .y_label_formatter(&us_label)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        let mut labelled = Vec::new();
+        for (i, name, max, p99) in series {
+            let c = colour(i);
+            let s = chart
+                .draw_series(LineSeries::new(max, c.stroke_width(2)))
+                .map_err(|x| e(x.to_string()))?;
+            if !labelled.contains(&i) {
+                labelled.push(i);
+                let layout = name
+                    .rsplit_once(' ')
+                    .map_or(name.clone(), |x| x.0.to_string());
+                s.label(layout).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+            }
+            chart
+                .draw_series(LineSeries::new(p99, c.mix(0.6).stroke_width(1)))
+                .map_err(|x| e(x.to_string()))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        root.present().map_err(|x| e(x.to_string()))?;
+    }
+    Ok(buf)
+}
+
+fn role_label(role: &ThreadRole, realtime: &dyn Fn(u32) -> bool) -> (String, &'static str) {
+    match role {
+        ThreadRole::Vcpu { vcpu } if realtime(*vcpu) => (format!("vCPU {vcpu} (RT)"), "#d62728"),
+        ThreadRole::Vcpu { vcpu } => (format!("vCPU {vcpu}"), "#1f77b4"),
+        ThreadRole::Iothread { id } => (format!("iothread {id}"), "#2ca02c"),
+        ThreadRole::Emulator => ("emulator".to_string(), "#7f7f7f"),
+    }
+}
+
+/// The placement diagram of one layout: a row per QEMU thread, a column per host pCPU; a
+/// filled cell is a pCPU the thread may run on (observed `Cpus_allowed_list`), a dot a pCPU a
+/// vCPU thread was seen running on.
+pub fn placement_svg(view: &LayoutView, host_cpus: &CpuSet) -> String {
+    const ROW: u32 = 20;
+    const COL: u32 = 34;
+    const LABEL: u32 = 330;
+    let mut cpus = host_cpus.clone();
+    for g in &view.guests {
+        for t in &g.threads {
+            cpus = cpus.union(&t.cpus);
+        }
+    }
+    let cpus: Vec<u32> = cpus.iter().collect();
+    let rows: usize = view.guests.iter().map(|g| g.threads.len() + 1).sum();
+    let width = LABEL + COL * cpus.len() as u32 + 10;
+    let height = ROW * (rows as u32 + 1) + 10;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n"
+    );
+    for (j, c) in cpus.iter().enumerate() {
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"14\" text-anchor=\"middle\">pCPU {c}</text>\n",
+            LABEL + COL * j as u32 + COL / 2
+        ));
+    }
+    let mut y = ROW;
+    for g in &view.guests {
+        s.push_str(&format!(
+            "<text x=\"4\" y=\"{}\" font-weight=\"bold\">guest {}</text>\n",
+            y + 14,
+            esc(&g.guest)
+        ));
+        y += ROW;
+        let rt = |v: u32| g.planned.vcpus.iter().any(|p| p.vcpu == v && p.realtime);
+        for t in &g.threads {
+            let (label, fill) = role_label(&t.role, &rt);
+            let mism = if t.matches() { "" } else { " ≠ plan" };
+            s.push_str(&format!(
+                "<text x=\"4\" y=\"{}\">{} · {} [{}] {}{}</text>\n",
+                y + 14,
+                esc(&label),
+                esc(&t.comm),
+                t.tid,
+                esc(&format!("{}:{}", t.policy, t.priority)),
+                mism
+            ));
+            let seen = match &t.role {
+                ThreadRole::Vcpu { vcpu } => g
+                    .vcpu_cpus_seen
+                    .iter()
+                    .find(|(v, _)| v == vcpu)
+                    .map(|(_, c)| c.clone()),
+                _ => None,
+            };
+            for (j, c) in cpus.iter().enumerate() {
+                let x = LABEL + COL * j as u32;
+                let on = t.cpus.contains(*c);
+                s.push_str(&format!(
+                    "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" stroke=\"#ccc\"/>\n",
+                    x + 1,
+                    y + 2,
+                    COL - 2,
+                    ROW - 4,
+                    if on { fill } else { "#fff" }
+                ));
+                if seen.as_ref().is_some_and(|s| s.contains(*c)) {
+                    s.push_str(&format!(
+                        "<circle cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"#000\"/>\n",
+                        x + COL / 2,
+                        y + ROW / 2
+                    ));
+                }
+            }
+            y += ROW;
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}

@@ -1,0 +1,173 @@
+//! `junit.xml` for CI test reporting: one `<testsuite>` per (scenario, workload), one
+//! `<testcase>` per layout in it. A case fails (`<failure type="budget">`) when the layout is
+//! over its budget, and errors (`<error type="run-failed">`) when one of its runs failed; the
+//! numbers are `<property>`s (µs, exact to the ns). Schema: the common JUnit XML as Jenkins,
+//! GitLab and GitHub test reporters read it.
+
+use super::{
+    escape_xml as esc, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError,
+};
+
+/// Writes `junit.xml`.
+pub struct JunitExporter;
+
+impl Exporter for JunitExporter {
+    fn report_files(&self, report: &Report) -> Result<Vec<OutputFile>, ReportError> {
+        Ok(vec![OutputFile {
+            name: "junit.xml".to_string(),
+            contents: render(report),
+        }])
+    }
+}
+
+fn is_failure(g: &Group) -> bool {
+    g.budget.status == BudgetStatus::Exceeded
+}
+
+fn is_error(g: &Group) -> bool {
+    !g.failed_runs.is_empty() || g.budget.status == BudgetStatus::NoData
+}
+
+fn prop(out: &mut String, indent: &str, name: &str, value: &str) {
+    out.push_str(&format!(
+        "{indent}<property name=\"{}\" value=\"{}\"/>\n",
+        esc(name),
+        esc(value)
+    ));
+}
+
+/// Seconds with 3 decimals of a ns duration (JUnit's `time`).
+fn secs(ns: u64) -> String {
+    format!("{}.{:03}", ns / 1_000_000_000, (ns / 1_000_000) % 1000)
+}
+
+/// The `junit.xml` text.
+pub fn render(report: &Report) -> String {
+    let gs = &report.groups;
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    if let Some(d) = &report.disclaimer {
+        out.push_str(&format!("<!-- NOTE: {} -->\n", esc(d)));
+    }
+    out.push_str(&format!(
+        "<testsuites name=\"pinlat {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\">\n",
+        esc(&report.run_id),
+        gs.len(),
+        gs.iter().filter(|g| is_failure(g)).count(),
+        gs.iter().filter(|g| is_error(g)).count()
+    ));
+    for v in &report.verdicts {
+        let cases = report.groups_of(v.scenario, v.workload);
+        let suite = format!("pinlat.{}.{}", v.scenario, v.workload);
+        out.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{}\">\n",
+            esc(&suite),
+            cases.len(),
+            cases.iter().filter(|g| is_failure(g)).count(),
+            cases.iter().filter(|g| is_error(g)).count(),
+            secs(cases.iter().map(|g| g.stats.duration_ns).sum())
+        ));
+        out.push_str("    <properties>\n");
+        prop(&mut out, "      ", "run_id", &report.run_id);
+        let accels: Vec<&str> = report.accels.iter().map(|a| a.as_str()).collect();
+        prop(&mut out, "      ", "accel", &accels.join(","));
+        if let Some(d) = &report.disclaimer {
+            prop(&mut out, "      ", "disclaimer", d);
+        }
+        prop(&mut out, "      ", "verdict", &v.statement);
+        out.push_str("    </properties>\n");
+        for g in cases {
+            out.push_str(&format!(
+                "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\">\n",
+                esc(&suite),
+                esc(&g.layout),
+                secs(g.stats.duration_ns)
+            ));
+            out.push_str("      <properties>\n");
+            let s = &g.stats;
+            let p = "        ";
+            prop(&mut out, p, "layout_kind", g.layout_kind.as_str());
+            prop(&mut out, p, "repetitions", &g.ok_runs.len().to_string());
+            prop(&mut out, p, "samples", &s.samples.to_string());
+            prop(&mut out, p, "overflow", &s.overflow.to_string());
+            prop(&mut out, p, "min_us", &super::us(s.min_ns));
+            prop(&mut out, p, "p50_us", &us_opt(s.p50_ns));
+            prop(&mut out, p, "p90_us", &us_opt(s.p90_ns));
+            prop(&mut out, p, "p99_us", &us_opt(s.p99_ns));
+            prop(&mut out, p, "p99_9_us", &us_opt(s.p999_ns));
+            prop(&mut out, p, "p99_99_us", &us_opt(s.p9999_ns));
+            prop(&mut out, p, "max_us", &super::us(s.max_ns));
+            prop(&mut out, p, "mean_us", &super::us(s.mean_ns));
+            prop(&mut out, p, "stddev_us", &super::us(s.stddev_ns));
+            if let Some(r) = g.spread.p9999 {
+                prop(&mut out, p, "p99_99_spread_us", &super::us(r.width_ns()));
+            }
+            prop(&mut out, p, "budget", g.budget.status.as_str());
+            out.push_str("      </properties>\n");
+            if is_failure(g) {
+                let msg: Vec<String> = g
+                    .budget
+                    .checks
+                    .iter()
+                    .filter(|c| !c.held)
+                    .map(|c| c.describe())
+                    .collect();
+                let all: Vec<String> = g.budget.checks.iter().map(|c| c.describe()).collect();
+                out.push_str(&format!(
+                    "      <failure type=\"budget\" message=\"{}\">{}</failure>\n",
+                    esc(&msg.join("; ")),
+                    esc(&all.join("\n"))
+                ));
+            }
+            if is_error(g) {
+                let mut lines: Vec<String> = g
+                    .failed_runs
+                    .iter()
+                    .map(|name| {
+                        let r = report.runs.iter().find(|r| &r.name == name);
+                        match r {
+                            Some(r) => format!(
+                                "run {name} failed in stage {}: {}",
+                                r.outcome.stage.as_deref().unwrap_or("?"),
+                                r.outcome.reason.as_deref().unwrap_or("?")
+                            ),
+                            None => format!("run {name} failed"),
+                        }
+                    })
+                    .collect();
+                if g.budget.status == BudgetStatus::NoData {
+                    lines.push("no run measured: the budget could not be checked".to_string());
+                }
+                out.push_str(&format!(
+                    "      <error type=\"run-failed\" message=\"{}\">{}</error>\n",
+                    esc(lines.first().map(String::as_str).unwrap_or("")),
+                    esc(&lines.join("\n"))
+                ));
+            }
+            out.push_str("    </testcase>\n");
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    if !report.skipped.is_empty() || !report.missing_runs.is_empty() {
+        out.push_str(&format!(
+            "  <testsuite name=\"pinlat.run-files\" tests=\"{}\" failures=\"0\" errors=\"{}\">\n",
+            report.skipped.len() + report.missing_runs.len(),
+            report.skipped.len() + report.missing_runs.len()
+        ));
+        for s in &report.skipped {
+            out.push_str(&format!(
+                "    <testcase classname=\"pinlat.run-files\" name=\"{}\">\n      <error type=\"unreadable\" message=\"{}\"/>\n    </testcase>\n",
+                esc(&s.file),
+                esc(&s.reason)
+            ));
+        }
+        for m in &report.missing_runs {
+            out.push_str(&format!(
+                "    <testcase classname=\"pinlat.run-files\" name=\"{}\">\n      <error type=\"missing\" message=\"planned in plan.json, no run file\"/>\n    </testcase>\n",
+                esc(m)
+            ));
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}

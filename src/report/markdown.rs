@@ -1,0 +1,229 @@
+//! `report.md`: the verdicts and the numbers in GitHub-flavoured Markdown, short enough for a
+//! CI job summary (`$GITHUB_STEP_SUMMARY`, 1 MiB): no histograms, only tables of percentiles in
+//! µs (exact to the ns), the budget verdict per layout, failed runs and the largest events.
+
+use super::{us, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError, Stats};
+
+/// Writes `report.md`.
+pub struct MarkdownExporter;
+
+impl Exporter for MarkdownExporter {
+    fn report_files(&self, report: &Report) -> Result<Vec<OutputFile>, ReportError> {
+        Ok(vec![OutputFile {
+            name: "report.md".to_string(),
+            contents: render(report),
+        }])
+    }
+}
+
+/// Largest events listed per group.
+const TOP_LISTED: usize = 3;
+
+fn pct(s: &Stats, v: Option<u64>) -> String {
+    if s.samples == 0 {
+        "–".to_string()
+    } else {
+        us_opt(v)
+    }
+}
+
+fn spread(g: &Group) -> String {
+    match g.spread.p9999 {
+        Some(r) => format!("{}–{}", us(r.min_ns), us(r.max_ns)),
+        None if g.spread.repetitions < 2 => "1 rep".to_string(),
+        None => "overflow".to_string(),
+    }
+}
+
+fn budget_cell(g: &Group) -> String {
+    match g.budget.status {
+        BudgetStatus::Exceeded => {
+            let over: Vec<String> = g
+                .budget
+                .checks
+                .iter()
+                .filter(|c| !c.held)
+                .map(|c| match c.exceeded_by_ns() {
+                    Some(by) => format!("{} +{} µs", c.what, us(by)),
+                    None => format!("{} overflow", c.what),
+                })
+                .collect();
+            format!("❌ exceeded ({})", over.join(", "))
+        }
+        BudgetStatus::Held => "✅ held".to_string(),
+        BudgetStatus::NoBudget => "–".to_string(),
+        BudgetStatus::NoData => "⚠️ no data".to_string(),
+    }
+}
+
+/// The `report.md` text.
+pub fn render(report: &Report) -> String {
+    let mut o = String::new();
+    o.push_str(&format!("# pinlat report `{}`\n\n", report.run_id));
+    if let Some(d) = &report.disclaimer {
+        o.push_str(&format!("> ⚠️ **Not hardware latency:** {d}.\n\n"));
+    }
+    let ok = report.runs.iter().filter(|r| r.outcome.ok).count();
+    let accels: Vec<&str> = report.accels.iter().map(|a| a.as_str()).collect();
+    o.push_str(&format!(
+        "{} run(s) read, {ok} measured, {} failed, {} unreadable, {} missing · accel {} · latencies in µs\n\n",
+        report.runs.len(),
+        report.runs.len() - ok,
+        report.skipped.len(),
+        report.missing_runs.len(),
+        accels.join(", ")
+    ));
+    if let Some(h) = &report.host {
+        let get = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        o.push_str(&format!(
+            "Host: kernel `{}`, CPU {}, online CPUs `{}`, isolated `{}`, {}\n\n",
+            get("kernel_release"),
+            get("cpu_model"),
+            get("online_cpus"),
+            get("isolated_cpus"),
+            get("qemu_version")
+        ));
+    }
+
+    o.push_str("## Verdicts\n\n");
+    for v in &report.verdicts {
+        o.push_str(&format!("- {}\n", v.statement));
+    }
+    o.push('\n');
+
+    o.push_str("## Budgets per layout\n\n");
+    o.push_str("| layout | kind | budget | detail |\n|---|---|---|---|\n");
+    for l in &report.layouts {
+        let detail: Vec<String> = report
+            .groups
+            .iter()
+            .filter(|g| g.layout == l.name && !g.budget.checks.is_empty())
+            .map(|g| {
+                let checks: Vec<String> = g.budget.checks.iter().map(|c| c.describe()).collect();
+                format!("{}.{}: {}", g.scenario, g.workload, checks.join(", "))
+            })
+            .collect();
+        let status = match l.budget {
+            BudgetStatus::Exceeded => "❌ exceeded",
+            BudgetStatus::Held => "✅ held",
+            BudgetStatus::NoBudget => "no budget set",
+            BudgetStatus::NoData => "⚠️ no data",
+        };
+        o.push_str(&format!(
+            "| {} | {} | {status} | {} |\n",
+            l.name,
+            l.kind.as_str(),
+            if detail.is_empty() {
+                "–".to_string()
+            } else {
+                detail.join("<br>")
+            }
+        ));
+    }
+    o.push('\n');
+
+    for v in &report.verdicts {
+        o.push_str(&format!("## {} × {}\n\n", v.scenario, v.workload));
+        o.push_str("| rank | layout | reps | samples | min | p50 | p90 | p99 | p99.9 | p99.99 | max | p99.99 spread | budget |\n");
+        o.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+        let gs = report.groups_of(v.scenario, v.workload);
+        let ordered = v
+            .ranking
+            .iter()
+            .filter_map(|r| {
+                gs.iter()
+                    .find(|g| g.layout == r.layout)
+                    .map(|g| (r.rank.to_string(), *g))
+            })
+            .chain(
+                gs.iter()
+                    .filter(|g| g.stats.samples == 0)
+                    .map(|g| ("–".to_string(), *g)),
+            );
+        for (rank, g) in ordered {
+            let s = &g.stats;
+            o.push_str(&format!(
+                "| {rank} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                g.layout,
+                g.ok_runs.len(),
+                s.samples,
+                if s.samples == 0 {
+                    "–".to_string()
+                } else {
+                    us(s.min_ns)
+                },
+                pct(s, s.p50_ns),
+                pct(s, s.p90_ns),
+                pct(s, s.p99_ns),
+                pct(s, s.p999_ns),
+                pct(s, s.p9999_ns),
+                if s.samples == 0 {
+                    "–".to_string()
+                } else {
+                    us(s.max_ns)
+                },
+                spread(g),
+                budget_cell(g)
+            ));
+        }
+        o.push('\n');
+        let tops: Vec<String> = gs
+            .iter()
+            .filter(|g| !g.top.is_empty())
+            .map(|g| {
+                let ev: Vec<String> = g
+                    .top
+                    .iter()
+                    .take(TOP_LISTED)
+                    .map(|e| {
+                        format!(
+                            "{} µs ({} {} at +{} ms)",
+                            us(e.latency_ns),
+                            e.run,
+                            e.vcpu,
+                            e.offset_ns / 1_000_000
+                        )
+                    })
+                    .collect();
+                format!("- {}: {}\n", g.layout, ev.join(", "))
+            })
+            .collect();
+        if !tops.is_empty() {
+            o.push_str("Largest events:\n\n");
+            o.push_str(&tops.concat());
+            o.push('\n');
+        }
+    }
+
+    let failed: Vec<_> = report.runs.iter().filter(|r| !r.outcome.ok).collect();
+    if !failed.is_empty() || !report.skipped.is_empty() || !report.missing_runs.is_empty() {
+        o.push_str("## Failed, unreadable and missing runs\n\n");
+        for r in failed {
+            o.push_str(&format!(
+                "- ❌ `{}` failed in stage {}: {}\n",
+                r.name,
+                r.outcome.stage.as_deref().unwrap_or("?"),
+                r.outcome.reason.as_deref().unwrap_or("?")
+            ));
+        }
+        for s in &report.skipped {
+            o.push_str(&format!(
+                "- ⚠️ `runs/{}` unreadable: {}\n",
+                s.file, s.reason
+            ));
+        }
+        for m in &report.missing_runs {
+            o.push_str(&format!("- ⚠️ `{m}` planned but no run file\n"));
+        }
+        o.push('\n');
+    }
+    if !report.notes.is_empty() {
+        o.push_str("## Notes\n\n");
+        for n in &report.notes {
+            o.push_str(&format!("- {n}\n"));
+        }
+        o.push('\n');
+    }
+    o.push_str("Significance: a difference in p99.99 counts only when it exceeds the spread (max − min) of p99.99 between repetitions (with few repetitions the spread is a weak estimate of the noise: use 5 or more before acting on a difference); percentiles are HDR histogram values (3 significant digits), min and max are exact.\n");
+    o
+}

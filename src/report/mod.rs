@@ -1,0 +1,491 @@
+//! Reports and verdicts: raw runs (`runs/*.json`, [`crate::result::RunRecord`]) become the
+//! answer — which layout keeps the realtime vCPUs' latency within budget, by how much, and with
+//! what confidence.
+//!
+//! [`aggregate`] streams the run files one at a time (memory stays bounded by the number of
+//! groups, not runs), merges HDR histograms per (layout, scenario, workload, RT vCPU) and across
+//! RT vCPUs, and keeps per-run summaries for the spread between repetitions. [`verdict`] ranks
+//! layouts and checks budgets. Each output format is one [`Exporter`] in its own file, all derived
+//! from the one [`Report`] (STYLE.md "One schema, many views"; hyperfine's `src/export/`).
+
+pub mod aggregate;
+pub mod compare;
+pub mod cyclictest;
+pub mod hlog;
+pub mod html;
+mod html_svg;
+pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod verdict;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
+use crate::cpuset::CpuSet;
+use crate::histo::Hist;
+use crate::plan::GuestPlacement;
+use crate::result::{AccelUsed, ObservedThread, RunRecord};
+
+pub use aggregate::{build, Stats};
+pub use verdict::{BudgetCheck, BudgetStatus, BudgetVerdict, Verdict};
+
+/// Version of the `report.json` schema; bumped on any incompatible change.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// Errors of building or writing a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The directory has no `runs/` directory, or it cannot be listed.
+    #[error("{} is not a pinlat results directory (no readable runs/)", .0.display())]
+    NotAResultDir(PathBuf, #[source] std::io::Error),
+    /// `runs/` holds no readable run.
+    #[error("{} holds no readable run ({n} file(s) skipped)", .0.display(), n = .1)]
+    NoRuns(PathBuf, usize),
+    /// An output could not be written.
+    #[error("Cannot write {}", .0.display())]
+    Write(PathBuf, #[source] std::io::Error),
+    /// A histogram could not be encoded.
+    #[error("Cannot encode a histogram for {0}")]
+    Encode(String, #[source] crate::histo::HistoError),
+    /// `report.json` could not be read back.
+    #[error("Cannot read report {}", .0.display())]
+    ReadReport(PathBuf, #[source] std::io::Error),
+    /// `report.json` is not a report of this schema.
+    #[error("{} is not a pinlat report.json of schema {REPORT_SCHEMA_VERSION}", .0.display())]
+    ParseReport(PathBuf, #[source] serde_json::Error),
+    /// A plot could not be drawn.
+    #[error("Cannot draw plot {0}: {1}")]
+    Plot(String, String),
+}
+
+/// A latency budget for one workload, as `plan.json` records it (`config.budgets`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetSpec {
+    /// The largest latency allowed, ns.
+    pub max_ns: Option<u64>,
+    /// A percentile (e.g. 99.99) and the latency it must stay under, ns.
+    pub percentile: Option<(f64, u64)>,
+}
+
+/// One run file that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    /// File name under `runs/`.
+    pub file: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// How a run ended, flattened for reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// Whether the run measured to the end.
+    pub ok: bool,
+    /// Failed runs: the stage.
+    pub stage: Option<String>,
+    /// Failed runs: the reason.
+    pub reason: Option<String>,
+}
+
+/// One RT vCPU of one guest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VcpuKey {
+    /// Guest name.
+    pub guest: String,
+    /// vCPU index (the CPU number the agent measured on).
+    pub vcpu: u32,
+}
+
+impl std::fmt::Display for VcpuKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/vCPU{}", self.guest, self.vcpu)
+    }
+}
+
+/// Summary of one run file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// `layout.scenario.workload.rN`.
+    pub name: String,
+    /// File under `runs/`.
+    pub file: String,
+    /// Layout name.
+    pub layout: String,
+    /// Scenario.
+    pub scenario: ScenarioKind,
+    /// Workload.
+    pub workload: WorkloadKind,
+    /// Repetition, from 1.
+    pub repetition: u32,
+    /// Accelerator.
+    pub accel: AccelUsed,
+    /// How it ended.
+    pub outcome: RunOutcome,
+    /// Start, milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// Requested measurement time, ms.
+    pub duration_ms: u64,
+    /// All RT vCPUs of the run merged (failed runs: what was measured before the failure).
+    pub stats: Stats,
+    /// Per RT vCPU.
+    pub per_vcpu: Vec<(VcpuKey, Stats)>,
+    /// Observed threads that differ from the plan (after pinning or at the end).
+    pub placement_mismatches: usize,
+    /// Involuntary context switches of the RT vCPU threads on the host during the measurement.
+    pub rt_vcpu_nonvoluntary_switches: u64,
+    /// Migrations of the RT vCPU threads, when the kernel exposed them.
+    pub rt_vcpu_migrations: Option<u64>,
+    /// `mgmt-poll` rounds completed.
+    pub mgmt_poll_rounds: Option<u64>,
+    /// Frames dropped by the decoder (bad length/CRC/JSON, oversize).
+    pub bad_frames: u64,
+    /// The run's warnings.
+    pub warnings: Vec<String>,
+}
+
+/// One of the largest samples, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRef {
+    /// Run name.
+    pub run: String,
+    /// RT vCPU.
+    pub vcpu: VcpuKey,
+    /// When it ended, ns from the start of the run's measurement.
+    pub offset_ns: u64,
+    /// The sample, ns.
+    pub latency_ns: u64,
+}
+
+/// One interval of one run, all RT vCPUs merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntervalPoint {
+    /// 0-based interval number.
+    pub index: u64,
+    /// Start, ns from the start of the measurement.
+    pub start_offset_ns: u64,
+    /// End, ns from the start of the measurement.
+    pub end_offset_ns: u64,
+    /// Samples, overflow included.
+    pub samples: u64,
+    /// 99th percentile of the interval, ns (`None`: in the overflow above the histogram range).
+    pub p99_ns: Option<u64>,
+    /// Largest value of the interval's histogram, ns (`None` when it only overflowed).
+    pub max_ns: Option<u64>,
+}
+
+/// The interval time series of one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTimeline {
+    /// Run name.
+    pub run: String,
+    /// Repetition.
+    pub repetition: u32,
+    /// Intervals in order.
+    pub points: Vec<IntervalPoint>,
+}
+
+/// Range of one statistic over the repetitions of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    /// Smallest repetition value, ns.
+    pub min_ns: u64,
+    /// Largest repetition value, ns.
+    pub max_ns: u64,
+}
+
+impl Range {
+    /// `max − min`, ns.
+    pub fn width_ns(&self) -> u64 {
+        self.max_ns - self.min_ns
+    }
+}
+
+/// The spread between repetitions of a group (ok runs with samples only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Repetitions the spread is computed over.
+    pub repetitions: usize,
+    /// p99 over the repetitions (`None` with fewer than 2 repetitions or overflowed values).
+    pub p99: Option<Range>,
+    /// p99.9 over the repetitions.
+    pub p999: Option<Range>,
+    /// p99.99 over the repetitions.
+    pub p9999: Option<Range>,
+    /// max over the repetitions.
+    pub max: Option<Range>,
+}
+
+/// Merged results of one (layout, scenario, workload) over its repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// Layout name.
+    pub layout: String,
+    /// Layout rule.
+    pub layout_kind: LayoutKind,
+    /// Scenario.
+    pub scenario: ScenarioKind,
+    /// Workload.
+    pub workload: WorkloadKind,
+    /// Names of the runs that measured to the end (these are merged).
+    pub ok_runs: Vec<String>,
+    /// Names of the runs that failed (not merged).
+    pub failed_runs: Vec<String>,
+    /// Every RT vCPU of every ok repetition merged.
+    pub stats: Stats,
+    /// Per RT vCPU, merged over ok repetitions.
+    pub per_vcpu: Vec<VcpuGroup>,
+    /// The largest events, largest first (at most [`aggregate::TOP_EVENTS`]).
+    pub top: Vec<EventRef>,
+    /// Spread between repetitions.
+    pub spread: Spread,
+    /// Interval time series, one per ok run.
+    pub timeline: Vec<RunTimeline>,
+    /// The merged histogram (ns; overflow not in it).
+    pub histogram: Hist,
+    /// Budget verdict, filled by [`verdict`].
+    pub budget: BudgetVerdict,
+}
+
+impl Group {
+    /// `layout.scenario.workload`.
+    pub fn name(&self) -> String {
+        format!("{}.{}.{}", self.layout, self.scenario, self.workload)
+    }
+}
+
+/// One RT vCPU of a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VcpuGroup {
+    /// Which vCPU.
+    pub vcpu: VcpuKey,
+    /// Statistics over the ok repetitions.
+    pub stats: Stats,
+    /// Merged histogram, ns.
+    pub histogram: Hist,
+}
+
+/// Observed placement of one guest, for the placement diagram.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestView {
+    /// Guest name.
+    pub guest: String,
+    /// What the plan wanted.
+    pub planned: GuestPlacement,
+    /// Threads as read back at the end of the measurement (after pinning when the run ended
+    /// before).
+    pub threads: Vec<ObservedThread>,
+    /// Per vCPU: the pCPUs its thread was seen running on.
+    pub vcpu_cpus_seen: Vec<(u32, CpuSet)>,
+}
+
+/// One layout's observed placement, from its first run (an ok one when there is one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayoutView {
+    /// Layout name.
+    pub name: String,
+    /// Layout rule.
+    pub kind: LayoutKind,
+    /// The run the placement was read from.
+    pub from_run: String,
+    /// Per guest.
+    pub guests: Vec<GuestView>,
+    /// Threads differing from the plan, summed over every run of the layout.
+    pub mismatches: usize,
+    /// Budget verdict over every group of the layout.
+    pub budget: BudgetStatus,
+}
+
+/// The whole report: what every exporter renders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`REPORT_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The run id (from the runs, or the directory name).
+    pub run_id: String,
+    /// Accelerators the runs used.
+    pub accels: Vec<AccelUsed>,
+    /// [`crate::result::TCG_DISCLAIMER`] when any run used TCG.
+    pub disclaimer: Option<String>,
+    /// `host.json` as written by the runner (absent when the file is missing or unreadable).
+    pub host: Option<BTreeMap<String, serde_json::Value>>,
+    /// Budgets from `plan.json`, by workload.
+    pub budgets: BTreeMap<WorkloadKind, BudgetSpec>,
+    /// Runs listed in `plan.json` with no run file.
+    pub missing_runs: Vec<String>,
+    /// Run files that could not be read, with the reason.
+    pub skipped: Vec<SkippedFile>,
+    /// Every readable run, by name.
+    pub runs: Vec<RunSummary>,
+    /// Per (layout, scenario, workload), in layout, scenario, workload order.
+    pub groups: Vec<Group>,
+    /// Observed placement per layout.
+    pub layouts: Vec<LayoutView>,
+    /// Rankings and statements per (scenario, workload).
+    pub verdicts: Vec<Verdict>,
+    /// Things the reader should know (missing files, placement mismatches, run warnings).
+    pub notes: Vec<String>,
+}
+
+/// What a report says for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every budget held (or none was set) and every run measured.
+    Held,
+    /// A budget was exceeded; every run measured.
+    BudgetExceeded,
+    /// A run failed, a run file was unreadable or a planned run is missing.
+    RunFailed,
+}
+
+impl Report {
+    /// The exit-code outcome: a failed, unreadable or missing run wins over a budget.
+    pub fn outcome(&self) -> Outcome {
+        let failed = self.runs.iter().any(|r| !r.outcome.ok)
+            || !self.skipped.is_empty()
+            || !self.missing_runs.is_empty();
+        if failed {
+            Outcome::RunFailed
+        } else if self
+            .groups
+            .iter()
+            .any(|g| g.budget.status == BudgetStatus::Exceeded)
+        {
+            Outcome::BudgetExceeded
+        } else {
+            Outcome::Held
+        }
+    }
+
+    /// Whether any run was under TCG.
+    pub fn is_tcg(&self) -> bool {
+        self.accels.contains(&AccelUsed::Tcg)
+    }
+
+    /// Groups of one (scenario, workload), in layout order.
+    pub fn groups_of(&self, scenario: ScenarioKind, workload: WorkloadKind) -> Vec<&Group> {
+        self.groups
+            .iter()
+            .filter(|g| g.scenario == scenario && g.workload == workload)
+            .collect()
+    }
+
+    /// Reads a `report.json` back.
+    pub fn read_json(path: &Path) -> Result<Report, ReportError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ReportError::ReadReport(path.to_path_buf(), e))?;
+        serde_json::from_str(&text).map_err(|e| ReportError::ParseReport(path.to_path_buf(), e))
+    }
+}
+
+/// One output file: a name relative to the results directory and its contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// File name, relative to the results directory.
+    pub name: String,
+    /// Contents.
+    pub contents: String,
+}
+
+/// One output format (hyperfine's `Exporter`): report-wide files and, for per-run formats,
+/// files made from each run as it streams by.
+pub trait Exporter {
+    /// Files made from the whole report.
+    fn report_files(&self, report: &Report) -> Result<Vec<OutputFile>, ReportError>;
+
+    /// Files made from one run (default: none). Called once per readable run file.
+    fn run_files(&self, _run: &RunRecord) -> Result<Vec<OutputFile>, ReportError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Every exporter, in the order the files are written.
+pub fn exporters() -> Vec<Box<dyn Exporter>> {
+    vec![
+        Box::new(json::JsonExporter),
+        Box::new(markdown::MarkdownExporter),
+        Box::new(html::HtmlExporter),
+        Box::new(junit::JunitExporter),
+        Box::new(cyclictest::CyclictestExporter),
+        Box::new(hlog::HlogExporter),
+    ]
+}
+
+/// Builds the report of `dir` from `runs/` alone and writes every output into `dir`
+/// (per-run files as the runs stream by, so memory does not grow with the number of runs).
+pub fn write_all(dir: &Path) -> Result<Report, ReportError> {
+    let exps = exporters();
+    let mut write_err = None;
+    let report = build(dir, &mut |run| {
+        if write_err.is_some() {
+            return;
+        }
+        for e in &exps {
+            match e.run_files(run) {
+                Ok(files) => {
+                    for f in files {
+                        if let Err(e) = write_file(dir, &f) {
+                            write_err = Some(e);
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    write_err = Some(e);
+                    return;
+                }
+            }
+        }
+    })?;
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    for e in &exps {
+        for f in e.report_files(&report)? {
+            write_file(dir, &f)?;
+        }
+    }
+    Ok(report)
+}
+
+/// Writes `f` under `dir` atomically (temporary file, then rename).
+fn write_file(dir: &Path, f: &OutputFile) -> Result<(), ReportError> {
+    let path = dir.join(&f.name);
+    let tmp = dir.join(format!(".{}.tmp", f.name));
+    std::fs::write(&tmp, f.contents.as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| ReportError::Write(path, e))
+}
+
+/// Formats ns as µs with three decimals, exactly (`12345` → `12.345`).
+pub fn us(ns: u64) -> String {
+    format!("{}.{:03}", ns / 1000, ns % 1000)
+}
+
+/// Formats an optional percentile: µs, or `overflow` when it lies above the histogram's range.
+pub fn us_opt(ns: Option<u64>) -> String {
+    match ns {
+        Some(v) => us(v),
+        None => "overflow".to_string(),
+    }
+}
+
+/// Escapes text for XML and HTML content and attribute values.
+pub(crate) fn escape_xml(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push('\u{fffd}'),
+            c => o.push(c),
+        }
+    }
+    o
+}

@@ -1,0 +1,334 @@
+//! Tests of `pinlat::report` on deterministic fixture runs: golden files for the Markdown,
+//! JUnit and cyclictest-text outputs, the `.hlog` read back against the report's percentiles,
+//! verdict wording, exit outcomes and `compare` with a planted regression.
+//!
+//! `PINLAT_BLESS=1 cargo test --test report` rewrites the committed fixtures and golden files.
+
+mod fixtures;
+
+use std::path::{Path, PathBuf};
+
+use pinlat::config::{ScenarioKind, WorkloadKind};
+use pinlat::histo::new_histogram;
+use pinlat::report::verdict::Significance;
+use pinlat::report::{self, compare, hlog, BudgetStatus, Outcome, Report};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bless() -> bool {
+    std::env::var_os("PINLAT_BLESS").is_some()
+}
+
+/// Copies a committed fixture set into a fresh temporary directory.
+fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let src = root().join("tests/fixtures").join(name);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("runs")).unwrap();
+    for sub in ["", "runs"] {
+        for e in std::fs::read_dir(src.join(sub)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), tmp.path().join(sub).join(e.file_name())).unwrap();
+            }
+        }
+    }
+    tmp
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn golden(name: &str, actual: &str) {
+    let p = root().join("tests/golden").join(name);
+    if bless() {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, actual).unwrap();
+        return;
+    }
+    let expected = read(&p);
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{name} differs from the golden file at line {}:\n expected: {:?}\n actual:   {:?}\n(PINLAT_BLESS=1 to accept)",
+            line + 1,
+            expected.lines().nth(line),
+            actual.lines().nth(line)
+        );
+    }
+}
+
+/// The committed fixtures are exactly what the builder makes.
+#[test]
+fn fixtures_are_what_the_builder_makes() {
+    for (name, write) in [
+        ("runs-basic", fixtures::write_basic as fn(&Path)),
+        ("runs-tcg", fixtures::write_tcg as fn(&Path)),
+    ] {
+        let committed = root().join("tests/fixtures").join(name);
+        if bless() {
+            let _ = std::fs::remove_dir_all(&committed);
+            write(&committed);
+            continue;
+        }
+        let fresh = tempfile::tempdir().unwrap();
+        write(fresh.path());
+        for sub in ["", "runs"] {
+            let mut n = 0;
+            for e in std::fs::read_dir(fresh.path().join(sub)).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_file() {
+                    n += 1;
+                    let c = committed.join(sub).join(e.file_name());
+                    assert!(read(&e.path()) == read(&c), "{} is stale", c.display());
+                }
+            }
+            assert!(n > 0);
+        }
+    }
+}
+
+fn build_basic() -> (tempfile::TempDir, Report) {
+    let dir = copy_fixture("runs-basic");
+    let r = report::write_all(dir.path()).unwrap();
+    (dir, r)
+}
+
+#[test]
+fn golden_basic() {
+    let (dir, r) = build_basic();
+    golden("basic.report.md", &read(&dir.path().join("report.md")));
+    golden("basic.junit.xml", &read(&dir.path().join("junit.xml")));
+    golden(
+        "basic.share.mgmt-poll.timer.histogram.txt",
+        &read(&dir.path().join("share.mgmt-poll.timer.histogram.txt")),
+    );
+    assert_eq!(r.outcome(), Outcome::BudgetExceeded);
+    assert!(r.disclaimer.is_none());
+    assert!(!read(&dir.path().join("report.md")).contains("TCG"));
+}
+
+#[test]
+fn golden_tcg_with_failed_and_unreadable_runs() {
+    let dir = copy_fixture("runs-tcg");
+    let r = report::write_all(dir.path()).unwrap();
+    golden("tcg.report.md", &read(&dir.path().join("report.md")));
+    golden("tcg.junit.xml", &read(&dir.path().join("junit.xml")));
+    golden(
+        "tcg.share.idle.timer.histogram.txt",
+        &read(&dir.path().join("share.idle.timer.histogram.txt")),
+    );
+    assert_eq!(r.outcome(), Outcome::RunFailed);
+    assert_eq!(r.skipped.len(), 1);
+    assert_eq!(r.skipped[0].file, "share.idle.busy-poll.r1.json");
+    // Every output says TCG numbers are not hardware latency, in its header.
+    let disclaimer = pinlat::result::TCG_DISCLAIMER;
+    for f in [
+        "report.md",
+        "report.html",
+        "junit.xml",
+        "report.json",
+        "share.idle.timer.histogram.txt",
+        "share.idle.timer.r1.hlog",
+    ] {
+        let text = read(&dir.path().join(f));
+        let head: String = text.chars().take(1200).collect();
+        assert!(
+            head.contains(disclaimer),
+            "{f} lacks the TCG disclaimer in its header"
+        );
+    }
+    // One repetition: the difference is unqualified, never a win.
+    let v = &r.verdicts[0];
+    assert_eq!(v.comparisons.len(), 1);
+    assert_eq!(v.comparisons[0].significance, Significance::Unqualified);
+    assert!(v.statement.contains("unqualified"), "{}", v.statement);
+    assert!(!v.statement.contains(" cut "), "{}", v.statement);
+}
+
+#[test]
+fn verdicts_are_backed_by_the_spread() {
+    let (_dir, r) = build_basic();
+    let timer = r
+        .verdicts
+        .iter()
+        .find(|v| v.scenario == ScenarioKind::MgmtPoll && v.workload == WorkloadKind::Timer)
+        .unwrap();
+    assert_eq!(timer.ranking[0].layout, "isolate");
+    assert_eq!(timer.ranking.last().unwrap().layout, "share");
+    let iso = timer
+        .comparisons
+        .iter()
+        .find(|c| c.layout == "isolate")
+        .unwrap();
+    assert_eq!(iso.against, "share");
+    assert_eq!(iso.significance, Significance::Significant);
+    assert!(
+        iso.statement.starts_with("isolate cut p99.99 from 1"),
+        "{}",
+        iso.statement
+    );
+    // busy-poll has the same distribution everywhere: no significant difference.
+    let bp = r
+        .verdicts
+        .iter()
+        .find(|v| v.scenario == ScenarioKind::MgmtPoll && v.workload == WorkloadKind::BusyPoll)
+        .unwrap();
+    assert!(
+        bp.comparisons
+            .iter()
+            .all(|c| c.significance == Significance::NotSignificant),
+        "{}",
+        bp.statement
+    );
+    assert!(
+        bp.statement.contains("unchanged across layouts"),
+        "{}",
+        bp.statement
+    );
+    // Budgets: share exceeds the timer budget under mgmt-poll, isolate holds it.
+    let g = |l: &str, s| {
+        r.groups
+            .iter()
+            .find(|g| g.layout == l && g.scenario == s && g.workload == WorkloadKind::Timer)
+            .unwrap()
+    };
+    let share = g("share", ScenarioKind::MgmtPoll);
+    assert_eq!(share.budget.status, BudgetStatus::Exceeded);
+    let p = &share.budget.checks[0];
+    assert_eq!(p.what, "p99.99");
+    assert!(p.exceeded_by_ns().unwrap() > 60_000);
+    assert_eq!(
+        g("isolate", ScenarioKind::MgmtPoll).budget.status,
+        BudgetStatus::Held
+    );
+    // Merged counts: 2 repetitions × 2 RT vCPUs × 20 000 samples.
+    assert_eq!(share.stats.samples, 80_000);
+    assert_eq!(share.per_vcpu.len(), 2);
+    assert_eq!(share.spread.repetitions, 2);
+    assert!(share.stats.min_ns <= share.stats.p50_ns.unwrap());
+    assert!(share.stats.p9999_ns.unwrap() <= share.stats.max_ns);
+    assert_eq!(share.top.len(), 10);
+    assert!(share
+        .top
+        .windows(2)
+        .all(|w| w[0].latency_ns >= w[1].latency_ns));
+}
+
+/// The written `.hlog` decodes back to histograms whose merge gives the report's numbers.
+#[test]
+fn hlog_round_trip_matches_report_percentiles() {
+    let (dir, r) = build_basic();
+    for run in r.runs.iter().filter(|x| x.outcome.ok) {
+        let text = read(&dir.path().join(format!("{}.hlog", run.name)));
+        assert!(text.contains("#[StartTime: "));
+        assert!(text.contains("#[BaseTime: "));
+        assert!(text.contains(
+            "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+        ));
+        let lines = hlog::parse(&text).unwrap();
+        let mut merged = new_histogram();
+        for (tag, _, h) in lines.iter().filter(|l| l.0.is_none()) {
+            assert!(tag.is_none());
+            merged.add(h).unwrap();
+        }
+        assert_eq!(merged.len(), run.stats.samples, "{}", run.name);
+        let q = |p| Some(merged.value_at_quantile(p).min(run.stats.max_ns));
+        assert_eq!(q(0.5), run.stats.p50_ns, "{}", run.name);
+        assert_eq!(q(0.99), run.stats.p99_ns);
+        assert_eq!(q(0.999), run.stats.p999_ns);
+        assert_eq!(q(0.9999), run.stats.p9999_ns);
+        // Per-vCPU tagged lines, 2 intervals each.
+        let tagged = lines
+            .iter()
+            .filter(|l| l.0.as_deref() == Some("rt/vcpu1"))
+            .count();
+        assert_eq!(tagged, 2);
+    }
+}
+
+#[test]
+fn compare_flags_a_planted_regression() {
+    let base = copy_fixture("runs-basic");
+    let base_r = report::build(base.path(), &mut |_| {}).unwrap();
+    // Same runs: no regression.
+    let same = compare::compare(&base_r, &base_r, 10.0);
+    assert!(!same.has_regression());
+    assert_eq!(same.rows.len(), 12);
+    // Plant a worse timer tail for isolate under mgmt-poll.
+    let new = copy_fixture("runs-basic");
+    for rep in 1..=2 {
+        let mut s = fixtures::basic_specs()
+            .into_iter()
+            .find(|s| {
+                s.layout == "isolate"
+                    && s.scenario == ScenarioKind::MgmtPoll
+                    && s.workload == WorkloadKind::Timer
+                    && s.rep == rep
+            })
+            .unwrap();
+        s.tail_ns = (40_000, 45_000);
+        let rec = fixtures::record("fixture-basic", &s);
+        std::fs::write(
+            new.path().join("runs").join(rec.file_name()),
+            serde_json::to_string(&rec).unwrap(),
+        )
+        .unwrap();
+    }
+    let new_r = report::build(new.path(), &mut |_| {}).unwrap();
+    let c = compare::compare(&base_r, &new_r, 10.0);
+    assert!(c.has_regression());
+    let bad: Vec<&str> = c
+        .rows
+        .iter()
+        .filter(|r| r.regressed())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(bad, ["isolate.mgmt-poll.timer"]);
+    let text = compare::render_text(&c, "base", "new");
+    assert!(
+        text.contains("isolate.mgmt-poll.timer  REGRESSION"),
+        "{text}"
+    );
+    // Reading report.json back gives the same comparison.
+    report::write_all(new.path()).unwrap();
+    let back = Report::read_json(&new.path().join("report.json")).unwrap();
+    assert_eq!(compare::compare(&base_r, &back, 10.0), c);
+}
+
+#[test]
+fn unreadable_files_are_skipped_and_empty_dirs_refused() {
+    let dir = copy_fixture("runs-basic");
+    std::fs::write(dir.path().join("runs/zz.json"), b"\xff\xfe not json").unwrap();
+    std::fs::write(dir.path().join("runs/yy.json"), "{}").unwrap();
+    let r = report::build(dir.path(), &mut |_| {}).unwrap();
+    assert_eq!(r.skipped.len(), 2);
+    assert_eq!(r.runs.len(), 24);
+    assert_eq!(r.outcome(), Outcome::RunFailed);
+
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        report::build(empty.path(), &mut |_| {}),
+        Err(report::ReportError::NotAResultDir(..))
+    ));
+    std::fs::create_dir(empty.path().join("runs")).unwrap();
+    std::fs::write(empty.path().join("runs/a.json"), "[").unwrap();
+    assert!(matches!(
+        report::build(empty.path(), &mut |_| {}),
+        Err(report::ReportError::NoRuns(_, 1))
+    ));
+}
+
+#[test]
+fn json_report_is_versioned_and_reads_back() {
+    let (dir, r) = build_basic();
+    let back = Report::read_json(&dir.path().join("report.json")).unwrap();
+    assert_eq!(back.schema_version, report::REPORT_SCHEMA_VERSION);
+    assert_eq!(back, r);
+}
