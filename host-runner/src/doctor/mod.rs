@@ -1,0 +1,458 @@
+//! `pinlat doctor`: is this host fit to produce realtime latency numbers?
+//!
+//! A latency figure is only as good as the host it was measured on. Each check reads the
+//! procfs/sysfs files a realtime-virtualization engineer would look at (the list follows tuned's
+//! `realtime-virtual-host` profile and the rt-tests/RHEL-RT tuning guides) and says pass, warn or
+//! fail with the one-line fix. Every file is read through a [`SysRoot`], so tests run the same
+//! checks on fixture snapshots of a PREEMPT_RT lab host, this machine and a misconfigured host.
+//!
+//! Checks that need more than files (the KVM boot probe, the QEMU version, the guest kernel
+//! search) are done by the caller and handed in as [`ExternalFacts`], keeping [`run_checks`]
+//! pure over its [`Env`].
+//!
+//! Exit status of `pinlat doctor`: 0 when no check fails (warnings allowed), 1 when one does.
+
+mod cpus;
+mod irq;
+mod kernel;
+mod kvm;
+mod mem;
+pub mod probe;
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use pinlat::config::Config;
+use pinlat::cpuset::CpuSet;
+use pinlat::plan::Plan;
+pub use probe::{command, live_external, DoctorOptions};
+use serde::{Deserialize, Serialize};
+
+/// File name of the doctor report inside a results directory (`pinlat doctor --out DIR`).
+pub const DOCTOR_FILE: &str = "doctor.json";
+
+/// Errors preparing the checks (not check failures: those are [`Status::Fail`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DoctorError {
+    /// The online CPU list could not be read.
+    #[error("Cannot read the online CPUs under {root}")]
+    Online {
+        /// The root directory.
+        root: PathBuf,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The config cannot be placed on this host.
+    #[error("The config cannot be placed on this host")]
+    Plan(#[source] pinlat::plan::PlanError),
+}
+
+/// A directory standing for `/`: `/` on the live host, a fixture directory in tests. Paths
+/// given to it are relative (`proc/cmdline`, `sys/devices/system/cpu/online`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysRoot {
+    base: PathBuf,
+}
+
+impl SysRoot {
+    /// The live host.
+    pub fn live() -> Self {
+        Self::at("/")
+    }
+
+    /// A snapshot rooted at `base`.
+    pub fn at(base: impl Into<PathBuf>) -> Self {
+        SysRoot { base: base.into() }
+    }
+
+    /// The root directory.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// The full path of `rel`.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.base.join(rel.trim_start_matches('/'))
+    }
+
+    /// Reads a text file.
+    pub fn read(&self, rel: &str) -> io::Result<String> {
+        std::fs::read_to_string(self.path(rel))
+    }
+
+    /// Reads a text file, trimmed; `None` when it is missing or unreadable.
+    pub fn read_trim(&self, rel: &str) -> Option<String> {
+        self.read(rel).ok().map(|s| s.trim().to_string())
+    }
+
+    /// Reads raw bytes; `None` when missing.
+    pub fn read_bytes(&self, rel: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.path(rel)).ok()
+    }
+
+    /// Reads a CPU-list file (`0-3,8`); an empty file is an empty set. `None` when missing or
+    /// unparsable.
+    pub fn read_cpus(&self, rel: &str) -> Option<CpuSet> {
+        let t = self.read_trim(rel)?;
+        if t.is_empty() {
+            Some(CpuSet::new())
+        } else {
+            CpuSet::parse(&t).ok()
+        }
+    }
+
+    /// Whether `rel` exists.
+    pub fn exists(&self, rel: &str) -> bool {
+        self.path(rel).exists()
+    }
+
+    /// Names of the entries of directory `rel`, sorted; empty when it does not exist.
+    pub fn list(&self, rel: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.path(rel))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Fine for realtime measurements.
+    Pass,
+    /// Not applicable or not probed here (e.g. no `kvm_intel` module, `--no-kvm-probe`).
+    Skip,
+    /// Will add latency or make it less repeatable; measurements still mean something.
+    Warn,
+    /// Numbers from this host are not realtime numbers until fixed.
+    Fail,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Pass => "pass",
+            Status::Skip => "skip",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        })
+    }
+}
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Stable identifier, `group.name` (e.g. `kernel.preempt_rt`).
+    pub id: String,
+    /// Outcome.
+    pub status: Status,
+    /// What was found, one line.
+    pub found: String,
+    /// What to do about it, one line (empty when passing).
+    pub fix: String,
+}
+
+impl Check {
+    fn new(id: &str, status: Status, found: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            id: id.to_string(),
+            status,
+            found: found.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// A passing check.
+    pub(crate) fn pass(id: &str, found: impl Into<String>) -> Self {
+        Self::new(id, Status::Pass, found, "")
+    }
+
+    /// A skipped check.
+    pub(crate) fn skip(id: &str, found: impl Into<String>) -> Self {
+        Self::new(id, Status::Skip, found, "")
+    }
+
+    /// A warning with its fix.
+    pub(crate) fn warn(id: &str, found: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self::new(id, Status::Warn, found, fix)
+    }
+
+    /// A failure with its fix.
+    pub(crate) fn fail(id: &str, found: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self::new(id, Status::Fail, found, fix)
+    }
+}
+
+/// Results of probes that need more than reading files; `None` = not probed (the check is
+/// reported as skipped).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalFacts {
+    /// The KVM boot probe: `Ok(())` when a guest booted to the agent's hello under KVM,
+    /// `Err(reason)` otherwise.
+    pub kvm_probe: Option<Result<(), String>>,
+    /// QEMU: `Ok(version line)` or `Err(reason)`.
+    pub qemu: Option<Result<String, String>>,
+    /// The guest kernel search: `Ok(path and source)` or `Err(reason)`.
+    pub guest_kernel: Option<Result<String, String>>,
+}
+
+/// What the checks look at.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// Where `/proc` and `/sys` are.
+    pub root: SysRoot,
+    /// The host pCPUs that will run RT vCPU threads.
+    pub rt_cpus: CpuSet,
+    /// Where [`Env::rt_cpus`] came from, for the report.
+    pub rt_cpus_source: String,
+    /// Probe results supplied by the caller.
+    pub external: ExternalFacts,
+}
+
+impl Env {
+    /// An environment for `root`, with the RT pCPUs of `config`'s layouts (every pCPU of an RT
+    /// vCPU in every pinned layout), or, without a config, every online CPU but the first
+    /// (the usual housekeeping CPU).
+    pub fn new(root: SysRoot, config: Option<&Config>) -> Result<Env, DoctorError> {
+        let online = root
+            .read("sys/devices/system/cpu/online")
+            .and_then(|t| {
+                CpuSet::parse(t.trim())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+            })
+            .map_err(|source| DoctorError::Online {
+                root: root.base().to_path_buf(),
+                source,
+            })?;
+        let (rt_cpus, rt_cpus_source) = match config {
+            Some(cfg) => {
+                let plan = Plan::new(cfg, &online).map_err(DoctorError::Plan)?;
+                (
+                    rt_pcpus(&plan),
+                    "pCPUs of RT vCPUs in the config's pinned layouts".to_string(),
+                )
+            }
+            None => {
+                let mut rest = online.clone();
+                if let Some(first) = online.first() {
+                    rest = rest.difference(&CpuSet::parse(&first.to_string()).unwrap_or_default());
+                }
+                (
+                    rest,
+                    "no config: every online CPU but the first".to_string(),
+                )
+            }
+        };
+        Ok(Env {
+            root,
+            rt_cpus,
+            rt_cpus_source,
+            external: ExternalFacts::default(),
+        })
+    }
+}
+
+/// The host pCPUs that run RT vCPU threads in any pinned layout of `plan` (unpinned `float`
+/// layouts have no dedicated pCPU and add none).
+pub fn rt_pcpus(plan: &Plan) -> CpuSet {
+    let mut set = CpuSet::new();
+    for layout in &plan.layouts {
+        for guest in layout.guests.iter().filter(|g| g.pinned) {
+            for v in guest.vcpus.iter().filter(|v| v.realtime) {
+                set = set.union(&v.cpus);
+            }
+        }
+    }
+    set
+}
+
+/// Every check's result, as `pinlat doctor --json` prints it and `doctor.json` stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorReport {
+    /// The RT pCPUs the checks were made for.
+    pub rt_cpus: CpuSet,
+    /// Where they came from.
+    pub rt_cpus_source: String,
+    /// Checks in a fixed order.
+    pub checks: Vec<Check>,
+}
+
+impl DoctorReport {
+    /// The worst status of any check.
+    pub fn worst(&self) -> Status {
+        self.checks
+            .iter()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(Status::Pass)
+    }
+
+    /// Whether any check failed (`pinlat doctor` then exits 1).
+    pub fn failed(&self) -> bool {
+        self.worst() == Status::Fail
+    }
+
+    /// The check with identifier `id`.
+    pub fn get(&self, id: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.id == id)
+    }
+
+    /// Counts of (pass, warn, fail, skip).
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let n = |s| self.checks.iter().filter(|c| c.status == s).count();
+        (
+            n(Status::Pass),
+            n(Status::Warn),
+            n(Status::Fail),
+            n(Status::Skip),
+        )
+    }
+
+    /// The text table of `pinlat doctor`.
+    pub fn to_table(&self) -> String {
+        let idw = self
+            .checks
+            .iter()
+            .map(|c| c.id.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "RT pCPUs checked: {} ({})",
+            if self.rt_cpus.is_empty() {
+                "none".to_string()
+            } else {
+                self.rt_cpus.to_string()
+            },
+            self.rt_cpus_source
+        );
+        let _ = writeln!(s, "{:<idw$}  {:<6}  found / fix", "check", "status");
+        for c in &self.checks {
+            let _ = writeln!(
+                s,
+                "{:<idw$}  {:<6}  {}",
+                c.id,
+                c.status.to_string(),
+                c.found
+            );
+            if !c.fix.is_empty() {
+                let _ = writeln!(s, "{:<idw$}  {:<6}  fix: {}", "", "", c.fix);
+            }
+        }
+        let (p, w, f, k) = self.counts();
+        let _ = writeln!(
+            s,
+            "{p} pass, {w} warn, {f} fail, {k} skipped: {}",
+            if f > 0 {
+                "not ready for realtime measurements (exit 1)"
+            } else {
+                "ready (exit 0)"
+            }
+        );
+        s
+    }
+}
+
+/// Runs every check on `env`. Pure over the files under `env.root` and `env.external`.
+pub fn run_checks(env: &Env) -> DoctorReport {
+    let mut checks = Vec::new();
+    checks.extend(kernel::checks(env));
+    checks.extend(irq::checks(env));
+    checks.extend(cpus::checks(env));
+    checks.extend(mem::checks(env));
+    checks.extend(kvm::checks(env));
+    DoctorReport {
+        rt_cpus: env.rt_cpus.clone(),
+        rt_cpus_source: env.rt_cpus_source.clone(),
+        checks,
+    }
+}
+
+/// Parses the kernel command line into (key, value) pairs; flags have an empty value.
+pub(crate) fn cmdline_params(cmdline: &str) -> Vec<(String, String)> {
+    cmdline
+        .split_whitespace()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.trim_matches('"').to_string()),
+            None => (w.to_string(), String::new()),
+        })
+        .collect()
+}
+
+/// The last value of `key` on the command line (the kernel uses the last one).
+pub(crate) fn cmdline_value(cmdline: &str, key: &str) -> Option<String> {
+    cmdline_params(cmdline)
+        .into_iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+/// Parses a CPU-list value that may carry flags (`isolcpus=managed_irq,domain,2-5`) or be
+/// `all`.
+pub(crate) fn cpu_list_value(v: &str, online: &CpuSet) -> CpuSet {
+    if v.trim() == "all" {
+        return online.clone();
+    }
+    let list: Vec<&str> = v
+        .split(',')
+        .filter(|t| t.starts_with(|c: char| c.is_ascii_digit() || c == '^'))
+        .collect();
+    CpuSet::parse(&list.join(",")).unwrap_or_default()
+}
+
+/// `set` as a CPU list, or `none`.
+pub(crate) fn show(set: &CpuSet) -> String {
+    if set.is_empty() {
+        "none".into()
+    } else {
+        set.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_parsing_takes_the_last_value_and_strips_flags() {
+        let c = "BOOT_IMAGE=/v root=/dev/sda isolcpus=1 quiet isolcpus=managed_irq,domain,2-5";
+        assert_eq!(
+            cmdline_value(c, "isolcpus").unwrap(),
+            "managed_irq,domain,2-5"
+        );
+        let online = CpuSet::parse("0-7").unwrap();
+        assert_eq!(
+            cpu_list_value("managed_irq,domain,2-5", &online).to_string(),
+            "2-5"
+        );
+        assert_eq!(cpu_list_value("all", &online), online);
+        assert_eq!(cmdline_value(c, "quiet").unwrap(), "");
+        assert!(cmdline_value(c, "nohz_full").is_none());
+    }
+
+    #[test]
+    fn worst_status_orders_fail_above_warn_above_skip() {
+        let r = DoctorReport {
+            rt_cpus: CpuSet::new(),
+            rt_cpus_source: String::new(),
+            checks: vec![
+                Check::pass("a", ""),
+                Check::warn("b", "", "x"),
+                Check::skip("c", ""),
+            ],
+        };
+        assert_eq!(r.worst(), Status::Warn);
+        assert!(!r.failed());
+    }
+}

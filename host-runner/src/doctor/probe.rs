@@ -1,0 +1,124 @@
+//! The probes behind [`super::ExternalFacts`] on the live host, and the `pinlat doctor`
+//! command: QEMU's version, the guest kernel search (without downloading), and one short
+//! guest boot under KVM with a deadline ([`crate::accel::probe_kvm`]).
+
+use std::path::{Path, PathBuf};
+
+use pinlat::config::Config;
+
+use super::{run_checks, Env, ExternalFacts, SysRoot, DOCTOR_FILE};
+use crate::cli::{Exit, Failure};
+
+/// A minimal config for the KVM probe when the user gave none.
+const PROBE_CONFIG: &str =
+    "[[guests]]\nname = \"probe\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n";
+
+/// Runs the probes that need more than files. `kvm_probe = false` skips the guest boot.
+pub fn live_external(config: Option<&Config>, kvm_probe: bool) -> ExternalFacts {
+    let qemu = crate::qemu::QemuBinary::detect();
+    let explicit = config
+        .and_then(|c| c.guests.first())
+        .and_then(|g| g.kernel.clone());
+    let mut search = crate::kernel::KernelSearch::from_env(explicit);
+    // The doctor reports; it does not download.
+    search.allow_download = false;
+    let kernel = search.find();
+    let kvm = if kvm_probe {
+        Some(match (&qemu, &kernel, crate::agent::find_agent()) {
+            (Err(e), _, _) => Err(format!("no QEMU to probe with: {e}")),
+            (_, Err(e), _) => Err(format!("no guest kernel to probe with: {e}")),
+            (_, _, Err(e)) => Err(format!("no agent to probe with: {e}")),
+            (Ok(q), Ok(k), Ok((_, agent))) => {
+                let owned;
+                let cfg = match config {
+                    Some(c) => c,
+                    None => {
+                        owned = Config::from_toml_str(PROBE_CONFIG).expect("built-in config");
+                        &owned
+                    }
+                };
+                crate::accel::probe_kvm(q, k, &agent, cfg)
+            }
+        })
+    } else {
+        None
+    };
+    ExternalFacts {
+        kvm_probe: kvm,
+        qemu: Some(
+            qemu.map(|q| format!("{} ({})", q.version_line, q.path.display()))
+                .map_err(|e| e.to_string()),
+        ),
+        guest_kernel: Some(
+            kernel
+                .map(|k| format!("{} ({})", k.path.display(), k.source))
+                .map_err(|e| e.to_string()),
+        ),
+    }
+}
+
+/// What `pinlat doctor` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct DoctorOptions {
+    /// The experiment config whose RT pCPUs to check.
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of the table.
+    pub json: bool,
+    /// Skip the KVM boot probe.
+    pub no_kvm_probe: bool,
+    /// Read /proc and /sys under this directory instead of `/` (a snapshot); skips all probes.
+    pub root: Option<PathBuf>,
+    /// Also write `doctor.json` into this directory.
+    pub out: Option<PathBuf>,
+}
+
+/// `pinlat doctor`: exit 0 when nothing fails, 1 when a check fails, 2 for a bad config,
+/// 3 when the host cannot even be read.
+pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
+    let config = match &opts.config {
+        Some(p) => Some(Config::from_file(p).map_err(|e| {
+            Failure::usage(anyhow::Error::new(e).context(format!("config {}", p.display())))
+        })?),
+        None => None,
+    };
+    let root = opts
+        .root
+        .as_deref()
+        .map(SysRoot::at)
+        .unwrap_or_else(SysRoot::live);
+    let mut env = Env::new(root, config.as_ref()).map_err(|e| match e {
+        super::DoctorError::Plan(_) => Failure::usage(e),
+        super::DoctorError::Online { .. } => Failure::infra(e),
+    })?;
+    if opts.root.is_none() {
+        env.external = live_external(config.as_ref(), !opts.no_kvm_probe);
+    }
+    let report = run_checks(&env);
+    let json = serde_json::to_string_pretty(&report).expect("report serialises");
+    if let Some(dir) = &opts.out {
+        write_into(dir, DOCTOR_FILE, &json)?;
+    }
+    if opts.json {
+        println!("{json}");
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(if report.failed() {
+        Exit::BudgetExceeded
+    } else {
+        Exit::Ok
+    })
+}
+
+/// Writes `name` into `dir` atomically (temporary file, then rename).
+pub fn write_into(dir: &Path, name: &str, text: &str) -> Result<(), Failure> {
+    let io = |e: std::io::Error| {
+        Failure::infra(
+            anyhow::Error::new(e).context(format!("writing {}", dir.join(name).display())),
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, dir.join(name)).map_err(io)
+}
