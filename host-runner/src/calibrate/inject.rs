@@ -1,0 +1,95 @@
+//! The stall injector: a SCHED_FIFO thread pinned to the measured CPU, at a higher priority than
+//! the agent's measuring thread, that sleeps to absolute `CLOCK_MONOTONIC` deadlines and spins
+//! for a known length at each. While it spins the agent cannot run on that CPU, so the agent
+//! must see a gap of that length ending when the spin ends.
+
+use std::time::Duration;
+
+use nix::sys::time::TimeSpec;
+use nix::time::{clock_gettime, clock_nanosleep, ClockId, ClockNanosleepFlags};
+
+use super::CalibrateError;
+use crate::affinity;
+
+/// One stall to inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    /// When to start, `CLOCK_MONOTONIC` ns.
+    pub at_ns: u64,
+    /// How long to spin, ns.
+    pub spin_ns: u64,
+}
+
+/// One stall as it happened, `CLOCK_MONOTONIC` ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Injection {
+    /// The timer deadline: the CPU is taken from the agent from here (the timer interrupt).
+    pub deadline_ns: u64,
+    /// The injector's first clock read after waking.
+    pub start_ns: u64,
+    /// The injector's last clock read before sleeping again.
+    pub end_ns: u64,
+    /// The spin length asked for, ns.
+    pub spin_ns: u64,
+}
+
+impl Injection {
+    /// The time the agent lost: from the timer deadline to the end of the spin, ns.
+    pub fn stall_ns(&self) -> u64 {
+        self.end_ns
+            .saturating_sub(self.deadline_ns.min(self.start_ns))
+    }
+
+    /// The injector's wake-up latency (start − deadline), ns.
+    pub fn wakeup_ns(&self) -> u64 {
+        self.start_ns.saturating_sub(self.deadline_ns)
+    }
+}
+
+/// `CLOCK_MONOTONIC` now, ns.
+pub fn monotonic_ns() -> u64 {
+    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC is always readable");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+fn sleep_until(ns: u64) {
+    let ts = TimeSpec::from_duration(Duration::from_nanos(ns));
+    // EINTR: sleep again to the same absolute deadline.
+    while let Err(nix::errno::Errno::EINTR) = clock_nanosleep(
+        ClockId::CLOCK_MONOTONIC,
+        ClockNanosleepFlags::TIMER_ABSTIME,
+        &ts,
+    ) {}
+}
+
+/// Starts the injector thread on `cpu` at SCHED_FIFO `priority`; it performs `plan` (sorted by
+/// time) and returns what happened.
+pub fn spawn(
+    cpu: u32,
+    priority: u32,
+    plan: Vec<Planned>,
+) -> std::io::Result<std::thread::JoinHandle<Result<Vec<Injection>, CalibrateError>>> {
+    std::thread::Builder::new()
+        .name(format!("inject-cpu{cpu}"))
+        .spawn(move || {
+            affinity::set_affinity(0, &[cpu]).map_err(CalibrateError::Injector)?;
+            affinity::set_fifo(0, priority).map_err(CalibrateError::Injector)?;
+            let mut done = Vec::with_capacity(plan.len());
+            for p in plan {
+                sleep_until(p.at_ns);
+                let start_ns = monotonic_ns();
+                let mut now = start_ns;
+                while now - start_ns < p.spin_ns {
+                    std::hint::spin_loop();
+                    now = monotonic_ns();
+                }
+                done.push(Injection {
+                    deadline_ns: p.at_ns,
+                    start_ns,
+                    end_ns: now,
+                    spin_ns: p.spin_ns,
+                });
+            }
+            Ok(done)
+        })
+}
