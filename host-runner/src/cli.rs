@@ -186,6 +186,55 @@ pub enum Command {
         #[arg(long, value_name = "PCT", default_value_t = 10.0)]
         threshold: f64,
     },
+    /// Check whether this host is fit for realtime measurements, each check with its fix.
+    ///
+    /// PREEMPT_RT, isolcpus/nohz_full/rcu_nocbs over the config's RT pCPUs, device IRQs on
+    /// them, RT throttling, cpufreq governor, C-states and /dev/cpu_dma_latency, SMT siblings,
+    /// THP and KSM, kvm module parameters (tuned realtime-virtual-host), a KVM boot probe, QEMU
+    /// and the guest kernel. Exit 0 when no check fails (warnings allowed), 1 when one fails,
+    /// 2 for a bad config, 3 when the host cannot be read.
+    Doctor {
+        /// The experiment config whose RT pCPUs to check (default: every online CPU but the
+        /// first).
+        config: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Skip the KVM boot probe (it boots one guest with a 15 s deadline).
+        #[arg(long)]
+        no_kvm_probe: bool,
+        /// Also write doctor.json into this results directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Read /proc and /sys under this directory (a snapshot) instead of /; no probes.
+        #[arg(long, value_name = "DIR", hide = true)]
+        root: Option<PathBuf>,
+    },
+    /// Check the instrument: inject stalls of known length on a CPU while the agent busy-polls
+    /// there, and (with rt-tests installed) compare with oslat and cyclictest.
+    ///
+    /// Exit 0 when the agent saw every stall and sized it within tolerance, 1 when it missed or
+    /// mis-sized one, 3 when calibration could not run (no agent, no SCHED_FIFO).
+    Calibrate {
+        /// CPU to measure and inject on (default: the last online CPU).
+        #[arg(long, value_name = "N")]
+        cpu: Option<u32>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Injection runs (each injects every stall length twice).
+        #[arg(long, value_name = "N", default_value_t = 2)]
+        trials: u32,
+        /// Skip the oslat/cyclictest comparison.
+        #[arg(long)]
+        no_rt_tests: bool,
+        /// The pinlat-agent binary (default: the static build, else target/release).
+        #[arg(long, value_name = "PATH")]
+        agent: Option<PathBuf>,
+        /// Also write calibrate.json into this results directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Export the resolved placement for deployment: JSON, libvirt <cputune> or nova.
     Plan {
         /// The experiment config.
@@ -260,6 +309,38 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             print_out(&text)?;
             Ok(exit)
         }
+        Command::Doctor {
+            config,
+            json,
+            no_kvm_probe,
+            out,
+            root,
+        } => crate::doctor::command(&crate::doctor::DoctorOptions {
+            config,
+            json,
+            no_kvm_probe,
+            root,
+            out,
+        }),
+        Command::Calibrate {
+            cpu,
+            json,
+            trials,
+            no_rt_tests,
+            agent,
+            out,
+        } => crate::calibrate::command(&crate::calibrate::CalibrateCommand {
+            options: crate::calibrate::CalibrateOptions {
+                cpu: cpu.unwrap_or_else(crate::calibrate::default_cpu),
+                agent,
+                trials,
+                rt_tests: !no_rt_tests,
+                sabotage: crate::calibrate::Sabotage::from_env(),
+                ..Default::default()
+            },
+            json,
+            out,
+        }),
         Command::Check { config, host_cpus } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
             print_out(&export::render(PlanFormat::Table, &plan, &cfg))?;

@@ -3,7 +3,9 @@
 pub mod accel;
 pub mod affinity;
 pub mod agent;
+pub mod calibrate;
 pub mod cli;
+pub mod doctor;
 pub mod guest_run;
 pub mod hostfacts;
 pub mod initramfs;
