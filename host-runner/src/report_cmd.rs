@@ -90,3 +90,36 @@ pub fn compare(base: &Path, new: &Path, threshold_pct: f64) -> Result<(Exit, Str
     };
     Ok((exit, text))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn compare_exit_codes() {
+        let base = fixture("runs-basic");
+        let (exit, text) = compare(&base, &base, 10.0).unwrap();
+        assert_eq!(exit, Exit::Ok, "{text}");
+        // Against the TCG set the shared row share.idle.timer has a far worse tail: exit 1.
+        let (exit, text) = compare(&base, &fixture("runs-tcg"), 10.0).unwrap();
+        assert_eq!(exit, Exit::BudgetExceeded, "{text}");
+        assert!(text.contains("share.idle.timer  REGRESSION"), "{text}");
+        assert!(text.contains("different accelerators"), "{text}");
+        let bad = compare(&base, Path::new("/nonexistent"), 10.0).unwrap_err();
+        assert_eq!(bad.exit, Exit::Usage);
+        assert_eq!(compare(&base, &base, -1.0).unwrap_err().exit, Exit::Usage);
+    }
+
+    #[test]
+    fn report_exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(report(dir.path()).unwrap_err().exit, Exit::Usage);
+    }
+}

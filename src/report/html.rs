@@ -118,7 +118,14 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         o.push_str(&format!("<h2>{} × {}</h2>\n", v.scenario, v.workload));
         o.push_str(&format!("<p>{}</p>\n", esc(&v.statement)));
         o.push_str("<table><tr><th>rank</th><th>layout</th><th>reps</th><th>samples</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>mean</th><th>stddev</th><th>p99.99 spread</th><th>budget</th></tr>\n");
-        for g in &gs {
+        // Ranked layouts first, in rank order, then those without samples.
+        let mut ordered: Vec<&Group> = v
+            .ranking
+            .iter()
+            .filter_map(|x| gs.iter().copied().find(|g| g.layout == x.layout))
+            .collect();
+        ordered.extend(gs.iter().copied().filter(|g| g.stats.samples == 0));
+        for g in &ordered {
             let rank = v
                 .ranking
                 .iter()
@@ -184,7 +191,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         }
     }
 
-    o.push_str("<h2>Placement per layout (observed)</h2>\n<p>Rows are QEMU threads, columns host pCPUs; a filled cell is a pCPU the thread may run on (<code>Cpus_allowed_list</code> read back from /proc at the end of the measurement), a dot a pCPU the vCPU thread was seen running on. Red: RT vCPU, blue: housekeeping vCPU, grey: emulator, green: iothread.</p>\n");
+    o.push_str("<h2 id=\"placement\">Placement per layout (observed)</h2>\n<p>Rows are QEMU threads, columns host pCPUs; a filled cell is a pCPU the thread may run on (<code>Cpus_allowed_list</code> read back from /proc at the end of the measurement), a dot a pCPU the vCPU thread was seen running on. Red: RT vCPU, blue: housekeeping vCPU, grey: emulator, green: iothread.</p>\n");
     let host_cpus = r
         .host
         .as_ref()

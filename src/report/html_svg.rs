@@ -346,9 +346,13 @@ pub fn placement_svg(view: &LayoutView, host_cpus: &CpuSet) -> String {
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n"
     );
+    s.push_str(&format!(
+        "<text x=\"{}\" y=\"14\" text-anchor=\"end\">host pCPU</text>\n",
+        LABEL - 6
+    ));
     for (j, c) in cpus.iter().enumerate() {
         s.push_str(&format!(
-            "<text x=\"{}\" y=\"14\" text-anchor=\"middle\">pCPU {c}</text>\n",
+            "<text x=\"{}\" y=\"14\" text-anchor=\"middle\">{c}</text>\n",
             LABEL + COL * j as u32 + COL / 2
         ));
     }
