@@ -275,6 +275,10 @@ pub struct RunRecord {
     pub mgmt_poll: Option<MgmtPollStats>,
     /// Degradations the user should know of (no CAP_SYS_NICE, stress tool missing, ...).
     pub warnings: Vec<String>,
+    /// Peak resident memory of the runner process so far (`VmHWM`), KiB: the harness's own
+    /// footprint, which a flooding guest must not be able to grow without bound.
+    #[serde(default)]
+    pub runner_max_rss_kib: Option<u64>,
 }
 
 impl RunRecord {

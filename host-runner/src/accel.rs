@@ -50,7 +50,7 @@ pub fn probe_kvm(
         memory_mib: guest.memory_mib,
         kernel: kernel.path.clone(),
         initrd,
-        append: qemu::guest_cmdline(&rt, &hk, qemu::TCG_GUEST_PARAMS),
+        append: qemu::guest_cmdline(&rt, &hk, qemu::GUEST_PARAMS),
         cpu_model: None,
         iothreads: Vec::new(),
         console_log: console.clone(),

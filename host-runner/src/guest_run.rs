@@ -58,6 +58,10 @@ pub struct RunContext<'a> {
 /// Bytes read from one guest's agent channel per loop turn; bounds the work a flooding guest
 /// can cause per turn.
 const READ_CHUNK: usize = 1 << 20;
+/// Largest frame the runner accepts from a guest, bytes. The largest legitimate frame (a final
+/// result: one compressed HDR histogram and the top-N events) is tens of KiB; anything longer
+/// is counted as oversize and dropped without being buffered.
+const MAX_FRAME_BYTES: usize = 1 << 20;
 /// Loop period of the monitor, ms.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -138,7 +142,7 @@ fn start_guest(
     let hk: Vec<u32> = guest.housekeeping().iter().collect();
     // The same guest command line under KVM and TCG: tsc=reliable keeps the TSC clocksource
     // where TCG's unsynchronized TSCs would otherwise make the guest fall back to HPET.
-    let mut extra_params: Vec<&str> = qemu::TCG_GUEST_PARAMS.to_vec();
+    let mut extra_params: Vec<&str> = qemu::GUEST_PARAMS.to_vec();
     extra_params.extend(guest.cmdline_extra.split_whitespace());
     let spec = VmSpec {
         name: format!("pinlat-{}", guest.name),
@@ -228,7 +232,7 @@ fn start_guest(
         qemu,
         pinner,
         follower: FileFollower::new(agent_channel),
-        decoder: FrameDecoder::new(),
+        decoder: FrameDecoder::with_max_frame_bytes(MAX_FRAME_BYTES),
         sampler: VcpuSampler::default(),
         record: record.clone(),
         done: false,
@@ -334,6 +338,7 @@ pub fn execute(
         guests: layout.guests.iter().map(empty_guest_run).collect(),
         mgmt_poll: None,
         warnings: Vec::new(),
+        runner_max_rss_kib: None,
     };
 
     // Boot and pin every guest; stop at the first failure.
@@ -395,7 +400,17 @@ pub fn execute(
         record.guests[i] = gr;
     }
     record.wall_ms = started.elapsed().as_millis() as u64;
+    record.runner_max_rss_kib = runner_max_rss_kib();
     record
+}
+
+/// `VmHWM` of this process, KiB.
+fn runner_max_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn monitor(

@@ -248,12 +248,19 @@ pub fn parse_qemu_version(text: &str) -> Option<(String, String)> {
     (!ver.is_empty() && ver.contains('.')).then(|| (ver, line.to_owned()))
 }
 
-/// Extra guest kernel parameters for TCG guests: `tsc=reliable`. Under TCG the guest kernel
-/// otherwise marks the TSC unstable ("TSCs unsynchronized") and falls back to the HPET
-/// clocksource, where `clock_gettime` runs at ~0.95 M calls/s; with the TSC it runs at
-/// ~11 M calls/s (measured on this 2-CPU host, Debian 6.1 RT guest, QEMU 7.2). It also
-/// stops the clocksource watchdog timer. Pass it in `extra` of [`guest_cmdline`].
-pub const TCG_GUEST_PARAMS: &[&str] = &["tsc=reliable"];
+/// Guest kernel parameters pinlat adds to every guest, KVM or TCG alike (one code path):
+/// - `tsc=reliable`: under TCG the guest kernel otherwise marks the TSC unstable ("TSCs
+///   unsynchronized") and falls back to the HPET clocksource, where `clock_gettime` runs at
+///   ~0.95 M calls/s instead of ~11 M calls/s (measured on this 2-CPU host, Debian 6.1 RT
+///   guest, QEMU 7.2); it also stops the clocksource watchdog timer. On KVM hosts with an
+///   invariant TSC it changes nothing.
+/// - `noirqdebug`: with a threaded 8250 handler (PREEMPT_RT) and a busy guest, the spurious-IRQ
+///   detector can count the agent port's THRE interrupts as unhandled and disable IRQ 3
+///   ("irq 3: nobody cared"), which silently stops the frames; seen here after ~290 KB of
+///   back-to-back output under TCG.
+///
+/// Pass it in `extra` of [`guest_cmdline`].
+pub const GUEST_PARAMS: &[&str] = &["tsc=reliable", "noirqdebug"];
 
 /// The guest kernel command line for a realtime guest: the console on ttyS0, no reboot loop on
 /// panic (`panic=-1` reboots at once and `-no-reboot` turns that into a QEMU exit), and, when

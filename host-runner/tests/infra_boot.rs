@@ -18,8 +18,7 @@ use pinlat_runner::initramfs::Initramfs;
 use pinlat_runner::kernel::KernelSearch;
 use pinlat_runner::procfs::{Procfs, SchedPolicy};
 use pinlat_runner::qemu::{
-    guest_cmdline, log_tail, Accel, BootLock, FileFollower, Qemu, QemuBinary, VmSpec,
-    TCG_GUEST_PARAMS,
+    guest_cmdline, log_tail, Accel, BootLock, FileFollower, Qemu, QemuBinary, VmSpec, GUEST_PARAMS,
 };
 use pinlat_runner::qmp::{connect_unix, MgmtPoll};
 
@@ -127,7 +126,7 @@ impl Guest {
             memory_mib: 256,
             kernel: kernel.path,
             initrd,
-            append: guest_cmdline(&cpus(rt), &cpus(hk), &[TCG_GUEST_PARAMS, extra].concat()),
+            append: guest_cmdline(&cpus(rt), &cpus(hk), &[GUEST_PARAMS, extra].concat()),
             cpu_model: None,
             iothreads: vec!["io0".into()],
             console_log: dir.path().join("console.log"),

@@ -2,6 +2,8 @@
 //! agent, pins every QEMU thread, and leaves verified raw results. Every test here boots guests:
 //! names start with `boot_` (one at a time under nextest) and each holds the boot lock.
 
+mod faults;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
