@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::agent::find_agent;
 use crate::cli::{Exit, Failure};
+use crate::doctor::{run_checks, Env, ExternalFacts, SysRoot, DOCTOR_FILE};
 use crate::guest_run::{self, RunContext};
 use crate::hostfacts::{self, HostFacts};
 use crate::kernel::KernelSearch;
@@ -187,6 +188,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         }
     }
 
+    let mut kvm_probe = None;
     let (accel, accel_note) = match config.run.accel {
         Accel::Kvm => (AccelUsed::Kvm, None),
         Accel::Tcg => (
@@ -195,7 +197,9 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         ),
         Accel::Auto => {
             eprintln!("pinlat: probing KVM (one guest boot, at most 15 s) ...");
-            match crate::accel::probe_kvm(&qemu_bin, &kernel, &agent, &config) {
+            let probe = crate::accel::probe_kvm(&qemu_bin, &kernel, &agent, &config);
+            kvm_probe = Some(probe.clone());
+            match probe {
                 Ok(()) => (AccelUsed::Kvm, Some("auto: KVM probe booted".to_string())),
                 Err(why) => {
                     eprintln!("pinlat: warning: KVM is not usable ({why}); falling back to TCG");
@@ -263,6 +267,19 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         },
     )?;
     write("host.json", &facts)?;
+    // The doctor's view of this host, beside the results it qualifies (no extra probe: the
+    // accelerator was settled above).
+    if let Ok(mut env) = Env::new(SysRoot::live(), Some(&config)) {
+        env.external = ExternalFacts {
+            kvm_probe,
+            qemu: Some(Ok(facts.qemu_version.clone())),
+            guest_kernel: Some(Ok(format!(
+                "{} ({})",
+                facts.guest_kernel, facts.guest_kernel_source
+            ))),
+        };
+        write(DOCTOR_FILE, &run_checks(&env))?;
+    }
 
     crate::signals::install()
         .map_err(|e| Failure::infra(anyhow::anyhow!("installing signal handlers: {e}")))?;
@@ -309,12 +326,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         failed_summary(matrix.len(), failed),
         dir.root().join("runs").display()
     );
-    if let Some(sig) = interrupted_by {
-        return Err(Failure::infra(anyhow::anyhow!(
-            "interrupted by {sig}: every QEMU was stopped; the finished runs are in {}",
-            dir.root().display()
-        )));
-    }
+    // The report is rebuilt from runs/ whatever happened, interrupted or not.
     let report = match pinlat::report::write_all(dir.root()) {
         Ok(r) => {
             eprint!("{}", crate::report_cmd::summary(&r, dir.root()));
@@ -325,6 +337,12 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             None
         }
     };
+    if let Some(sig) = interrupted_by {
+        return Err(Failure::infra(anyhow::anyhow!(
+            "interrupted by {sig}: every QEMU was stopped; the finished runs and their report are in {}",
+            dir.root().display()
+        )));
+    }
     if failed > 0 {
         return Err(Failure::infra(anyhow::anyhow!(
             "{failed} of {} runs failed (see runs/*.json status and console/ logs in {})",

@@ -292,11 +292,16 @@ fn boot_sigint_stops_every_qemu_and_keeps_finished_runs() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    let dir = only_subdir(&out);
+    assert!(
+        dir.join("report.md").is_file(),
+        "the report is rebuilt after SIGINT"
+    );
     assert!(!process_alive(qemu), "QEMU {qemu} survived SIGINT");
     assert!(qemu_children(runner).is_empty());
     let left: Vec<_> = std::fs::read_dir(&runtime).unwrap().collect();
     assert!(left.is_empty(), "runtime dirs left behind: {left:?}");
-    let runs = load_runs(&only_subdir(&out));
+    let runs = load_runs(&dir);
     assert_eq!(runs.len(), 2, "the finished run and the interrupted one");
     assert!(runs.iter().any(|r| r.status.is_ok()));
     let (stage, _) = failed(&runs.iter().find(|r| !r.status.is_ok()).unwrap().status);
