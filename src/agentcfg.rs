@@ -31,49 +31,9 @@ pub const DEFAULT_MEMORY_LOAD_MIB: u32 = 8;
 /// Largest accepted `top_n`.
 pub const MAX_TOP_N: usize = 1_000;
 
-/// What the measurement threads do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Workload {
-    /// oslat-like: a tight loop per RT CPU reading the clock; every gap between two reads is a
-    /// sample.
-    BusyPoll,
-    /// cyclictest-like: a SCHED_FIFO thread per RT CPU sleeps to absolute deadlines; a sample is
-    /// the wake-up latency (now − deadline).
-    Timer,
-    /// A producer on one CPU passes timestamped messages through a lock-free SPSC ring to a
-    /// consumer on another; a sample is the one-way latency.
-    Ring,
-}
-
-impl Workload {
-    /// The name used in configs, CLI flags and results (`busy-poll`, `timer`, `ring`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Workload::BusyPoll => "busy-poll",
-            Workload::Timer => "timer",
-            Workload::Ring => "ring",
-        }
-    }
-}
-
-impl std::fmt::Display for Workload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Workload {
-    type Err = AgentConfigError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "busy-poll" => Ok(Workload::BusyPoll),
-            "timer" => Ok(Workload::Timer),
-            "ring" => Ok(Workload::Ring),
-            _ => Err(AgentConfigError::UnknownWorkload(s.to_string())),
-        }
-    }
-}
+/// What the measurement threads do: the config's workload kind, one type for config, wire and
+/// results (`busy-poll`, `timer`, `ring`).
+pub use crate::config::WorkloadKind as Workload;
 
 /// Which clock the busy-poll and ring workloads read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

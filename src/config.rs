@@ -164,6 +164,20 @@ impl fmt::Display for WorkloadKind {
     }
 }
 
+impl std::str::FromStr for WorkloadKind {
+    type Err = crate::agentcfg::AgentConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "busy-poll" => Ok(WorkloadKind::BusyPoll),
+            "timer" => Ok(WorkloadKind::Timer),
+            "ring" => Ok(WorkloadKind::Ring),
+            _ => Err(crate::agentcfg::AgentConfigError::UnknownWorkload(
+                s.to_string(),
+            )),
+        }
+    }
+}
+
 /// Housekeeping loads the agent runs on the guest's non-RT vCPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use pinlat::agentcfg::{AgentConfig, ClockChoice, Loads, Workload as AgentWorkload};
-use pinlat::config::{Guest, HousekeepingLoad, ScenarioKind, Workload, WorkloadKind};
+use pinlat::agentcfg::{AgentConfig, ClockChoice, Loads};
+use pinlat::config::{Guest, HousekeepingLoad, ScenarioKind, Workload};
 
 /// Environment variable naming the agent binary.
 pub const AGENT_ENV: &str = "PINLAT_AGENT";
@@ -94,19 +94,15 @@ pub fn agent_config(
     duration_ms: u64,
     interval_ms: u64,
 ) -> AgentConfig {
-    let kind = match workload.kind {
-        WorkloadKind::BusyPoll => AgentWorkload::BusyPoll,
-        WorkloadKind::Timer => AgentWorkload::Timer,
-        WorkloadKind::Ring => AgentWorkload::Ring,
-    };
-    let mut cfg = AgentConfig::new(kind, guest.realtime.iter().collect(), duration_ms);
+    let mut cfg = AgentConfig::new(workload.kind, guest.realtime.iter().collect(), duration_ms);
     cfg.housekeeping_cpus = guest.housekeeping().iter().collect();
     cfg.preheat_ms = workload.preheat_ms;
     cfg.report_interval_ms = interval_ms;
     cfg.timer_interval_us = workload.interval_us;
     cfg.priority = workload.priority;
-    // The same clock under KVM and TCG: the TSC, calibrated against CLOCK_MONOTONIC.
-    cfg.clock = ClockChoice::Tsc;
+    // The same rule under KVM and TCG: the TSC calibrated against CLOCK_MONOTONIC, as oslat
+    // does, unless two calibrations disagree (the result records which clock was used).
+    cfg.clock = ClockChoice::Auto;
     cfg.loads = Loads {
         syscall: workload.housekeeping.contains(&HousekeepingLoad::Syscall),
         memory: workload.housekeeping.contains(&HousekeepingLoad::Memory),

@@ -14,24 +14,9 @@ use serde::{Deserialize, Serialize};
 pub struct HostFacts {
     /// pinlat's version.
     pub pinlat_version: String,
-    /// `uname -r`.
-    pub kernel_release: String,
-    /// `uname -v` (contains `PREEMPT_RT` on RT kernels).
-    pub kernel_version: String,
-    /// Whether the host kernel is PREEMPT_RT (`/sys/kernel/realtime` or `uname -v`).
-    pub preempt_rt: bool,
-    /// `/proc/cmdline`.
-    pub cmdline: String,
-    /// `model name` of the first CPU in `/proc/cpuinfo`.
-    pub cpu_model: String,
-    /// Online CPUs.
-    pub online_cpus: CpuSet,
-    /// `isolcpus=` CPUs (`/sys/devices/system/cpu/isolated`).
-    pub isolated_cpus: CpuSet,
-    /// `nohz_full=` CPUs (`/sys/devices/system/cpu/nohz_full`), empty when none.
-    pub nohz_full_cpus: CpuSet,
-    /// `/proc/sys/kernel/sched_rt_runtime_us` (-1 = RT throttling off).
-    pub sched_rt_runtime_us: Option<i64>,
+    /// What the host kernel and CPUs say (flattened into the same JSON object).
+    #[serde(flatten)]
+    pub local: LocalFacts,
     /// The accelerator the runs used.
     pub accel: AccelUsed,
     /// Why that accelerator (e.g. the KVM probe's failure when `auto` fell back to TCG).
@@ -61,25 +46,25 @@ fn cpu_list_file(path: &str) -> CpuSet {
 }
 
 /// Facts about this host that need no guest.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocalFacts {
     /// `uname -r`.
     pub kernel_release: String,
-    /// `uname -v`.
+    /// `uname -v` (contains `PREEMPT_RT` on RT kernels).
     pub kernel_version: String,
-    /// PREEMPT_RT host.
+    /// Whether the host kernel is PREEMPT_RT (`/sys/kernel/realtime` or `uname -v`).
     pub preempt_rt: bool,
     /// `/proc/cmdline`.
     pub cmdline: String,
-    /// CPU model.
+    /// `model name` of the first CPU in `/proc/cpuinfo`.
     pub cpu_model: String,
     /// Online CPUs.
     pub online_cpus: CpuSet,
-    /// Isolated CPUs.
+    /// `isolcpus=` CPUs (`/sys/devices/system/cpu/isolated`).
     pub isolated_cpus: CpuSet,
-    /// nohz_full CPUs.
+    /// `nohz_full=` CPUs (`/sys/devices/system/cpu/nohz_full`), empty when none.
     pub nohz_full_cpus: CpuSet,
-    /// RT throttling.
+    /// `/proc/sys/kernel/sched_rt_runtime_us` (-1 = RT throttling off).
     pub sched_rt_runtime_us: Option<i64>,
 }
 

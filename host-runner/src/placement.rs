@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use pinlat::config::Policy;
 use pinlat::cpuset::CpuSet;
 use pinlat::plan::{GuestPlacement, Sched};
-use pinlat::result::{HostPolicy, ObservedThread, ThreadRole, VcpuThreadStats};
+use pinlat::result::{ObservedThread, ThreadRole, VcpuThreadStats};
 
 use crate::affinity::{self, AffinityError};
 use crate::procfs::{ProcError, Procfs, ThreadInfo};
@@ -274,26 +274,13 @@ impl Pinner {
                     comm: t.comm,
                     role,
                     cpus: t.cpus_allowed.iter().copied().collect(),
-                    policy: HostPolicy::from_raw(policy_raw(t.policy)),
+                    policy: t.policy,
                     priority: u8::try_from(t.rt_priority).unwrap_or(u8::MAX),
                     planned_cpus,
                     planned_sched,
                 }
             })
             .collect())
-    }
-}
-
-fn policy_raw(p: crate::procfs::SchedPolicy) -> u32 {
-    use crate::procfs::SchedPolicy as S;
-    match p {
-        S::Other => 0,
-        S::Fifo => 1,
-        S::Rr => 2,
-        S::Batch => 3,
-        S::Idle => 5,
-        S::Deadline => 6,
-        S::Unknown(n) => n,
     }
 }
 

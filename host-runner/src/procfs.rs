@@ -46,46 +46,9 @@ impl ProcError {
     }
 }
 
-/// A Linux scheduling policy as the kernel numbers it (`SCHED_*` in `<sched.h>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SchedPolicy {
-    /// `SCHED_OTHER` (0), the default time-sharing policy.
-    Other,
-    /// `SCHED_FIFO` (1), realtime first-in first-out.
-    Fifo,
-    /// `SCHED_RR` (2), realtime round-robin.
-    Rr,
-    /// `SCHED_BATCH` (3).
-    Batch,
-    /// `SCHED_IDLE` (5).
-    Idle,
-    /// `SCHED_DEADLINE` (6).
-    Deadline,
-    /// Any other number.
-    Unknown(u32),
-}
-
-impl SchedPolicy {
-    /// Maps the kernel's policy number (stat field 41, `sched_getscheduler`) to a policy.
-    /// The `SCHED_RESET_ON_FORK` flag bit is ignored.
-    pub fn from_raw(raw: u32) -> Self {
-        match raw & !0x4000_0000 {
-            0 => SchedPolicy::Other,
-            1 => SchedPolicy::Fifo,
-            2 => SchedPolicy::Rr,
-            3 => SchedPolicy::Batch,
-            5 => SchedPolicy::Idle,
-            6 => SchedPolicy::Deadline,
-            n => SchedPolicy::Unknown(n),
-        }
-    }
-
-    /// True for the realtime policies (`SCHED_FIFO`, `SCHED_RR`).
-    pub fn is_realtime(self) -> bool {
-        matches!(self, SchedPolicy::Fifo | SchedPolicy::Rr)
-    }
-}
+/// A Linux scheduling policy as the kernel numbers it: the result schema's own type, so what
+/// `/proc` says is recorded without translation.
+pub use pinlat::result::HostPolicy as SchedPolicy;
 
 /// The fields pinlat uses from `/proc/<pid>/task/<tid>/status`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -388,6 +388,12 @@ pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
     a.push(opt("file,id=agent,path=", &spec.agent_channel));
     a.push("-serial".into());
     a.push("chardev:agent".into());
+    // ttyS2: the sink of the agent's `io` housekeeping load (guest-io scenario). Every byte is
+    // an emulated UART access that QEMU's emulator handles, and nothing is kept.
+    a.push("-chardev".into());
+    a.push("null,id=ioload".into());
+    a.push("-serial".into());
+    a.push("chardev:ioload".into());
     if spec.start_paused {
         a.push("-S".into());
     }
@@ -807,11 +813,15 @@ mod tests {
             after(&a, "-chardev"),
             [
                 "file,id=console,path=/out/a,,b/console.log",
-                "file,id=agent,path=/out/agent.bin"
+                "file,id=agent,path=/out/agent.bin",
+                "null,id=ioload"
             ]
         );
-        // ttyS0 is the first -serial, ttyS1 the second.
-        assert_eq!(after(&a, "-serial"), ["chardev:console", "chardev:agent"]);
+        // ttyS0 is the first -serial, ttyS1 the second, ttyS2 the io load's sink.
+        assert_eq!(
+            after(&a, "-serial"),
+            ["chardev:console", "chardev:agent", "chardev:ioload"]
+        );
         assert_eq!(
             after(&a, "-qmp"),
             ["unix:/run/p/qmp.sock,server=on,wait=off"]

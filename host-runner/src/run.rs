@@ -215,18 +215,9 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         eprintln!("pinlat: note: {TCG_DISCLAIMER}");
     }
 
-    let local = hostfacts::local();
     let facts = HostFacts {
         pinlat_version: env!("CARGO_PKG_VERSION").to_string(),
-        kernel_release: local.kernel_release,
-        kernel_version: local.kernel_version,
-        preempt_rt: local.preempt_rt,
-        cmdline: local.cmdline,
-        cpu_model: local.cpu_model,
-        online_cpus: local.online_cpus,
-        isolated_cpus: local.isolated_cpus,
-        nohz_full_cpus: local.nohz_full_cpus,
-        sched_rt_runtime_us: local.sched_rt_runtime_us,
+        local: hostfacts::local(),
         accel,
         accel_note,
         qemu_path: qemu_bin.path.display().to_string(),
