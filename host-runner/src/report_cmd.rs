@@ -28,11 +28,13 @@ pub fn summary(r: &Report, dir: &Path) -> String {
         s.push_str(&format!("pinlat: {}\n", v.statement));
     }
     for l in &r.layouts {
-        s.push_str(&format!(
-            "pinlat: layout {}: budget {}\n",
-            l.name,
-            l.budget.as_str()
-        ));
+        let budget = match l.budget {
+            pinlat::report::verdict::BudgetStatus::NoBudget => {
+                "no budget set (add [budgets.<workload>] to the config)".to_string()
+            }
+            ref b => format!("budget {}", b.as_str()),
+        };
+        s.push_str(&format!("pinlat: layout {}: {budget}\n", l.name));
     }
     if !r.skipped.is_empty() {
         s.push_str(&format!(
