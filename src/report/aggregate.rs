@@ -421,6 +421,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let host = std::fs::read(dir.join("host.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
+    let host_checks = super::hostchecks::load(dir);
 
     let mut groups: BTreeMap<GroupKey, GroupAcc> = BTreeMap::new();
     let mut layout_order: Vec<String> = Vec::new();
@@ -565,6 +566,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         accels,
         disclaimer,
         host,
+        host_checks,
         budgets,
         missing_runs,
         skipped,

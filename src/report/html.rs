@@ -217,6 +217,28 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         o.push_str(&placement_svg(l, &host_cpus));
     }
 
+    if !r.host_checks.is_empty() {
+        o.push_str("<h2>Host readiness</h2>\n");
+        o.push_str(&format!("<p>{}</p>\n", esc(&r.host_checks.sentence())));
+        if let Some(d) = &r.host_checks.doctor {
+            if !d.problems.is_empty() {
+                o.push_str(
+                    "<table><tr><th>check</th><th>status</th><th>found</th><th>fix</th></tr>\n",
+                );
+                for c in &d.problems {
+                    o.push_str(&format!(
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                        esc(&c.id),
+                        esc(&c.status),
+                        esc(&c.found),
+                        esc(&c.fix)
+                    ));
+                }
+                o.push_str("</table>\n");
+            }
+        }
+    }
+
     if let Some(h) = &r.host {
         o.push_str("<h2>Host</h2>\n<table>\n");
         for (k, v) in h {

@@ -85,6 +85,25 @@ pub fn render(report: &Report) -> String {
         ));
     }
 
+    if let Some(d) = &report.host_checks.doctor {
+        o.push_str(&format!("{}\n\n", report.host_checks.sentence()));
+        if !d.problems.is_empty() {
+            o.push_str("| check | status | found | fix |\n|---|---|---|---|\n");
+            for c in &d.problems {
+                o.push_str(&format!(
+                    "| {} | {} | {} | {} |\n",
+                    c.id,
+                    c.status,
+                    c.found.replace('|', "\\|"),
+                    c.fix.replace('|', "\\|")
+                ));
+            }
+            o.push('\n');
+        }
+    } else if !report.host_checks.is_empty() {
+        o.push_str(&format!("{}\n\n", report.host_checks.sentence()));
+    }
+
     o.push_str("## Verdicts\n\n");
     for v in &report.verdicts {
         o.push_str(&format!("- {}\n", v.statement));

@@ -12,6 +12,7 @@ pub mod aggregate;
 pub mod compare;
 pub mod cyclictest;
 pub mod hlog;
+pub mod hostchecks;
 pub mod html;
 mod html_svg;
 pub mod json;
@@ -312,6 +313,9 @@ pub struct Report {
     pub disclaimer: Option<String>,
     /// `host.json` as written by the runner (absent when the file is missing or unreadable).
     pub host: Option<BTreeMap<String, serde_json::Value>>,
+    /// The doctor's and calibration's verdicts on the host, when they ran for it.
+    #[serde(default)]
+    pub host_checks: hostchecks::HostChecks,
     /// Budgets from `plan.json`, by workload.
     pub budgets: BTreeMap<WorkloadKind, BudgetSpec>,
     /// Runs listed in `plan.json` with no run file.

@@ -31,7 +31,7 @@ use self::inject::{monotonic_ns, Planned};
 use self::matching::Detection;
 
 /// File name of the calibration report inside a results directory (`--out DIR`).
-pub const CALIBRATE_FILE: &str = "calibrate.json";
+pub use pinlat::report::hostchecks::CALIBRATE_FILE;
 
 /// Test-only knob: `drop-top` removes the agent's events that could be stalls, `halve` halves
 /// every event's length, so tests can show calibrate failing on a broken instrument.

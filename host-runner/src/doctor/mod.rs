@@ -30,7 +30,7 @@ pub use probe::{command, live_external, DoctorOptions};
 use serde::{Deserialize, Serialize};
 
 /// File name of the doctor report inside a results directory (`pinlat doctor --out DIR`).
-pub const DOCTOR_FILE: &str = "doctor.json";
+pub use pinlat::report::hostchecks::DOCTOR_FILE;
 
 /// Errors preparing the checks (not check failures: those are [`Status::Fail`]).
 #[derive(Debug, thiserror::Error)]
