@@ -243,11 +243,8 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         .iter()
         .map(|(l, s, w, r)| pinlat::result::run_name(&l.name, s.kind, w.kind, *r))
         .collect();
-    let write = |rel: &str, v: &dyn erased::Json| -> Result<(), Failure> {
-        v.write(&dir, rel)
-            .map_err(|e| Failure::infra(anyhow::Error::new(e).context(format!("writing {rel}"))))
-    };
     write(
+        &dir,
         "plan.json",
         &PlanFile {
             run_id: &run_id,
@@ -257,7 +254,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             runs: names.clone(),
         },
     )?;
-    write("host.json", &facts)?;
+    write(&dir, "host.json", &facts)?;
     // The doctor's view of this host, beside the results it qualifies (no extra probe: the
     // accelerator was settled above).
     if let Ok(mut env) = Env::new(SysRoot::live(), Some(&config)) {
@@ -269,7 +266,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
                 facts.guest_kernel, facts.guest_kernel_source
             ))),
         };
-        write(DOCTOR_FILE, &run_checks(&env))?;
+        write(&dir, DOCTOR_FILE, &run_checks(&env))?;
     }
 
     crate::signals::install()
@@ -303,7 +300,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             failed += 1;
         }
         let rel = format!("runs/{}", record.file_name());
-        write(&rel, &record)?;
+        write(&dir, &rel, &record)?;
         progress.done(i, &record);
         if crate::signals::received().is_some() {
             interrupted_by = crate::signals::received();
@@ -361,18 +358,10 @@ fn failed_summary(total: usize, failed: usize) -> String {
     }
 }
 
-/// Object-safe JSON writing, so one closure writes any serializable value.
-mod erased {
-    use super::ResultDir;
-    use crate::store::StoreError;
-
-    pub trait Json {
-        fn write(&self, dir: &ResultDir, rel: &str) -> Result<(), StoreError>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn write(&self, dir: &ResultDir, rel: &str) -> Result<(), StoreError> {
-            dir.write_json(rel, self).map(|_| ())
-        }
-    }
+/// Writes one JSON file of the results directory atomically; failing to is an infrastructure
+/// failure (a full or read-only disk), never a silent loss.
+fn write<T: Serialize>(dir: &ResultDir, rel: &str, value: &T) -> Result<(), Failure> {
+    dir.write_json(rel, value)
+        .map(|_| ())
+        .map_err(|e| Failure::infra(anyhow::Error::new(e).context(format!("writing {rel}"))))
 }
