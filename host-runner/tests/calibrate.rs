@@ -63,9 +63,12 @@ fn boot_calibrate_sees_every_stall_on_this_machine() {
 
 #[test]
 fn boot_calibrate_exits_1_when_the_agent_misses_or_mis_sizes_stalls() {
+    // Without its largest events the agent's result cannot vouch for any stall: each is either
+    // missed or, when the time shift lines it up with a lesser event, mis-sized.
     let (code, r, _dir) = calibrate(Some("drop-top"));
     assert_eq!(code, 1, "{}", r.to_table());
-    assert_eq!(r.missed(), 6, "{}", r.to_table());
+    assert!(r.missed() >= 1, "{}", r.to_table());
+    assert_eq!(r.missed() + r.mis_sized(), 6, "{}", r.to_table());
     assert!(r.to_table().contains("MISSED"));
 
     let (code, r, _dir) = calibrate(Some("halve"));
