@@ -518,22 +518,25 @@ impl Config {
         if run.duration_s == 0 || run.duration_s > 7 * 24 * 3600 {
             return Err(ConfigError::new(
                 "run.duration_s",
-                "must be 1 second to 7 days (604800)",
+                format!("{}: must be 1 second to 7 days (604800)", run.duration_s),
             ));
         }
         if run.repetitions == 0 || run.repetitions > 1000 {
-            return Err(ConfigError::new("run.repetitions", "must be 1..=1000"));
+            return Err(ConfigError::new(
+                "run.repetitions",
+                format!("{}: must be 1..=1000", run.repetitions),
+            ));
         }
         if !(10..=60_000).contains(&run.interval_ms) {
             return Err(ConfigError::new(
                 "run.interval_ms",
-                "must be 10..=60000 milliseconds",
+                format!("{}: must be 10..=60000 milliseconds", run.interval_ms),
             ));
         }
         if !(1..=3600).contains(&run.boot_timeout_s) {
             return Err(ConfigError::new(
                 "run.boot_timeout_s",
-                "must be 1..=3600 seconds",
+                format!("{}: must be 1..=3600 seconds", run.boot_timeout_s),
             ));
         }
 
@@ -559,7 +562,7 @@ impl Config {
         if host.overcommit_ratio == 0 {
             return Err(ConfigError::new(
                 "host.overcommit_ratio",
-                "must be at least 1 (guests' emulator threads per pCPU of the pin set)",
+                "0: must be at least 1 (guests' emulator threads per pCPU of the pin set)",
             ));
         }
 
@@ -584,13 +587,16 @@ impl Config {
                 ));
             }
             if !(1..=1024).contains(&g.vcpus) {
-                return Err(ConfigError::new(format!("{p}.vcpus"), "must be 1..=1024"));
+                return Err(ConfigError::new(
+                    format!("{p}.vcpus"),
+                    format!("{}: must be 1..=1024", g.vcpus),
+                ));
             }
             let memory_mib = g.memory_mib.unwrap_or(256);
             if memory_mib < 64 {
                 return Err(ConfigError::new(
                     format!("{p}.memory_mib"),
-                    "must be at least 64 MiB for a kernel and the agent",
+                    format!("{memory_mib}: must be at least 64 MiB for a kernel and the agent"),
                 ));
             }
             let mask = g.realtime_mask.clone().unwrap_or_else(|| "^0".to_string());
@@ -655,11 +661,17 @@ impl Config {
                     }
                     let rate_hz = s.rate_hz.unwrap_or(10);
                     if !(1..=10_000).contains(&rate_hz) {
-                        return Err(ConfigError::new(format!("{p}.rate_hz"), "must be 1..=10000"));
+                        return Err(ConfigError::new(
+                            format!("{p}.rate_hz"),
+                            format!("{rate_hz}: must be 1..=10000"),
+                        ));
                     }
                     let workers = s.workers.unwrap_or(1);
                     if !(1..=64).contains(&workers) {
-                        return Err(ConfigError::new(format!("{p}.workers"), "must be 1..=64"));
+                        return Err(ConfigError::new(
+                            format!("{p}.workers"),
+                            format!("{workers}: must be 1..=64"),
+                        ));
                     }
                     out.push(Scenario {
                         kind: s.kind,
@@ -706,14 +718,14 @@ impl Config {
                     if !(10..=1_000_000).contains(&interval_us) {
                         return Err(ConfigError::new(
                             format!("{p}.interval_us"),
-                            "must be 10..=1000000 microseconds",
+                            format!("{interval_us}: must be 10..=1000000 microseconds"),
                         ));
                     }
                     let preheat_ms = w.preheat_ms.unwrap_or(d.preheat_ms);
                     if preheat_ms > 600_000 {
                         return Err(ConfigError::new(
                             format!("{p}.preheat_ms"),
-                            "must be at most 600000 (10 minutes)",
+                            format!("{preheat_ms}: must be at most 600000 (10 minutes)"),
                         ));
                     }
                     out.push(Workload {
@@ -858,7 +870,7 @@ fn check_layout(
     if l.overcommit_ratio == Some(0) {
         return Err(ConfigError::new(
             format!("{p}.overcommit_ratio"),
-            "must be at least 1",
+            "0: must be at least 1",
         ));
     }
     if l.allow_overlap.is_some() && l.kind != LayoutKind::Custom {

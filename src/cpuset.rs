@@ -29,6 +29,12 @@ pub enum CpuListError {
         /// The token as written.
         token: String,
     },
+    /// Two commas with nothing between them, or a leading or trailing comma.
+    #[error("\"{list}\": empty entry between commas")]
+    EmptyEntry {
+        /// The list as written.
+        list: String,
+    },
     /// `b-a` with b > a.
     #[error("\"{token}\": range end before start")]
     ReversedRange {
@@ -46,8 +52,8 @@ pub enum CpuListError {
     BeyondLimit {
         /// The token as written.
         token: String,
-        /// The CPU number.
-        cpu: u32,
+        /// The CPU number as written (`u64::MAX` if it does not even fit that).
+        cpu: u64,
         /// The exclusive limit that applied (`MAX_CPUS`, or a guest's vCPU count).
         limit: u32,
     },
@@ -111,15 +117,15 @@ impl CpuSet {
             let nibble = c.to_digit(16).ok_or_else(bad)?;
             for bit in 0..4 {
                 if nibble & (1 << bit) != 0 {
-                    let cpu = u32::try_from(i * 4 + bit).unwrap_or(u32::MAX);
-                    if cpu >= MAX_CPUS {
+                    let cpu = u64::try_from(i * 4 + bit).unwrap_or(u64::MAX);
+                    if cpu >= u64::from(MAX_CPUS) {
                         return Err(CpuListError::BeyondLimit {
                             token: t.to_string(),
                             cpu,
                             limit: MAX_CPUS,
                         });
                     }
-                    set.insert(cpu);
+                    set.insert(cpu as u32);
                 }
             }
         }
@@ -222,16 +228,16 @@ fn parse_cpu(num: &str, token: &str, limit: u32) -> Result<u32, CpuListError> {
             token: token.to_string(),
         });
     }
-    // A run of digits too long for u32 is certainly beyond the limit.
-    let cpu = num.parse::<u32>().unwrap_or(u32::MAX);
-    if cpu >= limit {
-        return Err(CpuListError::BeyondLimit {
+    // A run of digits too long for u64 is certainly beyond the limit.
+    let cpu = num.parse::<u64>().unwrap_or(u64::MAX);
+    match u32::try_from(cpu) {
+        Ok(c) if c < limit => Ok(c),
+        _ => Err(CpuListError::BeyondLimit {
             token: token.to_string(),
             cpu,
             limit,
-        });
+        }),
     }
-    Ok(cpu)
 }
 
 fn parse_list(s: &str, limit: u32, implicit_all: bool) -> Result<CpuSet, CpuListError> {
@@ -245,8 +251,8 @@ fn parse_list(s: &str, limit: u32, implicit_all: bool) -> Result<CpuSet, CpuList
             if s.trim().is_empty() {
                 return Err(CpuListError::Empty);
             }
-            return Err(CpuListError::Garbage {
-                token: raw.to_string(),
+            return Err(CpuListError::EmptyEntry {
+                list: s.trim().to_string(),
             });
         }
         tokens += 1;
@@ -386,10 +392,10 @@ mod tests {
         );
         let e = CpuSet::parse("0,x").unwrap_err();
         assert!(e.to_string().starts_with("\"x\": not a CPU number"), "{e}");
-        assert!(matches!(
-            CpuSet::parse("1,,2"),
-            Err(CpuListError::Garbage { .. })
-        ));
+        assert_eq!(
+            CpuSet::parse("1,,2").unwrap_err().to_string(),
+            "\"1,,2\": empty entry between commas"
+        );
         assert!(matches!(
             CpuSet::parse("1-2-3"),
             Err(CpuListError::Garbage { .. })
@@ -402,10 +408,10 @@ mod tests {
             CpuSet::parse("1,^1"),
             Err(CpuListError::AllExcluded { .. })
         ));
-        assert!(matches!(
-            CpuSet::parse("99999999999999"),
-            Err(CpuListError::BeyondLimit { .. })
-        ));
+        assert_eq!(
+            CpuSet::parse("99999999999999").unwrap_err().to_string(),
+            "\"99999999999999\": CPU 99999999999999 is beyond the limit of 8192 CPUs (0-8191)"
+        );
     }
 
     #[test]
