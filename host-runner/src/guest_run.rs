@@ -27,6 +27,7 @@ use crate::qemu::{self, FileFollower, Qemu, QemuBinary, RuntimeDir, VmSpec};
 use crate::qmp::MgmtPoll;
 use crate::store::unix_ms;
 use crate::stress::HostStress;
+use crate::validate::Expect;
 
 /// Everything a run needs that does not change between runs.
 pub struct RunContext<'a> {
@@ -64,6 +65,9 @@ const READ_CHUNK: usize = 1 << 20;
 const MAX_FRAME_BYTES: usize = 1 << 20;
 /// Loop period of the monitor, ms.
 const TICK: Duration = Duration::from_millis(20);
+/// Reasons for refused guest messages kept per guest for the run's warnings; the rest are only
+/// counted.
+const MAX_REJECTION_REASONS: usize = 8;
 
 struct LiveGuest {
     qemu: Qemu,
@@ -76,6 +80,23 @@ struct LiveGuest {
     finals_expected: usize,
     max_intervals: usize,
     dropped_intervals: u64,
+    /// What this run expects from the agent; messages that do not fit are refused.
+    expect: Expect,
+    /// CPUs whose `final` was accepted.
+    finals_seen: pinlat::cpuset::CpuSet,
+    /// Well-formed messages refused as implausible (`validate`).
+    refused: u64,
+    /// The first reasons, for the warning.
+    refused_reasons: Vec<String>,
+}
+
+impl LiveGuest {
+    fn refuse(&mut self, reason: impl std::fmt::Display) {
+        self.refused += 1;
+        if self.refused_reasons.len() < MAX_REJECTION_REASONS {
+            self.refused_reasons.push(reason.to_string());
+        }
+    }
 }
 
 fn accel_of(a: AccelUsed) -> qemu::Accel {
@@ -228,6 +249,16 @@ fn start_guest(
         _ => rt.len(),
     };
     let intervals_per_cpu = (ctx.duration_ms / ctx.config.run.interval_ms.max(1)) as usize + 4;
+    let expect = Expect {
+        rt_cpus: guest.realtime.clone(),
+        workload: workload.kind,
+        planned_ns: workload
+            .preheat_ms
+            .saturating_add(ctx.duration_ms)
+            .saturating_mul(1_000_000),
+        // Late hand-offs stretch intervals, never add any: twice the nominal count is slack.
+        max_intervals: intervals_per_cpu as u64 * 2,
+    };
     Ok(LiveGuest {
         qemu,
         pinner,
@@ -239,6 +270,10 @@ fn start_guest(
         finals_expected,
         max_intervals: intervals_per_cpu * rt.len().max(1) * 2,
         dropped_intervals: 0,
+        expect,
+        finals_seen: pinlat::cpuset::CpuSet::new(),
+        refused: 0,
+        refused_reasons: Vec::new(),
     })
 }
 
@@ -385,6 +420,19 @@ pub fn execute(
                 gr.guest, g.dropped_intervals, g.max_intervals
             ));
         }
+        if g.refused > 0 {
+            record.warnings.push(format!(
+                "guest {}: {} implausible agent messages refused: {}{}",
+                gr.guest,
+                g.refused,
+                g.refused_reasons.join("; "),
+                if g.refused as usize > g.refused_reasons.len() {
+                    "; …"
+                } else {
+                    ""
+                }
+            ));
+        }
         if gr.frames.rejected() > 0 {
             record.warnings.push(format!(
                 "guest {}: {} malformed frames dropped (bad header {}, length {}, CRC {}, JSON {}, oversize {})",
@@ -486,6 +534,10 @@ fn monitor(
                             g.record.hello = Some(h);
                         }
                         Message::Interval(iv) => {
+                            if let Err(why) = g.expect.check_interval(&iv) {
+                                g.refuse(why);
+                                continue;
+                            }
                             if g.record.boot_to_first_sample_ms.is_none() {
                                 g.record.boot_to_first_sample_ms =
                                     Some(boot.elapsed().as_millis() as u64);
@@ -497,6 +549,11 @@ fn monitor(
                             }
                         }
                         Message::Final(r) => {
+                            if let Err(why) = g.expect.check_final(&r, &g.finals_seen) {
+                                g.refuse(why);
+                                continue;
+                            }
+                            g.finals_seen.insert(r.cpu);
                             if g.record.results.is_empty() {
                                 // The measurement is over. QEMU may already be tearing down
                                 // as the agent powers off, so a read-back now only replaces
@@ -641,10 +698,19 @@ fn monitor(
             record.status = fail(
                 "collect",
                 format!(
-                    "guest {} sent {} final results, expected {}",
+                    "guest {} sent {} final results, expected {}{}",
                     g.record.guest,
                     g.record.results.len(),
-                    g.finals_expected
+                    g.finals_expected,
+                    if g.refused > 0 {
+                        format!(
+                            " ({} implausible messages refused: {})",
+                            g.refused,
+                            g.refused_reasons.join("; ")
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             );
         }

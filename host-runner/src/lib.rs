@@ -19,3 +19,4 @@ pub mod run;
 pub mod signals;
 pub mod store;
 pub mod stress;
+pub mod validate;

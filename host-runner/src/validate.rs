@@ -1,0 +1,611 @@
+//! Plausibility checks on what a guest sends: every number in a frame is untrusted input.
+//!
+//! The frame decoder (`pinlat::wire`) already guarantees a frame is well-formed: its length and
+//! CRC match, its JSON fits the schema, every integer is a non-negative `u64`/`u32` (so negative,
+//! fractional and NaN values are refused there as bad JSON) and every histogram decodes within
+//! its size cap. What it cannot know is whether the message makes sense for *this* run: a
+//! `final` from a CPU that is not one of the guest's RT vCPUs, a sample count that does not
+//! match the histogram it comes with, a top-N list longer than the agent may keep, an interval
+//! that ends before it starts. A message that fails here is dropped and counted by the runner
+//! (`guest_run`), and the reason is recorded as a warning of the run; a run that is missing a
+//! `final` because of it fails at the `collect` stage as any run with missing results does.
+
+use std::fmt;
+
+use pinlat::agentcfg::MAX_TOP_N;
+use pinlat::config::WorkloadKind;
+use pinlat::cpuset::CpuSet;
+use pinlat::wire::{CpuResult, IntervalReport};
+
+/// The longest `duration_ns` a `final` may claim beyond the configured preheat + duration, ns.
+/// A slow TCG guest stretches the run; a day more than configured is not a measurement.
+pub const DURATION_SLACK_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// What a run expects from one guest's agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    /// The guest's RT vCPUs: the only CPUs that measure.
+    pub rt_cpus: CpuSet,
+    /// The run's workload.
+    pub workload: WorkloadKind,
+    /// Configured preheat + measured duration, ns.
+    pub planned_ns: u64,
+    /// Most intervals one CPU can report in the run.
+    pub max_intervals: u64,
+}
+
+/// Why a guest's message was refused. `Display` says what was wrong, with the numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Implausible {
+    /// The message names a CPU that is not an RT vCPU of the guest.
+    NotRtCpu {
+        /// `final`, `interval` or `final.peer_cpu`.
+        what: &'static str,
+        /// The CPU it named.
+        cpu: u32,
+        /// The guest's RT vCPUs.
+        rt_cpus: CpuSet,
+    },
+    /// The message is for another workload than the run's.
+    WrongWorkload {
+        /// `final` or `interval`.
+        what: &'static str,
+        /// The workload it named.
+        got: WorkloadKind,
+        /// The run's workload.
+        want: WorkloadKind,
+    },
+    /// `samples` is not the histogram's count plus `overflow`.
+    SampleCount {
+        /// `final` or `interval`.
+        what: &'static str,
+        /// The CPU.
+        cpu: u32,
+        /// `samples` as sent.
+        samples: u64,
+        /// Values in the histogram.
+        histogram: u64,
+        /// `overflow` as sent.
+        overflow: u64,
+    },
+    /// `min_ns` above `max_ns`, or the histogram holds values above `max_ns`.
+    MinMax {
+        /// The CPU.
+        cpu: u32,
+        /// `min_ns` as sent.
+        min_ns: u64,
+        /// `max_ns` as sent.
+        max_ns: u64,
+        /// The histogram's largest value (lowest equivalent of its bucket), ns.
+        histogram_max_ns: u64,
+    },
+    /// More top events than the agent may keep, or than samples.
+    TopTooLong {
+        /// The CPU.
+        cpu: u32,
+        /// Entries sent.
+        len: usize,
+        /// The limit that applied.
+        limit: u64,
+    },
+    /// A top event larger than `max_ns`, or the list not largest-first.
+    TopOrder {
+        /// The CPU.
+        cpu: u32,
+        /// Index of the first bad entry.
+        index: usize,
+        /// Its latency, ns.
+        latency_ns: u64,
+        /// `max_ns` as sent.
+        max_ns: u64,
+    },
+    /// A duration or offset beyond anything the run could have measured.
+    Duration {
+        /// `final.duration_ns` or `interval.end_offset_ns`.
+        what: &'static str,
+        /// The CPU.
+        cpu: u32,
+        /// The value sent, ns.
+        value_ns: u64,
+        /// The largest plausible value, ns.
+        limit_ns: u64,
+    },
+    /// An interval that ends before it starts.
+    IntervalBackwards {
+        /// The CPU.
+        cpu: u32,
+        /// Interval index.
+        index: u64,
+        /// Start, ns.
+        start_ns: u64,
+        /// End, ns.
+        end_ns: u64,
+    },
+    /// An interval index beyond the most intervals the run can have.
+    IntervalIndex {
+        /// The CPU.
+        cpu: u32,
+        /// Index sent.
+        index: u64,
+        /// The most intervals one CPU can report.
+        max: u64,
+    },
+    /// A second `final` for a CPU that already sent one.
+    DuplicateFinal {
+        /// The CPU.
+        cpu: u32,
+    },
+}
+
+impl fmt::Display for Implausible {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Implausible::NotRtCpu { what, cpu, rt_cpus } => write!(
+                f,
+                "{what} for CPU {cpu}, which is not an RT vCPU of the guest (RT vCPUs: {rt_cpus})"
+            ),
+            Implausible::WrongWorkload { what, got, want } => {
+                write!(f, "{what} for workload {got}, but the run measures {want}")
+            }
+            Implausible::SampleCount {
+                what,
+                cpu,
+                samples,
+                histogram,
+                overflow,
+            } => write!(
+                f,
+                "{what} from CPU {cpu} claims {samples} samples but its histogram holds {histogram} and overflow {overflow}"
+            ),
+            Implausible::MinMax {
+                cpu,
+                min_ns,
+                max_ns,
+                histogram_max_ns,
+            } => write!(
+                f,
+                "final from CPU {cpu}: min_ns {min_ns}, max_ns {max_ns} and histogram max {histogram_max_ns} ns do not fit together"
+            ),
+            Implausible::TopTooLong { cpu, len, limit } => write!(
+                f,
+                "final from CPU {cpu} has {len} top events, at most {limit} are possible"
+            ),
+            Implausible::TopOrder {
+                cpu,
+                index,
+                latency_ns,
+                max_ns,
+            } => write!(
+                f,
+                "final from CPU {cpu}: top[{index}] = {latency_ns} ns is out of order or above max_ns {max_ns}"
+            ),
+            Implausible::Duration {
+                what,
+                cpu,
+                value_ns,
+                limit_ns,
+            } => write!(
+                f,
+                "{what} {value_ns} from CPU {cpu} is beyond the {limit_ns} ns the run could last"
+            ),
+            Implausible::IntervalBackwards {
+                cpu,
+                index,
+                start_ns,
+                end_ns,
+            } => write!(
+                f,
+                "interval {index} from CPU {cpu} ends ({end_ns} ns) before it starts ({start_ns} ns)"
+            ),
+            Implausible::IntervalIndex { cpu, index, max } => write!(
+                f,
+                "interval {index} from CPU {cpu} is beyond the {max} intervals the run can have"
+            ),
+            Implausible::DuplicateFinal { cpu } => {
+                write!(f, "a second final from CPU {cpu}")
+            }
+        }
+    }
+}
+
+impl Expect {
+    fn limit_ns(&self) -> u64 {
+        self.planned_ns.saturating_add(DURATION_SLACK_NS)
+    }
+
+    fn rt(&self, what: &'static str, cpu: u32) -> Result<(), Implausible> {
+        if self.rt_cpus.contains(cpu) {
+            Ok(())
+        } else {
+            Err(Implausible::NotRtCpu {
+                what,
+                cpu,
+                rt_cpus: self.rt_cpus.clone(),
+            })
+        }
+    }
+
+    fn workload(&self, what: &'static str, got: WorkloadKind) -> Result<(), Implausible> {
+        if got == self.workload {
+            Ok(())
+        } else {
+            Err(Implausible::WrongWorkload {
+                what,
+                got,
+                want: self.workload,
+            })
+        }
+    }
+
+    /// Checks one `interval` message.
+    pub fn check_interval(&self, iv: &IntervalReport) -> Result<(), Implausible> {
+        self.rt("interval", iv.cpu)?;
+        self.workload("interval", iv.workload)?;
+        let histogram = iv.histogram.0.len();
+        if histogram.checked_add(iv.overflow) != Some(iv.samples) {
+            return Err(Implausible::SampleCount {
+                what: "interval",
+                cpu: iv.cpu,
+                samples: iv.samples,
+                histogram,
+                overflow: iv.overflow,
+            });
+        }
+        if iv.end_offset_ns < iv.start_offset_ns {
+            return Err(Implausible::IntervalBackwards {
+                cpu: iv.cpu,
+                index: iv.index,
+                start_ns: iv.start_offset_ns,
+                end_ns: iv.end_offset_ns,
+            });
+        }
+        if iv.end_offset_ns > self.limit_ns() {
+            return Err(Implausible::Duration {
+                what: "interval.end_offset_ns",
+                cpu: iv.cpu,
+                value_ns: iv.end_offset_ns,
+                limit_ns: self.limit_ns(),
+            });
+        }
+        if iv.index >= self.max_intervals {
+            return Err(Implausible::IntervalIndex {
+                cpu: iv.cpu,
+                index: iv.index,
+                max: self.max_intervals,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks one `final` message; `seen` are the CPUs whose finals were already accepted.
+    pub fn check_final(&self, r: &CpuResult, seen: &CpuSet) -> Result<(), Implausible> {
+        self.rt("final", r.cpu)?;
+        if let Some(peer) = r.peer_cpu {
+            self.rt("final.peer_cpu", peer)?;
+        }
+        self.workload("final", r.workload)?;
+        if seen.contains(r.cpu) {
+            return Err(Implausible::DuplicateFinal { cpu: r.cpu });
+        }
+        let h = &r.histogram.0;
+        let histogram = h.len();
+        if histogram.checked_add(r.overflow) != Some(r.samples) {
+            return Err(Implausible::SampleCount {
+                what: "final",
+                cpu: r.cpu,
+                samples: r.samples,
+                histogram,
+                overflow: r.overflow,
+            });
+        }
+        let histogram_max_ns = if h.is_empty() {
+            0
+        } else {
+            h.lowest_equivalent(h.max())
+        };
+        if (r.samples > 0 && r.min_ns > r.max_ns) || histogram_max_ns > r.max_ns {
+            return Err(Implausible::MinMax {
+                cpu: r.cpu,
+                min_ns: r.min_ns,
+                max_ns: r.max_ns,
+                histogram_max_ns,
+            });
+        }
+        let limit = (MAX_TOP_N as u64).min(r.samples);
+        if r.top.len() as u64 > limit {
+            return Err(Implausible::TopTooLong {
+                cpu: r.cpu,
+                len: r.top.len(),
+                limit,
+            });
+        }
+        let mut prev = r.max_ns;
+        for (index, t) in r.top.iter().enumerate() {
+            if t.latency_ns > prev {
+                return Err(Implausible::TopOrder {
+                    cpu: r.cpu,
+                    index,
+                    latency_ns: t.latency_ns,
+                    max_ns: r.max_ns,
+                });
+            }
+            prev = t.latency_ns;
+        }
+        if r.duration_ns > self.limit_ns() {
+            return Err(Implausible::Duration {
+                what: "final.duration_ns",
+                cpu: r.cpu,
+                value_ns: r.duration_ns,
+                limit_ns: self.limit_ns(),
+            });
+        }
+        if let Some((index, t)) = r
+            .top
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.offset_ns > self.limit_ns())
+        {
+            return Err(Implausible::Duration {
+                what: if index == 0 {
+                    "final.top[0].offset_ns"
+                } else {
+                    "final.top[].offset_ns"
+                },
+                cpu: r.cpu,
+                value_ns: t.offset_ns,
+                limit_ns: self.limit_ns(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pinlat::histo::{new_histogram, Hist};
+    use pinlat::wire::{ClockInfo, ClockSource, TopEvent};
+
+    fn expect() -> Expect {
+        Expect {
+            rt_cpus: CpuSet::parse("1-2").unwrap(),
+            workload: WorkloadKind::BusyPoll,
+            planned_ns: 6_000_000_000,
+            max_intervals: 10,
+        }
+    }
+
+    fn hist(values: &[u64]) -> Hist {
+        let mut h = new_histogram();
+        for v in values {
+            h.record(*v).unwrap();
+        }
+        Hist(h)
+    }
+
+    fn good_final() -> CpuResult {
+        CpuResult {
+            cpu: 1,
+            workload: WorkloadKind::BusyPoll,
+            peer_cpu: None,
+            clock: ClockInfo {
+                source: ClockSource::Monotonic,
+                tsc_hz: None,
+                invariant_tsc: false,
+            },
+            duration_ns: 5_000_000_000,
+            samples: 4,
+            min_ns: 100,
+            max_ns: 90_000,
+            overflow: 0,
+            backwards: 0,
+            missed_periods: 0,
+            top: vec![
+                TopEvent {
+                    offset_ns: 10,
+                    latency_ns: 90_000,
+                },
+                TopEvent {
+                    offset_ns: 20,
+                    latency_ns: 500,
+                },
+            ],
+            intervals: 5,
+            late_intervals: 0,
+            histogram: hist(&[100, 200, 500, 90_000]),
+        }
+    }
+
+    fn good_interval() -> IntervalReport {
+        IntervalReport {
+            cpu: 2,
+            workload: WorkloadKind::BusyPoll,
+            index: 3,
+            start_offset_ns: 3_000_000_000,
+            end_offset_ns: 4_000_000_000,
+            samples: 3,
+            overflow: 1,
+            histogram: hist(&[1, 2]),
+        }
+    }
+
+    #[test]
+    fn a_real_agent_message_passes() {
+        let e = expect();
+        assert_eq!(e.check_final(&good_final(), &CpuSet::new()), Ok(()));
+        assert_eq!(e.check_interval(&good_interval()), Ok(()));
+        // An empty final (no samples) is legitimate: the agent sends min 0, max 0.
+        let mut r = good_final();
+        r.samples = 0;
+        r.min_ns = 0;
+        r.max_ns = 0;
+        r.top.clear();
+        r.histogram = Hist::default();
+        assert_eq!(e.check_final(&r, &CpuSet::new()), Ok(()));
+        // Overflowed samples are in max_ns, not in the histogram.
+        let mut r = good_final();
+        r.overflow = 2;
+        r.samples = 6;
+        r.max_ns = 70_000_000_000;
+        assert_eq!(e.check_final(&r, &CpuSet::new()), Ok(()));
+    }
+
+    #[test]
+    fn samples_must_match_the_histogram() {
+        let mut r = good_final();
+        r.samples = 1_000_000;
+        let err = expect().check_final(&r, &CpuSet::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "final from CPU 1 claims 1000000 samples but its histogram holds 4 and overflow 0"
+        );
+        // An overflow that wraps u64 is refused, not added.
+        let mut r = good_final();
+        r.overflow = u64::MAX;
+        r.samples = 3;
+        assert!(matches!(
+            expect().check_final(&r, &CpuSet::new()),
+            Err(Implausible::SampleCount { .. })
+        ));
+        let mut iv = good_interval();
+        iv.samples = 2;
+        assert!(matches!(
+            expect().check_interval(&iv),
+            Err(Implausible::SampleCount {
+                what: "interval",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn cpus_must_be_rt_vcpus_of_the_guest() {
+        let mut r = good_final();
+        r.cpu = 0;
+        assert_eq!(
+            expect()
+                .check_final(&r, &CpuSet::new())
+                .unwrap_err()
+                .to_string(),
+            "final for CPU 0, which is not an RT vCPU of the guest (RT vCPUs: 1-2)"
+        );
+        let mut r = good_final();
+        r.peer_cpu = Some(4_000_000_000);
+        assert!(matches!(
+            expect().check_final(&r, &CpuSet::new()),
+            Err(Implausible::NotRtCpu {
+                what: "final.peer_cpu",
+                ..
+            })
+        ));
+        let mut iv = good_interval();
+        iv.cpu = 7;
+        assert!(matches!(
+            expect().check_interval(&iv),
+            Err(Implausible::NotRtCpu {
+                what: "interval",
+                cpu: 7,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn workload_must_be_the_runs() {
+        let mut r = good_final();
+        r.workload = WorkloadKind::Timer;
+        assert_eq!(
+            expect()
+                .check_final(&r, &CpuSet::new())
+                .unwrap_err()
+                .to_string(),
+            "final for workload timer, but the run measures busy-poll"
+        );
+    }
+
+    #[test]
+    fn a_cpu_sends_one_final() {
+        let seen: CpuSet = [1].into_iter().collect();
+        assert_eq!(
+            expect().check_final(&good_final(), &seen),
+            Err(Implausible::DuplicateFinal { cpu: 1 })
+        );
+    }
+
+    #[test]
+    fn min_max_and_histogram_agree() {
+        let mut r = good_final();
+        r.min_ns = 100_000;
+        assert!(matches!(
+            expect().check_final(&r, &CpuSet::new()),
+            Err(Implausible::MinMax { .. })
+        ));
+        // A histogram holding a second-long value while max_ns claims 90 µs.
+        let mut r = good_final();
+        r.histogram = hist(&[100, 200, 500, 1_000_000_000]);
+        assert!(matches!(
+            expect().check_final(&r, &CpuSet::new()),
+            Err(Implausible::MinMax { .. })
+        ));
+    }
+
+    #[test]
+    fn a_huge_or_disordered_top_list_is_refused() {
+        let mut r = good_final();
+        r.top = vec![TopEvent::default(); 5];
+        assert_eq!(
+            expect().check_final(&r, &CpuSet::new()),
+            Err(Implausible::TopTooLong {
+                cpu: 1,
+                len: 5,
+                limit: 4
+            })
+        );
+        let mut r = good_final();
+        r.overflow = 100_000;
+        r.samples = 100_004;
+        r.max_ns = 70_000_000_000;
+        r.top = vec![TopEvent::default(); MAX_TOP_N + 1];
+        assert!(matches!(
+            expect().check_final(&r, &CpuSet::new()),
+            Err(Implausible::TopTooLong { limit: 1000, .. })
+        ));
+        let mut r = good_final();
+        r.top[1].latency_ns = 95_000;
+        assert!(matches!(
+            expect().check_final(&r, &CpuSet::new()),
+            Err(Implausible::TopOrder { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn durations_beyond_the_run_are_refused() {
+        let mut r = good_final();
+        r.duration_ns = u64::MAX;
+        assert!(matches!(
+            expect().check_final(&r, &CpuSet::new()),
+            Err(Implausible::Duration {
+                what: "final.duration_ns",
+                ..
+            })
+        ));
+        let mut r = good_final();
+        r.top[0].offset_ns = u64::MAX;
+        assert!(matches!(
+            expect().check_final(&r, &CpuSet::new()),
+            Err(Implausible::Duration { .. })
+        ));
+        let mut iv = good_interval();
+        iv.end_offset_ns = 1;
+        assert!(matches!(
+            expect().check_interval(&iv),
+            Err(Implausible::IntervalBackwards { index: 3, .. })
+        ));
+        let mut iv = good_interval();
+        iv.index = 10;
+        assert_eq!(
+            expect().check_interval(&iv).unwrap_err().to_string(),
+            "interval 10 from CPU 2 is beyond the 10 intervals the run can have"
+        );
+    }
+}
