@@ -1,6 +1,7 @@
 //! Integration tests of the `pinlat` binary that need no guest: config checks, plan exports.
 //! One test binary, a module per topic (as ripgrep's `tests/tests.rs`).
 
+mod badinput;
 mod golden;
 mod invalid;
 
