@@ -4,6 +4,7 @@
 mod badinput;
 mod golden;
 mod invalid;
+mod security;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
