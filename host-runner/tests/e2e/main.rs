@@ -3,6 +3,7 @@
 //! names start with `boot_` (one at a time under nextest) and each holds the boot lock.
 
 mod faults;
+mod privilege;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
