@@ -1,0 +1,165 @@
+//! The names of things a config chooses among: accelerator, layout kind, scheduling policy,
+//! scenario, workload and housekeeping load. Each prints and parses as the config, the CLI and
+//! the results spell it (`vcpu0`, `mgmt-poll`, `busy-poll`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// QEMU accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// Try KVM with a boot deadline, fall back to TCG with a warning.
+    #[default]
+    Auto,
+    /// `-accel kvm`: hardware virtualization, the numbers that matter.
+    Kvm,
+    /// `-accel tcg,thread=multi`: software emulation; latencies are not hardware latencies.
+    Tcg,
+}
+
+/// The pinning layouts of DESIGN.md "The layouts".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayoutKind {
+    /// Nothing pinned: an untuned host, the baseline.
+    Float,
+    /// One dedicated pCPU per vCPU; emulator threads float over the guest's pCPUs.
+    Share,
+    /// One dedicated pCPU per vCPU; emulator threads on the housekeeping vCPUs' pCPUs.
+    Vcpu0,
+    /// One dedicated pCPU per vCPU plus one extra dedicated pCPU per guest for its emulator.
+    Isolate,
+    /// One dedicated pCPU per vCPU; emulator threads on a host-wide set shared by RT guests.
+    Pinset,
+    /// Explicit CPU lists per vCPU and for the emulator.
+    Custom,
+}
+
+impl LayoutKind {
+    /// All kinds, in the order reports list them.
+    pub const ALL: [LayoutKind; 6] = [
+        LayoutKind::Float,
+        LayoutKind::Share,
+        LayoutKind::Vcpu0,
+        LayoutKind::Isolate,
+        LayoutKind::Pinset,
+        LayoutKind::Custom,
+    ];
+
+    /// The config/CLI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayoutKind::Float => "float",
+            LayoutKind::Share => "share",
+            LayoutKind::Vcpu0 => "vcpu0",
+            LayoutKind::Isolate => "isolate",
+            LayoutKind::Pinset => "pinset",
+            LayoutKind::Custom => "custom",
+        }
+    }
+}
+
+impl fmt::Display for LayoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Host scheduling policy for a QEMU thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// `SCHED_OTHER` (CFS/EEVDF), the default.
+    Other,
+    /// `SCHED_FIFO` at a priority 1..=99.
+    Fifo,
+}
+
+/// Host-side disturbance while the guest measures (DESIGN.md "Disturbances on the host").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScenarioKind {
+    /// Nothing runs: the baseline.
+    Idle,
+    /// The runner polls QMP stats queries at `rate_hz`, as libvirt/nova monitoring does.
+    MgmtPoll,
+    /// The housekeeping vCPU drives emulated I/O (the agent's `io` load).
+    GuestIo,
+    /// CPU/memory stress on the host housekeeping pCPUs.
+    HostStress,
+}
+
+impl ScenarioKind {
+    /// The config/CLI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScenarioKind::Idle => "idle",
+            ScenarioKind::MgmtPoll => "mgmt-poll",
+            ScenarioKind::GuestIo => "guest-io",
+            ScenarioKind::HostStress => "host-stress",
+        }
+    }
+}
+
+impl fmt::Display for ScenarioKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Measurement in the guest (DESIGN.md "Workloads in the guest").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// oslat-like busy loop; every gap between clock reads is recorded.
+    BusyPoll,
+    /// cyclictest-like absolute-deadline sleeps; wake-up latency is recorded.
+    Timer,
+    /// Producer/consumer across two RT vCPUs through a lock-free ring; one-way latency.
+    Ring,
+}
+
+impl WorkloadKind {
+    /// The config/CLI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::BusyPoll => "busy-poll",
+            WorkloadKind::Timer => "timer",
+            WorkloadKind::Ring => "ring",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for WorkloadKind {
+    type Err = crate::agentcfg::AgentConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "busy-poll" => Ok(WorkloadKind::BusyPoll),
+            "timer" => Ok(WorkloadKind::Timer),
+            "ring" => Ok(WorkloadKind::Ring),
+            _ => Err(crate::agentcfg::AgentConfigError::UnknownWorkload(
+                s.to_string(),
+            )),
+        }
+    }
+}
+
+/// Housekeeping loads the agent runs on the guest's non-RT vCPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HousekeepingLoad {
+    /// Kernel-lock-heavy syscalls: mmap/munmap, fork/exit.
+    Syscall,
+    /// Memory streaming.
+    Memory,
+    /// Serial/disk I/O that makes QEMU's emulator threads work.
+    Io,
+}

@@ -1,0 +1,107 @@
+//! The config exactly as written: serde structs whose only job is to refuse unknown keys and
+//! wrong types with the key path (`serde_path_to_error`). [`super::Config`] checks them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{Accel, HousekeepingLoad, LayoutKind, Policy, ScenarioKind, WorkloadKind};
+
+/// The config as written. Unknown keys are refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) run: RawRun,
+    #[serde(default)]
+    pub(super) host: RawHost,
+    #[serde(default)]
+    pub(super) guests: Vec<RawGuest>,
+    #[serde(default)]
+    pub(super) layouts: Vec<RawLayout>,
+    pub(super) scenarios: Option<Vec<RawScenario>>,
+    pub(super) workloads: Option<Vec<RawWorkload>>,
+    #[serde(default)]
+    pub(super) budgets: BTreeMap<String, RawBudget>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRun {
+    pub(super) duration_s: Option<u64>,
+    pub(super) repetitions: Option<u32>,
+    pub(super) accel: Option<Accel>,
+    pub(super) interval_ms: Option<u64>,
+    pub(super) boot_timeout_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHost {
+    pub(super) cpus: Option<String>,
+    pub(super) housekeeping_cpus: Option<String>,
+    pub(super) emulator_pin_set: Option<String>,
+    pub(super) overcommit_ratio: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGuest {
+    pub(super) name: String,
+    pub(super) vcpus: u32,
+    pub(super) memory_mib: Option<u32>,
+    pub(super) realtime_mask: Option<String>,
+    pub(super) kernel: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) cmdline_extra: String,
+    pub(super) iothreads: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLayout {
+    pub(super) kind: LayoutKind,
+    pub(super) name: Option<String>,
+    pub(super) rt_policy: Option<Policy>,
+    pub(super) rt_priority: Option<u8>,
+    pub(super) emulator_set: Option<String>,
+    pub(super) overcommit_ratio: Option<u32>,
+    pub(super) allow_overlap: Option<bool>,
+    #[serde(default)]
+    pub(super) custom: BTreeMap<String, RawCustomGuest>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCustomGuest {
+    pub(super) vcpus: Vec<String>,
+    pub(super) emulator: String,
+    pub(super) iothreads: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScenario {
+    pub(super) kind: ScenarioKind,
+    pub(super) rate_hz: Option<u32>,
+    pub(super) workers: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWorkload {
+    pub(super) kind: WorkloadKind,
+    pub(super) preheat_ms: Option<u64>,
+    pub(super) interval_us: Option<u64>,
+    pub(super) priority: Option<u8>,
+    pub(super) housekeeping: Option<Vec<HousekeepingLoad>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBudget {
+    pub(super) max_us: Option<u64>,
+    pub(super) percentile: Option<f64>,
+    pub(super) percentile_us: Option<u64>,
+}
