@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use pinlat::config::Config;
 
 use crate::agent::agent_config;
+use crate::follow::{log_tail, FileFollower};
 use crate::initramfs::Initramfs;
 use crate::kernel::GuestKernel;
-use crate::qemu::{self, FileFollower, Qemu, QemuBinary, RuntimeDir, VmSpec};
+use crate::qemu::{self, Qemu, QemuBinary, RuntimeDir, VmSpec};
 
 /// How long the KVM probe waits for the agent's hello.
 pub const KVM_PROBE_DEADLINE: Duration = Duration::from_secs(15);
@@ -82,7 +83,7 @@ pub fn probe_kvm(
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = q.kill();
-    let tail = qemu::log_tail(&console, 300);
+    let tail = log_tail(&console, 300);
     let last = tail
         .lines()
         .rev()

@@ -20,10 +20,11 @@ use pinlat::result::{
 use pinlat::wire::{Decoded, FrameDecoder, Message};
 
 use crate::agent::agent_config;
+use crate::follow::{log_tail, FileFollower};
 use crate::initramfs::Initramfs;
 use crate::kernel::GuestKernel;
 use crate::placement::{Pinner, VcpuSampler};
-use crate::qemu::{self, FileFollower, Qemu, QemuBinary, RuntimeDir, VmSpec};
+use crate::qemu::{self, Qemu, QemuBinary, RuntimeDir, VmSpec};
 use crate::qmp::MgmtPoll;
 use crate::store::unix_ms;
 use crate::stress::HostStress;
@@ -115,7 +116,7 @@ fn fail(stage: &str, reason: impl Into<String>) -> RunStatus {
 
 /// The last lines of a console log, for failure messages.
 fn console_tail(path: &Path) -> String {
-    let tail = qemu::log_tail(path, 2048);
+    let tail = log_tail(path, 2048);
     let lines: Vec<&str> = tail.lines().filter(|l| !l.trim().is_empty()).collect();
     let last = &lines[lines.len().saturating_sub(5)..];
     if last.is_empty() {

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod calibrate;
 pub mod cli;
 pub mod doctor;
+pub mod follow;
 pub mod guest_run;
 pub mod hostfacts;
 pub mod initramfs;

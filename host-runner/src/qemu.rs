@@ -11,7 +11,7 @@
 //! never drops bytes, whether or not the runner is reading yet (a unix `socket` backend with
 //! `wait=off` discards output until a client connects, and `wait=on` stalls QEMU start-up on the
 //! runner), and the raw stream stays on disk with the run for post-mortems. The runner follows
-//! the file with [`FileFollower`].
+//! the file with [`crate::follow::FileFollower`].
 //!
 //! The child runs in its own process group with `PR_SET_PDEATHSIG(SIGKILL)`, so it dies with
 //! the runner's spawning thread even if the runner is killed with SIGKILL; [`Qemu`]'s `Drop`
@@ -20,7 +20,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -37,8 +37,6 @@ use crate::qmp::{self, QmpClient, QmpError};
 pub const QEMU_ENV: &str = "PINLAT_QEMU";
 /// The QEMU binary searched on `PATH` by default.
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
-/// The lock file serializing guest boots across test processes.
-pub const BOOT_LOCK_PATH: &str = "/tmp/pinlat-boot.lock";
 
 /// Errors launching or talking to QEMU.
 #[derive(Debug, thiserror::Error)]
@@ -573,7 +571,7 @@ impl Qemu {
 
     /// The last `max_bytes` of QEMU's stderr (warnings, or why it failed to start).
     pub fn stderr_tail(&self, max_bytes: u64) -> String {
-        read_tail(&self.stderr_log, max_bytes)
+        crate::follow::log_tail(&self.stderr_log, max_bytes)
     }
 
     /// The exit status if QEMU has exited; reaps it.
@@ -666,102 +664,6 @@ impl Qemu {
 impl Drop for Qemu {
     fn drop(&mut self) {
         let _ = self.kill();
-    }
-}
-
-fn read_tail(path: &Path, max_bytes: u64) -> String {
-    let Ok(mut f) = fs::File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(max_bytes)));
-    let mut buf = Vec::new();
-    let _ = f.take(max_bytes).read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// Reads the last `max_bytes` of a log (e.g. the console log to print on failure).
-pub fn log_tail(path: &Path, max_bytes: u64) -> String {
-    read_tail(path, max_bytes)
-}
-
-/// Follows a file that QEMU appends to (the agent channel), returning only new bytes.
-/// Before the file exists, reads return nothing; if it shrinks (QEMU truncated it on start),
-/// reading restarts from the beginning.
-#[derive(Debug)]
-pub struct FileFollower {
-    path: PathBuf,
-    file: Option<fs::File>,
-    offset: u64,
-}
-
-impl FileFollower {
-    /// Follows `path` from its start.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileFollower {
-            path: path.into(),
-            file: None,
-            offset: 0,
-        }
-    }
-
-    /// Bytes consumed so far.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// Appends up to `max_bytes` new bytes to `out`; returns how many (0: nothing new yet).
-    pub fn read_new(&mut self, out: &mut Vec<u8>, max_bytes: usize) -> io::Result<usize> {
-        if self.file.is_none() {
-            match fs::File::open(&self.path) {
-                Ok(f) => self.file = Some(f),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-                Err(e) => return Err(e),
-            }
-        }
-        let Some(f) = self.file.as_mut() else {
-            return Ok(0);
-        };
-        let len = f.metadata()?.len();
-        if len < self.offset {
-            self.offset = 0;
-        }
-        if len == self.offset {
-            return Ok(0);
-        }
-        f.seek(SeekFrom::Start(self.offset))?;
-        let want = ((len - self.offset) as usize).min(max_bytes);
-        let before = out.len();
-        f.take(want as u64).read_to_end(out)?;
-        let n = out.len() - before;
-        self.offset += n as u64;
-        Ok(n)
-    }
-}
-
-/// A process-wide exclusive lock that serializes guest boots (tests named `boot_*` take it),
-/// so two guests never compete for this machine's two CPUs. Released on drop.
-#[derive(Debug)]
-pub struct BootLock {
-    _lock: nix::fcntl::Flock<fs::File>,
-}
-
-impl BootLock {
-    /// Blocks until the lock at [`BOOT_LOCK_PATH`] is held.
-    pub fn acquire() -> io::Result<Self> {
-        Self::acquire_at(Path::new(BOOT_LOCK_PATH))
-    }
-
-    /// Blocks until the lock at `path` is held.
-    pub fn acquire_at(path: &Path) -> io::Result<Self> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
-        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| io::Error::from(e))?;
-        Ok(BootLock { _lock: lock })
     }
 }
 
@@ -920,28 +822,6 @@ mod tests {
     }
 
     #[test]
-    fn follower_sees_appends_and_truncation() {
-        use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("chan");
-        let mut f = FileFollower::new(&p);
-        let mut out = Vec::new();
-        assert_eq!(f.read_new(&mut out, 100).unwrap(), 0);
-        let mut w = fs::File::create(&p).unwrap();
-        w.write_all(b"hello ").unwrap();
-        assert_eq!(f.read_new(&mut out, 3).unwrap(), 3);
-        assert_eq!(f.read_new(&mut out, 100).unwrap(), 3);
-        w.write_all(b"world").unwrap();
-        assert_eq!(f.read_new(&mut out, 100).unwrap(), 5);
-        assert_eq!(out, b"hello world");
-        assert_eq!(f.read_new(&mut out, 100).unwrap(), 0);
-        fs::write(&p, b"new").unwrap();
-        out.clear();
-        assert_eq!(f.read_new(&mut out, 100).unwrap(), 3);
-        assert_eq!(out, b"new");
-    }
-
-    #[test]
     fn spawn_failure_is_reported() {
         let bin = QemuBinary {
             path: "/nonexistent/qemu".into(),
@@ -976,18 +856,5 @@ mod tests {
         assert!(rd.exists());
         drop(q);
         assert!(!rd.exists());
-    }
-
-    #[test]
-    fn lock_file_is_exclusive() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("lock");
-        let held = BootLock::acquire_at(&p).unwrap();
-        let file = fs::OpenOptions::new().write(true).open(&p).unwrap();
-        let r = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock);
-        assert!(r.is_err(), "second lock must fail while the first is held");
-        drop(held);
-        let file = fs::OpenOptions::new().write(true).open(&p).unwrap();
-        assert!(nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok());
     }
 }

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use pinlat_runner::calibrate::{CalibrationReport, CALIBRATE_FILE, SABOTAGE_ENV};
-use pinlat_runner::qemu::BootLock;
+use pinlat_runner::follow::BootLock;
 
 fn calibrate(sabotage: Option<&str>) -> (i32, CalibrationReport, tempfile::TempDir) {
     let _lock = BootLock::acquire().unwrap();

@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 
 use pinlat::cpuset::CpuSet;
 use pinlat_runner::affinity;
+use pinlat_runner::follow::{log_tail, BootLock, FileFollower};
 use pinlat_runner::initramfs::Initramfs;
 use pinlat_runner::kernel::KernelSearch;
 use pinlat_runner::procfs::{Procfs, SchedPolicy};
-use pinlat_runner::qemu::{
-    guest_cmdline, log_tail, Accel, BootLock, FileFollower, Qemu, QemuBinary, VmSpec, GUEST_PARAMS,
-};
+use pinlat_runner::qemu::{guest_cmdline, Accel, Qemu, QemuBinary, VmSpec, GUEST_PARAMS};
 use pinlat_runner::qmp::{connect_unix, MgmtPoll};
 
 /// A static init: mounts /dev and /proc, writes `hello` and its command line to ttyS1 in raw

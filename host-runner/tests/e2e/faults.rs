@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use pinlat::result::RunStatus;
-use pinlat_runner::qemu::BootLock;
+use pinlat_runner::follow::BootLock;
 
 use super::{load_runs, only_subdir, process_alive, repo};
 

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use pinlat::histo;
 use pinlat::result::{RunRecord, ThreadRole};
-use pinlat_runner::qemu::BootLock;
+use pinlat_runner::follow::BootLock;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

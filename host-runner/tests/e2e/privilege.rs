@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pinlat::result::{HostPolicy, RunStatus, ThreadRole};
-use pinlat_runner::qemu::BootLock;
+use pinlat_runner::follow::BootLock;
 
 use super::{load_runs, only_subdir, repo};
 
