@@ -383,6 +383,19 @@ impl FrameDecoder {
         &self.stats
     }
 
+    /// Counts the end of a line that was too long to keep: an oversize frame if it carried the
+    /// magic, else console noise.
+    fn end_overlong_line(&mut self, had_magic: bool, out: &mut Vec<Decoded>) {
+        if had_magic {
+            self.stats.oversize += 1;
+            out.push(Decoded::Rejected(Rejection::Oversize {
+                max: self.max_frame,
+            }));
+        } else {
+            self.stats.noise_lines += 1;
+        }
+    }
+
     /// Feed the next bytes of the stream; returns the frames completed by them, in order.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<Decoded> {
         let mut out = Vec::new();
@@ -398,14 +411,7 @@ impl FrameDecoder {
                 let had_magic = had_magic || contains(chunk, MAGIC);
                 if complete {
                     self.discarding = None;
-                    if had_magic {
-                        self.stats.oversize += 1;
-                        out.push(Decoded::Rejected(Rejection::Oversize {
-                            max: self.max_frame,
-                        }));
-                    } else {
-                        self.stats.noise_lines += 1;
-                    }
+                    self.end_overlong_line(had_magic, &mut out);
                 } else {
                     self.discarding = Some(had_magic);
                 }
@@ -416,14 +422,7 @@ impl FrameDecoder {
                 self.line.clear();
                 self.line.shrink_to(4096);
                 if complete {
-                    if had_magic {
-                        self.stats.oversize += 1;
-                        out.push(Decoded::Rejected(Rejection::Oversize {
-                            max: self.max_frame,
-                        }));
-                    } else {
-                        self.stats.noise_lines += 1;
-                    }
+                    self.end_overlong_line(had_magic, &mut out);
                 } else {
                     self.discarding = Some(had_magic);
                 }
