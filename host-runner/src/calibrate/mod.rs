@@ -501,6 +501,11 @@ impl Drop for Scratch {
     }
 }
 
+/// An injector wake-up later than this past its deadline voids the trial, ns.
+const VOID_WAKE_NS: u64 = 2_000_000;
+/// Trials voided at most before the disturbed ones are judged anyway.
+const MAX_VOIDED_TRIALS: u32 = 3;
+
 /// The stall lengths (spin time, ns) for a floor (p99.99, ns).
 pub fn stall_lengths(floor_ns: u64) -> Vec<u64> {
     FLOOR_MULTIPLES
@@ -609,7 +614,9 @@ pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError>
 
     // 2. Injection runs: every length twice per run, evenly spread, away from the edges.
     let mut detections = Vec::new();
-    for trial in 0..opts.trials {
+    let mut trial = 0;
+    let mut voided = 0;
+    while trial < opts.trials {
         pause();
         let spins: Vec<u64> = lengths.iter().chain(lengths.iter()).copied().collect();
         let margin_ns = 80_000_000u64.min(run_ms * 1_000_000 / 6);
@@ -634,6 +641,24 @@ pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError>
         let injections = handle
             .join()
             .map_err(|_| CalibrateError::InjectorPanicked)??;
+        // An injector that woke far past its deadlines did not inject what was planned (the
+        // host held the CPU from it, e.g. a loaded machine delayed its start): that trial says
+        // nothing about the instrument. It is voided, said so, and run again, a few times.
+        let late_ns = injections
+            .iter()
+            .map(|i| i.start_ns.saturating_sub(i.deadline_ns))
+            .max()
+            .unwrap_or(0);
+        if late_ns > VOID_WAKE_NS && voided < MAX_VOIDED_TRIALS {
+            voided += 1;
+            notes.push(format!(
+                "trial {} voided and repeated: the injector woke {:.1} ms past a deadline (host busy), so the stalls were not injected as planned",
+                trial + 1,
+                late_ns as f64 / 1e6
+            ));
+            continue;
+        }
+        trial += 1;
         let mut cpu_res = first_result(res, "inject")?;
         if let Some(s) = opts.sabotage {
             s.apply(&mut cpu_res);
