@@ -223,6 +223,12 @@ pub struct GuestRun {
     pub boot_to_hello_ms: Option<u64>,
     /// Milliseconds from QEMU start to the first interval of samples.
     pub boot_to_first_sample_ms: Option<u64>,
+    /// Milliseconds from QEMU start to the agent's `done` frame.
+    #[serde(default)]
+    pub boot_to_done_ms: Option<u64>,
+    /// Milliseconds from QEMU start until QEMU had exited (or was killed).
+    #[serde(default)]
+    pub boot_to_exit_ms: Option<u64>,
     /// Console (ttyS0) log file, relative to the report directory.
     pub console_log: Option<String>,
 }

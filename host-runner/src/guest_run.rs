@@ -293,6 +293,8 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         frames: Default::default(),
         boot_to_hello_ms: None,
         boot_to_first_sample_ms: None,
+        boot_to_done_ms: None,
+        boot_to_exit_ms: None,
         console_log: None,
     }
 }
@@ -411,6 +413,7 @@ pub fn execute(
             let _ = g.qemu.wait_until(exit_deadline);
         }
         let _ = g.qemu.kill();
+        g.record.boot_to_exit_ms = Some(g.qemu.started().elapsed().as_millis() as u64);
     }
     for (i, g) in live.into_iter().enumerate() {
         let mut gr = g.record;
@@ -576,7 +579,10 @@ fn monitor(
                                 g.record.agent_errors.push(e);
                             }
                         }
-                        Message::Done(_) => g.done = true,
+                        Message::Done(_) => {
+                            g.done = true;
+                            g.record.boot_to_done_ms = Some(boot.elapsed().as_millis() as u64);
+                        }
                     }
                 }
                 if buf.len() < READ_CHUNK {

@@ -154,14 +154,20 @@ fn boot_quick_config_two_layouts_verified() {
             r.name
         );
 
-        // Harness overhead: wall time minus measured time is at most boot + preheat + slack.
+        // Harness overhead: wall time minus measured time is guest boot plus preheat plus a
+        // little; the slack is wide because CI runs on a noisy machine, but a run that waited
+        // out a deadline (30 s and more) fails here.
         let boot = g.boot_to_hello_ms.unwrap();
         assert!(r.wall_ms > r.duration_ms);
+        let overhead = r.wall_ms - r.duration_ms;
         assert!(
-            r.wall_ms - r.duration_ms <= boot + 500 + 5_000,
-            "{}: overhead {} ms with boot {boot} ms",
+            overhead <= boot + 500 + 10_000,
+            "{}: overhead {overhead} ms with boot {boot} ms (hello {:?}, first sample {:?}, done {:?}, exit {:?} ms after QEMU start)",
             r.name,
-            r.wall_ms - r.duration_ms
+            g.boot_to_hello_ms,
+            g.boot_to_first_sample_ms,
+            g.boot_to_done_ms,
+            g.boot_to_exit_ms
         );
 
         // No QEMU left behind.
