@@ -248,6 +248,8 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             frames: DecoderStats::default(),
             boot_to_hello_ms: Some(900),
             boot_to_first_sample_ms: Some(1_400),
+            boot_to_done_ms: None,
+            boot_to_exit_ms: None,
             console_log: None,
         }],
         mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
