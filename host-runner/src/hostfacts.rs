@@ -29,10 +29,28 @@ pub struct HostFacts {
     pub guest_kernel: String,
     /// Where the guest kernel came from (config, env, host /boot, Debian RT package).
     pub guest_kernel_source: String,
-    /// Whether the runner could set SCHED_FIFO and affinities (root or CAP_SYS_NICE).
+    /// Whether the runner holds CAP_SYS_NICE (root normally does), which SCHED_FIFO on QEMU's
+    /// threads needs; without it RT vCPUs run SCHED_OTHER and each run says so.
     pub can_set_realtime: bool,
     /// The static agent put into each guest's initramfs.
     pub agent_path: String,
+}
+
+/// `CAP_SYS_NICE`'s bit in the capability sets of `/proc/<pid>/status`.
+const CAP_SYS_NICE_BIT: u32 = 23;
+
+/// Whether a `status` text's effective capabilities (`CapEff:`, hex) include CAP_SYS_NICE.
+pub fn has_cap_sys_nice(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_NICE_BIT) != 0)
+}
+
+/// Whether this process holds CAP_SYS_NICE.
+pub fn can_set_realtime() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|s| has_cap_sys_nice(&s))
 }
 
 fn read_trim(path: &str) -> String {
@@ -102,5 +120,19 @@ pub fn local() -> LocalFacts {
         sched_rt_runtime_us: read_trim("/proc/sys/kernel/sched_rt_runtime_us")
             .parse()
             .ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_sys_nice_from_status() {
+        assert!(has_cap_sys_nice("Name:\tx\nCapEff:\t000001ffffffffff\n"));
+        assert!(!has_cap_sys_nice("CapEff:\t0000000000000000\n"));
+        assert!(has_cap_sys_nice("CapEff:\t0000000000800000\n"));
+        assert!(!has_cap_sys_nice("CapEff:\t00000000007fffff\n"));
+        assert!(!has_cap_sys_nice("no caps here"));
     }
 }

@@ -224,7 +224,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         qemu_version: qemu_bin.version_line.clone(),
         guest_kernel: kernel.path.display().to_string(),
         guest_kernel_source: kernel.source.to_string(),
-        can_set_realtime: nix::unistd::geteuid().is_root(),
+        can_set_realtime: hostfacts::can_set_realtime(),
         agent_path: agent_path.display().to_string(),
     };
 
