@@ -255,6 +255,12 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         },
     )?;
     write(&dir, "host.json", &facts)?;
+    if !facts.can_set_realtime {
+        eprintln!(
+            "pinlat: warning: no CAP_SYS_NICE: RT vCPU threads will run SCHED_OTHER (each run records it){}",
+            if opts.strict { "; --strict fails those runs" } else { "; run as root for SCHED_FIFO, or --strict to fail instead" }
+        );
+    }
     // The doctor's view of this host, beside the results it qualifies (no extra probe: the
     // accelerator was settled above).
     if let Ok(mut env) = Env::new(SysRoot::live(), Some(&config)) {
