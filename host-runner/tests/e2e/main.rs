@@ -181,3 +181,48 @@ fn boot_quick_config_two_layouts_verified() {
         mgmt.mgmt_poll
     );
 }
+
+/// Two guests in one run (all guests of a config run together): both measured, both verified.
+#[test]
+fn boot_two_guests_share_a_run() {
+    let _lock = BootLock::acquire().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = out.path().join("two.toml");
+    std::fs::write(
+        &cfg,
+        "[run]\nduration_s = 2\naccel = \"tcg\"\n\
+         [[guests]]\nname = \"a\"\nvcpus = 1\nrealtime_mask = \"0\"\n\
+         [[guests]]\nname = \"b\"\nvcpus = 1\nrealtime_mask = \"0\"\n\
+         [[layouts]]\nkind = \"float\"\n[[scenarios]]\nkind = \"mgmt-poll\"\n\
+         [[workloads]]\nkind = \"timer\"\npreheat_ms = 200\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_pinlat"))
+        .arg("run")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(out.path().join("out"))
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let runs = load_runs(&only_subdir(&out.path().join("out")));
+    let r = &runs[0];
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    let names: Vec<&str> = r.guests.iter().map(|g| g.guest.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let pids: Vec<i32> = r.guests.iter().map(|g| g.qemu_pid.unwrap()).collect();
+    assert_ne!(pids[0], pids[1], "one QEMU per guest");
+    for g in &r.guests {
+        assert_eq!(g.results.len(), 1, "{}", g.guest);
+        assert!(g.results[0].samples > 0, "{}", g.guest);
+        assert!(g.observed_end.iter().all(|t| t.matches()), "{}", g.guest);
+        assert!(!process_alive(g.qemu_pid.unwrap()));
+    }
+    assert!(r.mgmt_poll.as_ref().unwrap().rounds > 5);
+}
