@@ -173,7 +173,9 @@ impl ObservedThread {
     }
 }
 
-/// Host-side statistics of one vCPU thread during the measurement.
+/// Host-side statistics of one vCPU thread during the measurement: from the agent's first
+/// interval report (the end of the measurement's first interval) to its first final result, so
+/// boot and preheat are not counted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VcpuThreadStats {
     /// vCPU index.

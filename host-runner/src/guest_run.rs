@@ -64,6 +64,9 @@ const READ_CHUNK: usize = 1 << 20;
 /// result: one compressed HDR histogram and the top-N events) is tens of KiB; anything longer
 /// is counted as oversize and dropped without being buffered.
 const MAX_FRAME_BYTES: usize = 1 << 20;
+/// Largest console log or agent channel a guest may write in one run, bytes. A real run writes
+/// a few MiB at most (interval frames of tens of KiB per second per CPU).
+const MAX_OUTPUT_BYTES: u64 = 256 << 20;
 /// Loop period of the monitor, ms.
 const TICK: Duration = Duration::from_millis(20);
 /// Reasons for refused guest messages kept per guest for the run's warnings; the rest are only
@@ -89,9 +92,123 @@ struct LiveGuest {
     refused: u64,
     /// The first reasons, for the warning.
     refused_reasons: Vec<String>,
+    /// The run config put into the guest; its hello must echo it.
+    sent: pinlat::agentcfg::AgentConfig,
+    /// When the hello arrived.
+    hello_at: Option<Instant>,
+    /// The console log, whose size is watched.
+    console_log: PathBuf,
 }
 
 impl LiveGuest {
+    /// Reads and handles everything the agent has written to its channel so far.
+    fn pump(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        let boot = self.qemu.started();
+        loop {
+            buf.clear();
+            if self.follower.read_new(buf, READ_CHUNK)? == 0 {
+                return Ok(());
+            }
+            for d in self.decoder.feed(buf) {
+                let Decoded::Message(msg) = d else { continue };
+                self.handle(*msg, boot);
+            }
+            if buf.len() < READ_CHUNK {
+                return Ok(());
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: Message, boot: Instant) {
+        let since_boot = || boot.elapsed().as_millis() as u64;
+        match msg {
+            Message::Hello(h) => {
+                if let Err(why) =
+                    self.expect
+                        .check_hello(&h, &self.sent, self.record.hello.is_some())
+                {
+                    self.refuse(why);
+                    return;
+                }
+                self.record.boot_to_hello_ms = Some(since_boot());
+                self.hello_at = Some(Instant::now());
+                self.record.hello = Some(h);
+            }
+            Message::Interval(iv) => {
+                if let Err(why) = self.expect.check_interval(&iv) {
+                    self.refuse(why);
+                    return;
+                }
+                if self.record.boot_to_first_sample_ms.is_none() {
+                    self.record.boot_to_first_sample_ms = Some(since_boot());
+                    // Host-side statistics cover the measurement, not boot and preheat.
+                    self.sampler = VcpuSampler::default();
+                    if let Ok(t) = self.pinner.threads() {
+                        self.sampler.sample(&t, &self.pinner.vcpu_tids());
+                    }
+                }
+                if self.record.intervals.len() < self.max_intervals {
+                    self.record.intervals.push(iv);
+                } else {
+                    self.dropped_intervals += 1;
+                }
+            }
+            Message::Final(r) => {
+                if let Err(why) = self.expect.check_final(&r, &self.finals_seen) {
+                    self.refuse(why);
+                    return;
+                }
+                self.finals_seen.insert(r.cpu);
+                if self.record.results.is_empty() {
+                    // The measurement is over. QEMU may already be tearing down as the agent
+                    // powers off, so a read-back now only replaces the last periodic one if it
+                    // still sees every thread.
+                    if let Ok(t) = self.pinner.observe() {
+                        if t.len() >= self.record.observed_end.len() {
+                            self.record.observed_end = t;
+                        }
+                    }
+                    if let Ok(t) = self.pinner.threads() {
+                        self.sampler.sample(&t, &self.pinner.vcpu_tids());
+                    }
+                    self.record.vcpu_stats = self
+                        .sampler
+                        .finish(&self.pinner.vcpu_tids(), &self.record.planned);
+                }
+                self.record.results.push(r);
+            }
+            Message::Error(e) => {
+                if self.record.agent_errors.len() < 64 {
+                    self.record.agent_errors.push(e);
+                }
+            }
+            Message::Done(_) => {
+                self.done = true;
+                self.record.boot_to_done_ms = Some(since_boot());
+            }
+        }
+    }
+
+    /// A reason to stop when the guest's output files outgrow anything a run writes (a guest
+    /// flooding the disk costs its run, never the results directory).
+    fn output_too_large(&self) -> Option<String> {
+        let console = std::fs::metadata(&self.console_log)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let agent = self.follower.offset();
+        if console > MAX_OUTPUT_BYTES || agent > MAX_OUTPUT_BYTES {
+            Some(format!(
+                "guest {} wrote more than {} MiB (console {} bytes, agent channel {} bytes): stopped",
+                self.record.guest,
+                MAX_OUTPUT_BYTES >> 20,
+                console,
+                agent
+            ))
+        } else {
+            None
+        }
+    }
+
     fn refuse(&mut self, reason: impl std::fmt::Display) {
         self.refused += 1;
         if self.refused_reasons.len() < MAX_REJECTION_REASONS {
@@ -182,7 +299,10 @@ fn start_guest(
             .map(|i| format!("iothread{i}"))
             .collect(),
         console_log: console_log.clone(),
-        agent_channel: runtime.path().join("agent.out"),
+        // Kept with the run: the raw frames are the evidence when frames were rejected.
+        agent_channel: ctx
+            .result_dir
+            .join(format!("console/{run}.{}.agent", guest.name)),
         start_paused: true,
         mgmt_qmp: scenario.kind == ScenarioKind::MgmtPoll && guest_idx == 0,
     };
@@ -273,6 +393,9 @@ fn start_guest(
         dropped_intervals: 0,
         expect,
         finals_seen: pinlat::cpuset::CpuSet::new(),
+        sent: agent_cfg,
+        hello_at: None,
+        console_log,
         refused: 0,
         refused_reasons: Vec::new(),
     })
@@ -304,7 +427,7 @@ fn start_mgmt_poll(
     socket: PathBuf,
     rate_hz: u32,
     stop: Arc<AtomicBool>,
-) -> JoinHandle<Result<MgmtPollStats, String>> {
+) -> std::io::Result<JoinHandle<Result<MgmtPollStats, String>>> {
     std::thread::Builder::new()
         .name("mgmt-poll".into())
         .spawn(move || {
@@ -346,7 +469,6 @@ fn start_mgmt_poll(
             );
             Ok(stats)
         })
-        .expect("spawning the mgmt-poll thread")
 }
 
 /// Executes one run of the matrix and returns its record. Never fails: failures are recorded.
@@ -478,7 +600,13 @@ fn monitor(
     let mut stress: Option<HostStress> = None;
     match scenario.kind {
         ScenarioKind::MgmtPoll => match mgmt_socket {
-            Some(s) => mgmt = Some(start_mgmt_poll(s, scenario.rate_hz, stop.clone())),
+            Some(s) => match start_mgmt_poll(s, scenario.rate_hz, stop.clone()) {
+                Ok(h) => mgmt = Some(h),
+                Err(e) => {
+                    record.status = fail("scenario", format!("starting the mgmt-poll thread: {e}"));
+                    return;
+                }
+            },
             None => {
                 record.status = fail("scenario", "mgmt-poll: QEMU has no second QMP monitor");
                 return;
@@ -513,81 +641,28 @@ fn monitor(
             );
             break;
         }
-        let now = Instant::now();
         for g in live.iter_mut() {
-            let boot = g.qemu.started();
-            loop {
-                buf.clear();
-                match g.follower.read_new(&mut buf, READ_CHUNK) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => {
-                        record.status = fail("collect", format!("reading the agent channel: {e}"));
-                        break 'outer;
-                    }
-                }
-                for d in g.decoder.feed(&buf) {
-                    let Decoded::Message(msg) = d else { continue };
-                    match *msg {
-                        Message::Hello(h) => {
-                            g.record.boot_to_hello_ms = Some(boot.elapsed().as_millis() as u64);
-                            let total = h.config.preheat_ms + h.config.duration_ms;
-                            // Generous under load: twice the measured time plus 30 s.
-                            let d = Duration::from_millis(total * 2) + Duration::from_secs(30);
-                            run_deadline = Some(run_deadline.map_or(now + d, |x| x.max(now + d)));
-                            g.record.hello = Some(h);
-                        }
-                        Message::Interval(iv) => {
-                            if let Err(why) = g.expect.check_interval(&iv) {
-                                g.refuse(why);
-                                continue;
-                            }
-                            if g.record.boot_to_first_sample_ms.is_none() {
-                                g.record.boot_to_first_sample_ms =
-                                    Some(boot.elapsed().as_millis() as u64);
-                            }
-                            if g.record.intervals.len() < g.max_intervals {
-                                g.record.intervals.push(iv);
-                            } else {
-                                g.dropped_intervals += 1;
-                            }
-                        }
-                        Message::Final(r) => {
-                            if let Err(why) = g.expect.check_final(&r, &g.finals_seen) {
-                                g.refuse(why);
-                                continue;
-                            }
-                            g.finals_seen.insert(r.cpu);
-                            if g.record.results.is_empty() {
-                                // The measurement is over. QEMU may already be tearing down
-                                // as the agent powers off, so a read-back now only replaces
-                                // the last periodic one if it still sees every thread.
-                                if let Ok(t) = g.pinner.observe() {
-                                    if t.len() >= g.record.observed_end.len() {
-                                        g.record.observed_end = t;
-                                    }
-                                }
-                                g.record.vcpu_stats =
-                                    g.sampler.finish(&g.pinner.vcpu_tids(), &g.record.planned);
-                            }
-                            if g.record.results.len() < 1024 {
-                                g.record.results.push(r);
-                            }
-                        }
-                        Message::Error(e) => {
-                            if g.record.agent_errors.len() < 64 {
-                                g.record.agent_errors.push(e);
-                            }
-                        }
-                        Message::Done(_) => {
-                            g.done = true;
-                            g.record.boot_to_done_ms = Some(boot.elapsed().as_millis() as u64);
-                        }
-                    }
-                }
-                if buf.len() < READ_CHUNK {
-                    break;
-                }
+            if let Err(e) = g.pump(&mut buf) {
+                record.status = fail("collect", format!("reading the agent channel: {e}"));
+                break 'outer;
+            }
+        }
+        // The run deadline counts from the first hello and is the host's own: twice the
+        // configured preheat + duration plus 30 s, never what a guest claims.
+        if run_deadline.is_none() {
+            if let Some(first) = live.iter().filter_map(|g| g.hello_at).min() {
+                let planned = live.iter().map(|g| g.expect.planned_ns).max().unwrap_or(0);
+                run_deadline = Some(
+                    first
+                        + Duration::from_nanos(planned.saturating_mul(2))
+                        + Duration::from_secs(30),
+                );
+            }
+        }
+        for g in live.iter() {
+            if let Some(why) = g.output_too_large() {
+                record.status = fail("collect", why);
+                break 'outer;
             }
         }
 
@@ -624,6 +699,12 @@ fn monitor(
         for g in live.iter_mut() {
             match g.qemu.try_wait() {
                 Ok(Some(status)) if !g.done => {
+                    // What the agent wrote before QEMU exited is on disk: read all of it before
+                    // deciding, so a result written just before a power-off is not lost.
+                    let _ = g.pump(&mut buf);
+                    if g.done {
+                        continue;
+                    }
                     let console = record_console(ctx, &g.record);
                     record.status = fail(
                         "measure",
@@ -673,10 +754,35 @@ fn monitor(
         s.stop();
     }
     if let Some(h) = mgmt {
-        match h.join() {
-            Ok(Ok(stats)) => record.mgmt_poll = Some(stats),
-            Ok(Err(e)) => record.warnings.push(format!("mgmt-poll: {e}")),
-            Err(_) => record.warnings.push("mgmt-poll thread panicked".into()),
+        // A mgmt-poll run whose poller did not poll is not a mgmt-poll measurement.
+        let problem = match h.join() {
+            Ok(Ok(stats)) => {
+                let p = if stats.rounds == 0 {
+                    Some(format!(
+                        "mgmt-poll: no poll round completed ({} errors)",
+                        stats.errors
+                    ))
+                } else if stats.errors > stats.rounds {
+                    Some(format!(
+                        "mgmt-poll: {} of {} poll rounds failed",
+                        stats.errors,
+                        stats.rounds + stats.errors
+                    ))
+                } else {
+                    None
+                };
+                record.mgmt_poll = Some(stats);
+                p
+            }
+            Ok(Err(e)) => Some(format!("mgmt-poll: {e}")),
+            Err(_) => Some("mgmt-poll: the poll thread panicked".to_string()),
+        };
+        if let Some(p) = problem {
+            if record.status.is_ok() {
+                record.status = fail("scenario", p);
+            } else {
+                record.warnings.push(p);
+            }
         }
     }
     // Failed mid-way: keep what the guest said and read the placement back while QEMU lives.

@@ -135,6 +135,17 @@ pub enum Implausible {
         /// The CPU.
         cpu: u32,
     },
+    /// A `hello` with a wire schema this runner does not speak.
+    Schema {
+        /// The version sent.
+        got: u32,
+        /// The version this runner speaks.
+        want: u32,
+    },
+    /// A `hello` whose echoed run config is not the one the runner put into the guest.
+    ConfigMismatch,
+    /// A second `hello`.
+    DuplicateHello,
 }
 
 impl fmt::Display for Implausible {
@@ -204,11 +215,42 @@ impl fmt::Display for Implausible {
             Implausible::DuplicateFinal { cpu } => {
                 write!(f, "a second final from CPU {cpu}")
             }
+            Implausible::Schema { got, want } => {
+                write!(f, "hello with wire schema {got}, this runner speaks {want}")
+            }
+            Implausible::ConfigMismatch => write!(
+                f,
+                "hello echoes a run config other than the one the runner put into the guest"
+            ),
+            Implausible::DuplicateHello => write!(f, "a second hello"),
         }
     }
 }
 
 impl Expect {
+    /// Checks a `hello`: the wire schema, the run config it echoes (it must be the one that
+    /// was sent: the agent measured what the runner asked for) and that it is the first.
+    pub fn check_hello(
+        &self,
+        h: &pinlat::wire::Hello,
+        sent: &pinlat::agentcfg::AgentConfig,
+        already: bool,
+    ) -> Result<(), Implausible> {
+        if already {
+            return Err(Implausible::DuplicateHello);
+        }
+        if h.schema_version != pinlat::wire::SCHEMA_VERSION {
+            return Err(Implausible::Schema {
+                got: h.schema_version,
+                want: pinlat::wire::SCHEMA_VERSION,
+            });
+        }
+        if &h.config != sent {
+            return Err(Implausible::ConfigMismatch);
+        }
+        Ok(())
+    }
+
     fn limit_ns(&self) -> u64 {
         self.planned_ns.saturating_add(DURATION_SLACK_NS)
     }
@@ -606,6 +648,51 @@ mod tests {
         assert_eq!(
             expect().check_interval(&iv).unwrap_err().to_string(),
             "interval 10 from CPU 2 is beyond the 10 intervals the run can have"
+        );
+    }
+
+    #[test]
+    fn hello_must_echo_the_sent_config_once() {
+        use pinlat::agentcfg::AgentConfig;
+        use pinlat::wire::{ClockInfo, ClockSource, Hello, SystemFacts, SCHEMA_VERSION};
+        let sent = AgentConfig::new(WorkloadKind::BusyPoll, vec![1], 1000);
+        let hello = |config: AgentConfig, schema_version| Hello {
+            schema_version,
+            agent_version: "0".into(),
+            facts: SystemFacts {
+                kernel_release: String::new(),
+                kernel_version: String::new(),
+                preempt_rt: true,
+                clocksource: "tsc".into(),
+                cmdline: String::new(),
+                isolated_cpus: "1".into(),
+                cpu_count: 2,
+                clock: ClockInfo {
+                    source: ClockSource::Tsc,
+                    tsc_hz: Some(1),
+                    invariant_tsc: true,
+                },
+            },
+            config,
+        };
+        let e = expect();
+        assert_eq!(
+            e.check_hello(&hello(sent.clone(), SCHEMA_VERSION), &sent, false),
+            Ok(())
+        );
+        assert_eq!(
+            e.check_hello(&hello(sent.clone(), SCHEMA_VERSION), &sent, true),
+            Err(Implausible::DuplicateHello)
+        );
+        assert!(matches!(
+            e.check_hello(&hello(sent.clone(), SCHEMA_VERSION + 1), &sent, false),
+            Err(Implausible::Schema { .. })
+        ));
+        let mut other = sent.clone();
+        other.duration_ms = u64::MAX;
+        assert_eq!(
+            e.check_hello(&hello(other, SCHEMA_VERSION), &sent, false),
+            Err(Implausible::ConfigMismatch)
         );
     }
 }

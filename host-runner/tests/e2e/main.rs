@@ -170,6 +170,17 @@ fn boot_quick_config_two_layouts_verified() {
             g.boot_to_exit_ms
         );
 
+        // The raw agent stream is kept beside the console log.
+        let console = g.console_log.as_ref().unwrap();
+        let raw = dir.join(console.replace(".log", ".agent"));
+        let text = std::fs::read_to_string(&raw).unwrap_or_default();
+        assert!(
+            text.contains("PLF1 "),
+            "{}: raw stream {} missing",
+            r.name,
+            raw.display()
+        );
+
         // No QEMU left behind.
         let pid = g.qemu_pid.unwrap();
         assert!(!process_alive(pid), "{}: QEMU {pid} still running", r.name);
