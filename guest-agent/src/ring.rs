@@ -1,10 +1,13 @@
 //! `ring`: one-way latency through a lock-free single-producer/single-consumer ring, as a DPDK
 //! `rte_ring` pipeline between two cores would see it.
 //!
-//! The producer, on its own CPU, stamps a message with the clock every `ring_period_ns` (spinning,
-//! never sleeping) and pushes it; the consumer, on another CPU, polls the ring and records
-//! now − stamp. A stall of either vCPU shows up as latency: the thread's point that a slow vCPU
-//! slows its partners. With the TSC both CPUs must share a synchronised TSC (the kernel checks
+//! The producer, on its own CPU, sends on a fixed schedule, one message every `ring_period_ns`
+//! (spinning, never sleeping), each stamped with its *planned* send time; the consumer, on
+//! another CPU, polls the ring and records now − stamp. A stall of either vCPU shows up as
+//! latency: a stalled consumer leaves messages waiting, a stalled producer sends the messages it
+//! owed late, and each carries the time it was due (the coordinated-omission correction of
+//! HdrHistogram and wrk2; stamping the actual send time would hide producer stalls). This is
+//! the thread's point that a slow vCPU slows its partners. With the TSC both CPUs must share a synchronised TSC (the kernel checks
 //! this at boot); a negative difference is counted as `backwards`, never recorded.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -99,23 +102,21 @@ pub fn produce(
 
 #[inline(never)]
 fn produce_loop<T: TickSource>(src: T, period: u64, ring: &Spsc, stop: &AtomicBool) {
+    // The schedule never slips: after a stall the owed messages go out back to back, each
+    // stamped with the time it was due.
     let mut next = src.now();
     while !stop.load(Ordering::Relaxed) {
         if src.now() < next {
             std::hint::spin_loop();
             continue;
         }
-        let stamp = src.now();
-        while !ring.push(stamp) {
+        while !ring.push(next) {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
             std::hint::spin_loop();
         }
         next += period;
-        if next < stamp {
-            next = stamp + period;
-        }
     }
 }
 
