@@ -72,11 +72,17 @@ pub fn render(plan: &Plan, config: &Config) -> String {
                 // that keep the emulator placement and say what is lost (above).
                 if realtime && l.kind != LayoutKind::Share {
                     let _ = writeln!(out, "hw:cpu_realtime=yes");
-                    let _ = writeln!(
-                        out,
-                        "hw:cpu_realtime_mask={}",
-                        nova_mask(gc.vcpus, &gc.realtime)
-                    );
+                    match nova_mask(gc.vcpus, &gc.realtime) {
+                        Some(mask) => {
+                            let _ = writeln!(out, "hw:cpu_realtime_mask={mask}");
+                        }
+                        None => {
+                            let _ = writeln!(
+                                out,
+                                "# no hw:cpu_realtime_mask: every vCPU is realtime (nova accepts that only with hw:emulator_threads_policy)"
+                            );
+                        }
+                    }
                 }
                 match l.kind {
                     LayoutKind::Isolate => {
@@ -103,18 +109,22 @@ pub fn render(plan: &Plan, config: &Config) -> String {
     out
 }
 
-/// nova's realtime mask for `realtime` of `vcpus`: the exclusion form (`^0`) when that is
-/// shorter, as nova's own examples write it.
-fn nova_mask(vcpus: u32, realtime: &CpuSet) -> String {
+/// nova's realtime mask for `realtime` of `vcpus`, in exclusions only (`^0`, `^0,^1`): nova
+/// reads the mask as `parse_cpu_spec("0-<vcpus-1>," + mask)`, so an inclusion such as `2-7`
+/// would add nothing and make every vCPU realtime. `None` when every vCPU is realtime (no
+/// exclusion to write).
+fn nova_mask(vcpus: u32, realtime: &CpuSet) -> Option<String> {
     let housekeeping = CpuSet::first_n(vcpus).difference(realtime);
-    let exclusions: Vec<String> = housekeeping.iter().map(|c| format!("^{c}")).collect();
-    let excl = exclusions.join(",");
-    let incl = realtime.to_string();
-    if !excl.is_empty() && excl.len() <= incl.len() {
-        excl
-    } else {
-        incl
+    if housekeeping.is_empty() {
+        return None;
     }
+    Some(
+        housekeeping
+            .iter()
+            .map(|c| format!("^{c}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// `cpu_dedicated_set` and `cpu_shared_set` for a layout: vCPUs (and `isolate`'s emulator
@@ -143,12 +153,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn masks_use_the_shorter_form() {
+    fn masks_are_exclusions_as_nova_parses_them() {
         let rt = CpuSet::parse("1-3").unwrap();
-        assert_eq!(nova_mask(4, &rt), "^0");
+        assert_eq!(nova_mask(4, &rt).as_deref(), Some("^0"));
         let rt = CpuSet::parse("0-3").unwrap();
-        assert_eq!(nova_mask(4, &rt), "0-3");
+        assert_eq!(nova_mask(4, &rt), None);
+        // Not "2-7": nova would read that as every vCPU realtime.
         let rt = CpuSet::parse("2-7").unwrap();
-        assert_eq!(nova_mask(8, &rt), "2-7");
+        assert_eq!(nova_mask(8, &rt).as_deref(), Some("^0,^1"));
     }
 }
