@@ -116,7 +116,9 @@ pub fn budget_verdict(g: &Group, budget: Option<&BudgetSpec>) -> BudgetVerdict {
     }
     let mut checks = Vec::new();
     if let Some((p, limit_ns)) = b.percentile {
-        let observed = quantile(&g.histogram.0, g.stats.overflow, p / 100.0);
+        // The same value the report's tables show: HDR's bucket top, bounded by the exact max.
+        let observed =
+            quantile(&g.histogram.0, g.stats.overflow, p / 100.0).map(|v| v.min(g.stats.max_ns));
         checks.push(BudgetCheck {
             what: percentile_label(p),
             limit_ns,
