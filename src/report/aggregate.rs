@@ -87,7 +87,7 @@ pub fn quantile(h: &Histogram<u64>, overflow: u64, q: f64) -> Option<u64> {
 
 /// Adds `h` into `dst`; returns the count of values `dst` cannot hold (a foreign range), which
 /// the caller counts as overflow.
-fn add_hist(dst: &mut Histogram<u64>, h: &Histogram<u64>) -> u64 {
+pub(crate) fn add_hist(dst: &mut Histogram<u64>, h: &Histogram<u64>) -> u64 {
     if dst.add(h).is_ok() {
         return 0;
     }
@@ -237,13 +237,23 @@ fn run_stats(rec: &RunRecord) -> (Acc, BTreeMap<VcpuKey, Acc>) {
     (all, per)
 }
 
-/// The interval series of a run, RT vCPUs merged per interval index.
+/// The interval series of a run, RT vCPUs merged per interval of time. Intervals are bucketed
+/// by when they started, not by their index: a late hand-off stretches one CPU's interval, and
+/// index N then covers different time on different CPUs.
 fn timeline(rec: &RunRecord) -> RunTimeline {
+    let interval_ns = rec
+        .guests
+        .iter()
+        .find_map(|g| g.hello.as_ref())
+        .map(|h| h.config.report_interval_ms.saturating_mul(1_000_000))
+        .filter(|&n| n > 0)
+        .unwrap_or(1_000_000_000);
     let mut by_index: BTreeMap<u64, (u64, u64, u64, u64, Histogram<u64>)> = BTreeMap::new();
     for g in &rec.guests {
         for iv in &g.intervals {
+            let slot = iv.start_offset_ns.saturating_add(interval_ns / 2) / interval_ns;
             let e = by_index
-                .entry(iv.index)
+                .entry(slot)
                 .or_insert_with(|| (u64::MAX, 0, 0, 0, new_histogram()));
             e.0 = e.0.min(iv.start_offset_ns);
             e.1 = e.1.max(iv.end_offset_ns);

@@ -93,16 +93,6 @@ fn line(tag: Option<&str>, l: &Line, name: &str) -> Result<String, ReportError> 
     ))
 }
 
-fn merge_into(dst: &mut Histogram<u64>, h: &Histogram<u64>) {
-    if dst.add(h).is_err() {
-        for v in h.iter_recorded() {
-            // A value beyond pinlat's range cannot be in an .hlog line of this histogram; the
-            // run's JSON keeps it as overflow.
-            let _ = dst.record_n(v.value_iterated_to(), v.count_at_value());
-        }
-    }
-}
-
 /// The `.hlog` text of one run.
 pub fn render(run: &RunRecord) -> Result<String, ReportError> {
     let mut out = String::new();
@@ -164,7 +154,9 @@ pub fn render(run: &RunRecord) -> Result<String, ReportError> {
                 });
                 l.start_ns = l.start_ns.min(start);
                 l.end_ns = l.end_ns.max(end);
-                merge_into(&mut l.hist, h);
+                // Values beyond pinlat's range cannot be in an .hlog line; the run's JSON and
+                // the report keep them as overflow.
+                let _ = super::aggregate::add_hist(&mut l.hist, h);
             }
         }
     }
