@@ -52,31 +52,17 @@ pub fn unix_ms() -> u64 {
 /// A run id: UTC date and time, then the runner's pid (`20261125T224501Z-4242`), so ids sort by
 /// start time and two runners never collide.
 pub fn new_run_id() -> String {
-    let secs = unix_ms() / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        std::process::id()
-    )
+    run_id_at(unix_ms(), std::process::id())
 }
 
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+fn run_id_at(ms: u64, pid: u32) -> String {
+    // `2026-11-25T22:45:01.066Z` -> `20261125T224501Z`
+    let iso = pinlat::report::hlog::iso8601_ms(ms);
+    let compact: String = iso[..19]
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    format!("{compact}Z-{pid}")
 }
 
 /// `reports/<run-id>/` with its `runs/` subdirectory.
@@ -170,8 +156,8 @@ mod tests {
 
     #[test]
     fn run_ids_are_dated() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
+        assert_eq!(run_id_at(0, 7), "19700101T000000Z-7");
+        assert_eq!(run_id_at(1_764_110_701_066, 42), "20251125T224501Z-42");
         let id = new_run_id();
         assert_eq!(&id[8..9], "T");
         assert!(id.contains("Z-"));
