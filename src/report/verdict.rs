@@ -250,14 +250,21 @@ fn compare(g: &Group, base: &Group) -> Comparison {
                 us(n)
             ),
         ),
-        (Some(f), Some(t), None) => (
-            Significance::Unqualified,
-            format!(
-                "{l} against {b}: p99.99 {} µs vs {} µs, unqualified (fewer than 2 repetitions, no spread to judge significance: run with repetitions ≥ 2)",
-                us(t),
-                us(f)
-            ),
-        ),
+        (Some(f), Some(t), None) => {
+            let why = if base.spread.repetitions < 2 || g.spread.repetitions < 2 {
+                "fewer than 2 repetitions, no spread to judge significance: run with repetitions ≥ 2"
+            } else {
+                "no spread between repetitions to judge significance: a repetition's p99.99 is in overflow or it has no samples"
+            };
+            (
+                Significance::Unqualified,
+                format!(
+                    "{l} against {b}: p99.99 {} µs vs {} µs, unqualified ({why})",
+                    us(t),
+                    us(f)
+                ),
+            )
+        }
         _ => (
             Significance::Unqualified,
             format!(
