@@ -692,6 +692,16 @@ fn monitor(
             }
         }
 
+        // The disturbance is for the measurement: once every guest has sent its results, the
+        // poller stops, so it never competes with the guest's power-off. (Seen in CI: QMP
+        // polling through the shutdown kept a guest from exiting for the full 10 s wait.)
+        if live
+            .iter()
+            .all(|g| g.done || g.record.results.len() >= g.finals_expected)
+        {
+            stop.store(true, Ordering::Relaxed);
+        }
+
         // Ends: success, agent errors, QEMU gone, deadlines.
         if live.iter().all(|g| g.done) {
             break;
