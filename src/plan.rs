@@ -181,6 +181,20 @@ impl Plan {
         })
     }
 
+    /// The host pCPUs that run RT vCPU threads in any pinned layout (unpinned `float` layouts
+    /// have no dedicated pCPU and add none): what must stay free of everything else.
+    pub fn rt_pcpus(&self) -> CpuSet {
+        let mut set = CpuSet::new();
+        for layout in &self.layouts {
+            for guest in layout.guests.iter().filter(|g| g.pinned) {
+                for v in guest.vcpus.iter().filter(|v| v.realtime) {
+                    set = set.union(&v.cpus);
+                }
+            }
+        }
+        set
+    }
+
     /// The plan of the layout named `name`.
     pub fn layout(&self, name: &str) -> Option<&LayoutPlan> {
         self.layouts.iter().find(|l| l.name == name)

@@ -177,14 +177,18 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     })?;
     eprintln!("pinlat: run {run_id} -> {}", dir.root().display());
 
-    // Keep the runner off the pCPUs it measures when the host has housekeeping CPUs.
-    if !plan.housekeeping_cpus.is_empty() {
-        let cpus: Vec<u32> = plan.housekeeping_cpus.iter().collect();
+    // Keep the runner off the pCPUs it measures: on the housekeeping CPUs when the host has
+    // them, else anywhere but the RT vCPUs' pCPUs, where a SCHED_FIFO vCPU thread would starve
+    // it (and it would disturb what it measures).
+    let runner_cpus = if plan.housekeeping_cpus.is_empty() {
+        plan.usable_cpus.difference(&plan.rt_pcpus())
+    } else {
+        plan.housekeeping_cpus.clone()
+    };
+    if !runner_cpus.is_empty() {
+        let cpus: Vec<u32> = runner_cpus.iter().collect();
         if let Err(e) = crate::affinity::set_affinity(0, &cpus) {
-            eprintln!(
-                "pinlat: warning: could not pin the runner to housekeeping CPUs {}: {e}",
-                plan.housekeeping_cpus
-            );
+            eprintln!("pinlat: warning: could not keep the runner on CPUs {runner_cpus}: {e}");
         }
     }
 

@@ -524,6 +524,16 @@ pub fn tolerance_ns(injected_ns: u64, floor_ns: u64) -> u64 {
 pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError> {
     let agent = agent_path(opts.agent.as_deref())?;
     let dir = Scratch::new()?;
+    // Keep this process (which watches for the agent's hello and times the stalls) off the
+    // measured CPU: there the SCHED_FIFO agent would starve it, and a hello noticed hundreds
+    // of ms late shifts every planned stall out of the agent's window (seen in CI). Threads
+    // spawned later inherit this; the injector pins itself to the measured CPU.
+    if let Ok(online) = pinlat::host::online_cpus() {
+        let others: Vec<u32> = online.iter().filter(|&c| c != opts.cpu).collect();
+        if !others.is_empty() {
+            let _ = crate::affinity::set_affinity(0, &others);
+        }
+    }
     let rt_runtime_us: Option<i64> =
         std::fs::read_to_string("/proc/sys/kernel/sched_rt_runtime_us")
             .ok()

@@ -236,7 +236,7 @@ impl Env {
             Some(cfg) => {
                 let plan = Plan::new(cfg, &online).map_err(DoctorError::Plan)?;
                 (
-                    rt_pcpus(&plan),
+                    plan.rt_pcpus(),
                     "pCPUs of RT vCPUs in the config's pinned layouts".to_string(),
                 )
             }
@@ -258,20 +258,6 @@ impl Env {
             external: ExternalFacts::default(),
         })
     }
-}
-
-/// The host pCPUs that run RT vCPU threads in any pinned layout of `plan` (unpinned `float`
-/// layouts have no dedicated pCPU and add none).
-pub fn rt_pcpus(plan: &Plan) -> CpuSet {
-    let mut set = CpuSet::new();
-    for layout in &plan.layouts {
-        for guest in layout.guests.iter().filter(|g| g.pinned) {
-            for v in guest.vcpus.iter().filter(|v| v.realtime) {
-                set = set.union(&v.cpus);
-            }
-        }
-    }
-    set
 }
 
 /// Every check's result, as `pinlat doctor --json` prints it and `doctor.json` stores it.
