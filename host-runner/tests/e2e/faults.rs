@@ -193,6 +193,11 @@ fn boot_qemu_sigkilled_mid_run_keeps_partial_data_and_goes_on() {
     let _lock = BootLock::acquire().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path(), 60, &["busy-poll", "timer"]);
+    // A longer first run, so there is time to kill it after its second interval.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("duration_s = 3", "duration_s = 8");
+    std::fs::write(&cfg, text).unwrap();
     let out = tmp.path().join("out");
     let child = pinlat(&cfg, &out, None)
         .stdout(Stdio::piped())
@@ -200,21 +205,29 @@ fn boot_qemu_sigkilled_mid_run_keeps_partial_data_and_goes_on() {
         .spawn()
         .unwrap();
     let runner = child.id();
-    // The first run's QEMU, once it has sent two interval histograms.
-    let qemu = wait_for("the first QEMU", Duration::from_secs(60), || {
-        qemu_children(runner).first().copied()
-    });
-    wait_for("two interval frames", Duration::from_secs(60), || {
-        // The agent channel lives in QEMU's private runtime dir: find it on its command line.
-        let cmd = std::fs::read(format!("/proc/{qemu}/cmdline")).ok()?;
-        let s = String::from_utf8_lossy(&cmd).to_string();
-        let path = s
-            .split('\0')
-            .find_map(|a| a.strip_prefix("file,id=agent,path="))?
-            .to_string();
-        let text = std::fs::read_to_string(&path).ok()?;
-        (text.matches("\"type\":\"interval\"").count() >= 2).then_some(())
-    });
+    // The busy-poll run's QEMU, once its agent has sent two interval histograms: found by the
+    // agent channel on its command line, which names the run.
+    let qemu = wait_for(
+        "two interval frames of the busy-poll run",
+        Duration::from_secs(90),
+        || {
+            qemu_children(runner).into_iter().find(|pid| {
+                let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                    return false;
+                };
+                let cmd = String::from_utf8_lossy(&cmd).into_owned();
+                let Some(path) = cmd
+                    .split('\0')
+                    .find_map(|a| a.strip_prefix("file,id=agent,path="))
+                else {
+                    return false;
+                };
+                path.contains(".busy-poll.")
+                    && std::fs::read_to_string(path)
+                        .is_ok_and(|t| t.matches("\"type\":\"interval\"").count() >= 2)
+            })
+        },
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(qemu),
         nix::sys::signal::Signal::SIGKILL,
