@@ -72,8 +72,10 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("inject-cpu{cpu}"))
         .spawn(move || {
-            affinity::set_affinity(0, &[cpu]).map_err(CalibrateError::Injector)?;
+            // Policy first, then the CPU: moved there as SCHED_OTHER, the thread would wait
+            // behind the SCHED_FIFO agent until RT throttling let it run (~0.5 s, seen here).
             affinity::set_fifo(0, priority).map_err(CalibrateError::Injector)?;
+            affinity::set_affinity(0, &[cpu]).map_err(CalibrateError::Injector)?;
             let mut done = Vec::with_capacity(plan.len());
             for p in plan {
                 sleep_until(p.at_ns);
