@@ -12,7 +12,7 @@ use pinlat::wire::ClockSource;
 
 use crate::clock::{Clock, Mono, TickSource, Tsc};
 use crate::recorder::{Exchange, Recorded, Recorder};
-use crate::thread::{check_on, current_cpu, pin_to, set_fifo, StartGate};
+use crate::thread::{check_on, current_cpu, place, StartGate};
 
 /// Body of the measuring thread on `cpu`. `Ok(None)`: another thread failed to start.
 pub fn run(
@@ -22,7 +22,7 @@ pub fn run(
     gate: &StartGate,
     exchange: &Exchange,
 ) -> Result<Option<(u32, Recorded)>> {
-    let setup = pin_to(cpu).and_then(|()| set_fifo(cfg.effective_priority()));
+    let setup = place(cpu, cfg.effective_priority());
     let mut rec = Recorder::new(exchange, cfg.top_n);
     if !gate.pass(setup)? {
         return Ok(None);

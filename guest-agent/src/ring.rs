@@ -18,7 +18,7 @@ use pinlat::wire::ClockSource;
 
 use crate::clock::{Clock, Mono, TickSource, Tsc};
 use crate::recorder::{Exchange, Recorded, Recorder};
-use crate::thread::{check_on, current_cpu, pin_to, set_fifo, StartGate};
+use crate::thread::{check_on, current_cpu, place, StartGate};
 
 /// Slots in the ring (a power of two).
 pub const RING_SLOTS: usize = 1024;
@@ -87,7 +87,7 @@ pub fn produce(
     ring: &Spsc,
     stop: &AtomicBool,
 ) -> Result<Option<u32>> {
-    let setup = pin_to(cpu).and_then(|()| set_fifo(cfg.effective_priority()));
+    let setup = place(cpu, cfg.effective_priority());
     if !gate.pass(setup)? {
         return Ok(None);
     }
@@ -130,7 +130,7 @@ pub fn consume(
     stop: &AtomicBool,
     exchange: &Exchange,
 ) -> Result<Option<(u32, Recorded)>> {
-    let setup = pin_to(cpu).and_then(|()| set_fifo(cfg.effective_priority()));
+    let setup = place(cpu, cfg.effective_priority());
     let mut rec = Recorder::new(exchange, cfg.top_n);
     let passed = gate.pass(setup);
     if !matches!(passed, Ok(true)) {

@@ -58,6 +58,13 @@ pub fn current_cpu() -> Result<u32> {
     Ok(sched_getcpu().context("sched_getcpu")? as u32)
 }
 
+/// Places the calling measurement thread: affinity to `cpu` first, then the scheduling policy
+/// (STYLE: set affinity, then policy, then wait on the start barrier).
+pub fn place(cpu: u32, priority: Option<u8>) -> Result<()> {
+    pin_to(cpu)?;
+    set_fifo(priority)
+}
+
 /// Switch the calling thread to SCHED_FIFO at `priority`, or leave it SCHED_OTHER for `None`.
 pub fn set_fifo(priority: Option<u8>) -> Result<()> {
     let Some(p) = priority else { return Ok(()) };
