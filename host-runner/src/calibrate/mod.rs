@@ -599,13 +599,9 @@ pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError>
             rt_period_us / 1000
         ));
     }
-    if lengths.iter().any(|&l| l > MAX_STALL_NS) {
-        notes.push(format!(
-            "noise floor p99.99 {} ns is too high: stalls would exceed {} ms; fix the host (pinlat doctor) first",
-            floor.p9999_ns,
-            MAX_STALL_NS / 1_000_000
-        ));
-        return Ok(CalibrationReport {
+    // Every report this run returns carries the same setup; `passed` needs detections, all ok.
+    let report =
+        |floor, stall_lengths_ns, detections: Vec<Detection>, notes, rt_tests| CalibrationReport {
             cpu: opts.cpu,
             agent_path: agent.display().to_string(),
             agent_priority: opts.agent_priority,
@@ -613,13 +609,20 @@ pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError>
             sched_rt_runtime_us: rt_runtime_us,
             run_ms,
             floor,
-            stall_lengths_ns: lengths,
-            detections: Vec::new(),
-            passed: false,
+            stall_lengths_ns,
+            passed: !detections.is_empty() && detections.iter().all(|d| d.ok),
+            detections,
             sabotage: opts.sabotage,
             notes,
-            rt_tests: None,
-        });
+            rt_tests,
+        };
+    if lengths.iter().any(|&l| l > MAX_STALL_NS) {
+        notes.push(format!(
+            "noise floor p99.99 {} ns is too high: stalls would exceed {} ms; fix the host (pinlat doctor) first",
+            floor.p9999_ns,
+            MAX_STALL_NS / 1_000_000
+        ));
+        return Ok(report(floor, lengths, Vec::new(), notes, None));
     }
 
     // 2. Injection runs: every length twice per run, evenly spread, away from the edges.
@@ -678,7 +681,6 @@ pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError>
             tolerance_ns(l, floor.p9999_ns)
         }));
     }
-    let passed = !detections.is_empty() && detections.iter().all(|d| d.ok);
 
     // 3. rt-tests beside the agent.
     let rt_tests = if opts.rt_tests {
@@ -693,21 +695,7 @@ pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError>
     } else {
         None
     };
-    Ok(CalibrationReport {
-        cpu: opts.cpu,
-        agent_path: agent.display().to_string(),
-        agent_priority: opts.agent_priority,
-        injector_priority,
-        sched_rt_runtime_us: rt_runtime_us,
-        run_ms,
-        floor,
-        stall_lengths_ns: lengths,
-        detections,
-        passed,
-        sabotage: opts.sabotage,
-        notes,
-        rt_tests,
-    })
+    Ok(report(floor, lengths, detections, notes, rt_tests))
 }
 
 #[cfg(test)]
