@@ -225,6 +225,28 @@ pub enum Message {
     Done(Done),
 }
 
+impl CpuResult {
+    /// The percentile summary of this result as reports show it: percentiles from the HDR
+    /// histogram bounded by the exact `max_ns` (HDR gives a bucket's top), exact min and max.
+    pub fn summary(&self) -> crate::histo::Summary {
+        let mut s = crate::histo::summarize(&self.histogram.0);
+        if self.samples > 0 {
+            s.min_ns = self.min_ns;
+            s.max_ns = self.max_ns;
+            for p in [
+                &mut s.p50_ns,
+                &mut s.p90_ns,
+                &mut s.p99_ns,
+                &mut s.p999_ns,
+                &mut s.p9999_ns,
+            ] {
+                *p = (*p).min(self.max_ns);
+            }
+        }
+        s
+    }
+}
+
 /// Errors of frame encoding.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -595,5 +617,39 @@ mod tests {
         assert_eq!(d.stats().oversize, 1);
         let ok = d.feed(&encode(&err("b")).unwrap());
         assert_eq!(ok, vec![Decoded::Message(Box::new(err("b")))]);
+    }
+
+    #[test]
+    fn summary_is_bounded_by_the_exact_max() {
+        let mut h = crate::histo::new_histogram();
+        h.record_n(1_000_003, 10).unwrap();
+        let r = CpuResult {
+            cpu: 1,
+            workload: Workload::BusyPoll,
+            peer_cpu: None,
+            clock: ClockInfo {
+                source: ClockSource::Tsc,
+                tsc_hz: Some(1),
+                invariant_tsc: true,
+            },
+            duration_ns: 1,
+            samples: 10,
+            min_ns: 1_000_003,
+            max_ns: 1_000_003,
+            overflow: 0,
+            backwards: 0,
+            missed_periods: 0,
+            top: Vec::new(),
+            intervals: 0,
+            late_intervals: 0,
+            histogram: crate::histo::Hist(h.clone()),
+        };
+        // HDR alone reports the bucket's top, above anything recorded.
+        assert!(crate::histo::summarize(&h).p9999_ns > 1_000_003);
+        let s = r.summary();
+        assert_eq!(
+            (s.p9999_ns, s.max_ns, s.min_ns),
+            (1_000_003, 1_000_003, 1_000_003)
+        );
     }
 }

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use pinlat::agentcfg::AgentConfig;
-use pinlat::histo::summarize;
 use pinlat::wire::{CpuResult, Done, FrameWriter, Hello, Message, RunResult, SCHEMA_VERSION};
 
 use crate::cli::Args;
@@ -64,7 +63,7 @@ pub fn run(args: &Args) -> Result<()> {
 
 /// One `key=value` line per CPU, stable for scripts (`scripts/compare-rt-tests.sh`).
 pub fn summary_line(cfg: &AgentConfig, r: &CpuResult) -> String {
-    let s = summarize(&r.histogram.0);
+    let s = r.summary();
     let per_s = if r.duration_ns == 0 {
         0
     } else {

@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pinlat::histo::summarize;
 use pinlat::wire::{CpuResult, RunResult};
 use serde::{Deserialize, Serialize};
 
@@ -571,7 +570,7 @@ pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError>
     // 1. The noise floor.
     let (floor_res, (), _) = base.run("floor", |_| ())?;
     let floor_cpu = first_result(floor_res, "floor")?;
-    let fs = summarize(&floor_cpu.histogram.0);
+    let fs = floor_cpu.summary();
     let floor = Floor {
         samples: floor_cpu.samples,
         p50_ns: fs.p50_ns,

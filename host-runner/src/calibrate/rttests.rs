@@ -155,7 +155,7 @@ pub fn parse_rt_json(text: &str) -> Option<Stats> {
 }
 
 fn agent_stats(r: &pinlat::wire::CpuResult) -> Stats {
-    let s = pinlat::histo::summarize(&r.histogram.0);
+    let s = r.summary();
     // Rounded up to whole µs, as the tools bucket them.
     let us = |ns: u64| (ns.div_ceil(1000)).max(1) as f64;
     Stats {
