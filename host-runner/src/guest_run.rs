@@ -86,8 +86,6 @@ struct LiveGuest {
     dropped_intervals: u64,
     /// What this run expects from the agent; messages that do not fit are refused.
     expect: Expect,
-    /// CPUs whose `final` was accepted.
-    finals_seen: pinlat::cpuset::CpuSet,
     /// Well-formed messages refused as implausible (`validate`).
     refused: u64,
     /// The first reasons, for the warning.
@@ -154,11 +152,12 @@ impl LiveGuest {
                 }
             }
             Message::Final(r) => {
-                if let Err(why) = self.expect.check_final(&r, &self.finals_seen) {
+                let seen: pinlat::cpuset::CpuSet =
+                    self.record.results.iter().map(|r| r.cpu).collect();
+                if let Err(why) = self.expect.check_final(&r, &seen) {
                     self.refuse(why);
                     return;
                 }
-                self.finals_seen.insert(r.cpu);
                 if self.record.results.is_empty() {
                     // The measurement is over. QEMU may already be tearing down as the agent
                     // powers off, so a read-back now only replaces the last periodic one if it
@@ -392,7 +391,6 @@ fn start_guest(
         max_intervals: intervals_per_cpu * rt.len().max(1) * 2,
         dropped_intervals: 0,
         expect,
-        finals_seen: pinlat::cpuset::CpuSet::new(),
         sent: agent_cfg,
         hello_at: None,
         console_log,
