@@ -6,6 +6,8 @@
 //! `guest-agent/` are thin shells around it.
 
 pub mod agentcfg;
+pub mod atomic_write;
+pub mod calibration;
 pub mod config;
 pub mod cpuset;
 pub mod export;

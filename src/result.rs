@@ -248,6 +248,33 @@ pub struct MgmtPollStats {
     pub queries: Vec<String>,
 }
 
+/// Steal time of the host's CPUs over a run: time the hypervisor ran something else while the
+/// CPU wanted to run (`/proc/stat`, 10 ms resolution). Non-zero only when the host is a VM.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSteal {
+    /// Length of the window, ms: from the first agent hello (before its preheat) until every
+    /// guest had sent its results, or the run ended.
+    pub window_ms: u64,
+    /// Steal time per host CPU over the window, ns.
+    pub per_cpu_ns: std::collections::BTreeMap<u32, u64>,
+}
+
+impl HostSteal {
+    /// Fraction of the window above which steal time is reported as significant.
+    pub const SIGNIFICANT_FRACTION: f64 = 0.01;
+
+    /// CPUs of `cpus` whose steal time was significant: (CPU, steal ns, fraction of the window).
+    pub fn significant(&self, cpus: &CpuSet) -> Vec<(u32, u64, f64)> {
+        let window_ns = self.window_ms.max(1) as f64 * 1e6;
+        self.per_cpu_ns
+            .iter()
+            .filter(|(c, _)| cpus.contains(**c))
+            .map(|(&c, &ns)| (c, ns, ns as f64 / window_ns))
+            .filter(|&(_, ns, f)| ns > 0 && f >= Self::SIGNIFICANT_FRACTION)
+            .collect()
+    }
+}
+
 /// The raw result of one run (`runs/<name>.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -283,6 +310,9 @@ pub struct RunRecord {
     pub mgmt_poll: Option<MgmtPollStats>,
     /// Degradations the user should know of (no CAP_SYS_NICE, stress tool missing, ...).
     pub warnings: Vec<String>,
+    /// The host's steal time during the run, when `/proc/stat` was readable.
+    #[serde(default)]
+    pub host_steal: Option<HostSteal>,
     /// Peak resident memory of the runner process so far (`VmHWM`), KiB: the harness's own
     /// footprint, which a flooding guest must not be able to grow without bound.
     #[serde(default)]
@@ -293,6 +323,19 @@ impl RunRecord {
     /// File name of the run under `runs/`.
     pub fn file_name(&self) -> String {
         format!("{}.json", self.name)
+    }
+
+    /// Every host CPU the run's placements planned a QEMU thread on.
+    pub fn planned_cpus(&self) -> CpuSet {
+        let mut all = CpuSet::new();
+        for g in &self.guests {
+            let p = &g.planned;
+            for v in &p.vcpus {
+                all = all.union(&v.cpus);
+            }
+            all = all.union(&p.emulator_cpus).union(&p.iothread_cpus);
+        }
+        all
     }
 
     /// Every observed thread that differs from the plan, at start or end.

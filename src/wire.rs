@@ -74,6 +74,10 @@ pub struct ClockInfo {
     pub tsc_hz: Option<u64>,
     /// CPUID says the TSC is invariant (constant rate, runs in deep C-states).
     pub invariant_tsc: bool,
+    /// Interquartile spread of the TSC calibration windows, ppm (`None`: not calibrated). A
+    /// clock that fell back to `CLOCK_MONOTONIC` says here why.
+    #[serde(default)]
+    pub calibration_spread_ppm: Option<u32>,
 }
 
 /// Facts about the system the agent runs on (the guest, or the host in native mode).
@@ -154,6 +158,13 @@ pub struct CpuResult {
     pub clock: ClockInfo,
     /// Measured duration of the recording phase, ns (by `clock`).
     pub duration_ns: u64,
+    /// `CLOCK_MONOTONIC` of the measuring system when recording started, ns (mapped from
+    /// `clock`). In native mode this is the host's own clock; in a guest, the guest's.
+    #[serde(default)]
+    pub start_mono_ns: Option<u64>,
+    /// `CLOCK_MONOTONIC` when recording stopped, ns.
+    #[serde(default)]
+    pub end_mono_ns: Option<u64>,
     /// Number of samples, overflow included.
     pub samples: u64,
     /// Smallest sample, ns (exact; 0 when there are none).
@@ -631,8 +642,11 @@ mod tests {
                 source: ClockSource::Tsc,
                 tsc_hz: Some(1),
                 invariant_tsc: true,
+                calibration_spread_ppm: None,
             },
             duration_ns: 1,
+            start_mono_ns: None,
+            end_mono_ns: None,
             samples: 10,
             min_ns: 1_000_003,
             max_ns: 1_000_003,

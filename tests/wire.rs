@@ -23,6 +23,7 @@ fn clock() -> ClockInfo {
         source: ClockSource::Tsc,
         tsc_hz: Some(2_600_000_000),
         invariant_tsc: true,
+        calibration_spread_ppm: None,
     }
 }
 
@@ -59,6 +60,8 @@ fn sample_messages() -> Vec<Message> {
             peer_cpu: Some(2),
             clock: clock(),
             duration_ns: 10_000_000_000,
+            start_mono_ns: None,
+            end_mono_ns: None,
             samples: 3,
             min_ns: 90,
             max_ns: 12_345,

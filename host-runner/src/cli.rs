@@ -10,45 +10,7 @@ use pinlat::cpuset::CpuSet;
 use pinlat::export::{self, PlanFormat};
 use pinlat::plan::Plan;
 
-/// Documented exit codes (DESIGN.md "Exit codes").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// 0: every budget held / the config is valid.
-    Ok = 0,
-    /// 1: a latency budget was exceeded (or `compare` found a regression).
-    BudgetExceeded = 1,
-    /// 2: bad usage or config.
-    Usage = 2,
-    /// 3: infrastructure failure (QEMU missing, guest never booted, kernel not found).
-    Infrastructure = 3,
-}
-
-/// An error with the exit code it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    /// Exit code.
-    pub exit: Exit,
-    /// The error chain.
-    pub error: anyhow::Error,
-}
-
-impl Failure {
-    /// A usage/config error (exit 2).
-    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
-        Self {
-            exit: Exit::Usage,
-            error: error.into(),
-        }
-    }
-
-    /// An infrastructure error (exit 3).
-    pub fn infra(error: impl Into<anyhow::Error>) -> Self {
-        Self {
-            exit: Exit::Infrastructure,
-            error: error.into(),
-        }
-    }
-}
+use crate::exit::{Exit, Failure};
 
 /// pinlat: measure what QEMU emulator-thread placement does to realtime vCPUs.
 ///
@@ -213,8 +175,13 @@ pub enum Command {
     /// Check the instrument: inject stalls of known length on a CPU while the agent busy-polls
     /// there, and (with rt-tests installed) compare with oslat and cyclictest.
     ///
-    /// Exit 0 when the agent saw every stall and sized it within tolerance, 1 when it missed or
-    /// mis-sized one, 3 when calibration could not run (no agent, no SCHED_FIFO).
+    /// Each injection run is a trial, recorded with the host's steal time. A trial the host
+    /// disturbed beyond what it can judge (steal time or stray gaps that explain a stall
+    /// measured too long, stalls outside the agent's window) is voided and repeated. Exit 0 when
+    /// the instrument is trusted, 1 when it missed or mis-sized a stall in an undisturbed trial,
+    /// 4 when the host was too noisy to judge (the figures are printed), 3 when calibration
+    /// could not run (no agent, no SCHED_FIFO). The report is also kept as this host's last
+    /// calibration, which `pinlat doctor` shows.
     Calibrate {
         /// CPU to measure and inject on (default: the last online CPU).
         #[arg(long, value_name = "N")]
@@ -222,7 +189,8 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
-        /// Injection runs (each injects every stall length twice).
+        /// Trials that must be judged (each injects every stall length twice); voided trials
+        /// are repeated, up to three attempts per trial.
         #[arg(long, value_name = "N", default_value_t = 2)]
         trials: u32,
         /// Skip the oslat/cyclictest comparison.
@@ -335,7 +303,6 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
                 agent,
                 trials,
                 rt_tests: !no_rt_tests,
-                sabotage: crate::calibrate::Sabotage::from_env(),
                 ..Default::default()
             },
             json,

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use pinlat::config::{Config, Scenario, ScenarioKind, Workload};
 use pinlat::plan::{GuestPlacement, LayoutPlan, Plan};
 use pinlat::result::{
-    run_name, AccelUsed, GuestRun, MgmtPollStats, RunRecord, RunStatus, RUN_SCHEMA_VERSION,
+    run_name, AccelUsed, GuestRun, HostSteal, MgmtPollStats, RunRecord, RunStatus,
+    RUN_SCHEMA_VERSION,
 };
 use pinlat::wire::{Decoded, FrameDecoder, Message};
 
@@ -26,6 +27,7 @@ use crate::kernel::GuestKernel;
 use crate::placement::{Pinner, VcpuSampler};
 use crate::qemu::{self, Qemu, QemuBinary, RuntimeDir, VmSpec};
 use crate::qmp::MgmtPoll;
+use crate::steal::StealSnapshot;
 use crate::store::unix_ms;
 use crate::stress::HostStress;
 use crate::validate::Expect;
@@ -496,6 +498,7 @@ pub fn execute(
         guests: layout.guests.iter().map(empty_guest_run).collect(),
         mgmt_poll: None,
         warnings: Vec::new(),
+        host_steal: None,
         runner_max_rss_kib: None,
     };
 
@@ -628,6 +631,9 @@ fn monitor(
     }
 
     let mut run_deadline: Option<Instant> = None;
+    // Host steal time from the first hello until every guest has sent its results.
+    let mut steal_from: Option<(Instant, Option<StealSnapshot>)> = None;
+    let mut steal_to: Option<(Instant, Option<StealSnapshot>)> = None;
     let mut last_repin = Instant::now();
     let mut last_sample = Instant::now();
     let mut buf = Vec::with_capacity(READ_CHUNK);
@@ -647,6 +653,9 @@ fn monitor(
         }
         // The run deadline counts from the first hello and is the host's own: twice the
         // configured preheat + duration plus 30 s, never what a guest claims.
+        if steal_from.is_none() && live.iter().any(|g| g.hello_at.is_some()) {
+            steal_from = Some((Instant::now(), StealSnapshot::now()));
+        }
         if run_deadline.is_none() {
             if let Some(first) = live.iter().filter_map(|g| g.hello_at).min() {
                 let planned = live.iter().map(|g| g.expect.planned_ns).max().unwrap_or(0);
@@ -698,6 +707,9 @@ fn monitor(
             .all(|g| g.done || g.record.results.len() >= g.finals_expected)
         {
             stop.store(true, Ordering::Relaxed);
+            if steal_to.is_none() {
+                steal_to = Some((Instant::now(), StealSnapshot::now()));
+            }
         }
 
         // Ends: success, agent errors, QEMU gone, deadlines.
@@ -758,6 +770,15 @@ fn monitor(
     }
 
     stop.store(true, Ordering::Relaxed);
+    let steal_to = steal_to.unwrap_or_else(|| (Instant::now(), StealSnapshot::now()));
+    if let Some((t0, Some(a))) = &steal_from {
+        if let (t1, Some(b)) = &steal_to {
+            record.host_steal = Some(HostSteal {
+                window_ms: t1.saturating_duration_since(*t0).as_millis() as u64,
+                per_cpu_ns: b.all_since(a),
+            });
+        }
+    }
     if let Some(mut s) = stress.take() {
         s.stop();
     }

@@ -15,10 +15,10 @@ fn main() -> ExitCode {
         }
     };
     match cli::run(cli) {
-        Ok(code) => ExitCode::from(code as u8),
+        Ok(exit) => exit.into(),
         Err(f) => {
             eprintln!("pinlat: error: {:#}", f.error);
-            ExitCode::from(f.exit as u8)
+            f.exit.into()
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use pinlat::report::{self, compare, Outcome, Report};
 
-use crate::cli::{Exit, Failure};
+use crate::exit::{Exit, Failure};
 
 /// Maps a report's outcome to the exit code: 0 held, 1 a budget exceeded, 3 a run failed,
 /// was unreadable or is missing.
@@ -86,7 +86,7 @@ pub fn compare(base: &Path, new: &Path, threshold_pct: f64) -> Result<(Exit, Str
     let c = compare::compare(&b, &n, threshold_pct);
     let text = compare::render_text(&c, &base.display().to_string(), &new.display().to_string());
     let exit = if c.has_regression() {
-        Exit::BudgetExceeded
+        Exit::Regression
     } else {
         Exit::Ok
     };
@@ -111,7 +111,7 @@ mod tests {
         assert_eq!(exit, Exit::Ok, "{text}");
         // Against the TCG set the shared row share.idle.timer has a far worse tail: exit 1.
         let (exit, text) = compare(&base, &fixture("runs-tcg"), 10.0).unwrap();
-        assert_eq!(exit, Exit::BudgetExceeded, "{text}");
+        assert_eq!(exit, Exit::Regression, "{text}");
         assert!(text.contains("share.idle.timer  REGRESSION"), "{text}");
         assert!(text.contains("different accelerators"), "{text}");
         let bad = compare(&base, Path::new("/nonexistent"), 10.0).unwrap_err();

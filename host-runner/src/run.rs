@@ -17,8 +17,8 @@ use pinlat::result::{AccelUsed, RunRecord, TCG_DISCLAIMER};
 use serde::Serialize;
 
 use crate::agent::find_agent;
-use crate::cli::{Exit, Failure};
 use crate::doctor::{run_checks, Env, ExternalFacts, SysRoot, DOCTOR_FILE};
+use crate::exit::{Exit, Failure};
 use crate::guest_run::{self, RunContext};
 use crate::hostfacts::{self, HostFacts};
 use crate::kernel::KernelSearch;
@@ -275,6 +275,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
                 "{} ({})",
                 facts.guest_kernel, facts.guest_kernel_source
             ))),
+            calibration: Some(crate::doctor::instrument::last_calibration()),
         };
         write(&dir, DOCTOR_FILE, &run_checks(&env))?;
     }

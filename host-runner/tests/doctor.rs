@@ -7,6 +7,8 @@ use std::process::Command;
 
 use pinlat::config::Config;
 use pinlat::cpuset::CpuSet;
+use pinlat::report::hostchecks::CalibrationSummary;
+use pinlat_runner::doctor::instrument::CalibrationFact;
 use pinlat_runner::doctor::{run_checks, DoctorReport, Env, ExternalFacts, Status, SysRoot};
 
 fn fixture(name: &str) -> PathBuf {
@@ -37,6 +39,15 @@ fn probes_ok() -> ExternalFacts {
         kvm_probe: Some(Ok(())),
         qemu: Some(Ok("QEMU emulator version 8.2.0".into())),
         guest_kernel: Some(Ok("/boot/vmlinuz (host /boot)".into())),
+        calibration: Some(CalibrationFact::Found {
+            summary: CalibrationSummary {
+                verdict: "trusted".into(),
+                reasons: Vec::new(),
+                cpu: 7,
+                judged: 12,
+                detected_ok: 12,
+            },
+        }),
     }
 }
 
@@ -81,6 +92,15 @@ fn misconfigured_host_fails_exactly_the_broken_checks() {
         kvm_probe: Some(Err("no agent hello within 15 s under -accel kvm".into())),
         qemu: Some(Err("qemu-system-x86_64 not found on $PATH".into())),
         guest_kernel: Some(Err("no kernel".into())),
+        calibration: Some(CalibrationFact::Found {
+            summary: CalibrationSummary {
+                verdict: "inconclusive".into(),
+                reasons: vec!["trial 1: 30 ms steal time on the measured CPU".into()],
+                cpu: 1,
+                judged: 0,
+                detected_ok: 0,
+            },
+        }),
     };
     let r = run_checks(&env);
     let expect = [
@@ -102,6 +122,7 @@ fn misconfigured_host_fails_exactly_the_broken_checks() {
         ("kvm.usable", Status::Fail),
         ("qemu.version", Status::Fail),
         ("guest.kernel", Status::Warn),
+        ("instrument.calibration", Status::Warn),
     ];
     for (id, want) in expect {
         assert_eq!(status(&r, id), want, "{id}: {:?}", r.get(id));
@@ -110,6 +131,14 @@ fn misconfigured_host_fails_exactly_the_broken_checks() {
         }
     }
     assert!(r.failed());
+    assert!(
+        r.get("instrument.calibration")
+            .unwrap()
+            .found
+            .contains("too noisy to judge the instrument: trial 1: 30 ms steal"),
+        "{:?}",
+        r.get("instrument.calibration")
+    );
     // The fixes name the CPUs to add, merged with what is there.
     assert_eq!(
         r.get("kernel.isolcpus").unwrap().fix,

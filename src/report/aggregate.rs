@@ -441,6 +441,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let mut skipped = Vec::new();
     let mut accels = Vec::new();
     let mut run_id = None;
+    let mut steal_notes = Vec::new();
 
     for file in &files {
         let rec = match read_run(&runs_dir.join(file)) {
@@ -455,6 +456,16 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         };
         per_run(&rec);
         run_id.get_or_insert_with(|| rec.run_id.clone());
+        if let Some(st) = &rec.host_steal {
+            for (cpu, ns, frac) in st.significant(&rec.planned_cpus()) {
+                steal_notes.push(format!(
+                    "{}: the hypervisor took {:.0} ms ({:.1} %) of pCPU {cpu} during the measurement (steal time): on a VM host the latencies include the hypervisor's; measure on a dedicated or bare-metal host to judge the layout",
+                    rec.name,
+                    ns as f64 / 1e6,
+                    frac * 100.0
+                ));
+            }
+        }
         if !accels.contains(&rec.accel) {
             accels.push(rec.accel);
         }
@@ -565,6 +576,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
             notes.push(format!("{}: {w}", r.name));
         }
     }
+    notes.extend(steal_notes);
     let verdicts = verdict::verdicts(&out_groups);
     accels.sort_by_key(|a| a.as_str());
     let disclaimer = accels

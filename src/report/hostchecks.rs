@@ -3,8 +3,8 @@
 //! `pinlat calibrate --out DIR`) in the results directory. A latency figure is only as good as
 //! the host and the instrument, so the report shows both when they are there.
 //!
-//! The files are read loosely (as JSON values): a report must still build from an older or
-//! partial file, and the doctor's and calibration's own types live in the runner.
+//! `calibrate.json` is read as its own type ([`crate::calibration::CalibrationReport`]); the
+//! doctor's file is read loosely (as JSON values) so a report still builds from a partial one.
 
 use std::path::Path;
 
@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 /// File name of the doctor's result in a results directory.
 pub const DOCTOR_FILE: &str = "doctor.json";
-/// File name of the calibration's result in a results directory.
-pub const CALIBRATE_FILE: &str = "calibrate.json";
+pub use crate::calibration::CALIBRATE_FILE;
+use crate::calibration::{CalibrationReport, Outcome, Verdict};
 
 /// One doctor check that did not pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,14 +48,35 @@ pub struct DoctorSummary {
 /// The calibration, summarized.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CalibrationSummary {
-    /// Whether every injected stall was detected and sized within tolerance.
-    pub passed: bool,
+    /// The verdict: `trusted`, `inconclusive` (host too noisy) or `failed`.
+    pub verdict: String,
+    /// Why it was inconclusive, with figures (empty otherwise).
+    pub reasons: Vec<String>,
     /// The CPU calibrated.
     pub cpu: u64,
-    /// Stalls injected.
-    pub injected: usize,
-    /// Stalls detected within tolerance.
+    /// Stalls judged (in trials the host did not void).
+    pub judged: usize,
+    /// Stalls detected and sized within tolerance among them.
     pub detected_ok: usize,
+}
+
+impl CalibrationSummary {
+    /// The summary of a calibration report.
+    pub fn of(c: &CalibrationReport) -> Self {
+        CalibrationSummary {
+            verdict: c.verdict.label().to_string(),
+            reasons: match &c.verdict {
+                Verdict::Inconclusive { reasons } => reasons.clone(),
+                _ => Vec::new(),
+            },
+            cpu: u64::from(c.cpu),
+            judged: c.judged_detections().count(),
+            detected_ok: c
+                .judged_detections()
+                .filter(|d| d.outcome == Outcome::Ok)
+                .count(),
+        }
+    }
 }
 
 /// Both, as far as present.
@@ -83,13 +104,20 @@ impl HostChecks {
             ));
         }
         if let Some(c) = &self.calibration {
-            parts.push(format!(
-                "pinlat calibrate on CPU {}: {} ({} of {} injected stalls detected and sized)",
-                c.cpu,
-                if c.passed { "passed" } else { "FAILED" },
-                c.detected_ok,
-                c.injected
-            ));
+            parts.push(match c.verdict.as_str() {
+                "inconclusive" => format!(
+                    "pinlat calibrate on CPU {}: inconclusive, the host was too noisy to judge the instrument ({})",
+                    c.cpu,
+                    c.reasons.join("; ")
+                ),
+                v => format!(
+                    "pinlat calibrate on CPU {}: {} ({} of {} judged stalls detected and sized)",
+                    c.cpu,
+                    if v == "trusted" { "trusted" } else { "FAILED" },
+                    c.detected_ok,
+                    c.judged
+                ),
+            });
         }
         parts.join("; ")
     }
@@ -140,18 +168,10 @@ pub fn load(dir: &Path) -> HostChecks {
                 .collect(),
         })
     });
-    let calibration = read(dir, CALIBRATE_FILE).and_then(|c| {
-        let detections = c.get("detections")?.as_array()?;
-        Some(CalibrationSummary {
-            passed: c.get("passed")?.as_bool()?,
-            cpu: c.get("cpu").and_then(|v| v.as_u64()).unwrap_or(0),
-            injected: detections.len(),
-            detected_ok: detections
-                .iter()
-                .filter(|d| d.get("ok").and_then(|v| v.as_bool()) == Some(true))
-                .count(),
-        })
-    });
+    let calibration = std::fs::read(dir.join(CALIBRATE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<CalibrationReport>(&b).ok())
+        .map(|c| CalibrationSummary::of(&c));
     HostChecks {
         doctor,
         calibration,
@@ -173,18 +193,11 @@ mod tests {
                 {"id":"thp","status":"pass","found":"madvise","fix":""}]}"#,
         )
         .unwrap();
-        std::fs::write(
-            dir.path().join(CALIBRATE_FILE),
-            r#"{"cpu":1,"passed":false,"detections":[{"ok":true},{"ok":false}]}"#,
-        )
-        .unwrap();
         let h = load(dir.path());
         let d = h.doctor.as_ref().unwrap();
         assert_eq!((d.fail, d.warn, d.pass), (1, 1, 1));
         assert_eq!(d.problems.len(), 2);
-        let c = h.calibration.as_ref().unwrap();
-        assert_eq!((c.passed, c.injected, c.detected_ok), (false, 2, 1));
-        assert!(h.sentence().contains("FAILED (1 of 2"), "{}", h.sentence());
+        assert!(h.calibration.is_none());
     }
 
     #[test]

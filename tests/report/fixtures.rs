@@ -131,6 +131,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         source: ClockSource::Tsc,
         tsc_hz: Some(2_000_000_000),
         invariant_tsc: true,
+        calibration_spread_ppm: None,
     };
     let mut results = Vec::new();
     let mut intervals = Vec::new();
@@ -186,6 +187,8 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
                 peer_cpu: None,
                 clock,
                 duration_ns: dur,
+                start_mono_ns: None,
+                end_mono_ns: None,
                 samples: s.samples,
                 min_ns: min,
                 max_ns: max,
@@ -259,6 +262,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             queries: vec!["query-cpus-fast".into()],
         }),
         warnings: Vec::new(),
+        host_steal: None,
         runner_max_rss_kib: Some(12_000),
     }
 }

@@ -332,3 +332,39 @@ fn json_report_is_versioned_and_reads_back() {
     assert_eq!(back.schema_version, report::REPORT_SCHEMA_VERSION);
     assert_eq!(back, r);
 }
+
+#[test]
+fn significant_steal_on_a_runs_pcpus_is_a_report_note() {
+    let dir = copy_fixture("runs-basic");
+    let runs = dir.path().join("runs");
+    let mut names: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let path = &names[0];
+    let mut rec: pinlat::result::RunRecord =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let cpus = rec.planned_cpus();
+    let cpu = cpus.iter().next().unwrap();
+    // 50 ms of a 5 s window on a planned pCPU (1 %), and more on a CPU the run never used.
+    rec.host_steal = Some(pinlat::result::HostSteal {
+        window_ms: 5_000,
+        per_cpu_ns: [(cpu, 50_000_000), (999, 900_000_000)]
+            .into_iter()
+            .collect(),
+    });
+    std::fs::write(path, serde_json::to_vec(&rec).unwrap()).unwrap();
+    let r = report::build(dir.path(), &mut |_| {}).unwrap();
+    let notes: Vec<_> = r
+        .notes
+        .iter()
+        .filter(|n| n.contains("steal time"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{:?}", r.notes);
+    assert!(
+        notes[0].contains(&format!("50 ms (1.0 %) of pCPU {cpu}")),
+        "{}",
+        notes[0]
+    );
+}

@@ -8,6 +8,8 @@ use std::time::Duration;
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, clock_nanosleep, ClockId, ClockNanosleepFlags};
 
+pub use pinlat::calibration::Injection;
+
 use super::CalibrateError;
 use crate::affinity;
 
@@ -18,32 +20,6 @@ pub struct Planned {
     pub at_ns: u64,
     /// How long to spin, ns.
     pub spin_ns: u64,
-}
-
-/// One stall as it happened, `CLOCK_MONOTONIC` ns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Injection {
-    /// The timer deadline: the CPU is taken from the agent from here (the timer interrupt).
-    pub deadline_ns: u64,
-    /// The injector's first clock read after waking.
-    pub start_ns: u64,
-    /// The injector's last clock read before sleeping again.
-    pub end_ns: u64,
-    /// The spin length asked for, ns.
-    pub spin_ns: u64,
-}
-
-impl Injection {
-    /// The time the agent lost: from the timer deadline to the end of the spin, ns.
-    pub fn stall_ns(&self) -> u64 {
-        self.end_ns
-            .saturating_sub(self.deadline_ns.min(self.start_ns))
-    }
-
-    /// The injector's wake-up latency (start − deadline), ns.
-    pub fn wakeup_ns(&self) -> u64 {
-        self.start_ns.saturating_sub(self.deadline_ns)
-    }
 }
 
 /// `CLOCK_MONOTONIC` now, ns.

@@ -13,6 +13,7 @@
 //! Exit status of `pinlat doctor`: 0 when no check fails (warnings allowed), 1 when one does.
 
 mod cpus;
+pub mod instrument;
 mod irq;
 mod kernel;
 mod kvm;
@@ -202,6 +203,9 @@ pub struct ExternalFacts {
     pub qemu: Option<Result<String, String>>,
     /// The guest kernel search: `Ok(path and source)` or `Err(reason)`.
     pub guest_kernel: Option<Result<String, String>>,
+    /// The last `pinlat calibrate` of this host.
+    #[serde(default)]
+    pub calibration: Option<instrument::CalibrationFact>,
 }
 
 /// What the checks look at.
@@ -357,6 +361,7 @@ pub fn run_checks(env: &Env) -> DoctorReport {
     checks.extend(cpus::checks(env));
     checks.extend(mem::checks(env));
     checks.extend(kvm::checks(env));
+    checks.extend(instrument::checks(env));
     DoctorReport {
         rt_cpus: env.rt_cpus.clone(),
         rt_cpus_source: env.rt_cpus_source.clone(),

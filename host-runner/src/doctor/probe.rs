@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use pinlat::config::Config;
 
 use super::{run_checks, Env, ExternalFacts, SysRoot, DOCTOR_FILE};
-use crate::cli::{Exit, Failure};
+use crate::exit::{Exit, Failure};
 
 /// A minimal config for the KVM probe when the user gave none.
 const PROBE_CONFIG: &str =
@@ -54,6 +54,7 @@ pub fn live_external(config: Option<&Config>, kvm_probe: bool) -> ExternalFacts 
                 .map(|k| format!("{} ({})", k.path.display(), k.source))
                 .map_err(|e| e.to_string()),
         ),
+        calibration: Some(super::instrument::last_calibration()),
     }
 }
 
@@ -104,7 +105,7 @@ pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
         print!("{}", report.to_table());
     }
     Ok(if report.failed() {
-        Exit::BudgetExceeded
+        Exit::CheckFailed
     } else {
         Exit::Ok
     })
