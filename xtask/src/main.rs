@@ -1,0 +1,85 @@
+//! `cargo xtask <cmd>` (alias in `.cargo/config.toml`): pinlat's developer tasks that read or
+//! write pinlat's own data, in Rust against the core library's types, so that no script parses
+//! JSON with another language or scrapes numbers from human-readable output.
+//!
+//! Exit codes: 0 done, 2 bad usage, 3 a tool or the machine failed.
+
+mod gen_runs;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// pinlat's developer tasks.
+#[derive(Debug, Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Write a results directory of N generated runs (runs/*.json, plan.json, host.json) that
+    /// `pinlat report DIR` reads: 3 layouts × 2 scenarios × 2 workloads, 2 RT vCPUs, sized as a
+    /// default `pinlat run`.
+    GenRuns {
+        /// Number of runs (they cycle through the 12 groups, then repeat).
+        n: usize,
+        /// Results directory to create (its runs/ must be empty or absent).
+        dir: PathBuf,
+        /// Measured time per run, s.
+        #[arg(long, default_value_t = 10)]
+        duration_s: u64,
+        /// Interval histogram length, ms.
+        #[arg(long, default_value_t = 1_000)]
+        interval_ms: u64,
+    },
+}
+
+/// An error that is the user's to fix (exit 2), as opposed to a tool or the machine failing.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::GenRuns {
+            n,
+            dir,
+            duration_s,
+            interval_ms,
+        } => {
+            let shape = gen_runs::Shape {
+                duration_ms: duration_s.saturating_mul(1_000),
+                interval_ms,
+            };
+            gen_runs::write_dir(&dir, n, shape)?;
+            eprintln!("gen-runs: {n} runs in {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            if e.downcast_ref::<Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(3)
+            }
+        }
+    }
+}
