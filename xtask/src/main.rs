@@ -2,9 +2,12 @@
 //! write pinlat's own data, in Rust against the core library's types, so that no script parses
 //! JSON with another language or scrapes numbers from human-readable output.
 //!
-//! Exit codes: 0 done, 2 bad usage, 3 a tool or the machine failed.
+//! Exit codes: 0 done (bench-report: both targets held), 1 bench-report missed a target, 2 bad
+//! usage or a missing tool, 3 a tool or the machine failed.
 
+mod bench_report;
 mod gen_runs;
+mod proc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +39,13 @@ enum Cmd {
         #[arg(long, default_value_t = 1_000)]
         interval_ms: u64,
     },
+    /// Time the release `pinlat report` on 100 and 1,000 generated runs; check time(1,000) ≤ 12
+    /// × time(100) and peak RSS < 300 MiB (exit 1 when a target is missed).
+    BenchReport {
+        /// Where to generate the results directories (default: a new temporary directory,
+        /// kept).
+        workdir: Option<PathBuf>,
+    },
 }
 
 /// An error that is the user's to fix (exit 2), as opposed to a tool or the machine failing.
@@ -65,6 +75,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             gen_runs::write_dir(&dir, n, shape)?;
             eprintln!("gen-runs: {n} runs in {}", dir.display());
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::BenchReport { workdir } => {
+            let held = bench_report::run(workdir, gen_runs::Shape::default())?;
+            Ok(if held {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }
