@@ -4,8 +4,11 @@
 //! fixed costs), and a peak RSS under 300 MiB for 1,000 runs (the report streams runs instead of
 //! holding them).
 //!
-//! Each size is reported twice, 100 1,000 100 1,000, and the faster of the two kept, so the first
-//! pass's page-cache misses do not count. Peak RSS is the child's own `ru_maxrss`.
+//! Each size is reported [`PASSES`] times, 100 1,000 100 1,000 ..., and the fastest kept, so the
+//! first pass's page-cache misses and other processes' bursts do not count. Peak RSS is the
+//! child's own `ru_maxrss`. The targets are judged on wall time, as issue 5 set them; the CPU
+//! time (user + system) is printed beside it because on a shared machine it shows the report's
+//! own scaling when other builds make the wall time noisy.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,12 +25,15 @@ pub const MAX_TIME_RATIO: f64 = 12.0;
 pub const MAX_RSS_KIB: u64 = 300 * 1024;
 /// The two sizes compared.
 const SIZES: [usize; 2] = [100, 1_000];
+/// Reports of each size; the fastest counts.
+const PASSES: usize = 3;
 
 /// What `pinlat report` cost on one directory: one run, or the best of several (fastest
 /// time, largest peak).
 #[derive(Debug, Clone, Copy)]
 struct Measured {
     wall: Duration,
+    cpu: Duration,
     max_rss_kib: u64,
 }
 
@@ -54,6 +60,7 @@ fn report_once(bin: &Path, dir: &Path) -> Result<Measured> {
     }
     Ok(Measured {
         wall: cost.wall,
+        cpu: cost.cpu,
         max_rss_kib: cost.max_rss_kib,
     })
 }
@@ -86,29 +93,35 @@ pub fn run(work: Option<PathBuf>, shape: Shape) -> Result<bool> {
         dirs.push(dir);
     }
     let mut best: Vec<Option<Measured>> = vec![None; SIZES.len()];
-    for _pass in 0..2 {
+    for _pass in 0..PASSES {
         for (b, dir) in best.iter_mut().zip(&dirs) {
             let m = report_once(&bin, dir)?;
             *b = Some(match *b {
                 None => m,
                 Some(prev) => Measured {
                     wall: prev.wall.min(m.wall),
+                    cpu: prev.cpu.min(m.cpu),
                     max_rss_kib: prev.max_rss_kib.max(m.max_rss_kib),
                 },
             });
         }
     }
     let [small, large] = [best[0].expect("measured"), best[1].expect("measured")];
-    let ratio = large.wall.as_secs_f64() / small.wall.as_secs_f64().max(1e-9);
+    let per = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    let ratio = per(large.wall, small.wall);
     for (n, b) in SIZES.iter().zip([small, large]) {
         println!(
-            "{:<11}{:.2} s, max RSS {:.1} MiB",
+            "{:<11}{:.2} s ({:.2} s CPU), max RSS {:.1} MiB",
             format!("{n} runs:"),
             b.wall.as_secs_f64(),
+            b.cpu.as_secs_f64(),
             b.max_rss_kib as f64 / 1024.0
         );
     }
-    println!("time ratio 1000/100: {ratio:.2} (target <= {MAX_TIME_RATIO})");
+    println!(
+        "time ratio 1000/100: {ratio:.2} (target <= {MAX_TIME_RATIO}); CPU time ratio {:.2}",
+        per(large.cpu, small.cpu)
+    );
     println!(
         "max RSS 1000 runs: {:.1} MiB (target < {} MiB)",
         large.max_rss_kib as f64 / 1024.0,

@@ -77,6 +77,9 @@ pub fn build_release(package: &str, bin: &str) -> Result<PathBuf> {
 pub struct Cost {
     /// From spawn to reaped.
     pub wall: Duration,
+    /// CPU time the child used, user and system (`ru_utime + ru_stime`): unlike `wall`, not
+    /// inflated by other processes competing for the CPUs.
+    pub cpu: Duration,
     /// Peak resident set size of the child, KiB (`ru_maxrss`).
     pub max_rss_kib: u64,
     /// How it exited.
@@ -104,8 +107,13 @@ pub fn run_costed(cmd: &mut Command) -> Result<Cost> {
             return Err(e).with_context(|| format!("waiting for {cmd:?}"));
         }
     }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
     Ok(Cost {
         wall: start.elapsed(),
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         // Linux reports ru_maxrss in KiB.
         max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
         status: ExitStatus::from_raw(status),
@@ -129,5 +137,21 @@ mod tests {
         let small = run_costed(&mut Command::new("true")).unwrap();
         assert!(small.status.success());
         assert!(small.max_rss_kib < 60 * 1024, "{small:?}");
+    }
+
+    #[test]
+    fn costed_child_reports_its_cpu_time_within_its_wall_time() {
+        let busy = run_costed(
+            Command::new("sh").args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"]),
+        )
+        .unwrap();
+        assert!(busy.cpu > Duration::from_millis(20), "{busy:?}");
+        assert!(
+            busy.cpu <= busy.wall + Duration::from_millis(10),
+            "{busy:?}"
+        );
+        let idle = run_costed(Command::new("sleep").arg("0.3")).unwrap();
+        assert!(idle.wall >= Duration::from_millis(300), "{idle:?}");
+        assert!(idle.cpu < Duration::from_millis(100), "{idle:?}");
     }
 }
