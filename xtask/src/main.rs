@@ -6,8 +6,10 @@
 //! usage or a missing tool, 3 a tool or the machine failed.
 
 mod bench_report;
+mod compare_rt_tests;
 mod gen_runs;
 mod proc;
+mod rt_tests;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +48,29 @@ enum Cmd {
         /// kept).
         workdir: Option<PathBuf>,
     },
+    /// Run oslat, cyclictest and the native agent alternately on one CPU (A B A B) and print
+    /// samples/s and median wake-up ratios. Needs root (SCHED_FIFO, mlockall) and rt-tests.
+    CompareRtTests {
+        /// CPU to measure on (default: the last online one).
+        #[arg(short = 'c', long)]
+        cpu: Option<u32>,
+        /// Duration of each run, s.
+        #[arg(short = 'd', long, default_value_t = 5)]
+        duration_s: u64,
+        /// Rounds per workload.
+        #[arg(short = 'r', long, default_value_t = 3)]
+        rounds: u32,
+        /// Timer period, µs.
+        #[arg(short = 'i', long, default_value_t = 1_000)]
+        interval_us: u64,
+        /// SCHED_FIFO priority of the timer runs.
+        #[arg(short = 'p', long, default_value_t = 95)]
+        #[arg(value_parser = clap::value_parser!(u8).range(1..=99))]
+        priority: u8,
+        /// Agent binary (default: $PINLAT_AGENT, else a release build of this tree).
+        #[arg(long)]
+        agent: Option<PathBuf>,
+    },
 }
 
 /// An error that is the user's to fix (exit 2), as opposed to a tool or the machine failing.
@@ -83,6 +108,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Cmd::CompareRtTests {
+            cpu,
+            duration_s,
+            rounds,
+            interval_us,
+            priority,
+            agent,
+        } => {
+            compare_rt_tests::run(compare_rt_tests::Options {
+                cpu,
+                duration_s,
+                rounds,
+                interval_us,
+                priority,
+                agent: agent.or_else(|| std::env::var_os("PINLAT_AGENT").map(PathBuf::from)),
+            })?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

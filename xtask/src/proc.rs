@@ -1,8 +1,9 @@
 //! Running the tools the tasks drive: cargo builds whose binary path comes from cargo's own
-//! JSON messages, and a child's wall time and peak memory from `wait4(2)` (what GNU time's `-v`
-//! prints, without needing it installed).
+//! JSON messages, commands whose failure carries their stderr, and a child's wall time, CPU time
+//! and peak memory from `wait4(2)` (what GNU time's `-v` prints, without needing it installed).
 
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -70,6 +71,35 @@ pub fn build_release(package: &str, bin: &str) -> Result<PathBuf> {
         }
     }
     bail!("cargo build -p {package} reported no executable named {bin}")
+}
+
+/// Whether `tool` is an executable on `PATH`.
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| {
+            std::fs::metadata(d.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Runs `cmd` with stdout discarded; a non-zero exit is an error that quotes its stderr.
+pub fn run_quiet(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("starting {shown}"))?;
+    if !out.status.success() {
+        bail!(
+            "{shown} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// What one child process cost.
@@ -153,5 +183,23 @@ mod tests {
         let idle = run_costed(Command::new("sleep").arg("0.3")).unwrap();
         assert!(idle.wall >= Duration::from_millis(300), "{idle:?}");
         assert!(idle.cpu < Duration::from_millis(100), "{idle:?}");
+    }
+
+    #[test]
+    fn finds_sh_but_not_nonsense_on_path() {
+        assert!(on_path("sh"));
+        assert!(!on_path("pinlat-no-such-tool"));
+    }
+
+    #[test]
+    fn a_failing_command_quotes_its_stderr() {
+        let e = run_quiet(Command::new("sh").args(["-c", "echo out; echo broken >&2; exit 4"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exit status: 4") && e.ends_with(": broken"),
+            "{e}"
+        );
+        run_quiet(&mut Command::new("true")).unwrap();
     }
 }
