@@ -39,6 +39,59 @@ impl AccelUsed {
 /// Sentence every output made under TCG carries.
 pub const TCG_DISCLAIMER: &str = "measured under QEMU TCG (software emulation): these latencies show the harness working and relative effects, not hardware latency";
 
+/// The stage of a run in which it failed, in the order a run goes through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Preparing the run's files (runtime directory, initramfs, console directory).
+    Setup,
+    /// Starting QEMU.
+    Launch,
+    /// Talking to QEMU's monitor (handshake, thread ids, `cont`).
+    Qmp,
+    /// Applying the placement to QEMU's threads.
+    Pin,
+    /// Reading the placement back: it differs from the plan.
+    Verify,
+    /// The guest booting: no agent hello before the boot deadline.
+    Boot,
+    /// The agent measuring: QEMU exited or the run deadline passed.
+    Measure,
+    /// Collecting the agent's results: a channel error, a flood, missing results.
+    Collect,
+    /// The agent reported an error.
+    Agent,
+    /// The scenario's disturbance could not run as asked.
+    Scenario,
+    /// SIGINT or SIGTERM stopped the run.
+    Interrupted,
+}
+
+impl Stage {
+    /// The name records and reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Setup => "setup",
+            Stage::Launch => "launch",
+            Stage::Qmp => "qmp",
+            Stage::Pin => "pin",
+            Stage::Verify => "verify",
+            Stage::Boot => "boot",
+            Stage::Measure => "measure",
+            Stage::Collect => "collect",
+            Stage::Agent => "agent",
+            Stage::Scenario => "scenario",
+            Stage::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
@@ -47,8 +100,8 @@ pub enum RunStatus {
     Ok,
     /// The run failed; whatever was measured before is kept.
     Failed {
-        /// The stage it failed in (boot, pin, verify, measure, ...).
-        stage: String,
+        /// The stage it failed in.
+        stage: Stage,
         /// What happened, and where useful what the console last showed.
         reason: String,
     },
@@ -58,6 +111,105 @@ impl RunStatus {
     /// Whether the run measured to the end.
     pub fn is_ok(&self) -> bool {
         matches!(self, RunStatus::Ok)
+    }
+
+    /// A failure in `stage`.
+    pub fn failed(stage: Stage, reason: impl Into<String>) -> Self {
+        RunStatus::Failed {
+            stage,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Something the reader of a run should know that did not fail it. `Display` says what
+/// happened and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Warning {
+    /// The kernel refused SCHED_FIFO for RT vCPU threads (no root, no CAP_SYS_NICE); they ran
+    /// SCHED_OTHER, as recorded in the observed placement.
+    SchedFifoRefused {
+        /// Guest name.
+        guest: String,
+        /// Threads that ran without their planned policy.
+        threads: usize,
+    },
+    /// What the `host-stress` scenario ran on the host.
+    HostStressLoad {
+        /// The load, e.g. the stress-ng command line.
+        description: String,
+    },
+    /// The agent sent more interval frames than the run can have; the extra were dropped.
+    IntervalsDropped {
+        /// Guest name.
+        guest: String,
+        /// Frames dropped.
+        dropped: u64,
+        /// The most the run can have.
+        expected: usize,
+    },
+    /// Well-formed agent messages refused as implausible.
+    MessagesRefused {
+        /// Guest name.
+        guest: String,
+        /// How many.
+        count: u64,
+        /// The first reasons.
+        reasons: Vec<String>,
+    },
+    /// Malformed frames on the agent channel, counted and dropped.
+    FramesRejected {
+        /// Guest name.
+        guest: String,
+        /// The decoder's counters.
+        stats: DecoderStats,
+    },
+    /// The scenario's disturbance did not run fully, in a run that failed for another reason.
+    Disturbance {
+        /// What went wrong.
+        problem: String,
+    },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::SchedFifoRefused { guest, threads } => write!(
+                f,
+                "guest {guest}: SCHED_FIFO refused for {threads} thread(s) (run as root or grant CAP_SYS_NICE): they ran SCHED_OTHER, as observed; --strict makes this a failure"
+            ),
+            Warning::HostStressLoad { description } => write!(f, "host-stress: {description}"),
+            Warning::IntervalsDropped {
+                guest,
+                dropped,
+                expected,
+            } => write!(
+                f,
+                "guest {guest}: {dropped} interval frames beyond the expected {expected} were dropped"
+            ),
+            Warning::MessagesRefused {
+                guest,
+                count,
+                reasons,
+            } => write!(
+                f,
+                "guest {guest}: {count} implausible agent messages refused: {}{}",
+                reasons.join("; "),
+                if *count as usize > reasons.len() { "; …" } else { "" }
+            ),
+            Warning::FramesRejected { guest, stats } => write!(
+                f,
+                "guest {guest}: {} malformed frames dropped (bad header {}, length {}, CRC {}, JSON {}, oversize {})",
+                stats.rejected(),
+                stats.bad_header,
+                stats.bad_length,
+                stats.bad_crc,
+                stats.bad_json,
+                stats.oversize
+            ),
+            Warning::Disturbance { problem } => f.write_str(problem),
+        }
     }
 }
 
@@ -233,6 +385,9 @@ pub struct GuestRun {
     pub boot_to_exit_ms: Option<u64>,
     /// Console (ttyS0) log file, relative to the report directory.
     pub console_log: Option<String>,
+    /// `mgmt-poll` counters of this guest's poller, when that scenario ran.
+    #[serde(default)]
+    pub mgmt_poll: Option<MgmtPollStats>,
 }
 
 /// `mgmt-poll` counters.
@@ -308,8 +463,8 @@ pub struct RunRecord {
     pub guests: Vec<GuestRun>,
     /// `mgmt-poll` counters, when that scenario ran.
     pub mgmt_poll: Option<MgmtPollStats>,
-    /// Degradations the user should know of (no CAP_SYS_NICE, stress tool missing, ...).
-    pub warnings: Vec<String>,
+    /// What the user should know of that did not fail the run.
+    pub warnings: Vec<Warning>,
     /// The host's steal time during the run, when `/proc/stat` was readable.
     #[serde(default)]
     pub host_steal: Option<HostSteal>,

@@ -27,13 +27,7 @@ pub fn probe_kvm(
         return Err("/dev/kvm is missing or not accessible".into());
     }
     let guest = &config.guests[0];
-    let mut cfg = agent_config(
-        guest,
-        &config.workloads[0],
-        pinlat::config::ScenarioKind::Idle,
-        100,
-        100,
-    );
+    let mut cfg = agent_config(guest, &config.workloads[0], 100, 100);
     cfg.preheat_ms = 0;
     let runtime = RuntimeDir::new().map_err(|e| e.to_string())?;
     let initrd = runtime.path().join("probe.cpio");
@@ -42,23 +36,15 @@ pub fn probe_kvm(
         .map_err(|e| e.to_string())?;
     let console = runtime.path().join("probe-console.log");
     let channel = runtime.path().join("probe-agent.out");
-    let rt: Vec<u32> = guest.realtime.iter().collect();
-    let hk: Vec<u32> = guest.housekeeping().iter().collect();
-    let spec = VmSpec {
-        name: "pinlat-kvm-probe".into(),
-        accel: qemu::Accel::Kvm,
-        vcpus: guest.vcpus,
-        memory_mib: guest.memory_mib,
-        kernel: kernel.path.clone(),
+    let mut spec = VmSpec::for_guest(
+        guest,
+        qemu::Accel::Kvm,
+        &kernel.path,
         initrd,
-        append: qemu::guest_cmdline(&rt, &hk, qemu::GUEST_PARAMS),
-        cpu_model: None,
-        iothreads: Vec::new(),
-        console_log: console.clone(),
-        agent_channel: channel.clone(),
-        start_paused: false,
-        mgmt_qmp: false,
-    };
+        console.clone(),
+        channel.clone(),
+    );
+    spec.name = "pinlat-kvm-probe".into();
     let mut q = Qemu::spawn_in(qemu_bin, &spec, runtime).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + KVM_PROBE_DEADLINE;
     let mut follower = FileFollower::new(&channel);

@@ -18,8 +18,9 @@ use serde::Serialize;
 
 use crate::agent::find_agent;
 use crate::doctor::{run_checks, Env, ExternalFacts, SysRoot, DOCTOR_FILE};
+use crate::engine::launch::QemuLauncher;
+use crate::engine::{self, RunContext};
 use crate::exit::{Exit, Failure};
-use crate::guest_run::{self, RunContext};
 use crate::hostfacts::{self, HostFacts};
 use crate::kernel::KernelSearch;
 use crate::qemu::QemuBinary;
@@ -126,7 +127,7 @@ impl Progress {
             i + 1,
             self.total,
             r.name,
-            guest_run::summary_line(r)
+            engine::summary_line(r)
         );
         match &self.bar {
             Some(b) => {
@@ -283,17 +284,25 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     crate::signals::install()
         .map_err(|e| Failure::infra(anyhow::anyhow!("installing signal handlers: {e}")))?;
     let interrupted = || crate::signals::received();
+    let launcher = QemuLauncher {
+        qemu: qemu_bin,
+        kernel,
+        agent,
+        accel: match accel {
+            AccelUsed::Kvm => crate::qemu::Accel::Kvm,
+            AccelUsed::Tcg => crate::qemu::Accel::Tcg,
+        },
+        strict: opts.strict,
+    };
     let ctx = RunContext {
         config: &config,
         plan: &plan,
         run_id: run_id.clone(),
         result_dir: dir.root().to_path_buf(),
-        qemu: qemu_bin,
-        kernel,
-        agent,
+        launcher: &launcher,
         accel,
         duration_ms: config.run.duration_s * 1000,
-        strict: opts.strict,
+        deadline_slack: engine::RUN_DEADLINE_SLACK,
         interrupted: &interrupted,
     };
 
@@ -306,7 +315,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             break;
         }
         progress.start(i, &names[i]);
-        let record = guest_run::execute(&ctx, layout, scenario, workload, *rep);
+        let record = engine::execute(&ctx, layout, scenario, workload, *rep);
         if !record.status.is_ok() {
             failed += 1;
         }

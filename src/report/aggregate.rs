@@ -303,7 +303,7 @@ fn summary(rec: &RunRecord, file: &str, all: &Acc, per: &BTreeMap<VcpuKey, Acc>)
             },
             RunStatus::Failed { stage, reason } => RunOutcome {
                 ok: false,
-                stage: Some(stage.clone()),
+                stage: Some(*stage),
                 reason: Some(reason.clone()),
             },
         },

@@ -262,7 +262,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         } else {
             format!(
                 "<span class=\"bad\">failed in {}: {}</span>",
-                esc(x.outcome.stage.as_deref().unwrap_or("?")),
+                esc(x.outcome.stage.map_or("?", |s| s.as_str())),
                 esc(x.outcome.reason.as_deref().unwrap_or("?"))
             )
         };

@@ -127,7 +127,7 @@ pub fn render(report: &Report) -> String {
                         match r {
                             Some(r) => format!(
                                 "run {name} failed in stage {}: {}",
-                                r.outcome.stage.as_deref().unwrap_or("?"),
+                                r.outcome.stage.map_or("?", |s| s.as_str()),
                                 r.outcome.reason.as_deref().unwrap_or("?")
                             ),
                             None => format!("run {name} failed"),

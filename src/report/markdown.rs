@@ -221,7 +221,7 @@ pub fn render(report: &Report) -> String {
             o.push_str(&format!(
                 "- ❌ `{}` failed in stage {}: {}\n",
                 r.name,
-                r.outcome.stage.as_deref().unwrap_or("?"),
+                r.outcome.stage.map_or("?", |s| s.as_str()),
                 r.outcome.reason.as_deref().unwrap_or("?")
             ));
         }

@@ -87,7 +87,7 @@ pub struct RunOutcome {
     /// Whether the run measured to the end.
     pub ok: bool,
     /// Failed runs: the stage.
-    pub stage: Option<String>,
+    pub stage: Option<crate::result::Stage>,
     /// Failed runs: the reason.
     pub reason: Option<String>,
 }
@@ -145,7 +145,7 @@ pub struct RunSummary {
     /// Frames dropped by the decoder (bad length/CRC/JSON, oversize).
     pub bad_frames: u64,
     /// The run's warnings.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<crate::result::Warning>,
 }
 
 /// One of the largest samples, with where it came from.

@@ -215,7 +215,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         accel: s.accel,
         status: if s.failed {
             RunStatus::Failed {
-                stage: "boot".into(),
+                stage: pinlat::result::Stage::Boot,
                 reason: "guest never sent hello within 60 s".into(),
             }
         } else {
@@ -254,6 +254,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             boot_to_done_ms: None,
             boot_to_exit_ms: None,
             console_log: None,
+            mgmt_poll: None,
         }],
         mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
             rate_hz: 20,

@@ -54,7 +54,7 @@ fn pinlat(config: &Path, out: &Path, agent: Option<&Path>) -> Command {
 
 fn failed(status: &RunStatus) -> (&str, &str) {
     match status {
-        RunStatus::Failed { stage, reason } => (stage, reason),
+        RunStatus::Failed { stage, reason } => (stage.as_str(), reason),
         RunStatus::Ok => panic!("run should have failed"),
     }
 }
@@ -179,7 +179,7 @@ fn boot_garbage_on_the_wire_is_counted_dropped_and_bounded() {
     assert!(
         r.warnings
             .iter()
-            .any(|w| w.contains("malformed frames dropped")),
+            .any(|w| w.to_string().contains("malformed frames dropped")),
         "{:?}",
         r.warnings
     );

@@ -144,7 +144,9 @@ fn boot_without_cap_sys_nice_degrades_with_a_warning_and_strict_fails() {
     let r = &runs[0];
     assert!(r.status.is_ok(), "{:?}", r.status);
     assert!(
-        r.warnings.iter().any(|w| w.contains("SCHED_FIFO refused")),
+        r.warnings
+            .iter()
+            .any(|w| w.to_string().contains("SCHED_FIFO refused")),
         "{:?}",
         r.warnings
     );
@@ -169,7 +171,7 @@ fn boot_without_cap_sys_nice_degrades_with_a_warning_and_strict_fails() {
     let runs = load_runs(&only_subdir(&out));
     match &runs[0].status {
         RunStatus::Failed { stage, reason } => {
-            assert_eq!(stage, "pin", "{reason}");
+            assert_eq!(stage.as_str(), "pin", "{reason}");
             assert!(
                 reason.contains("sched_setscheduler") || reason.contains("EPERM"),
                 "{reason}"

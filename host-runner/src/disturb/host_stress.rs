@@ -1,4 +1,4 @@
-//! The `host-stress` scenario: CPU and memory load on the host housekeeping pCPUs, as
+//! `host-stress`: CPU and memory load on the host housekeeping pCPUs, as
 //! kvmfornfv's host-stress cases did. `stress-ng` when it is installed (pinned with
 //! `--taskset`), else a built-in load: one thread per worker per CPU, pinned there, alternating
 //! arithmetic with streaming over a 32 MiB buffer.
@@ -8,7 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use pinlat::config::ScenarioKind;
 use pinlat::cpuset::CpuSet;
+use pinlat::result::Warning;
+
+use super::{Disturbance, DisturbanceError, Outcome, Targets};
 
 /// A running host load; stopped on [`HostStress::stop`] or drop.
 #[derive(Debug)]
@@ -109,5 +113,59 @@ impl HostStress {
 impl Drop for HostStress {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The `host-stress` disturbance: [`HostStress`] on the housekeeping pCPUs for the run.
+#[derive(Debug)]
+pub struct HostStressLoad {
+    workers: u32,
+    running: Option<HostStress>,
+    description: Option<String>,
+}
+
+impl HostStressLoad {
+    /// `workers` loads per housekeeping pCPU.
+    pub fn new(workers: u32) -> Self {
+        HostStressLoad {
+            workers,
+            running: None,
+            description: None,
+        }
+    }
+}
+
+impl Disturbance for HostStressLoad {
+    fn kind(&self) -> ScenarioKind {
+        ScenarioKind::HostStress
+    }
+
+    fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError> {
+        let s = HostStress::start(&targets.housekeeping_cpus, self.workers).map_err(|source| {
+            DisturbanceError::Spawn {
+                scenario: ScenarioKind::HostStress,
+                what: "the host load".into(),
+                source,
+            }
+        })?;
+        self.description = Some(s.description.clone());
+        self.running = Some(s);
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Outcome {
+        if let Some(mut s) = self.running.take() {
+            s.stop();
+        }
+        Outcome {
+            warnings: self
+                .description
+                .iter()
+                .map(|d| Warning::HostStressLoad {
+                    description: d.clone(),
+                })
+                .collect(),
+            ..Outcome::default()
+        }
     }
 }
