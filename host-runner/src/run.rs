@@ -17,7 +17,7 @@ use pinlat::result::{AccelUsed, RunRecord, TCG_DISCLAIMER};
 use serde::Serialize;
 
 use crate::agent::find_agent;
-use crate::doctor::{run_checks, Env, ExternalFacts, SysRoot, DOCTOR_FILE};
+use crate::doctor::{run_checks, Env, ExternalFacts, Found, KvmProbe, SysRoot, DOCTOR_FILE};
 use crate::engine::launch::QemuLauncher;
 use crate::engine::{self, RunContext};
 use crate::exit::{Exit, Failure};
@@ -202,11 +202,13 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         ),
         Accel::Auto => {
             eprintln!("pinlat: probing KVM (one guest boot, at most 15 s) ...");
-            let probe = crate::accel::probe_kvm(&qemu_bin, &kernel, &agent, &config);
-            kvm_probe = Some(probe.clone());
-            match probe {
-                Ok(()) => (AccelUsed::Kvm, Some("auto: KVM probe booted".to_string())),
-                Err(why) => {
+            let fact = crate::doctor::probe::kvm_probe_fact(crate::accel::probe_kvm(
+                &qemu_bin, &kernel, &agent, &config,
+            ));
+            kvm_probe = Some(fact.clone());
+            match fact {
+                KvmProbe::Booted => (AccelUsed::Kvm, Some("auto: KVM probe booted".to_string())),
+                KvmProbe::DoesNotBoot { reason: why } | KvmProbe::CannotProbe { reason: why } => {
                     eprintln!("pinlat: warning: KVM is not usable ({why}); falling back to TCG");
                     (
                         AccelUsed::Tcg,
@@ -271,11 +273,12 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     if let Ok(mut env) = Env::new(SysRoot::live(), Some(&config)) {
         env.external = ExternalFacts {
             kvm_probe,
-            qemu: Some(Ok(facts.qemu_version.clone())),
-            guest_kernel: Some(Ok(format!(
-                "{} ({})",
-                facts.guest_kernel, facts.guest_kernel_source
-            ))),
+            qemu: Some(Found::Yes {
+                what: facts.qemu_version.clone(),
+            }),
+            guest_kernel: Some(Found::Yes {
+                what: format!("{} ({})", facts.guest_kernel, facts.guest_kernel_source),
+            }),
             calibration: Some(crate::doctor::instrument::last_calibration()),
         };
         write(&dir, DOCTOR_FILE, &run_checks(&env))?;

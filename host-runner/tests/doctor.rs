@@ -9,7 +9,9 @@ use pinlat::config::Config;
 use pinlat::cpuset::CpuSet;
 use pinlat::report::hostchecks::CalibrationSummary;
 use pinlat_runner::doctor::instrument::CalibrationFact;
-use pinlat_runner::doctor::{run_checks, DoctorReport, Env, ExternalFacts, Status, SysRoot};
+use pinlat_runner::doctor::{
+    run_checks, DoctorReport, Env, ExternalFacts, Found, KvmProbe, Status, SysRoot,
+};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -36,9 +38,13 @@ fn status(r: &DoctorReport, id: &str) -> Status {
 
 fn probes_ok() -> ExternalFacts {
     ExternalFacts {
-        kvm_probe: Some(Ok(())),
-        qemu: Some(Ok("QEMU emulator version 8.2.0".into())),
-        guest_kernel: Some(Ok("/boot/vmlinuz (host /boot)".into())),
+        kvm_probe: Some(KvmProbe::Booted),
+        qemu: Some(Found::Yes {
+            what: "QEMU emulator version 8.2.0".into(),
+        }),
+        guest_kernel: Some(Found::Yes {
+            what: "/boot/vmlinuz (host /boot)".into(),
+        }),
         calibration: Some(CalibrationFact::Found {
             summary: CalibrationSummary {
                 verdict: "trusted".into(),
@@ -89,9 +95,15 @@ fn misconfigured_host_fails_exactly_the_broken_checks() {
     let mut env = Env::new(SysRoot::at(fixture("misconfigured")), None).unwrap();
     env.rt_cpus = CpuSet::parse("2-5").unwrap();
     env.external = ExternalFacts {
-        kvm_probe: Some(Err("no agent hello within 15 s under -accel kvm".into())),
-        qemu: Some(Err("qemu-system-x86_64 not found on $PATH".into())),
-        guest_kernel: Some(Err("no kernel".into())),
+        kvm_probe: Some(KvmProbe::DoesNotBoot {
+            reason: "no agent hello within 15 s under -accel kvm".into(),
+        }),
+        qemu: Some(Found::No {
+            reason: "qemu-system-x86_64 not found on $PATH".into(),
+        }),
+        guest_kernel: Some(Found::No {
+            reason: "no kernel".into(),
+        }),
         calibration: Some(CalibrationFact::Found {
             summary: CalibrationSummary {
                 verdict: "inconclusive".into(),
@@ -243,4 +255,20 @@ fn cli_exit_codes_and_json_follow_the_checks() {
     assert!(saved.failed());
     // Without a config, RT pCPUs are every online CPU but the first.
     assert_eq!(saved.rt_cpus, CpuSet::parse("1-7").unwrap());
+}
+
+#[test]
+fn a_probe_that_cannot_run_names_its_cause_instead_of_failing_kvm() {
+    // No agent (or no cached kernel) to probe with says nothing about KVM: a warning naming
+    // what is missing, never "KVM does not boot a guest" (exit 1).
+    let mut facts = probes_ok();
+    facts.kvm_probe = Some(KvmProbe::CannotProbe {
+        reason: "no agent to probe with: No usable static pinlat-agent".into(),
+    });
+    let r = report("rt-lab-host", Some(&config("lab-8cpu.toml")), facts);
+    let c = r.get("kvm.usable").unwrap();
+    assert_eq!(c.status, Status::Warn, "{c:?}");
+    assert!(c.found.contains("no agent to probe with"), "{c:?}");
+    assert!(!c.found.contains("does not boot"), "{c:?}");
+    assert!(!r.failed());
 }

@@ -192,17 +192,51 @@ impl Check {
     }
 }
 
+/// The KVM boot probe's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum KvmProbe {
+    /// A guest booted to the agent's hello under `-accel kvm`.
+    Booted,
+    /// KVM was tried and did not boot a guest.
+    DoesNotBoot {
+        /// What happened.
+        reason: String,
+    },
+    /// The probe could not be made (no QEMU, guest kernel or agent to probe with): says
+    /// nothing about KVM.
+    CannotProbe {
+        /// What is missing, with its fix.
+        reason: String,
+    },
+}
+
+/// Whether something a run needs was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Found {
+    /// Found: what and where.
+    Yes {
+        /// E.g. QEMU's version line and path.
+        what: String,
+    },
+    /// Not found.
+    No {
+        /// Why, with where it looked.
+        reason: String,
+    },
+}
+
 /// Results of probes that need more than reading files; `None` = not probed (the check is
 /// reported as skipped).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExternalFacts {
-    /// The KVM boot probe: `Ok(())` when a guest booted to the agent's hello under KVM,
-    /// `Err(reason)` otherwise.
-    pub kvm_probe: Option<Result<(), String>>,
-    /// QEMU: `Ok(version line)` or `Err(reason)`.
-    pub qemu: Option<Result<String, String>>,
-    /// The guest kernel search: `Ok(path and source)` or `Err(reason)`.
-    pub guest_kernel: Option<Result<String, String>>,
+    /// The KVM boot probe.
+    pub kvm_probe: Option<KvmProbe>,
+    /// QEMU, by its version line.
+    pub qemu: Option<Found>,
+    /// The guest kernel search, by path and source.
+    pub guest_kernel: Option<Found>,
     /// The last `pinlat calibrate` of this host.
     #[serde(default)]
     pub calibration: Option<instrument::CalibrationFact>,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use pinlat::config::Config;
 
-use super::{run_checks, Env, ExternalFacts, SysRoot, DOCTOR_FILE};
+use super::{run_checks, Env, ExternalFacts, Found, KvmProbe, SysRoot, DOCTOR_FILE};
 use crate::exit::{Exit, Failure};
 
 /// A minimal config for the KVM probe when the user gave none.
@@ -23,11 +23,14 @@ pub fn live_external(config: Option<&Config>, kvm_probe: bool) -> ExternalFacts 
     // The doctor reports; it does not download.
     search.allow_download = false;
     let kernel = search.find();
+    let cannot = |what: &str, e: &dyn std::fmt::Display| KvmProbe::CannotProbe {
+        reason: format!("no {what} to probe with: {e}"),
+    };
     let kvm = if kvm_probe {
         Some(match (&qemu, &kernel, crate::agent::find_agent()) {
-            (Err(e), _, _) => Err(format!("no QEMU to probe with: {e}")),
-            (_, Err(e), _) => Err(format!("no guest kernel to probe with: {e}")),
-            (_, _, Err(e)) => Err(format!("no agent to probe with: {e}")),
+            (Err(e), _, _) => cannot("QEMU", e),
+            (_, Err(e), _) => cannot("guest kernel", e),
+            (_, _, Err(e)) => cannot("agent", &e),
             (Ok(q), Ok(k), Ok((_, agent))) => {
                 let owned;
                 let cfg = match config {
@@ -37,7 +40,7 @@ pub fn live_external(config: Option<&Config>, kvm_probe: bool) -> ExternalFacts 
                         &owned
                     }
                 };
-                crate::accel::probe_kvm(q, k, &agent, cfg)
+                kvm_probe_fact(crate::accel::probe_kvm(q, k, &agent, cfg))
             }
         })
     } else {
@@ -45,16 +48,36 @@ pub fn live_external(config: Option<&Config>, kvm_probe: bool) -> ExternalFacts 
     };
     ExternalFacts {
         kvm_probe: kvm,
-        qemu: Some(
-            qemu.map(|q| format!("{} ({})", q.version_line, q.path.display()))
-                .map_err(|e| e.to_string()),
-        ),
-        guest_kernel: Some(
-            kernel
-                .map(|k| format!("{} ({})", k.path.display(), k.source))
-                .map_err(|e| e.to_string()),
-        ),
+        qemu: Some(match qemu {
+            Ok(q) => Found::Yes {
+                what: format!("{} ({})", q.version_line, q.path.display()),
+            },
+            Err(e) => Found::No {
+                reason: e.to_string(),
+            },
+        }),
+        guest_kernel: Some(match kernel {
+            Ok(k) => Found::Yes {
+                what: format!("{} ({})", k.path.display(), k.source),
+            },
+            Err(e) => Found::No {
+                reason: e.to_string(),
+            },
+        }),
         calibration: Some(super::instrument::last_calibration()),
+    }
+}
+
+/// The doctor's view of a KVM probe result.
+pub fn kvm_probe_fact(r: Result<(), crate::accel::KvmProbeError>) -> KvmProbe {
+    match r {
+        Ok(()) => KvmProbe::Booted,
+        Err(e) if e.is_kvm_failure() => KvmProbe::DoesNotBoot {
+            reason: format!("{:#}", anyhow::Error::new(e)),
+        },
+        Err(e) => KvmProbe::CannotProbe {
+            reason: format!("{:#}", anyhow::Error::new(e)),
+        },
     }
 }
 

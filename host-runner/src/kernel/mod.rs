@@ -17,9 +17,12 @@ use std::fmt;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
+
+mod debian;
+use debian::download_into;
+pub use debian::{parse_apt_depends, AptFetch, FetchError};
 
 /// The Debian metapackage whose dependency is the current PREEMPT_RT kernel image.
 pub const DEBIAN_RT_METAPACKAGE: &str = "linux-image-rt-amd64";
@@ -87,7 +90,7 @@ pub enum KernelError {
         /// Where it was given.
         source_kind: KernelSource,
         /// What is wrong with it.
-        reason: String,
+        reason: BzImageError,
     },
     /// Nothing worked.
     #[error("{}", not_found_message(.attempts))]
@@ -109,27 +112,50 @@ fn not_found_message(attempts: &[Attempt]) -> String {
     s
 }
 
+/// Why a file is not a usable guest kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum BzImageError {
+    /// Nothing at the path.
+    #[error("does not exist")]
+    Missing,
+    /// `stat` failed otherwise.
+    #[error("cannot stat: {0}")]
+    Stat(std::io::Error),
+    /// A directory or special file.
+    #[error("not a regular file")]
+    NotAFile,
+    /// Not readable by this user.
+    #[error("not readable (Debian installs /boot/vmlinuz-* mode 0600: run as root or copy it)")]
+    Unreadable,
+    /// `open` failed otherwise.
+    #[error("cannot open: {0}")]
+    Open(std::io::Error),
+    /// Shorter than a boot header.
+    #[error("too short to be a kernel image")]
+    TooShort,
+    /// No x86 boot signature.
+    #[error("not an x86 bzImage (no HdrS boot signature at 0x202)")]
+    NoSignature,
+}
+
 /// Checks that `path` is a readable x86 boot image (bzImage).
-pub fn check_bzimage(path: &Path) -> Result<(), String> {
+pub fn check_bzimage(path: &Path) -> Result<(), BzImageError> {
     let meta = fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "does not exist".to_string(),
-        _ => format!("cannot stat: {e}"),
+        std::io::ErrorKind::NotFound => BzImageError::Missing,
+        _ => BzImageError::Stat(e),
     })?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(BzImageError::NotAFile);
     }
     let mut header = [0u8; 0x206];
     let mut f = fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => {
-            "not readable (Debian installs /boot/vmlinuz-* mode 0600: run as root or copy it)"
-                .to_string()
-        }
-        _ => format!("cannot open: {e}"),
+        std::io::ErrorKind::PermissionDenied => BzImageError::Unreadable,
+        _ => BzImageError::Open(e),
     })?;
     f.read_exact(&mut header)
-        .map_err(|_| "too short to be a kernel image".to_string())?;
+        .map_err(|_| BzImageError::TooShort)?;
     if &header[0x202..0x206] != b"HdrS" {
-        return Err("not an x86 bzImage (no HdrS boot signature at 0x202)".into());
+        return Err(BzImageError::NoSignature);
     }
     Ok(())
 }
@@ -137,10 +163,10 @@ pub fn check_bzimage(path: &Path) -> Result<(), String> {
 /// Fetches Debian's RT kernel; real implementation [`AptFetch`], fakes in tests.
 pub trait DebianFetch {
     /// The concrete kernel package `linux-image-rt-amd64` currently depends on.
-    fn resolve_package(&self) -> Result<String, String>;
+    fn resolve_package(&self) -> Result<String, FetchError>;
     /// Downloads and unpacks `package` so that `dest` (which does not exist yet) ends up
     /// holding `vmlinuz-*` and a `package-version` file.
-    fn download(&self, package: &str, dest: &Path) -> Result<(), String>;
+    fn download(&self, package: &str, dest: &Path) -> Result<(), FetchError>;
 }
 
 /// Inputs of the kernel search, so it can be tested without touching the real environment.
@@ -217,7 +243,7 @@ impl KernelSearch {
                     Ok(()) => return Ok(plain(path, KernelSource::HostBoot)),
                     Err(reason) => attempts.push(Attempt {
                         place: path.display().to_string(),
-                        reason,
+                        reason: reason.to_string(),
                     }),
                 }
             }
@@ -352,166 +378,6 @@ fn version_key(name: &str) -> Vec<u64> {
         .collect()
 }
 
-/// Downloads into a private staging dir next to `kernels/<package>`, then renames it into
-/// place, so an interrupted fetch never leaves a half-filled cache entry.
-fn download_into(fetch: &dyn DebianFetch, kernels: &Path, package: &str) -> Result<(), String> {
-    fs::create_dir_all(kernels).map_err(|e| format!("cannot create {}: {e}", kernels.display()))?;
-    let staging = TempDir::new_in(kernels, ".fetch-")?;
-    let out = staging.path().join("out");
-    fetch.download(package, &out)?;
-    let dest = kernels.join(package);
-    match fs::rename(&out, &dest) {
-        Ok(()) => Ok(()),
-        // Another pinlat filled it meanwhile; theirs is as good as ours.
-        Err(_) if dest.is_dir() => Ok(()),
-        Err(e) => Err(format!("cannot move into {}: {e}", dest.display())),
-    }
-}
-
-/// A directory created with `mkdtemp` (mode 0700) and removed with its contents on drop.
-#[derive(Debug)]
-pub(crate) struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    pub(crate) fn new_in(parent: &Path, prefix: &str) -> Result<Self, String> {
-        let template = parent.join(format!("{prefix}XXXXXX"));
-        nix::unistd::mkdtemp(&template)
-            .map(|path| TempDir { path })
-            .map_err(|e| format!("mkdtemp in {}: {e}", parent.display()))
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
-}
-
-/// Extracts the first `Depends: linux-image-…` package from `apt-cache depends` output.
-pub fn parse_apt_depends(text: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let rest = line.trim().trim_start_matches('|').trim_start();
-        let name = rest.strip_prefix("Depends:")?.trim();
-        let valid = name.starts_with("linux-image-")
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-+._".contains(c));
-        valid.then(|| name.to_owned())
-    })
-}
-
-/// The real fetcher: `apt-cache depends`, `apt-get download`, `dpkg-deb`, `tar`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AptFetch;
-
-fn run(cmd: &mut Command) -> Result<String, String> {
-    let prog = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.output().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{prog} not found (not a Debian host?)"),
-        _ => format!("cannot run {prog}: {e}"),
-    })?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
-        return Err(format!("{prog} failed ({}): {last}", out.status));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Extracts only `./boot/vmlinuz-*` and `./boot/config-*` from a kernel `.deb` into `root`:
-/// `dpkg-deb --fsys-tarfile DEB | tar -x`, piped between two processes (no shell). Unpacking
-/// the whole package (`dpkg-deb -x`) would write ~400 MB of modules to get one 8 MB file.
-fn extract_boot_files(deb: &Path, root: &Path) -> Result<(), String> {
-    let mut dpkg = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(deb)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run dpkg-deb: {e}"))?;
-    let Some(tar_in) = dpkg.stdout.take() else {
-        let _ = dpkg.kill();
-        let _ = dpkg.wait();
-        return Err("dpkg-deb gave no stdout".into());
-    };
-    let tar = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(root)
-        .args(["--wildcards", "./boot/vmlinuz-*", "./boot/config-*"])
-        .stdin(tar_in)
-        .output();
-    let dpkg_out = dpkg.wait_with_output();
-    let tar = tar.map_err(|e| format!("cannot run tar: {e}"))?;
-    let dpkg_out = dpkg_out.map_err(|e| format!("dpkg-deb: {e}"))?;
-    if !dpkg_out.status.success() {
-        return Err(format!(
-            "dpkg-deb --fsys-tarfile failed ({}): {}",
-            dpkg_out.status,
-            String::from_utf8_lossy(&dpkg_out.stderr).trim()
-        ));
-    }
-    if !tar.status.success() {
-        return Err(format!(
-            "tar -x failed ({}): {}",
-            tar.status,
-            String::from_utf8_lossy(&tar.stderr).trim()
-        ));
-    }
-    Ok(())
-}
-
-impl DebianFetch for AptFetch {
-    fn resolve_package(&self) -> Result<String, String> {
-        let out = run(Command::new("apt-cache").args(["depends", DEBIAN_RT_METAPACKAGE]))
-            .map_err(|e| format!("{e}; run `apt-get update`"))?;
-        parse_apt_depends(&out).ok_or_else(|| {
-            format!("apt-cache names no kernel for {DEBIAN_RT_METAPACKAGE}; run `apt-get update`")
-        })
-    }
-
-    fn download(&self, package: &str, dest: &Path) -> Result<(), String> {
-        let work = dest
-            .parent()
-            .ok_or_else(|| "destination has no parent".to_string())?;
-        run(Command::new("apt-get")
-            .args(["download", "-q", package])
-            .current_dir(work))?;
-        let deb = fs::read_dir(work)
-            .map_err(|e| e.to_string())?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension() == Some(OsStr::new("deb")))
-            .ok_or_else(|| format!("apt-get download left no .deb for {package}"))?;
-        let version = run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Version"))?;
-        let root = work.join("root");
-        fs::create_dir(&root).map_err(|e| e.to_string())?;
-        extract_boot_files(&deb, &root)?;
-        fs::create_dir(dest).map_err(|e| e.to_string())?;
-        let boot = root.join("boot");
-        let mut found = false;
-        for entry in fs::read_dir(&boot).map_err(|e| format!("{}: {e}", boot.display()))? {
-            let entry = entry.map_err(|e| e.to_string())?;
-            let name = entry.file_name();
-            let n = name.to_string_lossy();
-            if n.starts_with("vmlinuz-") || n.starts_with("config-") {
-                found |= n.starts_with("vmlinuz-");
-                fs::copy(entry.path(), dest.join(&name)).map_err(|e| e.to_string())?;
-            }
-        }
-        if !found {
-            return Err(format!("{package} has no /boot/vmlinuz-*"));
-        }
-        fs::write(dest.join("package-version"), version.trim()).map_err(|e| e.to_string())?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,15 +391,15 @@ mod tests {
     }
 
     struct FakeFetch {
-        package: Result<String, String>,
+        package: Result<String, &'static str>,
         downloads: Cell<u32>,
         good: bool,
     }
 
     impl FakeFetch {
-        fn new(package: Result<&str, &str>, good: bool) -> Self {
+        fn new(package: Result<&str, &'static str>, good: bool) -> Self {
             FakeFetch {
-                package: package.map(str::to_owned).map_err(str::to_owned),
+                package: package.map(str::to_owned),
                 downloads: Cell::new(0),
                 good,
             }
@@ -541,13 +407,19 @@ mod tests {
     }
 
     impl DebianFetch for FakeFetch {
-        fn resolve_package(&self) -> Result<String, String> {
-            self.package.clone()
+        fn resolve_package(&self) -> Result<String, FetchError> {
+            self.package.clone().map_err(|e| FetchError::ToolMissing {
+                prog: e.to_string(),
+            })
         }
-        fn download(&self, package: &str, dest: &Path) -> Result<(), String> {
+        fn download(&self, package: &str, dest: &Path) -> Result<(), FetchError> {
             self.downloads.set(self.downloads.get() + 1);
             if !self.good {
-                return Err("network down".into());
+                return Err(FetchError::ToolFailed {
+                    prog: "apt-get".into(),
+                    status: "exit status: 100".into(),
+                    last_line: "network down".into(),
+                });
             }
             let v = package.trim_start_matches("linux-image-");
             fake_bzimage(&dest.join(format!("vmlinuz-{v}")));
