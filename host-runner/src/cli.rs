@@ -10,7 +10,7 @@ use pinlat::cpuset::CpuSet;
 use pinlat::export::{self, PlanFormat};
 use pinlat::plan::Plan;
 
-use crate::exit::{Exit, Failure};
+use crate::exit::{Exit, Failure, HostError, OptionError};
 
 /// pinlat: measure what QEMU emulator-thread placement does to realtime vCPUs.
 ///
@@ -218,25 +218,23 @@ pub enum Command {
 
 /// Loads, checks and plans a config. Errors are usage errors (exit 2).
 pub fn load_and_plan(config: &Path, host_cpus: Option<&str>) -> Result<(Config, Plan), Failure> {
-    let cfg = Config::from_file(config).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!("config {}", config.display())))
-    })?;
+    let cfg = Config::from_file(config)
+        .map_err(|e| Failure::from(e).context(format!("config {}", config.display())))?;
     let online = match host_cpus {
-        Some(s) => {
-            CpuSet::parse_any(s).map_err(|e| Failure::usage(anyhow::anyhow!("--host-cpus: {e}")))?
-        }
-        None => pinlat::host::online_cpus().map_err(|e| {
-            Failure::infra(anyhow::anyhow!(
-                "reading {}: {e}",
-                pinlat::host::ONLINE_PATH
-            ))
+        Some(s) => CpuSet::parse_any(s).map_err(|e| OptionError {
+            option: "--host-cpus",
+            problem: e.to_string(),
+        })?,
+        None => pinlat::host::online_cpus().map_err(|source| HostError::Read {
+            path: pinlat::host::ONLINE_PATH,
+            source,
         })?,
     };
     let plan = Plan::new(&cfg, &online).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!(
+        Failure::from(e).context(format!(
             "config {} cannot be placed on a host with online CPUs {online}",
             config.display()
-        )))
+        ))
     })?;
     Ok((cfg, plan))
 }
@@ -337,6 +335,6 @@ fn print_out(s: &str) -> Result<(), Failure> {
         Ok(()) => Ok(()),
         // `pinlat plan ... | head` is fine.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure::infra(anyhow::anyhow!("writing to stdout: {e}"))),
+        Err(e) => Err(HostError::Stdout(e).into()),
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use pinlat::report::{self, compare, Outcome, Report};
 
-use crate::exit::{Exit, Failure};
+use crate::exit::{Exit, Failure, OptionError};
 
 /// Maps a report's outcome to the exit code: 0 held, 1 a budget exceeded, 3 a run failed,
 /// was unreadable or is missing.
@@ -52,12 +52,7 @@ pub fn summary(r: &Report, dir: &Path) -> String {
 /// `pinlat report DIR`: rebuilds report.{json,md,html}, junit.xml, the .hlog and histogram
 /// texts from `DIR/runs/`.
 pub fn report(dir: &Path) -> Result<Exit, Failure> {
-    let r = report::write_all(dir).map_err(|e| match e {
-        report::ReportError::NotAResultDir(..) | report::ReportError::NoRuns(..) => {
-            Failure::usage(e)
-        }
-        other => Failure::infra(other),
-    })?;
+    let r = report::write_all(dir)?;
     eprint!("{}", summary(&r, dir));
     Ok(exit_of(&r))
 }
@@ -69,8 +64,10 @@ pub fn load(path: &Path) -> Result<Report, Failure> {
     } else {
         Report::read_json(path)
     };
-    res.map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!("reading {}", path.display())))
+    // For `compare`, an input it cannot read is a bad argument, whatever the reason.
+    res.map_err(|e| Failure {
+        exit: Exit::Usage,
+        error: anyhow::Error::new(e).context(format!("reading {}", path.display())),
     })
 }
 
@@ -78,9 +75,11 @@ pub fn load(path: &Path) -> Result<Report, Failure> {
 /// threshold, 0 otherwise. Returns the printed text too (for tests).
 pub fn compare(base: &Path, new: &Path, threshold_pct: f64) -> Result<(Exit, String), Failure> {
     if !(threshold_pct.is_finite() && threshold_pct >= 0.0) {
-        return Err(Failure::usage(anyhow::anyhow!(
-            "--threshold: {threshold_pct} is not a percentage ≥ 0"
-        )));
+        return Err(OptionError {
+            option: "--threshold",
+            problem: format!("{threshold_pct} is not a percentage ≥ 0"),
+        }
+        .into());
     }
     let (b, n) = (load(base)?, load(new)?);
     let c = compare::compare(&b, &n, threshold_pct);
@@ -123,5 +122,11 @@ mod tests {
     fn report_exit_codes() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(report(dir.path()).unwrap_err().exit, Exit::Usage);
+        // A results directory whose run files are all unreadable is damaged results (3), as
+        // README says, not a bad argument (2).
+        std::fs::create_dir(dir.path().join("runs")).unwrap();
+        assert_eq!(report(dir.path()).unwrap_err().exit, Exit::Usage);
+        std::fs::write(dir.path().join("runs/a.json"), b"{ not json").unwrap();
+        assert_eq!(report(dir.path()).unwrap_err().exit, Exit::Infrastructure);
     }
 }

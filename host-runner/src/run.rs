@@ -20,7 +20,7 @@ use crate::agent::find_agent;
 use crate::doctor::{run_checks, Env, ExternalFacts, Found, KvmProbe, SysRoot, DOCTOR_FILE};
 use crate::engine::launch::QemuLauncher;
 use crate::engine::{self, RunContext};
-use crate::exit::{Exit, Failure};
+use crate::exit::{Exit, Failure, HostError, OptionError};
 use crate::hostfacts::{self, HostFacts};
 use crate::kernel::KernelSearch;
 use crate::qemu::QemuBinary;
@@ -47,6 +47,44 @@ pub struct RunOptions {
     pub strict: bool,
 }
 
+/// How a matrix ended when not every run measured (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    /// SIGINT or SIGTERM.
+    #[error("interrupted by {signal}: every QEMU was stopped; the finished runs and their report are in {}", dir.display())]
+    Interrupted {
+        /// The signal's name.
+        signal: &'static str,
+        /// The results directory.
+        dir: PathBuf,
+    },
+    /// Some runs failed.
+    #[error("{failed} of {total} runs failed (see runs/*.json status and console/ logs in {})", dir.display())]
+    RunsFailed {
+        /// Failed runs.
+        failed: usize,
+        /// All runs.
+        total: usize,
+        /// The results directory.
+        dir: PathBuf,
+    },
+    /// Every run measured, but the report could not be built.
+    #[error("every run measured but the report could not be built; retry with pinlat report {}", dir.display())]
+    NoReport {
+        /// The results directory.
+        dir: PathBuf,
+    },
+}
+
+impl From<MatrixError> for Failure {
+    fn from(e: MatrixError) -> Self {
+        Failure {
+            exit: Exit::Infrastructure,
+            error: e.into(),
+        }
+    }
+}
+
 /// `plan.json`: the resolved placement and the runs, as executed.
 #[derive(Debug, Serialize)]
 struct PlanFile<'a> {
@@ -61,17 +99,21 @@ struct PlanFile<'a> {
 fn apply_overrides(cfg: &mut Config, opts: &RunOptions) -> Result<(), Failure> {
     if let Some(d) = opts.duration_s {
         if d == 0 {
-            return Err(Failure::usage(anyhow::anyhow!(
-                "--duration: must be at least 1 s"
-            )));
+            return Err(OptionError {
+                option: "--duration",
+                problem: "must be at least 1 s".into(),
+            }
+            .into());
         }
         cfg.run.duration_s = d;
     }
     if let Some(r) = opts.repetitions {
         if r == 0 {
-            return Err(Failure::usage(anyhow::anyhow!(
-                "--repetitions: must be at least 1"
-            )));
+            return Err(OptionError {
+                option: "--repetitions",
+                problem: "must be at least 1".into(),
+            }
+            .into());
         }
         cfg.run.repetitions = r;
     }
@@ -82,10 +124,14 @@ fn apply_overrides(cfg: &mut Config, opts: &RunOptions) -> Result<(), Failure> {
         for n in names {
             if !cfg.layouts.iter().any(|l| &l.name == n) {
                 let known: Vec<&str> = cfg.layouts.iter().map(|l| l.name.as_str()).collect();
-                return Err(Failure::usage(anyhow::anyhow!(
-                    "--layouts: no layout named '{n}' in the config (it has: {})",
-                    known.join(", ")
-                )));
+                return Err(OptionError {
+                    option: "--layouts",
+                    problem: format!(
+                        "no layout named '{n}' in the config (it has: {})",
+                        known.join(", ")
+                    ),
+                }
+                .into());
             }
         }
         cfg.layouts.retain(|l| names.contains(&l.name));
@@ -149,32 +195,32 @@ impl Progress {
 /// measured and every budget held, 1 a budget was exceeded, 3 any run failed or the
 /// infrastructure is missing, 2 bad usage/config.
 pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
-    let mut config = Config::from_file(&opts.config).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!("config {}", opts.config.display())))
-    })?;
+    let mut config = Config::from_file(&opts.config)
+        .map_err(|e| Failure::from(e).context(format!("config {}", opts.config.display())))?;
     apply_overrides(&mut config, opts)?;
-    let online = pinlat::host::online_cpus()
-        .map_err(|e| Failure::infra(anyhow::anyhow!("reading online CPUs: {e}")))?;
+    let online = pinlat::host::online_cpus().map_err(|source| HostError::Read {
+        path: pinlat::host::ONLINE_PATH,
+        source,
+    })?;
     let plan = Plan::new(&config, &online).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!(
+        Failure::from(e).context(format!(
             "config {} cannot be placed on this host (online CPUs {online})",
             opts.config.display()
-        )))
+        ))
     })?;
 
-    let qemu_bin = QemuBinary::detect()
-        .map_err(|e| Failure::infra(anyhow::Error::new(e).context("finding QEMU")))?;
+    let qemu_bin = QemuBinary::detect().map_err(|e| Failure::from(e).context("finding QEMU"))?;
     let kernel = KernelSearch::from_env(opts.kernel.clone())
         .find()
-        .map_err(|e| Failure::infra(anyhow::Error::new(e).context("finding a guest kernel")))?;
-    let (agent_path, agent) = find_agent().map_err(Failure::infra)?;
+        .map_err(|e| Failure::from(e).context("finding a guest kernel"))?;
+    let (agent_path, agent) = find_agent()?;
 
     let run_id = new_run_id();
     let dir = ResultDir::create(&opts.out, &run_id).map_err(|e| {
-        Failure::infra(anyhow::Error::new(e).context(format!(
+        Failure::from(e).context(format!(
             "the results directory {} is not writable (nothing was started)",
             opts.out.display()
-        )))
+        ))
     })?;
     eprintln!("pinlat: run {run_id} -> {}", dir.root().display());
 
@@ -284,8 +330,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         write(&dir, DOCTOR_FILE, &run_checks(&env))?;
     }
 
-    crate::signals::install()
-        .map_err(|e| Failure::infra(anyhow::anyhow!("installing signal handlers: {e}")))?;
+    crate::signals::install().map_err(HostError::Signals)?;
     let interrupted = || crate::signals::received();
     let launcher = QemuLauncher {
         qemu: qemu_bin,
@@ -348,25 +393,21 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             None
         }
     };
-    if let Some(sig) = interrupted_by {
-        return Err(Failure::infra(anyhow::anyhow!(
-            "interrupted by {sig}: every QEMU was stopped; the finished runs and their report are in {}",
-            dir.root().display()
-        )));
+    let dir = dir.root().to_path_buf();
+    if let Some(signal) = interrupted_by {
+        return Err(MatrixError::Interrupted { signal, dir }.into());
     }
     if failed > 0 {
-        return Err(Failure::infra(anyhow::anyhow!(
-            "{failed} of {} runs failed (see runs/*.json status and console/ logs in {})",
-            matrix.len(),
-            dir.root().display()
-        )));
+        return Err(MatrixError::RunsFailed {
+            failed,
+            total: matrix.len(),
+            dir,
+        }
+        .into());
     }
     match report {
         Some(r) => Ok(crate::report_cmd::exit_of(&r)),
-        None => Err(Failure::infra(anyhow::anyhow!(
-            "every run measured but the report could not be built; retry with pinlat report {}",
-            dir.root().display()
-        ))),
+        None => Err(MatrixError::NoReport { dir }.into()),
     }
 }
 
@@ -386,5 +427,5 @@ fn failed_summary(total: usize, failed: usize) -> String {
 fn write<T: Serialize>(dir: &ResultDir, rel: &str, value: &T) -> Result<(), Failure> {
     dir.write_json(rel, value)
         .map(|_| ())
-        .map_err(|e| Failure::infra(anyhow::Error::new(e).context(format!("writing {rel}"))))
+        .map_err(|e| Failure::from(e).context(format!("writing {rel}")))
 }

@@ -455,13 +455,10 @@ pub fn write_all(dir: &Path) -> Result<Report, ReportError> {
     Ok(report)
 }
 
-/// Writes `f` under `dir` atomically (temporary file, then rename).
+/// Writes `f` under `dir` atomically.
 fn write_file(dir: &Path, f: &OutputFile) -> Result<(), ReportError> {
-    let path = dir.join(&f.name);
-    let tmp = dir.join(format!(".{}.tmp", f.name));
-    std::fs::write(&tmp, f.contents.as_bytes())
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| ReportError::Write(path, e))
+    crate::atomic_write::write_atomic(&dir.join(&f.name), f.contents.as_bytes())
+        .map_err(|e| ReportError::Write(e.path, e.source))
 }
 
 /// Formats ns as µs with three decimals, exactly (`12345` → `12.345`).

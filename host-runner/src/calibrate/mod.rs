@@ -390,8 +390,8 @@ pub fn last_calibration_path() -> Option<PathBuf> {
 pub fn command(cmd: &CalibrateCommand) -> Result<crate::exit::Exit, crate::exit::Failure> {
     use crate::exit::{Exit, Failure};
     let report = run(&cmd.options).map_err(|e| match e {
-        CalibrateError::AgentNotFound(_) => Failure::infra(e),
-        e => Failure::infra(anyhow::Error::new(e).context("calibrating")),
+        CalibrateError::AgentNotFound(_) => Failure::from(e),
+        e => Failure::from(e).context("calibrating"),
     })?;
     let mut targets: Vec<PathBuf> = cmd.out.iter().map(|d| d.join(CALIBRATE_FILE)).collect();
     targets.extend(last_calibration_path());
@@ -399,8 +399,7 @@ pub fn command(cmd: &CalibrateCommand) -> Result<crate::exit::Exit, crate::exit:
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        pinlat::atomic_write::write_json_atomic(&path, &report)
-            .map_err(|e| Failure::infra(anyhow::Error::new(e)))?;
+        pinlat::atomic_write::write_json_atomic(&path, &report)?;
     }
     if cmd.json {
         println!(

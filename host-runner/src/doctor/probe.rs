@@ -100,9 +100,10 @@ pub struct DoctorOptions {
 /// 3 when the host cannot even be read.
 pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
     let config = match &opts.config {
-        Some(p) => Some(Config::from_file(p).map_err(|e| {
-            Failure::usage(anyhow::Error::new(e).context(format!("config {}", p.display())))
-        })?),
+        Some(p) => Some(
+            Config::from_file(p)
+                .map_err(|e| Failure::from(e).context(format!("config {}", p.display())))?,
+        ),
         None => None,
     };
     let root = opts
@@ -110,10 +111,7 @@ pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
         .as_deref()
         .map(SysRoot::at)
         .unwrap_or_else(SysRoot::live);
-    let mut env = Env::new(root, config.as_ref()).map_err(|e| match e {
-        super::DoctorError::Plan(_) => Failure::usage(e),
-        super::DoctorError::Online { .. } => Failure::infra(e),
-    })?;
+    let mut env = Env::new(root, config.as_ref())?;
     if opts.root.is_none() {
         env.external = live_external(config.as_ref(), !opts.no_kvm_probe);
     }
@@ -134,15 +132,14 @@ pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
     })
 }
 
-/// Writes `name` into `dir` atomically (temporary file, then rename).
+/// Writes `name` into `dir` (created if needed) atomically.
 pub fn write_into(dir: &Path, name: &str, text: &str) -> Result<(), Failure> {
-    let io = |e: std::io::Error| {
-        Failure::infra(
-            anyhow::Error::new(e).context(format!("writing {}", dir.join(name).display())),
-        )
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, dir.join(name)).map_err(io)
+    std::fs::create_dir_all(dir).map_err(|source| pinlat::atomic_write::WriteError {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(pinlat::atomic_write::write_atomic(
+        &dir.join(name),
+        text.as_bytes(),
+    )?)
 }
