@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pinlat::config::{Accel, Config};
 use pinlat::plan::Plan;
 use pinlat::result::{AccelUsed, RunRecord, TCG_DISCLAIMER};
+use pinlat::schema::{PlanFile, HOST_FILE, HOST_SCHEMA_VERSION, PLAN_FILE, PLAN_SCHEMA_VERSION};
 use serde::Serialize;
 
 use crate::agent::find_agent;
@@ -83,16 +84,6 @@ impl From<MatrixError> for Failure {
             error: e.into(),
         }
     }
-}
-
-/// `plan.json`: the resolved placement and the runs, as executed.
-#[derive(Debug, Serialize)]
-struct PlanFile<'a> {
-    run_id: &'a str,
-    config_path: String,
-    config: &'a Config,
-    plan: &'a Plan,
-    runs: Vec<String>,
 }
 
 /// Applies CLI overrides to the config, as usage errors when they are invalid.
@@ -269,6 +260,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     }
 
     let facts = HostFacts {
+        schema_version: HOST_SCHEMA_VERSION,
         pinlat_version: env!("CARGO_PKG_VERSION").to_string(),
         local: hostfacts::local(),
         accel,
@@ -298,16 +290,17 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         .collect();
     write(
         &dir,
-        "plan.json",
+        PLAN_FILE,
         &PlanFile {
-            run_id: &run_id,
+            schema_version: PLAN_SCHEMA_VERSION,
+            run_id: run_id.clone(),
             config_path: opts.config.display().to_string(),
-            config: &config,
-            plan: &plan,
+            config: config.clone(),
+            plan: plan.clone(),
             runs: names.clone(),
         },
     )?;
-    write(&dir, "host.json", &facts)?;
+    write(&dir, HOST_FILE, &facts)?;
     if !facts.can_set_realtime {
         eprintln!(
             "pinlat: warning: no CAP_SYS_NICE: RT vCPU threads will run SCHED_OTHER (each run records it){}",

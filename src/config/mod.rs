@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cpuset::CpuSet;
 
@@ -37,7 +37,7 @@ impl ConfigError {
 }
 
 /// Run-wide settings (`[run]`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
     /// Measured time per run, seconds (after preheat). `run.duration_s`, default 10.
     pub duration_s: u64,
@@ -52,7 +52,7 @@ pub struct RunSettings {
 }
 
 /// Host CPUs pinlat may use (`[host]`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostSpec {
     /// pCPUs pinlat may use; `None` = every online CPU.
     pub cpus: Option<CpuSet>,
@@ -66,7 +66,7 @@ pub struct HostSpec {
 }
 
 /// A guest (`[[guests]]`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Guest {
     /// Unique name, used in run names and exports.
     pub name: String,
@@ -94,7 +94,7 @@ impl Guest {
 }
 
 /// Explicit placement of one guest under a `custom` layout.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomGuest {
     /// One CPU list per vCPU, in vCPU order.
     pub vcpus: Vec<CpuSet>,
@@ -105,7 +105,7 @@ pub struct CustomGuest {
 }
 
 /// A layout to compare (`[[layouts]]`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Layout {
     /// Unique name; default the kind.
     pub name: String,
@@ -126,7 +126,7 @@ pub struct Layout {
 }
 
 /// A host disturbance (`[[scenarios]]`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
     /// Which.
     pub kind: ScenarioKind,
@@ -137,7 +137,7 @@ pub struct Scenario {
 }
 
 /// A guest measurement (`[[workloads]]`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
     /// Which.
     pub kind: WorkloadKind,
@@ -154,7 +154,7 @@ pub struct Workload {
 }
 
 /// A latency budget for one workload (`[budgets.<workload>]`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
     /// The largest latency allowed, nanoseconds.
     pub max_ns: Option<u64>,
@@ -163,7 +163,7 @@ pub struct Budget {
 }
 
 /// A checked config.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// `[run]`.
     pub run: RunSettings,

@@ -25,7 +25,20 @@ use super::{
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
 use crate::histo::{new_histogram, Hist};
 use crate::result::{RunRecord, RunStatus, ThreadRole, TCG_DISCLAIMER};
+use crate::schema::{read_versioned, HostFacts, PlanFile, SchemaError, HOST_FILE, PLAN_FILE};
 use crate::wire::CpuResult;
+
+/// An error and its causes, `: `-joined.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
 
 /// Largest events kept per group.
 pub const TOP_EVENTS: usize = 10;
@@ -371,32 +384,16 @@ fn read_run(path: &Path) -> Result<RunRecord, String> {
         ));
     }
     let text = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let rec: RunRecord =
-        serde_json::from_slice(&text).map_err(|e| format!("not a run record: {e}"))?;
-    if rec.schema_version != crate::result::RUN_SCHEMA_VERSION {
-        return Err(format!(
-            "schema version {} (this pinlat reads {})",
-            rec.schema_version,
-            crate::result::RUN_SCHEMA_VERSION
-        ));
-    }
-    Ok(rec)
-}
-
-/// `plan.json`'s parts the report needs.
-#[derive(Deserialize)]
-struct PlanFile {
-    #[serde(default)]
-    run_id: Option<String>,
-    #[serde(default)]
-    runs: Vec<String>,
-    config: Option<PlanConfig>,
-}
-
-#[derive(Deserialize)]
-struct PlanConfig {
-    #[serde(default)]
-    budgets: BTreeMap<WorkloadKind, super::BudgetSpec>,
+    crate::schema::parse_versioned::<RunRecord>(path, &text).map_err(|e| match e {
+        SchemaError::Version {
+            found, expected, ..
+        } => match found {
+            Some(v) => format!("schema version {v} (this pinlat reads {expected})"),
+            None => format!("no schema_version (this pinlat reads {expected})"),
+        },
+        SchemaError::Parse { source, .. } => format!("not a run record: {source}"),
+        SchemaError::Read { source, .. } => format!("cannot read: {source}"),
+    })
 }
 
 /// Builds the report of a results directory from its `runs/` (plus `plan.json` for budgets
@@ -413,24 +410,30 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     files.sort();
 
     let mut notes = Vec::new();
-    let plan: Option<PlanFile> = match std::fs::read(dir.join("plan.json")) {
-        Ok(b) => match serde_json::from_slice(&b) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                notes.push(format!(
-                    "plan.json is unreadable ({e}): no budgets were checked"
-                ));
-                None
-            }
-        },
-        Err(_) => {
+    let plan: Option<PlanFile> = match read_versioned(&dir.join(PLAN_FILE)) {
+        Ok(p) => Some(p),
+        Err(SchemaError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             notes.push("no plan.json: no budgets were checked".to_string());
             None
         }
+        Err(e) => {
+            notes.push(format!(
+                "plan.json is unreadable ({}): no budgets were checked",
+                error_chain(&e)
+            ));
+            None
+        }
     };
-    let host = std::fs::read(dir.join("host.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let host: Option<HostFacts> = match read_versioned(&dir.join(HOST_FILE)) {
+        Ok(h) => Some(h),
+        Err(SchemaError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            None
+        }
+        Err(e) => {
+            notes.push(format!("host.json is unreadable ({})", error_chain(&e)));
+            None
+        }
+    };
     let host_checks = super::hostchecks::load(dir);
 
     let mut groups: BTreeMap<GroupKey, GroupAcc> = BTreeMap::new();
@@ -525,8 +528,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
 
     let budgets = plan
         .as_ref()
-        .and_then(|p| p.config.as_ref())
-        .map(|c| c.budgets.clone())
+        .map(|p| p.config.budgets.clone())
         .unwrap_or_default();
     let missing_runs: Vec<String> = plan
         .as_ref()
@@ -540,7 +542,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         })
         .unwrap_or_default();
     let run_id = run_id
-        .or_else(|| plan.as_ref().and_then(|p| p.run_id.clone()))
+        .or_else(|| plan.as_ref().map(|p| p.run_id.clone()))
         .unwrap_or_else(|| {
             dir.file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -8,7 +8,6 @@ use super::html_svg::{histogram_svg, percentile_svg, placement_svg, timeline_svg
 use super::{
     escape_xml as esc, us, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError,
 };
-use crate::cpuset::CpuSet;
 
 /// Writes `report.html`.
 pub struct HtmlExporter;
@@ -195,9 +194,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
     let host_cpus = r
         .host
         .as_ref()
-        .and_then(|h| h.get("online_cpus"))
-        .and_then(|v| v.as_str())
-        .and_then(|s| CpuSet::parse(s).ok())
+        .map(|h| h.local.online_cpus.clone())
         .unwrap_or_default();
     for l in &r.layouts {
         o.push_str(&format!(
@@ -239,9 +236,12 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         }
     }
 
-    if let Some(h) = &r.host {
+    // Every field of host.json, in its own order.
+    if let Some(serde_json::Value::Object(h)) =
+        r.host.as_ref().and_then(|h| serde_json::to_value(h).ok())
+    {
         o.push_str("<h2>Host</h2>\n<table>\n");
-        for (k, v) in h {
+        for (k, v) in &h {
             let text = match v {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),

@@ -74,14 +74,13 @@ pub fn render(report: &Report) -> String {
         accels.join(", ")
     ));
     if let Some(h) = &report.host {
-        let get = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
         o.push_str(&format!(
             "Host: kernel `{}`, CPU {}, online CPUs `{}`, isolated `{}`, {}\n\n",
-            get("kernel_release"),
-            get("cpu_model"),
-            get("online_cpus"),
-            get("isolated_cpus"),
-            get("qemu_version")
+            h.local.kernel_release,
+            h.local.cpu_model,
+            h.local.online_cpus,
+            h.local.isolated_cpus,
+            h.qemu_version
         ));
     }
 

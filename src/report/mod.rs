@@ -52,24 +52,12 @@ pub enum ReportError {
     /// A histogram could not be encoded.
     #[error("Cannot encode a histogram for {0}")]
     Encode(String, #[source] crate::histo::HistoError),
-    /// `report.json` could not be read back.
-    #[error("Cannot read report {}", .0.display())]
-    ReadReport(PathBuf, #[source] std::io::Error),
-    /// `report.json` is not a report of this schema.
-    #[error("{} is not a pinlat report.json of schema {REPORT_SCHEMA_VERSION}", .0.display())]
-    ParseReport(PathBuf, #[source] serde_json::Error),
+    /// `report.json` could not be read back as this pinlat's report.
+    #[error("Cannot read the report")]
+    ReadReport(#[from] crate::schema::SchemaError),
     /// A plot could not be drawn.
     #[error("Cannot draw plot {0}: {1}")]
     Plot(String, String),
-}
-
-/// A latency budget for one workload, as `plan.json` records it (`config.budgets`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BudgetSpec {
-    /// The largest latency allowed, ns.
-    pub max_ns: Option<u64>,
-    /// A percentile (e.g. 99.99) and the latency it must stay under, ns.
-    pub percentile: Option<(f64, u64)>,
 }
 
 /// One run file that could not be used.
@@ -312,12 +300,12 @@ pub struct Report {
     /// [`crate::result::TCG_DISCLAIMER`] when any run used TCG.
     pub disclaimer: Option<String>,
     /// `host.json` as written by the runner (absent when the file is missing or unreadable).
-    pub host: Option<BTreeMap<String, serde_json::Value>>,
+    pub host: Option<crate::schema::HostFacts>,
     /// The doctor's and calibration's verdicts on the host, when they ran for it.
     #[serde(default)]
     pub host_checks: hostchecks::HostChecks,
     /// Budgets from `plan.json`, by workload.
-    pub budgets: BTreeMap<WorkloadKind, BudgetSpec>,
+    pub budgets: BTreeMap<WorkloadKind, crate::config::Budget>,
     /// Runs listed in `plan.json` with no run file.
     pub missing_runs: Vec<String>,
     /// Run files that could not be read, with the reason.
@@ -379,9 +367,7 @@ impl Report {
 
     /// Reads a `report.json` back.
     pub fn read_json(path: &Path) -> Result<Report, ReportError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ReportError::ReadReport(path.to_path_buf(), e))?;
-        serde_json::from_str(&text).map_err(|e| ReportError::ParseReport(path.to_path_buf(), e))
+        Ok(crate::schema::read_versioned(path)?)
     }
 }
 

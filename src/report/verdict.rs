@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::quantile;
-use super::{us, us_opt, BudgetSpec, Group, Range};
+use super::{us, us_opt, Group, Range};
+use crate::config::Budget as BudgetSpec;
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
 
 /// Whether a budget held.

@@ -5,14 +5,15 @@
 use std::path::Path;
 
 use pinlat::agentcfg::Workload;
-use pinlat::config::{LayoutKind, ScenarioKind, WorkloadKind};
+use pinlat::config::{Config, LayoutKind, ScenarioKind, WorkloadKind};
 use pinlat::cpuset::CpuSet;
 use pinlat::histo::{new_histogram, Hist};
-use pinlat::plan::{GuestPlacement, Sched, VcpuPlacement};
+use pinlat::plan::{GuestPlacement, Plan, Sched, VcpuPlacement};
 use pinlat::result::{
     run_name, AccelUsed, GuestRun, HostPolicy, MgmtPollStats, ObservedThread, RunRecord, RunStatus,
     ThreadRole, VcpuThreadStats, RUN_SCHEMA_VERSION,
 };
+use pinlat::schema::{HostFacts, LocalFacts, PlanFile};
 use pinlat::wire::{ClockInfo, ClockSource, CpuResult, DecoderStats, IntervalReport, TopEvent};
 
 /// A small deterministic generator (Knuth's MMIX LCG).
@@ -339,24 +340,56 @@ pub fn tcg_specs() -> Vec<Spec> {
     ]
 }
 
-const HOST_JSON: &str = r##"{
-  "pinlat_version": "0.1.0",
-  "kernel_release": "6.1.0-fixture-rt-amd64",
-  "kernel_version": "#1 SMP PREEMPT_RT fixture",
-  "preempt_rt": true,
-  "cmdline": "isolcpus=1-4 nohz_full=1-4",
-  "cpu_model": "Fixture CPU",
-  "online_cpus": "0-5",
-  "isolated_cpus": "1-4",
-  "nohz_full_cpus": "1-4",
-  "sched_rt_runtime_us": -1,
-  "accel": "kvm",
-  "qemu_version": "QEMU emulator version 7.2.0"
+/// The host the fixture runs were "measured" on.
+fn host_facts() -> HostFacts {
+    HostFacts {
+        schema_version: pinlat::schema::HOST_SCHEMA_VERSION,
+        pinlat_version: "0.1.0".into(),
+        local: LocalFacts {
+            kernel_release: "6.1.0-fixture-rt-amd64".into(),
+            kernel_version: "#1 SMP PREEMPT_RT fixture".into(),
+            preempt_rt: true,
+            cmdline: "isolcpus=1-4 nohz_full=1-4".into(),
+            cpu_model: "Fixture CPU".into(),
+            online_cpus: CpuSet::parse("0-5").unwrap(),
+            isolated_cpus: CpuSet::parse("1-4").unwrap(),
+            nohz_full_cpus: CpuSet::parse("1-4").unwrap(),
+            sched_rt_runtime_us: Some(-1),
+        },
+        accel: AccelUsed::Kvm,
+        accel_note: None,
+        qemu_path: "/usr/bin/qemu-system-x86_64".into(),
+        qemu_version: "QEMU emulator version 7.2.0".into(),
+        guest_kernel: "/boot/vmlinuz-6.1.0-fixture-rt-amd64".into(),
+        guest_kernel_source: "explicit path".into(),
+        can_set_realtime: true,
+        agent_path: "/usr/lib/pinlat/pinlat-agent".into(),
+    }
 }
-"##;
+
+/// The config the fixture sets stand for, with `budgets` (TOML `[budgets.*]` tables).
+fn plan_file(run_id: &str, runs: Vec<String>, budgets: &str) -> PlanFile {
+    let toml = format!(
+        "[host]\ncpus = \"0-5\"\n\
+         [[guests]]\nname = \"rt\"\nvcpus = 3\nrealtime_mask = \"^0\"\n\
+         [[layouts]]\nkind = \"share\"\n[[layouts]]\nkind = \"vcpu0\"\n[[layouts]]\nkind = \"isolate\"\n\
+         [[scenarios]]\nkind = \"idle\"\n[[scenarios]]\nkind = \"mgmt-poll\"\n\
+         [[workloads]]\nkind = \"busy-poll\"\n[[workloads]]\nkind = \"timer\"\n{budgets}"
+    );
+    let config = Config::from_toml_str(&toml).unwrap();
+    let plan = Plan::new(&config, &CpuSet::parse("0-5").unwrap()).unwrap();
+    PlanFile {
+        schema_version: pinlat::schema::PLAN_SCHEMA_VERSION,
+        run_id: run_id.into(),
+        config_path: "fixture.toml".into(),
+        config,
+        plan,
+        runs,
+    }
+}
 
 /// Writes a results directory for `specs` under `dir` (`runs/`, `plan.json`, `host.json`).
-pub fn write_dir(dir: &Path, run_id: &str, specs: &[Spec], budgets: serde_json::Value) {
+pub fn write_dir(dir: &Path, run_id: &str, specs: &[Spec], budgets: &str) {
     std::fs::create_dir_all(dir.join("runs")).unwrap();
     let mut names = Vec::new();
     for s in specs {
@@ -366,26 +399,23 @@ pub fn write_dir(dir: &Path, run_id: &str, specs: &[Spec], budgets: serde_json::
         text.push('\n');
         std::fs::write(dir.join("runs").join(r.file_name()), text).unwrap();
     }
-    let plan = serde_json::json!({
-        "run_id": run_id,
-        "config_path": "fixture.toml",
-        "config": { "budgets": budgets },
-        "runs": names,
-    });
     std::fs::write(
         dir.join("plan.json"),
-        serde_json::to_string_pretty(&plan).unwrap() + "\n",
+        pretty(&plan_file(run_id, names, budgets)),
     )
     .unwrap();
-    std::fs::write(dir.join("host.json"), HOST_JSON).unwrap();
+    std::fs::write(dir.join("host.json"), pretty(&host_facts())).unwrap();
 }
 
 /// Budgets of the basic set: timer p99.99 ≤ 50 µs and max ≤ 200 µs; busy-poll max ≤ 10 µs.
-pub fn basic_budgets() -> serde_json::Value {
-    serde_json::json!({
-        "timer": { "max_ns": 200_000, "percentile": [99.99, 50_000] },
-        "busy-poll": { "max_ns": 10_000, "percentile": null },
-    })
+pub fn basic_budgets() -> &'static str {
+    "[budgets.timer]\nmax_us = 200\npercentile = 99.99\npercentile_us = 50\n\
+     [budgets.busy-poll]\nmax_us = 10\n"
+}
+
+/// Pretty JSON with a final newline, as pinlat writes its files.
+fn pretty<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap() + "\n"
 }
 
 /// Writes the basic set.
@@ -395,7 +425,7 @@ pub fn write_basic(dir: &Path) {
 
 /// Writes the TCG set, with an unreadable (truncated) run file.
 pub fn write_tcg(dir: &Path) {
-    write_dir(dir, "fixture-tcg", &tcg_specs(), serde_json::json!({}));
+    write_dir(dir, "fixture-tcg", &tcg_specs(), "");
     std::fs::write(
         dir.join("runs/share.idle.busy-poll.r1.json"),
         "{\"schema_version\": 1, \"run_id\": \"fixture-tcg\", \"name\": ",
