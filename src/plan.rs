@@ -126,21 +126,12 @@ pub struct Plan {
     pub layouts: Vec<LayoutPlan>,
 }
 
-/// A layout the host cannot satisfy.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct PlanError {
-    /// Config key path of what to change, e.g. `layouts[1]` or `host.cpus`.
-    pub path: String,
-    /// The reason and, where there is one, the fix.
-    pub message: String,
-}
+/// A layout the host cannot satisfy: the same shape as a config error (the key path to change
+/// and the reason with its fix), because the fix is always in the config or `--host-cpus`.
+pub type PlanError = crate::config::ConfigError;
 
 fn perr(path: impl Into<String>, message: impl Into<String>) -> PlanError {
-    PlanError {
-        path: path.into(),
-        message: message.into(),
-    }
+    PlanError::new(path, message)
 }
 
 fn require_online(path: &str, set: &CpuSet, online: &CpuSet) -> Result<(), PlanError> {

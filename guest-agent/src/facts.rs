@@ -28,10 +28,11 @@ pub fn collect(clock: ClockInfo) -> SystemFacts {
         ),
         Err(_) => (String::new(), String::new()),
     };
+    let realtime = read_trim(pinlat::host::REALTIME_PATH);
     SystemFacts {
         kernel_release: release,
+        preempt_rt: pinlat::host::is_preempt_rt(Some(&realtime), &version),
         kernel_version: version,
-        preempt_rt: read_trim("/sys/kernel/realtime") == "1",
         clocksource: read_trim("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
         cmdline: read_trim("/proc/cmdline"),
         isolated_cpus: read_trim("/sys/devices/system/cpu/isolated"),

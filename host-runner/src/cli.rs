@@ -29,17 +29,13 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Output formats of `pinlat plan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    /// The resolved plan as JSON (what runs write as plan.json).
-    Json,
-    /// libvirt domain XML <cputune> (vcpupin, emulatorpin, iothreadpin, vcpusched) per guest.
-    Libvirt,
-    /// nova flavor extra specs and nova.conf [compute] lines; says what nova cannot express.
-    Nova,
-    /// The table `pinlat check` prints.
-    Table,
+/// `--format` of `pinlat plan`: [`PlanFormat`]'s names, each with its help.
+fn plan_format() -> impl clap::builder::TypedValueParser<Value = PlanFormat> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        PlanFormat::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
+    )
+    .map(|s| s.parse().expect("clap only passes the names it offers"))
 }
 
 /// Accelerator choices of `pinlat run --accel`.
@@ -208,8 +204,8 @@ pub enum Command {
         /// The experiment config.
         config: PathBuf,
         /// Output format.
-        #[arg(long, value_enum, default_value = "json")]
-        format: FormatArg,
+        #[arg(long, default_value = "json", value_parser = plan_format())]
+        format: PlanFormat,
         /// Plan for a host whose online CPUs are this CPU list instead of this host's.
         #[arg(long, value_name = "LIST")]
         host_cpus: Option<String>,
@@ -317,13 +313,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             host_cpus,
         } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
-            let f = match format {
-                FormatArg::Json => PlanFormat::Json,
-                FormatArg::Libvirt => PlanFormat::Libvirt,
-                FormatArg::Nova => PlanFormat::Nova,
-                FormatArg::Table => PlanFormat::Table,
-            };
-            print_out(&export::render(f, &plan, &cfg))?;
+            print_out(&export::render(format, &plan, &cfg))?;
             Ok(Exit::Ok)
         }
     }

@@ -125,7 +125,6 @@ macro_rules! exit_of {
 
 exit_of! {
     pinlat::config::ConfigError => Exit::Usage,
-    pinlat::plan::PlanError => Exit::Usage,
     pinlat::cpuset::CpuListError => Exit::Usage,
     OptionError => Exit::Usage,
     HostError => Exit::Infrastructure,

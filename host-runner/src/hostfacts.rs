@@ -45,8 +45,8 @@ pub fn local() -> LocalFacts {
         .as_ref()
         .map(|u| u.version().to_string_lossy().into_owned())
         .unwrap_or_default();
-    let preempt_rt =
-        read_trim("/sys/kernel/realtime") == "1" || kernel_version.contains("PREEMPT_RT");
+    let realtime = read_trim(pinlat::host::REALTIME_PATH);
+    let preempt_rt = pinlat::host::is_preempt_rt(Some(&realtime), &kernel_version);
     let cpu_model = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
