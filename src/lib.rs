@@ -13,6 +13,7 @@ pub mod cpuset;
 pub mod export;
 pub mod histo;
 pub mod host;
+pub mod kinds;
 pub mod plan;
 pub mod report;
 pub mod result;

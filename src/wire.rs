@@ -43,8 +43,9 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agentcfg::{AgentConfig, Workload};
+use crate::agentcfg::AgentConfig;
 use crate::histo::Hist;
+use crate::kinds::WorkloadKind;
 
 /// Frame magic, first bytes of a frame line (followed by a space).
 pub const MAGIC: &[u8; 4] = b"PLF1";
@@ -119,8 +120,8 @@ pub struct Hello {
 pub struct IntervalReport {
     /// CPU the samples were taken on.
     pub cpu: u32,
-    /// Workload of the run.
-    pub workload: Workload,
+    /// WorkloadKind of the run.
+    pub workload: WorkloadKind,
     /// 0-based interval number on this CPU.
     pub index: u64,
     /// Start of the interval, ns from the start of the measurement.
@@ -150,8 +151,8 @@ pub struct TopEvent {
 pub struct CpuResult {
     /// CPU the samples were taken on, as observed by the measuring thread (`sched_getcpu`).
     pub cpu: u32,
-    /// Workload.
-    pub workload: Workload,
+    /// WorkloadKind.
+    pub workload: WorkloadKind,
     /// Ring: the producer's CPU (this result is the consumer's). `None` otherwise.
     pub peer_cpu: Option<u32>,
     /// Clock that timed the samples.
@@ -636,7 +637,7 @@ mod tests {
         h.record_n(1_000_003, 10).unwrap();
         let r = CpuResult {
             cpu: 1,
-            workload: Workload::BusyPoll,
+            workload: WorkloadKind::BusyPoll,
             peer_cpu: None,
             clock: ClockInfo {
                 source: ClockSource::Tsc,

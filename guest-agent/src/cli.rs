@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use pinlat::agentcfg::{AgentConfig, ClockChoice, Loads, Workload};
+use pinlat::agentcfg::{AgentConfig, ClockChoice, Loads};
 use pinlat::cpuset::CpuSet;
+use pinlat::kinds::WorkloadKind;
 
 /// pinlat's measuring instrument: busy-poll (oslat-like), timer (cyclictest-like) and ring
 /// (one-way SPSC) latency workloads, recorded at ns resolution into HDR histograms.
@@ -32,7 +33,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH", default_value = "/dev/ttyS1")]
     pub wire: PathBuf,
 
-    /// Workload to run.
+    /// WorkloadKind to run.
     #[arg(long, value_enum)]
     pub workload: Option<WorkloadArg>,
 
@@ -182,9 +183,9 @@ impl Args {
             bail!("--cpus is required unless --config is given");
         };
         let workload = match workload {
-            WorkloadArg::BusyPoll => Workload::BusyPoll,
-            WorkloadArg::Timer => Workload::Timer,
-            WorkloadArg::Ring => Workload::Ring,
+            WorkloadArg::BusyPoll => WorkloadKind::BusyPoll,
+            WorkloadArg::Timer => WorkloadKind::Timer,
+            WorkloadArg::Ring => WorkloadKind::Ring,
         };
         let mut cfg = AgentConfig::new(workload, cpu_list("cpus", cpus)?, self.duration);
         if let Some(hk) = &self.housekeeping_cpus {

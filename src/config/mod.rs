@@ -12,9 +12,8 @@ use serde::Serialize;
 
 use crate::cpuset::CpuSet;
 
-mod kinds;
 mod raw;
-pub use kinds::{Accel, HousekeepingLoad, LayoutKind, Policy, ScenarioKind, WorkloadKind};
+pub use crate::kinds::*;
 use raw::{RawConfig, RawLayout};
 
 /// A config the user has to fix: the key path, and what is wrong with it and allowed instead.
