@@ -10,6 +10,7 @@ pub mod atomic_write;
 pub mod calibration;
 pub mod config;
 pub mod cpuset;
+pub mod duration;
 pub mod export;
 pub mod histo;
 pub mod host;
