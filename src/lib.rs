@@ -18,4 +18,5 @@ pub mod kinds;
 pub mod plan;
 pub mod report;
 pub mod result;
+pub mod sched;
 pub mod wire;
