@@ -21,7 +21,7 @@ use pinlat::wire::{CpuResult, FrameWriter, IntervalReport, Message, TopEvent};
 
 use crate::clock::Clock;
 use crate::recorder::{Exchange, IntervalData, Recorded};
-use crate::thread::{pin_to_any, StartGate, REPORTER_STACK_BYTES, STACK_BYTES};
+use crate::thread::{StartGate, REPORTER_STACK_BYTES, STACK_BYTES};
 use crate::{busy_poll, facts, loads, ring, timer};
 
 /// Where frames go (the guest's `/dev/ttyS1`, or a file in native mode).
@@ -235,7 +235,9 @@ fn measure_threads(
                 let done = &done;
                 move || -> Result<(Reporter<'_>, Vec<Stream<'_>>)> {
                     if !housekeeping.is_empty() {
-                        pin_to_any(housekeeping)?;
+                        pinlat::sched::set_affinity(0, housekeeping).with_context(|| {
+                            format!("Cannot pin the reporter to CPUs {housekeeping:?}")
+                        })?;
                     }
                     loop {
                         let finished = done.load(Ordering::Acquire);
