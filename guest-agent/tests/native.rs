@@ -36,6 +36,12 @@ fn run_native(extra: &[&str], dir: &Path) -> RunResult {
         .status()
         .unwrap();
     assert!(status.success(), "agent failed: {status}");
+    // Written through pinlat::atomic_write: the result, and no temporary left beside it.
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["result.json"]);
     serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
 }
 
