@@ -43,7 +43,7 @@ impl Unit {
         }
     }
 
-    /// The suffix [`format`] writes (`ns`, `us`, `ms`, `s`, `m`, `h`).
+    /// The suffix [`format()`] writes (`ns`, `us`, `ms`, `s`, `m`, `h`).
     pub const fn suffix(self) -> &'static str {
         match self {
             Unit::Ns => "ns",

@@ -18,8 +18,9 @@ use crate::clock::{Clock, Mono, TickSource, Tsc};
 
 /// Stack size of measuring and load threads, bytes (small: stacks are locked by `mlockall`).
 pub const STACK_BYTES: usize = 256 << 10;
-/// Stack size of the reporter, bytes: the deflate encoder of the histogram export keeps
-/// several hundred KiB of state, on the stack in unoptimised builds.
+/// Stack size of the reporter, bytes. The agent as shipped encodes plain V2, but a build with
+/// `pinlat/host` unified in (the agent's tests, a workspace build) encodes V2 deflate, whose
+/// encoder keeps several hundred KiB of state on the stack in unoptimised builds.
 pub const REPORTER_STACK_BYTES: usize = 1 << 20;
 
 /// A measurement loop, monomorphised for the clock it reads so the hot loop has no branch on

@@ -9,22 +9,26 @@
 //! Histograms travel (wire frames, run files, `report.json`) as standard base64 of an
 //! HdrHistogram V2 encoding; [`Hist`] is a serde wrapper that (de)serializes a histogram as that
 //! string. Two encodings exist: **plain** V2 ([`v2`], base64 `HISTE…`), which this crate encodes
-//! itself so that the guest agent needs no deflate implementation, and **V2 deflate** (`HISTF…`,
-//! what HdrHistogram's `.hlog` lines carry), encoded by the `hdrhistogram` crate ([`codec`]).
-//! Reading accepts both.
+//! itself, and **V2 deflate** (`HISTF…`, what HdrHistogram's `.hlog` lines carry), encoded by the
+//! `hdrhistogram` crate (`codec`, feature `host`). [`Hist`] writes the most compact one the build
+//! links: plain V2 without the `host` feature — the guest agent, which so links no deflate — and
+//! V2 deflate with it, so the host's run files and reports are as before. Reading (feature
+//! `host`) accepts both, whoever wrote them.
 //!
-//! Decoding is meant for untrusted input (a guest's serial output): [`decode_base64`] inflates
+//! Decoding is meant for untrusted input (a guest's serial output): `decode_base64` inflates
 //! with a hard size cap and checks the V2 header (range, precision, payload length) before the
 //! `hdrhistogram` deserializer sees it, so a hostile frame cannot make the host allocate more than
 //! a few MiB.
 
 use base64::Engine as _;
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Deserializer as SerdeDeserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
+#[cfg(feature = "host")]
 pub mod codec;
 pub mod v2;
 
+#[cfg(feature = "host")]
 pub use codec::{
     decode_base64, decode_v2, encode_base64, encode_v2_deflate, HistoError, MAX_DECODED_DIGITS,
     MAX_DECODED_HIGHEST, MAX_INFLATED_BYTES,
@@ -54,8 +58,9 @@ pub fn encode_v2_base64(h: &Histogram<u64>) -> Result<String, CountTooLarge> {
     Ok(base64::engine::general_purpose::STANDARD.encode(encode_v2(h)?))
 }
 
-/// A histogram that serializes as base64 HdrHistogram V2 deflate ([`encode_base64`]) and
-/// deserializes from base64 plain V2 or V2 deflate ([`decode_base64`]).
+/// A histogram that serializes as a base64 HdrHistogram V2 string: V2 deflate
+/// (`encode_base64`) with the `host` feature, plain V2 ([`encode_v2_base64`]) without (see the
+/// module documentation); with `host` it deserializes from either (`decode_base64`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hist(pub Histogram<u64>);
 
@@ -73,13 +78,17 @@ impl From<Histogram<u64>> for Hist {
 
 impl Serialize for Hist {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let text = encode_base64(&self.0).map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&text)
+        #[cfg(feature = "host")]
+        let text = encode_base64(&self.0);
+        #[cfg(not(feature = "host"))]
+        let text = encode_v2_base64(&self.0);
+        s.serialize_str(&text.map_err(serde::ser::Error::custom)?)
     }
 }
 
+#[cfg(feature = "host")]
 impl<'de> Deserialize<'de> for Hist {
-    fn deserialize<D: SerdeDeserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         decode_base64(&text)
             .map(Hist)
@@ -146,6 +155,7 @@ mod tests {
         assert!(h.record(2 * HIGHEST_TRACKABLE_NS).is_err());
     }
 
+    #[cfg(feature = "host")]
     #[test]
     fn serde_wrapper_is_a_base64_string() {
         let h = Hist(sample());
@@ -163,6 +173,20 @@ mod tests {
             "plain V2 cookie 1c849313 is base64 HISTE"
         );
         assert_eq!(serde_json::from_str::<Hist>(&plain).unwrap(), h);
+    }
+
+    /// What the agent writes: plain V2, no deflate linked.
+    #[cfg(not(feature = "host"))]
+    #[test]
+    fn without_host_the_wrapper_writes_plain_v2() {
+        let h = Hist(sample());
+        let json = serde_json::to_string(&h).unwrap();
+        let want = format!("\"{}\"", encode_v2_base64(&h.0).unwrap());
+        assert_eq!(json, want);
+        assert!(
+            json.starts_with("\"HISTE"),
+            "plain V2 cookie 1c849313 is base64 HISTE"
+        );
     }
 
     #[test]

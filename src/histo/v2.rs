@@ -168,6 +168,7 @@ mod tests {
 
     /// Values over the whole range, small ones denser (where latencies are); counts small or
     /// large enough to need every varint length, without the total passing i64::MAX.
+    #[cfg(feature = "host")]
     fn arb_histogram() -> impl proptest::strategy::Strategy<Value = Histogram<u64>> {
         use proptest::prelude::*;
         let value = prop_oneof![1u64..5_000, 1u64..=crate::histo::HIGHEST_TRACKABLE_NS];
@@ -181,6 +182,7 @@ mod tests {
         })
     }
 
+    #[cfg(feature = "host")]
     proptest::proptest! {
         /// The encoding decodes with hdrhistogram's own `Deserializer` to an equal histogram,
         /// and is byte for byte what its `V2Serializer` writes.
