@@ -12,6 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::WorkloadKind;
+
 /// Where the agent, running as PID 1, reads its config inside the initramfs.
 pub const GUEST_CONFIG_PATH: &str = "/pinlat/config.json";
 /// Default preheat before measuring, ms.
@@ -30,10 +32,6 @@ pub const DEFAULT_TOP_N: usize = 10;
 pub const DEFAULT_MEMORY_LOAD_MIB: u32 = 8;
 /// Largest accepted `top_n`.
 pub const MAX_TOP_N: usize = 1_000;
-
-/// What the measurement threads do: the config's workload kind, one type for config, wire and
-/// results (`busy-poll`, `timer`, `ring`).
-pub use crate::config::WorkloadKind as Workload;
 
 /// Which clock the busy-poll and ring workloads read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +79,7 @@ impl Loads {
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// The workload of this run.
-    pub workload: Workload,
+    pub workload: WorkloadKind,
     /// CPUs that measure (busy-poll, timer: one thread each; ring: the default producer and
     /// consumer are the first two).
     pub rt_cpus: Vec<u32>,
@@ -144,9 +142,6 @@ fn default_top_n() -> usize {
 /// A config that cannot run. Messages name the field to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AgentConfigError {
-    /// Not one of `busy-poll`, `timer`, `ring`.
-    #[error("Unknown workload '{0}': use busy-poll, timer or ring")]
-    UnknownWorkload(String),
     /// `rt_cpus` is empty.
     #[error("rt_cpus is empty: give at least one CPU to measure on")]
     NoRtCpus,
@@ -180,7 +175,7 @@ pub enum AgentConfigError {
 
 impl AgentConfig {
     /// A config with every optional field at its default.
-    pub fn new(workload: Workload, rt_cpus: Vec<u32>, duration_ms: u64) -> Self {
+    pub fn new(workload: WorkloadKind, rt_cpus: Vec<u32>, duration_ms: u64) -> Self {
         AgentConfig {
             workload,
             rt_cpus,
@@ -244,7 +239,7 @@ impl AgentConfig {
         if self.top_n > MAX_TOP_N {
             return Err(AgentConfigError::TopN(self.top_n));
         }
-        if self.workload == Workload::Ring {
+        if self.workload == WorkloadKind::Ring {
             let (p, c) = self.ring_cpus().ok_or(AgentConfigError::RingCpus)?;
             if p == c {
                 return Err(AgentConfigError::RingCpus);
@@ -268,7 +263,7 @@ impl AgentConfig {
     pub fn effective_priority(&self) -> Option<u8> {
         match (self.workload, self.priority) {
             (_, Some(p)) => Some(p),
-            (Workload::Timer, None) => Some(DEFAULT_TIMER_PRIORITY),
+            (WorkloadKind::Timer, None) => Some(DEFAULT_TIMER_PRIORITY),
             (_, None) => None,
         }
     }
@@ -292,7 +287,7 @@ mod tests {
         let cfg =
             AgentConfig::from_json(r#"{"workload":"busy-poll","rt_cpus":[1],"duration_ms":5000}"#)
                 .unwrap();
-        assert_eq!(cfg, AgentConfig::new(Workload::BusyPoll, vec![1], 5000));
+        assert_eq!(cfg, AgentConfig::new(WorkloadKind::BusyPoll, vec![1], 5000));
         assert_eq!(cfg.report_interval_ms, 1000);
         assert_eq!(cfg.top_n, 10);
         assert_eq!(cfg.effective_priority(), None);
@@ -300,7 +295,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_unknown_fields() {
-        let mut cfg = AgentConfig::new(Workload::Ring, vec![1, 2], 1000);
+        let mut cfg = AgentConfig::new(WorkloadKind::Ring, vec![1, 2], 1000);
         cfg.loads.io = true;
         cfg.housekeeping_cpus = vec![0];
         assert_eq!(AgentConfig::from_json(&cfg.to_json()).unwrap(), cfg);
@@ -313,7 +308,7 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let mut cfg = AgentConfig::new(Workload::Timer, vec![1, 1], 1000);
+        let mut cfg = AgentConfig::new(WorkloadKind::Timer, vec![1, 1], 1000);
         assert_eq!(
             cfg.validate(),
             Err(AgentConfigError::DuplicateCpu {
@@ -334,9 +329,9 @@ mod tests {
             cfg.validate(),
             Err(AgentConfigError::Zero("timer_interval_us"))
         );
-        let ring = AgentConfig::new(Workload::Ring, vec![1], 1000);
+        let ring = AgentConfig::new(WorkloadKind::Ring, vec![1], 1000);
         assert_eq!(ring.validate(), Err(AgentConfigError::RingCpus));
-        assert_eq!("ring".parse::<Workload>().unwrap(), Workload::Ring);
-        assert!("rings".parse::<Workload>().is_err());
+        assert_eq!("ring".parse::<WorkloadKind>().unwrap(), WorkloadKind::Ring);
+        assert!("rings".parse::<WorkloadKind>().is_err());
     }
 }

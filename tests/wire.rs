@@ -1,8 +1,9 @@
 //! Frame codec and histogram export: round trips, corruption, truncation, oversize, `\r\n`,
 //! console noise, and property tests of the streaming decoder.
 
-use pinlat::agentcfg::{AgentConfig, Workload};
+use pinlat::agentcfg::AgentConfig;
 use pinlat::histo::{self, Hist};
+use pinlat::kinds::WorkloadKind;
 use pinlat::wire::{
     encode, encode_body, ClockInfo, ClockSource, CpuResult, Decoded, Done, ErrorReport,
     FrameDecoder, FrameWriter, Hello, IntervalReport, Message, Rejection, SystemFacts, TopEvent,
@@ -42,11 +43,11 @@ fn sample_messages() -> Vec<Message> {
                 cpu_count: 4,
                 clock: clock(),
             },
-            config: AgentConfig::new(Workload::BusyPoll, vec![1, 2, 3], 10_000),
+            config: AgentConfig::new(WorkloadKind::BusyPoll, vec![1, 2, 3], 10_000),
         }),
         Message::Interval(IntervalReport {
             cpu: 2,
-            workload: Workload::BusyPoll,
+            workload: WorkloadKind::BusyPoll,
             index: 7,
             start_offset_ns: 7_000_000_000,
             end_offset_ns: 8_000_000_013,
@@ -56,7 +57,7 @@ fn sample_messages() -> Vec<Message> {
         }),
         Message::Final(CpuResult {
             cpu: 3,
-            workload: Workload::Ring,
+            workload: WorkloadKind::Ring,
             peer_cpu: Some(2),
             clock: clock(),
             duration_ns: 10_000_000_000,
@@ -263,7 +264,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 );
                 Message::Interval(IntervalReport {
                     cpu,
-                    workload: Workload::Timer,
+                    workload: WorkloadKind::Timer,
                     index,
                     start_offset_ns: index,
                     end_offset_ns: index.saturating_add(1),

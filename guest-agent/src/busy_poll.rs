@@ -8,11 +8,10 @@
 
 use anyhow::Result;
 use pinlat::agentcfg::AgentConfig;
-use pinlat::wire::ClockSource;
 
-use crate::clock::{Clock, Mono, TickSource, Tsc};
+use crate::clock::{Clock, TickSource};
 use crate::recorder::{Exchange, Recorded, Recorder};
-use crate::thread::{check_on, current_cpu, place, StartGate};
+use crate::thread::{run_on, ClockedLoop, StartGate};
 
 /// Body of the measuring thread on `cpu`. `Ok(None)`: another thread failed to start.
 pub fn run(
@@ -22,36 +21,37 @@ pub fn run(
     gate: &StartGate,
     exchange: &Exchange,
 ) -> Result<Option<(u32, Recorded)>> {
-    let setup = place(cpu, cfg.effective_priority());
-    let mut rec = Recorder::new(exchange, cfg.top_n);
-    if !gate.pass(setup)? {
-        return Ok(None);
-    }
-    match clock.info.source {
-        ClockSource::Tsc => measure(Tsc, clock, cfg, gate, &mut rec),
-        ClockSource::Monotonic => measure(Mono, clock, cfg, gate, &mut rec),
-    }
-    check_on(cpu)?;
-    Ok(Some((current_cpu()?, rec.finish())))
+    run_on(cpu, cfg.effective_priority(), gate, clock, || BusyPoll {
+        cfg,
+        gate,
+        rec: Recorder::new(exchange, cfg.top_n),
+    })
 }
 
-fn measure<T: TickSource>(
-    src: T,
-    clock: Clock,
-    cfg: &AgentConfig,
-    gate: &StartGate,
-    rec: &mut Recorder<'_>,
-) {
-    let now = src.now();
-    rec.preheat(now + clock.to_ticks(cfg.preheat_ms * 1_000_000));
-    spin(src, clock, gate, rec);
-    let now = src.now();
-    rec.start(
-        now,
-        clock.to_ticks(cfg.duration_ms * 1_000_000),
-        clock.to_ticks(cfg.report_interval_ms * 1_000_000),
-    );
-    spin(src, clock, gate, rec);
+/// The busy-poll loop of one CPU: preheat, then record for the run's duration.
+struct BusyPoll<'a> {
+    cfg: &'a AgentConfig,
+    gate: &'a StartGate,
+    rec: Recorder<'a>,
+}
+
+impl ClockedLoop for BusyPoll<'_> {
+    type Output = Recorded;
+
+    fn run<T: TickSource>(mut self, src: T, clock: Clock) -> Result<Recorded> {
+        let (cfg, rec) = (self.cfg, &mut self.rec);
+        let now = src.now();
+        rec.preheat(now + clock.to_ticks(cfg.preheat_ms * 1_000_000));
+        spin(src, clock, self.gate, rec);
+        let now = src.now();
+        rec.start(
+            now,
+            clock.to_ticks(cfg.duration_ms * 1_000_000),
+            clock.to_ticks(cfg.report_interval_ms * 1_000_000),
+        );
+        spin(src, clock, self.gate, rec);
+        Ok(self.rec.finish())
+    }
 }
 
 /// The hot loop.

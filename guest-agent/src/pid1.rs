@@ -234,7 +234,7 @@ fn guest_main(
         cfg.rt_cpus,
         cfg.duration_ms,
         cfg.preheat_ms,
-        if cfg.workload == pinlat::agentcfg::Workload::Timer {
+        if cfg.workload == pinlat::kinds::WorkloadKind::Timer {
             pinlat::wire::ClockSource::Monotonic
         } else {
             clock.info.source

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand, ValueEnum};
 use pinlat::config::Config;
 use pinlat::cpuset::CpuSet;
+use pinlat::duration::{self, DurationError, Unit};
 use pinlat::export::{self, PlanFormat};
 use pinlat::plan::Plan;
 
@@ -49,26 +50,11 @@ pub enum AccelArg {
     Tcg,
 }
 
-/// Parses `10`, `10s`, `2m` or `1h` into whole seconds.
-pub fn parse_duration_s(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix('h') {
-        (n, 3600)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1)
-    } else {
-        (t, 1)
-    };
-    match num.parse::<u64>() {
-        Ok(v) if v > 0 => v
-            .checked_mul(mult)
-            .ok_or_else(|| format!("\"{s}\": too long")),
-        _ => Err(format!(
-            "\"{s}\": give whole seconds, minutes or hours, e.g. 5s, 2m, 1h"
-        )),
-    }
+/// Parses `--duration` into whole seconds: `10`, `10s`, `2m`, `1h`, or any unit of
+/// [`pinlat::duration`] that makes whole seconds (`5000ms`). Zero and fractions of a second are
+/// refused with what to write instead.
+pub fn parse_duration_s(s: &str) -> Result<u64, DurationError> {
+    duration::parse_positive_in(s, Unit::S)
 }
 
 /// Subcommands.
@@ -326,5 +312,28 @@ fn print_out(s: &str) -> Result<(), Failure> {
         // `pinlat plan ... | head` is fine.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(HostError::Stdout(e).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_is_whole_positive_seconds() {
+        assert_eq!(parse_duration_s("10"), Ok(10));
+        assert_eq!(parse_duration_s("5s"), Ok(5));
+        assert_eq!(parse_duration_s("2m"), Ok(120));
+        assert_eq!(parse_duration_s("1h"), Ok(3_600));
+        assert_eq!(parse_duration_s("5000ms"), Ok(5));
+        for (bad, says) in [
+            ("0", "must be greater than 0"),
+            ("1500ms", "not a whole number of seconds: use 1s or 2s"),
+            ("1.5s", "1500ms"),
+            ("5d", "unknown unit 'd'"),
+        ] {
+            let e = parse_duration_s(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! The host runner's library: everything `pinlat` does beyond the pure model.
 
 pub mod accel;
-pub mod affinity;
 pub mod agent;
 pub mod calibrate;
 pub mod cli;

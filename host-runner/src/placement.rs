@@ -13,8 +13,8 @@ use pinlat::config::Policy;
 use pinlat::cpuset::CpuSet;
 use pinlat::plan::{GuestPlacement, Sched};
 use pinlat::result::{ObservedThread, ThreadRole, VcpuThreadStats};
+use pinlat::sched::{self as affinity, SchedError as AffinityError};
 
-use crate::affinity::{self, AffinityError};
 use crate::procfs::{ProcError, Procfs, ThreadInfo};
 use crate::qmp::{IoThread, VcpuThread};
 

@@ -418,4 +418,56 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
         let me = threads.iter().find(|t| t.tid == pid).unwrap();
         assert!(!me.cpus_allowed.is_empty());
     }
+
+    fn gettid() -> i32 {
+        nix::unistd::gettid().as_raw()
+    }
+
+    /// What `pinlat::sched` sets, `/proc` reads back.
+    #[test]
+    fn reads_back_the_affinity_sched_set() {
+        std::thread::spawn(|| {
+            let tid = gettid();
+            let one = vec![pinlat::sched::get_affinity(tid).unwrap()[0]];
+            pinlat::sched::set_affinity(tid, &one).unwrap();
+            let pid = std::process::id() as i32;
+            let seen = Procfs::default().read_thread(pid, tid).unwrap();
+            assert_eq!(seen.cpus_allowed, one);
+            assert_eq!(seen.last_cpu, one[0]);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn reads_back_the_policy_sched_set_when_permitted() {
+        std::thread::spawn(|| {
+            let tid = gettid();
+            match pinlat::sched::set_fifo(tid, 1) {
+                Ok(()) => {
+                    let raw = pinlat::sched::get_scheduler(tid).unwrap();
+                    assert_eq!(
+                        (SchedPolicy::from_raw(raw.0), raw.1),
+                        (SchedPolicy::Fifo, 1)
+                    );
+                    let pid = std::process::id() as i32;
+                    let seen = Procfs::default().read_thread(pid, tid).unwrap();
+                    assert_eq!((seen.policy, seen.rt_priority), (SchedPolicy::Fifo, 1));
+                    pinlat::sched::set_other(tid).unwrap();
+                    let raw = pinlat::sched::get_scheduler(tid).unwrap();
+                    assert_eq!(
+                        (SchedPolicy::from_raw(raw.0), raw.1),
+                        (SchedPolicy::Other, 0)
+                    );
+                }
+                // Unprivileged test runs cannot raise priority; that is still a clean error.
+                Err(pinlat::sched::SchedError::Syscall { source, .. }) => {
+                    assert_eq!(source, nix::Error::EPERM)
+                }
+                Err(e) => panic!("{e}"),
+            }
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -225,7 +225,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     };
     if !runner_cpus.is_empty() {
         let cpus: Vec<u32> = runner_cpus.iter().collect();
-        if let Err(e) = crate::affinity::set_affinity(0, &cpus) {
+        if let Err(e) = pinlat::sched::set_affinity(0, &cpus) {
             eprintln!("pinlat: warning: could not keep the runner on CPUs {runner_cpus}: {e}");
         }
     }

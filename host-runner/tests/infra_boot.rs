@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pinlat::cpuset::CpuSet;
-use pinlat_runner::affinity;
+use pinlat::sched;
 use pinlat_runner::follow::{log_tail, BootLock, FileFollower};
 use pinlat_runner::initramfs::Initramfs;
 use pinlat_runner::kernel::KernelSearch;
@@ -233,14 +233,14 @@ fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
     assert_eq!(main.comm, "qemu-system-x86");
 
     // Pin vCPU 1's thread to one CPU and make it FIFO 1; read both back from /proc.
-    let cpu = *affinity::get_affinity(pid).unwrap().last().unwrap();
+    let cpu = *sched::get_affinity(pid).unwrap().last().unwrap();
     let vcpu1 = vcpus[1].thread_id;
-    affinity::set_affinity(vcpu1, &[cpu]).unwrap();
-    affinity::set_fifo(vcpu1, 1).unwrap();
+    sched::set_affinity(vcpu1, &[cpu]).unwrap();
+    sched::set_fifo(vcpu1, 1).unwrap();
     let seen = procfs.read_thread(pid, vcpu1).unwrap();
     assert_eq!(seen.cpus_allowed_list, cpu.to_string());
     assert_eq!((seen.policy, seen.rt_priority), (SchedPolicy::Fifo, 1));
-    affinity::set_other(vcpu1).unwrap();
+    sched::set_other(vcpu1).unwrap();
     assert_eq!(
         procfs.read_thread(pid, vcpu1).unwrap().policy,
         SchedPolicy::Other

@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::cpuset::CpuSet;
 
 mod check;
-mod kinds;
 mod raw;
-pub use kinds::{Accel, HousekeepingLoad, LayoutKind, Policy, ScenarioKind, WorkloadKind};
+pub use crate::kinds::*;
 use raw::RawConfig;
 
 /// A config the user has to fix: the key path, and what is wrong with it and allowed instead.

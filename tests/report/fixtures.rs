@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use pinlat::agentcfg::Workload;
 use pinlat::config::{Config, LayoutKind, ScenarioKind, WorkloadKind};
 use pinlat::cpuset::CpuSet;
 use pinlat::histo::{new_histogram, Hist};
@@ -123,11 +122,7 @@ fn threads(p: &GuestPlacement, emu: &CpuSet) -> Vec<ObservedThread> {
 pub fn record(run_id: &str, s: &Spec) -> RunRecord {
     let name = run_name(s.layout, s.scenario, s.workload, s.rep);
     let (planned, emu) = placement(s.kind);
-    let workload = match s.workload {
-        WorkloadKind::BusyPoll => Workload::BusyPoll,
-        WorkloadKind::Timer => Workload::Timer,
-        WorkloadKind::Ring => Workload::Ring,
-    };
+    let workload = s.workload;
     let clock = ClockInfo {
         source: ClockSource::Tsc,
         tsc_hz: Some(2_000_000_000),

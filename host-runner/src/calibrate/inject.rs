@@ -11,7 +11,7 @@ use nix::time::{clock_gettime, clock_nanosleep, ClockId, ClockNanosleepFlags};
 pub use pinlat::calibration::Injection;
 
 use super::CalibrateError;
-use crate::affinity;
+use pinlat::sched;
 
 /// One stall to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +50,8 @@ pub fn spawn(
         .spawn(move || {
             // Policy first, then the CPU: moved there as SCHED_OTHER, the thread would wait
             // behind the SCHED_FIFO agent until RT throttling let it run (~0.5 s, seen here).
-            affinity::set_fifo(0, priority).map_err(CalibrateError::Injector)?;
-            affinity::set_affinity(0, &[cpu]).map_err(CalibrateError::Injector)?;
+            sched::set_fifo(0, priority).map_err(CalibrateError::Injector)?;
+            sched::set_affinity(0, &[cpu]).map_err(CalibrateError::Injector)?;
             let mut done = Vec::with_capacity(plan.len());
             for p in plan {
                 sleep_until(p.at_ns);

@@ -83,7 +83,7 @@ pub enum CalibrateError {
     },
     /// The injector could not pin itself or become SCHED_FIFO (needs root or CAP_SYS_NICE).
     #[error("Injector thread setup failed (needs root or CAP_SYS_NICE)")]
-    Injector(#[source] crate::affinity::AffinityError),
+    Injector(#[source] pinlat::sched::SchedError),
     /// The injector thread panicked.
     #[error("Injector thread panicked")]
     InjectorPanicked,
@@ -184,7 +184,7 @@ pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError>
     if let Ok(online) = pinlat::host::online_cpus() {
         let others: Vec<u32> = online.iter().filter(|&c| c != opts.cpu).collect();
         if !others.is_empty() {
-            let _ = crate::affinity::set_affinity(0, &others);
+            let _ = pinlat::sched::set_affinity(0, &others);
         }
     }
     let rt_runtime_us = read_i64("/proc/sys/kernel/sched_rt_runtime_us");

@@ -69,7 +69,7 @@ impl HostStress {
                 let h = std::thread::Builder::new()
                     .name(format!("stress-cpu{cpu}-{w}"))
                     .spawn(move || {
-                        let _ = crate::affinity::set_affinity(0, &[cpu]);
+                        let _ = pinlat::sched::set_affinity(0, &[cpu]);
                         let mut buf = vec![0u64; 4 << 20];
                         let mut x = 0x9e37_79b9_7f4a_7c15u64;
                         while !stop.load(Ordering::Relaxed) {

@@ -1,6 +1,11 @@
 //! The names of things a config chooses among: accelerator, layout kind, scheduling policy,
 //! scenario, workload and housekeeping load. Each prints and parses as the config, the CLI and
 //! the results spell it (`vcpu0`, `mgmt-poll`, `busy-poll`).
+//!
+//! A module of its own, below both the experiment config (`config`, host side, TOML) and the
+//! agent's run config (`agentcfg`, in the guest): both name workloads with these types, and
+//! neither depends on the other. It needs nothing but serde, so the guest agent links it without
+//! the host-side modules.
 
 use std::fmt;
 
@@ -138,16 +143,30 @@ impl fmt::Display for WorkloadKind {
     }
 }
 
+/// A name that is not one of a kind's names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Unknown {kind} '{given}': use {allowed}")]
+pub struct UnknownKindError {
+    /// What was being named, e.g. `workload`.
+    pub kind: &'static str,
+    /// The name given.
+    pub given: String,
+    /// The names allowed, as a phrase (`busy-poll, timer or ring`).
+    pub allowed: &'static str,
+}
+
 impl std::str::FromStr for WorkloadKind {
-    type Err = crate::agentcfg::AgentConfigError;
+    type Err = UnknownKindError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "busy-poll" => Ok(WorkloadKind::BusyPoll),
             "timer" => Ok(WorkloadKind::Timer),
             "ring" => Ok(WorkloadKind::Ring),
-            _ => Err(crate::agentcfg::AgentConfigError::UnknownWorkload(
-                s.to_string(),
-            )),
+            _ => Err(UnknownKindError {
+                kind: "workload",
+                given: s.to_string(),
+                allowed: "busy-poll, timer or ring",
+            }),
         }
     }
 }
@@ -162,4 +181,25 @@ pub enum HousekeepingLoad {
     Memory,
     /// Serial/disk I/O that makes QEMU's emulator threads work.
     Io,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_names_round_trip_and_unknown_names_say_what_is_allowed() {
+        for w in [
+            WorkloadKind::BusyPoll,
+            WorkloadKind::Timer,
+            WorkloadKind::Ring,
+        ] {
+            assert_eq!(w.as_str().parse::<WorkloadKind>(), Ok(w));
+        }
+        let e = "rings".parse::<WorkloadKind>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Unknown workload 'rings': use busy-poll, timer or ring"
+        );
+    }
 }
