@@ -13,7 +13,7 @@ use pinlat::config::Policy;
 use pinlat::cpuset::CpuSet;
 use pinlat::plan::{GuestPlacement, Sched};
 use pinlat::result::{ObservedThread, ThreadRole, VcpuThreadStats};
-use pinlat::sched::{self as affinity, SchedError as AffinityError};
+use pinlat::sched::{self, SchedError};
 
 use crate::procfs::{ProcError, Procfs, ThreadInfo};
 use crate::qmp::{IoThread, VcpuThread};
@@ -30,7 +30,7 @@ pub enum PlacementError {
         tid: i32,
         /// The failing call.
         #[source]
-        source: AffinityError,
+        source: SchedError,
     },
     /// Reading `/proc` failed.
     #[error("Cannot read QEMU's threads")]
@@ -157,10 +157,10 @@ impl Pinner {
             tid,
             source,
         };
-        affinity::set_affinity(tid, &cpus_vec(&cpus)).map_err(wrap)?;
+        sched::set_affinity(tid, &cpus_vec(&cpus)).map_err(wrap)?;
         match sched.policy {
-            Policy::Fifo => match affinity::set_fifo(tid, u32::from(sched.priority)) {
-                Err(AffinityError::Syscall {
+            Policy::Fifo => match sched::set_fifo(tid, u32::from(sched.priority)) {
+                Err(SchedError::Syscall {
                     source: nix::Error::EPERM,
                     ..
                 }) if !self.strict => {
@@ -168,7 +168,7 @@ impl Pinner {
                 }
                 r => r.map_err(wrap)?,
             },
-            Policy::Other => affinity::set_other(tid).map_err(wrap)?,
+            Policy::Other => sched::set_other(tid).map_err(wrap)?,
         }
         Ok(())
     }
@@ -182,10 +182,10 @@ impl Pinner {
         // 1. The whole process to the emulator set.
         let emulator = cpus_vec(&self.plan.emulator_cpus);
         for &tid in &tids {
-            match affinity::set_affinity(tid, &emulator) {
+            match sched::set_affinity(tid, &emulator) {
                 Ok(()) => {}
                 // A thread that exited in between is not an error.
-                Err(AffinityError::Syscall {
+                Err(SchedError::Syscall {
                     source: nix::Error::ESRCH,
                     ..
                 }) => {}
@@ -211,7 +211,7 @@ impl Pinner {
                     self.placed.insert(tid);
                 }
                 Err(PlacementError::Apply {
-                    source: AffinityError::Syscall { source, .. },
+                    source: SchedError::Syscall { source, .. },
                     ..
                 }) if source == nix::Error::ESRCH && role == ThreadRole::Emulator => {}
                 Err(e) => return Err(e),
@@ -242,7 +242,7 @@ impl Pinner {
                 }
                 Err(PlacementError::Apply {
                     source:
-                        AffinityError::Syscall {
+                        SchedError::Syscall {
                             source: nix::Error::ESRCH,
                             ..
                         },
