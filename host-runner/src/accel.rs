@@ -10,7 +10,7 @@ use crate::agent::agent_config;
 use crate::follow::{log_tail, FileFollower};
 use crate::initramfs::Initramfs;
 use crate::kernel::GuestKernel;
-use crate::qemu::{self, Qemu, QemuBinary, RuntimeDir, VmSpec};
+use crate::qemu::{self, Qemu, QemuBinary, VmSpec};
 
 /// How long the KVM probe waits for the agent's hello.
 pub const KVM_PROBE_DEADLINE: Duration = Duration::from_secs(15);
@@ -64,7 +64,7 @@ pub fn probe_kvm(
     let guest = &config.guests[0];
     let mut cfg = agent_config(guest, &config.workloads[0], 100, 100);
     cfg.preheat_ms = 0;
-    let runtime = RuntimeDir::new().map_err(|e| KvmProbeError::Setup(e.into()))?;
+    let runtime = qemu::runtime_dir().map_err(|e| KvmProbeError::Setup(e.into()))?;
     let initrd = runtime.path().join("probe.cpio");
     Initramfs::for_agent(agent.to_vec(), cfg.to_json().into_bytes())
         .write_file(&initrd)

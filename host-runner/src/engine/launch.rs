@@ -14,7 +14,7 @@ use crate::follow::FileFollower;
 use crate::initramfs::Initramfs;
 use crate::kernel::GuestKernel;
 use crate::placement::Pinner;
-use crate::qemu::{Qemu, QemuBinary, RuntimeDir, VmSpec};
+use crate::qemu::{Qemu, QemuBinary, VmSpec};
 
 /// Launches guests as QEMU processes of this host.
 pub struct QemuLauncher {
@@ -43,7 +43,7 @@ impl Launcher for QemuLauncher {
         warnings: &mut Vec<Warning>,
     ) -> Result<Box<dyn GuestBackend>, RunStatus> {
         let guest = req.guest;
-        let runtime = RuntimeDir::new().map_err(|e| err(Stage::Setup)(e.into()))?;
+        let runtime = crate::qemu::runtime_dir().map_err(|e| err(Stage::Setup)(e.into()))?;
         let initrd = runtime.path().join("initrd.cpio");
         Initramfs::for_agent(self.agent.clone(), req.agent.to_json().into_bytes())
             .write_file(&initrd)

@@ -61,9 +61,9 @@ pub enum QemuError {
     RuntimeDir {
         /// Where it was attempted.
         parent: PathBuf,
-        /// The errno.
+        /// Cause.
         #[source]
-        source: nix::Error,
+        source: io::Error,
     },
     /// Spawning failed.
     #[error("Cannot start {path}")]
@@ -247,52 +247,30 @@ pub fn parse_qemu_version(text: &str) -> Option<(String, String)> {
     (!ver.is_empty() && ver.contains('.')).then(|| (ver, line.to_owned()))
 }
 
-/// A private directory (mode 0700, from `mkdtemp`) for QEMU's sockets and logs, removed with
-/// its contents on drop. Created under `$XDG_RUNTIME_DIR` when set, else `/tmp`.
-#[derive(Debug)]
-pub struct RuntimeDir {
-    path: PathBuf,
-    keep: bool,
+/// A private directory (mode 0700) for QEMU's sockets and logs, removed with its contents on
+/// drop: `pinlat-XXXXXX` under `$XDG_RUNTIME_DIR` when set, else the system's temporary
+/// directory.
+pub type RuntimeDir = tempfile::TempDir;
+
+/// Creates a [`RuntimeDir`] where [`RuntimeDir`] says.
+pub fn runtime_dir() -> Result<RuntimeDir, QemuError> {
+    let parent = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    runtime_dir_in(&parent)
 }
 
-impl RuntimeDir {
-    /// Creates `pinlat-XXXXXX` under `$XDG_RUNTIME_DIR` or `/tmp`.
-    pub fn new() -> Result<Self, QemuError> {
-        let parent = std::env::var_os("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute() && p.is_dir())
-            .unwrap_or_else(|| PathBuf::from("/tmp"));
-        Self::new_in(&parent)
-    }
-
-    /// Creates `pinlat-XXXXXX` under `parent`.
-    pub fn new_in(parent: &Path) -> Result<Self, QemuError> {
-        let path = nix::unistd::mkdtemp(&parent.join("pinlat-XXXXXX")).map_err(|source| {
-            QemuError::RuntimeDir {
-                parent: parent.to_owned(),
-                source,
-            }
-        })?;
-        Ok(RuntimeDir { path, keep: false })
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Leaves the directory on disk after drop (for debugging).
-    pub fn keep(&mut self) {
-        self.keep = true;
-    }
-}
-
-impl Drop for RuntimeDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
+/// Creates a [`RuntimeDir`] under `parent`.
+pub fn runtime_dir_in(parent: &Path) -> Result<RuntimeDir, QemuError> {
+    tempfile::Builder::new()
+        .prefix("pinlat-")
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .map_err(|source| QemuError::RuntimeDir {
+            parent: parent.to_owned(),
+            source,
+        })
 }
 
 /// A running QEMU. Dropping it kills the whole process group and reaps the child.
@@ -315,7 +293,7 @@ impl Qemu {
     /// `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child exits, so spawn from
     /// a thread that lives as long as the guest should (e.g. the main thread).
     pub fn spawn(binary: &QemuBinary, spec: &VmSpec) -> Result<Self, QemuError> {
-        Self::spawn_in(binary, spec, RuntimeDir::new()?)
+        Self::spawn_in(binary, spec, runtime_dir()?)
     }
 
     /// Starts QEMU using the given runtime directory.

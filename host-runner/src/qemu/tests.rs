@@ -141,7 +141,7 @@ fn find_qemu_rules() {
 fn runtime_dir_is_private_and_removed() {
     let parent = tempfile::tempdir().unwrap();
     let path = {
-        let rd = RuntimeDir::new_in(parent.path()).unwrap();
+        let rd = runtime_dir_in(parent.path()).unwrap();
         let mode = fs::metadata(rd.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         fs::write(rd.path().join("x"), "y").unwrap();
