@@ -126,16 +126,7 @@ fn be_u64(b: &[u8], at: usize) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::histo::new_histogram;
-
-    fn sample() -> Histogram<u64> {
-        let mut h = new_histogram();
-        for v in [1u64, 2, 17, 999, 1_000, 1_001, 123_456, 59_999_999_999] {
-            h.record(v).unwrap();
-        }
-        h.record_n(42, 1_000_000).unwrap();
-        h
-    }
+    use crate::histo::test_sample as sample;
 
     #[test]
     fn base64_round_trip_keeps_every_count() {

@@ -134,17 +134,23 @@ pub fn summarize(h: &Histogram<u64>) -> Summary {
     }
 }
 
+/// A histogram with values across the whole range, for tests of every histogram module.
+#[cfg(test)]
+pub(crate) fn test_sample() -> Histogram<u64> {
+    let mut h = new_histogram();
+    for v in [1u64, 2, 17, 999, 1_000, 1_001, 123_456, 59_999_999_999] {
+        h.record(v).unwrap();
+    }
+    h.record_n(42, 1_000_000).unwrap();
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sample() -> Histogram<u64> {
-        let mut h = new_histogram();
-        for v in [1u64, 2, 17, 999, 1_000, 1_001, 123_456, 59_999_999_999] {
-            h.record(v).unwrap();
-        }
-        h.record_n(42, 1_000_000).unwrap();
-        h
+        test_sample()
     }
 
     #[test]
