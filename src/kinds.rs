@@ -11,11 +11,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// QEMU accelerator.
+/// The accelerator a config or `--accel` asks for (`run.accel`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Accel {
-    /// Try KVM with a boot deadline, fall back to TCG with a warning.
+pub enum AccelChoice {
+    /// Try KVM with one short boot, fall back to TCG with a warning.
     #[default]
     Auto,
     /// `-accel kvm`: hardware virtualization, the numbers that matter.
@@ -24,7 +24,82 @@ pub enum Accel {
     Tcg,
 }
 
-/// The pinning layouts of DESIGN.md "The layouts".
+impl AccelChoice {
+    /// Every choice: its name on the command line, and what it does.
+    pub const ALL: [(AccelChoice, &'static str, &'static str); 3] = [
+        (
+            AccelChoice::Auto,
+            "auto",
+            "probe KVM with one short guest boot; fall back to TCG with a warning",
+        ),
+        (AccelChoice::Kvm, "kvm", "hardware virtualization"),
+        (
+            AccelChoice::Tcg,
+            "tcg",
+            "software emulation (results are labelled as not hardware latency)",
+        ),
+    ];
+}
+
+impl std::str::FromStr for AccelChoice {
+    type Err = UnknownKindError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .find(|(_, n, _)| *n == s)
+            .map(|(a, _, _)| *a)
+            .ok_or_else(|| UnknownKindError {
+                kind: "accelerator",
+                given: s.to_string(),
+                allowed: "auto, kvm or tcg",
+            })
+    }
+}
+
+/// The accelerator guests actually ran with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// Hardware virtualization (`-accel kvm`): the numbers pinlat is for.
+    Kvm,
+    /// QEMU's multi-threaded TCG (`-accel tcg,thread=multi`): one host thread per vCPU, but
+    /// latencies are emulation latencies.
+    Tcg,
+}
+
+impl Accel {
+    /// The name records use (`kvm`, `tcg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    /// QEMU's `-accel` argument.
+    pub fn qemu_arg(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg,thread=multi",
+        }
+    }
+
+    /// The suffix QEMU gives vCPU thread names (`CPU 0/KVM`, `CPU 0/TCG`).
+    pub fn vcpu_thread_suffix(self) -> &'static str {
+        match self {
+            Accel::Kvm => "KVM",
+            Accel::Tcg => "TCG",
+        }
+    }
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The pinning layouts (docs/architecture.md "The layouts").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LayoutKind {
@@ -82,7 +157,7 @@ pub enum Policy {
     Fifo,
 }
 
-/// Host-side disturbance while the guest measures (DESIGN.md "Disturbances on the host").
+/// Host-side disturbance while the guest measures (docs/architecture.md "Disturbances").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScenarioKind {
@@ -114,7 +189,7 @@ impl fmt::Display for ScenarioKind {
     }
 }
 
-/// Measurement in the guest (DESIGN.md "Workloads in the guest").
+/// Measurement in the guest (docs/architecture.md "Workloads").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkloadKind {

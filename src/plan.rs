@@ -2,7 +2,7 @@
 //! per kind of QEMU thread of every guest, or is refused with the reason before anything runs.
 //!
 //! Pure: it takes the host's online CPUs as a value. The layouts and their origins are in
-//! DESIGN.md "The layouts"; the refusal rules follow nova's where nova has one (a realtime guest
+//! docs/architecture.md "The layouts"; the refusal rules follow nova's where nova has one (a realtime guest
 //! needs a non-realtime vCPU for its emulator threads unless they are isolated or on a shared
 //! set; `hw:cpu_realtime_priority` defaults to 1).
 
@@ -16,7 +16,7 @@ use crate::cpuset::CpuSet;
 /// Scheduling of one QEMU thread on the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Sched {
-    /// Policy.
+    /// `other` or `fifo` (the priority is beside it).
     pub policy: Policy,
     /// Real-time priority 1..=99 for `fifo`; 0 for `other`.
     pub priority: u8,

@@ -1,6 +1,6 @@
 //! The raw result of one run, as `pinlat run` writes it to `runs/<run>.json` the moment the run
-//! ends. It is the single source the reports are derived from (STYLE.md "One schema, many
-//! views"): nothing a report shows may exist only in memory.
+//! ends. It is the single source the reports are derived from (one schema, many
+//! views): nothing a report shows may exist only in memory.
 //!
 //! A run records what was *observed*, next to what was planned: every QEMU thread's
 //! `Cpus_allowed_list` and scheduling policy read back from `/proc` after pinning and again when
@@ -10,31 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LayoutKind, Policy, ScenarioKind, WorkloadKind};
 use crate::cpuset::CpuSet;
+use crate::kinds::Accel;
 use crate::plan::{GuestPlacement, Sched};
 use crate::wire::{CpuResult, DecoderStats, ErrorReport, Hello, IntervalReport};
 
 /// Version of this schema; bumped on any incompatible change.
 pub const RUN_SCHEMA_VERSION: u32 = 1;
-
-/// The accelerator QEMU actually ran with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AccelUsed {
-    /// Hardware virtualization.
-    Kvm,
-    /// Software emulation: latencies are not hardware latencies.
-    Tcg,
-}
-
-impl AccelUsed {
-    /// The QEMU name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccelUsed::Kvm => "kvm",
-            AccelUsed::Tcg => "tcg",
-        }
-    }
-}
 
 /// Sentence every output made under TCG carries.
 pub const TCG_DISCLAIMER: &str = "measured under QEMU TCG (software emulation): these latencies show the harness working and relative effects, not hardware latency";
@@ -301,7 +282,7 @@ pub struct ObservedThread {
     pub tid: i32,
     /// `comm` (e.g. `CPU 1/TCG`, `qemu-system-x86`).
     pub comm: String,
-    /// Classification.
+    /// What the thread is to QEMU (vCPU n, iothread, emulator), from QMP's thread ids.
     pub role: ThreadRole,
     /// `Cpus_allowed_list`.
     pub cpus: CpuSet,
@@ -443,14 +424,14 @@ pub struct RunRecord {
     pub layout: String,
     /// Layout rule.
     pub layout_kind: LayoutKind,
-    /// Scenario.
+    /// The scenario the runs were measured under.
     pub scenario: ScenarioKind,
-    /// Workload.
+    /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
     /// Repetition, from 1.
     pub repetition: u32,
     /// Accelerator used.
-    pub accel: AccelUsed,
+    pub accel: Accel,
     /// How the run ended.
     pub status: RunStatus,
     /// Start, milliseconds since the Unix epoch.

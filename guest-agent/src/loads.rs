@@ -1,4 +1,4 @@
-//! Housekeeping loads on the non-RT CPUs (DESIGN.md, "Workloads in the guest").
+//! Housekeeping loads on the non-RT CPUs (docs/architecture.md "Workloads").
 //!
 //! They reproduce the thread's failure mode — a non-RT vCPU takes a guest kernel lock and is
 //! preempted by the emulator thread — and make the emulator work:

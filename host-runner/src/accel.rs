@@ -73,7 +73,7 @@ pub fn probe_kvm(
     let channel = runtime.path().join("probe-agent.out");
     let mut spec = VmSpec::for_guest(
         guest,
-        qemu::Accel::Kvm,
+        pinlat::kinds::Accel::Kvm,
         &kernel.path,
         initrd,
         console.clone(),

@@ -4,11 +4,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use pinlat::config::Config;
 use pinlat::cpuset::CpuSet;
 use pinlat::duration::{self, DurationError, Unit};
 use pinlat::export::{self, PlanFormat};
+use pinlat::kinds::AccelChoice;
 use pinlat::plan::Plan;
 
 use crate::exit::{Exit, Failure, HostError, OptionError};
@@ -39,15 +40,13 @@ fn plan_format() -> impl clap::builder::TypedValueParser<Value = PlanFormat> {
     .map(|s| s.parse().expect("clap only passes the names it offers"))
 }
 
-/// Accelerator choices of `pinlat run --accel`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AccelArg {
-    /// Probe KVM with one short guest boot; fall back to TCG with a warning.
-    Auto,
-    /// Hardware virtualization.
-    Kvm,
-    /// Software emulation (results are labelled as not hardware latency).
-    Tcg,
+/// `--accel` of `pinlat run`: [`AccelChoice`]'s names, each with its help.
+fn accel_choice() -> impl clap::builder::TypedValueParser<Value = AccelChoice> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        AccelChoice::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
+    )
+    .map(|s| s.parse().expect("clap only passes the names it offers"))
 }
 
 /// Parses `--duration` into whole seconds: `10`, `10s`, `2m`, `1h`, or any unit of
@@ -57,7 +56,7 @@ pub fn parse_duration_s(s: &str) -> Result<u64, DurationError> {
     duration::parse_positive_in(s, Unit::S)
 }
 
-/// Subcommands.
+/// What `pinlat` does: one subcommand per task.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the config's matrix (layout x scenario x workload x repetition) on this host.
@@ -81,8 +80,8 @@ pub enum Command {
         #[arg(long, value_name = "A,B", value_delimiter = ',')]
         layouts: Option<Vec<String>>,
         /// Accelerator (overrides run.accel).
-        #[arg(long, value_enum)]
-        accel: Option<AccelArg>,
+        #[arg(long, value_parser = accel_choice())]
+        accel: Option<AccelChoice>,
         /// Guest kernel (overrides the config's and $PINLAT_KERNEL).
         #[arg(long, value_name = "PATH")]
         kernel: Option<PathBuf>,
@@ -238,11 +237,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             out,
             duration_s: duration,
             layouts,
-            accel: accel.map(|a| match a {
-                AccelArg::Auto => pinlat::config::Accel::Auto,
-                AccelArg::Kvm => pinlat::config::Accel::Kvm,
-                AccelArg::Tcg => pinlat::config::Accel::Tcg,
-            }),
+            accel,
             kernel,
             repetitions,
             strict,

@@ -1,7 +1,7 @@
 //! The guest's root filesystem: an uncompressed newc cpio archive built per run.
 //!
 //! The guest is a kernel plus this initramfs; its `/init` is the static agent binary and
-//! `/pinlat/config.json` is the run's agent config (DESIGN.md "Data flow"). The format is the
+//! `/pinlat/config.json` is the run's agent config (docs/architecture.md "Data flow"). The format is the
 //! kernel's `Documentation/driver-api/early-userspace/buffer-format.rst` (SVR4 "newc", magic
 //! `070701`), written with the `cpio` crate. The kernel accepts it uncompressed, so no
 //! compression is applied: it costs boot time under TCG and saves nothing that matters.

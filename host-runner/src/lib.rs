@@ -12,7 +12,7 @@ pub mod follow;
 pub mod hostfacts;
 pub mod initramfs;
 pub mod kernel;
-pub mod placement;
+pub mod pin;
 pub mod procfs;
 pub mod qemu;
 pub mod qmp;

@@ -2,7 +2,7 @@
 //!
 //! pinlat never trusts that a pin it asked for took effect: after pinning and again at the end
 //! of a run it reads every QEMU thread's `Cpus_allowed_list`, scheduling policy and priority
-//! back from procfs (see DESIGN.md "Data flow"). The field layouts are the kernel's
+//! back from procfs (docs/architecture.md "Data flow"). The field layouts are the kernel's
 //! (`Documentation/filesystems/proc.rst`, `man 5 proc`): `status` is `Key:\tvalue` lines and
 //! `stat` is space-separated fields after the `(comm)` in parentheses, where field 39 is the
 //! CPU last run on, 40 the RT priority and 41 the policy.

@@ -11,9 +11,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pinlat::config::{Accel, Config};
+use pinlat::config::Config;
+use pinlat::kinds::{Accel, AccelChoice};
 use pinlat::plan::Plan;
-use pinlat::result::{AccelUsed, RunRecord, TCG_DISCLAIMER};
+use pinlat::result::{RunRecord, TCG_DISCLAIMER};
 use pinlat::schema::{PlanFile, HOST_FILE, HOST_SCHEMA_VERSION, PLAN_FILE, PLAN_SCHEMA_VERSION};
 use serde::Serialize;
 
@@ -39,7 +40,7 @@ pub struct RunOptions {
     /// Only these layouts (by name).
     pub layouts: Option<Vec<String>>,
     /// Overrides `run.accel`.
-    pub accel: Option<Accel>,
+    pub accel: Option<AccelChoice>,
     /// Guest kernel, overriding the search.
     pub kernel: Option<PathBuf>,
     /// Repetitions override.
@@ -232,30 +233,30 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
 
     let mut kvm_probe = None;
     let (accel, accel_note) = match config.run.accel {
-        Accel::Kvm => (AccelUsed::Kvm, None),
-        Accel::Tcg => (
-            AccelUsed::Tcg,
+        AccelChoice::Kvm => (Accel::Kvm, None),
+        AccelChoice::Tcg => (
+            Accel::Tcg,
             Some("requested in the config or with --accel".to_string()),
         ),
-        Accel::Auto => {
+        AccelChoice::Auto => {
             eprintln!("pinlat: probing KVM (one guest boot, at most 15 s) ...");
             let fact = crate::doctor::probe::kvm_probe_fact(crate::accel::probe_kvm(
                 &qemu_bin, &kernel, &agent, &config,
             ));
             kvm_probe = Some(fact.clone());
             match fact {
-                KvmProbe::Booted => (AccelUsed::Kvm, Some("auto: KVM probe booted".to_string())),
+                KvmProbe::Booted => (Accel::Kvm, Some("auto: KVM probe booted".to_string())),
                 KvmProbe::DoesNotBoot { reason: why } | KvmProbe::CannotProbe { reason: why } => {
                     eprintln!("pinlat: warning: KVM is not usable ({why}); falling back to TCG");
                     (
-                        AccelUsed::Tcg,
+                        Accel::Tcg,
                         Some(format!("auto: KVM not usable, fell back to TCG: {why}")),
                     )
                 }
             }
         }
     };
-    if accel == AccelUsed::Tcg {
+    if accel == Accel::Tcg {
         eprintln!("pinlat: note: {TCG_DISCLAIMER}");
     }
 
@@ -329,10 +330,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         qemu: qemu_bin,
         kernel,
         agent,
-        accel: match accel {
-            AccelUsed::Kvm => crate::qemu::Accel::Kvm,
-            AccelUsed::Tcg => crate::qemu::Accel::Tcg,
-        },
+        accel,
         strict: opts.strict,
     };
     let ctx = RunContext {

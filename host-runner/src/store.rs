@@ -1,4 +1,4 @@
-//! The results directory `reports/<run-id>/` (DESIGN.md "Results on disk").
+//! The results directory `reports/<run-id>/` (docs/architecture.md "Results on disk").
 //!
 //! Every file is written to a temporary name in the same directory, synced, then renamed, so a
 //! crash, a full disk or a signal never leaves a half-written result where a report would read
@@ -26,7 +26,7 @@ pub enum StoreError {
     /// A result did not serialize.
     #[error("Cannot serialize {what}")]
     Json {
-        /// What.
+        /// What was being done, for the message.
         what: String,
         /// The cause.
         #[source]

@@ -45,7 +45,7 @@ pub struct RunSettings {
     /// Repetitions of every layout × scenario × workload. `run.repetitions`, default 1.
     pub repetitions: u32,
     /// QEMU accelerator. `run.accel`, default `auto`.
-    pub accel: Accel,
+    pub accel: AccelChoice,
     /// Interval histogram length, milliseconds. `run.interval_ms`, default 1000.
     pub interval_ms: u64,
     /// Deadline from QEMU start to the agent's hello, seconds. `run.boot_timeout_s`, default 60.
@@ -129,7 +129,7 @@ pub struct Layout {
 /// A host disturbance (`[[scenarios]]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
-    /// Which.
+    /// The scenario, as `[[scenarios]] kind` names it.
     pub kind: ScenarioKind,
     /// `mgmt-poll`: QMP stats queries per second. Default 10.
     pub rate_hz: u32,
@@ -140,7 +140,7 @@ pub struct Scenario {
 /// A guest measurement (`[[workloads]]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
-    /// Which.
+    /// The workload, as `[[workloads]] kind` names it.
     pub kind: WorkloadKind,
     /// Warm-up before recording, milliseconds. Default 1000.
     pub preheat_ms: u64,

@@ -582,7 +582,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let verdicts = verdict::verdicts(&out_groups);
     accels.sort_by_key(|a| a.as_str());
     let disclaimer = accels
-        .contains(&crate::result::AccelUsed::Tcg)
+        .contains(&crate::kinds::Accel::Tcg)
         .then(|| TCG_DISCLAIMER.to_string());
     Ok(Report {
         schema_version: REPORT_SCHEMA_VERSION,

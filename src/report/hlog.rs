@@ -15,7 +15,8 @@ use hdrhistogram::Histogram;
 
 use super::{Exporter, OutputFile, Report, ReportError};
 use crate::histo::{encode_base64, new_histogram};
-use crate::result::{AccelUsed, RunRecord, TCG_DISCLAIMER};
+use crate::kinds::Accel;
+use crate::result::{RunRecord, TCG_DISCLAIMER};
 
 /// Writes `<run>.hlog` for every run.
 pub struct HlogExporter;
@@ -101,7 +102,7 @@ pub fn render(run: &RunRecord) -> Result<String, ReportError> {
         "#[pinlat run {} ({}), values in ns; untagged lines merge every RT vCPU, Tag= lines are one vCPU]\n",
         run.name, run.run_id
     ));
-    if run.accel == AccelUsed::Tcg {
+    if run.accel == Accel::Tcg {
         out.push_str(&format!("#[Note: {TCG_DISCLAIMER}]\n"));
     }
     out.push_str(&format!(

@@ -6,7 +6,7 @@
 //! groups, not runs), merges HDR histograms per (layout, scenario, workload, RT vCPU) and across
 //! RT vCPUs, and keeps per-run summaries for the spread between repetitions. [`verdict`] ranks
 //! layouts and checks budgets. Each output format is one [`Exporter`] in its own file, all derived
-//! from the one [`Report`] (STYLE.md "One schema, many views"; hyperfine's `src/export/`).
+//! from the one [`Report`] (one schema, many views, as hyperfine's `src/export/`).
 
 pub mod aggregate;
 pub mod compare;
@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
 use crate::cpuset::CpuSet;
 use crate::histo::Hist;
+use crate::kinds::Accel;
 use crate::plan::GuestPlacement;
-use crate::result::{AccelUsed, ObservedThread, RunRecord};
+use crate::result::{ObservedThread, RunRecord};
 
 pub use aggregate::{build, Stats};
 pub use verdict::{BudgetCheck, BudgetStatus, BudgetVerdict, Verdict};
@@ -104,14 +105,14 @@ pub struct RunSummary {
     pub file: String,
     /// Layout name.
     pub layout: String,
-    /// Scenario.
+    /// The scenario the runs were measured under.
     pub scenario: ScenarioKind,
-    /// Workload.
+    /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
     /// Repetition, from 1.
     pub repetition: u32,
-    /// Accelerator.
-    pub accel: AccelUsed,
+    /// The accelerator the guests ran with (TCG numbers are not hardware latency).
+    pub accel: Accel,
     /// How it ended.
     pub outcome: RunOutcome,
     /// Start, milliseconds since the Unix epoch.
@@ -171,7 +172,7 @@ pub struct IntervalPoint {
 pub struct RunTimeline {
     /// Run name.
     pub run: String,
-    /// Repetition.
+    /// Repetition number, from 1.
     pub repetition: u32,
     /// Intervals in order.
     pub points: Vec<IntervalPoint>,
@@ -215,9 +216,9 @@ pub struct Group {
     pub layout: String,
     /// Layout rule.
     pub layout_kind: LayoutKind,
-    /// Scenario.
+    /// The scenario the runs were measured under.
     pub scenario: ScenarioKind,
-    /// Workload.
+    /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
     /// Names of the runs that measured to the end (these are merged).
     pub ok_runs: Vec<String>,
@@ -296,7 +297,7 @@ pub struct Report {
     /// The run id (from the runs, or the directory name).
     pub run_id: String,
     /// Accelerators the runs used.
-    pub accels: Vec<AccelUsed>,
+    pub accels: Vec<Accel>,
     /// [`crate::result::TCG_DISCLAIMER`] when any run used TCG.
     pub disclaimer: Option<String>,
     /// `host.json` as written by the runner (absent when the file is missing or unreadable).
@@ -354,7 +355,7 @@ impl Report {
 
     /// Whether any run was under TCG.
     pub fn is_tcg(&self) -> bool {
-        self.accels.contains(&AccelUsed::Tcg)
+        self.accels.contains(&Accel::Tcg)
     }
 
     /// Groups of one (scenario, workload), in layout order.
@@ -376,7 +377,7 @@ impl Report {
 pub struct OutputFile {
     /// File name, relative to the results directory.
     pub name: String,
-    /// Contents.
+    /// The file's whole text.
     pub contents: String,
 }
 

@@ -93,7 +93,7 @@ impl BudgetCheck {
 /// The budget verdict of one group.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetVerdict {
-    /// Overall.
+    /// The worst budget status of the layout's groups.
     pub status: BudgetStatus,
     /// Each check.
     pub checks: Vec<BudgetCheck>,
@@ -210,9 +210,9 @@ pub struct Comparison {
 /// Ranking and statements for one (scenario, workload).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
-    /// Scenario.
+    /// The scenario the runs were measured under.
     pub scenario: ScenarioKind,
-    /// Workload.
+    /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
     /// Layouts with samples, lowest p99.99 first.
     pub ranking: Vec<Ranked>,

@@ -54,7 +54,7 @@ impl std::fmt::Display for CheckStatus {
 pub struct Check {
     /// Stable identifier, `group.name` (e.g. `kernel.preempt_rt`).
     pub id: String,
-    /// Outcome.
+    /// pass, skip, warn or fail.
     pub status: CheckStatus,
     /// What was found, one line.
     pub found: String,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cpuset::CpuSet;
-use crate::result::AccelUsed;
+use crate::kinds::Accel;
 
 /// File name of the host facts in a results directory.
 pub const HOST_FILE: &str = "host.json";
@@ -23,7 +23,7 @@ pub struct HostFacts {
     #[serde(flatten)]
     pub local: LocalFacts,
     /// The accelerator the runs used.
-    pub accel: AccelUsed,
+    pub accel: Accel,
     /// Why that accelerator (e.g. the KVM probe's failure when `auto` fell back to TCG).
     pub accel_note: Option<String>,
     /// QEMU binary path.

@@ -161,7 +161,7 @@ pub struct TopEvent {
 pub struct CpuResult {
     /// CPU the samples were taken on, as observed by the measuring thread (`sched_getcpu`).
     pub cpu: u32,
-    /// WorkloadKind.
+    /// The workload of the run.
     pub workload: WorkloadKind,
     /// Ring: the producer's CPU (this result is the consumer's). `None` otherwise.
     pub peer_cpu: Option<u32>,

@@ -50,7 +50,7 @@ pub enum CalibrateError {
     /// Starting a process or thread failed.
     #[error("Cannot start {what}")]
     Spawn {
-        /// What.
+        /// What was being done, for the message.
         what: String,
         /// Cause.
         #[source]

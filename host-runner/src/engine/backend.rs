@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::follow::{log_tail, FileFollower};
-use crate::placement::Pinner;
+use crate::pin::Pinner;
 use crate::qemu::Qemu;
 use crate::qmp::QmpClient;
 

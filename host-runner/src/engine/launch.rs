@@ -13,19 +13,19 @@ use super::{LaunchRequest, Launcher};
 use crate::follow::FileFollower;
 use crate::initramfs::Initramfs;
 use crate::kernel::GuestKernel;
-use crate::placement::Pinner;
+use crate::pin::Pinner;
 use crate::qemu::{Qemu, QemuBinary, VmSpec};
 
 /// Launches guests as QEMU processes of this host.
 pub struct QemuLauncher {
-    /// QEMU.
+    /// The QEMU binary and its version line.
     pub qemu: QemuBinary,
     /// The guest kernel (a guest's own `kernel` key wins).
     pub kernel: GuestKernel,
     /// The static agent's bytes, `/init` of every guest.
     pub agent: Vec<u8>,
-    /// Accelerator.
-    pub accel: crate::qemu::Accel,
+    /// The accelerator every guest runs with.
+    pub accel: pinlat::kinds::Accel,
     /// Fail a guest whose RT vCPU threads cannot get SCHED_FIFO instead of recording the
     /// degradation (`--strict`).
     pub strict: bool,

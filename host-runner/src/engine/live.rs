@@ -9,7 +9,7 @@ use pinlat::result::GuestRun;
 use pinlat::wire::{Decoded, FrameDecoder, Message};
 
 use super::backend::GuestBackend;
-use crate::placement::VcpuSampler;
+use crate::pin::VcpuSampler;
 use crate::validate::Expect;
 
 /// Bytes read from one guest's agent channel per loop turn; bounds the work a flooding guest

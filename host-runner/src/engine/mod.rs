@@ -24,16 +24,17 @@ use std::time::{Duration, Instant};
 
 use pinlat::agentcfg::AgentConfig;
 use pinlat::config::{Config, Guest, Scenario, Workload, WorkloadKind};
+use pinlat::kinds::Accel;
 use pinlat::plan::{GuestPlacement, LayoutPlan, Plan};
 use pinlat::result::{
-    run_name, AccelUsed, GuestRun, RunRecord, RunStatus, Stage, Warning, RUN_SCHEMA_VERSION,
+    run_name, GuestRun, RunRecord, RunStatus, Stage, Warning, RUN_SCHEMA_VERSION,
 };
 use pinlat::wire::FrameDecoder;
 
 use self::backend::GuestBackend;
 use self::live::{LiveGuest, MAX_FRAME_BYTES};
 use crate::disturb::{self, Disturbance, Targets};
-use crate::placement::VcpuSampler;
+use crate::pin::VcpuSampler;
 use crate::store::unix_ms;
 use crate::validate::Expect;
 
@@ -85,7 +86,7 @@ pub struct RunContext<'a> {
     /// How guests are started.
     pub launcher: &'a dyn Launcher,
     /// The accelerator the guests run with.
-    pub accel: AccelUsed,
+    pub accel: Accel,
     /// Measured time per run, ms.
     pub duration_ms: u64,
     /// Added to twice the planned preheat + duration to make the host's run deadline

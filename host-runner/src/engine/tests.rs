@@ -1,6 +1,6 @@
 //! The run engine driven through a scripted guest: what a hung, crashed, flooding, lying or
 //! garbage-sending guest does to its run, in milliseconds and without QEMU. The boot tests
-//! (`tests/e2e/faults.rs`) prove the same on real guests.
+//! (`tests/guests/faults.rs`) prove the same on real guests.
 
 use std::io;
 use std::path::PathBuf;
@@ -11,8 +11,9 @@ use pinlat::agentcfg::AgentConfig;
 use pinlat::config::Config;
 use pinlat::cpuset::CpuSet;
 use pinlat::histo::{new_histogram, Hist};
+use pinlat::kinds::Accel;
 use pinlat::plan::Plan;
-use pinlat::result::{AccelUsed, GuestRun, RunRecord, RunStatus, Stage, Warning};
+use pinlat::result::{GuestRun, RunRecord, RunStatus, Stage, Warning};
 use pinlat::wire::{
     encode, ClockInfo, ClockSource, CpuResult, Done, ErrorReport, Hello, Message, SystemFacts,
     TopEvent, SCHEMA_VERSION,
@@ -20,7 +21,7 @@ use pinlat::wire::{
 
 use super::backend::{GuestBackend, OutputBytes, ResumeError};
 use super::{execute, LaunchRequest, Launcher, RunContext};
-use crate::placement::Pinner;
+use crate::pin::Pinner;
 
 /// What a scripted guest writes and when, counted from its launch.
 #[derive(Clone, Default)]
@@ -241,7 +242,7 @@ fn run(script: fn(&AgentConfig) -> Script, slack: Duration) -> (RunRecord, Durat
         run_id: "test".into(),
         result_dir: std::env::temp_dir(),
         launcher: &launcher,
-        accel: AccelUsed::Tcg,
+        accel: Accel::Tcg,
         duration_ms: 1000,
         deadline_slack: slack,
         interrupted: &never,

@@ -1,4 +1,4 @@
-//! Finds the guest kernel, in the order DESIGN.md "Where it runs" fixes: an explicit path (the
+//! Finds the guest kernel, in the order docs/architecture.md "Where it runs" gives: an explicit path (the
 //! config's `kernel` or `--kernel`), `$PINLAT_KERNEL`, the host's `/boot/vmlinuz-$(uname -r)`,
 //! else Debian's PREEMPT_RT kernel — the package `linux-image-rt-amd64` depends on — fetched with
 //! `apt-get download`, its `/boot/vmlinuz-*` extracted (`dpkg-deb --fsys-tarfile | tar -x`)

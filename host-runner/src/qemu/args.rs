@@ -53,7 +53,7 @@ pub fn guest_cmdline(rt_vcpus: &[u32], housekeeping_vcpus: &[u32], extra: &[&str
 pub struct VmSpec {
     /// Guest name (`-name`); also names QEMU's threads' process.
     pub name: String,
-    /// Accelerator.
+    /// The accelerator the guests ran with (TCG numbers are not hardware latency).
     pub accel: Accel,
     /// Number of vCPUs.
     pub vcpus: u32,
@@ -119,7 +119,7 @@ pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
     ]);
     let name = spec.name.replace(',', "_");
     push(&["-name", &format!("{name},debug-threads=on")]);
-    push(&["-accel", spec.accel.arg()]);
+    push(&["-accel", spec.accel.qemu_arg()]);
     let cpu = spec
         .cpu_model
         .clone()

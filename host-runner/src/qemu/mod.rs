@@ -1,6 +1,6 @@
 //! Launches one QEMU guest from an argument vector (never a shell) and owns its lifetime.
 //!
-//! The command line follows DESIGN.md "Data flow": `-kernel` + `-initrd` (the agent initramfs),
+//! The command line follows docs/architecture.md "Data flow": `-kernel` + `-initrd` (the agent initramfs),
 //! `-accel kvm` or `-accel tcg,thread=multi` (one host thread per vCPU), QMP on a unix socket in
 //! a private 0700 runtime directory, ttyS0 (the guest console) and ttyS1 (the agent's frames)
 //! each to a QEMU `file` chardev. `-name …,debug-threads=on` names QEMU's threads (`CPU 0/TCG`,
@@ -18,7 +18,6 @@
 //! kills and reaps it otherwise.
 
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -30,6 +29,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::qmp::{self, QmpClient, QmpError};
+use pinlat::kinds::Accel;
 
 mod args;
 pub use args::{guest_cmdline, mgmt_socket_path, qemu_args, VmSpec, GUEST_PARAMS};
@@ -100,44 +100,6 @@ pub enum QemuError {
         #[source]
         source: io::Error,
     },
-}
-
-/// How guest code runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    /// Hardware virtualization (`-accel kvm`): the numbers pinlat is for.
-    Kvm,
-    /// QEMU's multi-threaded TCG (`-accel tcg,thread=multi`): one host thread per vCPU, but
-    /// latencies are emulation latencies.
-    Tcg,
-}
-
-impl Accel {
-    /// The `-accel` argument.
-    pub fn arg(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg,thread=multi",
-        }
-    }
-
-    /// The suffix QEMU gives vCPU thread names (`CPU 0/KVM`, `CPU 0/TCG`).
-    pub fn vcpu_thread_suffix(self) -> &'static str {
-        match self {
-            Accel::Kvm => "KVM",
-            Accel::Tcg => "TCG",
-        }
-    }
-}
-
-impl fmt::Display for Accel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        })
-    }
 }
 
 /// True if `/dev/kvm` can be opened read-write. Necessary for `-accel kvm`, not sufficient:

@@ -2,9 +2,9 @@
 //! JUnit and cyclictest-text outputs, the `.hlog` read back against the report's percentiles,
 //! verdict wording, exit outcomes and `compare` with a planted regression.
 //!
-//! `PINLAT_BLESS=1 cargo test --test report` rewrites the committed fixtures and golden files.
+//! `PINLAT_BLESS=1 cargo test --test core` rewrites the committed fixtures and golden files.
 
-mod fixtures;
+use crate::fixtures;
 
 use std::path::{Path, PathBuf};
 

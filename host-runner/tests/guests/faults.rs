@@ -7,9 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use pinlat::result::RunStatus;
-use pinlat_runner::follow::BootLock;
+use pinlat_test_infra::BootLock;
 
-use super::{load_runs, only_subdir, process_alive, repo};
+use pinlat_test_infra::{load_runs, only_subdir, process_alive, repo};
 
 /// A small config: one 2-vCPU guest, layout vcpu0, `n_workloads` runs of `duration_s`.
 fn write_config(dir: &Path, boot_timeout_s: u64, workloads: &[&str]) -> PathBuf {
@@ -28,7 +28,7 @@ fn write_config(dir: &Path, boot_timeout_s: u64, workloads: &[&str]) -> PathBuf 
 
 fn fake_agent(dir: &Path, mode: &str) -> PathBuf {
     let out = dir.join(format!("fake-agent-{mode}"));
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/fake_agent.c");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/fake_agent.c");
     let st = Command::new("cc")
         .args(["-static", "-O1", &format!("-DMODE_{mode}"), "-o"])
         .arg(&out)
@@ -103,7 +103,9 @@ fn boot_agent_that_hangs_hits_the_boot_deadline_and_keeps_the_console() {
     let _lock = BootLock::acquire().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let agent = fake_agent(tmp.path(), "HANG");
-    let cfg = write_config(tmp.path(), 12, &["busy-poll", "timer"]);
+    // Long enough for the kernel to boot and the fake agent to say "up" on a loaded machine
+    // (seen: nothing on the console after 12 s with other guests booting beside it).
+    let cfg = write_config(tmp.path(), 25, &["busy-poll", "timer"]);
     let o = pinlat(&cfg, &tmp.path().join("out"), Some(&agent))
         .output()
         .unwrap();
@@ -120,7 +122,7 @@ fn boot_agent_that_hangs_hits_the_boot_deadline_and_keeps_the_console() {
         let (stage, reason) = failed(&r.status);
         assert_eq!(stage, "boot", "{reason}");
         assert!(
-            reason.contains("boot deadline") && reason.contains("12 s"),
+            reason.contains("boot deadline") && reason.contains("25 s"),
             "{reason}"
         );
         assert!(

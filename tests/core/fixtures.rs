@@ -1,15 +1,16 @@
 //! Deterministic fixture runs: `RunRecord`s with known histograms, written as a results
 //! directory (`runs/*.json`, `plan.json`, `host.json`). The committed copies live under
-//! `tests/fixtures/runs-*/`; `PINLAT_BLESS=1 cargo test --test report` rewrites them.
+//! `tests/fixtures/runs-*/`; `PINLAT_BLESS=1 cargo test --test core` rewrites them.
 
 use std::path::Path;
 
 use pinlat::config::{Config, LayoutKind, ScenarioKind, WorkloadKind};
 use pinlat::cpuset::CpuSet;
 use pinlat::histo::{new_histogram, Hist};
+use pinlat::kinds::Accel;
 use pinlat::plan::{GuestPlacement, Plan, Sched, VcpuPlacement};
 use pinlat::result::{
-    run_name, AccelUsed, GuestRun, HostPolicy, MgmtPollStats, ObservedThread, RunRecord, RunStatus,
+    run_name, GuestRun, HostPolicy, MgmtPollStats, ObservedThread, RunRecord, RunStatus,
     ThreadRole, VcpuThreadStats, RUN_SCHEMA_VERSION,
 };
 use pinlat::schema::{HostFacts, LocalFacts, PlanFile};
@@ -43,7 +44,7 @@ pub struct Spec {
     pub scenario: ScenarioKind,
     pub workload: WorkloadKind,
     pub rep: u32,
-    pub accel: AccelUsed,
+    pub accel: Accel,
     /// Tail latency range, ns, and one tail sample every `tail_every` samples.
     pub tail_ns: (u64, u64),
     pub tail_every: u64,
@@ -289,7 +290,7 @@ pub fn basic_specs() -> Vec<Spec> {
                         scenario,
                         workload,
                         rep,
-                        accel: AccelUsed::Kvm,
+                        accel: Accel::Kvm,
                         tail_ns,
                         tail_every: 2_000,
                         failed: false,
@@ -311,7 +312,7 @@ pub fn tcg_specs() -> Vec<Spec> {
         scenario: ScenarioKind::Idle,
         workload: WorkloadKind::Timer,
         rep: 1,
-        accel: AccelUsed::Tcg,
+        accel: Accel::Tcg,
         tail_ns: (300_000, 900_000),
         tail_every: 500,
         failed: false,
@@ -351,7 +352,7 @@ fn host_facts() -> HostFacts {
             nohz_full_cpus: CpuSet::parse("1-4").unwrap(),
             sched_rt_runtime_us: Some(-1),
         },
-        accel: AccelUsed::Kvm,
+        accel: Accel::Kvm,
         accel_note: None,
         qemu_path: "/usr/bin/qemu-system-x86_64".into(),
         qemu_version: "QEMU emulator version 7.2.0".into(),

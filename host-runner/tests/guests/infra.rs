@@ -4,181 +4,36 @@
 //! and scheduling read back from /proc, and that QEMU is always gone afterwards.
 //!
 //! Needs `qemu-system-x86_64` and a C compiler with static glibc (`gcc`, `libc6-dev`).
-//! Tests that boot a guest are named `boot_*` (one nextest group) and hold [`BootLock`], so
-//! plain `cargo test` never boots two guests at once either.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pinlat::cpuset::CpuSet;
 use pinlat::sched;
-use pinlat_runner::follow::{log_tail, BootLock, FileFollower};
-use pinlat_runner::initramfs::Initramfs;
-use pinlat_runner::kernel::KernelSearch;
+use pinlat_runner::follow::log_tail;
 use pinlat_runner::procfs::{Procfs, SchedPolicy};
-use pinlat_runner::qemu::{guest_cmdline, Accel, Qemu, QemuBinary, VmSpec, GUEST_PARAMS};
 use pinlat_runner::qmp::{connect_unix, MgmtPoll};
-
-/// A static init: mounts /dev and /proc, writes `hello` and its command line to ttyS1 in raw
-/// mode, then either powers off at once or (with `pinlat.hold` on the command line) writes a
-/// tick every 100 ms for up to 60 s first.
-const INIT_C: &str = r#"
-#include <fcntl.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/mount.h>
-#include <sys/reboot.h>
-#include <termios.h>
-#include <unistd.h>
-int main(void) {
-    mount("devtmpfs", "/dev", "devtmpfs", 0, 0);
-    mount("proc", "/proc", "proc", 0, 0);
-    int fd = open("/dev/ttyS1", O_WRONLY | O_NOCTTY);
-    struct termios t;
-    if (fd >= 0 && tcgetattr(fd, &t) == 0) { cfmakeraw(&t); tcsetattr(fd, TCSANOW, &t); }
-    char cmd[1024] = {0}, buf[1200];
-    int c = open("/proc/cmdline", O_RDONLY);
-    if (c >= 0) { read(c, cmd, sizeof cmd - 1); close(c); }
-    cmd[strcspn(cmd, "\n")] = 0;
-    int n = snprintf(buf, sizeof buf, "hello pinlat\ncmdline %s\n", cmd);
-    write(fd, buf, n);
-    if (strstr(cmd, "pinlat.hold")) {
-        for (int i = 0; i < 600; i++) {
-            n = snprintf(buf, sizeof buf, "tick %d\n", i);
-            write(fd, buf, n);
-            usleep(100000);
-        }
-    }
-    write(fd, "bye\n", 4);
-    tcdrain(fd);
-    sync();
-    reboot(RB_POWER_OFF);
-    return 0;
-}
-"#;
+use pinlat_test_infra::{BootLock, Guest};
 
 /// Set in the re-executed test binary that plays the runner in
 /// `boot_qemu_dies_with_the_runner`.
 const CHILD_ENV: &str = "PINLAT_TEST_RUNNER_CHILD";
 
-/// A CPU list, ascending; the empty string is no CPU.
-fn cpus(list: &str) -> Vec<u32> {
-    if list.is_empty() {
-        Vec::new()
-    } else {
-        CpuSet::parse(list).unwrap().iter().collect()
-    }
-}
-
-/// Builds the static init.
-fn static_init(dir: &Path) -> Vec<u8> {
-    let src = dir.join("init.c");
-    let bin = dir.join("init");
-    fs::write(&src, INIT_C).unwrap();
-    let out = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("running cc (install gcc and libc6-dev)");
-    assert!(
-        out.status.success(),
-        "cc -static failed (install libc6-dev):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    fs::read(&bin).unwrap()
-}
-
-/// One booted guest: always killed on drop, and its console and QEMU stderr are printed if
-/// the test is failing.
-struct Guest {
-    qemu: Qemu,
-    console: PathBuf,
-    agent: FileFollower,
-    agent_text: String,
-    _dir: tempfile::TempDir,
-    _lock: Option<BootLock>,
-}
-
-impl Guest {
-    /// Boots a guest; `paused` starts it with `-S` and a second (mgmt) QMP monitor.
-    fn boot(vcpus: u32, rt: &str, hk: &str, extra: &[&str], paused: bool) -> Guest {
-        // A child process spawned by a test that holds the lock must not wait for it.
-        let lock = (std::env::var_os(CHILD_ENV).is_none())
-            .then(|| BootLock::acquire().expect("boot lock"));
-        let dir = tempfile::tempdir().unwrap();
-        let kernel = KernelSearch::from_env(None)
-            .find()
-            .unwrap_or_else(|e| panic!("{e}"));
-        eprintln!("kernel: {} ({})", kernel.path.display(), kernel.source);
-        let initrd = dir.path().join("initrd.cpio");
-        Initramfs::for_agent(static_init(dir.path()), b"{}".to_vec())
-            .write_file(&initrd)
-            .unwrap();
-        let binary = QemuBinary::detect().unwrap_or_else(|e| panic!("{e}"));
-        let spec = VmSpec {
-            name: "pinlat-test".into(),
-            accel: Accel::Tcg,
-            vcpus,
-            memory_mib: 256,
-            kernel: kernel.path,
-            initrd,
-            append: guest_cmdline(&cpus(rt), &cpus(hk), &[GUEST_PARAMS, extra].concat()),
-            cpu_model: None,
-            iothreads: vec!["io0".into()],
-            console_log: dir.path().join("console.log"),
-            agent_channel: dir.path().join("agent.out"),
-            start_paused: paused,
-            mgmt_qmp: paused,
-        };
-        let qemu = Qemu::spawn(&binary, &spec).unwrap();
-        Guest {
-            qemu,
-            console: spec.console_log,
-            agent: FileFollower::new(spec.agent_channel),
-            agent_text: String::new(),
-            _dir: dir,
-            _lock: lock,
-        }
-    }
-
-    /// Polls the agent channel until `needle` appears or `deadline` passes.
-    fn wait_agent(&mut self, needle: &str, deadline: Instant) -> bool {
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            self.agent.read_new(&mut buf, 1 << 20).unwrap();
-            self.agent_text.push_str(&String::from_utf8_lossy(&buf));
-            if self.agent_text.contains(needle) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = self.qemu.kill();
-        if std::thread::panicking() {
-            eprintln!(
-                "---- console (tail) ----\n{}\n---- agent channel ----\n{}\n---- QEMU stderr ----\n{}",
-                log_tail(&self.console, 8192),
-                self.agent_text,
-                self.qemu.stderr_tail(4096)
-            );
-        }
-    }
+/// Boots a test guest; in the re-executed child the parent already holds the boot lock.
+fn boot(vcpus: u32, rt: &str, extra: &[&str], paused: bool) -> Guest {
+    Guest::boot(
+        vcpus,
+        rt,
+        extra,
+        paused,
+        std::env::var_os(CHILD_ENV).is_none(),
+    )
 }
 
 #[test]
 fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
-    let mut g = Guest::boot(2, "1", "0", &["pinlat.hold"], true);
+    let mut g = boot(2, "1", &["pinlat.hold"], true);
     let pid = g.qemu.pid();
     let t0 = g.qemu.started();
     let mut qmp = g
@@ -227,7 +82,7 @@ fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
     assert_eq!(io.len(), 1);
     assert_eq!(
         procfs.read_thread(pid, io[0].thread_id).unwrap().comm,
-        "IO io0"
+        "IO iothread1"
     );
     let main = procfs.read_thread(pid, pid).unwrap();
     assert_eq!(main.comm, "qemu-system-x86");
@@ -307,7 +162,7 @@ fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
 
 #[test]
 fn boot_guest_poweroff_ends_qemu_with_output_complete() {
-    let mut g = Guest::boot(1, "", "0", &[], false);
+    let mut g = boot(1, "", &[], false);
     let t0 = g.qemu.started();
     let status = g
         .qemu
@@ -330,7 +185,7 @@ fn boot_guest_poweroff_ends_qemu_with_output_complete() {
 #[test]
 fn boot_qemu_dies_with_the_runner() {
     if std::env::var_os(CHILD_ENV).is_some() {
-        let mut g = Guest::boot(1, "", "0", &["pinlat.hold"], false);
+        let mut g = boot(1, "", &["pinlat.hold"], false);
         // Proves QEMU is up and serving before the runner is killed.
         let mut qmp = g
             .qemu
@@ -347,7 +202,11 @@ fn boot_qemu_dies_with_the_runner() {
     use std::io::{BufRead, BufReader};
     let _lock = BootLock::acquire().expect("boot lock");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["boot_qemu_dies_with_the_runner", "--exact", "--nocapture"])
+        .args([
+            "infra::boot_qemu_dies_with_the_runner",
+            "--exact",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pinlat::result::{HostPolicy, RunStatus, ThreadRole};
-use pinlat_runner::follow::BootLock;
+use pinlat_test_infra::BootLock;
 
 use super::{load_runs, only_subdir, repo};
 

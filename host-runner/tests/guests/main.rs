@@ -1,62 +1,20 @@
-//! End-to-end: `pinlat run` boots the Debian PREEMPT_RT kernel under TCG with the real static
-//! agent, pins every QEMU thread, and leaves verified raw results. Every test here boots guests:
-//! names start with `boot_` (one at a time under nextest) and each holds the boot lock.
+//! Every test that boots a guest (or loads a CPU as a guest would): `pinlat run` end to end on
+//! the Debian PREEMPT_RT kernel under TCG with the real static agent (this file), faults
+//! (`faults`), privileges (`privilege`), the QEMU/QMP/pinning infrastructure (`infra`) and
+//! calibrate for real (`calibrate`). Names start with `boot_` (one at a time under nextest,
+//! `.config/nextest.toml`) and each holds [`BootLock`]; the guests come from
+//! [`pinlat_test_infra`].
 
+mod calibrate;
 mod faults;
+mod infra;
 mod privilege;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pinlat::histo;
-use pinlat::result::{RunRecord, ThreadRole};
-use pinlat_runner::follow::BootLock;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn load_runs(dir: &Path) -> Vec<RunRecord> {
-    let mut v: Vec<RunRecord> = std::fs::read_dir(dir.join("runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
-        .collect();
-    v.sort_by(|a, b| a.name.cmp(&b.name));
-    v
-}
-
-fn only_subdir(parent: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(parent)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(
-        dirs.len(),
-        1,
-        "one run directory expected in {}",
-        parent.display()
-    );
-    dirs[0].clone()
-}
-
-fn process_alive(pid: i32) -> bool {
-    // A zombie is not alive; /proc/<pid>/stat state 'Z' means reaped-pending.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
-}
+use pinlat::result::ThreadRole;
+use pinlat_test_infra::{load_runs, only_subdir, process_alive, repo, BootLock};
 
 #[test]
 fn boot_quick_config_two_layouts_verified() {
@@ -111,7 +69,7 @@ fn boot_quick_config_two_layouts_verified() {
 
     for r in &runs {
         assert!(r.status.is_ok(), "{}: {:?}\n{}", r.name, r.status, dump());
-        assert_eq!(r.accel, pinlat::result::AccelUsed::Tcg);
+        assert_eq!(r.accel, pinlat::kinds::Accel::Tcg);
         let g = &r.guests[0];
 
         // Non-empty histograms from the RT vCPU (1), as the agent recorded them.
