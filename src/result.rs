@@ -369,6 +369,99 @@ pub struct GuestRun {
     /// `mgmt-poll` counters of this guest's poller, when that scenario ran.
     #[serde(default)]
     pub mgmt_poll: Option<MgmtPollStats>,
+    /// Every time a thread's placement was seen to differ from the plan while the guest ran,
+    /// from the periodic read-backs (any drift fails the run).
+    #[serde(default)]
+    pub drift: Vec<DriftEvent>,
+    /// How threads QEMU starts after pinning are kept off the RT pCPUs.
+    #[serde(default)]
+    pub new_thread_placement: Option<NewThreadPlacement>,
+    /// Threads QEMU started after pinning, and how long each took to be placed.
+    #[serde(default)]
+    pub new_threads: Vec<NewThread>,
+    /// The agent's measurement window in the host's time, when its results carried one.
+    #[serde(default)]
+    pub window: Option<MeasureWindow>,
+}
+
+/// A thread whose placement differed from the plan during a run, from the first read-back that
+/// saw it to the first that did not (or the end of the run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftEvent {
+    /// Host thread id.
+    pub tid: i32,
+    /// The thread's name (`CPU 1/TCG`, `worker`).
+    pub comm: String,
+    /// What the thread is to QEMU.
+    pub role: ThreadRole,
+    /// CPUs it was allowed on while drifted (`Cpus_allowed_list`).
+    pub observed_cpus: CpuSet,
+    /// Its policy while drifted.
+    pub observed_policy: HostPolicy,
+    /// Its RT priority while drifted (0 for `other`).
+    pub observed_priority: u8,
+    /// What the plan wants.
+    pub planned_cpus: CpuSet,
+    /// What the plan wants.
+    pub planned_sched: Sched,
+    /// When it was first seen drifted, ms after the guest was released.
+    pub from_ms: u64,
+    /// How long it stayed drifted, ms (to the last read-back that saw it so).
+    pub duration_ms: u64,
+    /// Whether it was still drifted (or gone) when the run ended.
+    pub unresolved: bool,
+}
+
+/// How threads QEMU starts after pinning are kept off the RT pCPUs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mechanism", rename_all = "kebab-case")]
+pub enum NewThreadPlacement {
+    /// QEMU's threads in a cgroup v1 `cpuset` hierarchy, as libvirt does: the emulator set for
+    /// the process, a child group per vCPU and iothread. A thread inherits its creator's group.
+    CpusetV1 {
+        /// The guest's group, e.g. `/sys/fs/cgroup/cpuset/pinlat-<run>-<guest>`.
+        group: String,
+    },
+    /// The same in a cgroup v2 threaded subtree.
+    CgroupV2Threaded {
+        /// The guest's group.
+        group: String,
+    },
+    /// No usable cpuset cgroup: QEMU's threads are scanned every `period_ms` and new ones placed.
+    Scan {
+        /// Scan period, ms.
+        period_ms: u64,
+        /// Why cgroups were not used.
+        why: String,
+    },
+}
+
+/// A thread QEMU started after pinning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewThread {
+    /// Host thread id.
+    pub tid: i32,
+    /// Its name when first seen.
+    pub comm: String,
+    /// When it was first seen, ms after the guest was released.
+    pub seen_ms: u64,
+    /// CPUs it was allowed on when first seen.
+    pub cpus_when_seen: CpuSet,
+    /// How long after it was first seen its placement was applied and read back, µs (0 when it
+    /// already had its planned CPUs).
+    pub placed_after_us: u64,
+}
+
+/// The agent's measurement window mapped to the host's clocks. Under TCG the guest's clock is
+/// mapped through the time its hello arrived, so the window is known to `uncertainty_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasureWindow {
+    /// Start, ms since the Unix epoch.
+    pub start_unix_ms: u64,
+    /// End, ms since the Unix epoch.
+    pub end_unix_ms: u64,
+    /// How far the mapping may be off, ms.
+    pub uncertainty_ms: u64,
 }
 
 /// `mgmt-poll` counters.

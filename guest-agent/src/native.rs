@@ -34,6 +34,7 @@ pub fn run(args: &Args) -> Result<()> {
             agent_version: env!("CARGO_PKG_VERSION").into(),
             facts: facts.clone(),
             config: cfg.clone(),
+            sent_mono_ns: Some(crate::clock::mono_ns()),
         }),
     )?;
     let results = measure(&cfg, clock, wire.as_ref(), false)?;

@@ -226,6 +226,7 @@ fn guest_main(
             agent_version: env!("CARGO_PKG_VERSION").into(),
             facts,
             config: cfg.clone(),
+            sent_mono_ns: Some(crate::clock::mono_ns()),
         }),
     )?;
     console.line(&format!(

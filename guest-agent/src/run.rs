@@ -347,6 +347,7 @@ fn cpu_result(
         duration_ns: clock.to_ns(rec.stop_ticks.saturating_sub(rec.start_ticks)),
         start_mono_ns: Some(clock.mono_at(rec.start_ticks)),
         end_mono_ns: Some(clock.mono_at(rec.stop_ticks)),
+        cpu_dma_latency_held: None,
         samples,
         min_ns: if samples == 0 { 0 } else { rec.min_ns },
         max_ns: rec.max_ns,

@@ -439,6 +439,7 @@ mod tests {
             duration_ns: 5_000_000_000,
             start_mono_ns: None,
             end_mono_ns: None,
+            cpu_dma_latency_held: None,
             samples: 4,
             min_ns: 100,
             max_ns: 90_000,
@@ -678,6 +679,7 @@ mod tests {
                 },
             },
             config,
+            sent_mono_ns: None,
         };
         let e = expect();
         assert_eq!(

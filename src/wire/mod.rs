@@ -121,6 +121,10 @@ pub struct Hello {
     pub facts: SystemFacts,
     /// The config the agent is running.
     pub config: AgentConfig,
+    /// The sender's `CLOCK_MONOTONIC` when it sent this hello, ns: the host maps the guest's
+    /// clock to its own through the moment the hello arrives.
+    #[serde(default)]
+    pub sent_mono_ns: Option<u64>,
 }
 
 /// One interval's histogram for one CPU.
@@ -176,6 +180,10 @@ pub struct CpuResult {
     /// `CLOCK_MONOTONIC` when recording stopped, ns.
     #[serde(default)]
     pub end_mono_ns: Option<u64>,
+    /// Whether the agent held `/dev/cpu_dma_latency` at 0 during the run, as cyclictest does
+    /// (`Some(false)`: it could not, and deep C-states may add latency; `None`: not reported).
+    #[serde(default)]
+    pub cpu_dma_latency_held: Option<bool>,
     /// Number of samples, overflow included.
     pub samples: u64,
     /// Smallest sample, ns (exact; 0 when there are none).
@@ -358,6 +366,7 @@ mod tests {
             duration_ns: 1,
             start_mono_ns: None,
             end_mono_ns: None,
+            cpu_dma_latency_held: None,
             samples: 10,
             min_ns: 1_000_003,
             max_ns: 1_000_003,

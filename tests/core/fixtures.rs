@@ -186,6 +186,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
                 duration_ns: dur,
                 start_mono_ns: None,
                 end_mono_ns: None,
+                cpu_dma_latency_held: None,
                 samples: s.samples,
                 min_ns: min,
                 max_ns: max,
@@ -252,6 +253,10 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             boot_to_exit_ms: None,
             console_log: None,
             mgmt_poll: None,
+            drift: Vec::new(),
+            new_thread_placement: None,
+            new_threads: Vec::new(),
+            window: None,
         }],
         mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
             rate_hz: 20,

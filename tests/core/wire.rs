@@ -44,6 +44,7 @@ fn sample_messages() -> Vec<Message> {
                 clock: clock(),
             },
             config: AgentConfig::new(WorkloadKind::BusyPoll, vec![1, 2, 3], 10_000),
+            sent_mono_ns: None,
         }),
         Message::Interval(IntervalReport {
             cpu: 2,
@@ -63,6 +64,7 @@ fn sample_messages() -> Vec<Message> {
             duration_ns: 10_000_000_000,
             start_mono_ns: None,
             end_mono_ns: None,
+            cpu_dma_latency_held: None,
             samples: 3,
             min_ns: 90,
             max_ns: 12_345,

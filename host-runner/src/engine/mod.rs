@@ -115,6 +115,10 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         boot_to_exit_ms: None,
         console_log: None,
         mgmt_poll: None,
+        drift: Vec::new(),
+        new_thread_placement: None,
+        new_threads: Vec::new(),
+        window: None,
     }
 }
 

@@ -170,6 +170,7 @@ fn hello(cfg: &AgentConfig) -> Message {
             clock: clock(),
         },
         config: cfg.clone(),
+        sent_mono_ns: None,
     })
 }
 
@@ -195,6 +196,7 @@ fn final_for(cpu: u32) -> Message {
         duration_ns: 1_000_000_000,
         start_mono_ns: None,
         end_mono_ns: None,
+        cpu_dma_latency_held: None,
         samples: 3,
         min_ns: 100,
         max_ns: 5_000,
