@@ -16,4 +16,5 @@ pub mod host;
 pub mod plan;
 pub mod report;
 pub mod result;
+pub mod trace;
 pub mod wire;
