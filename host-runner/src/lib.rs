@@ -22,4 +22,5 @@ pub mod signals;
 pub mod steal;
 pub mod store;
 pub mod stress;
+pub mod trace;
 pub mod validate;
