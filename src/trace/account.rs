@@ -1,7 +1,7 @@
 //! The books of one RT pCPU: every ns of the window goes to exactly one bucket (ran, voluntary
 //! idle, stolen, away, unknown), and stolen time is also cut into segments (one culprit's
 //! uninterrupted use of the CPU) and intervals (one uninterrupted stretch without the planned
-//! thread). [`super::attribute`] decides which bucket a span goes to; this module only adds up.
+//! thread). [`mod@super::attribute`] decides which bucket a span goes to; this module only adds up.
 //!
 //! A segment belongs to a nesting level: level 0 is the task on the CPU, level n the n-th
 //! nested IRQ frame. An IRQ inside a hog's run ends the IRQ's segment when it returns but not

@@ -10,7 +10,7 @@
 /// One event of the trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// Trace clock timestamp, ns (the text's resolution: [`ParseStats::resolution_ns`]).
+    /// Trace clock timestamp, ns (the text's resolution: [`super::parse::ParseStats::resolution_ns`]).
     pub ts_ns: u64,
     /// CPU whose ring buffer recorded the event (the CPU it happened on).
     pub cpu: u32,

@@ -7,7 +7,7 @@
 //!
 //! - [`parse`]: tracefs text → typed events, malformed lines counted, lost events recorded;
 //! - [`event`]: the typed events and their fields;
-//! - [`attribute`]: events → per pCPU, time ran / voluntarily idle / stolen by class;
+//! - [`mod@attribute`]: events → per pCPU, time ran / voluntarily idle / stolen by class;
 //! - [`class`]: the culprit classes and the thread id → class map;
 //! - [`account`]: the bookkeeping of stolen segments and intervals;
 //! - [`matcher`]: guest events → overlapping host intervals, with the tolerance;
