@@ -32,4 +32,6 @@ pub mod result;
 pub mod sched;
 #[cfg(feature = "host")]
 pub mod schema;
+#[cfg(feature = "host")]
+pub mod trace;
 pub mod wire;

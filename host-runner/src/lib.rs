@@ -21,4 +21,5 @@ pub mod run;
 pub mod signals;
 pub mod steal;
 pub mod store;
+pub mod trace;
 pub mod validate;
