@@ -153,6 +153,7 @@ fn live_guest(
                 .preheat_ms
                 .saturating_add(ctx.duration_ms)
                 .saturating_mul(1_000_000),
+            deadline_slack_ns: ctx.deadline_slack.as_nanos() as u64,
             // Late hand-offs stretch intervals, never add any: twice the nominal count is slack.
             max_intervals: intervals_per_cpu as u64 * 2,
         },
