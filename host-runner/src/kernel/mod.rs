@@ -1,7 +1,7 @@
-//! Finds the guest kernel, in the order docs/architecture.md "Where it runs" gives: an explicit path (the
-//! config's `kernel` or `--kernel`), `$PINLAT_KERNEL`, the host's `/boot/vmlinuz-$(uname -r)`,
-//! else Debian's PREEMPT_RT kernel — the package `linux-image-rt-amd64` depends on — fetched with
-//! `apt-get download`, its `/boot/vmlinuz-*` extracted (`dpkg-deb --fsys-tarfile | tar -x`)
+//! Finds the guest kernel, in the order docs/architecture.md "Where it runs" gives: an explicit
+//! path (the config's `kernel` or `--kernel`), `$PINLAT_KERNEL`, the host's
+//! `/boot/vmlinuz-$(uname -r)` when the host kernel is PREEMPT_RT, else Debian's PREEMPT_RT
+//! kernel — the package `linux-image-rt-amd64` depends on — fetched with `apt-get download`, its `/boot/vmlinuz-*` extracted (`dpkg-deb --fsys-tarfile | tar -x`)
 //! and cached under `$XDG_CACHE_HOME/pinlat/kernels/<package>/` (default `~/.cache/pinlat`).
 //!
 //! The agent needs only what every x86 kernel has built in (8250 serial, initramfs), so any
@@ -178,6 +178,8 @@ pub struct KernelSearch {
     pub env_kernel: Option<PathBuf>,
     /// The host kernel release (`uname -r`).
     pub host_release: Option<String>,
+    /// Whether the host kernel is PREEMPT_RT: only then is it a candidate.
+    pub host_preempt_rt: bool,
     /// Where host kernels live, normally `/boot`.
     pub boot_dir: PathBuf,
     /// pinlat's cache directory (`$XDG_CACHE_HOME/pinlat` or `~/.cache/pinlat`), if any.
@@ -190,12 +192,22 @@ impl KernelSearch {
     /// The search as the real environment defines it, with `explicit` from config or CLI.
     pub fn from_env(explicit: Option<PathBuf>) -> Self {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let uts = nix::sys::utsname::uname().ok();
         KernelSearch {
             explicit,
             env_kernel: var(KERNEL_ENV).map(PathBuf::from),
-            host_release: nix::sys::utsname::uname()
-                .ok()
+            host_release: uts
+                .as_ref()
                 .map(|u| u.release().to_string_lossy().into_owned()),
+            host_preempt_rt: pinlat::host::is_preempt_rt(
+                std::fs::read_to_string(pinlat::host::REALTIME_PATH)
+                    .ok()
+                    .as_deref()
+                    .map(str::trim),
+                &uts.as_ref()
+                    .map(|u| u.version().to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
             boot_dir: PathBuf::from("/boot"),
             cache_dir: cache_dir(var("XDG_CACHE_HOME").as_deref(), var("HOME").as_deref()),
             allow_download: true,
@@ -237,6 +249,18 @@ impl KernelSearch {
         }
 
         match &self.host_release {
+            // A guest on a non-RT kernel has its own preemption latency in every number, which
+            // no layout can fix: the host's kernel serves only when it is PREEMPT_RT.
+            Some(rel) if !self.host_preempt_rt => attempts.push(Attempt {
+                place: self
+                    .boot_dir
+                    .join(format!("vmlinuz-{rel}"))
+                    .display()
+                    .to_string(),
+                reason:
+                    "the host kernel is not PREEMPT_RT (pass it with --kernel to use it anyway)"
+                        .into(),
+            }),
             Some(rel) => {
                 let path = self.boot_dir.join(format!("vmlinuz-{rel}"));
                 match check_bzimage(&path) {
@@ -433,6 +457,7 @@ mod tests {
             explicit: None,
             env_kernel: None,
             host_release: Some("6.18.44-test".into()),
+            host_preempt_rt: true,
             boot_dir: root.join("boot"),
             cache_dir: Some(root.join("cache/pinlat")),
             allow_download: true,
@@ -468,6 +493,22 @@ mod tests {
             plain(host, KernelSource::HostBoot)
         );
         assert_eq!(fetch.downloads.get(), 0);
+    }
+
+    #[test]
+    fn a_non_rt_host_kernel_is_skipped_for_debians_rt_kernel() {
+        let dir = tempfile::tempdir().unwrap();
+        fake_bzimage(&dir.path().join("boot/vmlinuz-6.18.44-test"));
+        let mut s = search(dir.path());
+        s.host_preempt_rt = false;
+        let k = s.find_with(&FakeFetch::new(Ok(PKG), true)).unwrap();
+        assert_eq!(k.source, KernelSource::DebianRtDownloaded);
+        // Named explicitly, it is used all the same.
+        s.explicit = Some(dir.path().join("boot/vmlinuz-6.18.44-test"));
+        assert_eq!(
+            s.find_with(&FakeFetch::new(Ok(PKG), true)).unwrap().source,
+            KernelSource::Explicit
+        );
     }
 
     #[test]
