@@ -146,6 +146,12 @@ pub enum Warning {
         /// The decoder's counters.
         stats: DecoderStats,
     },
+    /// The agent could not hold `/dev/cpu_dma_latency` at 0, so deep C-states may add exit
+    /// latency to its numbers (cyclictest warns the same).
+    CpuDmaLatencyNotHeld {
+        /// Guest name.
+        guest: String,
+    },
     /// The scenario's disturbance did not run fully, in a run that failed for another reason.
     Disturbance {
         /// What went wrong.
@@ -188,6 +194,10 @@ impl std::fmt::Display for Warning {
                 stats.bad_crc,
                 stats.bad_json,
                 stats.oversize
+            ),
+            Warning::CpuDmaLatencyNotHeld { guest } => write!(
+                f,
+                "guest {guest}: the agent could not hold /dev/cpu_dma_latency at 0 (kernel without PM QoS, or no permission): deep C-states may add exit latency to these numbers"
             ),
             Warning::Disturbance { problem } => f.write_str(problem),
         }

@@ -54,18 +54,25 @@ impl ClockedLoop for BusyPoll<'_> {
     }
 }
 
-/// The hot loop.
+/// The hot loop. Each gap is the difference of two reads converted to ns *from a common base*,
+/// so the conversion's rounding telescopes away: the recorded gaps add up to the measured time
+/// exactly. (Converting each gap on its own truncated ~0.5 ns per sample: 2.5 % of the time of
+/// a 20 ns loop went missing from the histogram.)
 #[inline(never)]
 fn spin<T: TickSource>(src: T, clock: Clock, gate: &StartGate, rec: &mut Recorder<'_>) {
-    let mut prev = src.now();
+    let mut base = src.now();
+    let mut prev = base;
+    let mut prev_ns = 0;
     loop {
         let now = src.now();
-        let gap = now.wrapping_sub(prev);
-        prev = now;
-        if gap > i64::MAX as u64 {
+        if now < prev {
+            // The clock went backwards: not a sample; measure on from here.
             rec.backwards += 1;
+            (base, prev, prev_ns) = (now, now, 0);
         } else {
-            rec.record(clock.to_ns(gap), now);
+            let ns = clock.to_ns(now - base);
+            rec.record(ns - prev_ns, now);
+            (prev, prev_ns) = (now, ns);
         }
         if now >= rec.next_deadline && (rec.rotate(now) || gate.aborted()) {
             return;

@@ -158,12 +158,19 @@ pub fn measure(
 
     // As cyclictest does: keep the CPUs out of deep C-states for the run (PM QoS request held
     // while the file is open). Absent on kernels without PM QoS; then nothing to do.
-    let _dma_latency = hold_cpu_dma_latency_zero();
+    // Said in every result, as cyclictest warns when it cannot.
+    let dma_latency = hold_cpu_dma_latency_zero();
+    if dma_latency.is_none() && !guest {
+        eprintln!("pinlat-agent: warning: could not hold /dev/cpu_dma_latency at 0 (no PM QoS, or not root): deep C-states may add exit latency");
+    }
     let load_set = loads::start(&cfg.loads, &housekeeping, guest)?;
     let outcome = measure_threads(cfg, clock, wire, &measuring, &housekeeping, producer);
     let loads_result = load_set.stop();
-    let results = outcome?;
+    let mut results = outcome?;
     loads_result?;
+    for r in &mut results {
+        r.cpu_dma_latency_held = Some(dma_latency.is_some());
+    }
     Ok(results)
 }
 

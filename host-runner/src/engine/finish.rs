@@ -121,6 +121,15 @@ pub fn collect_guests(live: Vec<LiveGuest>, record: &mut RunRecord) {
                 reasons: g.refused_reasons.clone(),
             });
         }
+        if gr
+            .results
+            .iter()
+            .any(|r| r.cpu_dma_latency_held == Some(false))
+        {
+            record.warnings.push(Warning::CpuDmaLatencyNotHeld {
+                guest: gr.guest.clone(),
+            });
+        }
         if gr.frames.rejected() > 0 {
             record.warnings.push(Warning::FramesRejected {
                 guest: gr.guest.clone(),

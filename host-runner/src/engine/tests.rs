@@ -403,6 +403,28 @@ fn a_flood_costs_the_run_not_the_runner() {
 }
 
 #[test]
+fn a_guest_that_could_not_hold_cpu_dma_latency_is_warned_about() {
+    let (r, _) = run(
+        |cfg| {
+            let mut s = good(cfg);
+            let Message::Final(mut f) = final_for(1) else {
+                unreachable!()
+            };
+            f.cpu_dma_latency_held = Some(false);
+            s.channel[1].1 = frame(&Message::Final(f));
+            s
+        },
+        ms(100),
+    );
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    assert!(
+        matches!(&r.warnings[..], [Warning::CpuDmaLatencyNotHeld { guest }] if guest == "g"),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[test]
 fn implausible_messages_are_refused_and_named() {
     let (r, _) = run(
         |cfg| Script {
