@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Message, DEFAULT_MAX_FRAME_BYTES, MAGIC, MAX_HEADER_BYTES};
+#[cfg(feature = "host")]
+use super::DEFAULT_MAX_FRAME_BYTES;
+use super::{Message, MAGIC, MAX_HEADER_BYTES};
 
 /// Why a frame was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,7 +30,7 @@ pub enum Rejection {
         /// CRC of the body.
         actual: u32,
     },
-    /// The body is not a valid [`Message`].
+    /// The body is not a valid message.
     #[error("Frame body is not a valid message: {0}")]
     BadJson(String),
     /// The frame is larger than the cap and was discarded.
@@ -39,11 +41,12 @@ pub enum Rejection {
     },
 }
 
-/// What the decoder made of a frame.
+/// What the decoder made of a frame: a [`Message`] from the agent by default, a
+/// [`super::Command`] in the agent's own decoder.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decoded {
+pub enum Decoded<T = Message> {
     /// A valid message.
-    Message(Box<Message>),
+    Message(Box<T>),
     /// A dropped frame.
     Rejected(Rejection),
 }
@@ -74,9 +77,10 @@ impl DecoderStats {
     }
 }
 
-/// Streaming frame decoder: feed it any byte chunks, get messages and rejections.
+/// Streaming frame decoder: feed it any byte chunks, get messages (of type `T`) and
+/// rejections.
 #[derive(Debug)]
-pub struct FrameDecoder {
+pub struct FrameDecoder<T = Message> {
     line: Vec<u8>,
     max_frame: usize,
     /// Dropping bytes until the next newline; `Some(true)` if the dropped line held the magic.
@@ -85,22 +89,32 @@ pub struct FrameDecoder {
     /// Bytes run through CRC-32 so far: the decoder's work, which must stay linear in its input.
     #[cfg(test)]
     crc_bytes: u64,
+    message: std::marker::PhantomData<fn() -> T>,
 }
 
-impl Default for FrameDecoder {
+#[cfg(feature = "host")]
+impl Default for FrameDecoder<Message> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl FrameDecoder {
-    /// A decoder with the [`DEFAULT_MAX_FRAME_BYTES`] cap.
+#[cfg(feature = "host")]
+impl FrameDecoder<Message> {
+    /// A decoder of the agent's messages with the [`DEFAULT_MAX_FRAME_BYTES`] cap.
     pub fn new() -> Self {
         Self::with_max_frame_bytes(DEFAULT_MAX_FRAME_BYTES)
     }
 
-    /// A decoder capping a frame's JSON body at `max` bytes.
+    /// A decoder of the agent's messages capping a frame's JSON body at `max` bytes.
     pub fn with_max_frame_bytes(max: usize) -> Self {
+        Self::of(max)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> FrameDecoder<T> {
+    /// A decoder of frames holding `T`, capping a frame's JSON body at `max` bytes.
+    pub fn of(max: usize) -> Self {
         FrameDecoder {
             line: Vec::new(),
             max_frame: max,
@@ -108,6 +122,7 @@ impl FrameDecoder {
             stats: DecoderStats::default(),
             #[cfg(test)]
             crc_bytes: 0,
+            message: std::marker::PhantomData,
         }
     }
 
@@ -118,7 +133,7 @@ impl FrameDecoder {
 
     /// Counts the end of a line that was too long to keep: an oversize frame if it carried the
     /// magic, else console noise.
-    fn end_overlong_line(&mut self, had_magic: bool, out: &mut Vec<Decoded>) {
+    fn end_overlong_line(&mut self, had_magic: bool, out: &mut Vec<Decoded<T>>) {
         if had_magic {
             self.stats.oversize += 1;
             out.push(Decoded::Rejected(Rejection::Oversize {
@@ -130,7 +145,7 @@ impl FrameDecoder {
     }
 
     /// Feed the next bytes of the stream; returns the frames completed by them, in order.
-    pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<Decoded> {
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<Decoded<T>> {
         let mut out = Vec::new();
         let line_cap = self.max_frame.saturating_add(MAX_HEADER_BYTES + 2);
         while !bytes.is_empty() {
@@ -173,7 +188,7 @@ impl FrameDecoder {
     }
 
     /// End of stream: a partial last line that held a frame is reported as truncated.
-    pub fn finish(&mut self) -> Vec<Decoded> {
+    pub fn finish(&mut self) -> Vec<Decoded<T>> {
         let mut out = Vec::new();
         match self.discarding.take() {
             Some(true) => {
@@ -200,7 +215,7 @@ impl FrameDecoder {
     /// candidate combined with that candidate's), so the work stays linear in the line's length
     /// however many headers it nests. (Seen: 20,000 nested, length-correct headers in a 414 KB
     /// line took 174 ms when each candidate was CRC'd on its own.)
-    fn decode_line(&mut self, mut line: &[u8], out: &mut Vec<Decoded>) {
+    fn decode_line(&mut self, mut line: &[u8], out: &mut Vec<Decoded<T>>) {
         while let [rest @ .., b'\r'] = line {
             line = rest;
         }

@@ -50,9 +50,7 @@ use crate::agentcfg::AgentConfig;
 use crate::histo::Hist;
 use crate::kinds::WorkloadKind;
 
-#[cfg(feature = "host")]
 mod decode;
-#[cfg(feature = "host")]
 pub use decode::{Decoded, DecoderStats, FrameDecoder, Rejection};
 
 /// Frame magic, first bytes of a frame line (followed by a space).
@@ -238,6 +236,21 @@ pub struct RunResult {
     pub config: AgentConfig,
     /// One result per measuring CPU.
     pub results: Vec<CpuResult>,
+}
+
+/// A command from the host to the agent, framed as messages are, on the same serial port
+/// (`ttyS1`, the host writing through QEMU's `input-path`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// Start measuring now: every guest of a run is told at once, when all have said hello.
+    Go,
+}
+
+/// Frame `cmd` as one line, `\n` included.
+pub fn encode_command(cmd: &Command) -> Result<Vec<u8>, WireError> {
+    let json = serde_json::to_vec(cmd).map_err(WireError::Json)?;
+    Ok(encode_body(&json))
 }
 
 /// A message on the wire.
