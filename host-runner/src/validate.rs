@@ -676,6 +676,7 @@ mod tests {
                     invariant_tsc: true,
                     calibration_spread_ppm: None,
                 },
+                devices: Default::default(),
             },
             config,
         };

@@ -167,6 +167,7 @@ fn hello(cfg: &AgentConfig) -> Message {
             isolated_cpus: "1".into(),
             cpu_count: 2,
             clock: clock(),
+            devices: Default::default(),
         },
         config: cfg.clone(),
     })
