@@ -1,0 +1,229 @@
+//! Unit tests of the kernel search (kept apart so the module itself stays readable).
+use super::*;
+use std::cell::Cell;
+
+fn fake_bzimage(path: &Path) {
+    let mut b = vec![0u8; 0x400];
+    b[0x202..0x206].copy_from_slice(b"HdrS");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, b).unwrap();
+}
+
+struct FakeFetch {
+    package: Result<String, &'static str>,
+    downloads: Cell<u32>,
+    good: bool,
+}
+
+impl FakeFetch {
+    fn new(package: Result<&str, &'static str>, good: bool) -> Self {
+        FakeFetch {
+            package: package.map(str::to_owned),
+            downloads: Cell::new(0),
+            good,
+        }
+    }
+}
+
+impl DebianFetch for FakeFetch {
+    fn resolve_package(&self) -> Result<String, FetchError> {
+        self.package.clone().map_err(|e| FetchError::ToolMissing {
+            prog: e.to_string(),
+        })
+    }
+    fn download(&self, package: &str, dest: &Path) -> Result<(), FetchError> {
+        self.downloads.set(self.downloads.get() + 1);
+        if !self.good {
+            return Err(FetchError::ToolFailed {
+                prog: "apt-get".into(),
+                status: "exit status: 100".into(),
+                last_line: "network down".into(),
+            });
+        }
+        let v = package.trim_start_matches("linux-image-");
+        fake_bzimage(&dest.join(format!("vmlinuz-{v}")));
+        fs::write(dest.join("package-version"), "6.1.192-2\n").unwrap();
+        Ok(())
+    }
+}
+
+fn search(root: &Path) -> KernelSearch {
+    KernelSearch {
+        explicit: None,
+        env_kernel: None,
+        host_release: Some("6.18.44-test".into()),
+        boot_dir: root.join("boot"),
+        cache_dir: Some(root.join("cache/pinlat")),
+        allow_download: true,
+    }
+}
+
+const PKG: &str = "linux-image-6.1.0-56-rt-amd64";
+
+#[test]
+fn explicit_then_env_then_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, host) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("boot/vmlinuz-6.18.44-test"),
+    );
+    for p in [&a, &b, &host] {
+        fake_bzimage(p);
+    }
+    let fetch = FakeFetch::new(Err("unused"), false);
+    let mut s = search(dir.path());
+    s.explicit = Some(a.clone());
+    s.env_kernel = Some(b.clone());
+    assert_eq!(
+        s.find_with(&fetch).unwrap(),
+        plain(a, KernelSource::Explicit)
+    );
+    s.explicit = None;
+    assert_eq!(s.find_with(&fetch).unwrap(), plain(b, KernelSource::Env));
+    s.env_kernel = None;
+    assert_eq!(
+        s.find_with(&fetch).unwrap(),
+        plain(host, KernelSource::HostBoot)
+    );
+    assert_eq!(fetch.downloads.get(), 0);
+}
+
+#[test]
+fn bad_override_is_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_bzimage(&dir.path().join("boot/vmlinuz-6.18.44-test"));
+    let notkernel = dir.path().join("notkernel");
+    fs::write(&notkernel, vec![1u8; 4096]).unwrap();
+    let mut s = search(dir.path());
+    s.env_kernel = Some(notkernel);
+    let err = s.find_with(&FakeFetch::new(Ok(PKG), true)).unwrap_err();
+    assert!(matches!(
+        err,
+        KernelError::BadOverride {
+            source_kind: KernelSource::Env,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("bzImage"), "{err}");
+    s.env_kernel = None;
+    s.explicit = Some(dir.path().join("missing"));
+    let err = s.find_with(&FakeFetch::new(Ok(PKG), true)).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+#[test]
+fn downloads_once_then_reuses_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = search(dir.path());
+    let fetch = FakeFetch::new(Ok(PKG), true);
+    let k = s.find_with(&fetch).unwrap();
+    assert_eq!(k.source, KernelSource::DebianRtDownloaded);
+    assert_eq!(k.package.as_deref(), Some(PKG));
+    assert_eq!(k.package_version.as_deref(), Some("6.1.192-2"));
+    assert!(k
+        .path
+        .starts_with(dir.path().join("cache/pinlat/kernels").join(PKG)));
+    let again = s.find_with(&fetch).unwrap();
+    assert_eq!(again.source, KernelSource::DebianRtCached);
+    assert_eq!(again.path, k.path);
+    assert_eq!(fetch.downloads.get(), 1);
+    // No staging directories left behind.
+    let left: Vec<_> = fs::read_dir(dir.path().join("cache/pinlat/kernels"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from(PKG)]);
+    // Offline later: the cached kernel still serves.
+    let offline = FakeFetch::new(Err("apt-cache not found"), false);
+    assert_eq!(s.find_with(&offline).unwrap().path, k.path);
+}
+
+#[test]
+fn offline_picks_newest_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernels = dir.path().join("cache/pinlat/kernels");
+    for abi in ["9", "56", "10"] {
+        let p = format!("linux-image-6.1.0-{abi}-rt-amd64");
+        fake_bzimage(
+            &kernels
+                .join(&p)
+                .join(format!("vmlinuz-6.1.0-{abi}-rt-amd64")),
+        );
+    }
+    let k = search(dir.path())
+        .find_with(&FakeFetch::new(Err("offline"), false))
+        .unwrap();
+    assert_eq!(k.package.as_deref(), Some("linux-image-6.1.0-56-rt-amd64"));
+}
+
+#[test]
+fn not_found_names_every_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let fetch = FakeFetch::new(Ok(PKG), false);
+    let err = search(dir.path()).find_with(&fetch).unwrap_err();
+    let KernelError::NotFound { attempts } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(attempts.len(), 4);
+    let msg = err.to_string();
+    for needle in [
+        "--kernel",
+        "$PINLAT_KERNEL",
+        "vmlinuz-6.18.44-test: does not exist",
+        "network down",
+        "Fix:",
+    ] {
+        assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
+    }
+    let mut s = search(dir.path());
+    s.cache_dir = None;
+    assert!(s
+        .find_with(&fetch)
+        .unwrap_err()
+        .to_string()
+        .contains("HOME"));
+}
+
+#[test]
+fn apt_depends_parsing() {
+    let out = "linux-image-rt-amd64\n  Depends: linux-image-6.1.0-56-rt-amd64\n";
+    assert_eq!(parse_apt_depends(out).as_deref(), Some(PKG));
+    let alt = "x\n |Depends: linux-image-6.1.0-9-rt-amd64\n  Depends: other\n";
+    assert_eq!(
+        parse_apt_depends(alt).as_deref(),
+        Some("linux-image-6.1.0-9-rt-amd64")
+    );
+    assert_eq!(parse_apt_depends("  Depends: libc6\n"), None);
+    assert_eq!(
+        parse_apt_depends("  Depends: linux-image-$(rm -rf)\n"),
+        None
+    );
+    assert_eq!(parse_apt_depends(""), None);
+}
+
+#[test]
+fn cache_dir_rules() {
+    let some = |s: &'static str| Some(OsStr::new(s));
+    assert_eq!(
+        cache_dir(some("/x/cache"), some("/home/u")),
+        Some(PathBuf::from("/x/cache/pinlat"))
+    );
+    // A relative XDG_CACHE_HOME is invalid per the XDG spec and ignored.
+    assert_eq!(
+        cache_dir(some("rel"), some("/home/u")),
+        Some(PathBuf::from("/home/u/.cache/pinlat"))
+    );
+    assert_eq!(cache_dir(None, None), None);
+}
+
+#[test]
+fn version_ordering() {
+    let mut v = [
+        "linux-image-6.1.0-9-rt",
+        "linux-image-6.1.0-56-rt",
+        "linux-image-6.1.0-10-rt",
+    ];
+    v.sort_by_key(|p| version_key(p));
+    assert_eq!(v.last().copied(), Some("linux-image-6.1.0-56-rt"));
+}
