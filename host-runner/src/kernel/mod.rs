@@ -8,6 +8,12 @@
 //! bzImage works. A candidate is accepted only if it is a readable x86 boot image (the `HdrS`
 //! signature at offset 0x202, `Documentation/arch/x86/boot.rst`).
 //!
+//! Guest devices (a virtio disk or NIC) need drivers that Debian's kernel has as modules, so
+//! the kernel comes with where its modules are ([`KernelModules`]): `$PINLAT_KERNEL_MODULES` if
+//! set, else for Debian's kernel the `modules/` its fetch caches (fetched once into an older
+//! cache that lacks it), for the host's kernel `/lib/modules/<release>`, and none for a kernel
+//! the user names. [`GuestKernel::module_plan`] turns a device's needs into the modules to load.
+//!
 //! The search is pure apart from the filesystem and the [`DebianFetch`] it is given, so tests
 //! inject the environment, directories and a fake fetcher. External tools run from argument
 //! vectors, never through a shell.
@@ -20,9 +26,18 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod deb_modules;
 mod debian;
-use debian::download_into;
+mod modinfo;
+mod modules;
+pub use deb_modules::MODULES_SUBDIR;
+use debian::{download_into, fetch_modules_into};
 pub use debian::{parse_apt_depends, AptFetch, FetchError};
+pub use modinfo::{ModInfo, ModinfoError};
+pub use modules::{
+    KernelModules, LoadPlan, ModuleDir, ModuleError, Need, PlannedModule, DEVICE_MODULES,
+    MODULES_BUILTIN, MODULES_ENV,
+};
 
 /// The Debian metapackage whose dependency is the current PREEMPT_RT kernel image.
 pub const DEBIAN_RT_METAPACKAGE: &str = "linux-image-rt-amd64";
@@ -68,6 +83,9 @@ pub struct GuestKernel {
     pub package: Option<String>,
     /// The Debian package version, when known (e.g. `6.1.192-2`).
     pub package_version: Option<String>,
+    /// Where its modules are, or why there are none.
+    #[serde(default)]
+    pub modules: KernelModules,
 }
 
 /// One place the search looked and why it did not use it.
@@ -160,13 +178,39 @@ pub fn check_bzimage(path: &Path) -> Result<(), BzImageError> {
     Ok(())
 }
 
+/// The kernel release a bzImage announces, as `uname -r` will show it: the first word of the
+/// version string the setup header's `kernel_version` field (offset 0x20E) points to, plus
+/// 0x200 (`Documentation/arch/x86/boot.rst`). `None` if unreadable or absent.
+pub fn bzimage_release(path: &Path) -> Option<String> {
+    let mut head = Vec::with_capacity(0x10000);
+    fs::File::open(path)
+        .ok()?
+        .take(0x10000)
+        .read_to_end(&mut head)
+        .ok()?;
+    let field = head.get(0x20e..0x210)?;
+    let off = usize::from(u16::from_le_bytes([field[0], field[1]]));
+    if off == 0 {
+        return None;
+    }
+    let text = head.get(off + 0x200..)?;
+    let end = text.iter().position(|&b| b == 0 || b == b' ')?;
+    let release = std::str::from_utf8(&text[..end]).ok()?;
+    (!release.is_empty()).then(|| release.to_owned())
+}
+
 /// Fetches Debian's RT kernel; real implementation [`AptFetch`], fakes in tests.
 pub trait DebianFetch {
     /// The concrete kernel package `linux-image-rt-amd64` currently depends on.
     fn resolve_package(&self) -> Result<String, FetchError>;
     /// Downloads and unpacks `package` so that `dest` (which does not exist yet) ends up
-    /// holding `vmlinuz-*` and a `package-version` file.
+    /// holding `vmlinuz-*`, a `package-version` file and the guest devices' modules in
+    /// [`MODULES_SUBDIR`].
     fn download(&self, package: &str, dest: &Path) -> Result<(), FetchError>;
+    /// Downloads `package` and unpacks only the guest devices' modules ([`DEVICE_MODULES`] and
+    /// their dependencies) so that `dest` (which does not exist yet) holds them: for a cache
+    /// filled before pinlat kept modules.
+    fn download_modules(&self, package: &str, dest: &Path) -> Result<(), FetchError>;
 }
 
 /// Inputs of the kernel search, so it can be tested without touching the real environment.
@@ -184,6 +228,10 @@ pub struct KernelSearch {
     pub cache_dir: Option<PathBuf>,
     /// Whether a download may be attempted.
     pub allow_download: bool,
+    /// `$PINLAT_KERNEL_MODULES`: the kernel's modules, whatever the kernel's source.
+    pub modules_dir: Option<PathBuf>,
+    /// Where the host keeps its kernels' modules, normally `/lib/modules`.
+    pub host_modules_root: PathBuf,
 }
 
 impl KernelSearch {
@@ -199,6 +247,8 @@ impl KernelSearch {
             boot_dir: PathBuf::from("/boot"),
             cache_dir: cache_dir(var("XDG_CACHE_HOME").as_deref(), var("HOME").as_deref()),
             allow_download: true,
+            modules_dir: var(MODULES_ENV).map(PathBuf::from),
+            host_modules_root: PathBuf::from("/lib/modules"),
         }
     }
 
@@ -209,6 +259,68 @@ impl KernelSearch {
 
     /// Runs the search with the given fetcher.
     pub fn find_with(&self, fetch: &dyn DebianFetch) -> Result<GuestKernel, KernelError> {
+        let mut kernel = self.find_image(fetch)?;
+        kernel.modules = self.modules_of(&kernel, fetch);
+        Ok(kernel)
+    }
+
+    /// Where `kernel`'s modules are (see the module docs for the order), fetching them into a
+    /// Debian cache entry that lacks them. Never fails: a kernel without modules still boots
+    /// guests without devices, and [`GuestKernel::module_plan`] reports why there are none.
+    fn modules_of(&self, kernel: &GuestKernel, fetch: &dyn DebianFetch) -> KernelModules {
+        if let Some(dir) = &self.modules_dir {
+            return if dir.is_dir() {
+                KernelModules::Dir(dir.clone())
+            } else {
+                KernelModules::Missing(format!(
+                    "${MODULES_ENV} is {}, which is not a directory",
+                    dir.display()
+                ))
+            };
+        }
+        match kernel.source {
+            KernelSource::Explicit | KernelSource::Env => KernelModules::Missing(
+                "a kernel named by --kernel, the config's `kernel` or $PINLAT_KERNEL comes \
+                 without modules"
+                    .into(),
+            ),
+            KernelSource::HostBoot => {
+                let rel = self.host_release.as_deref().unwrap_or("");
+                let dir = self.host_modules_root.join(rel);
+                if !rel.is_empty() && dir.is_dir() {
+                    KernelModules::Dir(dir)
+                } else {
+                    KernelModules::Missing(format!("{} does not exist", dir.display()))
+                }
+            }
+            KernelSource::DebianRtCached | KernelSource::DebianRtDownloaded => {
+                let (Some(pkg_dir), Some(package)) = (kernel.path.parent(), &kernel.package) else {
+                    return KernelModules::Missing("not from a cached package".into());
+                };
+                let dir = pkg_dir.join(MODULES_SUBDIR);
+                if dir.is_dir() {
+                    KernelModules::Dir(dir)
+                } else if !self.allow_download {
+                    KernelModules::Missing(format!(
+                        "{} lacks {MODULES_SUBDIR}/ and downloads are disabled",
+                        pkg_dir.display()
+                    ))
+                } else {
+                    match fetch_modules_into(fetch, pkg_dir, package) {
+                        Ok(()) => KernelModules::Dir(dir),
+                        Err(e) => KernelModules::Missing(format!(
+                            "{} lacks {MODULES_SUBDIR}/ and fetching them from {package} failed: \
+                             {e}",
+                            pkg_dir.display()
+                        )),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kernel image alone.
+    fn find_image(&self, fetch: &dyn DebianFetch) -> Result<GuestKernel, KernelError> {
         let mut attempts = Vec::new();
         for (given, source_kind, place) in [
             (
@@ -319,6 +431,7 @@ fn plain(path: PathBuf, source: KernelSource) -> GuestKernel {
         source,
         package: None,
         package_version: None,
+        modules: KernelModules::default(),
     }
 }
 
@@ -354,6 +467,7 @@ fn cached_in(dir: &Path, package: &str, source: KernelSource) -> Option<GuestKer
         source,
         package: Some(package.to_owned()),
         package_version,
+        modules: KernelModules::default(),
     })
 }
 

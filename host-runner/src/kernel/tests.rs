@@ -1,4 +1,5 @@
 //! Unit tests of the kernel search (kept apart so the module itself stays readable).
+use super::modinfo::tests::{fake_ko, FIXTURES};
 use super::*;
 use std::cell::Cell;
 
@@ -9,9 +10,32 @@ fn fake_bzimage(path: &Path) {
     fs::write(path, b).unwrap();
 }
 
+/// The virtio modules as the Debian fetch leaves them: real `.modinfo` sections in fake ELF
+/// files, and Debian's `modules.builtin`.
+fn fake_modules(dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    for (name, modinfo) in FIXTURES {
+        fs::write(dir.join(format!("{name}.ko")), fake_ko(modinfo)).unwrap();
+    }
+    fs::write(
+        dir.join(MODULES_BUILTIN),
+        include_str!("fixtures/modules.builtin"),
+    )
+    .unwrap();
+}
+
+fn network_down() -> FetchError {
+    FetchError::ToolFailed {
+        prog: "apt-get".into(),
+        status: "exit status: 100".into(),
+        last_line: "network down".into(),
+    }
+}
+
 struct FakeFetch {
     package: Result<String, &'static str>,
     downloads: Cell<u32>,
+    module_downloads: Cell<u32>,
     good: bool,
 }
 
@@ -20,6 +44,7 @@ impl FakeFetch {
         FakeFetch {
             package: package.map(str::to_owned),
             downloads: Cell::new(0),
+            module_downloads: Cell::new(0),
             good,
         }
     }
@@ -34,15 +59,20 @@ impl DebianFetch for FakeFetch {
     fn download(&self, package: &str, dest: &Path) -> Result<(), FetchError> {
         self.downloads.set(self.downloads.get() + 1);
         if !self.good {
-            return Err(FetchError::ToolFailed {
-                prog: "apt-get".into(),
-                status: "exit status: 100".into(),
-                last_line: "network down".into(),
-            });
+            return Err(network_down());
         }
         let v = package.trim_start_matches("linux-image-");
         fake_bzimage(&dest.join(format!("vmlinuz-{v}")));
         fs::write(dest.join("package-version"), "6.1.192-2\n").unwrap();
+        fake_modules(&dest.join(MODULES_SUBDIR));
+        Ok(())
+    }
+    fn download_modules(&self, _package: &str, dest: &Path) -> Result<(), FetchError> {
+        self.module_downloads.set(self.module_downloads.get() + 1);
+        if !self.good {
+            return Err(network_down());
+        }
+        fake_modules(dest);
         Ok(())
     }
 }
@@ -55,6 +85,8 @@ fn search(root: &Path) -> KernelSearch {
         boot_dir: root.join("boot"),
         cache_dir: Some(root.join("cache/pinlat")),
         allow_download: true,
+        modules_dir: None,
+        host_modules_root: root.join("lib/modules"),
     }
 }
 
@@ -72,21 +104,150 @@ fn explicit_then_env_then_host() {
         fake_bzimage(p);
     }
     let fetch = FakeFetch::new(Err("unused"), false);
+    let found = |s: &KernelSearch| {
+        let k = s.find_with(&fetch).unwrap();
+        (k.path, k.source)
+    };
     let mut s = search(dir.path());
     s.explicit = Some(a.clone());
     s.env_kernel = Some(b.clone());
-    assert_eq!(
-        s.find_with(&fetch).unwrap(),
-        plain(a, KernelSource::Explicit)
-    );
+    assert_eq!(found(&s), (a, KernelSource::Explicit));
     s.explicit = None;
-    assert_eq!(s.find_with(&fetch).unwrap(), plain(b, KernelSource::Env));
+    assert_eq!(found(&s), (b, KernelSource::Env));
     s.env_kernel = None;
-    assert_eq!(
-        s.find_with(&fetch).unwrap(),
-        plain(host, KernelSource::HostBoot)
-    );
+    assert_eq!(found(&s), (host, KernelSource::HostBoot));
     assert_eq!(fetch.downloads.get(), 0);
+}
+
+#[test]
+fn where_the_modules_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let explicit = dir.path().join("mine/bzImage");
+    fake_bzimage(&explicit);
+    fake_bzimage(&dir.path().join("boot/vmlinuz-6.18.44-test"));
+    let fetch = FakeFetch::new(Err("unused"), false);
+    let mut s = search(dir.path());
+    s.explicit = Some(explicit);
+    let k = s.find_with(&fetch).unwrap();
+    let KernelModules::Missing(why) = &k.modules else {
+        panic!("{:?}", k.modules)
+    };
+    assert!(why.contains("--kernel"), "{why}");
+    // The variable wins for any kernel; a wrong one says so.
+    let mods = dir.path().join("mods");
+    fs::create_dir(&mods).unwrap();
+    s.modules_dir = Some(mods.clone());
+    assert_eq!(
+        s.find_with(&fetch).unwrap().modules,
+        KernelModules::Dir(mods)
+    );
+    s.modules_dir = Some(dir.path().join("nope"));
+    let KernelModules::Missing(why) = s.find_with(&fetch).unwrap().modules else {
+        panic!()
+    };
+    assert!(why.contains(MODULES_ENV) && why.contains("nope"), "{why}");
+    // The host's kernel: /lib/modules/<release>.
+    s.modules_dir = None;
+    s.explicit = None;
+    let host_mods = dir.path().join("lib/modules/6.18.44-test");
+    fs::create_dir_all(&host_mods).unwrap();
+    let k = s.find_with(&fetch).unwrap();
+    assert_eq!(k.source, KernelSource::HostBoot);
+    assert_eq!(k.modules, KernelModules::Dir(host_mods));
+}
+
+#[test]
+fn a_cache_without_modules_gets_them_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg_dir = dir.path().join("cache/pinlat/kernels").join(PKG);
+    fake_bzimage(&pkg_dir.join("vmlinuz-6.1.0-56-rt-amd64"));
+    let mut s = search(dir.path());
+    s.allow_download = false;
+    let k = s.find_with(&FakeFetch::new(Ok(PKG), true)).unwrap();
+    let KernelModules::Missing(why) = &k.modules else {
+        panic!()
+    };
+    assert!(why.contains("downloads are disabled"), "{why}");
+    s.allow_download = true;
+    let down = FakeFetch::new(Ok(PKG), false);
+    let KernelModules::Missing(why) = s.find_with(&down).unwrap().modules else {
+        panic!()
+    };
+    assert!(why.contains("network down"), "{why}");
+    let fetch = FakeFetch::new(Ok(PKG), true);
+    for _ in 0..2 {
+        let k = s.find_with(&fetch).unwrap();
+        assert_eq!(k.source, KernelSource::DebianRtCached);
+        assert_eq!(k.modules, KernelModules::Dir(pkg_dir.join(MODULES_SUBDIR)));
+    }
+    assert_eq!(
+        (fetch.downloads.get(), fetch.module_downloads.get()),
+        (0, 1)
+    );
+    // Nothing but the kernel, its modules and no staging left.
+    let mut left: Vec<String> = fs::read_dir(&pkg_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, [MODULES_SUBDIR, "vmlinuz-6.1.0-56-rt-amd64"]);
+}
+
+#[test]
+fn module_plan_for_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let fetch = FakeFetch::new(Ok(PKG), true);
+    let k = search(dir.path()).find_with(&fetch).unwrap();
+    assert_eq!(k.source, KernelSource::DebianRtDownloaded);
+    let needs = [
+        Need::new("virtio_pci", "the virtio-blk disk"),
+        Need::new("virtio_blk", "the virtio-blk disk"),
+    ];
+    let plan = k.module_plan(&needs).unwrap();
+    assert_eq!(
+        plan.names(),
+        [
+            "virtio_ring",
+            "virtio_pci_modern_dev",
+            "virtio_pci_legacy_dev",
+            "virtio",
+            "virtio_pci",
+            "virtio_blk"
+        ]
+    );
+    assert!(plan.total_bytes() > 0);
+    assert_eq!(k.module_plan(&[]).unwrap(), LoadPlan::default());
+    // A kernel of the user's, no module directory: the error says who needs what, and how
+    // to fix it.
+    let mut mine = k.clone();
+    mine.modules = KernelModules::Missing("a kernel named by --kernel".into());
+    let msg = mine.module_plan(&needs).unwrap_err().to_string();
+    for needle in [
+        "the virtio-blk disk",
+        "virtio_pci",
+        "--kernel",
+        MODULES_ENV,
+        "Fix:",
+    ] {
+        assert!(msg.contains(needle), "{needle:?} not in {msg}");
+    }
+}
+
+#[test]
+fn release_from_the_bzimage_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bz");
+    let mut b = vec![0u8; 0x1000];
+    b[0x202..0x206].copy_from_slice(b"HdrS");
+    b[0x20e..0x210].copy_from_slice(&0x0c00u16.to_le_bytes());
+    let v = b"6.1.0-57-rt-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_RT\0";
+    b[0xe00..0xe00 + v.len()].copy_from_slice(v);
+    fs::write(&p, &b).unwrap();
+    assert_eq!(bzimage_release(&p).as_deref(), Some("6.1.0-57-rt-amd64"));
+    b[0x20e..0x210].copy_from_slice(&[0, 0]);
+    fs::write(&p, &b).unwrap();
+    assert_eq!(bzimage_release(&p), None);
+    assert_eq!(bzimage_release(&dir.path().join("none")), None);
 }
 
 #[test]
