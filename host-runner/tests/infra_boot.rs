@@ -132,6 +132,7 @@ impl Guest {
             agent_channel: dir.path().join("agent.out"),
             start_paused: paused,
             mgmt_qmp: paused,
+            devices: Vec::new(),
         };
         let qemu = Qemu::spawn(&binary, &spec).unwrap();
         Guest {
