@@ -10,9 +10,10 @@
 //!
 //! Guest devices (a virtio disk or NIC) need drivers that Debian's kernel has as modules, so
 //! the kernel comes with where its modules are ([`KernelModules`]): `$PINLAT_KERNEL_MODULES` if
-//! set, else for Debian's kernel the `modules/` its fetch caches (fetched once into an older
-//! cache that lacks it), for the host's kernel `/lib/modules/<release>`, and none for a kernel
-//! the user names. [`GuestKernel::module_plan`] turns a device's needs into the modules to load.
+//! set, else for Debian's kernel the `modules/` its fetch caches (fetched once, when first
+//! needed, into an older cache that lacks it), for the host's kernel `/lib/modules/<release>`,
+//! and none for a kernel the user names. [`GuestKernel::module_plan`] turns a device's needs
+//! into the modules to load.
 //!
 //! The search is pure apart from the filesystem and the [`DebianFetch`] it is given, so tests
 //! inject the environment, directories and a fake fetcher. External tools run from argument
@@ -31,7 +32,7 @@ mod debian;
 mod modinfo;
 mod modules;
 pub use deb_modules::MODULES_SUBDIR;
-use debian::{download_into, fetch_modules_into};
+use debian::download_into;
 pub use debian::{parse_apt_depends, AptFetch, FetchError};
 pub use modinfo::{ModInfo, ModinfoError};
 pub use modules::{
@@ -260,14 +261,16 @@ impl KernelSearch {
     /// Runs the search with the given fetcher.
     pub fn find_with(&self, fetch: &dyn DebianFetch) -> Result<GuestKernel, KernelError> {
         let mut kernel = self.find_image(fetch)?;
-        kernel.modules = self.modules_of(&kernel, fetch);
+        kernel.modules = self.modules_of(&kernel);
         Ok(kernel)
     }
 
-    /// Where `kernel`'s modules are (see the module docs for the order), fetching them into a
-    /// Debian cache entry that lacks them. Never fails: a kernel without modules still boots
-    /// guests without devices, and [`GuestKernel::module_plan`] reports why there are none.
-    fn modules_of(&self, kernel: &GuestKernel, fetch: &dyn DebianFetch) -> KernelModules {
+    /// Where `kernel`'s modules are (see the module docs for the order). Never fails: a kernel
+    /// without modules still boots guests without devices, and [`GuestKernel::module_plan`]
+    /// reports why there are none. A Debian cache entry made before pinlat kept modules gets
+    /// them when a device first needs them, not here: a run without devices, or offline,
+    /// pays nothing for them.
+    fn modules_of(&self, kernel: &GuestKernel) -> KernelModules {
         if let Some(dir) = &self.modules_dir {
             return if dir.is_dir() {
                 KernelModules::Dir(dir.clone())
@@ -306,13 +309,9 @@ impl KernelSearch {
                         pkg_dir.display()
                     ))
                 } else {
-                    match fetch_modules_into(fetch, pkg_dir, package) {
-                        Ok(()) => KernelModules::Dir(dir),
-                        Err(e) => KernelModules::Missing(format!(
-                            "{} lacks {MODULES_SUBDIR}/ and fetching them from {package} failed: \
-                             {e}",
-                            pkg_dir.display()
-                        )),
+                    KernelModules::Fetchable {
+                        package: package.clone(),
+                        dir: pkg_dir.to_owned(),
                     }
                 }
             }

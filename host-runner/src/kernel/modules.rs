@@ -19,8 +19,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::deb_modules::MODULES_SUBDIR;
+use super::debian::fetch_modules_into;
 use super::modinfo::{compression, normalize, ModInfo, ModinfoError};
-use super::{bzimage_release, GuestKernel};
+use super::{bzimage_release, AptFetch, DebianFetch, GuestKernel};
 
 /// Modules the guest devices pinlat can attach need (see `crate::devices`): the virtio PCI
 /// transport, the block and the net driver. The Debian fetch caches these and everything they
@@ -71,6 +73,20 @@ pub enum ModuleError {
         kernel: PathBuf,
         /// Why there is no directory.
         why: String,
+    },
+    /// The Debian cache entry lacks its modules and fetching them failed.
+    #[error("{needed_by} needs kernel module {module}; the cached {package} in {dir} has no {MODULES_SUBDIR}/ yet and fetching them failed: {reason}. Fix: check that `apt-get download {package}` works (run `apt-get update`), or set {MODULES_ENV} to the kernel's modules")]
+    Fetch {
+        /// The first module needed.
+        module: String,
+        /// What needs it.
+        needed_by: String,
+        /// The kernel package.
+        package: String,
+        /// Its cache directory.
+        dir: PathBuf,
+        /// The fetch error.
+        reason: String,
     },
     /// The directory cannot be read.
     #[error("Cannot read the module directory {dir}")]
@@ -132,6 +148,14 @@ pub enum ModuleError {
 pub enum KernelModules {
     /// In this directory (see [`ModuleDir`]).
     Dir(PathBuf),
+    /// Debian's cached kernel, whose cache entry (`dir`) predates pinlat keeping modules: they
+    /// are fetched from `package` into `dir/modules` the first time a device needs them.
+    Fetchable {
+        /// The kernel package.
+        package: String,
+        /// Its cache directory.
+        dir: PathBuf,
+    },
     /// None known, and why (shown when a device needs one).
     Missing(String),
 }
@@ -146,13 +170,36 @@ impl GuestKernel {
     /// The modules to put into the initramfs, in load order, for `needs` (e.g. from
     /// `crate::devices::Device::needs`), checked against this kernel's release. Nothing needed,
     /// nothing to load, even without a module directory.
+    /// [`KernelModules::Fetchable`] modules are fetched here with `apt-get`.
     pub fn module_plan(&self, needs: &[Need]) -> Result<LoadPlan, ModuleError> {
+        self.module_plan_with(&AptFetch, needs)
+    }
+
+    /// [`GuestKernel::module_plan`] with the given fetcher.
+    pub fn module_plan_with(
+        &self,
+        fetch: &dyn DebianFetch,
+        needs: &[Need],
+    ) -> Result<LoadPlan, ModuleError> {
         let Some(first) = needs.first() else {
             return Ok(LoadPlan::default());
         };
+        let release = bzimage_release(&self.path);
         match &self.modules {
-            KernelModules::Dir(dir) => {
-                ModuleDir::open(dir)?.resolve(needs, bzimage_release(&self.path).as_deref())
+            KernelModules::Dir(dir) => ModuleDir::open(dir)?.resolve(needs, release.as_deref()),
+            KernelModules::Fetchable { package, dir } => {
+                let modules = dir.join(MODULES_SUBDIR);
+                // Another run may have fetched them since the search.
+                if !modules.is_dir() {
+                    fetch_modules_into(fetch, dir, package).map_err(|e| ModuleError::Fetch {
+                        module: first.module.clone(),
+                        needed_by: first.needed_by.clone(),
+                        package: package.clone(),
+                        dir: dir.clone(),
+                        reason: e.to_string(),
+                    })?;
+                }
+                ModuleDir::open(&modules)?.resolve(needs, release.as_deref())
             }
             KernelModules::Missing(why) => Err(ModuleError::NoModuleDir {
                 module: first.module.clone(),

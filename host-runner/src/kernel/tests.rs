@@ -157,7 +157,7 @@ fn where_the_modules_are() {
 }
 
 #[test]
-fn a_cache_without_modules_gets_them_once() {
+fn a_cache_without_modules_gets_them_once_when_needed() {
     let dir = tempfile::tempdir().unwrap();
     let pkg_dir = dir.path().join("cache/pinlat/kernels").join(PKG);
     fake_bzimage(&pkg_dir.join("vmlinuz-6.1.0-56-rt-amd64"));
@@ -169,20 +169,31 @@ fn a_cache_without_modules_gets_them_once() {
     };
     assert!(why.contains("downloads are disabled"), "{why}");
     s.allow_download = true;
-    let down = FakeFetch::new(Ok(PKG), false);
-    let KernelModules::Missing(why) = s.find_with(&down).unwrap().modules else {
-        panic!()
-    };
-    assert!(why.contains("network down"), "{why}");
+    // The search itself fetches nothing: a run without devices does not pay for modules.
     let fetch = FakeFetch::new(Ok(PKG), true);
-    for _ in 0..2 {
-        let k = s.find_with(&fetch).unwrap();
-        assert_eq!(k.source, KernelSource::DebianRtCached);
-        assert_eq!(k.modules, KernelModules::Dir(pkg_dir.join(MODULES_SUBDIR)));
-    }
+    let k = s.find_with(&fetch).unwrap();
+    assert_eq!(k.source, KernelSource::DebianRtCached);
+    assert!(matches!(k.modules, KernelModules::Fetchable { .. }));
     assert_eq!(
         (fetch.downloads.get(), fetch.module_downloads.get()),
-        (0, 1)
+        (0, 0)
+    );
+    let needs = [Need::new("virtio_blk", "the disk of scenario s")];
+    // Offline: the error says who needed what, and the fix.
+    let down = FakeFetch::new(Ok(PKG), false);
+    let msg = k.module_plan_with(&down, &needs).unwrap_err().to_string();
+    for needle in ["the disk of scenario s", "network down", "Fix:", PKG] {
+        assert!(msg.contains(needle), "{needle:?} not in {msg}");
+    }
+    // Fetched on the first need, then found in the cache.
+    for _ in 0..2 {
+        let plan = k.module_plan_with(&fetch, &needs).unwrap();
+        assert_eq!(plan.names(), ["virtio_ring", "virtio", "virtio_blk"]);
+    }
+    assert_eq!(fetch.module_downloads.get(), 1);
+    assert_eq!(
+        s.find_with(&fetch).unwrap().modules,
+        KernelModules::Dir(pkg_dir.join(MODULES_SUBDIR))
     );
     // Nothing but the kernel, its modules and no staging left.
     let mut left: Vec<String> = fs::read_dir(&pkg_dir)
