@@ -16,6 +16,9 @@ use crate::kinds::WorkloadKind;
 
 /// Where the agent, running as PID 1, reads its config inside the initramfs.
 pub const GUEST_CONFIG_PATH: &str = "/pinlat/config.json";
+/// Where the initramfs holds the kernel modules of [`AgentConfig::modules`], one
+/// `<name>.ko` each.
+pub const GUEST_MODULES_DIR: &str = "/lib/modules";
 /// Default preheat before measuring, ms.
 pub const DEFAULT_PREHEAT_MS: u64 = 1_000;
 /// Default length of one interval histogram, ms.
@@ -121,6 +124,12 @@ pub struct AgentConfig {
     /// Clock of the busy-poll and ring workloads (timer always uses `CLOCK_MONOTONIC`).
     #[serde(default)]
     pub clock: ClockChoice,
+    /// Kernel modules to load, in this order, before measuring (PID-1 mode only), each from
+    /// `GUEST_MODULES_DIR/<name>.ko`: the drivers of the guest's devices that its kernel has as
+    /// modules, dependencies first. Left out of the JSON when empty, so a config without
+    /// modules reads as it did before the field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
 }
 
 fn default_preheat_ms() -> u64 {
@@ -168,6 +177,14 @@ pub enum AgentConfigError {
     /// The ring needs two distinct CPUs.
     #[error("ring needs two different CPUs: set ring_producer_cpu and ring_consumer_cpu, or give two rt_cpus")]
     RingCpus,
+    /// A module name that is not a plain kernel module name.
+    #[error("modules[{index}]: {name:?} is not a kernel module name (letters, digits, '_' and '-' only)")]
+    ModuleName {
+        /// Its position in `modules`.
+        index: usize,
+        /// The name given.
+        name: String,
+    },
     /// The JSON does not parse as a config.
     #[error("Agent config is not valid JSON: {0}")]
     Json(String),
@@ -191,6 +208,7 @@ impl AgentConfig {
             loads: Loads::default(),
             top_n: DEFAULT_TOP_N,
             clock: ClockChoice::Auto,
+            modules: Vec::new(),
         }
     }
 
@@ -239,6 +257,14 @@ impl AgentConfig {
         if self.top_n > MAX_TOP_N {
             return Err(AgentConfigError::TopN(self.top_n));
         }
+        for (index, name) in self.modules.iter().enumerate() {
+            if !is_module_name(name) {
+                return Err(AgentConfigError::ModuleName {
+                    index,
+                    name: name.clone(),
+                });
+            }
+        }
         if self.workload == WorkloadKind::Ring {
             let (p, c) = self.ring_cpus().ok_or(AgentConfigError::RingCpus)?;
             if p == c {
@@ -267,6 +293,17 @@ impl AgentConfig {
             (_, None) => None,
         }
     }
+}
+
+/// A kernel module name as `modules.builtin` and `.modinfo` spell them: non-empty, at most 55
+/// bytes (`MODULE_NAME_LEN` - 1), letters, digits, `_` and `-`. Such a name is also a safe file
+/// name under [`GUEST_MODULES_DIR`].
+pub fn is_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 55
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn check_unique(field: &'static str, cpus: &[u32]) -> Result<(), AgentConfigError> {
@@ -307,6 +344,16 @@ mod tests {
     }
 
     #[test]
+    fn modules_are_left_out_when_empty_and_round_trip_when_not() {
+        let mut cfg = AgentConfig::new(WorkloadKind::BusyPoll, vec![1], 1000);
+        assert!(!cfg.to_json().contains("modules"));
+        cfg.modules = vec!["virtio_ring".into(), "virtio".into(), "virtio_pci".into()];
+        let back = AgentConfig::from_json(&cfg.to_json()).unwrap();
+        assert_eq!(back, cfg);
+        assert_eq!(back.modules[2], "virtio_pci");
+    }
+
+    #[test]
     fn validation_names_the_field() {
         let mut cfg = AgentConfig::new(WorkloadKind::Timer, vec![1, 1], 1000);
         assert_eq!(
@@ -328,6 +375,15 @@ mod tests {
         assert_eq!(
             cfg.validate(),
             Err(AgentConfigError::Zero("timer_interval_us"))
+        );
+        cfg.timer_interval_us = 1000;
+        cfg.modules = vec!["virtio_blk".into(), "../etc/x".into()];
+        assert_eq!(
+            cfg.validate(),
+            Err(AgentConfigError::ModuleName {
+                index: 1,
+                name: "../etc/x".into()
+            })
         );
         let ring = AgentConfig::new(WorkloadKind::Ring, vec![1], 1000);
         assert_eq!(ring.validate(), Err(AgentConfigError::RingCpus));

@@ -1,6 +1,7 @@
 //! Guest mode: the agent as `/init` (PID 1) of a minimal initramfs.
 //!
-//! Mount /proc, /sys, /dev; read the run config ([`GUEST_CONFIG_PATH`]); put `/dev/ttyS1` in raw
+//! Mount /proc, /sys, /dev; read the run config ([`GUEST_CONFIG_PATH`]); load the kernel modules
+//! it lists ([`crate::modules`]); put `/dev/ttyS1` in raw
 //! mode and stream frames on it (hello, intervals, finals, done); print short progress lines on
 //! the console (ttyS0); power off. Any error — or a panic, caught here — is reported on the wire
 //! as an `error` frame and on the console, then the guest powers off: PID 1 must never exit, or
@@ -28,6 +29,7 @@ use pinlat::wire::{Done, ErrorReport, FrameWriter, Hello, Message, SCHEMA_VERSIO
 use crate::cli::Args;
 use crate::clock::Clock;
 use crate::facts;
+use crate::modules::{self, GUEST_MODULES_DIR};
 use crate::run::{measure, panic_message, send, OnCpu, Wire};
 
 /// Where the last panic happened (set by the hook, read when reporting it).
@@ -217,8 +219,27 @@ fn guest_main(
     let cfg = AgentConfig::from_json(&text)
         .with_context(|| format!("Run config {}", cfg_path.display()))?;
     start_watchdog(&cfg, args.wire.clone(), wire.clone(), pid1);
+    // Drivers first: the facts list the devices they bring. Only the guest's own kernel gets
+    // modules; `--init` on a host must not load anything into the host's.
+    let loaded = if pid1 {
+        modules::load_all(&cfg.modules, Path::new(GUEST_MODULES_DIR))?
+    } else {
+        if !cfg.modules.is_empty() {
+            console.line(&format!("not PID 1: not loading modules {:?}", cfg.modules));
+        }
+        modules::Loaded::default()
+    };
+    if let Some(ns) = loaded.total_ns {
+        console.line(&format!(
+            "loaded {} module(s) in {} us",
+            loaded.modules.len(),
+            ns / 1_000
+        ));
+    }
     let clock = Clock::choose(cfg.clock);
-    let facts = facts::collect(clock.info);
+    let mut facts = facts::collect(clock.info);
+    facts.devices.modules = loaded.modules;
+    facts.devices.modules_load_ns = loaded.total_ns;
     send(
         Some(&wire),
         &Message::Hello(Hello {

@@ -4,6 +4,7 @@ pub mod accel;
 pub mod agent;
 pub mod calibrate;
 pub mod cli;
+pub mod devices;
 pub mod disturb;
 pub mod doctor;
 pub mod engine;

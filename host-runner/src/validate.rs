@@ -759,6 +759,7 @@ mod tests {
                     invariant_tsc: true,
                     calibration_spread_ppm: None,
                 },
+                devices: Default::default(),
             },
             config,
             sent_mono_ns: None,

@@ -27,7 +27,7 @@
 //!
 //! | type | struct | when |
 //! |---|---|---|
-//! | `hello` | [`Hello`] | first: schema and agent versions, [`SystemFacts`] (kernel, PREEMPT_RT, clocksource, cmdline, isolated CPUs, CPU count, measuring clock and TSC frequency), the [`AgentConfig`] |
+//! | `hello` | [`Hello`] | first: schema and agent versions, [`SystemFacts`] (kernel, PREEMPT_RT, clocksource, cmdline, isolated CPUs, CPU count, measuring clock and TSC frequency, modules loaded and virtio devices found), the [`AgentConfig`] |
 //! | `interval` | [`IntervalReport`] | every `report_interval_ms` per measuring CPU: that interval's histogram |
 //! | `final` | [`CpuResult`] | once per measuring CPU at the end: whole-run histogram, samples, min/max, top-N events, overflow, measured duration, clock |
 //! | `error` | [`ErrorReport`] | any failure, with the CPU if one thread failed; the agent powers off after it |
@@ -51,7 +51,9 @@ use crate::histo::Hist;
 use crate::kinds::WorkloadKind;
 
 mod decode;
+mod devices;
 pub use decode::{Decoded, DecoderStats, FrameDecoder, Rejection};
+pub use devices::{virtio_kind, DeviceFacts, ModuleLoad, VirtioDevice};
 
 /// Frame magic, first bytes of a frame line (followed by a space).
 pub const MAGIC: &[u8; 4] = b"PLF1";
@@ -106,6 +108,9 @@ pub struct SystemFacts {
     pub cpu_count: u32,
     /// The clock the busy-poll/ring workloads use in this run.
     pub clock: ClockInfo,
+    /// Kernel modules the agent loaded and the virtio devices it found.
+    #[serde(default)]
+    pub devices: DeviceFacts,
 }
 
 /// First message: who is talking and about what.

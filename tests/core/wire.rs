@@ -5,9 +5,9 @@ use pinlat::agentcfg::AgentConfig;
 use pinlat::histo::{self, Hist};
 use pinlat::kinds::WorkloadKind;
 use pinlat::wire::{
-    encode, encode_body, ClockInfo, ClockSource, CpuResult, Decoded, Done, ErrorReport,
-    FrameDecoder, FrameWriter, Hello, IntervalReport, Message, Rejection, SystemFacts, TopEvent,
-    SCHEMA_VERSION,
+    encode, encode_body, ClockInfo, ClockSource, CpuResult, Decoded, DeviceFacts, Done,
+    ErrorReport, FrameDecoder, FrameWriter, Hello, IntervalReport, Message, ModuleLoad, Rejection,
+    SystemFacts, TopEvent, VirtioDevice, SCHEMA_VERSION,
 };
 use proptest::prelude::*;
 
@@ -42,6 +42,20 @@ fn sample_messages() -> Vec<Message> {
                 isolated_cpus: "1-3".into(),
                 cpu_count: 4,
                 clock: clock(),
+                devices: DeviceFacts {
+                    modules: vec![ModuleLoad {
+                        name: "virtio_blk".into(),
+                        load_ns: 1_234_567,
+                        already_loaded: false,
+                    }],
+                    modules_load_ns: Some(2_000_000),
+                    virtio: vec![VirtioDevice {
+                        bus_id: "virtio0".into(),
+                        kind: "block".into(),
+                        name: "vda".into(),
+                        driver: Some("virtio_blk".into()),
+                    }],
+                },
             },
             config: AgentConfig::new(WorkloadKind::BusyPoll, vec![1, 2, 3], 10_000),
             sent_mono_ns: None,

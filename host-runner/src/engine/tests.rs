@@ -168,6 +168,7 @@ fn hello(cfg: &AgentConfig) -> Message {
             isolated_cpus: "1".into(),
             cpu_count: 2,
             clock: clock(),
+            devices: Default::default(),
         },
         config: cfg.clone(),
         sent_mono_ns: None,

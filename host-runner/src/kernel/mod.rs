@@ -8,6 +8,13 @@
 //! bzImage works. A candidate is accepted only if it is a readable x86 boot image (the `HdrS`
 //! signature at offset 0x202, `Documentation/arch/x86/boot.rst`).
 //!
+//! Guest devices (a virtio disk or NIC) need drivers that Debian's kernel has as modules, so
+//! the kernel comes with where its modules are ([`KernelModules`]): `$PINLAT_KERNEL_MODULES` if
+//! set, else for Debian's kernel the `modules/` its fetch caches (fetched once, when first
+//! needed, into an older cache that lacks it), for the host's kernel `/lib/modules/<release>`,
+//! and none for a kernel the user names. [`GuestKernel::module_plan`] turns a device's needs
+//! into the modules to load.
+//!
 //! The search is pure apart from the filesystem and the [`DebianFetch`] it is given, so tests
 //! inject the environment, directories and a fake fetcher. External tools run from argument
 //! vectors, never through a shell.
@@ -20,9 +27,18 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod deb_modules;
 mod debian;
+mod modinfo;
+mod modules;
+pub use deb_modules::MODULES_SUBDIR;
 use debian::download_into;
 pub use debian::{parse_apt_depends, AptFetch, FetchError};
+pub use modinfo::{ModInfo, ModinfoError};
+pub use modules::{
+    KernelModules, LoadPlan, ModuleDir, ModuleError, Need, PlannedModule, DEVICE_MODULES,
+    MODULES_BUILTIN, MODULES_ENV,
+};
 
 /// The Debian metapackage whose dependency is the current PREEMPT_RT kernel image.
 pub const DEBIAN_RT_METAPACKAGE: &str = "linux-image-rt-amd64";
@@ -68,6 +84,9 @@ pub struct GuestKernel {
     pub package: Option<String>,
     /// The Debian package version, when known (e.g. `6.1.192-2`).
     pub package_version: Option<String>,
+    /// Where its modules are, or why there are none.
+    #[serde(default)]
+    pub modules: KernelModules,
 }
 
 /// One place the search looked and why it did not use it.
@@ -160,13 +179,39 @@ pub fn check_bzimage(path: &Path) -> Result<(), BzImageError> {
     Ok(())
 }
 
+/// The kernel release a bzImage announces, as `uname -r` will show it: the first word of the
+/// version string the setup header's `kernel_version` field (offset 0x20E) points to, plus
+/// 0x200 (`Documentation/arch/x86/boot.rst`). `None` if unreadable or absent.
+pub fn bzimage_release(path: &Path) -> Option<String> {
+    let mut head = Vec::with_capacity(0x10000);
+    fs::File::open(path)
+        .ok()?
+        .take(0x10000)
+        .read_to_end(&mut head)
+        .ok()?;
+    let field = head.get(0x20e..0x210)?;
+    let off = usize::from(u16::from_le_bytes([field[0], field[1]]));
+    if off == 0 {
+        return None;
+    }
+    let text = head.get(off + 0x200..)?;
+    let end = text.iter().position(|&b| b == 0 || b == b' ')?;
+    let release = std::str::from_utf8(&text[..end]).ok()?;
+    (!release.is_empty()).then(|| release.to_owned())
+}
+
 /// Fetches Debian's RT kernel; real implementation [`AptFetch`], fakes in tests.
 pub trait DebianFetch {
     /// The concrete kernel package `linux-image-rt-amd64` currently depends on.
     fn resolve_package(&self) -> Result<String, FetchError>;
     /// Downloads and unpacks `package` so that `dest` (which does not exist yet) ends up
-    /// holding `vmlinuz-*` and a `package-version` file.
+    /// holding `vmlinuz-*`, a `package-version` file and the guest devices' modules in
+    /// [`MODULES_SUBDIR`].
     fn download(&self, package: &str, dest: &Path) -> Result<(), FetchError>;
+    /// Downloads `package` and unpacks only the guest devices' modules ([`DEVICE_MODULES`] and
+    /// their dependencies) so that `dest` (which does not exist yet) holds them: for a cache
+    /// filled before pinlat kept modules.
+    fn download_modules(&self, package: &str, dest: &Path) -> Result<(), FetchError>;
 }
 
 /// Inputs of the kernel search, so it can be tested without touching the real environment.
@@ -186,6 +231,10 @@ pub struct KernelSearch {
     pub cache_dir: Option<PathBuf>,
     /// Whether a download may be attempted.
     pub allow_download: bool,
+    /// `$PINLAT_KERNEL_MODULES`: the kernel's modules, whatever the kernel's source.
+    pub modules_dir: Option<PathBuf>,
+    /// Where the host keeps its kernels' modules, normally `/lib/modules`.
+    pub host_modules_root: PathBuf,
 }
 
 impl KernelSearch {
@@ -211,6 +260,8 @@ impl KernelSearch {
             boot_dir: PathBuf::from("/boot"),
             cache_dir: cache_dir(var("XDG_CACHE_HOME").as_deref(), var("HOME").as_deref()),
             allow_download: true,
+            modules_dir: var(MODULES_ENV).map(PathBuf::from),
+            host_modules_root: PathBuf::from("/lib/modules"),
         }
     }
 
@@ -221,6 +272,66 @@ impl KernelSearch {
 
     /// Runs the search with the given fetcher.
     pub fn find_with(&self, fetch: &dyn DebianFetch) -> Result<GuestKernel, KernelError> {
+        let mut kernel = self.find_image(fetch)?;
+        kernel.modules = self.modules_of(&kernel);
+        Ok(kernel)
+    }
+
+    /// Where `kernel`'s modules are (see the module docs for the order). Never fails: a kernel
+    /// without modules still boots guests without devices, and [`GuestKernel::module_plan`]
+    /// reports why there are none. A Debian cache entry made before pinlat kept modules gets
+    /// them when a device first needs them, not here: a run without devices, or offline,
+    /// pays nothing for them.
+    fn modules_of(&self, kernel: &GuestKernel) -> KernelModules {
+        if let Some(dir) = &self.modules_dir {
+            return if dir.is_dir() {
+                KernelModules::Dir(dir.clone())
+            } else {
+                KernelModules::Missing(format!(
+                    "${MODULES_ENV} is {}, which is not a directory",
+                    dir.display()
+                ))
+            };
+        }
+        match kernel.source {
+            KernelSource::Explicit | KernelSource::Env => KernelModules::Missing(
+                "a kernel named by --kernel, the config's `kernel` or $PINLAT_KERNEL comes \
+                 without modules"
+                    .into(),
+            ),
+            KernelSource::HostBoot => {
+                let rel = self.host_release.as_deref().unwrap_or("");
+                let dir = self.host_modules_root.join(rel);
+                if !rel.is_empty() && dir.is_dir() {
+                    KernelModules::Dir(dir)
+                } else {
+                    KernelModules::Missing(format!("{} does not exist", dir.display()))
+                }
+            }
+            KernelSource::DebianRtCached | KernelSource::DebianRtDownloaded => {
+                let (Some(pkg_dir), Some(package)) = (kernel.path.parent(), &kernel.package) else {
+                    return KernelModules::Missing("not from a cached package".into());
+                };
+                let dir = pkg_dir.join(MODULES_SUBDIR);
+                if dir.is_dir() {
+                    KernelModules::Dir(dir)
+                } else if !self.allow_download {
+                    KernelModules::Missing(format!(
+                        "{} lacks {MODULES_SUBDIR}/ and downloads are disabled",
+                        pkg_dir.display()
+                    ))
+                } else {
+                    KernelModules::Fetchable {
+                        package: package.clone(),
+                        dir: pkg_dir.to_owned(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kernel image alone.
+    fn find_image(&self, fetch: &dyn DebianFetch) -> Result<GuestKernel, KernelError> {
         let mut attempts = Vec::new();
         for (given, source_kind, place) in [
             (
@@ -343,6 +454,7 @@ fn plain(path: PathBuf, source: KernelSource) -> GuestKernel {
         source,
         package: None,
         package_version: None,
+        modules: KernelModules::default(),
     }
 }
 
@@ -378,6 +490,7 @@ fn cached_in(dir: &Path, package: &str, source: KernelSource) -> Option<GuestKer
         source,
         package: Some(package.to_owned()),
         package_version,
+        modules: KernelModules::default(),
     })
 }
 
@@ -403,250 +516,4 @@ fn version_key(name: &str) -> Vec<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::Cell;
-
-    fn fake_bzimage(path: &Path) {
-        let mut b = vec![0u8; 0x400];
-        b[0x202..0x206].copy_from_slice(b"HdrS");
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, b).unwrap();
-    }
-
-    struct FakeFetch {
-        package: Result<String, &'static str>,
-        downloads: Cell<u32>,
-        good: bool,
-    }
-
-    impl FakeFetch {
-        fn new(package: Result<&str, &'static str>, good: bool) -> Self {
-            FakeFetch {
-                package: package.map(str::to_owned),
-                downloads: Cell::new(0),
-                good,
-            }
-        }
-    }
-
-    impl DebianFetch for FakeFetch {
-        fn resolve_package(&self) -> Result<String, FetchError> {
-            self.package.clone().map_err(|e| FetchError::ToolMissing {
-                prog: e.to_string(),
-            })
-        }
-        fn download(&self, package: &str, dest: &Path) -> Result<(), FetchError> {
-            self.downloads.set(self.downloads.get() + 1);
-            if !self.good {
-                return Err(FetchError::ToolFailed {
-                    prog: "apt-get".into(),
-                    status: "exit status: 100".into(),
-                    last_line: "network down".into(),
-                });
-            }
-            let v = package.trim_start_matches("linux-image-");
-            fake_bzimage(&dest.join(format!("vmlinuz-{v}")));
-            fs::write(dest.join("package-version"), "6.1.192-2\n").unwrap();
-            Ok(())
-        }
-    }
-
-    fn search(root: &Path) -> KernelSearch {
-        KernelSearch {
-            explicit: None,
-            env_kernel: None,
-            host_release: Some("6.18.44-test".into()),
-            host_preempt_rt: true,
-            boot_dir: root.join("boot"),
-            cache_dir: Some(root.join("cache/pinlat")),
-            allow_download: true,
-        }
-    }
-
-    const PKG: &str = "linux-image-6.1.0-56-rt-amd64";
-
-    #[test]
-    fn explicit_then_env_then_host() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b, host) = (
-            dir.path().join("a"),
-            dir.path().join("b"),
-            dir.path().join("boot/vmlinuz-6.18.44-test"),
-        );
-        for p in [&a, &b, &host] {
-            fake_bzimage(p);
-        }
-        let fetch = FakeFetch::new(Err("unused"), false);
-        let mut s = search(dir.path());
-        s.explicit = Some(a.clone());
-        s.env_kernel = Some(b.clone());
-        assert_eq!(
-            s.find_with(&fetch).unwrap(),
-            plain(a, KernelSource::Explicit)
-        );
-        s.explicit = None;
-        assert_eq!(s.find_with(&fetch).unwrap(), plain(b, KernelSource::Env));
-        s.env_kernel = None;
-        assert_eq!(
-            s.find_with(&fetch).unwrap(),
-            plain(host, KernelSource::HostBoot)
-        );
-        assert_eq!(fetch.downloads.get(), 0);
-    }
-
-    #[test]
-    fn a_non_rt_host_kernel_is_skipped_for_debians_rt_kernel() {
-        let dir = tempfile::tempdir().unwrap();
-        fake_bzimage(&dir.path().join("boot/vmlinuz-6.18.44-test"));
-        let mut s = search(dir.path());
-        s.host_preempt_rt = false;
-        let k = s.find_with(&FakeFetch::new(Ok(PKG), true)).unwrap();
-        assert_eq!(k.source, KernelSource::DebianRtDownloaded);
-        // Named explicitly, it is used all the same.
-        s.explicit = Some(dir.path().join("boot/vmlinuz-6.18.44-test"));
-        assert_eq!(
-            s.find_with(&FakeFetch::new(Ok(PKG), true)).unwrap().source,
-            KernelSource::Explicit
-        );
-    }
-
-    #[test]
-    fn bad_override_is_not_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        fake_bzimage(&dir.path().join("boot/vmlinuz-6.18.44-test"));
-        let notkernel = dir.path().join("notkernel");
-        fs::write(&notkernel, vec![1u8; 4096]).unwrap();
-        let mut s = search(dir.path());
-        s.env_kernel = Some(notkernel);
-        let err = s.find_with(&FakeFetch::new(Ok(PKG), true)).unwrap_err();
-        assert!(matches!(
-            err,
-            KernelError::BadOverride {
-                source_kind: KernelSource::Env,
-                ..
-            }
-        ));
-        assert!(err.to_string().contains("bzImage"), "{err}");
-        s.env_kernel = None;
-        s.explicit = Some(dir.path().join("missing"));
-        let err = s.find_with(&FakeFetch::new(Ok(PKG), true)).unwrap_err();
-        assert!(err.to_string().contains("does not exist"), "{err}");
-    }
-
-    #[test]
-    fn downloads_once_then_reuses_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = search(dir.path());
-        let fetch = FakeFetch::new(Ok(PKG), true);
-        let k = s.find_with(&fetch).unwrap();
-        assert_eq!(k.source, KernelSource::DebianRtDownloaded);
-        assert_eq!(k.package.as_deref(), Some(PKG));
-        assert_eq!(k.package_version.as_deref(), Some("6.1.192-2"));
-        assert!(k
-            .path
-            .starts_with(dir.path().join("cache/pinlat/kernels").join(PKG)));
-        let again = s.find_with(&fetch).unwrap();
-        assert_eq!(again.source, KernelSource::DebianRtCached);
-        assert_eq!(again.path, k.path);
-        assert_eq!(fetch.downloads.get(), 1);
-        // No staging directories left behind.
-        let left: Vec<_> = fs::read_dir(dir.path().join("cache/pinlat/kernels"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(left, vec![std::ffi::OsString::from(PKG)]);
-        // Offline later: the cached kernel still serves.
-        let offline = FakeFetch::new(Err("apt-cache not found"), false);
-        assert_eq!(s.find_with(&offline).unwrap().path, k.path);
-    }
-
-    #[test]
-    fn offline_picks_newest_cached() {
-        let dir = tempfile::tempdir().unwrap();
-        let kernels = dir.path().join("cache/pinlat/kernels");
-        for abi in ["9", "56", "10"] {
-            let p = format!("linux-image-6.1.0-{abi}-rt-amd64");
-            fake_bzimage(
-                &kernels
-                    .join(&p)
-                    .join(format!("vmlinuz-6.1.0-{abi}-rt-amd64")),
-            );
-        }
-        let k = search(dir.path())
-            .find_with(&FakeFetch::new(Err("offline"), false))
-            .unwrap();
-        assert_eq!(k.package.as_deref(), Some("linux-image-6.1.0-56-rt-amd64"));
-    }
-
-    #[test]
-    fn not_found_names_every_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let fetch = FakeFetch::new(Ok(PKG), false);
-        let err = search(dir.path()).find_with(&fetch).unwrap_err();
-        let KernelError::NotFound { attempts } = &err else {
-            panic!("{err}")
-        };
-        assert_eq!(attempts.len(), 4);
-        let msg = err.to_string();
-        for needle in [
-            "--kernel",
-            "$PINLAT_KERNEL",
-            "vmlinuz-6.18.44-test: does not exist",
-            "network down",
-            "Fix:",
-        ] {
-            assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
-        }
-        let mut s = search(dir.path());
-        s.cache_dir = None;
-        assert!(s
-            .find_with(&fetch)
-            .unwrap_err()
-            .to_string()
-            .contains("HOME"));
-    }
-
-    #[test]
-    fn apt_depends_parsing() {
-        let out = "linux-image-rt-amd64\n  Depends: linux-image-6.1.0-56-rt-amd64\n";
-        assert_eq!(parse_apt_depends(out).as_deref(), Some(PKG));
-        let alt = "x\n |Depends: linux-image-6.1.0-9-rt-amd64\n  Depends: other\n";
-        assert_eq!(
-            parse_apt_depends(alt).as_deref(),
-            Some("linux-image-6.1.0-9-rt-amd64")
-        );
-        assert_eq!(parse_apt_depends("  Depends: libc6\n"), None);
-        assert_eq!(
-            parse_apt_depends("  Depends: linux-image-$(rm -rf)\n"),
-            None
-        );
-        assert_eq!(parse_apt_depends(""), None);
-    }
-
-    #[test]
-    fn cache_dir_rules() {
-        let some = |s: &'static str| Some(OsStr::new(s));
-        assert_eq!(
-            cache_dir(some("/x/cache"), some("/home/u")),
-            Some(PathBuf::from("/x/cache/pinlat"))
-        );
-        // A relative XDG_CACHE_HOME is invalid per the XDG spec and ignored.
-        assert_eq!(
-            cache_dir(some("rel"), some("/home/u")),
-            Some(PathBuf::from("/home/u/.cache/pinlat"))
-        );
-        assert_eq!(cache_dir(None, None), None);
-    }
-
-    #[test]
-    fn version_ordering() {
-        let mut v = [
-            "linux-image-6.1.0-9-rt",
-            "linux-image-6.1.0-56-rt",
-            "linux-image-6.1.0-10-rt",
-        ];
-        v.sort_by_key(|p| version_key(p));
-        assert_eq!(v.last().copied(), Some("linux-image-6.1.0-56-rt"));
-    }
-}
+mod tests;

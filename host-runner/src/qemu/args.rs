@@ -1,5 +1,11 @@
 //! QEMU's command line: what to launch ([`VmSpec`], built the same way for every guest, the
 //! KVM probe and the boot tests) and the argument vector made from it ([`qemu_args`]).
+//!
+//! Devices ([`crate::devices::Device`]) are written as libvirt writes them: a disk as two
+//! `-blockdev` nodes (the `file` protocol node with `aio` and `cache.*`, the `raw` format node
+//! on top) and a `-device virtio-blk-pci` with `write-cache` and, if it has one, `iothread`; a
+//! NIC as `-netdev stream` (client of the runner's UNIX socket) and `-device virtio-net-pci`
+//! without an option ROM (`romfile=`: the guest boots with `-kernel`, never from the network).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -9,6 +15,7 @@ use pinlat::config::Guest;
 use pinlat::cpuset::CpuSet;
 
 use super::Accel;
+use crate::devices::{Device, VirtioBlk, VirtioNet};
 
 /// Guest kernel parameters pinlat adds to every guest, KVM or TCG alike (one code path):
 /// - `tsc=reliable`: under TCG the guest kernel otherwise marks the TSC unstable ("TSCs
@@ -79,6 +86,8 @@ pub struct VmSpec {
     /// Open a second QMP monitor (`mgmt.sock`, see [`Qemu::mgmt_socket`]) for the
     /// `mgmt-poll` scenario, so polling never shares a connection with control commands.
     pub mgmt_qmp: bool,
+    /// Devices beyond the serial ports, in PCI order (see [`VmSpec::with_devices`]).
+    pub devices: Vec<Device>,
 }
 
 /// The second QMP socket's path for a given main QMP socket: `mgmt.sock` beside it.
@@ -156,6 +165,19 @@ pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
     a.push("null,id=ioload".into());
     a.push("-serial".into());
     a.push("chardev:ioload".into());
+    let (mut disks, mut nics) = (0, 0);
+    for device in &spec.devices {
+        match device {
+            Device::VirtioBlk(d) => {
+                disk_args(&mut a, d, disks);
+                disks += 1;
+            }
+            Device::VirtioNet(n) => {
+                nic_args(&mut a, n, nics);
+                nics += 1;
+            }
+        }
+    }
     if spec.start_paused {
         a.push("-S".into());
     }
@@ -171,6 +193,58 @@ pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
         a.push(q);
     }
     a
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// `-blockdev` file + raw nodes `disk<i>-file`/`disk<i>`, `-device virtio-blk-pci` `vblk<i>`.
+fn disk_args(a: &mut Vec<OsString>, d: &VirtioBlk, i: usize) {
+    let cache = format!(
+        "cache.direct={},cache.no-flush=off",
+        on_off(d.cache.direct())
+    );
+    a.push("-blockdev".into());
+    let mut file = opt(
+        &format!("driver=file,node-name=disk{i}-file,filename="),
+        &d.image,
+    );
+    file.push(format!(",aio={},{cache}", d.aio.as_str()));
+    a.push(file);
+    a.push("-blockdev".into());
+    a.push(format!("driver=raw,node-name=disk{i},file=disk{i}-file,{cache}").into());
+    let mut dev = format!(
+        "virtio-blk-pci,id=vblk{i},drive=disk{i},write-cache={}",
+        on_off(d.cache.write_cache())
+    );
+    if let Some(io) = &d.iothread {
+        dev.push_str(&format!(",iothread={}", io.replace(',', "_")));
+    }
+    a.push("-device".into());
+    a.push(dev.into());
+}
+
+/// `-netdev stream` `net<i>` connecting to the runner's socket, `-device virtio-net-pci`
+/// `vnet<i>` with a locally administered MAC `52:54:00:70:6c:<i>`.
+fn nic_args(a: &mut Vec<OsString>, n: &VirtioNet, i: usize) {
+    a.push("-netdev".into());
+    a.push(opt(
+        &format!("stream,id=net{i},server=off,addr.type=unix,addr.path="),
+        &n.socket,
+    ));
+    a.push("-device".into());
+    a.push(
+        format!(
+            "virtio-net-pci,id=vnet{i},netdev=net{i},mac=52:54:00:70:6c:{:02x},romfile=",
+            i & 0xff
+        )
+        .into(),
+    );
 }
 
 impl VmSpec {
@@ -207,6 +281,7 @@ impl VmSpec {
             agent_channel,
             start_paused: false,
             mgmt_qmp: false,
+            devices: Vec::new(),
         }
     }
 
@@ -215,11 +290,116 @@ impl VmSpec {
         self.start_paused = true;
         self
     }
+
+    /// Adds `devices`. A disk without an iothread gets the VM's first one (`iothread1` of
+    /// [`VmSpec::for_guest`]) if the VM has any, so a guest with `iothreads >= 1` has its disk
+    /// served by `iothread1` and that iothread's pinning matters.
+    pub fn with_devices(mut self, devices: impl IntoIterator<Item = Device>) -> Self {
+        for mut d in devices {
+            if let Device::VirtioBlk(disk) = &mut d {
+                if disk.iothread.is_none() {
+                    disk.iothread = self.iothreads.first().cloned();
+                }
+            }
+            self.devices.push(d);
+        }
+        self
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::{Aio, Cache};
+
+    fn spec(iothreads: &[&str]) -> VmSpec {
+        let cfg = pinlat::config::Config::from_toml_str(
+            "[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n",
+        )
+        .unwrap();
+        let mut s = VmSpec::for_guest(
+            &cfg.guests[0],
+            Accel::Tcg,
+            Path::new("/k"),
+            "/i".into(),
+            "/c".into(),
+            "/a".into(),
+        );
+        s.iothreads = iothreads.iter().map(|s| s.to_string()).collect();
+        s
+    }
+
+    fn strs(a: Vec<OsString>) -> Vec<String> {
+        a.into_iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// The device part of the argument vector: everything from the first `-blockdev` or
+    /// `-netdev` up to the QMP monitor.
+    fn device_args(s: &VmSpec) -> Vec<String> {
+        let a = strs(qemu_args(s, Path::new("/run/p/qmp.sock")));
+        let to = a.iter().position(|x| x == "-qmp").unwrap();
+        let from = a
+            .iter()
+            .position(|x| x == "-blockdev" || x == "-netdev")
+            .unwrap_or(to);
+        a[from..to].to_vec()
+    }
+
+    #[test]
+    fn disk_and_nic_arguments() {
+        let dir = Path::new("/run/pinlat-x,y");
+        let s = spec(&["iothread1"]).with_devices([
+            Device::VirtioBlk(VirtioBlk::in_dir(dir, 64)),
+            Device::VirtioNet(VirtioNet::in_dir(dir)),
+        ]);
+        assert_eq!(
+            device_args(&s),
+            [
+                "-blockdev",
+                "driver=file,node-name=disk0-file,filename=/run/pinlat-x,,y/disk0.raw,aio=threads,\
+                 cache.direct=on,cache.no-flush=off",
+                "-blockdev",
+                "driver=raw,node-name=disk0,file=disk0-file,cache.direct=on,cache.no-flush=off",
+                "-device",
+                "virtio-blk-pci,id=vblk0,drive=disk0,write-cache=on,iothread=iothread1",
+                "-netdev",
+                "stream,id=net0,server=off,addr.type=unix,addr.path=/run/pinlat-x,,y/net0.sock",
+                "-device",
+                "virtio-net-pci,id=vnet0,netdev=net0,mac=52:54:00:70:6c:00,romfile=",
+            ]
+        );
+    }
+
+    #[test]
+    fn disk_options_and_the_iothread_rule() {
+        let mut disk = VirtioBlk::in_dir(Path::new("/d"), 8);
+        disk.cache = Cache::Writethrough;
+        disk.aio = Aio::IoUring;
+        // Without iothreads: QEMU's main loop serves it.
+        let s = spec(&[]).with_devices([Device::VirtioBlk(disk.clone())]);
+        let a = device_args(&s);
+        assert!(
+            a[1].ends_with(",aio=io_uring,cache.direct=off,cache.no-flush=off"),
+            "{a:?}"
+        );
+        assert_eq!(a[5], "virtio-blk-pci,id=vblk0,drive=disk0,write-cache=off");
+        // An explicit iothread is kept; two disks get their own nodes.
+        disk.iothread = Some("iothread2".into());
+        disk.aio = Aio::Native;
+        disk.cache = Cache::Directsync;
+        let s = spec(&["iothread1", "iothread2"])
+            .with_devices([Device::VirtioBlk(disk.clone()), Device::VirtioBlk(disk)]);
+        let a = device_args(&s);
+        assert!(a[1].contains(",aio=native,cache.direct=on"), "{a:?}");
+        assert_eq!(
+            a[11],
+            "virtio-blk-pci,id=vblk1,drive=disk1,write-cache=off,iothread=iothread2"
+        );
+        // No devices, no device arguments.
+        assert!(device_args(&spec(&["iothread1"])).is_empty());
+    }
 
     #[test]
     fn a_config_guest_becomes_one_spec() {

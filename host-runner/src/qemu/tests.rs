@@ -16,6 +16,7 @@ fn spec() -> VmSpec {
         agent_channel: "/out/agent.bin".into(),
         start_paused: false,
         mgmt_qmp: false,
+        devices: Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`pinlat_test_infra`].
 
 mod calibrate;
+mod devices;
 mod faults;
 mod infra;
 mod privilege;
