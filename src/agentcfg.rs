@@ -124,6 +124,10 @@ pub struct AgentConfig {
     /// Clock of the busy-poll and ring workloads (timer always uses `CLOCK_MONOTONIC`).
     #[serde(default)]
     pub clock: ClockChoice,
+    /// After its hello, wait for the runner's [`crate::wire::Command::Go`] on the agent port
+    /// before measuring, so every guest of a run measures over the same window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait_for_go: bool,
     /// Kernel modules to load, in this order, before measuring (PID-1 mode only), each from
     /// `GUEST_MODULES_DIR/<name>.ko`: the drivers of the guest's devices that its kernel has as
     /// modules, dependencies first. Left out of the JSON when empty, so a config without
@@ -209,6 +213,7 @@ impl AgentConfig {
             top_n: DEFAULT_TOP_N,
             clock: ClockChoice::Auto,
             modules: Vec::new(),
+            wait_for_go: false,
         }
     }
 

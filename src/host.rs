@@ -15,6 +15,17 @@ pub const ONLINE_PATH: &str = "/sys/devices/system/cpu/online";
 /// sysfs file listing CPUs isolated with `isolcpus=` (empty when none).
 pub const ISOLATED_PATH: &str = "/sys/devices/system/cpu/isolated";
 
+/// `CLOCK_MONOTONIC` now, ns.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// sysfs file that reads `1` on a PREEMPT_RT kernel (absent on others).
 pub const REALTIME_PATH: &str = "/sys/kernel/realtime";
 

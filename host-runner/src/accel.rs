@@ -77,7 +77,7 @@ pub fn probe_kvm(
         &kernel.path,
         initrd,
         console.clone(),
-        channel.clone(),
+        qemu::AgentChannel::File(channel.clone()),
     );
     spec.name = "pinlat-kvm-probe".into();
     let mut q = Qemu::spawn_in(qemu_bin, &spec, runtime).map_err(KvmProbeError::Launch)?;

@@ -14,7 +14,7 @@ use pinlat::kinds::Accel;
 use pinlat_runner::follow::{log_tail, FileFollower};
 use pinlat_runner::initramfs::Initramfs;
 use pinlat_runner::kernel::KernelSearch;
-use pinlat_runner::qemu::{Qemu, QemuBinary, VmSpec};
+use pinlat_runner::qemu::{AgentChannel, Qemu, QemuBinary, VmSpec};
 
 use crate::BootLock;
 
@@ -126,7 +126,7 @@ impl Guest {
             &kernel.path,
             initrd,
             dir.path().join("console.log"),
-            dir.path().join("agent.out"),
+            AgentChannel::File(dir.path().join("agent.out")),
         );
         if paused {
             spec = spec.paused();
@@ -136,7 +136,7 @@ impl Guest {
         Guest {
             qemu,
             console: spec.console_log,
-            agent: FileFollower::new(spec.agent_channel),
+            agent: FileFollower::new(dir.path().join("agent.out")),
             agent_text: String::new(),
             _dir: dir,
             _lock: lock,

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use nix::sys::time::TimeSpec;
-use nix::time::{clock_gettime, clock_nanosleep, ClockId, ClockNanosleepFlags};
+use nix::time::{clock_nanosleep, ClockId, ClockNanosleepFlags};
+use pinlat::host::monotonic_ns;
 
 pub use pinlat::calibration::Injection;
 
@@ -20,12 +21,6 @@ pub struct Planned {
     pub at_ns: u64,
     /// How long to spin, ns.
     pub spin_ns: u64,
-}
-
-/// `CLOCK_MONOTONIC` now, ns.
-pub fn monotonic_ns() -> u64 {
-    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC is always readable");
-    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
 fn sleep_until(ns: u64) {

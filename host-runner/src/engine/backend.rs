@@ -8,7 +8,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::follow::{log_tail, FileFollower};
+use pinlat::wire::Command;
+
+use super::channel::PipeChannel;
+use crate::follow::log_tail;
 use crate::pin::Pinner;
 use crate::qemu::Qemu;
 use crate::qmp::QmpClient;
@@ -45,6 +48,8 @@ pub trait GuestBackend: Send {
     fn console_tail(&self) -> String;
     /// Lets the guest's vCPUs run (QMP `cont`).
     fn resume(&mut self) -> Result<(), ResumeError>;
+    /// Sends a command to the agent.
+    fn send(&mut self, cmd: &Command) -> io::Result<()>;
     /// The management QMP socket, when the VM was given one.
     fn mgmt_socket(&self) -> Option<PathBuf>;
     /// The pinner of the guest's threads, when its placement can be read back.
@@ -72,8 +77,8 @@ pub struct QemuGuest {
     pub pinner: Pinner,
     /// The control monitor, kept until the guest is resumed.
     pub control: Option<QmpClient<std::os::unix::net::UnixStream>>,
-    /// The agent channel file.
-    pub channel: FileFollower,
+    /// The agent channel, both ways.
+    pub channel: PipeChannel,
     /// The console log file.
     pub console_log: PathBuf,
 }
@@ -92,7 +97,7 @@ impl GuestBackend for QemuGuest {
             console: std::fs::metadata(&self.console_log)
                 .map(|m| m.len())
                 .unwrap_or(0),
-            channel: self.channel.offset(),
+            channel: self.channel.bytes_read(),
         }
     }
 
@@ -118,6 +123,10 @@ impl GuestBackend for QemuGuest {
                 .map_err(|e| ResumeError(anyhow::Error::new(e)))?;
         }
         Ok(())
+    }
+
+    fn send(&mut self, cmd: &Command) -> io::Result<()> {
+        self.channel.send(cmd)
     }
 
     fn mgmt_socket(&self) -> Option<PathBuf> {

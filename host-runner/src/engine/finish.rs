@@ -3,7 +3,7 @@
 //! judgements that can fail a run that otherwise ended well (agent errors, missing results,
 //! placement that changed during the run).
 
-use pinlat::result::{RunRecord, RunStatus, Stage, Warning};
+use pinlat::result::{MeasureWindow, RunRecord, RunStatus, Stage, Warning};
 
 use super::live::LiveGuest;
 use crate::disturb::Outcome;
@@ -102,10 +102,46 @@ pub fn apply_outcome(outcome: Outcome, live: &mut [LiveGuest], record: &mut RunR
     }
 }
 
+/// Uncertainty of mapping the guest's clock to the host's, ms: the hello is read at most one
+/// monitor tick after it arrives, plus its transfer.
+const WINDOW_UNCERTAINTY_MS: u64 = 25;
+
+/// The guest's measurement window in the host's time: its results' recording window, in the
+/// guest's `CLOCK_MONOTONIC`, moved by the offset between the guest's clock when it sent its
+/// hello and the host's when the hello arrived.
+fn host_window(g: &LiveGuest) -> Option<MeasureWindow> {
+    let sent = g.record.hello.as_ref()?.sent_mono_ns?;
+    let arrived = g.hello_mono_ns?;
+    let start = g
+        .record
+        .results
+        .iter()
+        .filter_map(|r| r.start_mono_ns)
+        .min()?;
+    let end = g
+        .record
+        .results
+        .iter()
+        .filter_map(|r| r.end_mono_ns)
+        .max()?;
+    let to_host = |t: u64| (t as i128 - sent as i128 + arrived as i128).max(0) as u64;
+    // The host's CLOCK_MONOTONIC to Unix time, read now.
+    let unix_minus_mono_ns =
+        crate::store::unix_ms() as i128 * 1_000_000 - pinlat::host::monotonic_ns() as i128;
+    let unix_ms = |mono: u64| ((mono as i128 + unix_minus_mono_ns) / 1_000_000).max(0) as u64;
+    Some(MeasureWindow {
+        start_unix_ms: unix_ms(to_host(start)),
+        end_unix_ms: unix_ms(to_host(end)),
+        uncertainty_ms: WINDOW_UNCERTAINTY_MS,
+    })
+}
+
 /// Moves each guest's record into the run record, with the warnings it earned.
 pub fn collect_guests(live: Vec<LiveGuest>, record: &mut RunRecord) {
     for (i, g) in live.into_iter().enumerate() {
+        let window = host_window(&g);
         let mut gr = g.record;
+        gr.window = window;
         gr.frames = *g.decoder.stats();
         if g.dropped_intervals > 0 {
             record.warnings.push(Warning::IntervalsDropped {

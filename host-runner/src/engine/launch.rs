@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use pinlat::result::{GuestRun, RunStatus, Stage, Warning};
 
 use super::backend::{GuestBackend, QemuGuest};
+use super::channel::PipeChannel;
 use super::{LaunchRequest, Launcher};
-use crate::follow::FileFollower;
 use crate::initramfs::Initramfs;
 use crate::kernel::GuestKernel;
 use crate::pin::Pinner;
-use crate::qemu::{Qemu, QemuBinary, VmSpec};
+use crate::qemu::{AgentChannel, Qemu, QemuBinary, VmSpec};
 
 /// Launches guests as QEMU processes of this host.
 pub struct QemuLauncher {
@@ -60,17 +60,25 @@ impl Launcher for QemuLauncher {
             })?;
         }
         record.console_log = Some(console_rel);
-        // Kept with the run: the raw frames are the evidence when frames were rejected.
-        let agent_channel: PathBuf = req
+        // Kept with the run: the raw frames are the evidence when frames were rejected. The
+        // FIFOs are named for the run, which also names the QEMU process on its command line.
+        let agent_log: PathBuf = req
             .result_dir
             .join(format!("console/{}.{}.agent", req.run, guest.name));
+        let channel = PipeChannel::create(
+            &runtime
+                .path()
+                .join(format!("{}.{}.agent", req.run, guest.name)),
+            &agent_log,
+        )
+        .map_err(|e| err(Stage::Setup)(e.into()))?;
         let mut spec = VmSpec::for_guest(
             guest,
             self.accel,
             &self.kernel.path,
             initrd,
             console_log.clone(),
-            agent_channel.clone(),
+            AgentChannel::Pipe(channel.base().to_path_buf()),
         )
         .paused();
         req.disturbance.prepare_vm(req.index, &mut spec);
@@ -124,7 +132,7 @@ impl Launcher for QemuLauncher {
             qemu,
             pinner,
             control: Some(qmp),
-            channel: FileFollower::new(agent_channel),
+            channel,
             console_log,
         }))
     }

@@ -54,6 +54,9 @@ pub struct LiveGuest {
     pub sent: AgentConfig,
     /// When the hello arrived.
     pub hello_at: Option<Instant>,
+    /// The host's `CLOCK_MONOTONIC` when the hello arrived, ns: maps the guest's clock to the
+    /// host's.
+    pub hello_mono_ns: Option<u64>,
 }
 
 impl LiveGuest {
@@ -102,6 +105,7 @@ impl LiveGuest {
                 }
                 self.record.boot_to_hello_ms = Some(since_boot());
                 self.hello_at = Some(Instant::now());
+                self.hello_mono_ns = Some(pinlat::host::monotonic_ns());
                 self.record.hello = Some(h);
             }
             Message::Interval(iv) => {

@@ -11,6 +11,7 @@
 //! run (recorded as failed with its partial data), never the matrix.
 
 pub mod backend;
+pub mod channel;
 mod finish;
 pub mod launch;
 pub mod live;
@@ -161,6 +162,7 @@ fn live_guest(
         refused_reasons: Vec::new(),
         sent,
         hello_at: None,
+        hello_mono_ns: None,
     }
 }
 
@@ -206,6 +208,7 @@ pub fn execute(
             ctx.duration_ms,
             ctx.config.run.interval_ms,
         );
+        agent.wait_for_go = true;
         disturbance.prepare_agent(i, &mut agent);
         let req = LaunchRequest {
             run: &name,

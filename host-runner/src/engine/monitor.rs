@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use pinlat::result::{HostSteal, RunRecord, RunStatus, Stage};
+use pinlat::wire::Command;
 
 use super::live::{LiveGuest, READ_CHUNK};
 use super::RunContext;
@@ -30,6 +31,8 @@ pub fn monitor(
     let boot_deadline = Instant::now() + Duration::from_secs(ctx.config.run.boot_timeout_s);
     let mut stopped: Option<Outcome> = None;
     let mut run_deadline: Option<Instant> = None;
+    // Every guest measures from the same moment: told to go once all have said hello.
+    let mut go_at: Option<Instant> = None;
     // Host steal time from the first hello until every guest has sent its results.
     let mut steal_from: Option<(Instant, Option<StealSnapshot>)> = None;
     let mut steal_to: Option<(Instant, Option<StealSnapshot>)> = None;
@@ -51,18 +54,24 @@ pub fn monitor(
                 break 'outer;
             }
         }
-        if steal_from.is_none() && live.iter().any(|g| g.hello_at.is_some()) {
-            steal_from = Some((Instant::now(), StealSnapshot::now()));
-        }
-        // The run deadline counts from the first hello and is the host's own: twice the
-        // configured preheat + duration plus the slack (30 s), never what a guest claims.
-        if run_deadline.is_none() {
-            if let Some(first) = live.iter().filter_map(|g| g.hello_at).min() {
-                let planned = live.iter().map(|g| g.expect.planned_ns).max().unwrap_or(0);
-                run_deadline = Some(
-                    first + Duration::from_nanos(planned.saturating_mul(2)) + ctx.deadline_slack,
-                );
+        if go_at.is_none() && live.iter().all(|g| g.hello_at.is_some()) {
+            for g in live.iter_mut() {
+                if let Err(e) = g.backend.send(&Command::Go) {
+                    record.status = RunStatus::failed(
+                        Stage::Collect,
+                        format!("telling guest {} to go: {e}", g.record.guest),
+                    );
+                    break 'outer;
+                }
             }
+            let now = Instant::now();
+            go_at = Some(now);
+            steal_from = Some((now, StealSnapshot::now()));
+            // The run deadline counts from the go and is the host's own: twice the configured
+            // preheat + duration plus the slack (30 s), never what a guest claims.
+            let planned = live.iter().map(|g| g.expect.planned_ns).max().unwrap_or(0);
+            run_deadline =
+                Some(now + Duration::from_nanos(planned.saturating_mul(2)) + ctx.deadline_slack);
         }
         for g in live.iter() {
             if let Some(why) = g.output_too_large() {

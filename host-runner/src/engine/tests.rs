@@ -101,6 +101,10 @@ impl GuestBackend for ScriptedGuest {
         Ok(())
     }
 
+    fn send(&mut self, _: &pinlat::wire::Command) -> io::Result<()> {
+        Ok(())
+    }
+
     fn mgmt_socket(&self) -> Option<PathBuf> {
         None
     }

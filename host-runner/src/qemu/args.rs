@@ -79,7 +79,7 @@ pub struct VmSpec {
     /// Where ttyS0 (the guest console) is written; created or truncated.
     pub console_log: PathBuf,
     /// Where ttyS1 (the agent channel) is written; created or truncated.
-    pub agent_channel: PathBuf,
+    pub agent_channel: AgentChannel,
     /// Start with vCPUs stopped (`-S`): QEMU creates every vCPU thread but runs no guest
     /// code until QMP `cont`, so threads are pinned before the guest runs, as libvirt does.
     pub start_paused: bool,
@@ -88,6 +88,18 @@ pub struct VmSpec {
     pub mgmt_qmp: bool,
     /// Devices beyond the serial ports, in PCI order (see [`VmSpec::with_devices`]).
     pub devices: Vec<Device>,
+}
+
+/// Where the guest's `ttyS1` (the agent's frames) goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentChannel {
+    /// Output only, to a file QEMU writes (never blocks the guest, never drops bytes): the KVM
+    /// probe and guests that need no commands.
+    File(PathBuf),
+    /// Both ways through two FIFOs, `<base>.out` (guest → runner) and `<base>.in` (runner →
+    /// guest, for [`pinlat::wire::Command`]s), which the runner creates and opens before QEMU
+    /// starts (`-chardev pipe`).
+    Pipe(PathBuf),
 }
 
 /// The second QMP socket's path for a given main QMP socket: `mgmt.sock` beside it.
@@ -156,7 +168,10 @@ pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
     a.push("-serial".into());
     a.push("chardev:console".into());
     a.push("-chardev".into());
-    a.push(opt("file,id=agent,path=", &spec.agent_channel));
+    a.push(match &spec.agent_channel {
+        AgentChannel::File(path) => opt("file,id=agent,path=", path),
+        AgentChannel::Pipe(base) => opt("pipe,id=agent,path=", base),
+    });
     a.push("-serial".into());
     a.push("chardev:agent".into());
     // ttyS2: the sink of the agent's `io` housekeeping load (guest-io scenario). Every byte is
@@ -259,7 +274,7 @@ impl VmSpec {
         kernel: &Path,
         initrd: PathBuf,
         console_log: PathBuf,
-        agent_channel: PathBuf,
+        agent_channel: AgentChannel,
     ) -> VmSpec {
         let rt: Vec<u32> = guest.realtime.iter().collect();
         let hk: Vec<u32> = guest.housekeeping().iter().collect();
@@ -323,7 +338,7 @@ mod tests {
             Path::new("/k"),
             "/i".into(),
             "/c".into(),
-            "/a".into(),
+            AgentChannel::File("/a".into()),
         );
         s.iothreads = iothreads.iter().map(|s| s.to_string()).collect();
         s
@@ -413,7 +428,7 @@ mod tests {
             Path::new("/k"),
             "/i".into(),
             "/c".into(),
-            "/a".into(),
+            AgentChannel::File("/a".into()),
         )
         .paused();
         assert_eq!(s.name, "pinlat-g");

@@ -13,7 +13,7 @@ fn spec() -> VmSpec {
         cpu_model: None,
         iothreads: vec!["io0".into()],
         console_log: "/out/a,b/console.log".into(),
-        agent_channel: "/out/agent.bin".into(),
+        agent_channel: AgentChannel::File("/out/agent.bin".into()),
         start_paused: false,
         mgmt_qmp: false,
         devices: Vec::new(),

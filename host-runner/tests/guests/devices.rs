@@ -22,7 +22,7 @@ use pinlat_runner::devices::{
 use pinlat_runner::follow::{log_tail, FileFollower};
 use pinlat_runner::initramfs::Initramfs;
 use pinlat_runner::kernel::KernelSearch;
-use pinlat_runner::qemu::{runtime_dir, Qemu, QemuBinary, VmSpec};
+use pinlat_runner::qemu::{runtime_dir, AgentChannel, Qemu, QemuBinary, VmSpec};
 use pinlat_test_infra::BootLock;
 
 /// Boot, modules and a 0.5 s run take 5–10 s here; a loaded 2-CPU machine takes longer.
@@ -148,7 +148,7 @@ fn boot_virtio_devices_are_in_the_guest() {
         &kernel.path,
         initrd,
         console.clone(),
-        channel.clone(),
+        AgentChannel::File(channel.clone()),
     )
     .paused()
     .with_devices(devices);

@@ -218,15 +218,27 @@ fn boot_qemu_sigkilled_mid_run_keeps_partial_data_and_goes_on() {
                     return false;
                 };
                 let cmd = String::from_utf8_lossy(&cmd).into_owned();
-                let Some(path) = cmd
+                let Some(base) = cmd
                     .split('\0')
-                    .find_map(|a| a.strip_prefix("file,id=agent,path="))
+                    .find_map(|a| a.strip_prefix("pipe,id=agent,path="))
                 else {
                     return false;
                 };
-                // Complete frames only: the piece after the last newline may be a frame QEMU
-                // has not finished writing.
-                path.contains(".busy-poll.")
+                // The runner keeps what the agent wrote under the same name in the results.
+                let Some(name) = Path::new(base).file_name() else {
+                    return false;
+                };
+                let Some(results) = std::fs::read_dir(&out)
+                    .ok()
+                    .and_then(|mut d| d.next())
+                    .and_then(|e| e.ok())
+                else {
+                    return false;
+                };
+                let path = results.path().join("console").join(name);
+                // Complete frames only: the piece after the last newline may be a frame the
+                // runner has not finished reading.
+                base.contains(".busy-poll.")
                     && std::fs::read_to_string(path).is_ok_and(|t| {
                         let mut pieces: Vec<&str> = t.split('\n').collect();
                         pieces.pop();

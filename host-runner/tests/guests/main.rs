@@ -73,6 +73,21 @@ fn boot_quick_config_two_layouts_verified() {
         assert_eq!(r.accel, pinlat::kinds::Accel::Tcg);
         let g = &r.guests[0];
 
+        // The default guest kernel is PREEMPT_RT (the guest's own preemption latency is not in
+        // the numbers), and busy-poll reads the TSC under TCG: a robust calibration never
+        // falls back to CLOCK_MONOTONIC, whose resolution there is ten times coarser.
+        let hello = g.hello.as_ref().unwrap();
+        assert!(hello.facts.preempt_rt, "{}: {:?}", r.name, hello.facts);
+        if r.workload == pinlat::kinds::WorkloadKind::BusyPoll {
+            let clock = g.results[0].clock;
+            assert_eq!(
+                clock.source,
+                pinlat::wire::ClockSource::Tsc,
+                "{}: {clock:?}",
+                r.name
+            );
+        }
+
         // Non-empty histograms from the RT vCPU (1), as the agent recorded them.
         assert_eq!(g.results.len(), 1, "{}", r.name);
         let res = &g.results[0];
@@ -193,6 +208,26 @@ fn boot_two_guests_share_a_run() {
         assert!(g.results[0].samples > 0, "{}", g.guest);
         assert!(g.observed_end.iter().all(|t| t.matches()), "{}", g.guest);
         assert!(!process_alive(g.qemu_pid.unwrap()));
+        // Every guest of the run is disturbed, each on its own monitor.
+        let polled = g.mgmt_poll.as_ref().map_or(0, |m| m.rounds);
+        assert!(polled > 5, "guest {} polled {polled} times", g.guest);
     }
-    assert!(r.mgmt_poll.as_ref().unwrap().rounds > 5);
+    assert!(r.mgmt_poll.as_ref().unwrap().rounds > 10);
+    // Released together: the guests' measurement windows overlap by at least 95 %.
+    let w: Vec<_> = r
+        .guests
+        .iter()
+        .map(|g| {
+            g.window
+                .unwrap_or_else(|| panic!("guest {} has no window", g.guest))
+        })
+        .collect();
+    let overlap = w[0].end_unix_ms.min(w[1].end_unix_ms) as f64
+        - w[0].start_unix_ms.max(w[1].start_unix_ms) as f64;
+    let longest =
+        (w[0].end_unix_ms - w[0].start_unix_ms).max(w[1].end_unix_ms - w[1].start_unix_ms);
+    assert!(
+        overlap >= 0.95 * longest as f64,
+        "windows {w:?} overlap {overlap} ms of {longest} ms"
+    );
 }
