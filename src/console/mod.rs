@@ -47,7 +47,9 @@ impl Console {
     ///
     /// 1. A kernel panic in the console: the guest is dead, and that explains a QEMU exit, a
     ///    missing hello, a lost QMP connection and an agent that stopped. An oops before it is
-    ///    named ("after an oops: …").
+    ///    named ("after an oops: …"). Except "Attempted to kill init!" with no oops before it
+    ///    when the agent reported an error: the agent (PID 1) exited after its error, so the
+    ///    error is the cause (rule 3) and the panic line is kept in its evidence.
     /// 2. A host-side failure ([`GuestFacts::host_failure`]): the runner's own verdict; a guest
     ///    that only warned does not explain it.
     /// 3. An agent error: the agent's own words beat a later QEMU exit or deadline. Console
@@ -61,7 +63,14 @@ impl Console {
     pub fn classify(&self, facts: &GuestFacts) -> FailureCause {
         let scan = &self.scan;
         let phase = Phase::of(facts);
-        if let Some(panic) = &scan.panic {
+        // The agent is PID 1: when it reported an error and then exited, the kernel's
+        // "Attempted to kill init!" is the consequence, not the cause.
+        let agent_exit_panic = scan.panic.as_ref().filter(|p| {
+            p.oopses_before == 0
+                && p.message.contains("Attempted to kill init")
+                && !facts.agent_errors.is_empty()
+        });
+        if let Some(panic) = scan.panic.as_ref().filter(|_| agent_exit_panic.is_none()) {
             let oops = (panic.oopses_before > 0)
                 .then(|| {
                     scan.oopses
@@ -117,6 +126,9 @@ impl Console {
                 if let Some(line) = &scan.stall(kind).first {
                     push_evidence(&mut evidence, line);
                 }
+            }
+            if let Some(panic) = agent_exit_panic {
+                push_evidence(&mut evidence, &panic.line);
             }
             return FailureCause::AgentError {
                 phase,

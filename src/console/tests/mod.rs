@@ -461,6 +461,32 @@ fn precedence_panic_beats_host_failure_agent_error_and_exit() {
 }
 
 #[test]
+fn precedence_an_agent_error_explains_init_exiting() {
+    let facts = GuestFacts {
+        agent_errors: vec!["config: unknown workload 'x'".into()],
+        ..exited_after_hello()
+    };
+    let cause = classify(INIT_EXITS, &facts);
+    let FailureCause::AgentError { evidence, .. } = &cause else {
+        panic!("expected an agent error, got {cause:?}");
+    };
+    assert!(has(evidence, "Attempted to kill init! exitcode=0x00000100"));
+    // An oops that killed init is no agent exit: the panic stays the cause.
+    assert!(matches!(
+        classify(OOPS_THEN_PANIC, &facts),
+        FailureCause::KernelPanic {
+            after_oops: Some(_),
+            ..
+        }
+    ));
+    // Any other panic stays the cause too.
+    assert!(matches!(
+        classify(SYSRQ_CRASH, &facts),
+        FailureCause::KernelPanic { .. }
+    ));
+}
+
+#[test]
 fn precedence_host_failure_beats_agent_error_and_guest_warnings() {
     let facts = GuestFacts {
         hello: true,
