@@ -26,6 +26,7 @@ pub(super) const OOPS_SURVIVED: &[u8] = fixture!("oops-survived.log");
 pub(super) const OOPS_THEN_PANIC: &[u8] = fixture!("oops-then-panic.log");
 pub(super) const HUNG_RCU_STARVED: &[u8] = fixture!("vcpu-frozen-hung-task-rcu-starved.log");
 const RCU_SOFT_LOCKUP: &[u8] = fixture!("vcpu-frozen-rcu-stall-soft-lockup.log");
+const ALL_THREE: &[u8] = fixture!("vcpu-frozen-all-three.log");
 const VM_STOPPED: &[u8] = fixture!("vm-stopped-soft-lockup.log");
 const HARD_LOCKUP: &[u8] = fixture!("hard-lockup.constructed.log");
 const VERBOSE_OK: &[u8] = fixture!("verbose-boot-ok.log");
@@ -339,6 +340,35 @@ fn soft_lockup_outranks_an_rcu_stall() {
         cause.to_string(),
         "guest soft lockup during the run: watchdog: BUG: soft lockup - CPU#1 stuck for 39s! \
          [init:100]; the likely reason QEMU exited (exit status 0)"
+    );
+}
+
+#[test]
+fn all_three_kinds_in_one_run_are_three_warnings_in_severity_order() {
+    let w = scan_warnings(ALL_THREE);
+    let kinds: Vec<_> = w.iter().map(|w| (w.kind, w.count)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (WarningKind::SoftLockup, 1),
+            (WarningKind::RcuStall, 1),
+            (WarningKind::HungTask, 2)
+        ]
+    );
+    // Printed first, ranked last.
+    assert_eq!(w[2].first_at_us, Some(21_185_815));
+    let cause = classify(ALL_THREE, &no_hello());
+    let FailureCause::Stall { kind, evidence, .. } = &cause else {
+        panic!("expected a stall, got {cause:?}");
+    };
+    assert_eq!(*kind, StallKind::SoftLockup);
+    assert_eq!(
+        evidence,
+        &[
+            "watchdog: BUG: soft lockup - CPU#1 stuck for 38s! [init:101]",
+            "rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+            "INFO: task init:102 blocked for more than 10 seconds.",
+        ]
     );
 }
 
