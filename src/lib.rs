@@ -16,6 +16,8 @@ pub mod atomic_write;
 pub mod calibration;
 #[cfg(feature = "host")]
 pub mod config;
+#[cfg(feature = "host")]
+pub mod console;
 pub mod cpuset;
 pub mod duration;
 #[cfg(feature = "host")]
