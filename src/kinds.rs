@@ -99,6 +99,17 @@ impl fmt::Display for Accel {
     }
 }
 
+/// How threads QEMU starts after pinning are kept off the RT pCPUs (`run.thread_placement`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ThreadPlacement {
+    /// A cpuset cgroup per guest, as libvirt does (falls back to `scan` where there is none).
+    #[default]
+    Cpuset,
+    /// Scan QEMU's threads every 10 ms and place new ones.
+    Scan,
+}
+
 /// The pinning layouts (docs/architecture.md "The layouts").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -146,6 +146,26 @@ pub enum Warning {
         /// The decoder's counters.
         stats: DecoderStats,
     },
+    /// Read-backs of the placement that failed during the run: they judged nothing.
+    PlacementUnreadable {
+        /// Guest name.
+        guest: String,
+        /// How many failed.
+        count: u64,
+        /// The first failure, naming the thread or process.
+        first: String,
+    },
+    /// The placement went unread for longer than the read-back period allows: the runner could
+    /// not run (a realtime thread on its CPUs starves it), so a drift in that stretch may have
+    /// gone unseen. A pinned vCPU that migrated in it still fails the run.
+    PlacementUnobserved {
+        /// Guest name.
+        guest: String,
+        /// The longest stretch without a read-back, ms.
+        gap_ms: u64,
+        /// When it began, ms after the guest was released.
+        from_ms: u64,
+    },
     /// The agent could not hold `/dev/cpu_dma_latency` at 0, so deep C-states may add exit
     /// latency to its numbers (cyclictest warns the same).
     CpuDmaLatencyNotHeld {
@@ -194,6 +214,23 @@ impl std::fmt::Display for Warning {
                 stats.bad_crc,
                 stats.bad_json,
                 stats.oversize
+            ),
+            Warning::PlacementUnreadable {
+                guest,
+                count,
+                first,
+            } => write!(
+                f,
+                "guest {guest}: {count} read-back(s) of the placement failed and judged nothing (first: {first}); check that nothing else moves QEMU's threads"
+            ),
+            Warning::PlacementUnobserved {
+                guest,
+                gap_ms,
+                from_ms,
+            } => write!(
+                f,
+                "guest {guest}: the placement went unread for {gap_ms} ms from {:.1} s (the runner could not run: a realtime thread on its CPUs?); a drift in that stretch may have gone unseen",
+                *from_ms as f64 / 1000.0
             ),
             Warning::CpuDmaLatencyNotHeld { guest } => write!(
                 f,

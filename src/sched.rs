@@ -152,9 +152,8 @@ pub fn pin_current_to(cpu: u32) -> Result<(), SchedError> {
     check_on(cpu)
 }
 
-/// Puts thread `tid` under `SCHED_FIFO` at realtime priority `prio` (1..=99; nova's default
-/// for RT vCPUs is 1).
-pub fn set_fifo(tid: i32, prio: u32) -> Result<(), SchedError> {
+/// Error unless `prio` is a valid `SCHED_FIFO` priority on this kernel (1..=99).
+fn check_fifo_prio(prio: u32) -> Result<i32, SchedError> {
     // SAFETY: sched_get_priority_{min,max} take a plain integer and touch no memory.
     let (min, max) = unsafe {
         (
@@ -162,11 +161,23 @@ pub fn set_fifo(tid: i32, prio: u32) -> Result<(), SchedError> {
             libc::sched_get_priority_max(libc::SCHED_FIFO),
         )
     };
-    let in_range = i32::try_from(prio).is_ok_and(|p| p >= min && p <= max);
-    if !in_range {
-        return Err(SchedError::BadPriority { prio, min, max });
+    match i32::try_from(prio) {
+        Ok(p) if p >= min && p <= max => Ok(p),
+        _ => Err(SchedError::BadPriority { prio, min, max }),
     }
-    set_scheduler(tid, libc::SCHED_FIFO, prio as i32)
+}
+
+/// Puts thread `tid` under `SCHED_FIFO` at realtime priority `prio` (1..=99; nova's default
+/// for RT vCPUs is 1).
+pub fn set_fifo(tid: i32, prio: u32) -> Result<(), SchedError> {
+    set_scheduler(tid, libc::SCHED_FIFO, check_fifo_prio(prio)?)
+}
+
+/// Puts thread `tid` under `SCHED_FIFO` at `prio` with `SCHED_RESET_ON_FORK`: the threads it
+/// creates start `SCHED_OTHER` instead of inheriting its realtime policy.
+pub fn set_fifo_reset_on_fork(tid: i32, prio: u32) -> Result<(), SchedError> {
+    let prio = check_fifo_prio(prio)?;
+    set_scheduler(tid, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, prio)
 }
 
 /// Puts the calling thread under `SCHED_FIFO` at `prio` and checks the policy reads back so.

@@ -3,6 +3,7 @@
 pub mod accel;
 pub mod agent;
 pub mod calibrate;
+pub mod cgroup;
 pub mod cli;
 pub mod devices;
 pub mod disturb;

@@ -4,17 +4,22 @@
 //! Pinning follows libvirt's order (`qemuProcessSetupEmulator`, then vCPUs, then iothreads,
 //! then scheduler settings): the whole process goes to the emulator set first, so every thread
 //! QEMU has is somewhere planned; then each vCPU thread to its own set; then iothreads; then
-//! SCHED_FIFO on realtime vCPU threads. Threads QEMU starts later (RCU, workers) inherit
-//! nothing useful, so [`Pinner::pin_new_threads`] is called again during the run.
+//! SCHED_FIFO on realtime vCPU threads. Threads QEMU starts later (RCU, workers, iothreads made
+//! over QMP) are kept off the RT pCPUs by a cpuset cgroup per guest where the host has one
+//! ([`crate::cgroup`], as libvirt does), and [`Pinner::pin_new_threads`] places them by role
+//! during the run either way (every 10 ms without a cgroup).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use pinlat::config::Policy;
 use pinlat::cpuset::CpuSet;
 use pinlat::plan::{GuestPlacement, Sched};
-use pinlat::result::{ObservedThread, ThreadRole, VcpuThreadStats};
+use pinlat::result::{NewThread, ObservedThread, ThreadRole, VcpuThreadStats};
 use pinlat::sched::{self, SchedError};
 
+use crate::cgroup::GuestCgroup;
 use crate::procfs::{ProcError, Procfs, ThreadInfo};
 use crate::qmp::{IoThread, VcpuThread};
 
@@ -35,6 +40,17 @@ pub enum PlacementError {
     /// Reading `/proc` failed.
     #[error("Cannot read QEMU's threads")]
     Proc(#[source] ProcError),
+    /// A thread could not be moved into its cpuset cgroup.
+    #[error("Cannot move {what} (tid {tid}) into its cpuset cgroup")]
+    Cgroup {
+        /// Which thread.
+        what: String,
+        /// Thread id.
+        tid: i32,
+        /// The failing step.
+        #[source]
+        source: crate::cgroup::CgroupError,
+    },
     /// QMP reported a vCPU the plan does not have, or the plan has one QMP did not report.
     #[error("QMP reported vCPUs {reported} but the plan has {planned}")]
     VcpuCount {
@@ -59,6 +75,21 @@ pub struct Pinner {
     strict: bool,
     /// Threads whose SCHED_FIFO the kernel refused (no root/CAP_SYS_NICE), when not strict.
     sched_refused: BTreeSet<i32>,
+    /// The guest's cpuset cgroup, when threads are kept in one ([`crate::cgroup`]).
+    cgroup: Option<Cgroups>,
+    /// When the guest was released (`cont`); new threads are timed from here.
+    released: Option<Instant>,
+    /// Threads that appeared after [`Pinner::pin_all`], as they were first seen.
+    new_threads: Vec<NewThread>,
+}
+
+/// The guest's cgroup and the child group of each thread kind.
+#[derive(Debug)]
+struct Cgroups {
+    group: GuestCgroup,
+    emulator: PathBuf,
+    vcpus: BTreeMap<u32, PathBuf>,
+    iothreads: PathBuf,
 }
 
 fn cpus_vec(set: &CpuSet) -> Vec<u32> {
@@ -93,6 +124,9 @@ impl Pinner {
             procfs: Procfs::default(),
             strict: false,
             sched_refused: BTreeSet::new(),
+            cgroup: None,
+            released: None,
+            new_threads: Vec::new(),
         })
     }
 
@@ -157,9 +191,31 @@ impl Pinner {
             tid,
             source,
         };
+        if let Some(c) = &self.cgroup {
+            let child = match role {
+                ThreadRole::Vcpu { vcpu } => c.vcpus.get(vcpu).unwrap_or(&c.emulator),
+                ThreadRole::Iothread { .. } => &c.iothreads,
+                ThreadRole::Emulator => &c.emulator,
+            };
+            match c.group.attach(child, tid) {
+                Ok(()) => {}
+                // The thread exited in between.
+                Err(crate::cgroup::CgroupError::Io { source, .. })
+                    if source.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => {
+                    return Err(PlacementError::Cgroup {
+                        what: what.clone(),
+                        tid,
+                        source: e,
+                    })
+                }
+            }
+        }
         sched::set_affinity(tid, &cpus_vec(&cpus)).map_err(wrap)?;
         match sched.policy {
-            Policy::Fifo => match sched::set_fifo(tid, u32::from(sched.priority)) {
+            // SCHED_RESET_ON_FORK: a thread a realtime vCPU thread creates starts SCHED_OTHER,
+            // never with the vCPU's realtime policy.
+            Policy::Fifo => match sched::set_fifo_reset_on_fork(tid, u32::from(sched.priority)) {
                 Err(SchedError::Syscall {
                     source: nix::Error::EPERM,
                     ..
@@ -235,10 +291,29 @@ impl Pinner {
                 continue;
             }
             let role = self.role(tid);
+            let seen = Instant::now();
+            let before = self.procfs.read_thread(self.pid, tid).ok();
             match self.apply(tid, &role) {
                 Ok(()) => {
                     self.placed.insert(tid);
                     new += 1;
+                    if let Some(info) = before {
+                        let cpus_when_seen: CpuSet = info.cpus_allowed.iter().copied().collect();
+                        let in_place = cpus_when_seen == self.planned(&role).0;
+                        self.new_threads.push(NewThread {
+                            tid,
+                            comm: info.comm,
+                            seen_ms: self.released.map_or(0, |r| {
+                                seen.saturating_duration_since(r).as_millis() as u64
+                            }),
+                            cpus_when_seen,
+                            placed_after_us: if in_place {
+                                0
+                            } else {
+                                seen.elapsed().as_micros() as u64
+                            },
+                        });
+                    }
                 }
                 Err(PlacementError::Apply {
                     source:
@@ -252,6 +327,75 @@ impl Pinner {
             }
         }
         Ok(new)
+    }
+
+    /// Keeps the guest's threads in `group` from now on: creates a child group per thread kind
+    /// with the plan's CPUs and moves every thread already placed into its kind's.
+    pub fn use_cgroup(&mut self, mut group: GuestCgroup) -> Result<(), PlacementError> {
+        let err = |e| PlacementError::Cgroup {
+            what: "the guest's cpuset cgroup".into(),
+            tid: self.pid,
+            source: e,
+        };
+        let emulator = group
+            .child("emulator", &self.plan.emulator_cpus)
+            .map_err(err)?;
+        let iothreads = group
+            .child("iothreads", &self.plan.iothread_cpus)
+            .map_err(err)?;
+        let mut vcpus = BTreeMap::new();
+        for v in &self.plan.vcpus {
+            vcpus.insert(
+                v.vcpu,
+                group
+                    .child(&format!("vcpu{}", v.vcpu), &v.cpus)
+                    .map_err(err)?,
+            );
+        }
+        group.adopt_process(self.pid).map_err(err)?;
+        self.cgroup = Some(Cgroups {
+            group,
+            emulator,
+            vcpus,
+            iothreads,
+        });
+        let placed: Vec<i32> = self.placed.iter().copied().collect();
+        for tid in placed {
+            let role = self.role(tid);
+            match self.apply(tid, &role) {
+                Ok(()) => {}
+                Err(PlacementError::Apply {
+                    source:
+                        SchedError::Syscall {
+                            source: nix::Error::ESRCH,
+                            ..
+                        },
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every host CPU the plan puts one of the guest's threads on.
+    pub fn planned_cpus(&self) -> CpuSet {
+        self.plan.all_cpus()
+    }
+
+    /// The guest's cgroup directory, when it has one.
+    pub fn cgroup_dir(&self) -> Option<&Path> {
+        self.cgroup.as_ref().map(|c| c.group.dir())
+    }
+
+    /// Marks the moment the guest was released: new threads are timed from it.
+    pub fn released(&mut self) {
+        self.released = Some(Instant::now());
+    }
+
+    /// Threads that appeared after pinning, as first seen.
+    pub fn new_threads(&self) -> &[NewThread] {
+        &self.new_threads
     }
 
     /// Reads every thread back from `/proc`.

@@ -332,6 +332,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         agent,
         accel,
         strict: opts.strict,
+        thread_placement: config.run.thread_placement,
     };
     let ctx = RunContext {
         config: &config,

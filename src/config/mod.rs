@@ -50,6 +50,10 @@ pub struct RunSettings {
     pub interval_ms: u64,
     /// Deadline from QEMU start to the agent's hello, seconds. `run.boot_timeout_s`, default 60.
     pub boot_timeout_s: u64,
+    /// How threads QEMU starts after pinning are kept off the RT pCPUs.
+    /// `run.thread_placement`, default `cpuset`.
+    #[serde(default)]
+    pub thread_placement: ThreadPlacement,
 }
 
 /// Host CPUs pinlat may use (`[host]`).

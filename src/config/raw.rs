@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{AccelChoice, HousekeepingLoad, LayoutKind, Policy, ScenarioKind, WorkloadKind};
+use super::{
+    AccelChoice, HousekeepingLoad, LayoutKind, Policy, ScenarioKind, ThreadPlacement, WorkloadKind,
+};
 
 /// The config as written. Unknown keys are refused.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +36,7 @@ pub(super) struct RawRun {
     pub(super) accel: Option<AccelChoice>,
     pub(super) interval_ms: Option<u64>,
     pub(super) boot_timeout_s: Option<u64>,
+    pub(super) thread_placement: Option<ThreadPlacement>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -6,6 +6,10 @@
 use pinlat::result::{MeasureWindow, RunRecord, RunStatus, Stage, Warning};
 
 use super::live::LiveGuest;
+
+/// A stretch without a placement read-back this long is warned about, ms (read-backs are every
+/// 100 ms; a loaded machine delays them by tens of ms, a starved runner by whole seconds).
+const UNOBSERVED_MS: u64 = 500;
 use crate::disturb::Outcome;
 
 /// Judges what the guests left behind while their processes still exist (the placement can
@@ -16,6 +20,41 @@ pub fn judge_guests(live: &mut [LiveGuest], record: &mut RunRecord) {
             if let Some(Ok(t)) = g.backend.pinner().map(|p| p.observe()) {
                 g.record.observed_end = t;
             }
+        }
+        if let Some((gap_ms, from_ms)) = g.drift.longest_gap() {
+            if gap_ms >= UNOBSERVED_MS {
+                record.warnings.push(Warning::PlacementUnobserved {
+                    guest: g.record.guest.clone(),
+                    gap_ms,
+                    from_ms,
+                });
+            }
+        }
+        g.record.drift = std::mem::take(&mut g.drift).finish();
+        if let Some(p) = g.backend.pinner() {
+            g.record.new_threads = p.new_threads().to_vec();
+        }
+        let mut drifted: Vec<String> = g.record.drift.iter().map(super::drift::describe).collect();
+        drifted.extend(super::drift::migrated_while_pinned(
+            &g.record.planned,
+            &g.record.vcpu_stats,
+        ));
+        if record.status.is_ok() && !drifted.is_empty() {
+            record.status = RunStatus::failed(
+                Stage::Verify,
+                format!(
+                    "placement drifted during the run in guest {}: {}",
+                    g.record.guest,
+                    drifted.join("; ")
+                ),
+            );
+        }
+        if let (n @ 1.., Some(first)) = &g.read_errors {
+            record.warnings.push(Warning::PlacementUnreadable {
+                guest: g.record.guest.clone(),
+                count: *n,
+                first: first.clone(),
+            });
         }
         if !g.record.agent_errors.is_empty() && record.status.is_ok() {
             record.status = RunStatus::failed(

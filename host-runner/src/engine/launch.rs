@@ -6,11 +6,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pinlat::result::{GuestRun, RunStatus, Stage, Warning};
+use pinlat::kinds::ThreadPlacement;
+use pinlat::result::{GuestRun, NewThreadPlacement, RunStatus, Stage, Warning};
 
 use super::backend::{GuestBackend, QemuGuest};
 use super::channel::PipeChannel;
 use super::{LaunchRequest, Launcher};
+use crate::cgroup::{GuestCgroup, Hierarchy};
 use crate::initramfs::Initramfs;
 use crate::kernel::GuestKernel;
 use crate::pin::Pinner;
@@ -29,6 +31,40 @@ pub struct QemuLauncher {
     /// Fail a guest whose RT vCPU threads cannot get SCHED_FIFO instead of recording the
     /// degradation (`--strict`).
     pub strict: bool,
+    /// How threads QEMU starts after pinning are kept off the RT pCPUs (`run.thread_placement`).
+    pub thread_placement: ThreadPlacement,
+}
+
+/// Period of the scan for new QEMU threads when no cpuset cgroup holds them, ms.
+pub const SCAN_PERIOD_MS: u64 = 10;
+
+/// Puts the guest's threads into a cpuset cgroup of their own, or says why it scans instead.
+fn new_thread_placement(
+    choice: ThreadPlacement,
+    pinner: &mut Pinner,
+    name: &str,
+) -> NewThreadPlacement {
+    let scan = |why: String| NewThreadPlacement::Scan {
+        period_ms: SCAN_PERIOD_MS,
+        why,
+    };
+    if choice == ThreadPlacement::Scan {
+        return scan("run.thread_placement = \"scan\"".into());
+    }
+    let hierarchy = match crate::cgroup::live_hierarchy() {
+        Ok(h) => h,
+        Err(e) => return scan(e.to_string()),
+    };
+    let group = match GuestCgroup::create(&hierarchy, name, &pinner.planned_cpus()) {
+        Ok(g) => g,
+        Err(e) => return scan(format!("{:#}", anyhow::Error::new(e))),
+    };
+    let dir = group.dir().display().to_string();
+    match (pinner.use_cgroup(group), hierarchy) {
+        (Err(e), _) => scan(format!("{:#}", anyhow::Error::new(e))),
+        (Ok(()), Hierarchy::V1(_)) => NewThreadPlacement::CpusetV1 { group: dir },
+        (Ok(()), Hierarchy::V2(_)) => NewThreadPlacement::CgroupV2Threaded { group: dir },
+    }
 }
 
 fn err(stage: Stage) -> impl Fn(anyhow::Error) -> RunStatus {
@@ -102,6 +138,11 @@ impl Launcher for QemuLauncher {
             .map_err(|e| err(Stage::Pin)(e.into()))?
             .strict(self.strict);
         pinner.pin_all().map_err(|e| err(Stage::Pin)(e.into()))?;
+        record.new_thread_placement = Some(new_thread_placement(
+            self.thread_placement,
+            &mut pinner,
+            &format!("pinlat-{}-{}-{}", std::process::id(), req.run, guest.name),
+        ));
         record.observed_start = pinner.observe().map_err(|e| err(Stage::Verify)(e.into()))?;
         if let Some(bad) = record
             .observed_start

@@ -9,6 +9,7 @@ use pinlat::result::GuestRun;
 use pinlat::wire::{Decoded, FrameDecoder, Message};
 
 use super::backend::GuestBackend;
+use super::drift::DriftTracker;
 use crate::pin::VcpuSampler;
 use crate::validate::Expect;
 
@@ -57,6 +58,12 @@ pub struct LiveGuest {
     /// The host's `CLOCK_MONOTONIC` when the hello arrived, ns: maps the guest's clock to the
     /// host's.
     pub hello_mono_ns: Option<u64>,
+    /// When the guest was released (`cont`).
+    pub released: Option<Instant>,
+    /// Every read-back of the placement, judged.
+    pub drift: DriftTracker,
+    /// Read-backs that failed, and the first failure.
+    pub read_errors: (u64, Option<String>),
 }
 
 impl LiveGuest {
@@ -79,6 +86,30 @@ impl LiveGuest {
             }
             if buf.len() < READ_CHUNK {
                 return Ok(());
+            }
+        }
+    }
+
+    fn since_release_ms(&self) -> u64 {
+        self.released.map_or(0, |r| r.elapsed().as_millis() as u64)
+    }
+
+    /// Reads the placement back and judges it ([`DriftTracker`]); a failed read is counted.
+    pub fn check_placement(&mut self) {
+        let at_ms = self.since_release_ms();
+        let Some(p) = self.backend.pinner() else {
+            return;
+        };
+        match p.observe() {
+            Ok(t) => {
+                self.drift.observe(at_ms, &t, |x| p.is_degraded_only(x));
+                self.record.observed_end = t;
+            }
+            Err(e) => {
+                self.read_errors.0 += 1;
+                self.read_errors
+                    .1
+                    .get_or_insert_with(|| format!("{:#}", anyhow::Error::new(e)));
             }
         }
     }
@@ -152,10 +183,12 @@ impl LiveGuest {
     /// The measurement is over. QEMU may already be tearing down as the agent powers off, so a
     /// read-back now only replaces the last periodic one if it still sees every thread.
     fn measurement_ended(&mut self) {
+        let at_ms = self.since_release_ms();
         let Some(p) = self.backend.pinner() else {
             return;
         };
         if let Ok(t) = p.observe() {
+            self.drift.observe(at_ms, &t, |x| p.is_degraded_only(x));
             if t.len() >= self.record.observed_end.len() {
                 self.record.observed_end = t;
             }

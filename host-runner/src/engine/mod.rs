@@ -12,6 +12,7 @@
 
 pub mod backend;
 pub mod channel;
+mod drift;
 mod finish;
 pub mod launch;
 pub mod live;
@@ -163,6 +164,9 @@ fn live_guest(
         sent,
         hello_at: None,
         hello_mono_ns: None,
+        released: None,
+        drift: Default::default(),
+        read_errors: (0, None),
     }
 }
 
@@ -238,6 +242,10 @@ pub fn execute(
                 record.status =
                     RunStatus::failed(Stage::Qmp, format!("{:#}", anyhow::Error::new(e)));
                 break;
+            }
+            g.released = Some(Instant::now());
+            if let Some(p) = g.backend.pinner() {
+                p.released();
             }
         }
     }

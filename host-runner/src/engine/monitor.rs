@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use pinlat::result::{HostSteal, RunRecord, RunStatus, Stage};
+use pinlat::result::{HostSteal, NewThreadPlacement, RunRecord, RunStatus, Stage};
 use pinlat::wire::Command;
 
+use super::launch::SCAN_PERIOD_MS;
 use super::live::{LiveGuest, READ_CHUNK};
 use super::RunContext;
 use crate::disturb::{Disturbance, Outcome};
@@ -15,8 +16,9 @@ use crate::steal::StealSnapshot;
 
 /// Loop period, ms.
 const TICK: Duration = Duration::from_millis(20);
-/// How often threads QEMU started since the last look are placed.
-const REPIN_EVERY: Duration = Duration::from_millis(500);
+/// How often threads QEMU started since the last look are placed when a cpuset cgroup already
+/// keeps them off the RT pCPUs (else every [`SCAN_PERIOD_MS`]).
+const REPIN_EVERY: Duration = Duration::from_millis(100);
 /// How often the vCPU threads are sampled and the placement is read back while measuring.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
@@ -39,6 +41,19 @@ pub fn monitor(
     let mut last_repin = Instant::now();
     let mut last_sample = Instant::now();
     let mut buf = Vec::with_capacity(READ_CHUNK);
+    // Without a cpuset cgroup holding QEMU's threads, new ones are looked for every 10 ms.
+    let scanning = live.iter().any(|g| {
+        matches!(
+            g.record.new_thread_placement,
+            Some(NewThreadPlacement::Scan { .. })
+        )
+    });
+    let repin_every = if scanning {
+        Duration::from_millis(SCAN_PERIOD_MS)
+    } else {
+        REPIN_EVERY
+    };
+    let tick = TICK.min(repin_every);
     'outer: loop {
         if let Some(sig) = (ctx.interrupted)() {
             record.status = RunStatus::failed(
@@ -81,7 +96,7 @@ pub fn monitor(
         }
 
         // Periodic host-side work.
-        if last_repin.elapsed() >= REPIN_EVERY {
+        if last_repin.elapsed() >= repin_every {
             last_repin = Instant::now();
             for g in live.iter_mut().filter(|g| !g.done) {
                 if let Some(p) = g.backend.pinner() {
@@ -97,13 +112,13 @@ pub fn monitor(
         }
         if last_sample.elapsed() >= SAMPLE_EVERY {
             last_sample = Instant::now();
-            // While the agent measures: sample the vCPU threads and read the placement back,
-            // so "at the end" is at most 100 ms before the measurement ended.
+            // Until its results are in, every guest's placement is read back and judged (drift
+            // anywhere fails the run); while the agent measures, its vCPU threads are sampled.
             for g in live.iter_mut() {
-                if g.record.hello.is_some() && g.record.results.is_empty() && !g.done {
-                    g.sample_vcpus();
-                    if let Some(Ok(t)) = g.backend.pinner().map(|p| p.observe()) {
-                        g.record.observed_end = t;
+                if !g.finished() {
+                    g.check_placement();
+                    if g.record.hello.is_some() {
+                        g.sample_vcpus();
                     }
                 }
             }
@@ -184,7 +199,7 @@ pub fn monitor(
                 break;
             }
         }
-        std::thread::sleep(TICK);
+        std::thread::sleep(tick);
     }
 
     let steal_to = steal_to.unwrap_or_else(|| (Instant::now(), StealSnapshot::now()));

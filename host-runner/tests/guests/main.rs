@@ -9,12 +9,13 @@ mod calibrate;
 mod devices;
 mod faults;
 mod infra;
+mod placement;
 mod privilege;
 
 use std::process::Command;
 
 use pinlat::histo;
-use pinlat::result::ThreadRole;
+use pinlat::result::{NewThreadPlacement, ThreadRole};
 use pinlat_test_infra::{load_runs, only_subdir, process_alive, repo, BootLock};
 
 #[test]
@@ -154,6 +155,22 @@ fn boot_quick_config_two_layouts_verified() {
             r.name,
             raw.display()
         );
+
+        // Threads QEMU starts later are held by a cpuset cgroup of the guest's own where the
+        // host has one (this kind of machine has cgroup v1 cpuset), removed with the guest.
+        match &g.new_thread_placement {
+            Some(
+                NewThreadPlacement::CpusetV1 { group }
+                | NewThreadPlacement::CgroupV2Threaded { group },
+            ) => assert!(
+                !std::path::Path::new(group).exists(),
+                "{}: {group} left",
+                r.name
+            ),
+            Some(NewThreadPlacement::Scan { why, .. }) => eprintln!("{}: scanning: {why}", r.name),
+            None => panic!("{}: no new-thread placement recorded", r.name),
+        }
+        assert!(g.drift.is_empty(), "{}: {:?}", r.name, g.drift);
 
         // No QEMU left behind.
         let pid = g.qemu_pid.unwrap();
