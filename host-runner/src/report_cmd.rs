@@ -29,7 +29,7 @@ pub fn summary(r: &Report, dir: &Path) -> String {
     }
     for l in &r.layouts {
         let budget = match l.budget {
-            pinlat::report::verdict::BudgetStatus::NoBudget => {
+            pinlat::report::BudgetStatus::NoBudget => {
                 "no budget set (add [budgets.<workload>] to the config)".to_string()
             }
             ref b => format!("budget {}", b.as_str()),

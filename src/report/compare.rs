@@ -16,11 +16,11 @@ type Metric = fn(&Group) -> Option<u64>;
 
 /// The percentiles compared, with their labels.
 const METRICS: [(&str, Metric); 5] = [
-    ("p50", |g| g.stats.p50_ns),
-    ("p90", |g| g.stats.p90_ns),
-    ("p99", |g| g.stats.p99_ns),
-    ("p99.9", |g| g.stats.p999_ns),
-    ("p99.99", |g| g.stats.p9999_ns),
+    ("p50", |g| g.stats.p50_ns.value_ns),
+    ("p90", |g| g.stats.p90_ns.value_ns),
+    ("p99", |g| g.stats.p99_ns.value_ns),
+    ("p99.9", |g| g.stats.p999_ns.value_ns),
+    ("p99.99", |g| g.stats.p9999_ns.value_ns),
 ];
 
 /// One percentile of one row.

@@ -157,7 +157,7 @@ pub fn render(run: &RunRecord) -> Result<String, ReportError> {
                 l.end_ns = l.end_ns.max(end);
                 // Values beyond pinlat's range cannot be in an .hlog line; the run's JSON and
                 // the report keep them as overflow.
-                let _ = super::aggregate::add_hist(&mut l.hist, h);
+                let _ = super::accumulate::add_hist(&mut l.hist, h);
             }
         }
     }

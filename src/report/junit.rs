@@ -90,11 +90,11 @@ pub fn render(report: &Report) -> String {
             prop(&mut out, p, "samples", &s.samples.to_string());
             prop(&mut out, p, "overflow", &s.overflow.to_string());
             prop(&mut out, p, "min_us", &super::us(s.min_ns));
-            prop(&mut out, p, "p50_us", &us_opt(s.p50_ns));
-            prop(&mut out, p, "p90_us", &us_opt(s.p90_ns));
-            prop(&mut out, p, "p99_us", &us_opt(s.p99_ns));
-            prop(&mut out, p, "p99_9_us", &us_opt(s.p999_ns));
-            prop(&mut out, p, "p99_99_us", &us_opt(s.p9999_ns));
+            prop(&mut out, p, "p50_us", &us_opt(s.p50_ns.value_ns));
+            prop(&mut out, p, "p90_us", &us_opt(s.p90_ns.value_ns));
+            prop(&mut out, p, "p99_us", &us_opt(s.p99_ns.value_ns));
+            prop(&mut out, p, "p99_9_us", &us_opt(s.p999_ns.value_ns));
+            prop(&mut out, p, "p99_99_us", &us_opt(s.p9999_ns.value_ns));
             prop(&mut out, p, "max_us", &super::us(s.max_ns));
             prop(&mut out, p, "mean_us", &super::us(s.mean_ns));
             prop(&mut out, p, "stddev_us", &super::us(s.stddev_ns));

@@ -2,7 +2,8 @@
 //! CI job summary (`$GITHUB_STEP_SUMMARY`, 1 MiB): no histograms, only tables of percentiles in
 //! µs (exact to the ns), the budget verdict per layout, failed runs and the largest events.
 
-use super::{us, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError, Stats};
+use super::{us, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError};
+use crate::histo::Summary;
 
 /// Writes `report.md`.
 pub struct MarkdownExporter;
@@ -19,7 +20,7 @@ impl Exporter for MarkdownExporter {
 /// Largest events listed per group.
 const TOP_LISTED: usize = 3;
 
-fn pct(s: &Stats, v: Option<u64>) -> String {
+fn pct(s: &Summary, v: Option<u64>) -> String {
     if s.samples == 0 {
         "–".to_string()
     } else {
@@ -170,11 +171,11 @@ pub fn render(report: &Report) -> String {
                 } else {
                     us(s.min_ns)
                 },
-                pct(s, s.p50_ns),
-                pct(s, s.p90_ns),
-                pct(s, s.p99_ns),
-                pct(s, s.p999_ns),
-                pct(s, s.p9999_ns),
+                pct(s, s.p50_ns.value_ns),
+                pct(s, s.p90_ns.value_ns),
+                pct(s, s.p99_ns.value_ns),
+                pct(s, s.p999_ns.value_ns),
+                pct(s, s.p9999_ns.value_ns),
                 if s.samples == 0 {
                     "–".to_string()
                 } else {

@@ -4,11 +4,14 @@
 //!
 //! [`aggregate`] streams the run files one at a time (memory stays bounded by the number of
 //! groups, not runs), merges HDR histograms per (layout, scenario, workload, RT vCPU) and across
-//! RT vCPUs, and keeps per-run summaries for the spread between repetitions. [`verdict`] ranks
-//! layouts and checks budgets. Each output format is one [`Exporter`] in its own file, all derived
+//! RT vCPUs ([`accumulate`]), and keeps per-run summaries ([`runs`]) for the spread between
+//! repetitions. Every set of samples is described by the one [`Summary`] (percentiles by rank,
+//! overflow ranked above the range). [`verdict`] ranks layouts, [`budget`] checks budgets. Each output format is one [`Exporter`] in its own file, all derived
 //! from the one [`Report`] (one schema, many views, as hyperfine's `src/export/`).
 
+pub mod accumulate;
 pub mod aggregate;
+pub mod budget;
 pub mod compare;
 pub mod cyclictest;
 pub mod hlog;
@@ -18,6 +21,7 @@ mod html_svg;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+mod runs;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -27,16 +31,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
 use crate::cpuset::CpuSet;
-use crate::histo::Hist;
+use crate::histo::{Hist, Summary};
 use crate::kinds::Accel;
 use crate::plan::GuestPlacement;
 use crate::result::{ObservedThread, RunRecord};
 
-pub use aggregate::{build, Stats};
-pub use verdict::{BudgetCheck, BudgetStatus, BudgetVerdict, Verdict};
+pub use aggregate::build;
+pub use budget::{BudgetCheck, BudgetStatus, BudgetVerdict};
+pub use verdict::Verdict;
 
-/// Version of the `report.json` schema; bumped on any incompatible change.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+/// Version of the `report.json` schema; bumped on any incompatible change (2: percentiles as
+/// [`crate::histo::Percentile`]s, by rank, with the samples beyond them).
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// Errors of building or writing a report.
 #[derive(Debug, thiserror::Error)]
@@ -120,9 +126,9 @@ pub struct RunSummary {
     /// Requested measurement time, ms.
     pub duration_ms: u64,
     /// All RT vCPUs of the run merged (failed runs: what was measured before the failure).
-    pub stats: Stats,
+    pub stats: Summary,
     /// Per RT vCPU.
-    pub per_vcpu: Vec<(VcpuKey, Stats)>,
+    pub per_vcpu: Vec<(VcpuKey, Summary)>,
     /// Observed threads that differ from the plan (after pinning or at the end).
     pub placement_mismatches: usize,
     /// Involuntary context switches of the RT vCPU threads on the host during the measurement.
@@ -225,7 +231,7 @@ pub struct Group {
     /// Names of the runs that failed (not merged).
     pub failed_runs: Vec<String>,
     /// Every RT vCPU of every ok repetition merged.
-    pub stats: Stats,
+    pub stats: Summary,
     /// Per RT vCPU, merged over ok repetitions.
     pub per_vcpu: Vec<VcpuGroup>,
     /// The largest events, largest first (at most [`aggregate::TOP_EVENTS`]).
@@ -253,7 +259,7 @@ pub struct VcpuGroup {
     /// Which vCPU.
     pub vcpu: VcpuKey,
     /// Statistics over the ok repetitions.
-    pub stats: Stats,
+    pub stats: Summary,
     /// Merged histogram, ns.
     pub histogram: Hist,
 }

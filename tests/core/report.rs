@@ -212,8 +212,8 @@ fn verdicts_are_backed_by_the_spread() {
     assert_eq!(share.stats.samples, 80_000);
     assert_eq!(share.per_vcpu.len(), 2);
     assert_eq!(share.spread.repetitions, 2);
-    assert!(share.stats.min_ns <= share.stats.p50_ns.unwrap());
-    assert!(share.stats.p9999_ns.unwrap() <= share.stats.max_ns);
+    assert!(share.stats.min_ns <= share.stats.p50_ns.value_ns.unwrap());
+    assert!(share.stats.p9999_ns.value_ns.unwrap() <= share.stats.max_ns);
     assert_eq!(share.top.len(), 10);
     assert!(share
         .top
@@ -240,10 +240,10 @@ fn hlog_round_trip_matches_report_percentiles() {
         }
         assert_eq!(merged.len(), run.stats.samples, "{}", run.name);
         let q = |p| Some(merged.value_at_quantile(p).min(run.stats.max_ns));
-        assert_eq!(q(0.5), run.stats.p50_ns, "{}", run.name);
-        assert_eq!(q(0.99), run.stats.p99_ns);
-        assert_eq!(q(0.999), run.stats.p999_ns);
-        assert_eq!(q(0.9999), run.stats.p9999_ns);
+        assert_eq!(q(0.5), run.stats.p50_ns.value_ns, "{}", run.name);
+        assert_eq!(q(0.99), run.stats.p99_ns.value_ns);
+        assert_eq!(q(0.999), run.stats.p999_ns.value_ns);
+        assert_eq!(q(0.9999), run.stats.p9999_ns.value_ns);
         // Per-vCPU tagged lines, 2 intervals each.
         let tagged = lines
             .iter()
