@@ -320,6 +320,8 @@ fn finish_group(
         top: g.top.clone(),
         spread: Spread {
             repetitions: g.rep_stats.len(),
+            p50: range(&g.rep_stats, |s| s.p50_ns.value_ns),
+            p90: range(&g.rep_stats, |s| s.p90_ns.value_ns),
             p99: range(&g.rep_stats, |s| s.p99_ns.value_ns),
             p999: range(&g.rep_stats, |s| s.p999_ns.value_ns),
             p9999: range(&g.rep_stats, |s| s.p9999_ns.value_ns),

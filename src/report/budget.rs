@@ -2,7 +2,10 @@
 //! against the merged samples of a group.
 //!
 //! A percentile budget is checked at the configured percentile, by rank, as every table shows
-//! it.
+//! it. When that percentile is max-bound (fewer than [`crate::histo::MAX_BOUND_BEYOND`] samples
+//! beyond it) the check still counts — over the limit means that more samples than the
+//! percentile allows are over it, exactly what the budget forbids — but it says so: with that
+//! few samples the budget is as strict as a budget on the max.
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +52,9 @@ pub struct BudgetCheck {
     pub observed_ns: Option<u64>,
     /// Whether the observed value is within the limit.
     pub held: bool,
+    /// A percentile check whose percentile is max-bound: the samples beyond it, else `None`.
+    #[serde(default)]
+    pub max_bound_beyond: Option<u64>,
 }
 
 impl BudgetCheck {
@@ -62,7 +68,7 @@ impl BudgetCheck {
 
     /// `p99.99 120.000 µs > budget 100.000 µs by 20.000 µs`.
     pub fn describe(&self) -> String {
-        match (self.held, self.observed_ns) {
+        let text = match (self.held, self.observed_ns) {
             (true, Some(v)) => format!(
                 "{} {} µs ≤ budget {} µs (margin {} µs)",
                 self.what,
@@ -82,6 +88,13 @@ impl BudgetCheck {
                 self.what,
                 us(self.limit_ns)
             ),
+        };
+        match self.max_bound_beyond {
+            Some(n) => format!(
+                "{text} ({} is max-bound: {n} sample(s) beyond it, so the budget is as strict as one on the max)",
+                self.what
+            ),
+            None => text,
         }
     }
 }
@@ -125,6 +138,7 @@ pub fn budget_verdict(g: &Group, budget: Option<&BudgetSpec>) -> BudgetVerdict {
             limit_ns,
             observed_ns: at.value_ns,
             held: at.value_ns.is_some_and(|v| v <= limit_ns),
+            max_bound_beyond: at.max_bound.then_some(at.samples_beyond),
         });
     }
     if let Some(limit_ns) = b.max_ns {
@@ -133,6 +147,7 @@ pub fn budget_verdict(g: &Group, budget: Option<&BudgetSpec>) -> BudgetVerdict {
             limit_ns,
             observed_ns: Some(g.stats.max_ns),
             held: g.stats.max_ns <= limit_ns,
+            max_bound_beyond: None,
         });
     }
     let status = if checks.iter().all(|c| c.held) {

@@ -4,24 +4,15 @@
 //!
 //! A percentile regresses when `new > base × (1 + threshold/100)`; one that moved into the
 //! histogram's overflow regresses whatever the threshold. The maximum is shown but never
-//! flagged: a single sample decides it. The spread between repetitions is shown next to the
-//! change so a reader can tell a regression from noise.
+//! flagged: a single sample decides it. For the same reason a max-bound percentile (fewer than
+//! [`crate::histo::MAX_BOUND_BEYOND`] samples beyond it, on either side) is shown and skipped,
+//! and the text says so. The spread between repetitions is shown next to the change so a
+//! reader can tell a regression from noise.
 
 use serde::Serialize;
 
 use super::{us, us_opt, Group, Report};
-
-/// Reads one percentile of a group, ns.
-type Metric = fn(&Group) -> Option<u64>;
-
-/// The percentiles compared, with their labels.
-const METRICS: [(&str, Metric); 5] = [
-    ("p50", |g| g.stats.p50_ns.value_ns),
-    ("p90", |g| g.stats.p90_ns.value_ns),
-    ("p99", |g| g.stats.p99_ns.value_ns),
-    ("p99.9", |g| g.stats.p999_ns.value_ns),
-    ("p99.99", |g| g.stats.p9999_ns.value_ns),
-];
+use crate::histo::{Percentile, Quantile};
 
 /// One percentile of one row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,6 +27,8 @@ pub struct Change {
     pub change_pct: Option<f64>,
     /// Beyond the threshold.
     pub regression: bool,
+    /// Why the change was not judged (a max-bound percentile), else `None`.
+    pub not_judged: Option<String>,
 }
 
 /// One (layout, scenario, workload) in both reports.
@@ -80,7 +73,22 @@ impl Comparison {
     }
 }
 
-fn change(metric: &'static str, b: Option<u64>, n: Option<u64>, threshold_pct: f64) -> Change {
+/// Why a percentile that is max-bound in either report is not judged.
+fn max_bound(b: &Percentile, n: &Percentile) -> Option<String> {
+    let side = |name: &str, p: &Percentile| {
+        p.max_bound
+            .then(|| format!("{name} has {} sample(s) beyond it", p.samples_beyond))
+    };
+    let why: Vec<String> = [side("BASE", b), side("NEW", n)]
+        .into_iter()
+        .flatten()
+        .collect();
+    (!why.is_empty()).then(|| format!("max-bound ({}): not judged", why.join(", ")))
+}
+
+fn change(q: Quantile, bp: &Percentile, np: &Percentile, threshold_pct: f64) -> Change {
+    let (b, n) = (bp.value_ns, np.value_ns);
+    let not_judged = max_bound(bp, np);
     let (change_pct, regression) = match (b, n) {
         (Some(b), Some(n)) => {
             let pct = (b > 0).then(|| (n as f64 - b as f64) * 100.0 / b as f64);
@@ -91,11 +99,12 @@ fn change(metric: &'static str, b: Option<u64>, n: Option<u64>, threshold_pct: f
         _ => (None, false),
     };
     Change {
-        metric,
+        metric: q.label(),
         base_ns: b,
         new_ns: n,
         change_pct,
-        regression,
+        regression: regression && not_judged.is_none(),
+        not_judged,
     }
 }
 
@@ -115,9 +124,9 @@ pub fn compare(base: &Report, new: &Report, threshold_pct: f64) -> Comparison {
         match n.iter().find(|(x, _)| x == name) {
             Some((_, ng)) => rows.push(Row {
                 name: name.clone(),
-                changes: METRICS
-                    .iter()
-                    .map(|(m, f)| change(m, f(bg), f(ng), threshold_pct))
+                changes: Quantile::ALL
+                    .into_iter()
+                    .map(|q| change(q, &bg.stats.at(q), &ng.stats.at(q), threshold_pct))
                     .collect(),
                 max_ns: (bg.stats.max_ns, ng.stats.max_ns),
                 spread_p9999_ns: (
@@ -173,13 +182,17 @@ pub fn render_text(c: &Comparison, base_name: &str, new_name: &str) -> String {
                 Some(p) => format!("{p:+.1}%"),
                 None => "n/a".to_string(),
             };
+            let judged = match (&ch.not_judged, ch.regression) {
+                (Some(why), _) => format!("  ({why})"),
+                (None, true) => "  <- regression".to_string(),
+                (None, false) => String::new(),
+            };
             o.push_str(&format!(
-                "  {:<7} {:>14} -> {:>14}  {:>8}{}\n",
+                "  {:<7} {:>14} -> {:>14}  {:>8}{judged}\n",
                 ch.metric,
                 us_opt(ch.base_ns),
                 us_opt(ch.new_ns),
                 pct,
-                if ch.regression { "  <- regression" } else { "" }
             ));
         }
         o.push_str(&format!(

@@ -1,12 +1,14 @@
 //! `junit.xml` for CI test reporting: one `<testsuite>` per (scenario, workload), one
 //! `<testcase>` per layout in it. A case fails (`<failure type="budget">`) when the layout is
 //! over its budget, and errors (`<error type="run-failed">`) when one of its runs failed; the
-//! numbers are `<property>`s (µs, exact to the ns). Schema: the common JUnit XML as Jenkins,
-//! GitLab and GitHub test reporters read it.
+//! numbers are `<property>`s (µs, exact to the ns). `max_bound` lists the percentiles with fewer
+//! than 10 samples beyond them, each suite's `verdict_percentile` the one its verdict ranked
+//! at. Schema: the common JUnit XML as Jenkins, GitLab and GitHub test reporters read it.
 
 use super::{
     escape_xml as esc, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError,
 };
+use crate::histo::Quantile;
 
 /// Writes `junit.xml`.
 pub struct JunitExporter;
@@ -74,6 +76,12 @@ pub fn render(report: &Report) -> String {
             prop(&mut out, "      ", "disclaimer", d);
         }
         prop(&mut out, "      ", "verdict", &v.statement);
+        prop(
+            &mut out,
+            "      ",
+            "verdict_percentile",
+            v.percentile.map_or("none", |q| q.label()),
+        );
         out.push_str("    </properties>\n");
         for g in cases {
             out.push_str(&format!(
@@ -98,6 +106,21 @@ pub fn render(report: &Report) -> String {
             prop(&mut out, p, "max_us", &super::us(s.max_ns));
             prop(&mut out, p, "mean_us", &super::us(s.mean_ns));
             prop(&mut out, p, "stddev_us", &super::us(s.stddev_ns));
+            let bound: Vec<&str> = Quantile::ALL
+                .into_iter()
+                .filter(|&q| s.samples > 0 && s.at(q).max_bound)
+                .map(Quantile::label)
+                .collect();
+            prop(
+                &mut out,
+                p,
+                "max_bound",
+                &if bound.is_empty() {
+                    "none".to_string()
+                } else {
+                    bound.join(",")
+                },
+            );
             if let Some(r) = g.spread.p9999 {
                 prop(&mut out, p, "p99_99_spread_us", &super::us(r.width_ns()));
             }

@@ -2,8 +2,10 @@
 //! CI job summary (`$GITHUB_STEP_SUMMARY`, 1 MiB): no histograms, only tables of percentiles in
 //! µs (exact to the ns), the budget verdict per layout, failed runs and the largest events.
 
-use super::{us, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError};
-use crate::histo::Summary;
+use super::{
+    max_bound_legend, us, us_pct, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError,
+};
+use crate::histo::{Percentile, Quantile, Summary};
 
 /// Writes `report.md`.
 pub struct MarkdownExporter;
@@ -20,16 +22,16 @@ impl Exporter for MarkdownExporter {
 /// Largest events listed per group.
 const TOP_LISTED: usize = 3;
 
-fn pct(s: &Summary, v: Option<u64>) -> String {
+fn pct(s: &Summary, p: &Percentile) -> String {
     if s.samples == 0 {
         "–".to_string()
     } else {
-        us_opt(v)
+        us_pct(p)
     }
 }
 
-fn spread(g: &Group) -> String {
-    match g.spread.p9999 {
+fn spread(g: &Group, q: Quantile) -> String {
+    match g.spread.of(q) {
         Some(r) => format!("{}–{}", us(r.min_ns), us(r.max_ns)),
         None if g.spread.repetitions < 2 => "1 rep".to_string(),
         None => "overflow".to_string(),
@@ -143,23 +145,16 @@ pub fn render(report: &Report) -> String {
 
     for v in &report.verdicts {
         o.push_str(&format!("## {} × {}\n\n", v.scenario, v.workload));
-        o.push_str("| rank | layout | reps | samples | min | p50 | p90 | p99 | p99.9 | p99.99 | max | p99.99 spread | budget |\n");
+        let q = v.percentile.unwrap_or(Quantile::P9999);
+        o.push_str(&format!("| rank | layout | reps | samples | min | p50 | p90 | p99 | p99.9 | p99.99 | max | {q} spread | budget |\n"));
         o.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
         let gs = report.groups_of(v.scenario, v.workload);
-        let ordered = v
-            .ranking
-            .iter()
-            .filter_map(|r| {
-                gs.iter()
-                    .find(|g| g.layout == r.layout)
-                    .map(|g| (r.rank.to_string(), *g))
-            })
-            .chain(
-                gs.iter()
-                    .filter(|g| g.stats.samples == 0)
-                    .map(|g| ("–".to_string(), *g)),
-            );
-        for (rank, g) in ordered {
+        let rows = report.table_rows(v);
+        let marked = rows.iter().any(|(_, g)| {
+            g.stats.samples > 0 && Quantile::ALL.iter().any(|&q| g.stats.at(q).max_bound)
+        });
+        for (rank, g) in rows {
+            let rank = rank.map_or("–".to_string(), |r| r.to_string());
             let s = &g.stats;
             o.push_str(&format!(
                 "| {rank} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
@@ -171,21 +166,24 @@ pub fn render(report: &Report) -> String {
                 } else {
                     us(s.min_ns)
                 },
-                pct(s, s.p50_ns.value_ns),
-                pct(s, s.p90_ns.value_ns),
-                pct(s, s.p99_ns.value_ns),
-                pct(s, s.p999_ns.value_ns),
-                pct(s, s.p9999_ns.value_ns),
+                pct(s, &s.p50_ns),
+                pct(s, &s.p90_ns),
+                pct(s, &s.p99_ns),
+                pct(s, &s.p999_ns),
+                pct(s, &s.p9999_ns),
                 if s.samples == 0 {
                     "–".to_string()
                 } else {
                     us(s.max_ns)
                 },
-                spread(g),
+                spread(g, q),
                 budget_cell(g)
             ));
         }
         o.push('\n');
+        if marked {
+            o.push_str(&format!("{}\n\n", max_bound_legend()));
+        }
         let tops: Vec<String> = gs
             .iter()
             .filter(|g| !g.top.is_empty())
@@ -243,6 +241,6 @@ pub fn render(report: &Report) -> String {
         }
         o.push('\n');
     }
-    o.push_str("Significance: a difference in p99.99 counts only when it exceeds the spread (max − min) of p99.99 between repetitions (with few repetitions the spread is a weak estimate of the noise: use 5 or more before acting on a difference); percentiles are HDR histogram values (3 significant digits), min and max are exact.\n");
+    o.push_str(&format!("Significance: each verdict ranks at the highest percentile that is not max-bound in any layout (at least {} samples beyond it) and names it; a difference there counts only when it exceeds the spread (max − min) of that percentile between repetitions (with few repetitions the spread is a weak estimate of the noise: use 5 or more before acting on a difference); percentiles are by rank, HDR histogram values (3 significant digits), min and max are exact.\n", crate::histo::MAX_BOUND_BEYOND));
     o
 }

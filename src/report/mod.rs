@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
 use crate::cpuset::CpuSet;
-use crate::histo::{Hist, Summary};
+use crate::histo::{Hist, Percentile, Quantile, Summary};
 use crate::kinds::Accel;
 use crate::plan::GuestPlacement;
 use crate::result::{ObservedThread, RunRecord};
@@ -200,12 +200,17 @@ impl Range {
     }
 }
 
-/// The spread between repetitions of a group (ok runs with samples only).
+/// The spread between repetitions of a group (ok runs with samples only). A range is `None`
+/// with fewer than 2 repetitions or when a repetition's value is in the overflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spread {
     /// Repetitions the spread is computed over.
     pub repetitions: usize,
-    /// p99 over the repetitions (`None` with fewer than 2 repetitions or overflowed values).
+    /// p50 over the repetitions.
+    pub p50: Option<Range>,
+    /// p90 over the repetitions.
+    pub p90: Option<Range>,
+    /// p99 over the repetitions.
     pub p99: Option<Range>,
     /// p99.9 over the repetitions.
     pub p999: Option<Range>,
@@ -213,6 +218,19 @@ pub struct Spread {
     pub p9999: Option<Range>,
     /// max over the repetitions.
     pub max: Option<Range>,
+}
+
+impl Spread {
+    /// The spread of one shown percentile.
+    pub fn of(&self, q: Quantile) -> Option<Range> {
+        match q {
+            Quantile::P50 => self.p50,
+            Quantile::P90 => self.p90,
+            Quantile::P99 => self.p99,
+            Quantile::P999 => self.p999,
+            Quantile::P9999 => self.p9999,
+        }
+    }
 }
 
 /// Merged results of one (layout, scenario, workload) over its repetitions.
@@ -372,6 +390,27 @@ impl Report {
             .collect()
     }
 
+    /// The groups of a verdict's (scenario, workload) as its tables list them: ranked layouts
+    /// in rank order with their rank, then the others (not ranked, or without samples).
+    pub fn table_rows(&self, v: &Verdict) -> Vec<(Option<usize>, &Group)> {
+        let gs = self.groups_of(v.scenario, v.workload);
+        let mut rows: Vec<(Option<usize>, &Group)> = v
+            .ranking
+            .iter()
+            .filter_map(|r| {
+                gs.iter()
+                    .find(|g| g.layout == r.layout)
+                    .map(|g| (Some(r.rank), *g))
+            })
+            .collect();
+        rows.extend(
+            gs.iter()
+                .filter(|g| !v.ranking.iter().any(|r| r.layout == g.layout))
+                .map(|g| (None, *g)),
+        );
+        rows
+    }
+
     /// Reads a `report.json` back.
     pub fn read_json(path: &Path) -> Result<Report, ReportError> {
         Ok(crate::schema::read_versioned(path)?)
@@ -465,6 +504,24 @@ pub fn us_opt(ns: Option<u64>) -> String {
         Some(v) => us(v),
         None => "overflow".to_string(),
     }
+}
+
+/// The mark of a max-bound percentile in the Markdown and HTML tables.
+pub const MAX_BOUND_MARK: &str = "†";
+
+/// The legend of [`MAX_BOUND_MARK`].
+pub fn max_bound_legend() -> String {
+    format!(
+        "{MAX_BOUND_MARK} max-bound: fewer than {} samples lie beyond this percentile, so the few largest samples decide it, as they decide the max; no verdict, comparison or regression rests on it alone",
+        crate::histo::MAX_BOUND_BEYOND
+    )
+}
+
+/// A percentile in µs as the tables show it: `overflow` above the histogram's range, and
+/// [`MAX_BOUND_MARK`] after a max-bound one.
+pub fn us_pct(p: &Percentile) -> String {
+    let mark = if p.max_bound { MAX_BOUND_MARK } else { "" };
+    format!("{}{mark}", us_opt(p.value_ns))
 }
 
 /// Escapes text for XML and HTML content and attribute values.

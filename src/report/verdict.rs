@@ -1,16 +1,22 @@
-//! Verdicts: per (scenario, workload) a ranking of the layouts by tail latency with a sentence,
-//! backed by the numbers, on whether emulator isolation helped. Budgets are in
+//! Verdicts: per (scenario, workload) a ranking of the layouts by tail latency with a
+//! sentence, backed by the numbers, on whether emulator isolation helped. Budgets are in
 //! [`super::budget`].
 //!
-//! The significance rule is deliberately simple and stated in every sentence: a difference in
-//! p99.99 between two layouts counts only when it is larger than the spread (max − min) of
-//! p99.99 between the repetitions of either layout. With a single repetition there is no spread:
-//! the difference is reported as unqualified, never as a win.
+//! Which percentile: the highest shown percentile that is not max-bound in any measured layout
+//! of the (scenario, workload) — p99.99 with enough samples, p99.9 or lower with fewer, none
+//! when every one has fewer than [`crate::histo::MAX_BOUND_BEYOND`] samples beyond it. A verdict
+//! never rests on a percentile the few largest samples decide; it names the one it used.
+//!
+//! The significance rule is deliberately simple and stated in every sentence: a difference at
+//! the chosen percentile between two layouts counts only when it is larger than the spread
+//! (max − min) of that percentile between the repetitions of either layout. With a single
+//! repetition there is no spread: the difference is reported as unqualified, never as a win.
 
 use serde::{Deserialize, Serialize};
 
 use super::{us, us_opt, Group, Range};
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
+use crate::histo::Quantile;
 
 /// Whether a difference is larger than the noise between repetitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,28 +39,30 @@ pub struct Ranked {
     pub layout: String,
     /// Layout rule.
     pub layout_kind: LayoutKind,
-    /// p99.99, ns (`None`: overflow).
-    pub p9999_ns: Option<u64>,
+    /// The value at the verdict's percentile, ns (`None`: overflow).
+    pub value_ns: Option<u64>,
     /// Largest sample, ns.
     pub max_ns: u64,
-    /// Spread of p99.99 between repetitions.
-    pub spread_p9999: Option<Range>,
+    /// Spread of the verdict's percentile between repetitions.
+    pub spread: Option<Range>,
     /// Repetitions measured.
     pub repetitions: usize,
 }
 
-/// One layout's p99.99 against a baseline layout's.
+/// One layout's tail against a baseline layout's, at the verdict's percentile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Comparison {
     /// The layout.
     pub layout: String,
     /// The baseline it is compared with.
     pub against: String,
-    /// Baseline p99.99, ns.
+    /// The percentile compared.
+    pub percentile: Quantile,
+    /// Baseline value, ns.
     pub from_ns: Option<u64>,
-    /// This layout's p99.99, ns.
+    /// This layout's value, ns.
     pub to_ns: Option<u64>,
-    /// The larger spread of p99.99 between repetitions of the two, ns.
+    /// The larger spread of the percentile between repetitions of the two, ns.
     pub noise_ns: Option<u64>,
     /// The judgement.
     pub significance: Significance,
@@ -69,7 +77,11 @@ pub struct Verdict {
     pub scenario: ScenarioKind,
     /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
-    /// Layouts with samples, lowest p99.99 first.
+    /// The percentile the ranking and comparisons use: the highest one not max-bound in any
+    /// measured layout (`None`: every one is, or nothing can be ranked).
+    pub percentile: Option<Quantile>,
+    /// Layouts with samples, lowest value at `percentile` first (empty when no percentile
+    /// qualifies).
     pub ranking: Vec<Ranked>,
     /// Layouts with no measured run.
     pub no_data: Vec<String>,
@@ -79,9 +91,17 @@ pub struct Verdict {
     pub statement: String,
 }
 
-fn compare(g: &Group, base: &Group) -> Comparison {
-    let (from, to) = (base.stats.p9999_ns.value_ns, g.stats.p9999_ns.value_ns);
-    let noise = match (base.spread.p9999, g.spread.p9999) {
+/// The highest shown percentile that no group has max-bound.
+pub fn judged_percentile(gs: &[&Group]) -> Option<Quantile> {
+    Quantile::ALL
+        .into_iter()
+        .rev()
+        .find(|&q| gs.iter().all(|g| !g.stats.at(q).max_bound))
+}
+
+fn compare(g: &Group, base: &Group, q: Quantile) -> Comparison {
+    let (from, to) = (base.stats.at(q).value_ns, g.stats.at(q).value_ns);
+    let noise = match (base.spread.of(q), g.spread.of(q)) {
         (Some(a), Some(b)) => Some(a.width_ns().max(b.width_ns())),
         _ => None,
     };
@@ -90,7 +110,7 @@ fn compare(g: &Group, base: &Group) -> Comparison {
         (Some(f), Some(t), Some(n)) if f.abs_diff(t) > n => (
             Significance::Significant,
             format!(
-                "{l} {} p99.99 from {} µs to {} µs against {b} (beyond the spread between repetitions, {} µs)",
+                "{l} {} {q} from {} µs to {} µs against {b} (beyond the spread between repetitions, {} µs)",
                 if t < f { "cut" } else { "raised" },
                 us(f),
                 us(t),
@@ -100,7 +120,7 @@ fn compare(g: &Group, base: &Group) -> Comparison {
         (Some(f), Some(t), Some(n)) => (
             Significance::NotSignificant,
             format!(
-                "{l} against {b}: no significant difference (p99.99 {} µs vs {} µs, within the spread between repetitions, {} µs)",
+                "{l} against {b}: no significant difference ({q} {} µs vs {} µs, within the spread between repetitions, {} µs)",
                 us(t),
                 us(f),
                 us(n)
@@ -108,14 +128,14 @@ fn compare(g: &Group, base: &Group) -> Comparison {
         ),
         (Some(f), Some(t), None) => {
             let why = if base.spread.repetitions < 2 || g.spread.repetitions < 2 {
-                "fewer than 2 repetitions, no spread to judge significance: run with repetitions ≥ 2"
+                "fewer than 2 repetitions, no spread to judge significance: run with repetitions ≥ 2".to_string()
             } else {
-                "no spread between repetitions to judge significance: a repetition's p99.99 is in overflow or it has no samples"
+                format!("no spread between repetitions to judge significance: a repetition's {q} is in overflow or it has no samples")
             };
             (
                 Significance::Unqualified,
                 format!(
-                    "{l} against {b}: p99.99 {} µs vs {} µs, unqualified ({why})",
+                    "{l} against {b}: {q} {} µs vs {} µs, unqualified ({why})",
                     us(t),
                     us(f)
                 ),
@@ -124,7 +144,7 @@ fn compare(g: &Group, base: &Group) -> Comparison {
         _ => (
             Significance::Unqualified,
             format!(
-                "{l} against {b}: p99.99 {} µs vs {} µs, unqualified (a value lies in the histogram's overflow)",
+                "{l} against {b}: {q} {} µs vs {} µs, unqualified (a value lies in the histogram's overflow)",
                 us_opt(to),
                 us_opt(from)
             ),
@@ -133,6 +153,7 @@ fn compare(g: &Group, base: &Group) -> Comparison {
     Comparison {
         layout: l.clone(),
         against: b.clone(),
+        percentile: q,
         from_ns: from,
         to_ns: to,
         noise_ns: noise,
@@ -168,80 +189,89 @@ fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> 
         .filter(|g| g.stats.samples == 0)
         .map(|g| g.layout.clone())
         .collect();
-    // Lowest p99.99 first; an overflowed p99.99 ranks last; ties by max, then name.
+    let head = format!("{workload} under {scenario}");
+    let percentile = judged_percentile(&measured);
+    let mut verdict = Verdict {
+        scenario,
+        workload,
+        percentile,
+        ranking: Vec::new(),
+        no_data,
+        comparisons: Vec::new(),
+        statement: String::new(),
+    };
+    if measured.is_empty() {
+        verdict.statement = format!("{head}: no layout measured");
+        return verdict;
+    }
+    let Some(q) = percentile else {
+        verdict.statement = format!(
+            "{head}: not ranked: every percentile is max-bound (fewer than {} samples beyond it) in some layout, so the few largest samples would decide; measure longer",
+            crate::histo::MAX_BOUND_BEYOND
+        );
+        return verdict;
+    };
+    // Lowest value first; an overflowed value ranks last; ties by max, then name.
     measured.sort_by(|a, b| {
         let key = |g: &Group| {
-            let v = g.stats.p9999_ns.value_ns;
+            let v = g.stats.at(q).value_ns;
             (v.is_none(), v, g.stats.max_ns)
         };
         key(a).cmp(&key(b)).then_with(|| a.layout.cmp(&b.layout))
     });
-    let ranking: Vec<Ranked> = measured
+    verdict.ranking = measured
         .iter()
         .enumerate()
         .map(|(i, g)| Ranked {
             rank: i + 1,
             layout: g.layout.clone(),
             layout_kind: g.layout_kind,
-            p9999_ns: g.stats.p9999_ns.value_ns,
+            value_ns: g.stats.at(q).value_ns,
             max_ns: g.stats.max_ns,
-            spread_p9999: g.spread.p9999,
+            spread: g.spread.of(q),
             repetitions: g.spread.repetitions,
         })
         .collect();
-    let base = gs
-        .iter()
-        .copied()
-        .filter(|g| g.stats.samples > 0)
-        .find(|g| g.layout_kind == LayoutKind::Share)
-        .or_else(|| {
+    let base = [LayoutKind::Share, LayoutKind::Float]
+        .into_iter()
+        .find_map(|k| {
             gs.iter()
                 .copied()
-                .filter(|g| g.stats.samples > 0)
-                .find(|g| g.layout_kind == LayoutKind::Float)
+                .find(|g| g.stats.samples > 0 && g.layout_kind == k)
         })
         .or_else(|| measured.last().copied());
-    let comparisons: Vec<Comparison> = match base {
-        Some(b) => measured
+    if let Some(b) = base {
+        verdict.comparisons = measured
             .iter()
             .filter(|g| g.layout != b.layout)
-            .map(|g| compare(g, b))
-            .collect(),
-        None => Vec::new(),
-    };
-    let head = format!("{workload} under {scenario}");
-    let statement = match (ranking.first(), comparisons.is_empty()) {
-        (None, _) => format!("{head}: no layout measured"),
-        (Some(r), true) => format!(
-            "{head}: only {} measured (p99.99 {} µs); nothing to compare against",
-            r.layout,
-            us_opt(r.p9999_ns)
-        ),
-        (Some(_), false)
-            if comparisons
-                .iter()
-                .all(|c| c.significance == Significance::NotSignificant) =>
-        {
-            format!(
-                "{head}: unchanged across layouts (no difference in p99.99 beyond the spread between repetitions); {}",
-                join_statements(&comparisons)
-            )
-        }
-        (Some(r), false) => format!(
-            "{head}: lowest p99.99 {} ({} µs); {}",
-            r.layout,
-            us_opt(r.p9999_ns),
-            join_statements(&comparisons)
-        ),
-    };
-    Verdict {
-        scenario,
-        workload,
-        ranking,
-        no_data,
-        comparisons,
-        statement,
+            .map(|g| compare(g, b, q))
+            .collect();
     }
+    let c = &verdict.comparisons;
+    let first = &verdict.ranking[0];
+    verdict.statement = if c.is_empty() {
+        format!(
+            "{head}: only {} measured ({q} {} µs); nothing to compare against",
+            first.layout,
+            us_opt(first.value_ns)
+        )
+    } else if c
+        .iter()
+        .all(|c| c.significance == Significance::NotSignificant)
+    {
+        format!(
+            "{head}: unchanged across layouts (no difference in {q} beyond the spread between repetitions); {}",
+            join_statements(c)
+        )
+    } else {
+        format!(
+            "{head}: lowest {q} {} ({} µs); {}",
+            first.layout,
+            us_opt(first.value_ns),
+            join_statements(c)
+        )
+    };
+    verdict
 }
 
 fn join_statements(c: &[Comparison]) -> String {

@@ -9,7 +9,7 @@ use crate::fixtures;
 use std::path::{Path, PathBuf};
 
 use pinlat::config::{ScenarioKind, WorkloadKind};
-use pinlat::histo::new_histogram;
+use pinlat::histo::{new_histogram, Quantile};
 use pinlat::report::verdict::Significance;
 use pinlat::report::{self, compare, hlog, BudgetStatus, Outcome, Report};
 
@@ -208,8 +208,8 @@ fn verdicts_are_backed_by_the_spread() {
         g("isolate", ScenarioKind::MgmtPoll).budget.status,
         BudgetStatus::Held
     );
-    // Merged counts: 2 repetitions × 2 RT vCPUs × 20 000 samples.
-    assert_eq!(share.stats.samples, 80_000);
+    // Merged counts: 2 repetitions × 2 RT vCPUs × 50 000 samples.
+    assert_eq!(share.stats.samples, 200_000);
     assert_eq!(share.per_vcpu.len(), 2);
     assert_eq!(share.spread.repetitions, 2);
     assert!(share.stats.min_ns <= share.stats.p50_ns.value_ns.unwrap());
@@ -367,4 +367,109 @@ fn significant_steal_on_a_runs_pcpus_is_a_report_note() {
         "{}",
         notes[0]
     );
+}
+
+/// p99.99 of 10 000 samples has at most one sample beyond it: it is marked max-bound in every
+/// output, the verdict ranks at the highest percentile that is not and says which, and
+/// `compare` does not judge it.
+#[test]
+fn max_bound_percentiles_are_marked_and_never_judged() {
+    let dir = copy_fixture("runs-tcg");
+    let r = report::write_all(dir.path()).unwrap();
+    let share = r.groups.iter().find(|g| g.layout == "share").unwrap();
+    assert_eq!(share.stats.samples, 10_000);
+    assert!(share.stats.p9999_ns.max_bound, "{:?}", share.stats.p9999_ns);
+    assert!(share.stats.p9999_ns.samples_beyond < 10);
+    assert!(!share.stats.p99_ns.max_bound);
+    let v = &r.verdicts[0];
+    let q = v
+        .percentile
+        .expect("a percentile with 10 samples beyond it");
+    assert!(q < Quantile::P9999, "{q}");
+    assert!(r.groups.iter().all(|g| !g.stats.at(q).max_bound));
+    assert!(
+        v.statement.contains(&format!("lowest {q} ")),
+        "{}",
+        v.statement
+    );
+    assert!(!v.statement.contains("p99.99"), "{}", v.statement);
+    assert_eq!(v.comparisons[0].percentile, q);
+
+    let md = read(&dir.path().join("report.md"));
+    assert!(md.contains("† max-bound: fewer than 10 samples"), "{md}");
+    let html = read(&dir.path().join("report.html"));
+    assert!(
+        html.contains("title=\"max-bound: "),
+        "no marker in report.html"
+    );
+    assert!(
+        html.contains("max-bound: fewer than 10 samples"),
+        "no legend in report.html"
+    );
+    let junit = read(&dir.path().join("junit.xml"));
+    assert!(
+        junit.contains("<property name=\"max_bound\" value=\"p99.99\"/>"),
+        "{junit}"
+    );
+    assert!(junit.contains(&format!(
+        "<property name=\"verdict_percentile\" value=\"{q}\"/>"
+    )));
+    let json: serde_json::Value =
+        serde_json::from_str(&read(&dir.path().join("report.json"))).unwrap();
+    let g0 = &json["groups"][0]["stats"]["p9999_ns"];
+    assert_eq!(g0["max_bound"], serde_json::Value::Bool(true), "{g0}");
+
+    // A NEW whose p99.99 doubled: a change in the one or two largest samples, not judged.
+    let mut new = r.clone();
+    for g in &mut new.groups {
+        g.stats.p9999_ns.value_ns = g.stats.p9999_ns.value_ns.map(|v| v * 2);
+    }
+    let c = compare::compare(&r, &new, 10.0);
+    assert!(
+        !c.has_regression(),
+        "{}",
+        compare::render_text(&c, "b", "n")
+    );
+    let ch = c.rows[0]
+        .changes
+        .iter()
+        .find(|c| c.metric == "p99.99")
+        .unwrap();
+    assert!(!ch.regression);
+    assert!(ch.not_judged.as_deref().unwrap().starts_with("max-bound"));
+    assert!(compare::render_text(&c, "b", "n").contains("max-bound (BASE has"));
+}
+
+/// With few samples, no percentile may have 10 samples beyond it: nothing is ranked, and the
+/// verdict says so instead of naming a winner.
+#[test]
+fn too_few_samples_rank_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs: Vec<fixtures::Spec> = fixtures::tcg_specs()
+        .into_iter()
+        .filter(|s| !s.failed)
+        .map(|s| fixtures::Spec { samples: 8, ..s })
+        .collect();
+    let budget = "[budgets.timer]\npercentile = 99.99\npercentile_us = 1000\n";
+    fixtures::write_dir(dir.path(), "few", &specs, budget);
+    let r = report::build(dir.path(), &mut |_| {}).unwrap();
+    // A budget on a max-bound percentile is still checked, and says it is as strict as a max.
+    let check = &r.groups[0].budget.checks[0];
+    assert_eq!(check.max_bound_beyond, Some(0));
+    assert!(
+        check.describe().contains("p99.99 is max-bound"),
+        "{}",
+        check.describe()
+    );
+    let v = &r.verdicts[0];
+    assert_eq!(v.percentile, None);
+    assert!(v.ranking.is_empty());
+    assert!(
+        v.statement
+            .contains("not ranked: every percentile is max-bound"),
+        "{}",
+        v.statement
+    );
+    // The tables still list every measured layout.
+    assert_eq!(r.table_rows(v).len(), 2);
 }
