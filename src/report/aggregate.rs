@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::accumulate::{rt_results, run_stats, timeline, Acc};
 use super::runs::{layout_view, summary};
+use super::stability::Stability;
 use super::{
     budget, verdict, EventRef, Group, LayoutView, Range, Report, ReportError, RunSummary,
     RunTimeline, SkippedFile, Spread, VcpuGroup, VcpuKey, REPORT_SCHEMA_VERSION,
@@ -327,6 +328,7 @@ fn finish_group(
             p9999: range(&g.rep_stats, |s| s.p9999_ns.value_ns),
             max: range(&g.rep_stats, |s| Some(s.max_ns)),
         },
+        stability: Stability::of(&g.rep_stats.iter().map(|s| s.max_ns).collect::<Vec<_>>()),
         timeline,
         histogram: Hist(g.all.hist.clone()),
         budget: budget::BudgetVerdict::default(),

@@ -45,6 +45,17 @@ fn pct(samples: u64, p: &Percentile) -> String {
     }
 }
 
+fn stability_html(g: &Group) -> String {
+    let text = esc(&g.stability.describe());
+    match g.stability.unstable {
+        Some(true) => format!("<span class=\"bad\" title=\"{text}\">unstable</span>"),
+        _ => format!(
+            "<span title=\"{text}\">{}</span>",
+            esc(&g.stability.label())
+        ),
+    }
+}
+
 fn budget_html(status: BudgetStatus) -> String {
     match status {
         BudgetStatus::Exceeded => "<span class=\"bad\">exceeded</span>".into(),
@@ -87,7 +98,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
     for v in &r.verdicts {
         o.push_str(&format!("<li>{}</li>\n", esc(&v.statement)));
     }
-    o.push_str(&format!("</ul>\n<p>Each verdict ranks at the highest percentile that is not max-bound in any layout (at least {} samples beyond it) and names it; a difference there counts only when it exceeds the spread (max − min) of that percentile between repetitions.</p>\n", crate::histo::MAX_BOUND_BEYOND));
+    o.push_str(&format!("</ul>\n<p>Each verdict ranks at the highest percentile that is not max-bound in any layout (at least {} samples beyond it) and names it; a difference there counts only when it exceeds the spread (max − min) of that percentile between repetitions. Beside it, stability (Linaro's cyclicdeadline rule): a layout is unstable when half or more of its repetitions have a max above 1.1 × the smallest max of its repetitions.</p>\n", crate::histo::MAX_BOUND_BEYOND));
 
     o.push_str("<h2>Budgets per layout</h2>\n<table><tr><th>layout</th><th>kind</th><th>budget</th><th>checks</th></tr>\n");
     for l in &r.layouts {
@@ -126,7 +137,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         o.push_str(&format!("<h2>{} × {}</h2>\n", v.scenario, v.workload));
         o.push_str(&format!("<p>{}</p>\n", esc(&v.statement)));
         let q = v.percentile.unwrap_or(Quantile::P9999);
-        o.push_str(&format!("<table><tr><th>rank</th><th>layout</th><th>reps</th><th>samples</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>mean</th><th>stddev</th><th>{q} spread</th><th>budget</th></tr>\n"));
+        o.push_str(&format!("<table><tr><th>rank</th><th>layout</th><th>reps</th><th>samples</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>mean</th><th>stddev</th><th>{q} spread</th><th>stability</th><th>budget</th></tr>\n"));
         // Ranked layouts first, in rank order, then the others.
         let rows = r.table_rows(v);
         let mut marked = false;
@@ -139,7 +150,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
                 None => format!("{} rep(s)", g.spread.repetitions),
             };
             o.push_str(&format!(
-                "<tr><td class=n>{rank}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{spread}</td><td>{}</td></tr>\n",
+                "<tr><td class=n>{rank}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{spread}</td><td>{}</td><td>{}</td></tr>\n",
                 esc(&g.layout),
                 g.ok_runs.len(),
                 s.samples,
@@ -152,6 +163,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
                 us(s.max_ns),
                 us(s.mean_ns),
                 us(s.stddev_ns),
+                stability_html(g),
                 budget_html(g.budget.status)
             ));
         }

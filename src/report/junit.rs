@@ -3,7 +3,8 @@
 //! over its budget, and errors (`<error type="run-failed">`) when one of its runs failed; the
 //! numbers are `<property>`s (µs, exact to the ns). `max_bound` lists the percentiles with fewer
 //! than 10 samples beyond them, each suite's `verdict_percentile` the one its verdict ranked
-//! at. Schema: the common JUnit XML as Jenkins, GitLab and GitHub test reporters read it.
+//! at, `stability` whether the layout's maxima agree across repetitions (`stable`, `unstable`,
+//! `1 rep`). Schema: the common JUnit XML as Jenkins, GitLab and GitHub test reporters read it.
 
 use super::{
     escape_xml as esc, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError,
@@ -124,6 +125,7 @@ pub fn render(report: &Report) -> String {
             if let Some(r) = g.spread.p9999 {
                 prop(&mut out, p, "p99_99_spread_us", &super::us(r.width_ns()));
             }
+            prop(&mut out, p, "stability", &g.stability.label());
             prop(&mut out, p, "budget", g.budget.status.as_str());
             out.push_str("      </properties>\n");
             if is_failure(g) {

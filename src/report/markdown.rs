@@ -38,6 +38,16 @@ fn spread(g: &Group, q: Quantile) -> String {
     }
 }
 
+fn stability(g: &Group) -> String {
+    match g.stability.unstable {
+        Some(true) => format!(
+            "⚠️ unstable ({} of {})",
+            g.stability.above, g.stability.repetitions
+        ),
+        _ => g.stability.label(),
+    }
+}
+
 fn budget_cell(g: &Group) -> String {
     match g.budget.status {
         BudgetStatus::Exceeded => {
@@ -146,8 +156,8 @@ pub fn render(report: &Report) -> String {
     for v in &report.verdicts {
         o.push_str(&format!("## {} × {}\n\n", v.scenario, v.workload));
         let q = v.percentile.unwrap_or(Quantile::P9999);
-        o.push_str(&format!("| rank | layout | reps | samples | min | p50 | p90 | p99 | p99.9 | p99.99 | max | {q} spread | budget |\n"));
-        o.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+        o.push_str(&format!("| rank | layout | reps | samples | min | p50 | p90 | p99 | p99.9 | p99.99 | max | {q} spread | stability | budget |\n"));
+        o.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n");
         let gs = report.groups_of(v.scenario, v.workload);
         let rows = report.table_rows(v);
         let marked = rows.iter().any(|(_, g)| {
@@ -157,7 +167,7 @@ pub fn render(report: &Report) -> String {
             let rank = rank.map_or("–".to_string(), |r| r.to_string());
             let s = &g.stats;
             o.push_str(&format!(
-                "| {rank} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {rank} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 g.layout,
                 g.ok_runs.len(),
                 s.samples,
@@ -177,6 +187,7 @@ pub fn render(report: &Report) -> String {
                     us(s.max_ns)
                 },
                 spread(g, q),
+                stability(g),
                 budget_cell(g)
             ));
         }
@@ -241,6 +252,6 @@ pub fn render(report: &Report) -> String {
         }
         o.push('\n');
     }
-    o.push_str(&format!("Significance: each verdict ranks at the highest percentile that is not max-bound in any layout (at least {} samples beyond it) and names it; a difference there counts only when it exceeds the spread (max − min) of that percentile between repetitions (with few repetitions the spread is a weak estimate of the noise: use 5 or more before acting on a difference); percentiles are by rank, HDR histogram values (3 significant digits), min and max are exact.\n", crate::histo::MAX_BOUND_BEYOND));
+    o.push_str(&format!("Significance: each verdict ranks at the highest percentile that is not max-bound in any layout (at least {} samples beyond it) and names it; a difference there counts only when it exceeds the spread (max − min) of that percentile between repetitions (with few repetitions the spread is a weak estimate of the noise: use 5 or more before acting on a difference); percentiles are by rank, HDR histogram values (3 significant digits), min and max are exact. Stability (Linaro's cyclicdeadline rule): a layout is unstable when half or more of its repetitions have a max above 1.1 × the smallest max of its repetitions.\n", crate::histo::MAX_BOUND_BEYOND));
     o
 }

@@ -6,7 +6,8 @@
 //! groups, not runs), merges HDR histograms per (layout, scenario, workload, RT vCPU) and across
 //! RT vCPUs ([`accumulate`]), and keeps per-run summaries ([`runs`]) for the spread between
 //! repetitions. Every set of samples is described by the one [`Summary`] (percentiles by rank,
-//! overflow ranked above the range). [`verdict`] ranks layouts, [`budget`] checks budgets. Each output format is one [`Exporter`] in its own file, all derived
+//! overflow ranked above the range). [`verdict`] ranks layouts, [`stability`] judges whether a
+//! layout's maxima are reproducible across repetitions, [`budget`] checks budgets. Each output format is one [`Exporter`] in its own file, all derived
 //! from the one [`Report`] (one schema, many views, as hyperfine's `src/export/`).
 
 pub mod accumulate;
@@ -22,6 +23,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 mod runs;
+pub mod stability;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -256,6 +258,8 @@ pub struct Group {
     pub top: Vec<EventRef>,
     /// Spread between repetitions.
     pub spread: Spread,
+    /// Whether the repetitions' maxima agree (beside the spread: [`stability`]).
+    pub stability: stability::Stability,
     /// Interval time series, one per ok run.
     pub timeline: Vec<RunTimeline>,
     /// The merged histogram (ns; overflow not in it).

@@ -1,6 +1,7 @@
 //! Verdicts: per (scenario, workload) a ranking of the layouts by tail latency with a
 //! sentence, backed by the numbers, on whether emulator isolation helped. Budgets are in
-//! [`super::budget`].
+//! [`super::budget`]; an unstable layout ([`super::stability`]) is named beside the
+//! significance of its comparison.
 //!
 //! Which percentile: the highest shown percentile that is not max-bound in any measured layout
 //! of the (scenario, workload) — p99.99 with enough samples, p99.9 or lower with fewer, none
@@ -14,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::stability::Stability;
 use super::{us, us_opt, Group, Range};
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
 use crate::histo::Quantile;
@@ -47,6 +49,8 @@ pub struct Ranked {
     pub spread: Option<Range>,
     /// Repetitions measured.
     pub repetitions: usize,
+    /// Stability of the layout's maxima across repetitions.
+    pub stability: Stability,
 }
 
 /// One layout's tail against a baseline layout's, at the verdict's percentile.
@@ -182,6 +186,15 @@ pub fn verdicts(groups: &[Group]) -> Vec<Verdict> {
         .collect()
 }
 
+/// `; vcpu0 unstable across repetitions (…)` for every unstable layout.
+fn instability(measured: &[&Group]) -> String {
+    measured
+        .iter()
+        .filter(|g| g.stability.unstable == Some(true))
+        .map(|g| format!("; {} {}", g.layout, g.stability.describe()))
+        .collect()
+}
+
 fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> Verdict {
     let mut measured: Vec<&Group> = gs.iter().copied().filter(|g| g.stats.samples > 0).collect();
     let no_data = gs
@@ -191,6 +204,7 @@ fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> 
         .collect();
     let head = format!("{workload} under {scenario}");
     let percentile = judged_percentile(&measured);
+    let unstable = instability(&measured);
     let mut verdict = Verdict {
         scenario,
         workload,
@@ -206,7 +220,7 @@ fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> 
     }
     let Some(q) = percentile else {
         verdict.statement = format!(
-            "{head}: not ranked: every percentile is max-bound (fewer than {} samples beyond it) in some layout, so the few largest samples would decide; measure longer",
+            "{head}: not ranked: every percentile is max-bound (fewer than {} samples beyond it) in some layout, so the few largest samples would decide; measure longer{unstable}",
             crate::histo::MAX_BOUND_BEYOND
         );
         return verdict;
@@ -230,6 +244,7 @@ fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> 
             max_ns: g.stats.max_ns,
             spread: g.spread.of(q),
             repetitions: g.spread.repetitions,
+            stability: g.stability,
         })
         .collect();
     let base = [LayoutKind::Share, LayoutKind::Float]
@@ -251,7 +266,7 @@ fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> 
     let first = &verdict.ranking[0];
     verdict.statement = if c.is_empty() {
         format!(
-            "{head}: only {} measured ({q} {} µs); nothing to compare against",
+            "{head}: only {} measured ({q} {} µs); nothing to compare against{unstable}",
             first.layout,
             us_opt(first.value_ns)
         )
@@ -260,12 +275,12 @@ fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> 
         .all(|c| c.significance == Significance::NotSignificant)
     {
         format!(
-            "{head}: unchanged across layouts (no difference in {q} beyond the spread between repetitions); {}",
+            "{head}: unchanged across layouts (no difference in {q} beyond the spread between repetitions); {}{unstable}",
             join_statements(c)
         )
     } else {
         format!(
-            "{head}: lowest {q} {} ({} µs); {}",
+            "{head}: lowest {q} {} ({} µs); {}{unstable}",
             first.layout,
             us_opt(first.value_ns),
             join_statements(c)

@@ -473,3 +473,89 @@ fn too_few_samples_rank_nothing() {
     // The tables still list every measured layout.
     assert_eq!(r.table_rows(v).len(), 2);
 }
+
+/// Rewrites runs of the committed basic set in `dir` with `f` applied to their specs.
+fn plant(dir: &Path, pick: impl Fn(&fixtures::Spec) -> bool, f: impl Fn(&mut fixtures::Spec)) {
+    for mut s in fixtures::basic_specs().into_iter().filter(|s| pick(s)) {
+        f(&mut s);
+        let rec = fixtures::record("fixture-basic", &s);
+        std::fs::write(
+            dir.join("runs").join(rec.file_name()),
+            serde_json::to_string(&rec).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+/// One repetition of vcpu0's idle timer with twice the tail: its max is above 1.1 × the other
+/// repetition's, so 1 of 2 repetitions (half) is above: unstable, in every output.
+#[test]
+fn unstable_repetitions_are_reported_beside_the_verdict() {
+    let dir = copy_fixture("runs-basic");
+    plant(
+        dir.path(),
+        |s| {
+            s.layout == "vcpu0"
+                && s.scenario == ScenarioKind::Idle
+                && s.workload == WorkloadKind::Timer
+                && s.rep == 2
+        },
+        |s| s.tail_ns = (30_000, 40_000),
+    );
+    let r = report::write_all(dir.path()).unwrap();
+    let g = |l: &str| {
+        r.groups
+            .iter()
+            .find(|g| {
+                g.layout == l
+                    && g.scenario == ScenarioKind::Idle
+                    && g.workload == WorkloadKind::Timer
+            })
+            .unwrap()
+    };
+    let vcpu0 = g("vcpu0");
+    assert_eq!(
+        vcpu0.stability.unstable,
+        Some(true),
+        "{:?}",
+        vcpu0.stability
+    );
+    assert_eq!((vcpu0.stability.above, vcpu0.stability.repetitions), (1, 2));
+    assert_eq!(g("share").stability.unstable, Some(false));
+    let v = r
+        .verdicts
+        .iter()
+        .find(|v| v.scenario == ScenarioKind::Idle && v.workload == WorkloadKind::Timer)
+        .unwrap();
+    assert!(
+        v.statement.contains(
+            "vcpu0 unstable across repetitions (1 of 2 repetitions' max above 1.1 × the smallest"
+        ),
+        "{}",
+        v.statement
+    );
+    assert_eq!(
+        v.ranking
+            .iter()
+            .find(|x| x.layout == "vcpu0")
+            .unwrap()
+            .stability,
+        vcpu0.stability
+    );
+    let md = read(&dir.path().join("report.md"));
+    assert!(md.contains("| ⚠️ unstable (1 of 2) |"), "{md}");
+    let html = read(&dir.path().join("report.html"));
+    assert!(html.contains("<span class=\"bad\" title=\"unstable across repetitions"));
+    let junit = read(&dir.path().join("junit.xml"));
+    assert!(junit.contains("<property name=\"stability\" value=\"unstable\"/>"));
+    let json: serde_json::Value =
+        serde_json::from_str(&read(&dir.path().join("report.json"))).unwrap();
+    let unstable: Vec<&serde_json::Value> = json["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["stability"]["unstable"] == serde_json::Value::Bool(true))
+        .collect();
+    assert_eq!(unstable.len(), 1);
+    assert_eq!(unstable[0]["layout"], "vcpu0");
+}
