@@ -51,12 +51,14 @@ pub fn render(report: &Report) -> String {
     if let Some(d) = &report.disclaimer {
         out.push_str(&format!("<!-- NOTE: {} -->\n", esc(d)));
     }
+    let file_problems = report.skipped.len() + report.missing_runs.len();
+    // The totals are the sum of the suites', the run-files suite included.
     out.push_str(&format!(
         "<testsuites name=\"pinlat {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\">\n",
         esc(&report.run_id),
-        gs.len(),
+        gs.len() + file_problems,
         gs.iter().filter(|g| is_failure(g)).count(),
-        gs.iter().filter(|g| is_error(g)).count()
+        gs.iter().filter(|g| is_error(g)).count() + file_problems
     ));
     for v in &report.verdicts {
         let cases = report.groups_of(v.scenario, v.workload);
@@ -172,11 +174,9 @@ pub fn render(report: &Report) -> String {
         }
         out.push_str("  </testsuite>\n");
     }
-    if !report.skipped.is_empty() || !report.missing_runs.is_empty() {
+    if file_problems > 0 {
         out.push_str(&format!(
-            "  <testsuite name=\"pinlat.run-files\" tests=\"{}\" failures=\"0\" errors=\"{}\">\n",
-            report.skipped.len() + report.missing_runs.len(),
-            report.skipped.len() + report.missing_runs.len()
+            "  <testsuite name=\"pinlat.run-files\" tests=\"{file_problems}\" failures=\"0\" errors=\"{file_problems}\">\n"
         ));
         for s in &report.skipped {
             out.push_str(&format!(

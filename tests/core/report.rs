@@ -559,3 +559,36 @@ fn unstable_repetitions_are_reported_beside_the_verdict() {
     assert_eq!(unstable.len(), 1);
     assert_eq!(unstable[0]["layout"], "vcpu0");
 }
+
+/// The value of attribute `name` in an XML start tag.
+fn attr(tag: &str, name: &str) -> u64 {
+    let key = format!(" {name}=\"");
+    let at = tag
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {tag}"))
+        + key.len();
+    tag[at..].split('"').next().unwrap().parse().unwrap()
+}
+
+/// The top-level `tests`/`failures`/`errors` of junit.xml are the sums over its suites, the
+/// run-files suite (an unreadable file in the TCG set) included.
+#[test]
+fn junit_totals_are_the_sum_of_the_suites() {
+    for name in ["runs-tcg", "runs-basic"] {
+        let dir = copy_fixture(name);
+        report::write_all(dir.path()).unwrap();
+        let xml = read(&dir.path().join("junit.xml"));
+        let top = xml.lines().find(|l| l.starts_with("<testsuites ")).unwrap();
+        let suites: Vec<&str> = xml
+            .lines()
+            .filter(|l| l.trim_start().starts_with("<testsuite "))
+            .collect();
+        for a in ["tests", "failures", "errors"] {
+            let sum: u64 = suites.iter().map(|s| attr(s, a)).sum();
+            assert_eq!(attr(top, a), sum, "{name}: {a} in {top}");
+        }
+        if name == "runs-tcg" {
+            assert!(suites.iter().any(|s| s.contains("pinlat.run-files")));
+        }
+    }
+}
