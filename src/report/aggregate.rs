@@ -20,6 +20,7 @@ use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
 use crate::histo::{Hist, Summary};
 use crate::result::{RunRecord, TCG_DISCLAIMER};
 use crate::schema::{read_versioned, HostFacts, PlanFile, SchemaError, HOST_FILE, PLAN_FILE};
+use crate::wire::ClockSource;
 
 /// An error and its causes, `: `-joined.
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -50,6 +51,7 @@ struct GroupAcc {
     per_vcpu: BTreeMap<VcpuKey, Acc>,
     top: Vec<EventRef>,
     rep_stats: Vec<Summary>,
+    clocks: Vec<ClockSource>,
     timeline: Vec<RunTimeline>,
 }
 
@@ -172,6 +174,11 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         g.layout_kind = Some(rec.layout_kind);
         if ok {
             g.ok_runs.push(rec.name.clone());
+            for (_, r) in rt_results(&rec) {
+                if !g.clocks.contains(&r.clock.source) {
+                    g.clocks.push(r.clock.source);
+                }
+            }
             g.all.merge(&all);
             for (k, a) in &per {
                 g.per_vcpu.entry(k.clone()).or_default().merge(a);
@@ -308,6 +315,11 @@ fn finish_group(
         workload,
         ok_runs: g.ok_runs.clone(),
         failed_runs: g.failed_runs.clone(),
+        clocks: {
+            let mut c = g.clocks.clone();
+            c.sort_by_key(|s| verdict::clock_name(*s));
+            c
+        },
         stats: g.all.stats(),
         per_vcpu: g
             .per_vcpu

@@ -7,10 +7,12 @@
 //! flagged: a single sample decides it. For the same reason a max-bound percentile (fewer than
 //! [`crate::histo::MAX_BOUND_BEYOND`] samples beyond it, on either side) is shown and skipped,
 //! and the text says so. The spread between repetitions is shown next to the change so a
-//! reader can tell a regression from noise.
+//! reader can tell a regression from noise. A row whose two sides were measured with different
+//! clock sources is not compared at all: it says "not comparable: clocks differ".
 
 use serde::Serialize;
 
+use super::verdict::clocks_label;
 use super::{us, us_opt, Group, Report};
 use crate::histo::{Percentile, Quantile};
 
@@ -36,6 +38,9 @@ pub struct Change {
 pub struct Row {
     /// `layout.scenario.workload`.
     pub name: String,
+    /// Why the two sides cannot be compared (`clocks differ (BASE: tsc, NEW: monotonic)`):
+    /// then no change is computed and the row is never a regression.
+    pub not_comparable: Option<String>,
     /// The compared percentiles.
     pub changes: Vec<Change>,
     /// Base and new maximum, ns (shown, not judged).
@@ -108,6 +113,18 @@ fn change(q: Quantile, bp: &Percentile, np: &Percentile, threshold_pct: f64) -> 
     }
 }
 
+/// `clocks differ (BASE: tsc, NEW: monotonic)` when the two sides were not measured with one
+/// and the same clock source.
+fn clocks_differ(b: &Group, n: &Group) -> Option<String> {
+    (b.clocks.len() != 1 || b.clocks != n.clocks).then(|| {
+        format!(
+            "clocks differ (BASE: {}, NEW: {})",
+            clocks_label(&b.clocks),
+            clocks_label(&n.clocks)
+        )
+    })
+}
+
 /// Compares `new` against `base`.
 pub fn compare(base: &Report, new: &Report, threshold_pct: f64) -> Comparison {
     let measured = |r: &Report| -> Vec<(String, Group)> {
@@ -122,18 +139,27 @@ pub fn compare(base: &Report, new: &Report, threshold_pct: f64) -> Comparison {
     let mut only_base = Vec::new();
     for (name, bg) in &b {
         match n.iter().find(|(x, _)| x == name) {
-            Some((_, ng)) => rows.push(Row {
-                name: name.clone(),
-                changes: Quantile::ALL
-                    .into_iter()
-                    .map(|q| change(q, &bg.stats.at(q), &ng.stats.at(q), threshold_pct))
-                    .collect(),
-                max_ns: (bg.stats.max_ns, ng.stats.max_ns),
-                spread_p9999_ns: (
-                    bg.spread.p9999.map(|r| r.width_ns()),
-                    ng.spread.p9999.map(|r| r.width_ns()),
-                ),
-            }),
+            Some((_, ng)) => {
+                let not_comparable = clocks_differ(bg, ng);
+                let changes = if not_comparable.is_some() {
+                    Vec::new()
+                } else {
+                    Quantile::ALL
+                        .into_iter()
+                        .map(|q| change(q, &bg.stats.at(q), &ng.stats.at(q), threshold_pct))
+                        .collect()
+                };
+                rows.push(Row {
+                    name: name.clone(),
+                    not_comparable,
+                    changes,
+                    max_ns: (bg.stats.max_ns, ng.stats.max_ns),
+                    spread_p9999_ns: (
+                        bg.spread.p9999.map(|r| r.width_ns()),
+                        ng.spread.p9999.map(|r| r.width_ns()),
+                    ),
+                })
+            }
             None => only_base.push(name.clone()),
         }
     }
@@ -172,6 +198,10 @@ pub fn render_text(c: &Comparison, base_name: &str, new_name: &str) -> String {
         c.threshold_pct
     ));
     for r in &c.rows {
+        if let Some(why) = &r.not_comparable {
+            o.push_str(&format!("{}  not comparable: {why}\n", r.name));
+            continue;
+        }
         o.push_str(&format!(
             "{}{}\n",
             r.name,

@@ -102,6 +102,8 @@ pub fn render(run: &RunRecord) -> Result<String, ReportError> {
         "#[pinlat run {} ({}), values in ns; untagged lines merge every RT vCPU, Tag= lines are one vCPU]\n",
         run.name, run.run_id
     ));
+    let clocks = super::runs::clocks(run);
+    out.push_str(&format!("#[Clock: {}]\n", super::clocks_text(&clocks)));
     if run.accel == Accel::Tcg {
         out.push_str(&format!("#[Note: {TCG_DISCLAIMER}]\n"));
     }

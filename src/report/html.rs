@@ -276,7 +276,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         o.push_str("</table>\n");
     }
 
-    o.push_str("<h2>Runs</h2>\n<table><tr><th>run</th><th>status</th><th>samples</th><th>p99.99</th><th>max</th><th>RT vCPU preemptions</th><th>placement mismatches</th></tr>\n");
+    o.push_str("<h2>Runs</h2>\n<table><tr><th>run</th><th>status</th><th>clock</th><th>samples</th><th>p99.99</th><th>max</th><th>RT vCPU preemptions</th><th>placement mismatches</th></tr>\n");
     for x in &r.runs {
         let status = if x.outcome.ok {
             "ok".to_string()
@@ -288,8 +288,9 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
             )
         };
         o.push_str(&format!(
-            "<tr><td>{}</td><td>{status}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{status}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
             esc(&x.name),
+            esc(&super::clocks_text(&x.clocks)),
             x.stats.samples,
             pct(x.stats.samples, &x.stats.p9999_ns),
             us(x.stats.max_ns),

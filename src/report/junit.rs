@@ -4,8 +4,10 @@
 //! numbers are `<property>`s (µs, exact to the ns). `max_bound` lists the percentiles with fewer
 //! than 10 samples beyond them, each suite's `verdict_percentile` the one its verdict ranked
 //! at, `stability` whether the layout's maxima agree across repetitions (`stable`, `unstable`,
-//! `1 rep`). Schema: the common JUnit XML as Jenkins, GitLab and GitHub test reporters read it.
+//! `1 rep`), `clock` the group's clock sources and `clock.<run>` each run's clock. Schema: the common JUnit XML as Jenkins, GitLab and GitHub test reporters read it.
 
+use super::clocks_text;
+use super::verdict::clocks_label;
 use super::{
     escape_xml as esc, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError,
 };
@@ -128,6 +130,17 @@ pub fn render(report: &Report) -> String {
                 prop(&mut out, p, "p99_99_spread_us", &super::us(r.width_ns()));
             }
             prop(&mut out, p, "stability", &g.stability.label());
+            prop(&mut out, p, "clock", &clocks_label(&g.clocks));
+            for run in g.ok_runs.iter().chain(&g.failed_runs) {
+                if let Some(x) = report.runs.iter().find(|x| &x.name == run) {
+                    prop(
+                        &mut out,
+                        p,
+                        &format!("clock.{run}"),
+                        &clocks_text(&x.clocks),
+                    );
+                }
+            }
             prop(&mut out, p, "budget", g.budget.status.as_str());
             out.push_str("      </properties>\n");
             if is_failure(g) {

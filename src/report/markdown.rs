@@ -1,9 +1,11 @@
 //! `report.md`: the verdicts and the numbers in GitHub-flavoured Markdown, short enough for a
 //! CI job summary (`$GITHUB_STEP_SUMMARY`, 1 MiB): no histograms, only tables of percentiles in
-//! µs (exact to the ns), the budget verdict per layout, failed runs and the largest events.
+//! µs (exact to the ns), the budget verdict per layout, every run with its clock, failed runs
+//! and the largest events.
 
 use super::{
-    max_bound_legend, us, us_pct, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError,
+    clocks_text, max_bound_legend, us, us_pct, BudgetStatus, Exporter, Group, OutputFile, Report,
+    ReportError,
 };
 use crate::histo::{Percentile, Quantile, Summary};
 
@@ -222,6 +224,23 @@ pub fn render(report: &Report) -> String {
             o.push('\n');
         }
     }
+
+    o.push_str("## Runs\n\n| run | status | clock | samples | max |\n|---|---|---|---:|---:|\n");
+    for r in &report.runs {
+        o.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.name,
+            if r.outcome.ok { "ok" } else { "❌ failed" },
+            clocks_text(&r.clocks),
+            r.stats.samples,
+            if r.stats.samples == 0 {
+                "–".to_string()
+            } else {
+                us(r.stats.max_ns)
+            }
+        ));
+    }
+    o.push('\n');
 
     let failed: Vec<_> = report.runs.iter().filter(|r| !r.outcome.ok).collect();
     if !failed.is_empty() || !report.skipped.is_empty() || !report.missing_runs.is_empty() {

@@ -37,6 +37,7 @@ use crate::histo::{Hist, Percentile, Quantile, Summary};
 use crate::kinds::Accel;
 use crate::plan::GuestPlacement;
 use crate::result::{ObservedThread, RunRecord};
+use crate::wire::{ClockInfo, ClockSource};
 
 pub use aggregate::build;
 pub use budget::{BudgetCheck, BudgetStatus, BudgetVerdict};
@@ -127,6 +128,9 @@ pub struct RunSummary {
     pub started_unix_ms: u64,
     /// Requested measurement time, ms.
     pub duration_ms: u64,
+    /// The clocks its RT vCPUs were measured with, each distinct one once (from the final
+    /// results, else from the agent's hello; empty when neither arrived).
+    pub clocks: Vec<ClockInfo>,
     /// All RT vCPUs of the run merged (failed runs: what was measured before the failure).
     pub stats: Summary,
     /// Per RT vCPU.
@@ -250,6 +254,9 @@ pub struct Group {
     pub ok_runs: Vec<String>,
     /// Names of the runs that failed (not merged).
     pub failed_runs: Vec<String>,
+    /// The clock sources of the merged runs, each once, in order: more than one, or another
+    /// than a compared group's, and the group is not ranked against it.
+    pub clocks: Vec<ClockSource>,
     /// Every RT vCPU of every ok repetition merged.
     pub stats: Summary,
     /// Per RT vCPU, merged over ok repetitions.
@@ -526,6 +533,30 @@ pub fn max_bound_legend() -> String {
 pub fn us_pct(p: &Percentile) -> String {
     let mark = if p.max_bound { MAX_BOUND_MARK } else { "" };
     format!("{}{mark}", us_opt(p.value_ns))
+}
+
+/// `tsc 2.000 GHz ±12 ppm`, `monotonic`: one clock as the run tables show it.
+pub fn clock_text(c: &ClockInfo) -> String {
+    let mut s = verdict::clock_name(c.source).to_string();
+    if let (ClockSource::Tsc, Some(hz)) = (c.source, c.tsc_hz) {
+        s.push_str(&format!(
+            " {}.{:03} GHz",
+            hz / 1_000_000_000,
+            hz / 1_000_000 % 1000
+        ));
+    }
+    if let Some(ppm) = c.calibration_spread_ppm {
+        s.push_str(&format!(" ±{ppm} ppm"));
+    }
+    s
+}
+
+/// The clocks of a run, `, `-joined (`unknown` when none is known).
+pub fn clocks_text(c: &[ClockInfo]) -> String {
+    if c.is_empty() {
+        return "unknown".to_string();
+    }
+    c.iter().map(clock_text).collect::<Vec<_>>().join(", ")
 }
 
 /// Escapes text for XML and HTML content and attribute values.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::accumulate::Acc;
 use super::{GuestView, LayoutView, RunOutcome, RunSummary, VcpuKey};
 use crate::result::{RunRecord, RunStatus, ThreadRole};
+use crate::wire::ClockInfo;
 
 /// The summary row of one run.
 pub(crate) fn summary(
@@ -42,6 +43,7 @@ pub(crate) fn summary(
         },
         started_unix_ms: rec.started_unix_ms,
         duration_ms: rec.duration_ms,
+        clocks: clocks(rec),
         stats: all.stats(),
         per_vcpu: per.iter().map(|(k, a)| (k.clone(), a.stats())).collect(),
         placement_mismatches: rec.placement_mismatches().len(),
@@ -51,6 +53,30 @@ pub(crate) fn summary(
         bad_frames: rec.guests.iter().map(|g| g.frames.rejected()).sum(),
         warnings: rec.warnings.clone(),
     }
+}
+
+/// The distinct clocks of a run's final results, else of its agents' hellos.
+pub(crate) fn clocks(rec: &RunRecord) -> Vec<ClockInfo> {
+    let mut out: Vec<ClockInfo> = Vec::new();
+    let results: Vec<ClockInfo> = rec
+        .guests
+        .iter()
+        .flat_map(|g| g.results.iter().map(|r| r.clock))
+        .collect();
+    let from = if results.is_empty() {
+        rec.guests
+            .iter()
+            .filter_map(|g| g.hello.as_ref().map(|h| h.facts.clock))
+            .collect()
+    } else {
+        results
+    };
+    for c in from {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The observed placement of a run's guests.

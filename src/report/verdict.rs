@@ -8,6 +8,10 @@
 //! when every one has fewer than [`crate::histo::MAX_BOUND_BEYOND`] samples beyond it. A verdict
 //! never rests on a percentile the few largest samples decide; it names the one it used.
 //!
+//! Which runs: only runs measured with the same clock source. When the layouts of a (scenario,
+//! workload), or the repetitions of one layout, used different clocks (TSC and
+//! `CLOCK_MONOTONIC`), nothing is ranked: the verdict says "not comparable: clocks differ".
+//!
 //! The significance rule is deliberately simple and stated in every sentence: a difference at
 //! the chosen percentile between two layouts counts only when it is larger than the spread
 //! (max − min) of that percentile between the repetitions of either layout. With a single
@@ -19,6 +23,7 @@ use super::stability::Stability;
 use super::{us, us_opt, Group, Range};
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
 use crate::histo::Quantile;
+use crate::wire::ClockSource;
 
 /// Whether a difference is larger than the noise between repetitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,8 +89,10 @@ pub struct Verdict {
     /// The percentile the ranking and comparisons use: the highest one not max-bound in any
     /// measured layout (`None`: every one is, or nothing can be ranked).
     pub percentile: Option<Quantile>,
-    /// Layouts with samples, lowest value at `percentile` first (empty when no percentile
-    /// qualifies).
+    /// Why the layouts were not ranked although measured (clocks differ), else `None`.
+    pub not_comparable: Option<String>,
+    /// Layouts with samples, lowest value at `percentile` first (empty when not comparable or
+    /// no percentile qualifies).
     pub ranking: Vec<Ranked>,
     /// Layouts with no measured run.
     pub no_data: Vec<String>,
@@ -93,6 +100,41 @@ pub struct Verdict {
     pub comparisons: Vec<Comparison>,
     /// The whole verdict in one sentence.
     pub statement: String,
+}
+
+/// `tsc`, `monotonic`, `monotonic+tsc` or `unknown`: the clock sources of a group.
+pub fn clocks_label(c: &[ClockSource]) -> String {
+    if c.is_empty() {
+        return "unknown".to_string();
+    }
+    c.iter()
+        .map(|s| clock_name(*s))
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// `tsc` or `monotonic`.
+pub fn clock_name(c: ClockSource) -> &'static str {
+    match c {
+        ClockSource::Tsc => "tsc",
+        ClockSource::Monotonic => "monotonic",
+    }
+}
+
+/// `None` when every group was measured with one and the same clock source, else the reason:
+/// `clocks differ (share: tsc, vcpu0: monotonic)`.
+pub fn clocks_differ(gs: &[&Group]) -> Option<String> {
+    let first = gs.first()?;
+    let same = gs
+        .iter()
+        .all(|g| g.clocks.len() == 1 && g.clocks == first.clocks);
+    (!same).then(|| {
+        let each: Vec<String> = gs
+            .iter()
+            .map(|g| format!("{}: {}", g.layout, clocks_label(&g.clocks)))
+            .collect();
+        format!("clocks differ ({})", each.join(", "))
+    })
 }
 
 /// The highest shown percentile that no group has max-bound.
@@ -203,12 +245,18 @@ fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> 
         .map(|g| g.layout.clone())
         .collect();
     let head = format!("{workload} under {scenario}");
-    let percentile = judged_percentile(&measured);
+    let not_comparable = clocks_differ(&measured);
+    let percentile = if not_comparable.is_some() {
+        None
+    } else {
+        judged_percentile(&measured)
+    };
     let unstable = instability(&measured);
     let mut verdict = Verdict {
         scenario,
         workload,
         percentile,
+        not_comparable: not_comparable.clone(),
         ranking: Vec::new(),
         no_data,
         comparisons: Vec::new(),
@@ -216,6 +264,12 @@ fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> 
     };
     if measured.is_empty() {
         verdict.statement = format!("{head}: no layout measured");
+        return verdict;
+    }
+    if let Some(why) = not_comparable {
+        verdict.statement = format!(
+            "{head}: not comparable: {why}; runs measured with different clocks are never ranked{unstable}"
+        );
         return verdict;
     }
     let Some(q) = percentile else {

@@ -50,6 +50,17 @@ pub struct Spec {
     pub tail_every: u64,
     pub failed: bool,
     pub samples: u64,
+    /// The clock the RT vCPUs measured with.
+    pub clock: ClockSource,
+}
+
+/// The clock the agent uses for a workload: the timer sleeps to `CLOCK_MONOTONIC` deadlines
+/// and reads that clock; busy-poll reads the TSC.
+pub fn clock_of(w: WorkloadKind) -> ClockSource {
+    match w {
+        WorkloadKind::Timer => ClockSource::Monotonic,
+        _ => ClockSource::Tsc,
+    }
 }
 
 const RT_VCPUS: [u32; 2] = [1, 2];
@@ -125,10 +136,10 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
     let (planned, emu) = placement(s.kind);
     let workload = s.workload;
     let clock = ClockInfo {
-        source: ClockSource::Tsc,
-        tsc_hz: Some(2_000_000_000),
+        source: s.clock,
+        tsc_hz: (s.clock == ClockSource::Tsc).then_some(2_000_000_000),
         invariant_tsc: true,
-        calibration_spread_ppm: None,
+        calibration_spread_ppm: (s.clock == ClockSource::Tsc).then_some(12),
     };
     let mut results = Vec::new();
     let mut intervals = Vec::new();
@@ -301,6 +312,7 @@ pub fn basic_specs() -> Vec<Spec> {
                         tail_every: 2_000,
                         failed: false,
                         samples: 50_000,
+                        clock: clock_of(workload),
                     });
                 }
             }
@@ -323,6 +335,7 @@ pub fn tcg_specs() -> Vec<Spec> {
         tail_every: 500,
         failed: false,
         samples: 5_000,
+        clock: ClockSource::Monotonic,
     };
     vec![
         base,

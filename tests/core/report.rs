@@ -592,3 +592,98 @@ fn junit_totals_are_the_sum_of_the_suites() {
         }
     }
 }
+
+/// vcpu0's mgmt-poll timer runs measured with the TSC while the others used CLOCK_MONOTONIC:
+/// nothing is ranked or compared across that, in the verdict and in `compare`; every run
+/// table shows each run's clock.
+#[test]
+fn runs_measured_with_different_clocks_are_never_ranked_or_compared() {
+    let dir = copy_fixture("runs-basic");
+    let pick = |s: &fixtures::Spec| {
+        s.layout == "vcpu0"
+            && s.scenario == ScenarioKind::MgmtPoll
+            && s.workload == WorkloadKind::Timer
+    };
+    plant(dir.path(), pick, |s| {
+        s.clock = pinlat::wire::ClockSource::Tsc;
+        // Far worse, too: still not a regression, since it cannot be compared.
+        s.tail_ns = (400_000, 500_000);
+    });
+    let r = report::write_all(dir.path()).unwrap();
+    let v = r
+        .verdicts
+        .iter()
+        .find(|v| v.scenario == ScenarioKind::MgmtPoll && v.workload == WorkloadKind::Timer)
+        .unwrap();
+    assert!(v.ranking.is_empty() && v.comparisons.is_empty(), "{v:?}");
+    assert_eq!(v.percentile, None);
+    assert_eq!(
+        v.not_comparable.as_deref(),
+        Some("clocks differ (isolate: monotonic, share: monotonic, vcpu0: tsc)")
+    );
+    assert!(
+        v.statement.starts_with("timer under mgmt-poll: not comparable: clocks differ (isolate: monotonic, share: monotonic, vcpu0: tsc)"),
+        "{}",
+        v.statement
+    );
+    // Other (scenario, workload)s are still ranked.
+    assert!(r
+        .verdicts
+        .iter()
+        .filter(|v| v.not_comparable.is_none())
+        .all(|v| !v.ranking.is_empty()));
+
+    let md = read(&dir.path().join("report.md"));
+    assert!(
+        md.contains("| vcpu0.mgmt-poll.timer.r1 | ok | tsc 2.000 GHz ±12 ppm | 100000 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| share.mgmt-poll.timer.r1 | ok | monotonic | 100000 |"),
+        "{md}"
+    );
+    // The table still lists the layouts, unranked.
+    assert!(md.contains("| – | vcpu0 | 2 | 200000 |"), "{md}");
+    let html = read(&dir.path().join("report.html"));
+    assert!(
+        html.contains("<td>vcpu0.mgmt-poll.timer.r2</td><td>ok</td><td>tsc 2.000 GHz ±12 ppm</td>")
+    );
+    let junit = read(&dir.path().join("junit.xml"));
+    assert!(junit.contains(
+        "<property name=\"clock.vcpu0.mgmt-poll.timer.r2\" value=\"tsc 2.000 GHz ±12 ppm\"/>"
+    ));
+    assert!(junit.contains("<property name=\"clock\" value=\"monotonic\"/>"));
+    let json: serde_json::Value =
+        serde_json::from_str(&read(&dir.path().join("report.json"))).unwrap();
+    let run = json["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "vcpu0.mgmt-poll.timer.r1")
+        .unwrap();
+    assert_eq!(run["clocks"][0]["source"], "tsc");
+    let hlog = read(&dir.path().join("vcpu0.mgmt-poll.timer.r1.hlog"));
+    assert!(hlog.contains("#[Clock: tsc 2.000 GHz ±12 ppm]"), "{hlog}");
+
+    // compare: the row says why it is not compared, and is no regression.
+    let base = report::build(&root().join("tests/fixtures/runs-basic"), &mut |_| {}).unwrap();
+    let c = compare::compare(&base, &r, 10.0);
+    let row = c
+        .rows
+        .iter()
+        .find(|x| x.name == "vcpu0.mgmt-poll.timer")
+        .unwrap();
+    assert_eq!(
+        row.not_comparable.as_deref(),
+        Some("clocks differ (BASE: monotonic, NEW: tsc)")
+    );
+    assert!(!row.regressed());
+    assert!(
+        !c.has_regression(),
+        "{}",
+        compare::render_text(&c, "b", "n")
+    );
+    assert!(compare::render_text(&c, "b", "n").contains(
+        "vcpu0.mgmt-poll.timer  not comparable: clocks differ (BASE: monotonic, NEW: tsc)"
+    ));
+}
