@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::accumulate::{rt_results, run_stats, timeline, Acc};
+use super::guest::GuestKernels;
 use super::runs::{layout_view, summary};
 use super::stability::Stability;
 use super::{
@@ -126,6 +127,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let mut accels = Vec::new();
     let mut run_id = None;
     let mut steal_notes = Vec::new();
+    let mut guest_kernels = GuestKernels::default();
 
     for file in &files {
         let rec = match read_run(&runs_dir.join(file)) {
@@ -139,6 +141,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
             }
         };
         per_run(&rec);
+        guest_kernels.add(&rec);
         run_id.get_or_insert_with(|| rec.run_id.clone());
         if let Some(st) = &rec.host_steal {
             for (cpu, ns, frac) in st.significant(&rec.planned_cpus()) {
@@ -275,6 +278,8 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         run_id,
         accels,
         disclaimer,
+        guest_warning: guest_kernels.warning(),
+        guest_kernels,
         host,
         host_checks,
         budgets,

@@ -104,6 +104,12 @@ pub fn render(run: &RunRecord) -> Result<String, ReportError> {
     ));
     let clocks = super::runs::clocks(run);
     out.push_str(&format!("#[Clock: {}]\n", super::clocks_text(&clocks)));
+    let mut guests = super::guest::GuestKernels::default();
+    guests.add(run);
+    out.push_str(&format!("#[{}]\n", guests.sentence()));
+    if let Some(w) = guests.warning() {
+        out.push_str(&format!("#[Warning: {w}]\n"));
+    }
     if run.accel == Accel::Tcg {
         out.push_str(&format!("#[Note: {TCG_DISCLAIMER}]\n"));
     }

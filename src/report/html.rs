@@ -83,6 +83,13 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
             esc(d)
         ));
     }
+    if let Some(w) = r.guest_warning.as_ref() {
+        o.push_str(&format!(
+            "<div class=\"warn bad\"><b>Not a realtime guest:</b> {}.</div>\n",
+            esc(w)
+        ));
+    }
+    o.push_str(&format!("<p>{}</p>\n", esc(&r.guest_kernels.sentence())));
     let ok = r.runs.iter().filter(|x| x.outcome.ok).count();
     let accels: Vec<&str> = r.accels.iter().map(|a| a.as_str()).collect();
     o.push_str(&format!(

@@ -53,6 +53,9 @@ pub fn render(report: &Report) -> String {
     if let Some(d) = &report.disclaimer {
         out.push_str(&format!("<!-- NOTE: {} -->\n", esc(d)));
     }
+    if let Some(w) = report.guest_warning.as_ref() {
+        out.push_str(&format!("<!-- WARNING: {} -->\n", esc(w)));
+    }
     let file_problems = report.skipped.len() + report.missing_runs.len();
     // The totals are the sum of the suites', the run-files suite included.
     out.push_str(&format!(
@@ -79,6 +82,15 @@ pub fn render(report: &Report) -> String {
         prop(&mut out, "      ", "accel", &accels.join(","));
         if let Some(d) = &report.disclaimer {
             prop(&mut out, "      ", "disclaimer", d);
+        }
+        prop(
+            &mut out,
+            "      ",
+            "guest_preempt_rt",
+            report.guest_kernels.preempt_rt_word(),
+        );
+        if let Some(w) = report.guest_warning.as_ref() {
+            prop(&mut out, "      ", "guest_warning", w);
         }
         prop(&mut out, "      ", "verdict", &v.statement);
         prop(

@@ -78,6 +78,9 @@ pub fn render(report: &Report) -> String {
     if let Some(d) = &report.disclaimer {
         o.push_str(&format!("> ⚠️ **Not hardware latency:** {d}.\n\n"));
     }
+    if let Some(w) = report.guest_warning.as_ref() {
+        o.push_str(&format!("> ❗ **Not a realtime guest:** {w}.\n\n"));
+    }
     let ok = report.runs.iter().filter(|r| r.outcome.ok).count();
     let accels: Vec<&str> = report.accels.iter().map(|a| a.as_str()).collect();
     o.push_str(&format!(
@@ -98,6 +101,8 @@ pub fn render(report: &Report) -> String {
             h.qemu_version
         ));
     }
+
+    o.push_str(&format!("{}\n\n", report.guest_kernels.sentence()));
 
     if let Some(d) = &report.host_checks.doctor {
         o.push_str(&format!("{}\n\n", report.host_checks.sentence()));

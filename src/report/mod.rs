@@ -15,6 +15,7 @@ pub mod aggregate;
 pub mod budget;
 pub mod compare;
 pub mod cyclictest;
+pub mod guest;
 pub mod hlog;
 pub mod hostchecks;
 pub mod html;
@@ -47,7 +48,8 @@ pub use text::{clock_text, clocks_text, max_bound_legend, us, us_opt, us_pct, MA
 pub use verdict::Verdict;
 
 /// Version of the `report.json` schema; bumped on any incompatible change (2: percentiles as
-/// [`crate::histo::Percentile`]s, by rank, with the samples beyond them).
+/// [`crate::histo::Percentile`]s, by rank, with the samples beyond them; stability, clocks and
+/// guest kernels).
 pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// Errors of building or writing a report.
@@ -338,6 +340,10 @@ pub struct Report {
     pub accels: Vec<Accel>,
     /// [`crate::result::TCG_DISCLAIMER`] when any run used TCG.
     pub disclaimer: Option<String>,
+    /// [`guest::NOT_RT_WARNING`], naming the guests, when a guest kernel was not PREEMPT_RT.
+    pub guest_warning: Option<String>,
+    /// The guests' kernels as their agents reported them, PREEMPT_RT or not.
+    pub guest_kernels: guest::GuestKernels,
     /// `host.json` as written by the runner (absent when the file is missing or unreadable).
     pub host: Option<crate::schema::HostFacts>,
     /// The doctor's and calibration's verdicts on the host, when they ran for it.

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use pinlat::agentcfg::AgentConfig;
 use pinlat::config::{Config, LayoutKind, ScenarioKind, WorkloadKind};
 use pinlat::cpuset::CpuSet;
 use pinlat::histo::{new_histogram, Hist};
@@ -14,7 +15,9 @@ use pinlat::result::{
     ThreadRole, VcpuThreadStats, RUN_SCHEMA_VERSION,
 };
 use pinlat::schema::{HostFacts, LocalFacts, PlanFile};
-use pinlat::wire::{ClockInfo, ClockSource, CpuResult, DecoderStats, IntervalReport, TopEvent};
+use pinlat::wire::{
+    ClockInfo, ClockSource, CpuResult, DecoderStats, Hello, IntervalReport, SystemFacts, TopEvent,
+};
 
 /// A small deterministic generator (Knuth's MMIX LCG).
 pub struct Lcg(u64);
@@ -52,6 +55,8 @@ pub struct Spec {
     pub samples: u64,
     /// The clock the RT vCPUs measured with.
     pub clock: ClockSource,
+    /// The guest kernel is PREEMPT_RT.
+    pub guest_rt: bool,
 }
 
 /// The clock the agent uses for a workload: the timer sleeps to `CLOCK_MONOTONIC` deadlines
@@ -128,6 +133,35 @@ fn threads(p: &GuestPlacement, emu: &CpuSet) -> Vec<ObservedThread> {
         });
     }
     t
+}
+
+/// The agent's hello: the guest's facts and the config it ran.
+fn hello(s: &Spec, clock: ClockInfo) -> Hello {
+    let (release, version) = if s.guest_rt {
+        ("6.1.0-fixture-rt-amd64", "#1 SMP PREEMPT_RT fixture")
+    } else {
+        ("6.1.0-fixture-amd64", "#1 SMP PREEMPT_DYNAMIC fixture")
+    };
+    Hello {
+        schema_version: pinlat::wire::SCHEMA_VERSION,
+        agent_version: "0.1.0".into(),
+        facts: SystemFacts {
+            kernel_release: release.into(),
+            kernel_version: version.into(),
+            preempt_rt: s.guest_rt,
+            clocksource: "tsc".into(),
+            cmdline: "console=ttyS0 isolcpus=1-2".into(),
+            isolated_cpus: "1-2".into(),
+            cpu_count: 3,
+            clock,
+        },
+        config: AgentConfig::new(
+            s.workload,
+            RT_VCPUS.to_vec(),
+            s.samples * PERIOD_NS / 1_000_000,
+        ),
+        sent_mono_ns: None,
+    }
 }
 
 /// Builds one run record.
@@ -253,7 +287,8 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
                     samples: 10,
                 })
                 .collect(),
-            hello: None,
+            // A failed boot never said hello.
+            hello: (!s.failed).then(|| hello(s, clock)),
             results,
             intervals,
             agent_errors: Vec::new(),
@@ -313,6 +348,7 @@ pub fn basic_specs() -> Vec<Spec> {
                         failed: false,
                         samples: 50_000,
                         clock: clock_of(workload),
+                        guest_rt: true,
                     });
                 }
             }
@@ -322,7 +358,8 @@ pub fn basic_specs() -> Vec<Spec> {
 }
 
 /// The "tcg" set: share and vcpu0, idle × timer, 1 repetition under TCG, plus a failed second
-/// repetition of vcpu0 (and, written separately, an unreadable file).
+/// repetition of vcpu0 (and, written separately, an unreadable file). Its guest kernel is not
+/// PREEMPT_RT.
 pub fn tcg_specs() -> Vec<Spec> {
     let base = Spec {
         layout: "share",
@@ -336,6 +373,7 @@ pub fn tcg_specs() -> Vec<Spec> {
         failed: false,
         samples: 5_000,
         clock: ClockSource::Monotonic,
+        guest_rt: false,
     };
     vec![
         base,

@@ -687,3 +687,45 @@ fn runs_measured_with_different_clocks_are_never_ranked_or_compared() {
         "vcpu0.mgmt-poll.timer  not comparable: clocks differ (BASE: monotonic, NEW: tsc)"
     ));
 }
+
+/// The TCG set's guest kernel is not PREEMPT_RT: every output warns in its header; the basic
+/// set's guests were, and the report header says so without a warning.
+#[test]
+fn a_guest_kernel_without_preempt_rt_is_warned_in_every_header() {
+    let dir = copy_fixture("runs-tcg");
+    let r = report::write_all(dir.path()).unwrap();
+    assert_eq!(r.guest_kernels.preempt_rt(), Some(false));
+    assert_eq!(r.guest_kernels.unknown, 1, "the failed boot sent no hello");
+    let warning = "the guest kernel was not PREEMPT_RT: its own preemption latency is in these numbers; no layout can fix it";
+    for f in [
+        "report.md",
+        "report.html",
+        "junit.xml",
+        "report.json",
+        "share.idle.timer.histogram.txt",
+        "share.idle.timer.r1.hlog",
+    ] {
+        let text = read(&dir.path().join(f));
+        let head: String = text.chars().take(1500).collect();
+        assert!(
+            head.contains(warning),
+            "{f} lacks the PREEMPT_RT warning in its header"
+        );
+    }
+    assert!(read(&dir.path().join("junit.xml"))
+        .contains("<property name=\"guest_preempt_rt\" value=\"no\"/>"));
+
+    let (dir, r) = build_basic();
+    assert_eq!(r.guest_kernels.preempt_rt(), Some(true));
+    assert_eq!(r.guest_kernels.warning(), None);
+    let md = read(&dir.path().join("report.md"));
+    assert!(
+        md.contains("Guest kernels: rt 6.1.0-fixture-rt-amd64 PREEMPT_RT (24 run(s))"),
+        "{md}"
+    );
+    assert!(!md.contains("not PREEMPT_RT"));
+    let html = read(&dir.path().join("report.html"));
+    assert!(html.contains("<p>Guest kernels: rt 6.1.0-fixture-rt-amd64 PREEMPT_RT (24 run(s))</p>"));
+    assert!(read(&dir.path().join("junit.xml"))
+        .contains("<property name=\"guest_preempt_rt\" value=\"yes\"/>"));
+}
