@@ -11,8 +11,8 @@ use pinlat::histo::{new_histogram, Hist};
 use pinlat::kinds::Accel;
 use pinlat::plan::{GuestPlacement, Plan, Sched, VcpuPlacement};
 use pinlat::result::{
-    run_name, GuestRun, HostPolicy, MgmtPollStats, ObservedThread, RunRecord, RunStatus,
-    ThreadRole, VcpuThreadStats, RUN_SCHEMA_VERSION,
+    run_name, GuestRun, HostPolicy, MeasureWindow, MgmtPollStats, ObservedThread, RunRecord,
+    RunStatus, ThreadRole, VcpuThreadStats, RUN_SCHEMA_VERSION,
 };
 use pinlat::schema::{HostFacts, LocalFacts, PlanFile};
 use pinlat::wire::{
@@ -133,6 +133,22 @@ fn threads(p: &GuestPlacement, emu: &CpuSet) -> Vec<ObservedThread> {
         });
     }
     t
+}
+
+/// Start of a fixture run, ms since the epoch.
+fn started_unix_ms(s: &Spec) -> u64 {
+    1_795_000_000_000 + u64::from(s.rep) * 60_000
+}
+
+/// The measurement window in the host's time: 2.5 s after the run started (QEMU launch, boot
+/// to hello 900 ms, the agent's 1 s preheat, and the rest), known to 5 ms under TCG.
+fn window(s: &Spec) -> MeasureWindow {
+    let start = started_unix_ms(s) + 2_500;
+    MeasureWindow {
+        start_unix_ms: start,
+        end_unix_ms: start + s.samples * PERIOD_NS / 1_000_000,
+        uncertainty_ms: if s.accel == Accel::Tcg { 5 } else { 0 },
+    }
 }
 
 /// The agent's hello: the guest's facts and the config it ran.
@@ -264,7 +280,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         } else {
             RunStatus::Ok
         },
-        started_unix_ms: 1_795_000_000_000 + u64::from(s.rep) * 60_000,
+        started_unix_ms: started_unix_ms(s),
         wall_ms: 9_000,
         duration_ms: s.samples * PERIOD_NS / 1_000_000,
         guests: vec![GuestRun {
@@ -302,7 +318,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             drift: Vec::new(),
             new_thread_placement: None,
             new_threads: Vec::new(),
-            window: None,
+            window: (!s.failed).then(|| window(s)),
         }],
         mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
             rate_hz: 20,

@@ -232,11 +232,10 @@ fn hlog_round_trip_matches_report_percentiles() {
         assert!(text.contains(
             "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
         ));
-        let lines = hlog::parse(&text).unwrap();
+        let lines = hlog::parse(&text).unwrap().lines;
         let mut merged = new_histogram();
-        for (tag, _, h) in lines.iter().filter(|l| l.0.is_none()) {
-            assert!(tag.is_none());
-            merged.add(h).unwrap();
+        for l in lines.iter().filter(|l| l.tag.is_none()) {
+            merged.add(&l.histogram).unwrap();
         }
         assert_eq!(merged.len(), run.stats.samples, "{}", run.name);
         let q = |p| Some(merged.value_at_quantile(p).min(run.stats.max_ns));
@@ -247,10 +246,77 @@ fn hlog_round_trip_matches_report_percentiles() {
         // Per-vCPU tagged lines, 2 intervals each.
         let tagged = lines
             .iter()
-            .filter(|l| l.0.as_deref() == Some("rt/vcpu1"))
+            .filter(|l| l.tag.as_deref() == Some("rt/vcpu1"))
             .count();
         assert_eq!(tagged, 2);
     }
+}
+
+fn read_record(path: &Path) -> pinlat::result::RunRecord {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The `.hlog` times are the measurement's: BaseTime is the run record's measurement window,
+/// and each line is one RT vCPU's interval at its own start, so a late interval on one vCPU
+/// keeps its real time. Without a window the file falls back to the run's start and says so.
+#[test]
+fn hlog_times_are_the_measurement_window() {
+    let dir = copy_fixture("runs-basic");
+    let name = "share.mgmt-poll.timer.r1";
+    let path = dir.path().join(format!("runs/{name}.json"));
+    let mut rec = read_record(&path);
+    let window = rec.guests[0].window.unwrap();
+    assert!(
+        window.start_unix_ms > rec.started_unix_ms,
+        "boot and preheat come first"
+    );
+    // vCPU2's second interval started 40 ms late (a late hand-off).
+    for iv in rec.guests[0]
+        .intervals
+        .iter_mut()
+        .filter(|i| i.cpu == 2 && i.index == 1)
+    {
+        iv.start_offset_ns += 40_000_000;
+    }
+    std::fs::write(&path, serde_json::to_vec(&rec).unwrap()).unwrap();
+    report::write_all(dir.path()).unwrap();
+    let text = read(&dir.path().join(format!("{name}.hlog")));
+    let log = hlog::parse(&text).unwrap();
+    assert_eq!(log.base_time_ms, Some(window.start_unix_ms), "{text}");
+    assert_eq!(log.start_time_ms, Some(window.start_unix_ms));
+    let first = &log.lines[0];
+    assert_eq!(
+        log.base_time_ms.unwrap() + first.start_ms,
+        window.start_unix_ms
+    );
+    assert!(
+        text.contains("#[Times: each guest's measurement window in the host's time"),
+        "{text}"
+    );
+    // One untagged line per (vCPU, interval), each at its own time.
+    let untagged: Vec<(u64, u64)> = log
+        .lines
+        .iter()
+        .filter(|l| l.tag.is_none())
+        .map(|l| (l.start_ms, l.histogram.len()))
+        .collect();
+    assert_eq!(untagged.len(), 4, "{untagged:?}");
+    let starts: Vec<u64> = untagged.iter().map(|x| x.0).collect();
+    assert_eq!(starts, [0, 0, 2_500, 2_540], "{text}");
+    let vcpu2: Vec<u64> = log
+        .lines
+        .iter()
+        .filter(|l| l.tag.as_deref() == Some("rt/vcpu2"))
+        .map(|l| l.start_ms)
+        .collect();
+    assert_eq!(vcpu2, [0, 2_540]);
+
+    // A record without a window: today's behaviour, said in the header.
+    rec.guests[0].window = None;
+    let text = hlog::render(&rec).unwrap();
+    let log = hlog::parse(&text).unwrap();
+    assert_eq!(log.base_time_ms, Some(rec.started_unix_ms));
+    assert!(text.contains("no measurement window"), "{text}");
 }
 
 #[test]
