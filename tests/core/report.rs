@@ -37,6 +37,11 @@ fn copy_fixture(name: &str) -> tempfile::TempDir {
     tmp
 }
 
+/// `compare` options with `threshold` percent and the defaults.
+fn opts(threshold: f64) -> compare::Options {
+    compare::Options::with_threshold(threshold)
+}
+
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -324,7 +329,7 @@ fn compare_flags_a_planted_regression() {
     let base = copy_fixture("runs-basic");
     let base_r = report::build(base.path(), &mut |_| {}).unwrap();
     // Same runs: no regression.
-    let same = compare::compare(&base_r, &base_r, 10.0);
+    let same = compare::compare(&base_r, &base_r, &opts(10.0));
     assert!(!same.has_regression());
     assert_eq!(same.rows.len(), 12);
     // Plant a worse timer tail for isolate under mgmt-poll.
@@ -348,7 +353,7 @@ fn compare_flags_a_planted_regression() {
         .unwrap();
     }
     let new_r = report::build(new.path(), &mut |_| {}).unwrap();
-    let c = compare::compare(&base_r, &new_r, 10.0);
+    let c = compare::compare(&base_r, &new_r, &opts(10.0));
     assert!(c.has_regression());
     let bad: Vec<&str> = c
         .rows
@@ -365,7 +370,7 @@ fn compare_flags_a_planted_regression() {
     // Reading report.json back gives the same comparison.
     report::write_all(new.path()).unwrap();
     let back = Report::read_json(&new.path().join("report.json")).unwrap();
-    assert_eq!(compare::compare(&base_r, &back, 10.0), c);
+    assert_eq!(compare::compare(&base_r, &back, &opts(10.0)), c);
 }
 
 #[test]
@@ -490,7 +495,7 @@ fn max_bound_percentiles_are_marked_and_never_judged() {
     for g in &mut new.groups {
         g.stats.p9999_ns.value_ns = g.stats.p9999_ns.value_ns.map(|v| v * 2);
     }
-    let c = compare::compare(&r, &new, 10.0);
+    let c = compare::compare(&r, &new, &opts(10.0));
     assert!(
         !c.has_regression(),
         "{}",
@@ -733,7 +738,7 @@ fn runs_measured_with_different_clocks_are_never_ranked_or_compared() {
 
     // compare: the row says why it is not compared, and is no regression.
     let base = report::build(&root().join("tests/fixtures/runs-basic"), &mut |_| {}).unwrap();
-    let c = compare::compare(&base, &r, 10.0);
+    let c = compare::compare(&base, &r, &opts(10.0));
     let row = c
         .rows
         .iter()
@@ -794,4 +799,114 @@ fn a_guest_kernel_without_preempt_rt_is_warned_in_every_header() {
     assert!(html.contains("<p>Guest kernels: rt 6.1.0-fixture-rt-amd64 PREEMPT_RT (24 run(s))</p>"));
     assert!(read(&dir.path().join("junit.xml"))
         .contains("<property name=\"guest_preempt_rt\" value=\"yes\"/>"));
+}
+
+/// Every run of share's mgmt-poll timer failed in NEW: the row is no longer silently "only in
+/// base" but a regression naming the row and the runs' failure, unless --allow-missing. The
+/// same for one failed run of two, for run files missing from a planned row, and for a row
+/// NEW does not have at all.
+#[test]
+fn compare_fails_a_layout_broken_in_new() {
+    let base = report::build(&root().join("tests/fixtures/runs-basic"), &mut |_| {}).unwrap();
+    let row = |s: &fixtures::Spec| {
+        s.layout == "share"
+            && s.scenario == ScenarioKind::MgmtPoll
+            && s.workload == WorkloadKind::Timer
+    };
+    let cause = |new: &Report, allow_missing: bool| {
+        let o = compare::Options {
+            allow_missing,
+            ..opts(10.0)
+        };
+        let c = compare::compare(&base, new, &o);
+        let lost: Vec<&compare::Lost> = c.lost.iter().collect();
+        assert_eq!(lost.len(), 1, "{}", compare::render_text(&c, "b", "n"));
+        assert_eq!(c.has_regression(), !allow_missing);
+        assert_eq!(lost[0].name, "share.mgmt-poll.timer");
+        (lost[0].cause.clone(), compare::render_text(&c, "b", "n"))
+    };
+
+    let dir = copy_fixture("runs-basic");
+    plant(dir.path(), row, |s| s.failed = true);
+    let new = report::build(dir.path(), &mut |_| {}).unwrap();
+    let (c, text) = cause(&new, false);
+    assert_eq!(
+        c,
+        "2 of 2 runs failed in NEW (boot: guest never sent hello within 60 s)"
+    );
+    let rows = compare::compare(&base, &new, &opts(10.0)).rows;
+    assert!(rows.iter().all(|r| r.name != "share.mgmt-poll.timer"));
+    assert!(
+        text.contains("share.mgmt-poll.timer: 2 of 2 runs failed in NEW (boot: guest never sent hello within 60 s)  REGRESSION"),
+        "{text}"
+    );
+    let (_, text) = cause(&new, true);
+    assert!(text.contains("(allowed: --allow-missing)"), "{text}");
+
+    let dir = copy_fixture("runs-basic");
+    plant(dir.path(), |s| row(s) && s.rep == 2, |s| s.failed = true);
+    let new = report::build(dir.path(), &mut |_| {}).unwrap();
+    assert_eq!(
+        cause(&new, false).0,
+        "1 of 2 runs failed in NEW (boot: guest never sent hello within 60 s); none lost in BASE"
+    );
+
+    let dir = copy_fixture("runs-basic");
+    for rep in 1..=2 {
+        std::fs::remove_file(
+            dir.path()
+                .join(format!("runs/share.mgmt-poll.timer.r{rep}.json")),
+        )
+        .unwrap();
+    }
+    let new = report::build(dir.path(), &mut |_| {}).unwrap();
+    assert_eq!(
+        cause(&new, false).0,
+        "2 planned run(s) without a readable run file in NEW"
+    );
+    std::fs::remove_file(dir.path().join("plan.json")).unwrap();
+    let new = report::build(dir.path(), &mut |_| {}).unwrap();
+    assert_eq!(
+        cause(&new, false).0,
+        "absent in NEW (BASE has 2 run(s) of it)"
+    );
+}
+
+/// 64 → 74 ns is +16 %, beyond a 10 % threshold, but 10 ns is below the default 500 ns floor:
+/// no regression. With a floor of 0 it is one again. The text states the floor.
+#[test]
+fn compare_ignores_growth_below_the_floor() {
+    let base = report::build(&root().join("tests/fixtures/runs-basic"), &mut |_| {}).unwrap();
+    let mut new = base.clone();
+    let g = new
+        .groups
+        .iter_mut()
+        .find(|g| g.name() == "share.idle.busy-poll")
+        .unwrap();
+    let p50 = g.stats.p50_ns.value_ns.unwrap();
+    assert!(p50 < 100, "{p50}");
+    g.stats.p50_ns.value_ns = Some(p50 + 10);
+    let c = compare::compare(&base, &new, &opts(10.0));
+    assert!(
+        !c.has_regression(),
+        "{}",
+        compare::render_text(&c, "b", "n")
+    );
+    let text = compare::render_text(&c, "b", "n");
+    assert!(
+        text.contains("by at least 0.500 µs (--min-delta)"),
+        "{text}"
+    );
+    let floorless = compare::Options {
+        min_delta_ns: 0,
+        ..opts(10.0)
+    };
+    let c = compare::compare(&base, &new, &floorless);
+    let bad: Vec<&str> = c
+        .rows
+        .iter()
+        .filter(|r| r.regressed())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(bad, ["share.idle.busy-poll"]);
 }
