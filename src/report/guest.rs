@@ -75,14 +75,14 @@ impl GuestKernels {
         }
     }
 
-    /// The header line: `Guest kernels: rt 6.1.0-rt-amd64 PREEMPT_RT (24 runs)`.
+    /// The header line: `Guest kernels: guest rt: 6.1.0-rt-amd64 PREEMPT_RT (24 run(s))`.
     pub fn sentence(&self) -> String {
         let mut parts: Vec<String> = self
             .kernels
             .iter()
             .map(|k| {
                 format!(
-                    "{} {} {} ({} run(s))",
+                    "guest {}: {} {} ({} run(s))",
                     k.guest,
                     k.kernel_release,
                     if k.preempt_rt {
@@ -109,7 +109,7 @@ impl GuestKernels {
             .kernels
             .iter()
             .filter(|k| !k.preempt_rt)
-            .map(|k| format!("{} {}", k.guest, k.kernel_release))
+            .map(|k| format!("guest {}: {}", k.guest, k.kernel_release))
             .collect();
         (!not_rt.is_empty()).then(|| format!("{NOT_RT_WARNING} ({})", not_rt.join(", ")))
     }

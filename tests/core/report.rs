@@ -791,12 +791,13 @@ fn a_guest_kernel_without_preempt_rt_is_warned_in_every_header() {
     assert_eq!(r.guest_kernels.warning(), None);
     let md = read(&dir.path().join("report.md"));
     assert!(
-        md.contains("Guest kernels: rt 6.1.0-fixture-rt-amd64 PREEMPT_RT (24 run(s))"),
+        md.contains("Guest kernels: guest rt: 6.1.0-fixture-rt-amd64 PREEMPT_RT (24 run(s))"),
         "{md}"
     );
     assert!(!md.contains("not PREEMPT_RT"));
     let html = read(&dir.path().join("report.html"));
-    assert!(html.contains("<p>Guest kernels: rt 6.1.0-fixture-rt-amd64 PREEMPT_RT (24 run(s))</p>"));
+    assert!(html
+        .contains("<p>Guest kernels: guest rt: 6.1.0-fixture-rt-amd64 PREEMPT_RT (24 run(s))</p>"));
     assert!(read(&dir.path().join("junit.xml"))
         .contains("<property name=\"guest_preempt_rt\" value=\"yes\"/>"));
 }
