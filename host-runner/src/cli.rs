@@ -118,8 +118,12 @@ pub enum Command {
     /// Compare two reports: per layout x scenario x workload, the change of p50..p99.99.
     ///
     /// BASE and NEW are results directories (aggregated from runs/) or report.json files.
-    /// Exit 1 when a percentile grew by more than --threshold percent, 0 otherwise, 2 for a
-    /// bad path.
+    /// A percentile regresses when it grew by more than --threshold percent and by at least
+    /// --min-delta; max-bound percentiles (fewer than 10 samples beyond them) and rows measured
+    /// with different clocks are not judged. A row of BASE absent from NEW, whose runs all
+    /// failed or are missing in NEW, or with more failed runs in NEW than in BASE, is a
+    /// regression unless --allow-missing. Exit 1 on a regression, 0 otherwise, 2 for a bad
+    /// path or option.
     Compare {
         /// The reference report.
         base: PathBuf,
@@ -128,6 +132,12 @@ pub enum Command {
         /// Regression threshold, percent growth of a percentile.
         #[arg(long, value_name = "PCT", default_value_t = 10.0)]
         threshold: f64,
+        /// Smallest growth of a percentile that can be a regression, with a unit: 500ns, 2us.
+        #[arg(long, value_name = "DURATION", default_value = "500ns", value_parser = crate::report_cmd::parse_min_delta_ns)]
+        min_delta: u64,
+        /// Report rows absent, failed or missing in NEW without failing on them.
+        #[arg(long)]
+        allow_missing: bool,
     },
     /// Check whether this host is fit for realtime measurements, each check with its fix.
     ///
@@ -247,8 +257,15 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             base,
             new,
             threshold,
+            min_delta,
+            allow_missing,
         } => {
-            let (exit, text) = crate::report_cmd::compare(&base, &new, threshold)?;
+            let options = pinlat::report::compare::Options {
+                threshold_pct: threshold,
+                min_delta_ns: min_delta,
+                allow_missing,
+            };
+            let (exit, text) = crate::report_cmd::compare(&base, &new, &options)?;
             print_out(&text)?;
             Ok(exit)
         }

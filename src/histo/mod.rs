@@ -15,6 +15,9 @@
 //! V2 deflate with it, so the host's run files and reports are as before. Reading (feature
 //! `host`) accepts both, whoever wrote them.
 //!
+//! Percentiles and the one latency summary ([`Summary`]: by rank, overflow counted above the
+//! range, bounded by the exact max, max-bound percentiles flagged) are in `summary.rs`.
+//!
 //! Decoding is meant for untrusted input (a guest's serial output): `decode_base64` inflates
 //! with a hard size cap and checks the V2 header (range, precision, payload length) before the
 //! `hdrhistogram` deserializer sees it, so a hostile frame cannot make the host allocate more than
@@ -22,16 +25,21 @@
 
 use base64::Engine as _;
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 #[cfg(feature = "host")]
 pub mod codec;
+mod summary;
 pub mod v2;
 
 #[cfg(feature = "host")]
 pub use codec::{
     decode_base64, decode_v2, encode_base64, encode_v2_deflate, HistoError, MAX_DECODED_DIGITS,
     MAX_DECODED_HIGHEST, MAX_INFLATED_BYTES,
+};
+pub use summary::{
+    percentile, percentiles, ppm_of_percent, rank, summarize, Percentile, Quantile, Summary,
+    MAX_BOUND_BEYOND, PPM,
 };
 pub use v2::{encode_v2, CountTooLarge};
 
@@ -87,50 +95,12 @@ impl Serialize for Hist {
 }
 
 #[cfg(feature = "host")]
-impl<'de> Deserialize<'de> for Hist {
+impl<'de> serde::Deserialize<'de> for Hist {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         decode_base64(&text)
             .map(Hist)
             .map_err(serde::de::Error::custom)
-    }
-}
-
-/// Percentile summary of a histogram, all in ns (at the histogram's 3-digit precision).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
-    /// Number of recorded values.
-    pub count: u64,
-    /// Smallest recorded value, ns (0 when empty).
-    pub min_ns: u64,
-    /// Median, ns.
-    pub p50_ns: u64,
-    /// 90th percentile, ns.
-    pub p90_ns: u64,
-    /// 99th percentile, ns.
-    pub p99_ns: u64,
-    /// 99.9th percentile, ns.
-    pub p999_ns: u64,
-    /// 99.99th percentile, ns.
-    pub p9999_ns: u64,
-    /// Largest recorded value (highest equivalent of its bucket), ns.
-    pub max_ns: u64,
-}
-
-/// Summarise `h` at the usual percentiles. An empty histogram gives all zeros.
-pub fn summarize(h: &Histogram<u64>) -> Summary {
-    if h.is_empty() {
-        return Summary::default();
-    }
-    Summary {
-        count: h.len(),
-        min_ns: h.min(),
-        p50_ns: h.value_at_quantile(0.5),
-        p90_ns: h.value_at_quantile(0.9),
-        p99_ns: h.value_at_quantile(0.99),
-        p999_ns: h.value_at_quantile(0.999),
-        p9999_ns: h.value_at_quantile(0.9999),
-        max_ns: h.max(),
     }
 }
 
@@ -193,20 +163,5 @@ mod tests {
             json.starts_with("\"HISTE"),
             "plain V2 cookie 1c849313 is base64 HISTE"
         );
-    }
-
-    #[test]
-    fn summary_percentiles() {
-        let mut h = new_histogram();
-        for v in 1..=1000u64 {
-            h.record(v).unwrap();
-        }
-        let s = summarize(&h);
-        assert_eq!(s.count, 1000);
-        assert_eq!(s.min_ns, 1);
-        assert_eq!(s.p50_ns, 500);
-        assert_eq!(s.p99_ns, 990);
-        assert_eq!(s.max_ns, 1000);
-        assert_eq!(summarize(&new_histogram()), Summary::default());
     }
 }

@@ -4,13 +4,18 @@
 //!
 //! [`aggregate`] streams the run files one at a time (memory stays bounded by the number of
 //! groups, not runs), merges HDR histograms per (layout, scenario, workload, RT vCPU) and across
-//! RT vCPUs, and keeps per-run summaries for the spread between repetitions. [`verdict`] ranks
-//! layouts and checks budgets. Each output format is one [`Exporter`] in its own file, all derived
+//! RT vCPUs ([`accumulate`]), and keeps per-run summaries ([`runs`]) for the spread between
+//! repetitions. Every set of samples is described by the one [`Summary`] (percentiles by rank,
+//! overflow ranked above the range). [`verdict`] ranks layouts, [`stability`] judges whether a
+//! layout's maxima are reproducible across repetitions, [`budget`] checks budgets. Each output format is one [`Exporter`] in its own file, all derived
 //! from the one [`Report`] (one schema, many views, as hyperfine's `src/export/`).
 
+pub mod accumulate;
 pub mod aggregate;
+pub mod budget;
 pub mod compare;
 pub mod cyclictest;
+pub mod guest;
 pub mod hlog;
 pub mod hostchecks;
 pub mod html;
@@ -18,6 +23,9 @@ mod html_svg;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+mod runs;
+pub mod stability;
+pub mod text;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -27,16 +35,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
 use crate::cpuset::CpuSet;
-use crate::histo::Hist;
+use crate::histo::{Hist, Quantile, Summary};
 use crate::kinds::Accel;
 use crate::plan::GuestPlacement;
 use crate::result::{ObservedThread, RunRecord};
+use crate::wire::{ClockInfo, ClockSource};
 
-pub use aggregate::{build, Stats};
-pub use verdict::{BudgetCheck, BudgetStatus, BudgetVerdict, Verdict};
+pub use aggregate::build;
+pub use budget::{BudgetCheck, BudgetStatus, BudgetVerdict};
+pub(crate) use text::escape_xml;
+pub use text::{clock_text, clocks_text, max_bound_legend, us, us_opt, us_pct, MAX_BOUND_MARK};
+pub use verdict::Verdict;
 
-/// Version of the `report.json` schema; bumped on any incompatible change.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+/// Version of the `report.json` schema; bumped on any incompatible change (2: percentiles as
+/// [`crate::histo::Percentile`]s, by rank, with the samples beyond them; stability, clocks and
+/// guest kernels).
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// Errors of building or writing a report.
 #[derive(Debug, thiserror::Error)]
@@ -119,10 +133,13 @@ pub struct RunSummary {
     pub started_unix_ms: u64,
     /// Requested measurement time, ms.
     pub duration_ms: u64,
+    /// The clocks its RT vCPUs were measured with, each distinct one once (from the final
+    /// results, else from the agent's hello; empty when neither arrived).
+    pub clocks: Vec<ClockInfo>,
     /// All RT vCPUs of the run merged (failed runs: what was measured before the failure).
-    pub stats: Stats,
+    pub stats: Summary,
     /// Per RT vCPU.
-    pub per_vcpu: Vec<(VcpuKey, Stats)>,
+    pub per_vcpu: Vec<(VcpuKey, Summary)>,
     /// Observed threads that differ from the plan (after pinning or at the end).
     pub placement_mismatches: usize,
     /// Involuntary context switches of the RT vCPU threads on the host during the measurement.
@@ -194,12 +211,17 @@ impl Range {
     }
 }
 
-/// The spread between repetitions of a group (ok runs with samples only).
+/// The spread between repetitions of a group (ok runs with samples only). A range is `None`
+/// with fewer than 2 repetitions or when a repetition's value is in the overflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spread {
     /// Repetitions the spread is computed over.
     pub repetitions: usize,
-    /// p99 over the repetitions (`None` with fewer than 2 repetitions or overflowed values).
+    /// p50 over the repetitions.
+    pub p50: Option<Range>,
+    /// p90 over the repetitions.
+    pub p90: Option<Range>,
+    /// p99 over the repetitions.
     pub p99: Option<Range>,
     /// p99.9 over the repetitions.
     pub p999: Option<Range>,
@@ -207,6 +229,19 @@ pub struct Spread {
     pub p9999: Option<Range>,
     /// max over the repetitions.
     pub max: Option<Range>,
+}
+
+impl Spread {
+    /// The spread of one shown percentile.
+    pub fn of(&self, q: Quantile) -> Option<Range> {
+        match q {
+            Quantile::P50 => self.p50,
+            Quantile::P90 => self.p90,
+            Quantile::P99 => self.p99,
+            Quantile::P999 => self.p999,
+            Quantile::P9999 => self.p9999,
+        }
+    }
 }
 
 /// Merged results of one (layout, scenario, workload) over its repetitions.
@@ -224,14 +259,19 @@ pub struct Group {
     pub ok_runs: Vec<String>,
     /// Names of the runs that failed (not merged).
     pub failed_runs: Vec<String>,
+    /// The clock sources of the merged runs, each once, in order: more than one, or another
+    /// than a compared group's, and the group is not ranked against it.
+    pub clocks: Vec<ClockSource>,
     /// Every RT vCPU of every ok repetition merged.
-    pub stats: Stats,
+    pub stats: Summary,
     /// Per RT vCPU, merged over ok repetitions.
     pub per_vcpu: Vec<VcpuGroup>,
     /// The largest events, largest first (at most [`aggregate::TOP_EVENTS`]).
     pub top: Vec<EventRef>,
     /// Spread between repetitions.
     pub spread: Spread,
+    /// Whether the repetitions' maxima agree (beside the spread: [`stability`]).
+    pub stability: stability::Stability,
     /// Interval time series, one per ok run.
     pub timeline: Vec<RunTimeline>,
     /// The merged histogram (ns; overflow not in it).
@@ -253,7 +293,7 @@ pub struct VcpuGroup {
     /// Which vCPU.
     pub vcpu: VcpuKey,
     /// Statistics over the ok repetitions.
-    pub stats: Stats,
+    pub stats: Summary,
     /// Merged histogram, ns.
     pub histogram: Hist,
 }
@@ -300,6 +340,10 @@ pub struct Report {
     pub accels: Vec<Accel>,
     /// [`crate::result::TCG_DISCLAIMER`] when any run used TCG.
     pub disclaimer: Option<String>,
+    /// [`guest::NOT_RT_WARNING`], naming the guests, when a guest kernel was not PREEMPT_RT.
+    pub guest_warning: Option<String>,
+    /// The guests' kernels as their agents reported them, PREEMPT_RT or not.
+    pub guest_kernels: guest::GuestKernels,
     /// `host.json` as written by the runner (absent when the file is missing or unreadable).
     pub host: Option<crate::schema::HostFacts>,
     /// The doctor's and calibration's verdicts on the host, when they ran for it.
@@ -364,6 +408,27 @@ impl Report {
             .iter()
             .filter(|g| g.scenario == scenario && g.workload == workload)
             .collect()
+    }
+
+    /// The groups of a verdict's (scenario, workload) as its tables list them: ranked layouts
+    /// in rank order with their rank, then the others (not ranked, or without samples).
+    pub fn table_rows(&self, v: &Verdict) -> Vec<(Option<usize>, &Group)> {
+        let gs = self.groups_of(v.scenario, v.workload);
+        let mut rows: Vec<(Option<usize>, &Group)> = v
+            .ranking
+            .iter()
+            .filter_map(|r| {
+                gs.iter()
+                    .find(|g| g.layout == r.layout)
+                    .map(|g| (Some(r.rank), *g))
+            })
+            .collect();
+        rows.extend(
+            gs.iter()
+                .filter(|g| !v.ranking.iter().any(|r| r.layout == g.layout))
+                .map(|g| (None, *g)),
+        );
+        rows
     }
 
     /// Reads a `report.json` back.
@@ -446,34 +511,4 @@ pub fn write_all(dir: &Path) -> Result<Report, ReportError> {
 fn write_file(dir: &Path, f: &OutputFile) -> Result<(), ReportError> {
     crate::atomic_write::write_atomic(&dir.join(&f.name), f.contents.as_bytes())
         .map_err(|e| ReportError::Write(e.path, e.source))
-}
-
-/// Formats ns as µs with three decimals, exactly (`12345` → `12.345`).
-pub fn us(ns: u64) -> String {
-    format!("{}.{:03}", ns / 1000, ns % 1000)
-}
-
-/// Formats an optional percentile: µs, or `overflow` when it lies above the histogram's range.
-pub fn us_opt(ns: Option<u64>) -> String {
-    match ns {
-        Some(v) => us(v),
-        None => "overflow".to_string(),
-    }
-}
-
-/// Escapes text for XML and HTML content and attribute values.
-pub(crate) fn escape_xml(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push('\u{fffd}'),
-            c => o.push(c),
-        }
-    }
-    o
 }

@@ -276,24 +276,18 @@ pub enum Message {
 }
 
 impl CpuResult {
-    /// The percentile summary of this result as reports show it: percentiles from the HDR
-    /// histogram bounded by the exact `max_ns` (HDR gives a bucket's top), exact min and max.
+    /// The percentile summary of this result, as the report computes it
+    /// ([`crate::histo::Summary`]): percentiles by rank with the overflow ranked above the
+    /// histogram's range (a rank there is "overflow"), bounded by the exact `max_ns`; exact min
+    /// and max; the measured duration.
     pub fn summary(&self) -> crate::histo::Summary {
-        let mut s = crate::histo::summarize(&self.histogram.0);
-        if self.samples > 0 {
-            s.min_ns = self.min_ns;
-            s.max_ns = self.max_ns;
-            for p in [
-                &mut s.p50_ns,
-                &mut s.p90_ns,
-                &mut s.p99_ns,
-                &mut s.p999_ns,
-                &mut s.p9999_ns,
-            ] {
-                *p = (*p).min(self.max_ns);
-            }
-        }
-        s
+        crate::histo::Summary::new(
+            &self.histogram.0,
+            self.overflow,
+            self.min_ns,
+            self.max_ns,
+            self.duration_ns,
+        )
     }
 }
 
@@ -367,11 +361,13 @@ mod tests {
         assert!(f.ends_with(b"}\n"));
     }
 
-    #[test]
-    fn summary_is_bounded_by_the_exact_max() {
-        let mut h = crate::histo::new_histogram();
-        h.record_n(1_000_003, 10).unwrap();
-        let r = CpuResult {
+    fn result(
+        h: hdrhistogram::Histogram<u64>,
+        overflow: u64,
+        min_ns: u64,
+        max_ns: u64,
+    ) -> CpuResult {
+        CpuResult {
             cpu: 1,
             workload: WorkloadKind::BusyPoll,
             peer_cpu: None,
@@ -385,23 +381,44 @@ mod tests {
             start_mono_ns: None,
             end_mono_ns: None,
             cpu_dma_latency_held: None,
-            samples: 10,
-            min_ns: 1_000_003,
-            max_ns: 1_000_003,
-            overflow: 0,
+            samples: h.len() + overflow,
+            min_ns,
+            max_ns,
+            overflow,
             backwards: 0,
             missed_periods: 0,
             top: Vec::new(),
             intervals: 0,
             late_intervals: 0,
-            histogram: crate::histo::Hist(h.clone()),
-        };
+            histogram: crate::histo::Hist(h),
+        }
+    }
+
+    #[test]
+    fn summary_is_bounded_by_the_exact_max() {
+        let mut h = crate::histo::new_histogram();
+        h.record_n(1_000_003, 10).unwrap();
         // HDR alone reports the bucket's top, above anything recorded.
-        assert!(crate::histo::summarize(&h).p9999_ns > 1_000_003);
-        let s = r.summary();
+        assert!(h.value_at_quantile(0.9999) > 1_000_003);
+        let s = result(h, 0, 1_000_003, 1_000_003).summary();
         assert_eq!(
-            (s.p9999_ns, s.max_ns, s.min_ns),
-            (1_000_003, 1_000_003, 1_000_003)
+            (s.p9999_ns.value_ns, s.max_ns, s.min_ns),
+            (Some(1_000_003), 1_000_003, 1_000_003)
         );
+    }
+
+    /// 990 samples of 1 µs and 10 overflowed (a 70 s stall): p99.9 is rank 999, in the
+    /// overflow. Ignoring the overflow put it at 1 µs.
+    #[test]
+    fn summary_ranks_the_overflow_above_the_range() {
+        let mut h = crate::histo::new_histogram();
+        h.record_n(1_000, 990).unwrap();
+        let s = result(h, 10, 1_000, 70_000_000_000).summary();
+        assert_eq!(s.samples, 1_000);
+        assert_eq!(s.p99_ns.value_ns, Some(1_000));
+        assert_eq!(s.p999_ns.value_ns, None);
+        assert_eq!(s.p9999_ns.value_ns, None);
+        assert_eq!(s.p999_ns.to_string(), "overflow");
+        assert_eq!(s.ns_or_max(crate::histo::Quantile::P999), 70_000_000_000);
     }
 }

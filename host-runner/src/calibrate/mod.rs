@@ -32,6 +32,7 @@ use pinlat::calibration::{
     CalibrationReport, Floor, MonoWindow, Trial, TrialStatus, Verdict, CALIBRATE_FILE,
     CALIBRATION_SCHEMA_VERSION,
 };
+use pinlat::histo::Quantile;
 use pinlat::wire::{CpuResult, RunResult};
 
 use self::agent_run::AgentRun;
@@ -220,12 +221,13 @@ pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError>
     // 1. The noise floor.
     let (floor_res, (), _) = base.run("floor", |_| ())?;
     let floor_cpu = first_result(floor_res, "floor")?;
+    // Percentiles in the overflow count as the exact max: the floor is never put below them.
     let fs = floor_cpu.summary();
     let floor = Floor {
         samples: floor_cpu.samples,
-        p50_ns: fs.p50_ns,
-        p99_ns: fs.p99_ns,
-        p9999_ns: fs.p9999_ns,
+        p50_ns: fs.ns_or_max(Quantile::P50),
+        p99_ns: fs.ns_or_max(Quantile::P99),
+        p9999_ns: fs.ns_or_max(Quantile::P9999),
         max_ns: floor_cpu.max_ns,
     };
     let lengths = stall_lengths(floor.p9999_ns);
@@ -346,7 +348,7 @@ fn trial(
             _ => None,
         },
         duration_ns: cpu.duration_ns,
-        floor_p9999_ns: cpu.summary().p9999_ns,
+        floor_p9999_ns: cpu.summary().ns_or_max(Quantile::P9999),
         events: cpu.top,
         injections,
         steal_ns: match (steal_before, steal_after) {
