@@ -1,6 +1,7 @@
 //! Deterministic fixture runs: `RunRecord`s with known histograms, written as a results
 //! directory (`runs/*.json`, `plan.json`, `host.json`). The committed copies live under
-//! `tests/fixtures/runs-*/`; `PINLAT_BLESS=1 cargo test --test core` rewrites them.
+//! `tests/fixtures/runs-*/`; `PINLAT_BLESS=1 cargo test -p pinlat --test core -- --test-threads=1`
+//! rewrites them.
 
 use std::path::Path;
 
@@ -170,6 +171,7 @@ fn hello(s: &Spec, clock: ClockInfo) -> Hello {
             isolated_cpus: "1-2".into(),
             cpu_count: 3,
             clock,
+            devices: Default::default(),
         },
         config: AgentConfig::new(
             s.workload,

@@ -2,7 +2,8 @@
 //! JUnit and cyclictest-text outputs, the `.hlog` read back against the report's percentiles,
 //! verdict wording, exit outcomes and `compare` with a planted regression.
 //!
-//! `PINLAT_BLESS=1 cargo test --test core` rewrites the committed fixtures and golden files.
+//! `PINLAT_BLESS=1 cargo test -p pinlat --test core -- --test-threads=1` rewrites the committed
+//! fixtures and golden files (one thread: the golden tests read the fixtures being rewritten).
 
 use crate::fixtures;
 
@@ -61,7 +62,7 @@ fn golden(name: &str, actual: &str) {
             .position(|(a, b)| a != b)
             .unwrap_or(expected.lines().count().min(actual.lines().count()));
         panic!(
-            "{name} differs from the golden file at line {}:\n expected: {:?}\n actual:   {:?}\n(PINLAT_BLESS=1 to accept)",
+            "{name} differs from the golden file at line {}:\n expected: {:?}\n actual:   {:?}\n(PINLAT_BLESS=1 with --test-threads=1 to accept)",
             line + 1,
             expected.lines().nth(line),
             actual.lines().nth(line)

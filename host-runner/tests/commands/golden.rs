@@ -1,5 +1,5 @@
 //! Golden files for the plan exports: `host-runner/tests/golden/<config>.<format>`.
-//! Regenerate with `PINLAT_BLESS=1 cargo test -p pinlat-runner --test cli` and review the diff.
+//! Regenerate with `PINLAT_BLESS=1 cargo test -p pinlat-runner --test commands` and review the diff.
 
 use super::{pinlat, repo};
 
