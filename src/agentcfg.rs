@@ -12,8 +12,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::WorkloadKind;
+
 /// Where the agent, running as PID 1, reads its config inside the initramfs.
 pub const GUEST_CONFIG_PATH: &str = "/pinlat/config.json";
+/// Where the initramfs holds the kernel modules of [`AgentConfig::modules`], one
+/// `<name>.ko` each.
+pub const GUEST_MODULES_DIR: &str = "/lib/modules";
 /// Default preheat before measuring, ms.
 pub const DEFAULT_PREHEAT_MS: u64 = 1_000;
 /// Default length of one interval histogram, ms.
@@ -30,10 +35,6 @@ pub const DEFAULT_TOP_N: usize = 10;
 pub const DEFAULT_MEMORY_LOAD_MIB: u32 = 8;
 /// Largest accepted `top_n`.
 pub const MAX_TOP_N: usize = 1_000;
-
-/// What the measurement threads do: the config's workload kind, one type for config, wire and
-/// results (`busy-poll`, `timer`, `ring`).
-pub use crate::config::WorkloadKind as Workload;
 
 /// Which clock the busy-poll and ring workloads read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +82,7 @@ impl Loads {
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// The workload of this run.
-    pub workload: Workload,
+    pub workload: WorkloadKind,
     /// CPUs that measure (busy-poll, timer: one thread each; ring: the default producer and
     /// consumer are the first two).
     pub rt_cpus: Vec<u32>,
@@ -123,6 +124,16 @@ pub struct AgentConfig {
     /// Clock of the busy-poll and ring workloads (timer always uses `CLOCK_MONOTONIC`).
     #[serde(default)]
     pub clock: ClockChoice,
+    /// After its hello, wait for the runner's [`crate::wire::Command::Go`] on the agent port
+    /// before measuring, so every guest of a run measures over the same window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait_for_go: bool,
+    /// Kernel modules to load, in this order, before measuring (PID-1 mode only), each from
+    /// `GUEST_MODULES_DIR/<name>.ko`: the drivers of the guest's devices that its kernel has as
+    /// modules, dependencies first. Left out of the JSON when empty, so a config without
+    /// modules reads as it did before the field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
 }
 
 fn default_preheat_ms() -> u64 {
@@ -144,9 +155,6 @@ fn default_top_n() -> usize {
 /// A config that cannot run. Messages name the field to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AgentConfigError {
-    /// Not one of `busy-poll`, `timer`, `ring`.
-    #[error("Unknown workload '{0}': use busy-poll, timer or ring")]
-    UnknownWorkload(String),
     /// `rt_cpus` is empty.
     #[error("rt_cpus is empty: give at least one CPU to measure on")]
     NoRtCpus,
@@ -173,6 +181,14 @@ pub enum AgentConfigError {
     /// The ring needs two distinct CPUs.
     #[error("ring needs two different CPUs: set ring_producer_cpu and ring_consumer_cpu, or give two rt_cpus")]
     RingCpus,
+    /// A module name that is not a plain kernel module name.
+    #[error("modules[{index}]: {name:?} is not a kernel module name (letters, digits, '_' and '-' only)")]
+    ModuleName {
+        /// Its position in `modules`.
+        index: usize,
+        /// The name given.
+        name: String,
+    },
     /// The JSON does not parse as a config.
     #[error("Agent config is not valid JSON: {0}")]
     Json(String),
@@ -180,7 +196,7 @@ pub enum AgentConfigError {
 
 impl AgentConfig {
     /// A config with every optional field at its default.
-    pub fn new(workload: Workload, rt_cpus: Vec<u32>, duration_ms: u64) -> Self {
+    pub fn new(workload: WorkloadKind, rt_cpus: Vec<u32>, duration_ms: u64) -> Self {
         AgentConfig {
             workload,
             rt_cpus,
@@ -196,6 +212,8 @@ impl AgentConfig {
             loads: Loads::default(),
             top_n: DEFAULT_TOP_N,
             clock: ClockChoice::Auto,
+            modules: Vec::new(),
+            wait_for_go: false,
         }
     }
 
@@ -244,7 +262,15 @@ impl AgentConfig {
         if self.top_n > MAX_TOP_N {
             return Err(AgentConfigError::TopN(self.top_n));
         }
-        if self.workload == Workload::Ring {
+        for (index, name) in self.modules.iter().enumerate() {
+            if !is_module_name(name) {
+                return Err(AgentConfigError::ModuleName {
+                    index,
+                    name: name.clone(),
+                });
+            }
+        }
+        if self.workload == WorkloadKind::Ring {
             let (p, c) = self.ring_cpus().ok_or(AgentConfigError::RingCpus)?;
             if p == c {
                 return Err(AgentConfigError::RingCpus);
@@ -268,10 +294,21 @@ impl AgentConfig {
     pub fn effective_priority(&self) -> Option<u8> {
         match (self.workload, self.priority) {
             (_, Some(p)) => Some(p),
-            (Workload::Timer, None) => Some(DEFAULT_TIMER_PRIORITY),
+            (WorkloadKind::Timer, None) => Some(DEFAULT_TIMER_PRIORITY),
             (_, None) => None,
         }
     }
+}
+
+/// A kernel module name as `modules.builtin` and `.modinfo` spell them: non-empty, at most 55
+/// bytes (`MODULE_NAME_LEN` - 1), letters, digits, `_` and `-`. Such a name is also a safe file
+/// name under [`GUEST_MODULES_DIR`].
+pub fn is_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 55
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn check_unique(field: &'static str, cpus: &[u32]) -> Result<(), AgentConfigError> {
@@ -292,7 +329,7 @@ mod tests {
         let cfg =
             AgentConfig::from_json(r#"{"workload":"busy-poll","rt_cpus":[1],"duration_ms":5000}"#)
                 .unwrap();
-        assert_eq!(cfg, AgentConfig::new(Workload::BusyPoll, vec![1], 5000));
+        assert_eq!(cfg, AgentConfig::new(WorkloadKind::BusyPoll, vec![1], 5000));
         assert_eq!(cfg.report_interval_ms, 1000);
         assert_eq!(cfg.top_n, 10);
         assert_eq!(cfg.effective_priority(), None);
@@ -300,7 +337,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_unknown_fields() {
-        let mut cfg = AgentConfig::new(Workload::Ring, vec![1, 2], 1000);
+        let mut cfg = AgentConfig::new(WorkloadKind::Ring, vec![1, 2], 1000);
         cfg.loads.io = true;
         cfg.housekeeping_cpus = vec![0];
         assert_eq!(AgentConfig::from_json(&cfg.to_json()).unwrap(), cfg);
@@ -312,8 +349,18 @@ mod tests {
     }
 
     #[test]
+    fn modules_are_left_out_when_empty_and_round_trip_when_not() {
+        let mut cfg = AgentConfig::new(WorkloadKind::BusyPoll, vec![1], 1000);
+        assert!(!cfg.to_json().contains("modules"));
+        cfg.modules = vec!["virtio_ring".into(), "virtio".into(), "virtio_pci".into()];
+        let back = AgentConfig::from_json(&cfg.to_json()).unwrap();
+        assert_eq!(back, cfg);
+        assert_eq!(back.modules[2], "virtio_pci");
+    }
+
+    #[test]
     fn validation_names_the_field() {
-        let mut cfg = AgentConfig::new(Workload::Timer, vec![1, 1], 1000);
+        let mut cfg = AgentConfig::new(WorkloadKind::Timer, vec![1, 1], 1000);
         assert_eq!(
             cfg.validate(),
             Err(AgentConfigError::DuplicateCpu {
@@ -334,9 +381,18 @@ mod tests {
             cfg.validate(),
             Err(AgentConfigError::Zero("timer_interval_us"))
         );
-        let ring = AgentConfig::new(Workload::Ring, vec![1], 1000);
+        cfg.timer_interval_us = 1000;
+        cfg.modules = vec!["virtio_blk".into(), "../etc/x".into()];
+        assert_eq!(
+            cfg.validate(),
+            Err(AgentConfigError::ModuleName {
+                index: 1,
+                name: "../etc/x".into()
+            })
+        );
+        let ring = AgentConfig::new(WorkloadKind::Ring, vec![1], 1000);
         assert_eq!(ring.validate(), Err(AgentConfigError::RingCpus));
-        assert_eq!("ring".parse::<Workload>().unwrap(), Workload::Ring);
-        assert!("rings".parse::<Workload>().is_err());
+        assert_eq!("ring".parse::<WorkloadKind>().unwrap(), WorkloadKind::Ring);
+        assert!("rings".parse::<WorkloadKind>().is_err());
     }
 }

@@ -1,4 +1,6 @@
-//! The only host facts the model reads: which CPUs are online (and, for reports, isolated).
+//! The only host facts the model reads: which CPUs are online (and, for reports, isolated),
+//! and whether a kernel is PREEMPT_RT (the one rule the host facts, the doctor and the agent's
+//! guest facts share).
 //!
 //! Kept apart so the planner itself stays pure: it takes a [`CpuSet`] of online CPUs, which
 //! `pinlat plan --host-cpus` can also supply for a lab host other than this one.
@@ -12,6 +14,26 @@ use crate::cpuset::CpuSet;
 pub const ONLINE_PATH: &str = "/sys/devices/system/cpu/online";
 /// sysfs file listing CPUs isolated with `isolcpus=` (empty when none).
 pub const ISOLATED_PATH: &str = "/sys/devices/system/cpu/isolated";
+
+/// `CLOCK_MONOTONIC` now, ns.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// sysfs file that reads `1` on a PREEMPT_RT kernel (absent on others).
+pub const REALTIME_PATH: &str = "/sys/kernel/realtime";
+
+/// Whether a kernel is PREEMPT_RT: `/sys/kernel/realtime` reads `1` (`realtime`, trimmed; `None`
+/// when absent), or its `uname -v` says `PREEMPT_RT` (kernels before 6.12 without the file).
+pub fn is_preempt_rt(realtime: Option<&str>, uname_version: &str) -> bool {
+    realtime == Some("1") || uname_version.contains("PREEMPT_RT")
+}
 
 /// Reads a sysfs CPU-list file. An empty file is an empty set.
 pub fn read_cpu_list(path: &Path) -> io::Result<CpuSet> {

@@ -4,16 +4,36 @@
 //!
 //! Everything here is testable without QEMU; the binaries in `host-runner/` and
 //! `guest-agent/` are thin shells around it.
+//!
+//! The default feature `host` builds everything. The guest agent depends on this crate without
+//! it and links only what it needs (no TOML, plotters or deflate): [`cpuset`], [`kinds`],
+//! [`agentcfg`], the encoding half of [`wire`], [`histo`] (recording and plain V2 encoding),
+//! [`duration`], [`sched`] and [`atomic_write`].
 
 pub mod agentcfg;
 pub mod atomic_write;
+#[cfg(feature = "host")]
 pub mod calibration;
+#[cfg(feature = "host")]
 pub mod config;
+#[cfg(feature = "host")]
+pub mod console;
 pub mod cpuset;
+pub mod duration;
+#[cfg(feature = "host")]
 pub mod export;
 pub mod histo;
 pub mod host;
+pub mod kinds;
+#[cfg(feature = "host")]
 pub mod plan;
+#[cfg(feature = "host")]
 pub mod report;
+#[cfg(feature = "host")]
 pub mod result;
+pub mod sched;
+#[cfg(feature = "host")]
+pub mod schema;
+#[cfg(feature = "host")]
+pub mod trace;
 pub mod wire;

@@ -2,7 +2,7 @@
 //! per kind of QEMU thread of every guest, or is refused with the reason before anything runs.
 //!
 //! Pure: it takes the host's online CPUs as a value. The layouts and their origins are in
-//! DESIGN.md "The layouts"; the refusal rules follow nova's where nova has one (a realtime guest
+//! docs/architecture.md "The layouts"; the refusal rules follow nova's where nova has one (a realtime guest
 //! needs a non-realtime vCPU for its emulator threads unless they are isolated or on a shared
 //! set; `hw:cpu_realtime_priority` defaults to 1).
 
@@ -16,7 +16,7 @@ use crate::cpuset::CpuSet;
 /// Scheduling of one QEMU thread on the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Sched {
-    /// Policy.
+    /// `other` or `fifo` (the priority is beside it).
     pub policy: Policy,
     /// Real-time priority 1..=99 for `fifo`; 0 for `other`.
     pub priority: u8,
@@ -126,21 +126,12 @@ pub struct Plan {
     pub layouts: Vec<LayoutPlan>,
 }
 
-/// A layout the host cannot satisfy.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct PlanError {
-    /// Config key path of what to change, e.g. `layouts[1]` or `host.cpus`.
-    pub path: String,
-    /// The reason and, where there is one, the fix.
-    pub message: String,
-}
+/// A layout the host cannot satisfy: the same shape as a config error (the key path to change
+/// and the reason with its fix), because the fix is always in the config or `--host-cpus`.
+pub type PlanError = crate::config::ConfigError;
 
 fn perr(path: impl Into<String>, message: impl Into<String>) -> PlanError {
-    PlanError {
-        path: path.into(),
-        message: message.into(),
-    }
+    PlanError::new(path, message)
 }
 
 fn require_online(path: &str, set: &CpuSet, online: &CpuSet) -> Result<(), PlanError> {

@@ -1,6 +1,6 @@
 //! The raw result of one run, as `pinlat run` writes it to `runs/<run>.json` the moment the run
-//! ends. It is the single source the reports are derived from (STYLE.md "One schema, many
-//! views"): nothing a report shows may exist only in memory.
+//! ends. It is the single source the reports are derived from (one schema, many
+//! views): nothing a report shows may exist only in memory.
 //!
 //! A run records what was *observed*, next to what was planned: every QEMU thread's
 //! `Cpus_allowed_list` and scheduling policy read back from `/proc` after pinning and again when
@@ -10,34 +10,68 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LayoutKind, Policy, ScenarioKind, WorkloadKind};
 use crate::cpuset::CpuSet;
+use crate::kinds::Accel;
 use crate::plan::{GuestPlacement, Sched};
 use crate::wire::{CpuResult, DecoderStats, ErrorReport, Hello, IntervalReport};
 
 /// Version of this schema; bumped on any incompatible change.
 pub const RUN_SCHEMA_VERSION: u32 = 1;
 
-/// The accelerator QEMU actually ran with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AccelUsed {
-    /// Hardware virtualization.
-    Kvm,
-    /// Software emulation: latencies are not hardware latencies.
-    Tcg,
+/// Sentence every output made under TCG carries.
+pub const TCG_DISCLAIMER: &str = "measured under QEMU TCG (software emulation): these latencies show the harness working and relative effects, not hardware latency";
+
+/// The stage of a run in which it failed, in the order a run goes through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Preparing the run's files (runtime directory, initramfs, console directory).
+    Setup,
+    /// Starting QEMU.
+    Launch,
+    /// Talking to QEMU's monitor (handshake, thread ids, `cont`).
+    Qmp,
+    /// Applying the placement to QEMU's threads.
+    Pin,
+    /// Reading the placement back: it differs from the plan.
+    Verify,
+    /// The guest booting: no agent hello before the boot deadline.
+    Boot,
+    /// The agent measuring: QEMU exited or the run deadline passed.
+    Measure,
+    /// Collecting the agent's results: a channel error, a flood, missing results.
+    Collect,
+    /// The agent reported an error.
+    Agent,
+    /// The scenario's disturbance could not run as asked.
+    Scenario,
+    /// SIGINT or SIGTERM stopped the run.
+    Interrupted,
 }
 
-impl AccelUsed {
-    /// The QEMU name.
+impl Stage {
+    /// The name records and reports use.
     pub fn as_str(self) -> &'static str {
         match self {
-            AccelUsed::Kvm => "kvm",
-            AccelUsed::Tcg => "tcg",
+            Stage::Setup => "setup",
+            Stage::Launch => "launch",
+            Stage::Qmp => "qmp",
+            Stage::Pin => "pin",
+            Stage::Verify => "verify",
+            Stage::Boot => "boot",
+            Stage::Measure => "measure",
+            Stage::Collect => "collect",
+            Stage::Agent => "agent",
+            Stage::Scenario => "scenario",
+            Stage::Interrupted => "interrupted",
         }
     }
 }
 
-/// Sentence every output made under TCG carries.
-pub const TCG_DISCLAIMER: &str = "measured under QEMU TCG (software emulation): these latencies show the harness working and relative effects, not hardware latency";
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,8 +81,8 @@ pub enum RunStatus {
     Ok,
     /// The run failed; whatever was measured before is kept.
     Failed {
-        /// The stage it failed in (boot, pin, verify, measure, ...).
-        stage: String,
+        /// The stage it failed in.
+        stage: Stage,
         /// What happened, and where useful what the console last showed.
         reason: String,
     },
@@ -58,6 +92,152 @@ impl RunStatus {
     /// Whether the run measured to the end.
     pub fn is_ok(&self) -> bool {
         matches!(self, RunStatus::Ok)
+    }
+
+    /// A failure in `stage`.
+    pub fn failed(stage: Stage, reason: impl Into<String>) -> Self {
+        RunStatus::Failed {
+            stage,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Something the reader of a run should know that did not fail it. `Display` says what
+/// happened and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Warning {
+    /// The kernel refused SCHED_FIFO for RT vCPU threads (no root, no CAP_SYS_NICE); they ran
+    /// SCHED_OTHER, as recorded in the observed placement.
+    SchedFifoRefused {
+        /// Guest name.
+        guest: String,
+        /// Threads that ran without their planned policy.
+        threads: usize,
+    },
+    /// What the `host-stress` scenario ran on the host.
+    HostStressLoad {
+        /// The load, e.g. the stress-ng command line.
+        description: String,
+    },
+    /// The agent sent more interval frames than the run can have; the extra were dropped.
+    IntervalsDropped {
+        /// Guest name.
+        guest: String,
+        /// Frames dropped.
+        dropped: u64,
+        /// The most the run can have.
+        expected: usize,
+    },
+    /// Well-formed agent messages refused as implausible.
+    MessagesRefused {
+        /// Guest name.
+        guest: String,
+        /// How many.
+        count: u64,
+        /// The first reasons.
+        reasons: Vec<String>,
+    },
+    /// Malformed frames on the agent channel, counted and dropped.
+    FramesRejected {
+        /// Guest name.
+        guest: String,
+        /// The decoder's counters.
+        stats: DecoderStats,
+    },
+    /// Read-backs of the placement that failed during the run: they judged nothing.
+    PlacementUnreadable {
+        /// Guest name.
+        guest: String,
+        /// How many failed.
+        count: u64,
+        /// The first failure, naming the thread or process.
+        first: String,
+    },
+    /// The placement went unread for longer than the read-back period allows: the runner could
+    /// not run (a realtime thread on its CPUs starves it), so a drift in that stretch may have
+    /// gone unseen. A pinned vCPU that migrated in it still fails the run.
+    PlacementUnobserved {
+        /// Guest name.
+        guest: String,
+        /// The longest stretch without a read-back, ms.
+        gap_ms: u64,
+        /// When it began, ms after the guest was released.
+        from_ms: u64,
+    },
+    /// The agent could not hold `/dev/cpu_dma_latency` at 0, so deep C-states may add exit
+    /// latency to its numbers (cyclictest warns the same).
+    CpuDmaLatencyNotHeld {
+        /// Guest name.
+        guest: String,
+    },
+    /// The scenario's disturbance did not run fully, in a run that failed for another reason.
+    Disturbance {
+        /// What went wrong.
+        problem: String,
+    },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::SchedFifoRefused { guest, threads } => write!(
+                f,
+                "guest {guest}: SCHED_FIFO refused for {threads} thread(s) (run as root or grant CAP_SYS_NICE): they ran SCHED_OTHER, as observed; --strict makes this a failure"
+            ),
+            Warning::HostStressLoad { description } => write!(f, "host-stress: {description}"),
+            Warning::IntervalsDropped {
+                guest,
+                dropped,
+                expected,
+            } => write!(
+                f,
+                "guest {guest}: {dropped} interval frames beyond the expected {expected} were dropped"
+            ),
+            Warning::MessagesRefused {
+                guest,
+                count,
+                reasons,
+            } => write!(
+                f,
+                "guest {guest}: {count} implausible agent messages refused: {}{}",
+                reasons.join("; "),
+                if *count as usize > reasons.len() { "; …" } else { "" }
+            ),
+            Warning::FramesRejected { guest, stats } => write!(
+                f,
+                "guest {guest}: {} malformed frames dropped (bad header {}, length {}, CRC {}, JSON {}, oversize {})",
+                stats.rejected(),
+                stats.bad_header,
+                stats.bad_length,
+                stats.bad_crc,
+                stats.bad_json,
+                stats.oversize
+            ),
+            Warning::PlacementUnreadable {
+                guest,
+                count,
+                first,
+            } => write!(
+                f,
+                "guest {guest}: {count} read-back(s) of the placement failed and judged nothing (first: {first}); check that nothing else moves QEMU's threads"
+            ),
+            Warning::PlacementUnobserved {
+                guest,
+                gap_ms,
+                from_ms,
+            } => write!(
+                f,
+                "guest {guest}: the placement went unread for {gap_ms} ms from {:.1} s (the runner could not run: a realtime thread on its CPUs?); a drift in that stretch may have gone unseen",
+                *from_ms as f64 / 1000.0
+            ),
+            Warning::CpuDmaLatencyNotHeld { guest } => write!(
+                f,
+                "guest {guest}: the agent could not hold /dev/cpu_dma_latency at 0 (kernel without PM QoS, or no permission): deep C-states may add exit latency to these numbers"
+            ),
+            Warning::Disturbance { problem } => f.write_str(problem),
+        }
     }
 }
 
@@ -149,7 +329,7 @@ pub struct ObservedThread {
     pub tid: i32,
     /// `comm` (e.g. `CPU 1/TCG`, `qemu-system-x86`).
     pub comm: String,
-    /// Classification.
+    /// What the thread is to QEMU (vCPU n, iothread, emulator), from QMP's thread ids.
     pub role: ThreadRole,
     /// `Cpus_allowed_list`.
     pub cpus: CpuSet,
@@ -233,6 +413,102 @@ pub struct GuestRun {
     pub boot_to_exit_ms: Option<u64>,
     /// Console (ttyS0) log file, relative to the report directory.
     pub console_log: Option<String>,
+    /// `mgmt-poll` counters of this guest's poller, when that scenario ran.
+    #[serde(default)]
+    pub mgmt_poll: Option<MgmtPollStats>,
+    /// Every time a thread's placement was seen to differ from the plan while the guest ran,
+    /// from the periodic read-backs (any drift fails the run).
+    #[serde(default)]
+    pub drift: Vec<DriftEvent>,
+    /// How threads QEMU starts after pinning are kept off the RT pCPUs.
+    #[serde(default)]
+    pub new_thread_placement: Option<NewThreadPlacement>,
+    /// Threads QEMU started after pinning, and how long each took to be placed.
+    #[serde(default)]
+    pub new_threads: Vec<NewThread>,
+    /// The agent's measurement window in the host's time, when its results carried one.
+    #[serde(default)]
+    pub window: Option<MeasureWindow>,
+}
+
+/// A thread whose placement differed from the plan during a run, from the first read-back that
+/// saw it to the first that did not (or the end of the run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftEvent {
+    /// Host thread id.
+    pub tid: i32,
+    /// The thread's name (`CPU 1/TCG`, `worker`).
+    pub comm: String,
+    /// What the thread is to QEMU.
+    pub role: ThreadRole,
+    /// CPUs it was allowed on while drifted (`Cpus_allowed_list`).
+    pub observed_cpus: CpuSet,
+    /// Its policy while drifted.
+    pub observed_policy: HostPolicy,
+    /// Its RT priority while drifted (0 for `other`).
+    pub observed_priority: u8,
+    /// What the plan wants.
+    pub planned_cpus: CpuSet,
+    /// What the plan wants.
+    pub planned_sched: Sched,
+    /// When it was first seen drifted, ms after the guest was released.
+    pub from_ms: u64,
+    /// How long it stayed drifted, ms (to the last read-back that saw it so).
+    pub duration_ms: u64,
+    /// Whether it was still drifted (or gone) when the run ended.
+    pub unresolved: bool,
+}
+
+/// How threads QEMU starts after pinning are kept off the RT pCPUs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mechanism", rename_all = "kebab-case")]
+pub enum NewThreadPlacement {
+    /// QEMU's threads in a cgroup v1 `cpuset` hierarchy, as libvirt does: the emulator set for
+    /// the process, a child group per vCPU and iothread. A thread inherits its creator's group.
+    CpusetV1 {
+        /// The guest's group, e.g. `/sys/fs/cgroup/cpuset/pinlat-<run>-<guest>`.
+        group: String,
+    },
+    /// The same in a cgroup v2 threaded subtree.
+    CgroupV2Threaded {
+        /// The guest's group.
+        group: String,
+    },
+    /// No usable cpuset cgroup: QEMU's threads are scanned every `period_ms` and new ones placed.
+    Scan {
+        /// Scan period, ms.
+        period_ms: u64,
+        /// Why cgroups were not used.
+        why: String,
+    },
+}
+
+/// A thread QEMU started after pinning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewThread {
+    /// Host thread id.
+    pub tid: i32,
+    /// Its name when first seen.
+    pub comm: String,
+    /// When it was first seen, ms after the guest was released.
+    pub seen_ms: u64,
+    /// CPUs it was allowed on when first seen.
+    pub cpus_when_seen: CpuSet,
+    /// How long after it was first seen its placement was applied and read back, µs (0 when it
+    /// already had its planned CPUs).
+    pub placed_after_us: u64,
+}
+
+/// The agent's measurement window mapped to the host's clocks. Under TCG the guest's clock is
+/// mapped through the time its hello arrived, so the window is known to `uncertainty_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasureWindow {
+    /// Start, ms since the Unix epoch.
+    pub start_unix_ms: u64,
+    /// End, ms since the Unix epoch.
+    pub end_unix_ms: u64,
+    /// How far the mapping may be off, ms.
+    pub uncertainty_ms: u64,
 }
 
 /// `mgmt-poll` counters.
@@ -288,14 +564,14 @@ pub struct RunRecord {
     pub layout: String,
     /// Layout rule.
     pub layout_kind: LayoutKind,
-    /// Scenario.
+    /// The scenario the runs were measured under.
     pub scenario: ScenarioKind,
-    /// Workload.
+    /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
     /// Repetition, from 1.
     pub repetition: u32,
     /// Accelerator used.
-    pub accel: AccelUsed,
+    pub accel: Accel,
     /// How the run ended.
     pub status: RunStatus,
     /// Start, milliseconds since the Unix epoch.
@@ -308,8 +584,8 @@ pub struct RunRecord {
     pub guests: Vec<GuestRun>,
     /// `mgmt-poll` counters, when that scenario ran.
     pub mgmt_poll: Option<MgmtPollStats>,
-    /// Degradations the user should know of (no CAP_SYS_NICE, stress tool missing, ...).
-    pub warnings: Vec<String>,
+    /// What the user should know of that did not fail the run.
+    pub warnings: Vec<Warning>,
     /// The host's steal time during the run, when `/proc/stat` was readable.
     #[serde(default)]
     pub host_steal: Option<HostSteal>,

@@ -8,11 +8,10 @@
 
 use anyhow::Result;
 use pinlat::agentcfg::AgentConfig;
-use pinlat::wire::ClockSource;
 
-use crate::clock::{Clock, Mono, TickSource, Tsc};
+use crate::clock::{Clock, TickSource};
 use crate::recorder::{Exchange, Recorded, Recorder};
-use crate::thread::{check_on, current_cpu, place, StartGate};
+use crate::thread::{run_on, ClockedLoop, StartGate};
 
 /// Body of the measuring thread on `cpu`. `Ok(None)`: another thread failed to start.
 pub fn run(
@@ -22,50 +21,58 @@ pub fn run(
     gate: &StartGate,
     exchange: &Exchange,
 ) -> Result<Option<(u32, Recorded)>> {
-    let setup = place(cpu, cfg.effective_priority());
-    let mut rec = Recorder::new(exchange, cfg.top_n);
-    if !gate.pass(setup)? {
-        return Ok(None);
-    }
-    match clock.info.source {
-        ClockSource::Tsc => measure(Tsc, clock, cfg, gate, &mut rec),
-        ClockSource::Monotonic => measure(Mono, clock, cfg, gate, &mut rec),
-    }
-    check_on(cpu)?;
-    Ok(Some((current_cpu()?, rec.finish())))
+    run_on(cpu, cfg.effective_priority(), gate, clock, || BusyPoll {
+        cfg,
+        gate,
+        rec: Recorder::new(exchange, cfg.top_n),
+    })
 }
 
-fn measure<T: TickSource>(
-    src: T,
-    clock: Clock,
-    cfg: &AgentConfig,
-    gate: &StartGate,
-    rec: &mut Recorder<'_>,
-) {
-    let now = src.now();
-    rec.preheat(now + clock.to_ticks(cfg.preheat_ms * 1_000_000));
-    spin(src, clock, gate, rec);
-    let now = src.now();
-    rec.start(
-        now,
-        clock.to_ticks(cfg.duration_ms * 1_000_000),
-        clock.to_ticks(cfg.report_interval_ms * 1_000_000),
-    );
-    spin(src, clock, gate, rec);
+/// The busy-poll loop of one CPU: preheat, then record for the run's duration.
+struct BusyPoll<'a> {
+    cfg: &'a AgentConfig,
+    gate: &'a StartGate,
+    rec: Recorder<'a>,
 }
 
-/// The hot loop.
+impl ClockedLoop for BusyPoll<'_> {
+    type Output = Recorded;
+
+    fn run<T: TickSource>(mut self, src: T, clock: Clock) -> Result<Recorded> {
+        let (cfg, rec) = (self.cfg, &mut self.rec);
+        let now = src.now();
+        rec.preheat(now + clock.to_ticks(cfg.preheat_ms * 1_000_000));
+        spin(src, clock, self.gate, rec);
+        let now = src.now();
+        rec.start(
+            now,
+            clock.to_ticks(cfg.duration_ms * 1_000_000),
+            clock.to_ticks(cfg.report_interval_ms * 1_000_000),
+        );
+        spin(src, clock, self.gate, rec);
+        Ok(self.rec.finish())
+    }
+}
+
+/// The hot loop. Each gap is the difference of two reads converted to ns *from a common base*,
+/// so the conversion's rounding telescopes away: the recorded gaps add up to the measured time
+/// exactly. (Converting each gap on its own truncated ~0.5 ns per sample: 2.5 % of the time of
+/// a 20 ns loop went missing from the histogram.)
 #[inline(never)]
 fn spin<T: TickSource>(src: T, clock: Clock, gate: &StartGate, rec: &mut Recorder<'_>) {
-    let mut prev = src.now();
+    let mut base = src.now();
+    let mut prev = base;
+    let mut prev_ns = 0;
     loop {
         let now = src.now();
-        let gap = now.wrapping_sub(prev);
-        prev = now;
-        if gap > i64::MAX as u64 {
+        if now < prev {
+            // The clock went backwards: not a sample; measure on from here.
             rec.backwards += 1;
+            (base, prev, prev_ns) = (now, now, 0);
         } else {
-            rec.record(clock.to_ns(gap), now);
+            let ns = clock.to_ns(now - base);
+            rec.record(ns - prev_ns, now);
+            (prev, prev_ns) = (now, ns);
         }
         if now >= rec.next_deadline && (rec.rotate(now) || gate.aborted()) {
             return;

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use pinlat::agentcfg::{AgentConfig, ClockChoice, Loads, Workload};
+use pinlat::agentcfg::{AgentConfig, ClockChoice, Loads};
 use pinlat::cpuset::CpuSet;
+use pinlat::duration::{self, DurationError, Unit};
+use pinlat::kinds::WorkloadKind;
 
 /// pinlat's measuring instrument: busy-poll (oslat-like), timer (cyclictest-like) and ring
 /// (one-way SPSC) latency workloads, recorded at ns resolution into HDR histograms.
@@ -32,7 +34,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH", default_value = "/dev/ttyS1")]
     pub wire: PathBuf,
 
-    /// Workload to run.
+    /// WorkloadKind to run.
     #[arg(long, value_enum)]
     pub workload: Option<WorkloadArg>,
 
@@ -44,16 +46,17 @@ pub struct Args {
     #[arg(long, value_name = "LIST")]
     pub housekeeping_cpus: Option<String>,
 
-    /// Measured duration after the preheat (`10s`, `500ms`, `2m`; a bare number is seconds).
-    #[arg(long, default_value = "10s", value_parser = parse_duration_ms)]
+    /// Measured duration after the preheat, whole ms (`10s`, `500ms`, `2m`; a bare number is
+    /// seconds).
+    #[arg(long, default_value = "10s", value_parser = parse_positive_ms)]
     pub duration: u64,
 
-    /// Preheat before measuring (same syntax as --duration).
-    #[arg(long, default_value = "1s", value_parser = parse_duration_ms)]
+    /// Preheat before measuring (same syntax as --duration; 0 = none).
+    #[arg(long, default_value = "1s", value_parser = parse_ms)]
     pub preheat: u64,
 
     /// Length of one interval histogram (same syntax as --duration).
-    #[arg(long, default_value = "1s", value_parser = parse_duration_ms)]
+    #[arg(long, default_value = "1s", value_parser = parse_positive_ms)]
     pub report_interval: u64,
 
     /// Timer period, µs.
@@ -138,27 +141,16 @@ pub enum ClockArg {
     Monotonic,
 }
 
-/// Parse `10s`, `500ms`, `1500us`, `2m`, `1h`, or a bare number of seconds, into ms.
-pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("\"{s}\": expected a number with a unit, like 10s or 500ms"))?;
-    let ms = match unit {
-        "" | "s" => n.checked_mul(1_000),
-        "ms" => Some(n),
-        "us" => Some(n / 1_000),
-        "m" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => {
-            return Err(format!(
-                "\"{s}\": unknown unit '{unit}' (use us, ms, s, m or h)"
-            ))
-        }
-    };
-    ms.ok_or_else(|| format!("\"{s}\": too long"))
+/// `--duration`, `--report-interval`: a positive whole number of ms, the unit of the agent's
+/// config (`10s`, `500ms`, `2000us`; a bare number is seconds). A value that is not whole ms
+/// (`999us`) is refused with the nearest ones that are, never truncated.
+pub fn parse_positive_ms(s: &str) -> Result<u64, DurationError> {
+    duration::parse_positive_in(s, Unit::Ms)
+}
+
+/// `--preheat`: as [`parse_positive_ms`], and 0 (no preheat) is allowed.
+pub fn parse_ms(s: &str) -> Result<u64, DurationError> {
+    duration::parse_in(s, Unit::Ms)
 }
 
 fn cpu_list(flag: &str, s: &str) -> Result<Vec<u32>> {
@@ -182,9 +174,9 @@ impl Args {
             bail!("--cpus is required unless --config is given");
         };
         let workload = match workload {
-            WorkloadArg::BusyPoll => Workload::BusyPoll,
-            WorkloadArg::Timer => Workload::Timer,
-            WorkloadArg::Ring => Workload::Ring,
+            WorkloadArg::BusyPoll => WorkloadKind::BusyPoll,
+            WorkloadArg::Timer => WorkloadKind::Timer,
+            WorkloadArg::Ring => WorkloadKind::Ring,
         };
         let mut cfg = AgentConfig::new(workload, cpu_list("cpus", cpus)?, self.duration);
         if let Some(hk) = &self.housekeeping_cpus {
@@ -221,12 +213,30 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration_ms("10s"), Ok(10_000));
-        assert_eq!(parse_duration_ms("3"), Ok(3_000));
-        assert_eq!(parse_duration_ms("500ms"), Ok(500));
-        assert_eq!(parse_duration_ms("2m"), Ok(120_000));
-        assert!(parse_duration_ms("10x").is_err());
-        assert!(parse_duration_ms("s").is_err());
+        assert_eq!(parse_positive_ms("10s"), Ok(10_000));
+        assert_eq!(parse_positive_ms("3"), Ok(3_000));
+        assert_eq!(parse_positive_ms("500ms"), Ok(500));
+        assert_eq!(parse_positive_ms("2m"), Ok(120_000));
+        assert!(parse_positive_ms("10x").is_err());
+        assert!(parse_positive_ms("s").is_err());
+        assert_eq!(parse_ms("0s"), Ok(0));
+        assert!(parse_positive_ms("0s").is_err());
+    }
+
+    /// `999us` used to become 0 ms (integer division); now it is exact or refused.
+    #[test]
+    fn sub_millisecond_durations_are_exact_or_refused() {
+        let parse = |d: &str| Args::try_parse_from(["pinlat-agent", "--native", "--duration", d]);
+        assert_eq!(parse("2000us").unwrap().duration, 2);
+        let err = parse("999us").unwrap_err().to_string();
+        assert!(
+            err.contains("\"999us\" is not a whole number of milliseconds: use 1ms"),
+            "{err}"
+        );
+        let err = parse("1500us").unwrap_err().to_string();
+        assert!(err.contains("use 1ms or 2ms"), "{err}");
+        let preheat = Args::try_parse_from(["pinlat-agent", "--preheat", "999us"]);
+        assert!(preheat.is_err());
     }
 
     #[test]

@@ -41,12 +41,17 @@ pub fn mono_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// The time-stamp counter now, ticks.
+/// The time-stamp counter now, ticks, read as oslat's `frc()` and the kernel's
+/// `rdtsc_ordered()` do: `lfence; rdtsc`. Without the fence the CPU may execute `rdtsc` before
+/// earlier instructions finish, or let later ones start first, so a gap between two reads
+/// could be hidden or invented by out-of-order execution.
 #[inline(always)]
 pub fn rdtsc() -> u64 {
     #[allow(unused_unsafe)]
-    // SAFETY: `rdtsc` has no preconditions on x86-64 (it only reads the counter).
+    // SAFETY: `lfence` and `rdtsc` have no preconditions on x86-64 (SSE2 is part of the
+    // baseline); they only order execution and read the counter.
     unsafe {
+        core::arch::x86_64::_mm_lfence();
         core::arch::x86_64::_rdtsc()
     }
 }

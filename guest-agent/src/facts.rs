@@ -2,9 +2,10 @@
 //! strings: a minimal guest kernel may lack some of them).
 
 use std::fs;
+use std::path::Path;
 
 use pinlat::cpuset::CpuSet;
-use pinlat::wire::{ClockInfo, SystemFacts};
+use pinlat::wire::{virtio_kind, ClockInfo, DeviceFacts, SystemFacts, VirtioDevice};
 
 fn read_trim(path: &str) -> String {
     fs::read_to_string(path)
@@ -19,7 +20,56 @@ pub fn online_cpus() -> CpuSet {
     })
 }
 
-/// Collect the facts; `clock` is the clock chosen for this run.
+/// The devices on the virtio bus under `sys` (normally `/sys`), in bus order (`virtio0`,
+/// `virtio1`, …): each one's type from its `device` file (the virtio device ID), its driver
+/// from the `driver` link, and the block or net interface the driver made of it from its
+/// `block/` or `net/` subdirectory (the same names as `/sys/class/block` and `/sys/class/net`).
+pub fn virtio_devices(sys: &Path) -> Vec<VirtioDevice> {
+    let bus = sys.join("bus/virtio/devices");
+    let Ok(entries) = fs::read_dir(&bus) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    // virtio2 before virtio10.
+    ids.sort_by_key(|id| {
+        let n = id.trim_start_matches(|c: char| !c.is_ascii_digit());
+        (n.parse::<u64>().unwrap_or(u64::MAX), id.clone())
+    });
+    ids.into_iter()
+        .map(|bus_id| {
+            let dir = bus.join(&bus_id);
+            let id = fs::read_to_string(dir.join("device")).unwrap_or_default();
+            let id = u32::from_str_radix(id.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+            let driver = fs::read_link(dir.join("driver"))
+                .ok()
+                .and_then(|l| Some(l.file_name()?.to_string_lossy().into_owned()));
+            let name = ["block", "net"]
+                .iter()
+                .find_map(|class| first_entry(&dir.join(class)))
+                .unwrap_or_default();
+            VirtioDevice {
+                bus_id,
+                kind: virtio_kind(id),
+                name,
+                driver,
+            }
+        })
+        .collect()
+}
+
+fn first_entry(dir: &Path) -> Option<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
+/// Collect the facts; `clock` is the clock chosen for this run. The modules part of
+/// [`SystemFacts::devices`] is left empty for the caller that loaded them.
 pub fn collect(clock: ClockInfo) -> SystemFacts {
     let (release, version) = match nix::sys::utsname::uname() {
         Ok(u) => (
@@ -28,14 +78,80 @@ pub fn collect(clock: ClockInfo) -> SystemFacts {
         ),
         Err(_) => (String::new(), String::new()),
     };
+    let realtime = read_trim(pinlat::host::REALTIME_PATH);
     SystemFacts {
         kernel_release: release,
+        preempt_rt: pinlat::host::is_preempt_rt(Some(&realtime), &version),
         kernel_version: version,
-        preempt_rt: read_trim("/sys/kernel/realtime") == "1",
         clocksource: read_trim("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
         cmdline: read_trim("/proc/cmdline"),
         isolated_cpus: read_trim("/sys/devices/system/cpu/isolated"),
         cpu_count: online_cpus().len() as u32,
         clock,
+        devices: DeviceFacts {
+            virtio: virtio_devices(Path::new("/sys")),
+            ..DeviceFacts::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A sysfs tree as the guest shows it with a disk, a NIC and a balloon without driver.
+    #[test]
+    fn virtio_bus_with_block_and_net() {
+        let sys = tempfile::tempdir().unwrap();
+        let bus = sys.path().join("bus/virtio/devices");
+        let drivers = sys.path().join("bus/virtio/drivers");
+        for (id, dev, driver, class) in [
+            ("virtio10", "0x0005", None, None),
+            (
+                "virtio2",
+                "0x0001",
+                Some("virtio_net"),
+                Some(("net", "eth0")),
+            ),
+            (
+                "virtio1",
+                "0x0002",
+                Some("virtio_blk"),
+                Some(("block", "vda")),
+            ),
+        ] {
+            let d = bus.join(id);
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("device"), format!("{dev}\n")).unwrap();
+            if let Some(drv) = driver {
+                fs::create_dir_all(drivers.join(drv)).unwrap();
+                symlink(format!("../../drivers/{drv}"), d.join("driver")).unwrap();
+            }
+            if let Some((class, name)) = class {
+                fs::create_dir_all(d.join(class).join(name)).unwrap();
+            }
+        }
+        let found = virtio_devices(sys.path());
+        let brief: Vec<(&str, &str, &str, Option<&str>)> = found
+            .iter()
+            .map(|d| {
+                (
+                    d.bus_id.as_str(),
+                    d.kind.as_str(),
+                    d.name.as_str(),
+                    d.driver.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                ("virtio1", "block", "vda", Some("virtio_blk")),
+                ("virtio2", "net", "eth0", Some("virtio_net")),
+                ("virtio10", "balloon", "", None),
+            ]
+        );
+        assert!(virtio_devices(&sys.path().join("nothing")).is_empty());
     }
 }

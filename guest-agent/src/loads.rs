@@ -1,4 +1,4 @@
-//! Housekeeping loads on the non-RT CPUs (DESIGN.md, "Workloads in the guest").
+//! Housekeeping loads on the non-RT CPUs (docs/architecture.md "Workloads").
 //!
 //! They reproduce the thread's failure mode — a non-RT vCPU takes a guest kernel lock and is
 //! preempted by the emulator thread — and make the emulator work:
@@ -27,7 +27,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult};
 use pinlat::agentcfg::{Loads, DEFAULT_MEMORY_LOAD_MIB};
 
-use crate::thread::{pin_to, STACK_BYTES};
+use crate::thread::STACK_BYTES;
 
 /// Running housekeeping loads.
 #[derive(Debug)]
@@ -117,7 +117,8 @@ pub fn start(loads: &Loads, cpus: &[u32], guest: bool) -> Result<LoadSet> {
                 .name(name.clone())
                 .stack_size(STACK_BYTES)
                 .spawn(move || -> Result<()> {
-                    pin_to(cpu)?;
+                    pinlat::sched::pin_current_to(cpu)
+                        .with_context(|| format!("Cannot pin the {kind} load to CPU {cpu}"))?;
                     match kind {
                         "syscall" => syscall_load(&stop),
                         "memory" => memory_load(&stop, mem_bytes),

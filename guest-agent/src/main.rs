@@ -7,6 +7,7 @@ mod cli;
 mod clock;
 mod facts;
 mod loads;
+mod modules;
 mod native;
 mod pid1;
 mod recorder;

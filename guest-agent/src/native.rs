@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use pinlat::agentcfg::AgentConfig;
+use pinlat::atomic_write::write_atomic;
 use pinlat::wire::{CpuResult, Done, FrameWriter, Hello, Message, RunResult, SCHEMA_VERSION};
 
 use crate::cli::Args;
@@ -33,6 +34,7 @@ pub fn run(args: &Args) -> Result<()> {
             agent_version: env!("CARGO_PKG_VERSION").into(),
             facts: facts.clone(),
             config: cfg.clone(),
+            sent_mono_ns: Some(crate::clock::mono_ns()),
         }),
     )?;
     let results = measure(&cfg, clock, wire.as_ref(), false)?;
@@ -95,9 +97,6 @@ fn write_output(dest: &str, json: &[u8]) -> Result<()> {
         out.write_all(b"\n")?;
         return Ok(out.flush()?);
     }
-    // Atomic: a reader never sees half a result.
-    let path = Path::new(dest);
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, json).with_context(|| format!("Cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("Cannot rename to {}", path.display()))
+    // Atomic and durable: a reader never sees half a result, a crash leaves no torn one.
+    Ok(write_atomic(Path::new(dest), json)?)
 }

@@ -1,6 +1,7 @@
 //! Guest mode: the agent as `/init` (PID 1) of a minimal initramfs.
 //!
-//! Mount /proc, /sys, /dev; read the run config ([`GUEST_CONFIG_PATH`]); put `/dev/ttyS1` in raw
+//! Mount /proc, /sys, /dev; read the run config ([`GUEST_CONFIG_PATH`]); load the kernel modules
+//! it lists ([`crate::modules`]); put `/dev/ttyS1` in raw
 //! mode and stream frames on it (hello, intervals, finals, done); print short progress lines on
 //! the console (ttyS0); power off. Any error — or a panic, caught here — is reported on the wire
 //! as an `error` frame and on the console, then the guest powers off: PID 1 must never exit, or
@@ -10,7 +11,7 @@
 //! tested on a host (`--init --config cfg.json --wire frames.bin`).
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -23,11 +24,14 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::reboot::{reboot, RebootMode};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use pinlat::agentcfg::{AgentConfig, GUEST_CONFIG_PATH};
-use pinlat::wire::{Done, ErrorReport, FrameWriter, Hello, Message, SCHEMA_VERSION};
+use pinlat::wire::{
+    Command, Decoded, Done, ErrorReport, FrameDecoder, FrameWriter, Hello, Message, SCHEMA_VERSION,
+};
 
 use crate::cli::Args;
 use crate::clock::Clock;
 use crate::facts;
+use crate::modules::{self, GUEST_MODULES_DIR};
 use crate::run::{measure, panic_message, send, OnCpu, Wire};
 
 /// Where the last panic happened (set by the hook, read when reporting it).
@@ -173,6 +177,37 @@ fn mount_fs(source: &str, target: &str, fstype: &str) -> Result<()> {
     }
 }
 
+/// Blocks until the runner's `go` arrives on the frame port (every guest of a run measures
+/// from the same moment). Anything else on the port is ignored; the runner's own deadline ends
+/// a run whose go never comes.
+fn wait_for_go(path: &Path) -> Result<()> {
+    let mut port = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(path)
+        .with_context(|| format!("Cannot open {} for the runner's commands", path.display()))?;
+    let mut decoder = FrameDecoder::<Command>::of(4096);
+    let mut buf = [0u8; 512];
+    loop {
+        let n = match port.read(&mut buf) {
+            Ok(0) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("Cannot read the runner's commands"),
+        };
+        if decoder
+            .feed(&buf[..n])
+            .into_iter()
+            .any(|d| matches!(d, Decoded::Message(c) if *c == Command::Go))
+        {
+            return Ok(());
+        }
+    }
+}
+
 /// Open the frame port; a tty is put in raw mode (no `onlcr`, no echo).
 fn open_wire(path: &Path) -> Result<Wire> {
     let f = OpenOptions::new()
@@ -216,9 +251,27 @@ fn guest_main(
         .with_context(|| format!("Cannot read run config {}", cfg_path.display()))?;
     let cfg = AgentConfig::from_json(&text)
         .with_context(|| format!("Run config {}", cfg_path.display()))?;
-    start_watchdog(&cfg, args.wire.clone(), wire.clone(), pid1);
+    // Drivers first: the facts list the devices they bring. Only the guest's own kernel gets
+    // modules; `--init` on a host must not load anything into the host's.
+    let loaded = if pid1 {
+        modules::load_all(&cfg.modules, Path::new(GUEST_MODULES_DIR))?
+    } else {
+        if !cfg.modules.is_empty() {
+            console.line(&format!("not PID 1: not loading modules {:?}", cfg.modules));
+        }
+        modules::Loaded::default()
+    };
+    if let Some(ns) = loaded.total_ns {
+        console.line(&format!(
+            "loaded {} module(s) in {} us",
+            loaded.modules.len(),
+            ns / 1_000
+        ));
+    }
     let clock = Clock::choose(cfg.clock);
-    let facts = facts::collect(clock.info);
+    let mut facts = facts::collect(clock.info);
+    facts.devices.modules = loaded.modules;
+    facts.devices.modules_load_ns = loaded.total_ns;
     send(
         Some(&wire),
         &Message::Hello(Hello {
@@ -226,15 +279,20 @@ fn guest_main(
             agent_version: env!("CARGO_PKG_VERSION").into(),
             facts,
             config: cfg.clone(),
+            sent_mono_ns: Some(crate::clock::mono_ns()),
         }),
     )?;
+    if cfg.wait_for_go {
+        wait_for_go(&args.wire)?;
+    }
+    start_watchdog(&cfg, args.wire.clone(), wire.clone(), pid1);
     console.line(&format!(
         "{} on CPUs {:?} for {} ms (+{} ms preheat), clock {:?}",
         cfg.workload,
         cfg.rt_cpus,
         cfg.duration_ms,
         cfg.preheat_ms,
-        if cfg.workload == pinlat::agentcfg::Workload::Timer {
+        if cfg.workload == pinlat::kinds::WorkloadKind::Timer {
             pinlat::wire::ClockSource::Monotonic
         } else {
             clock.info.source

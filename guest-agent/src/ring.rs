@@ -14,11 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::Result;
 use pinlat::agentcfg::AgentConfig;
-use pinlat::wire::ClockSource;
 
-use crate::clock::{Clock, Mono, TickSource, Tsc};
+use crate::clock::{Clock, TickSource};
 use crate::recorder::{Exchange, Recorded, Recorder};
-use crate::thread::{check_on, current_cpu, place, StartGate};
+use crate::thread::{run_on, ClockedLoop, StartGate};
 
 /// Slots in the ring (a power of two).
 pub const RING_SLOTS: usize = 1024;
@@ -87,17 +86,29 @@ pub fn produce(
     ring: &Spsc,
     stop: &AtomicBool,
 ) -> Result<Option<u32>> {
-    let setup = place(cpu, cfg.effective_priority());
-    if !gate.pass(setup)? {
-        return Ok(None);
+    let out = run_on(cpu, cfg.effective_priority(), gate, clock, || Producer {
+        period_ns: cfg.ring_period_ns,
+        ring,
+        stop,
+    })?;
+    Ok(out.map(|(cpu, ())| cpu))
+}
+
+/// The producer's loop: send on schedule until stopped.
+struct Producer<'a> {
+    period_ns: u64,
+    ring: &'a Spsc,
+    stop: &'a AtomicBool,
+}
+
+impl ClockedLoop for Producer<'_> {
+    type Output = ();
+
+    fn run<T: TickSource>(self, src: T, clock: Clock) -> Result<()> {
+        let period = clock.to_ticks(self.period_ns).max(1);
+        produce_loop(src, period, self.ring, self.stop);
+        Ok(())
     }
-    let period = clock.to_ticks(cfg.ring_period_ns).max(1);
-    match clock.info.source {
-        ClockSource::Tsc => produce_loop(Tsc, period, ring, stop),
-        ClockSource::Monotonic => produce_loop(Mono, period, ring, stop),
-    }
-    check_on(cpu)?;
-    Ok(Some(current_cpu()?))
 }
 
 #[inline(never)]
@@ -120,7 +131,8 @@ fn produce_loop<T: TickSource>(src: T, period: u64, ring: &Spsc, stop: &AtomicBo
     }
 }
 
-/// Body of the consumer thread on `cpu`; sets `stop` when done.
+/// Body of the consumer thread on `cpu`; sets `stop` when done, failed, or not started, so
+/// the producer always ends.
 pub fn consume(
     cpu: u32,
     cfg: &AgentConfig,
@@ -130,40 +142,45 @@ pub fn consume(
     stop: &AtomicBool,
     exchange: &Exchange,
 ) -> Result<Option<(u32, Recorded)>> {
-    let setup = place(cpu, cfg.effective_priority());
-    let mut rec = Recorder::new(exchange, cfg.top_n);
-    let passed = gate.pass(setup);
-    if !matches!(passed, Ok(true)) {
-        stop.store(true, Ordering::Relaxed);
-        return passed.map(|_| None);
-    }
-    match clock.info.source {
-        ClockSource::Tsc => consume_all(Tsc, clock, cfg, gate, ring, &mut rec),
-        ClockSource::Monotonic => consume_all(Mono, clock, cfg, gate, ring, &mut rec),
-    }
+    let out = run_on(cpu, cfg.effective_priority(), gate, clock, || Consumer {
+        cfg,
+        gate,
+        ring,
+        stop,
+        rec: Recorder::new(exchange, cfg.top_n),
+    });
     stop.store(true, Ordering::Relaxed);
-    check_on(cpu)?;
-    Ok(Some((current_cpu()?, rec.finish())))
+    out
 }
 
-fn consume_all<T: TickSource>(
-    src: T,
-    clock: Clock,
-    cfg: &AgentConfig,
-    gate: &StartGate,
-    ring: &Spsc,
-    rec: &mut Recorder<'_>,
-) {
-    let now = src.now();
-    rec.preheat(now + clock.to_ticks(cfg.preheat_ms * 1_000_000));
-    consume_loop(src, clock, gate, ring, rec);
-    let now = src.now();
-    rec.start(
-        now,
-        clock.to_ticks(cfg.duration_ms * 1_000_000),
-        clock.to_ticks(cfg.report_interval_ms * 1_000_000),
-    );
-    consume_loop(src, clock, gate, ring, rec);
+/// The consumer's loop: preheat, then record each message's one-way latency.
+struct Consumer<'a> {
+    cfg: &'a AgentConfig,
+    gate: &'a StartGate,
+    ring: &'a Spsc,
+    stop: &'a AtomicBool,
+    rec: Recorder<'a>,
+}
+
+impl ClockedLoop for Consumer<'_> {
+    type Output = Recorded;
+
+    fn run<T: TickSource>(mut self, src: T, clock: Clock) -> Result<Recorded> {
+        let (cfg, gate, ring, rec) = (self.cfg, self.gate, self.ring, &mut self.rec);
+        let now = src.now();
+        rec.preheat(now + clock.to_ticks(cfg.preheat_ms * 1_000_000));
+        consume_loop(src, clock, gate, ring, rec);
+        let now = src.now();
+        rec.start(
+            now,
+            clock.to_ticks(cfg.duration_ms * 1_000_000),
+            clock.to_ticks(cfg.report_interval_ms * 1_000_000),
+        );
+        consume_loop(src, clock, gate, ring, rec);
+        // The producer may stop now: the last messages would not be recorded.
+        self.stop.store(true, Ordering::Relaxed);
+        Ok(self.rec.finish())
+    }
 }
 
 #[inline(never)]

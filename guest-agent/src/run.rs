@@ -14,13 +14,14 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
 use nix::sys::mman::{mlockall, MlockAllFlags};
-use pinlat::agentcfg::{AgentConfig, Workload};
+use pinlat::agentcfg::AgentConfig;
 use pinlat::histo::{new_histogram, Hist};
+use pinlat::kinds::WorkloadKind;
 use pinlat::wire::{CpuResult, FrameWriter, IntervalReport, Message, TopEvent};
 
 use crate::clock::Clock;
 use crate::recorder::{Exchange, IntervalData, Recorded};
-use crate::thread::{pin_to_any, StartGate, REPORTER_STACK_BYTES, STACK_BYTES};
+use crate::thread::{StartGate, REPORTER_STACK_BYTES, STACK_BYTES};
 use crate::{busy_poll, facts, loads, ring, timer};
 
 /// Where frames go (the guest's `/dev/ttyS1`, or a file in native mode).
@@ -60,7 +61,7 @@ struct Stream<'a> {
 }
 
 struct Reporter<'a> {
-    workload: Workload,
+    workload: WorkloadKind,
     clock: Clock,
     wire: Option<&'a Wire>,
     /// Swapped with the interval's histogram so that sending needs no copy.
@@ -124,17 +125,17 @@ pub fn measure(
     cfg.validate().context("Invalid agent config")?;
     let online = facts::online_cpus();
     let (producer, consumer) = match cfg.workload {
-        Workload::Ring => cfg
+        WorkloadKind::Ring => cfg
             .ring_cpus()
             .ok_or_else(|| anyhow!("ring CPUs missing"))?,
         _ => (u32::MAX, u32::MAX),
     };
     let measuring: Vec<u32> = match cfg.workload {
-        Workload::Ring => vec![consumer],
+        WorkloadKind::Ring => vec![consumer],
         _ => cfg.rt_cpus.clone(),
     };
     let busy: Vec<u32> = match cfg.workload {
-        Workload::Ring => vec![producer, consumer],
+        WorkloadKind::Ring => vec![producer, consumer],
         _ => cfg.rt_cpus.clone(),
     };
     for &c in busy.iter().chain(&cfg.housekeeping_cpus) {
@@ -157,12 +158,19 @@ pub fn measure(
 
     // As cyclictest does: keep the CPUs out of deep C-states for the run (PM QoS request held
     // while the file is open). Absent on kernels without PM QoS; then nothing to do.
-    let _dma_latency = hold_cpu_dma_latency_zero();
+    // Said in every result, as cyclictest warns when it cannot.
+    let dma_latency = hold_cpu_dma_latency_zero();
+    if dma_latency.is_none() && !guest {
+        eprintln!("pinlat-agent: warning: could not hold /dev/cpu_dma_latency at 0 (no PM QoS, or not root): deep C-states may add exit latency");
+    }
     let load_set = loads::start(&cfg.loads, &housekeeping, guest)?;
     let outcome = measure_threads(cfg, clock, wire, &measuring, &housekeeping, producer);
     let loads_result = load_set.stop();
-    let results = outcome?;
+    let mut results = outcome?;
     loads_result?;
+    for r in &mut results {
+        r.cpu_dma_latency_held = Some(dma_latency.is_some());
+    }
     Ok(results)
 }
 
@@ -197,7 +205,7 @@ fn measure_threads(
     producer: u32,
 ) -> Result<Vec<CpuResult>> {
     let exchanges: Vec<Exchange> = measuring.iter().map(|_| Exchange::new()).collect();
-    let n_threads = measuring.len() + usize::from(cfg.workload == Workload::Ring);
+    let n_threads = measuring.len() + usize::from(cfg.workload == WorkloadKind::Ring);
     let gate = StartGate::new(n_threads);
     let done = AtomicBool::new(false);
     let stop_ring = AtomicBool::new(false);
@@ -215,7 +223,7 @@ fn measure_threads(
         .collect();
     let mut reporter = Reporter {
         workload: cfg.workload,
-        clock: if cfg.workload == Workload::Timer {
+        clock: if cfg.workload == WorkloadKind::Timer {
             Clock::monotonic(clock.info.invariant_tsc)
         } else {
             clock
@@ -234,7 +242,9 @@ fn measure_threads(
                 let done = &done;
                 move || -> Result<(Reporter<'_>, Vec<Stream<'_>>)> {
                     if !housekeeping.is_empty() {
-                        pin_to_any(housekeeping)?;
+                        pinlat::sched::set_affinity(0, housekeeping).with_context(|| {
+                            format!("Cannot pin the reporter to CPUs {housekeeping:?}")
+                        })?;
                     }
                     loop {
                         let finished = done.load(Ordering::Acquire);
@@ -256,14 +266,14 @@ fn measure_threads(
                 .name(name)
                 .stack_size(STACK_BYTES)
                 .spawn_scoped(s, move || match cfg.workload {
-                    Workload::BusyPoll => busy_poll::run(cpu, cfg, clock, gate, ex),
-                    Workload::Timer => timer::run(cpu, cfg, gate, ex),
-                    Workload::Ring => ring::consume(cpu, cfg, clock, gate, spsc, stop_ring, ex),
+                    WorkloadKind::BusyPoll => busy_poll::run(cpu, cfg, clock, gate, ex),
+                    WorkloadKind::Timer => timer::run(cpu, cfg, gate, ex),
+                    WorkloadKind::Ring => ring::consume(cpu, cfg, clock, gate, spsc, stop_ring, ex),
                 })
                 .map_err(spawn_err)?;
             workers.push((cpu, h));
         }
-        let prod = if cfg.workload == Workload::Ring {
+        let prod = if cfg.workload == WorkloadKind::Ring {
             let (gate, spsc, stop_ring) = (&gate, &spsc, &stop_ring);
             Some(
                 std::thread::Builder::new()
@@ -319,11 +329,11 @@ fn measure_threads(
     })
 }
 
-fn thread_prefix(w: Workload) -> &'static str {
+fn thread_prefix(w: WorkloadKind) -> &'static str {
     match w {
-        Workload::BusyPoll => "poll",
-        Workload::Timer => "timer",
-        Workload::Ring => "ring-consumer",
+        WorkloadKind::BusyPoll => "poll",
+        WorkloadKind::Timer => "timer",
+        WorkloadKind::Ring => "ring-consumer",
     }
 }
 
@@ -344,6 +354,7 @@ fn cpu_result(
         duration_ns: clock.to_ns(rec.stop_ticks.saturating_sub(rec.start_ticks)),
         start_mono_ns: Some(clock.mono_at(rec.start_ticks)),
         end_mono_ns: Some(clock.mono_at(rec.stop_ticks)),
+        cpu_dma_latency_held: None,
         samples,
         min_ns: if samples == 0 { 0 } else { rec.min_ns },
         max_ns: rec.max_ns,

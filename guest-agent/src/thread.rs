@@ -1,87 +1,72 @@
-//! Putting a measuring thread on its CPU and policy, verified — never measure on the wrong CPU.
+//! The life of a measuring thread around its loop, written once for every workload: put it on
+//! its CPU and policy, verified — never measure on the wrong CPU — then allocate, wait for the
+//! other threads, run the loop on the chosen clock, and check it is still on its CPU.
 //!
 //! Order as in cloud-hypervisor's vCPU threads (`vmm/src/cpu.rs`): affinity first, then the
 //! scheduling policy, then the start barrier. `mlockall` is process-wide and done once before any
-//! thread is spawned (see `run.rs`), so thread stacks are locked as they are created.
+//! thread is spawned (see `run.rs`), so thread stacks are locked as they are created. The
+//! syscalls themselves are `pinlat::sched`'s, shared with the host runner.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 
-use anyhow::{bail, Context, Result};
-use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
-use nix::unistd::Pid;
+use anyhow::{Context, Result};
+use pinlat::sched;
+use pinlat::wire::ClockSource;
+
+use crate::clock::{Clock, Mono, TickSource, Tsc};
 
 /// Stack size of measuring and load threads, bytes (small: stacks are locked by `mlockall`).
 pub const STACK_BYTES: usize = 256 << 10;
-/// Stack size of the reporter, bytes: the deflate encoder of the histogram export keeps
-/// several hundred KiB of state, on the stack in unoptimised builds.
+/// Stack size of the reporter, bytes. The agent as shipped encodes plain V2, but a build with
+/// `pinlat/host` unified in (the agent's tests, a workspace build) encodes V2 deflate, whose
+/// encoder keeps several hundred KiB of state on the stack in unoptimised builds.
 pub const REPORTER_STACK_BYTES: usize = 1 << 20;
 
-/// Pin the calling thread to exactly `cpu` and check it is running there.
-pub fn pin_to(cpu: u32) -> Result<()> {
-    let mut set = CpuSet::new();
-    set.set(cpu as usize)
-        .with_context(|| format!("CPU {cpu} is beyond the affinity mask size"))?;
-    sched_setaffinity(Pid::from_raw(0), &set)
-        .with_context(|| format!("Cannot pin thread to CPU {cpu} (is it online?)"))?;
-    let got = sched_getaffinity(Pid::from_raw(0)).context("sched_getaffinity")?;
-    for c in 0..CpuSet::count() {
-        if got.is_set(c).unwrap_or(false) != (c == cpu as usize) {
-            bail!("Affinity of the thread pinned to CPU {cpu} also allows CPU {c}");
-        }
+/// A measurement loop, monomorphised for the clock it reads so the hot loop has no branch on
+/// the clock's kind.
+pub trait ClockedLoop {
+    /// What the loop hands back when it ends.
+    type Output;
+    /// Run the loop reading `src`, whose ticks `clock` converts to ns.
+    fn run<T: TickSource>(self, src: T, clock: Clock) -> Result<Self::Output>;
+}
+
+/// Runs one measuring thread on `cpu`: place it (affinity to exactly `cpu`, verified, then
+/// SCHED_FIFO at `priority`, or SCHED_OTHER for `None`), `prepare` its loop (after placement,
+/// so the loop's memory is allocated by the CPU that uses it), pass the start `gate`, run the
+/// loop on `clock`'s source, and check the thread is still on `cpu`.
+///
+/// `Ok(None)`: another thread failed to start, nothing was measured. `Ok(Some((cpu, out)))`:
+/// the CPU the thread observed itself on at the end, and the loop's output.
+pub fn run_on<L: ClockedLoop>(
+    cpu: u32,
+    priority: Option<u8>,
+    gate: &StartGate,
+    clock: Clock,
+    prepare: impl FnOnce() -> L,
+) -> Result<Option<(u32, L::Output)>> {
+    let placed = place(cpu, priority);
+    let measuring = prepare();
+    if !gate.pass(placed)? {
+        return Ok(None);
     }
-    check_on(cpu)
-}
-
-/// Pin the calling thread to any CPU of `cpus` (no check of which one it runs on).
-pub fn pin_to_any(cpus: &[u32]) -> Result<()> {
-    let mut set = CpuSet::new();
-    for &c in cpus {
-        set.set(c as usize)
-            .with_context(|| format!("CPU {c} is beyond the affinity mask size"))?;
-    }
-    sched_setaffinity(Pid::from_raw(0), &set)
-        .with_context(|| format!("Cannot pin thread to CPUs {cpus:?}"))
-}
-
-/// Error unless the calling thread is running on `cpu` now.
-pub fn check_on(cpu: u32) -> Result<()> {
-    let on = sched_getcpu().context("sched_getcpu")?;
-    if on != cpu as usize {
-        bail!("Thread pinned to CPU {cpu} is running on CPU {on}");
-    }
-    Ok(())
-}
-
-/// The CPU the calling thread is running on.
-pub fn current_cpu() -> Result<u32> {
-    Ok(sched_getcpu().context("sched_getcpu")? as u32)
-}
-
-/// Places the calling measurement thread: affinity to `cpu` first, then the scheduling policy
-/// (STYLE: set affinity, then policy, then wait on the start barrier).
-pub fn place(cpu: u32, priority: Option<u8>) -> Result<()> {
-    pin_to(cpu)?;
-    set_fifo(priority)
-}
-
-/// Switch the calling thread to SCHED_FIFO at `priority`, or leave it SCHED_OTHER for `None`.
-pub fn set_fifo(priority: Option<u8>) -> Result<()> {
-    let Some(p) = priority else { return Ok(()) };
-    let param = libc::sched_param {
-        sched_priority: i32::from(p),
+    let out = match clock.info.source {
+        ClockSource::Tsc => measuring.run(Tsc, clock)?,
+        ClockSource::Monotonic => measuring.run(Mono, clock)?,
     };
-    // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| {
+    sched::check_on(cpu)?;
+    Ok(Some((cpu, out)))
+}
+
+/// Affinity to exactly `cpu` (verified: the mask and the CPU running), then the policy.
+fn place(cpu: u32, priority: Option<u8>) -> Result<()> {
+    sched::pin_current_to(cpu)
+        .with_context(|| format!("Cannot pin the thread to CPU {cpu} (is it online?)"))?;
+    if let Some(p) = priority {
+        sched::set_current_fifo(u32::from(p)).with_context(|| {
             format!("Cannot set SCHED_FIFO priority {p} (needs root or CAP_SYS_NICE)")
-        });
-    }
-    // SAFETY: pid 0 is the calling thread; no pointer arguments.
-    let policy = unsafe { libc::sched_getscheduler(0) };
-    if policy != libc::SCHED_FIFO {
-        bail!("SCHED_FIFO priority {p} was accepted but the policy reads back as {policy}");
+        })?;
     }
     Ok(())
 }
@@ -128,16 +113,55 @@ impl StartGate {
 mod tests {
     use super::*;
 
+    /// Counts the ticks it saw; fails when told to.
+    struct Probe(bool);
+
+    impl ClockedLoop for Probe {
+        type Output = u32;
+        fn run<T: TickSource>(self, src: T, _: Clock) -> Result<u32> {
+            anyhow::ensure!(self.0, "loop failed");
+            assert!(src.now() > 0);
+            sched::current_cpu().map_err(Into::into)
+        }
+    }
+
+    fn last_cpu() -> u32 {
+        std::thread::available_parallelism().map_or(1, |n| n.get()) as u32 - 1
+    }
+
     #[test]
-    fn pins_and_verifies() {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-        let target = cpus - 1;
-        std::thread::spawn(move || {
-            pin_to(target).unwrap();
-            assert_eq!(current_cpu().unwrap(), target);
-            assert!(pin_to(100_000).is_err());
-        })
-        .join()
-        .unwrap();
+    fn runs_the_loop_on_its_cpu_and_reports_it() {
+        let cpu = last_cpu();
+        let gate = StartGate::new(1);
+        let clock = Clock::monotonic(false);
+        let out = std::thread::scope(|s| {
+            s.spawn(|| run_on(cpu, None, &gate, clock, || Probe(true)))
+                .join()
+                .unwrap()
+        });
+        assert_eq!(out.unwrap(), Some((cpu, cpu)));
+    }
+
+    #[test]
+    fn a_failed_placement_stops_every_thread_at_the_gate() {
+        let gate = StartGate::new(2);
+        let clock = Clock::monotonic(false);
+        let (bad, good) = std::thread::scope(|s| {
+            let bad = s.spawn(|| run_on(100_000, None, &gate, clock, || Probe(true)));
+            let good = s.spawn(|| run_on(last_cpu(), None, &gate, clock, || Probe(true)));
+            (bad.join().unwrap(), good.join().unwrap())
+        });
+        let e = bad.unwrap_err();
+        assert!(
+            format!("{e:#}").contains("Cannot pin the thread to CPU 100000"),
+            "{e:#}"
+        );
+        assert!(good.unwrap().is_none(), "the other thread must not measure");
+        let failed = std::thread::scope(|s| {
+            s.spawn(|| run_on(last_cpu(), None, &StartGate::new(1), clock, || Probe(false)))
+                .join()
+                .unwrap()
+        });
+        assert!(failed.is_err());
     }
 }

@@ -11,9 +11,9 @@ use nix::sys::time::TimeSpec;
 use nix::time::{clock_nanosleep, ClockId, ClockNanosleepFlags};
 use pinlat::agentcfg::AgentConfig;
 
-use crate::clock::mono_ns;
+use crate::clock::{mono_ns, Clock, TickSource};
 use crate::recorder::{Exchange, Recorded, Recorder};
-use crate::thread::{check_on, current_cpu, place, StartGate};
+use crate::thread::{run_on, ClockedLoop, StartGate};
 
 /// Body of the timer thread on `cpu`. `Ok(None)`: another thread failed to start.
 pub fn run(
@@ -22,26 +22,44 @@ pub fn run(
     gate: &StartGate,
     exchange: &Exchange,
 ) -> Result<Option<(u32, Recorded)>> {
-    let setup = place(cpu, cfg.effective_priority());
-    let mut rec = Recorder::new(exchange, cfg.top_n);
-    if !gate.pass(setup)? {
-        return Ok(None);
+    // The timer sleeps to CLOCK_MONOTONIC deadlines, so it always reads that clock.
+    let clock = Clock::monotonic(false);
+    run_on(cpu, cfg.effective_priority(), gate, clock, || Timer {
+        cfg,
+        gate,
+        rec: Recorder::new(exchange, cfg.top_n),
+    })
+}
+
+/// The timer loop of one CPU: preheat, then record for the run's duration.
+struct Timer<'a> {
+    cfg: &'a AgentConfig,
+    gate: &'a StartGate,
+    rec: Recorder<'a>,
+}
+
+impl ClockedLoop for Timer<'_> {
+    type Output = Recorded;
+
+    /// [`run`] hands this `CLOCK_MONOTONIC`; the loop reads it with [`mono_ns`] directly, as
+    /// its deadlines are in that clock whatever the source.
+    fn run<T: TickSource>(mut self, _: T, _: Clock) -> Result<Recorded> {
+        let (cfg, gate, rec) = (self.cfg, self.gate, &mut self.rec);
+        let interval_ns = cfg.timer_interval_us * 1_000;
+        let now = mono_ns();
+        rec.preheat(now + cfg.preheat_ms * 1_000_000);
+        let mut next = now + interval_ns;
+        sleep_loop(rec, &mut next, interval_ns, gate)?;
+        let now = mono_ns();
+        rec.start(
+            now,
+            cfg.duration_ms * 1_000_000,
+            cfg.report_interval_ms * 1_000_000,
+        );
+        next = now + interval_ns;
+        sleep_loop(rec, &mut next, interval_ns, gate)?;
+        Ok(self.rec.finish())
     }
-    let interval_ns = cfg.timer_interval_us * 1_000;
-    let now = mono_ns();
-    rec.preheat(now + cfg.preheat_ms * 1_000_000);
-    let mut next = now + interval_ns;
-    sleep_loop(&mut rec, &mut next, interval_ns, gate)?;
-    let now = mono_ns();
-    rec.start(
-        now,
-        cfg.duration_ms * 1_000_000,
-        cfg.report_interval_ms * 1_000_000,
-    );
-    next = now + interval_ns;
-    sleep_loop(&mut rec, &mut next, interval_ns, gate)?;
-    check_on(cpu)?;
-    Ok(Some((current_cpu()?, rec.finish())))
 }
 
 fn sleep_loop(

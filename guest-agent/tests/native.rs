@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use pinlat::agentcfg::{AgentConfig, Workload};
+use pinlat::agentcfg::AgentConfig;
+use pinlat::kinds::WorkloadKind;
 use pinlat::wire::{CpuResult, Decoded, FrameDecoder, Message, RunResult};
 
 fn agent() -> Command {
@@ -35,10 +36,16 @@ fn run_native(extra: &[&str], dir: &Path) -> RunResult {
         .status()
         .unwrap();
     assert!(status.success(), "agent failed: {status}");
+    // Written through pinlat::atomic_write: the result, and no temporary left beside it.
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["result.json"]);
     serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
 }
 
-fn check_result(r: &CpuResult, cpu: u32, workload: Workload) {
+fn check_result(r: &CpuResult, cpu: u32, workload: WorkloadKind) {
     assert_eq!(
         r.cpu, cpu,
         "result recorded on CPU {} instead of {cpu}",
@@ -74,9 +81,24 @@ fn busy_poll_records_every_gap_on_the_requested_cpu() {
     );
     assert_eq!(res.results.len(), 1);
     let r = &res.results[0];
-    check_result(r, cpu, Workload::BusyPoll);
+    check_result(r, cpu, WorkloadKind::BusyPoll);
     // A busy loop takes far more than one sample per microsecond.
     assert!(r.samples > r.duration_ns / 1_000, "{} samples", r.samples);
+    // Every gap is recorded: together they are the measured time, within 1 % (the histogram
+    // keeps values to 3 significant digits; a sample above its range would be missing).
+    assert_eq!(r.overflow, 0);
+    let h = &r.histogram.0;
+    let total_ns: u128 = h
+        .iter_recorded()
+        .map(|v| {
+            u128::from(h.median_equivalent(v.value_iterated_to())) * u128::from(v.count_at_value())
+        })
+        .sum();
+    let d = u128::from(r.duration_ns);
+    assert!(
+        total_ns.abs_diff(d) * 100 <= d,
+        "gaps add up to {total_ns} ns over a {d} ns measurement"
+    );
 }
 
 #[test]
@@ -95,7 +117,7 @@ fn timer_wakes_once_per_interval_on_the_requested_cpu() {
         dir.path(),
     );
     let r = &res.results[0];
-    check_result(r, cpu, Workload::Timer);
+    check_result(r, cpu, WorkloadKind::Timer);
     // 1 s at 1 ms: one sample per period that was not skipped.
     assert!(
         r.samples + r.missed_periods >= 990 && r.samples <= 1_001,
@@ -108,7 +130,7 @@ fn ring_passes_messages_between_two_cpus() {
     let dir = tempfile::tempdir().unwrap();
     let res = run_native(&["--workload", "ring", "--cpus", "0-1"], dir.path());
     let r = &res.results[0];
-    check_result(r, 1, Workload::Ring);
+    check_result(r, 1, WorkloadKind::Ring);
     assert_eq!(r.peer_cpu, Some(0));
 }
 
@@ -138,7 +160,7 @@ fn bad_cpu_is_an_error_not_a_measurement_elsewhere() {
 #[test]
 fn guest_mode_streams_decodable_frames() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = AgentConfig::new(Workload::BusyPoll, vec![last_cpu()], 700);
+    let mut cfg = AgentConfig::new(WorkloadKind::BusyPoll, vec![last_cpu()], 700);
     cfg.preheat_ms = 100;
     cfg.report_interval_ms = 200;
     cfg.loads.syscall = true;

@@ -10,56 +10,77 @@ use crate::agent::agent_config;
 use crate::follow::{log_tail, FileFollower};
 use crate::initramfs::Initramfs;
 use crate::kernel::GuestKernel;
-use crate::qemu::{self, Qemu, QemuBinary, RuntimeDir, VmSpec};
+use crate::qemu::{self, Qemu, QemuBinary, VmSpec};
 
 /// How long the KVM probe waits for the agent's hello.
 pub const KVM_PROBE_DEADLINE: Duration = Duration::from_secs(15);
 
+/// Why KVM did not boot the probe guest.
+#[derive(Debug, thiserror::Error)]
+pub enum KvmProbeError {
+    /// `/dev/kvm` cannot be opened read-write.
+    #[error("/dev/kvm is missing or not accessible")]
+    NoDevice,
+    /// The probe's files could not be prepared (says nothing about KVM).
+    #[error("Cannot prepare the probe guest")]
+    Setup(#[source] anyhow::Error),
+    /// QEMU could not be started (says nothing about KVM).
+    #[error("Cannot start QEMU for the probe")]
+    Launch(#[source] crate::qemu::QemuError),
+    /// QEMU exited under `-accel kvm`.
+    #[error("QEMU -accel kvm exited ({status}): {stderr}")]
+    Exited {
+        /// Exit status.
+        status: String,
+        /// The end of QEMU's stderr.
+        stderr: String,
+    },
+    /// The guest did not reach the agent's hello in time.
+    #[error("no agent hello within {} s under -accel kvm (console last showed: {last})", KVM_PROBE_DEADLINE.as_secs())]
+    NoHello {
+        /// The console's last line.
+        last: String,
+    },
+}
+
+impl KvmProbeError {
+    /// Whether KVM itself failed (as opposed to the probe not being able to run).
+    pub fn is_kvm_failure(&self) -> bool {
+        !matches!(self, KvmProbeError::Setup(_) | KvmProbeError::Launch(_))
+    }
+}
+
 /// Boots a guest under KVM and waits a short deadline for the agent's hello. `Ok(())` when
-/// KVM works; `Err(reason)` otherwise.
+/// KVM works.
 pub fn probe_kvm(
     qemu_bin: &QemuBinary,
     kernel: &GuestKernel,
     agent: &[u8],
     config: &Config,
-) -> Result<(), String> {
+) -> Result<(), KvmProbeError> {
     if !qemu::kvm_device_usable() {
-        return Err("/dev/kvm is missing or not accessible".into());
+        return Err(KvmProbeError::NoDevice);
     }
     let guest = &config.guests[0];
-    let mut cfg = agent_config(
-        guest,
-        &config.workloads[0],
-        pinlat::config::ScenarioKind::Idle,
-        100,
-        100,
-    );
+    let mut cfg = agent_config(guest, &config.workloads[0], 100, 100);
     cfg.preheat_ms = 0;
-    let runtime = RuntimeDir::new().map_err(|e| e.to_string())?;
+    let runtime = qemu::runtime_dir().map_err(|e| KvmProbeError::Setup(e.into()))?;
     let initrd = runtime.path().join("probe.cpio");
     Initramfs::for_agent(agent.to_vec(), cfg.to_json().into_bytes())
         .write_file(&initrd)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| KvmProbeError::Setup(e.into()))?;
     let console = runtime.path().join("probe-console.log");
     let channel = runtime.path().join("probe-agent.out");
-    let rt: Vec<u32> = guest.realtime.iter().collect();
-    let hk: Vec<u32> = guest.housekeeping().iter().collect();
-    let spec = VmSpec {
-        name: "pinlat-kvm-probe".into(),
-        accel: qemu::Accel::Kvm,
-        vcpus: guest.vcpus,
-        memory_mib: guest.memory_mib,
-        kernel: kernel.path.clone(),
+    let mut spec = VmSpec::for_guest(
+        guest,
+        pinlat::kinds::Accel::Kvm,
+        &kernel.path,
         initrd,
-        append: qemu::guest_cmdline(&rt, &hk, qemu::GUEST_PARAMS),
-        cpu_model: None,
-        iothreads: Vec::new(),
-        console_log: console.clone(),
-        agent_channel: channel.clone(),
-        start_paused: false,
-        mgmt_qmp: false,
-    };
-    let mut q = Qemu::spawn_in(qemu_bin, &spec, runtime).map_err(|e| e.to_string())?;
+        console.clone(),
+        qemu::AgentChannel::File(channel.clone()),
+    );
+    spec.name = "pinlat-kvm-probe".into();
+    let mut q = Qemu::spawn_in(qemu_bin, &spec, runtime).map_err(KvmProbeError::Launch)?;
     let deadline = Instant::now() + KVM_PROBE_DEADLINE;
     let mut follower = FileFollower::new(&channel);
     let mut decoder = pinlat::wire::FrameDecoder::new();
@@ -75,10 +96,10 @@ pub fn probe_kvm(
             }
         }
         if let Ok(Some(status)) = q.try_wait() {
-            return Err(format!(
-                "QEMU -accel kvm exited ({status}): {}",
-                q.stderr_tail(300).trim()
-            ));
+            return Err(KvmProbeError::Exited {
+                status: status.to_string(),
+                stderr: q.stderr_tail(300).trim().to_string(),
+            });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -89,8 +110,7 @@ pub fn probe_kvm(
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("nothing");
-    Err(format!(
-        "no agent hello within 15 s under -accel kvm (console last showed: {})",
-        last.trim()
-    ))
+    Err(KvmProbeError::NoHello {
+        last: last.trim().to_string(),
+    })
 }

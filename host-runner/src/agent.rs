@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use pinlat::agentcfg::{AgentConfig, ClockChoice, Loads};
-use pinlat::config::{Guest, HousekeepingLoad, ScenarioKind, Workload};
+use pinlat::config::{Guest, HousekeepingLoad, Workload};
 
 /// Environment variable naming the agent binary.
 pub const AGENT_ENV: &str = "PINLAT_AGENT";
@@ -90,7 +90,6 @@ pub fn find_agent() -> Result<(PathBuf, Vec<u8>), AgentNotFound> {
 pub fn agent_config(
     guest: &Guest,
     workload: &Workload,
-    scenario: ScenarioKind,
     duration_ms: u64,
     interval_ms: u64,
 ) -> AgentConfig {
@@ -106,8 +105,7 @@ pub fn agent_config(
     cfg.loads = Loads {
         syscall: workload.housekeeping.contains(&HousekeepingLoad::Syscall),
         memory: workload.housekeeping.contains(&HousekeepingLoad::Memory),
-        io: workload.housekeeping.contains(&HousekeepingLoad::Io)
-            || scenario == ScenarioKind::GuestIo,
+        io: workload.housekeeping.contains(&HousekeepingLoad::Io),
         memory_mib: None,
         io_path: None,
     };
@@ -127,19 +125,13 @@ mod tests {
     }
 
     #[test]
-    fn guest_io_turns_on_the_io_load() {
+    fn the_workload_sets_the_agents_cpus_and_loads() {
         let c = pinlat::config::Config::from_toml_str(
             "[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n",
         )
         .unwrap();
-        let a = agent_config(
-            &c.guests[0],
-            &c.workloads[0],
-            ScenarioKind::GuestIo,
-            1000,
-            1000,
-        );
-        assert!(a.loads.io);
+        let a = agent_config(&c.guests[0], &c.workloads[0], 1000, 1000);
+        assert!(!a.loads.io);
         assert_eq!(a.rt_cpus, [1]);
         assert_eq!(a.housekeeping_cpus, [0]);
         a.validate().unwrap();

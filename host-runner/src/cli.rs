@@ -4,13 +4,15 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use pinlat::config::Config;
 use pinlat::cpuset::CpuSet;
+use pinlat::duration::{self, DurationError, Unit};
 use pinlat::export::{self, PlanFormat};
+use pinlat::kinds::AccelChoice;
 use pinlat::plan::Plan;
 
-use crate::exit::{Exit, Failure};
+use crate::exit::{Exit, Failure, HostError, OptionError};
 
 /// pinlat: measure what QEMU emulator-thread placement does to realtime vCPUs.
 ///
@@ -29,53 +31,32 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Output formats of `pinlat plan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    /// The resolved plan as JSON (what runs write as plan.json).
-    Json,
-    /// libvirt domain XML <cputune> (vcpupin, emulatorpin, iothreadpin, vcpusched) per guest.
-    Libvirt,
-    /// nova flavor extra specs and nova.conf [compute] lines; says what nova cannot express.
-    Nova,
-    /// The table `pinlat check` prints.
-    Table,
+/// `--format` of `pinlat plan`: [`PlanFormat`]'s names, each with its help.
+fn plan_format() -> impl clap::builder::TypedValueParser<Value = PlanFormat> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        PlanFormat::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
+    )
+    .map(|s| s.parse().expect("clap only passes the names it offers"))
 }
 
-/// Accelerator choices of `pinlat run --accel`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AccelArg {
-    /// Probe KVM with one short guest boot; fall back to TCG with a warning.
-    Auto,
-    /// Hardware virtualization.
-    Kvm,
-    /// Software emulation (results are labelled as not hardware latency).
-    Tcg,
+/// `--accel` of `pinlat run`: [`AccelChoice`]'s names, each with its help.
+fn accel_choice() -> impl clap::builder::TypedValueParser<Value = AccelChoice> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        AccelChoice::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
+    )
+    .map(|s| s.parse().expect("clap only passes the names it offers"))
 }
 
-/// Parses `10`, `10s`, `2m` or `1h` into whole seconds.
-pub fn parse_duration_s(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix('h') {
-        (n, 3600)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1)
-    } else {
-        (t, 1)
-    };
-    match num.parse::<u64>() {
-        Ok(v) if v > 0 => v
-            .checked_mul(mult)
-            .ok_or_else(|| format!("\"{s}\": too long")),
-        _ => Err(format!(
-            "\"{s}\": give whole seconds, minutes or hours, e.g. 5s, 2m, 1h"
-        )),
-    }
+/// Parses `--duration` into whole seconds: `10`, `10s`, `2m`, `1h`, or any unit of
+/// [`pinlat::duration`] that makes whole seconds (`5000ms`). Zero and fractions of a second are
+/// refused with what to write instead.
+pub fn parse_duration_s(s: &str) -> Result<u64, DurationError> {
+    duration::parse_positive_in(s, Unit::S)
 }
 
-/// Subcommands.
+/// What `pinlat` does: one subcommand per task.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the config's matrix (layout x scenario x workload x repetition) on this host.
@@ -99,8 +80,8 @@ pub enum Command {
         #[arg(long, value_name = "A,B", value_delimiter = ',')]
         layouts: Option<Vec<String>>,
         /// Accelerator (overrides run.accel).
-        #[arg(long, value_enum)]
-        accel: Option<AccelArg>,
+        #[arg(long, value_parser = accel_choice())]
+        accel: Option<AccelChoice>,
         /// Guest kernel (overrides the config's and $PINLAT_KERNEL).
         #[arg(long, value_name = "PATH")]
         kernel: Option<PathBuf>,
@@ -137,8 +118,12 @@ pub enum Command {
     /// Compare two reports: per layout x scenario x workload, the change of p50..p99.99.
     ///
     /// BASE and NEW are results directories (aggregated from runs/) or report.json files.
-    /// Exit 1 when a percentile grew by more than --threshold percent, 0 otherwise, 2 for a
-    /// bad path.
+    /// A percentile regresses when it grew by more than --threshold percent and by at least
+    /// --min-delta; max-bound percentiles (fewer than 10 samples beyond them) and rows measured
+    /// with different clocks are not judged. A row of BASE absent from NEW, whose runs all
+    /// failed or are missing in NEW, or with more failed runs in NEW than in BASE, is a
+    /// regression unless --allow-missing. Exit 1 on a regression, 0 otherwise, 2 for a bad
+    /// path or option.
     Compare {
         /// The reference report.
         base: PathBuf,
@@ -147,6 +132,12 @@ pub enum Command {
         /// Regression threshold, percent growth of a percentile.
         #[arg(long, value_name = "PCT", default_value_t = 10.0)]
         threshold: f64,
+        /// Smallest growth of a percentile that can be a regression, with a unit: 500ns, 2us.
+        #[arg(long, value_name = "DURATION", default_value = "500ns", value_parser = crate::report_cmd::parse_min_delta_ns)]
+        min_delta: u64,
+        /// Report rows absent, failed or missing in NEW without failing on them.
+        #[arg(long)]
+        allow_missing: bool,
     },
     /// Check whether this host is fit for realtime measurements, each check with its fix.
     ///
@@ -208,8 +199,8 @@ pub enum Command {
         /// The experiment config.
         config: PathBuf,
         /// Output format.
-        #[arg(long, value_enum, default_value = "json")]
-        format: FormatArg,
+        #[arg(long, default_value = "json", value_parser = plan_format())]
+        format: PlanFormat,
         /// Plan for a host whose online CPUs are this CPU list instead of this host's.
         #[arg(long, value_name = "LIST")]
         host_cpus: Option<String>,
@@ -218,25 +209,23 @@ pub enum Command {
 
 /// Loads, checks and plans a config. Errors are usage errors (exit 2).
 pub fn load_and_plan(config: &Path, host_cpus: Option<&str>) -> Result<(Config, Plan), Failure> {
-    let cfg = Config::from_file(config).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!("config {}", config.display())))
-    })?;
+    let cfg = Config::from_file(config)
+        .map_err(|e| Failure::from(e).context(format!("config {}", config.display())))?;
     let online = match host_cpus {
-        Some(s) => {
-            CpuSet::parse_any(s).map_err(|e| Failure::usage(anyhow::anyhow!("--host-cpus: {e}")))?
-        }
-        None => pinlat::host::online_cpus().map_err(|e| {
-            Failure::infra(anyhow::anyhow!(
-                "reading {}: {e}",
-                pinlat::host::ONLINE_PATH
-            ))
+        Some(s) => CpuSet::parse_any(s).map_err(|e| OptionError {
+            option: "--host-cpus",
+            problem: e.to_string(),
+        })?,
+        None => pinlat::host::online_cpus().map_err(|source| HostError::Read {
+            path: pinlat::host::ONLINE_PATH,
+            source,
         })?,
     };
     let plan = Plan::new(&cfg, &online).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!(
+        Failure::from(e).context(format!(
             "config {} cannot be placed on a host with online CPUs {online}",
             config.display()
-        )))
+        ))
     })?;
     Ok((cfg, plan))
 }
@@ -258,11 +247,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             out,
             duration_s: duration,
             layouts,
-            accel: accel.map(|a| match a {
-                AccelArg::Auto => pinlat::config::Accel::Auto,
-                AccelArg::Kvm => pinlat::config::Accel::Kvm,
-                AccelArg::Tcg => pinlat::config::Accel::Tcg,
-            }),
+            accel,
             kernel,
             repetitions,
             strict,
@@ -272,8 +257,15 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             base,
             new,
             threshold,
+            min_delta,
+            allow_missing,
         } => {
-            let (exit, text) = crate::report_cmd::compare(&base, &new, threshold)?;
+            let options = pinlat::report::compare::Options {
+                threshold_pct: threshold,
+                min_delta_ns: min_delta,
+                allow_missing,
+            };
+            let (exit, text) = crate::report_cmd::compare(&base, &new, &options)?;
             print_out(&text)?;
             Ok(exit)
         }
@@ -319,13 +311,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             host_cpus,
         } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
-            let f = match format {
-                FormatArg::Json => PlanFormat::Json,
-                FormatArg::Libvirt => PlanFormat::Libvirt,
-                FormatArg::Nova => PlanFormat::Nova,
-                FormatArg::Table => PlanFormat::Table,
-            };
-            print_out(&export::render(f, &plan, &cfg))?;
+            print_out(&export::render(format, &plan, &cfg))?;
             Ok(Exit::Ok)
         }
     }
@@ -337,6 +323,29 @@ fn print_out(s: &str) -> Result<(), Failure> {
         Ok(()) => Ok(()),
         // `pinlat plan ... | head` is fine.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure::infra(anyhow::anyhow!("writing to stdout: {e}"))),
+        Err(e) => Err(HostError::Stdout(e).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_is_whole_positive_seconds() {
+        assert_eq!(parse_duration_s("10"), Ok(10));
+        assert_eq!(parse_duration_s("5s"), Ok(5));
+        assert_eq!(parse_duration_s("2m"), Ok(120));
+        assert_eq!(parse_duration_s("1h"), Ok(3_600));
+        assert_eq!(parse_duration_s("5000ms"), Ok(5));
+        for (bad, says) in [
+            ("0", "must be greater than 0"),
+            ("1500ms", "not a whole number of seconds: use 1s or 2s"),
+            ("1.5s", "1500ms"),
+            ("5d", "unknown unit 'd'"),
+        ] {
+            let e = parse_duration_s(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

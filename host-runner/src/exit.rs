@@ -71,3 +71,119 @@ impl Failure {
         }
     }
 }
+
+impl Failure {
+    /// The same failure with `context` added to its error chain.
+    pub fn context(self, context: impl std::fmt::Display + Send + Sync + 'static) -> Self {
+        Failure {
+            exit: self.exit,
+            error: self.error.context(context),
+        }
+    }
+}
+
+/// A command-line option that cannot be used as given (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{option}: {problem}")]
+pub struct OptionError {
+    /// The option, e.g. `--duration`.
+    pub option: &'static str,
+    /// What is wrong and how to fix it.
+    pub problem: String,
+}
+
+/// The host cannot be used for what was asked (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// A host file pinlat needs could not be read.
+    #[error("Cannot read {path}")]
+    Read {
+        /// The file.
+        path: &'static str,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("Cannot install the SIGINT/SIGTERM handlers")]
+    Signals(#[source] nix::Error),
+    /// Writing to standard output failed.
+    #[error("Cannot write to standard output")]
+    Stdout(#[source] std::io::Error),
+}
+
+/// Each error type decides its exit code, so no call site picks one.
+macro_rules! exit_of {
+    ($($t:ty => $exit:expr),* $(,)?) => {
+        $(impl From<$t> for Failure {
+            fn from(e: $t) -> Self {
+                Failure { exit: $exit, error: e.into() }
+            }
+        })*
+    };
+}
+
+exit_of! {
+    pinlat::config::ConfigError => Exit::Usage,
+    pinlat::cpuset::CpuListError => Exit::Usage,
+    OptionError => Exit::Usage,
+    HostError => Exit::Infrastructure,
+    pinlat::atomic_write::WriteError => Exit::Infrastructure,
+    crate::store::StoreError => Exit::Infrastructure,
+    crate::qemu::QemuError => Exit::Infrastructure,
+    crate::kernel::KernelError => Exit::Infrastructure,
+    crate::agent::AgentNotFound => Exit::Infrastructure,
+    crate::calibrate::CalibrateError => Exit::Infrastructure,
+}
+
+impl From<pinlat::report::ReportError> for Failure {
+    fn from(e: pinlat::report::ReportError) -> Self {
+        use pinlat::report::ReportError;
+        let exit = match &e {
+            // Not a results directory at all: a bad argument.
+            ReportError::NotAResultDir(..) | ReportError::NoRuns(_, 0) => Exit::Usage,
+            // Run files that are there but unreadable: the results are damaged.
+            _ => Exit::Infrastructure,
+        };
+        Failure {
+            exit,
+            error: e.into(),
+        }
+    }
+}
+
+impl From<crate::doctor::DoctorError> for Failure {
+    fn from(e: crate::doctor::DoctorError) -> Self {
+        let exit = match &e {
+            crate::doctor::DoctorError::Plan(_) => Exit::Usage,
+            crate::doctor::DoctorError::Online { .. } => Exit::Infrastructure,
+        };
+        Failure {
+            exit,
+            error: e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_type_decides_the_exit_code() {
+        let usage: Failure = OptionError {
+            option: "--duration",
+            problem: "must be at least 1 s".into(),
+        }
+        .into();
+        assert_eq!(usage.exit.code(), 2);
+        let infra: Failure = crate::agent::AgentNotFound { tried: "x".into() }.into();
+        assert_eq!(infra.exit.code(), 3);
+        let unreadable: Failure = pinlat::report::ReportError::NoRuns("/r".into(), 3).into();
+        assert_eq!(unreadable.exit, Exit::Infrastructure);
+        let empty: Failure = pinlat::report::ReportError::NoRuns("/r".into(), 0).into();
+        assert_eq!(empty.exit, Exit::Usage);
+        assert_eq!(Exit::Regression.code(), Exit::CalibrationFailed.code());
+        assert_eq!(Exit::Inconclusive.code(), 4);
+    }
+}

@@ -1,13 +1,9 @@
-//! Reading what QEMU writes to files while it runs (the agent channel on ttyS1, the console,
-//! QEMU's stderr) and the host-wide lock that keeps two guest boots from sharing this machine's
-//! CPUs.
+//! Reading what QEMU writes to files while it runs: the agent channel on ttyS1, the console,
+//! QEMU's stderr.
 
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-
-/// The lock file serializing guest boots across test processes.
-pub const BOOT_LOCK_PATH: &str = "/tmp/pinlat-boot.lock";
 
 fn read_tail(path: &Path, max_bytes: u64) -> String {
     let Ok(mut f) = fs::File::open(path) else {
@@ -79,32 +75,6 @@ impl FileFollower {
     }
 }
 
-/// A process-wide exclusive lock that serializes guest boots (tests named `boot_*` take it),
-/// so two guests never compete for this machine's two CPUs. Released on drop.
-#[derive(Debug)]
-pub struct BootLock {
-    _lock: nix::fcntl::Flock<fs::File>,
-}
-
-impl BootLock {
-    /// Blocks until the lock at [`BOOT_LOCK_PATH`] is held.
-    pub fn acquire() -> io::Result<Self> {
-        Self::acquire_at(Path::new(BOOT_LOCK_PATH))
-    }
-
-    /// Blocks until the lock at `path` is held.
-    pub fn acquire_at(path: &Path) -> io::Result<Self> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
-        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| io::Error::from(e))?;
-        Ok(BootLock { _lock: lock })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,18 +99,5 @@ mod tests {
         out.clear();
         assert_eq!(f.read_new(&mut out, 100).unwrap(), 3);
         assert_eq!(out, b"new");
-    }
-
-    #[test]
-    fn lock_file_is_exclusive() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("lock");
-        let held = BootLock::acquire_at(&p).unwrap();
-        let file = fs::OpenOptions::new().write(true).open(&p).unwrap();
-        let r = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock);
-        assert!(r.is_err(), "second lock must fail while the first is held");
-        drop(held);
-        let file = fs::OpenOptions::new().write(true).open(&p).unwrap();
-        assert!(nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok());
     }
 }

@@ -1,40 +1,11 @@
-//! Host facts recorded in `host.json` next to every set of runs: what kernel, which CPUs were
-//! isolated, which accelerator and QEMU, which guest kernel. A latency figure without these is
-//! not reproducible.
+//! Reading this host's facts for `host.json` ([`pinlat::schema::HostFacts`]): kernel, CPUs,
+//! isolation, RT throttling, and whether this process may set SCHED_FIFO.
 
 use std::fs;
 use std::path::Path;
 
 use pinlat::cpuset::CpuSet;
-use pinlat::result::AccelUsed;
-use serde::{Deserialize, Serialize};
-
-/// `host.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostFacts {
-    /// pinlat's version.
-    pub pinlat_version: String,
-    /// What the host kernel and CPUs say (flattened into the same JSON object).
-    #[serde(flatten)]
-    pub local: LocalFacts,
-    /// The accelerator the runs used.
-    pub accel: AccelUsed,
-    /// Why that accelerator (e.g. the KVM probe's failure when `auto` fell back to TCG).
-    pub accel_note: Option<String>,
-    /// QEMU binary path.
-    pub qemu_path: String,
-    /// QEMU's `--version` first line.
-    pub qemu_version: String,
-    /// Guest kernel path.
-    pub guest_kernel: String,
-    /// Where the guest kernel came from (config, env, host /boot, Debian RT package).
-    pub guest_kernel_source: String,
-    /// Whether the runner holds CAP_SYS_NICE (root normally does), which SCHED_FIFO on QEMU's
-    /// threads needs; without it RT vCPUs run SCHED_OTHER and each run says so.
-    pub can_set_realtime: bool,
-    /// The static agent put into each guest's initramfs.
-    pub agent_path: String,
-}
+pub use pinlat::schema::{HostFacts, LocalFacts};
 
 /// `CAP_SYS_NICE`'s bit in the capability sets of `/proc/<pid>/status`.
 const CAP_SYS_NICE_BIT: u32 = 23;
@@ -63,29 +34,6 @@ fn cpu_list_file(path: &str) -> CpuSet {
     pinlat::host::read_cpu_list(Path::new(path)).unwrap_or_default()
 }
 
-/// Facts about this host that need no guest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LocalFacts {
-    /// `uname -r`.
-    pub kernel_release: String,
-    /// `uname -v` (contains `PREEMPT_RT` on RT kernels).
-    pub kernel_version: String,
-    /// Whether the host kernel is PREEMPT_RT (`/sys/kernel/realtime` or `uname -v`).
-    pub preempt_rt: bool,
-    /// `/proc/cmdline`.
-    pub cmdline: String,
-    /// `model name` of the first CPU in `/proc/cpuinfo`.
-    pub cpu_model: String,
-    /// Online CPUs.
-    pub online_cpus: CpuSet,
-    /// `isolcpus=` CPUs (`/sys/devices/system/cpu/isolated`).
-    pub isolated_cpus: CpuSet,
-    /// `nohz_full=` CPUs (`/sys/devices/system/cpu/nohz_full`), empty when none.
-    pub nohz_full_cpus: CpuSet,
-    /// `/proc/sys/kernel/sched_rt_runtime_us` (-1 = RT throttling off).
-    pub sched_rt_runtime_us: Option<i64>,
-}
-
 /// Reads this host's facts.
 pub fn local() -> LocalFacts {
     let uts = nix::sys::utsname::uname().ok();
@@ -97,8 +45,8 @@ pub fn local() -> LocalFacts {
         .as_ref()
         .map(|u| u.version().to_string_lossy().into_owned())
         .unwrap_or_default();
-    let preempt_rt =
-        read_trim("/sys/kernel/realtime") == "1" || kernel_version.contains("PREEMPT_RT");
+    let realtime = read_trim(pinlat::host::REALTIME_PATH);
+    let preempt_rt = pinlat::host::is_preempt_rt(Some(&realtime), &kernel_version);
     let cpu_model = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {

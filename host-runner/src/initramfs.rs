@@ -1,10 +1,13 @@
 //! The guest's root filesystem: an uncompressed newc cpio archive built per run.
 //!
 //! The guest is a kernel plus this initramfs; its `/init` is the static agent binary and
-//! `/pinlat/config.json` is the run's agent config (DESIGN.md "Data flow"). The format is the
+//! `/pinlat/config.json` is the run's agent config (docs/architecture.md "Data flow"). The format is the
 //! kernel's `Documentation/driver-api/early-userspace/buffer-format.rst` (SVR4 "newc", magic
 //! `070701`), written with the `cpio` crate. The kernel accepts it uncompressed, so no
 //! compression is applied: it costs boot time under TCG and saves nothing that matters.
+//!
+//! A guest whose devices need kernel modules also gets them as `/lib/modules/<name>.ko`
+//! ([`Initramfs::with_modules`]), in load order; the agent config lists the names.
 //!
 //! `/dev/console` is included as a character node (5, 1) because the Debian kernels lack
 //! `CONFIG_DEVTMPFS_MOUNT`: without it the kernel warns "unable to open an initial console" and
@@ -13,6 +16,10 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+use pinlat::agentcfg::GUEST_MODULES_DIR;
+
+use crate::kernel::LoadPlan;
 
 /// Where the agent finds its run config inside the guest.
 pub const GUEST_CONFIG_PATH: &str = "/pinlat/config.json";
@@ -104,6 +111,30 @@ impl Initramfs {
             .dir("pinlat", 0o755)
             .file(&GUEST_INIT_PATH[1..], 0o755, agent)
             .file(&GUEST_CONFIG_PATH[1..], 0o644, config_json)
+    }
+
+    /// Adds the modules of `plan` as `GUEST_MODULES_DIR/<name>.ko` (0644), in load order,
+    /// with their directories; the agent loads the names its config lists from there. An
+    /// empty plan adds nothing.
+    pub fn with_modules(mut self, plan: &LoadPlan) -> Self {
+        if plan.modules.is_empty() {
+            return self;
+        }
+        let dir = GUEST_MODULES_DIR.trim_start_matches('/');
+        let mut parent = String::new();
+        for part in dir.split('/') {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(part);
+            if !self.entries.iter().any(|e| e.name == parent) {
+                self = self.dir(&parent, 0o755);
+            }
+        }
+        for m in &plan.modules {
+            self = self.file(&format!("{dir}/{}.ko", m.name), 0o644, m.bytes.clone());
+        }
+        self
     }
 
     /// Adds a directory.
@@ -295,6 +326,46 @@ mod tests {
         let pos = |n: &str| entries.iter().position(|e| e.name == n).unwrap();
         assert!(pos("pinlat") < pos("pinlat/config.json"));
         assert!(pos("dev") < pos("dev/console"));
+    }
+
+    #[test]
+    fn modules_go_to_lib_modules_in_load_order() {
+        use crate::kernel::PlannedModule;
+        let plan = LoadPlan {
+            modules: ["virtio_ring", "virtio", "virtio_blk"]
+                .iter()
+                .map(|n| PlannedModule {
+                    name: n.to_string(),
+                    path: PathBuf::from(format!("/cache/{n}.ko")),
+                    bytes: format!("\x7fELF {n}").into_bytes(),
+                })
+                .collect(),
+            ..LoadPlan::default()
+        };
+        let plain = Initramfs::for_agent(b"agent".to_vec(), b"{}".to_vec());
+        assert_eq!(
+            plain.clone().with_modules(&LoadPlan::default()).entries(),
+            plain.entries()
+        );
+        let bytes = plain.with_modules(&plan).write_to(Vec::new()).unwrap();
+        let entries = read_archive(&bytes[..], 100).unwrap();
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        let at = names.iter().position(|n| *n == "lib").unwrap();
+        assert_eq!(
+            names[at..],
+            [
+                "lib",
+                "lib/modules",
+                "lib/modules/virtio_ring.ko",
+                "lib/modules/virtio.ko",
+                "lib/modules/virtio_blk.ko"
+            ]
+        );
+        assert_eq!(
+            entries.last().unwrap().kind,
+            EntryKind::File(b"\x7fELF virtio_blk".to_vec())
+        );
+        assert_eq!(entries.last().unwrap().perm, 0o644);
     }
 
     #[test]

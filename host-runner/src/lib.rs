@@ -1,18 +1,20 @@
 //! The host runner's library: everything `pinlat` does beyond the pure model.
 
 pub mod accel;
-pub mod affinity;
 pub mod agent;
 pub mod calibrate;
+pub mod cgroup;
 pub mod cli;
+pub mod devices;
+pub mod disturb;
 pub mod doctor;
+pub mod engine;
 pub mod exit;
 pub mod follow;
-pub mod guest_run;
 pub mod hostfacts;
 pub mod initramfs;
 pub mod kernel;
-pub mod placement;
+pub mod pin;
 pub mod procfs;
 pub mod qemu;
 pub mod qmp;
@@ -21,5 +23,5 @@ pub mod run;
 pub mod signals;
 pub mod steal;
 pub mod store;
-pub mod stress;
+pub mod trace;
 pub mod validate;

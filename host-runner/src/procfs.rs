@@ -2,7 +2,7 @@
 //!
 //! pinlat never trusts that a pin it asked for took effect: after pinning and again at the end
 //! of a run it reads every QEMU thread's `Cpus_allowed_list`, scheduling policy and priority
-//! back from procfs (see DESIGN.md "Data flow"). The field layouts are the kernel's
+//! back from procfs (docs/architecture.md "Data flow"). The field layouts are the kernel's
 //! (`Documentation/filesystems/proc.rst`, `man 5 proc`): `status` is `Key:\tvalue` lines and
 //! `stat` is space-separated fields after the `(comm)` in parentheses, where field 39 is the
 //! CPU last run on, 40 the RT priority and 41 the policy.
@@ -417,5 +417,57 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
         assert!(threads.iter().any(|t| t.tid == pid));
         let me = threads.iter().find(|t| t.tid == pid).unwrap();
         assert!(!me.cpus_allowed.is_empty());
+    }
+
+    fn gettid() -> i32 {
+        nix::unistd::gettid().as_raw()
+    }
+
+    /// What `pinlat::sched` sets, `/proc` reads back.
+    #[test]
+    fn reads_back_the_affinity_sched_set() {
+        std::thread::spawn(|| {
+            let tid = gettid();
+            let one = vec![pinlat::sched::get_affinity(tid).unwrap()[0]];
+            pinlat::sched::set_affinity(tid, &one).unwrap();
+            let pid = std::process::id() as i32;
+            let seen = Procfs::default().read_thread(pid, tid).unwrap();
+            assert_eq!(seen.cpus_allowed, one);
+            assert_eq!(seen.last_cpu, one[0]);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn reads_back_the_policy_sched_set_when_permitted() {
+        std::thread::spawn(|| {
+            let tid = gettid();
+            match pinlat::sched::set_fifo(tid, 1) {
+                Ok(()) => {
+                    let raw = pinlat::sched::get_scheduler(tid).unwrap();
+                    assert_eq!(
+                        (SchedPolicy::from_raw(raw.0), raw.1),
+                        (SchedPolicy::Fifo, 1)
+                    );
+                    let pid = std::process::id() as i32;
+                    let seen = Procfs::default().read_thread(pid, tid).unwrap();
+                    assert_eq!((seen.policy, seen.rt_priority), (SchedPolicy::Fifo, 1));
+                    pinlat::sched::set_other(tid).unwrap();
+                    let raw = pinlat::sched::get_scheduler(tid).unwrap();
+                    assert_eq!(
+                        (SchedPolicy::from_raw(raw.0), raw.1),
+                        (SchedPolicy::Other, 0)
+                    );
+                }
+                // Unprivileged test runs cannot raise priority; that is still a clean error.
+                Err(pinlat::sched::SchedError::Syscall { source, .. }) => {
+                    assert_eq!(source, nix::Error::EPERM)
+                }
+                Err(e) => panic!("{e}"),
+            }
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -11,15 +11,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pinlat::config::{Accel, Config};
+use pinlat::config::Config;
+use pinlat::kinds::{Accel, AccelChoice};
 use pinlat::plan::Plan;
-use pinlat::result::{AccelUsed, RunRecord, TCG_DISCLAIMER};
+use pinlat::result::{RunRecord, TCG_DISCLAIMER};
+use pinlat::schema::{PlanFile, HOST_FILE, HOST_SCHEMA_VERSION, PLAN_FILE, PLAN_SCHEMA_VERSION};
 use serde::Serialize;
 
 use crate::agent::find_agent;
-use crate::doctor::{run_checks, Env, ExternalFacts, SysRoot, DOCTOR_FILE};
-use crate::exit::{Exit, Failure};
-use crate::guest_run::{self, RunContext};
+use crate::doctor::{run_checks, Env, ExternalFacts, Found, KvmProbe, SysRoot, DOCTOR_FILE};
+use crate::engine::launch::QemuLauncher;
+use crate::engine::{self, RunContext};
+use crate::exit::{Exit, Failure, HostError, OptionError};
 use crate::hostfacts::{self, HostFacts};
 use crate::kernel::KernelSearch;
 use crate::qemu::QemuBinary;
@@ -37,7 +40,7 @@ pub struct RunOptions {
     /// Only these layouts (by name).
     pub layouts: Option<Vec<String>>,
     /// Overrides `run.accel`.
-    pub accel: Option<Accel>,
+    pub accel: Option<AccelChoice>,
     /// Guest kernel, overriding the search.
     pub kernel: Option<PathBuf>,
     /// Repetitions override.
@@ -46,31 +49,63 @@ pub struct RunOptions {
     pub strict: bool,
 }
 
-/// `plan.json`: the resolved placement and the runs, as executed.
-#[derive(Debug, Serialize)]
-struct PlanFile<'a> {
-    run_id: &'a str,
-    config_path: String,
-    config: &'a Config,
-    plan: &'a Plan,
-    runs: Vec<String>,
+/// How a matrix ended when not every run measured (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    /// SIGINT or SIGTERM.
+    #[error("interrupted by {signal}: every QEMU was stopped; the finished runs and their report are in {}", dir.display())]
+    Interrupted {
+        /// The signal's name.
+        signal: &'static str,
+        /// The results directory.
+        dir: PathBuf,
+    },
+    /// Some runs failed.
+    #[error("{failed} of {total} runs failed (see runs/*.json status and console/ logs in {})", dir.display())]
+    RunsFailed {
+        /// Failed runs.
+        failed: usize,
+        /// All runs.
+        total: usize,
+        /// The results directory.
+        dir: PathBuf,
+    },
+    /// Every run measured, but the report could not be built.
+    #[error("every run measured but the report could not be built; retry with pinlat report {}", dir.display())]
+    NoReport {
+        /// The results directory.
+        dir: PathBuf,
+    },
+}
+
+impl From<MatrixError> for Failure {
+    fn from(e: MatrixError) -> Self {
+        Failure {
+            exit: Exit::Infrastructure,
+            error: e.into(),
+        }
+    }
 }
 
 /// Applies CLI overrides to the config, as usage errors when they are invalid.
 fn apply_overrides(cfg: &mut Config, opts: &RunOptions) -> Result<(), Failure> {
     if let Some(d) = opts.duration_s {
         if d == 0 {
-            return Err(Failure::usage(anyhow::anyhow!(
-                "--duration: must be at least 1 s"
-            )));
+            return Err(OptionError {
+                option: "--duration",
+                problem: "must be at least 1 s".into(),
+            }
+            .into());
         }
         cfg.run.duration_s = d;
     }
     if let Some(r) = opts.repetitions {
         if r == 0 {
-            return Err(Failure::usage(anyhow::anyhow!(
-                "--repetitions: must be at least 1"
-            )));
+            return Err(OptionError {
+                option: "--repetitions",
+                problem: "must be at least 1".into(),
+            }
+            .into());
         }
         cfg.run.repetitions = r;
     }
@@ -81,10 +116,14 @@ fn apply_overrides(cfg: &mut Config, opts: &RunOptions) -> Result<(), Failure> {
         for n in names {
             if !cfg.layouts.iter().any(|l| &l.name == n) {
                 let known: Vec<&str> = cfg.layouts.iter().map(|l| l.name.as_str()).collect();
-                return Err(Failure::usage(anyhow::anyhow!(
-                    "--layouts: no layout named '{n}' in the config (it has: {})",
-                    known.join(", ")
-                )));
+                return Err(OptionError {
+                    option: "--layouts",
+                    problem: format!(
+                        "no layout named '{n}' in the config (it has: {})",
+                        known.join(", ")
+                    ),
+                }
+                .into());
             }
         }
         cfg.layouts.retain(|l| names.contains(&l.name));
@@ -126,7 +165,7 @@ impl Progress {
             i + 1,
             self.total,
             r.name,
-            guest_run::summary_line(r)
+            engine::summary_line(r)
         );
         match &self.bar {
             Some(b) => {
@@ -148,32 +187,32 @@ impl Progress {
 /// measured and every budget held, 1 a budget was exceeded, 3 any run failed or the
 /// infrastructure is missing, 2 bad usage/config.
 pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
-    let mut config = Config::from_file(&opts.config).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!("config {}", opts.config.display())))
-    })?;
+    let mut config = Config::from_file(&opts.config)
+        .map_err(|e| Failure::from(e).context(format!("config {}", opts.config.display())))?;
     apply_overrides(&mut config, opts)?;
-    let online = pinlat::host::online_cpus()
-        .map_err(|e| Failure::infra(anyhow::anyhow!("reading online CPUs: {e}")))?;
+    let online = pinlat::host::online_cpus().map_err(|source| HostError::Read {
+        path: pinlat::host::ONLINE_PATH,
+        source,
+    })?;
     let plan = Plan::new(&config, &online).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!(
+        Failure::from(e).context(format!(
             "config {} cannot be placed on this host (online CPUs {online})",
             opts.config.display()
-        )))
+        ))
     })?;
 
-    let qemu_bin = QemuBinary::detect()
-        .map_err(|e| Failure::infra(anyhow::Error::new(e).context("finding QEMU")))?;
+    let qemu_bin = QemuBinary::detect().map_err(|e| Failure::from(e).context("finding QEMU"))?;
     let kernel = KernelSearch::from_env(opts.kernel.clone())
         .find()
-        .map_err(|e| Failure::infra(anyhow::Error::new(e).context("finding a guest kernel")))?;
-    let (agent_path, agent) = find_agent().map_err(Failure::infra)?;
+        .map_err(|e| Failure::from(e).context("finding a guest kernel"))?;
+    let (agent_path, agent) = find_agent()?;
 
     let run_id = new_run_id();
     let dir = ResultDir::create(&opts.out, &run_id).map_err(|e| {
-        Failure::infra(anyhow::Error::new(e).context(format!(
+        Failure::from(e).context(format!(
             "the results directory {} is not writable (nothing was started)",
             opts.out.display()
-        )))
+        ))
     })?;
     eprintln!("pinlat: run {run_id} -> {}", dir.root().display());
 
@@ -187,39 +226,42 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     };
     if !runner_cpus.is_empty() {
         let cpus: Vec<u32> = runner_cpus.iter().collect();
-        if let Err(e) = crate::affinity::set_affinity(0, &cpus) {
+        if let Err(e) = pinlat::sched::set_affinity(0, &cpus) {
             eprintln!("pinlat: warning: could not keep the runner on CPUs {runner_cpus}: {e}");
         }
     }
 
     let mut kvm_probe = None;
     let (accel, accel_note) = match config.run.accel {
-        Accel::Kvm => (AccelUsed::Kvm, None),
-        Accel::Tcg => (
-            AccelUsed::Tcg,
+        AccelChoice::Kvm => (Accel::Kvm, None),
+        AccelChoice::Tcg => (
+            Accel::Tcg,
             Some("requested in the config or with --accel".to_string()),
         ),
-        Accel::Auto => {
+        AccelChoice::Auto => {
             eprintln!("pinlat: probing KVM (one guest boot, at most 15 s) ...");
-            let probe = crate::accel::probe_kvm(&qemu_bin, &kernel, &agent, &config);
-            kvm_probe = Some(probe.clone());
-            match probe {
-                Ok(()) => (AccelUsed::Kvm, Some("auto: KVM probe booted".to_string())),
-                Err(why) => {
+            let fact = crate::doctor::probe::kvm_probe_fact(crate::accel::probe_kvm(
+                &qemu_bin, &kernel, &agent, &config,
+            ));
+            kvm_probe = Some(fact.clone());
+            match fact {
+                KvmProbe::Booted => (Accel::Kvm, Some("auto: KVM probe booted".to_string())),
+                KvmProbe::DoesNotBoot { reason: why } | KvmProbe::CannotProbe { reason: why } => {
                     eprintln!("pinlat: warning: KVM is not usable ({why}); falling back to TCG");
                     (
-                        AccelUsed::Tcg,
+                        Accel::Tcg,
                         Some(format!("auto: KVM not usable, fell back to TCG: {why}")),
                     )
                 }
             }
         }
     };
-    if accel == AccelUsed::Tcg {
+    if accel == Accel::Tcg {
         eprintln!("pinlat: note: {TCG_DISCLAIMER}");
     }
 
     let facts = HostFacts {
+        schema_version: HOST_SCHEMA_VERSION,
         pinlat_version: env!("CARGO_PKG_VERSION").to_string(),
         local: hostfacts::local(),
         accel,
@@ -249,16 +291,17 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         .collect();
     write(
         &dir,
-        "plan.json",
+        PLAN_FILE,
         &PlanFile {
-            run_id: &run_id,
+            schema_version: PLAN_SCHEMA_VERSION,
+            run_id: run_id.clone(),
             config_path: opts.config.display().to_string(),
-            config: &config,
-            plan: &plan,
+            config: config.clone(),
+            plan: plan.clone(),
             runs: names.clone(),
         },
     )?;
-    write(&dir, "host.json", &facts)?;
+    write(&dir, HOST_FILE, &facts)?;
     if !facts.can_set_realtime {
         eprintln!(
             "pinlat: warning: no CAP_SYS_NICE: RT vCPU threads will run SCHED_OTHER (each run records it){}",
@@ -270,30 +313,36 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     if let Ok(mut env) = Env::new(SysRoot::live(), Some(&config)) {
         env.external = ExternalFacts {
             kvm_probe,
-            qemu: Some(Ok(facts.qemu_version.clone())),
-            guest_kernel: Some(Ok(format!(
-                "{} ({})",
-                facts.guest_kernel, facts.guest_kernel_source
-            ))),
+            qemu: Some(Found::Yes {
+                what: facts.qemu_version.clone(),
+            }),
+            guest_kernel: Some(Found::Yes {
+                what: format!("{} ({})", facts.guest_kernel, facts.guest_kernel_source),
+            }),
             calibration: Some(crate::doctor::instrument::last_calibration()),
         };
         write(&dir, DOCTOR_FILE, &run_checks(&env))?;
     }
 
-    crate::signals::install()
-        .map_err(|e| Failure::infra(anyhow::anyhow!("installing signal handlers: {e}")))?;
+    crate::signals::install().map_err(HostError::Signals)?;
     let interrupted = || crate::signals::received();
+    let launcher = QemuLauncher {
+        qemu: qemu_bin,
+        kernel,
+        agent,
+        accel,
+        strict: opts.strict,
+        thread_placement: config.run.thread_placement,
+    };
     let ctx = RunContext {
         config: &config,
         plan: &plan,
         run_id: run_id.clone(),
         result_dir: dir.root().to_path_buf(),
-        qemu: qemu_bin,
-        kernel,
-        agent,
+        launcher: &launcher,
         accel,
         duration_ms: config.run.duration_s * 1000,
-        strict: opts.strict,
+        deadline_slack: engine::RUN_DEADLINE_SLACK,
         interrupted: &interrupted,
     };
 
@@ -306,7 +355,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             break;
         }
         progress.start(i, &names[i]);
-        let record = guest_run::execute(&ctx, layout, scenario, workload, *rep);
+        let record = engine::execute(&ctx, layout, scenario, workload, *rep);
         if !record.status.is_ok() {
             failed += 1;
         }
@@ -336,25 +385,21 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             None
         }
     };
-    if let Some(sig) = interrupted_by {
-        return Err(Failure::infra(anyhow::anyhow!(
-            "interrupted by {sig}: every QEMU was stopped; the finished runs and their report are in {}",
-            dir.root().display()
-        )));
+    let dir = dir.root().to_path_buf();
+    if let Some(signal) = interrupted_by {
+        return Err(MatrixError::Interrupted { signal, dir }.into());
     }
     if failed > 0 {
-        return Err(Failure::infra(anyhow::anyhow!(
-            "{failed} of {} runs failed (see runs/*.json status and console/ logs in {})",
-            matrix.len(),
-            dir.root().display()
-        )));
+        return Err(MatrixError::RunsFailed {
+            failed,
+            total: matrix.len(),
+            dir,
+        }
+        .into());
     }
     match report {
         Some(r) => Ok(crate::report_cmd::exit_of(&r)),
-        None => Err(Failure::infra(anyhow::anyhow!(
-            "every run measured but the report could not be built; retry with pinlat report {}",
-            dir.root().display()
-        ))),
+        None => Err(MatrixError::NoReport { dir }.into()),
     }
 }
 
@@ -374,5 +419,5 @@ fn failed_summary(total: usize, failed: usize) -> String {
 fn write<T: Serialize>(dir: &ResultDir, rel: &str, value: &T) -> Result<(), Failure> {
     dir.write_json(rel, value)
         .map(|_| ())
-        .map_err(|e| Failure::infra(anyhow::Error::new(e).context(format!("writing {rel}"))))
+        .map_err(|e| Failure::from(e).context(format!("writing {rel}")))
 }

@@ -1,10 +1,10 @@
-//! The results directory `reports/<run-id>/` (DESIGN.md "Results on disk").
+//! The results directory `reports/<run-id>/` (docs/architecture.md "Results on disk").
 //!
 //! Every file is written to a temporary name in the same directory, synced, then renamed, so a
 //! crash, a full disk or a signal never leaves a half-written result where a report would read
 //! it. The directory is checked for writability before the first guest starts.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,7 +26,7 @@ pub enum StoreError {
     /// A result did not serialize.
     #[error("Cannot serialize {what}")]
     Json {
-        /// What.
+        /// What was being done, for the message.
         what: String,
         /// The cause.
         #[source]
@@ -117,37 +117,13 @@ impl ResultDir {
     /// Writes `bytes` to `rel` (relative to the root), atomically: temporary file, fsync,
     /// rename, fsync of the directory.
     pub fn write_bytes(&self, rel: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
-        write_atomic(&self.root.join(rel), bytes)
+        let path = self.root.join(rel);
+        pinlat::atomic_write::write_atomic(&path, bytes).map_err(|e| StoreError::Io {
+            path: e.path,
+            source: e.source,
+        })?;
+        Ok(path)
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        fs::rename(&tmp, path).map_err(io_err(path))?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(path.to_path_buf())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

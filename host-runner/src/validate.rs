@@ -17,10 +17,6 @@ use pinlat::config::WorkloadKind;
 use pinlat::cpuset::CpuSet;
 use pinlat::wire::{CpuResult, IntervalReport};
 
-/// The longest `duration_ns` a `final` may claim beyond the configured preheat + duration, ns.
-/// A slow TCG guest stretches the run; a day more than configured is not a measurement.
-pub const DURATION_SLACK_NS: u64 = 24 * 3600 * 1_000_000_000;
-
 /// What a run expects from one guest's agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expect {
@@ -28,6 +24,9 @@ pub struct Expect {
     pub rt_cpus: CpuSet,
     /// The run's workload.
     pub workload: WorkloadKind,
+    /// The run deadline's slack beyond twice the planned time, ns (see
+    /// `engine::RUN_DEADLINE_SLACK`).
+    pub deadline_slack_ns: u64,
     /// Configured preheat + measured duration, ns.
     pub planned_ns: u64,
     /// Most intervals one CPU can report in the run.
@@ -78,6 +77,17 @@ pub enum Implausible {
         max_ns: u64,
         /// The histogram's largest value (lowest equivalent of its bucket), ns.
         histogram_max_ns: u64,
+    },
+    /// An exact extreme outside the histogram bucket that holds it.
+    ExtremeOffHistogram {
+        /// The CPU.
+        cpu: u32,
+        /// `min_ns` or `max_ns`.
+        what: &'static str,
+        /// The value sent, ns.
+        value_ns: u64,
+        /// The bucket the histogram holds it in, ns (inclusive).
+        bucket_ns: (u64, u64),
     },
     /// More top events than the agent may keep, or than samples.
     TopTooLong {
@@ -177,6 +187,16 @@ impl fmt::Display for Implausible {
                 f,
                 "final from CPU {cpu}: min_ns {min_ns}, max_ns {max_ns} and histogram max {histogram_max_ns} ns do not fit together"
             ),
+            Implausible::ExtremeOffHistogram {
+                cpu,
+                what,
+                value_ns,
+                bucket_ns,
+            } => write!(
+                f,
+                "final from CPU {cpu}: {what} {value_ns} ns is outside the histogram's bucket {}..={} ns for it",
+                bucket_ns.0, bucket_ns.1
+            ),
             Implausible::TopTooLong { cpu, len, limit } => write!(
                 f,
                 "final from CPU {cpu} has {len} top events, at most {limit} are possible"
@@ -251,8 +271,12 @@ impl Expect {
         Ok(())
     }
 
+    /// The longest a measurement can have lasted: the run's own deadline, twice the planned
+    /// preheat + duration plus the deadline slack, counted from the hello.
     fn limit_ns(&self) -> u64 {
-        self.planned_ns.saturating_add(DURATION_SLACK_NS)
+        self.planned_ns
+            .saturating_mul(2)
+            .saturating_add(self.deadline_slack_ns)
     }
 
     fn rt(&self, what: &'static str, cpu: u32) -> Result<(), Implausible> {
@@ -353,6 +377,29 @@ impl Expect {
                 histogram_max_ns,
             });
         }
+        // The exact extremes lie in the histogram's first and last buckets (the max in none
+        // when samples overflowed: then it is above the histogram's range).
+        if !h.is_empty() {
+            let bucket = |v: u64| (h.lowest_equivalent(v), h.highest_equivalent(v));
+            let off = |what, value_ns, b: (u64, u64)| Implausible::ExtremeOffHistogram {
+                cpu: r.cpu,
+                what,
+                value_ns,
+                bucket_ns: b,
+            };
+            let (lo, hi) = bucket(h.min());
+            if r.min_ns < lo || r.min_ns > hi {
+                return Err(off("min_ns", r.min_ns, (lo, hi)));
+            }
+            if r.overflow == 0 {
+                let (lo, hi) = bucket(h.max());
+                if r.max_ns < lo || r.max_ns > hi {
+                    return Err(off("max_ns", r.max_ns, (lo, hi)));
+                }
+            } else if r.max_ns <= h.high() {
+                return Err(off("max_ns", r.max_ns, (h.high() + 1, u64::MAX)));
+            }
+        }
         let limit = (MAX_TOP_N as u64).min(r.samples);
         if r.top.len() as u64 > limit {
             return Err(Implausible::TopTooLong {
@@ -413,6 +460,7 @@ mod tests {
             rt_cpus: CpuSet::parse("1-2").unwrap(),
             workload: WorkloadKind::BusyPoll,
             planned_ns: 6_000_000_000,
+            deadline_slack_ns: 30_000_000_000,
             max_intervals: 10,
         }
     }
@@ -439,6 +487,7 @@ mod tests {
             duration_ns: 5_000_000_000,
             start_mono_ns: None,
             end_mono_ns: None,
+            cpu_dma_latency_held: None,
             samples: 4,
             min_ns: 100,
             max_ns: 90_000,
@@ -624,6 +673,40 @@ mod tests {
     }
 
     #[test]
+    fn a_duration_past_the_runs_own_deadline_is_refused() {
+        // Planned 6 s: the run deadline is 2 × 6 s + 30 s. An hour passed the old 24 h slack.
+        let mut r = good_final();
+        r.duration_ns = 3_600_000_000_000;
+        assert!(matches!(
+            expect().check_final(&r, &CpuSet::new()),
+            Err(Implausible::Duration {
+                limit_ns: 42_000_000_000,
+                ..
+            })
+        ));
+        r.duration_ns = 41_000_000_000;
+        assert!(expect().check_final(&r, &CpuSet::new()).is_ok());
+    }
+
+    #[test]
+    fn extremes_must_lie_in_the_histograms_end_buckets() {
+        let mut r = good_final();
+        r.min_ns -= 1;
+        let e = expect().check_final(&r, &CpuSet::new()).unwrap_err();
+        assert!(
+            matches!(e, Implausible::ExtremeOffHistogram { what: "min_ns", .. }),
+            "{e}"
+        );
+        let mut r = good_final();
+        r.max_ns += 10_000;
+        let e = expect().check_final(&r, &CpuSet::new()).unwrap_err();
+        assert!(
+            matches!(e, Implausible::ExtremeOffHistogram { what: "max_ns", .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn durations_beyond_the_run_are_refused() {
         let mut r = good_final();
         r.duration_ns = u64::MAX;
@@ -676,8 +759,10 @@ mod tests {
                     invariant_tsc: true,
                     calibration_spread_ppm: None,
                 },
+                devices: Default::default(),
             },
             config,
+            sent_mono_ns: None,
         };
         let e = expect();
         assert_eq!(

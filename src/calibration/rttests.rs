@@ -25,7 +25,7 @@ pub const TIMER_PRIORITY: u8 = 95;
 /// Latency statistics of one run, µs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Samples.
+    /// Number of samples behind the statistics.
     pub samples: u64,
     /// Median, µs.
     pub p50_us: f64,

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Accel, HousekeepingLoad, LayoutKind, Policy, ScenarioKind, WorkloadKind};
+use super::{
+    AccelChoice, HousekeepingLoad, LayoutKind, Policy, ScenarioKind, ThreadPlacement, WorkloadKind,
+};
 
 /// The config as written. Unknown keys are refused.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,9 +33,10 @@ pub(super) struct RawConfig {
 pub(super) struct RawRun {
     pub(super) duration_s: Option<u64>,
     pub(super) repetitions: Option<u32>,
-    pub(super) accel: Option<Accel>,
+    pub(super) accel: Option<AccelChoice>,
     pub(super) interval_ms: Option<u64>,
     pub(super) boot_timeout_s: Option<u64>,
+    pub(super) thread_placement: Option<ThreadPlacement>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -12,7 +12,7 @@ use crate::plan::Plan;
 /// The formats `pinlat plan --format` offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanFormat {
-    /// The plan as JSON (the same document the runner writes as `plan.json`).
+    /// The resolved placement as JSON (the `plan` of the runner's `plan.json`).
     Json,
     /// libvirt domain XML `<cputune>` fragments, one per guest and layout.
     Libvirt,
@@ -20,6 +20,43 @@ pub enum PlanFormat {
     Nova,
     /// The readable table `pinlat check` prints.
     Table,
+}
+
+impl PlanFormat {
+    /// Every format: its name on the command line, and what it gives.
+    pub const ALL: [(PlanFormat, &'static str, &'static str); 4] = [
+        (
+            PlanFormat::Json,
+            "json",
+            "the resolved placement as JSON (the plan of plan.json)",
+        ),
+        (
+            PlanFormat::Libvirt,
+            "libvirt",
+            "libvirt domain XML <cputune> (vcpupin, emulatorpin, iothreadpin, vcpusched) per guest",
+        ),
+        (
+            PlanFormat::Nova,
+            "nova",
+            "nova flavor extra specs and nova.conf lines; says what nova cannot express",
+        ),
+        (
+            PlanFormat::Table,
+            "table",
+            "the table `pinlat check` prints",
+        ),
+    ];
+}
+
+impl std::str::FromStr for PlanFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .find(|(_, name, _)| *name == s)
+            .map(|(f, _, _)| *f)
+            .ok_or_else(|| format!("unknown format '{s}': use json, libvirt, nova or table"))
+    }
 }
 
 /// Renders `plan` (made from `config`) in `format`.

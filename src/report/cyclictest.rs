@@ -49,6 +49,9 @@ pub fn render(report: &Report, g: &Group) -> String {
     if let Some(d) = &report.disclaimer {
         out.push_str(&format!("# Note: {d}\n"));
     }
+    if let Some(w) = report.guest_warning.as_ref() {
+        out.push_str(&format!("# Warning: {w}\n"));
+    }
     out.push_str(&format!(
         "# Columns: {}\n",
         g.per_vcpu

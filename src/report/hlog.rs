@@ -4,18 +4,28 @@
 //! start (s, relative to BaseTime), length (s), interval max (ms, the Java writer's default
 //! max-value unit ratio of 10^6 for ns) and the V2 deflate base64 histogram.
 //!
-//! Untagged lines merge every RT vCPU of the run per interval; with more than one RT vCPU, each
-//! vCPU's intervals follow as tagged lines (`Tag=rt/vcpu1,...`). Values are ns. A run with no
-//! interval reports (failed early) gets its final histograms as one interval spanning the
-//! measurement. Source of the format: HdrHistogram `HistogramLogWriter.java`.
+//! Times are real: BaseTime is the start of the measurement in the host's time (the earliest
+//! guest's `GuestRun::window`, which the runner maps from the agent's clock), and each line
+//! starts at its own interval's offset from its guest's window. There is one line per (RT vCPU,
+//! interval), never a merge of interval N across vCPUs: a late hand-off stretches one vCPU's
+//! interval, and index N then covers different time on different vCPUs. A run record without a
+//! window (written before the runner recorded one) falls back to the run's start before QEMU
+//! launched, early by boot and preheat, and the header says so.
+//!
+//! Untagged lines are every RT vCPU's, in time order; with more than one RT vCPU each vCPU's
+//! lines follow again as tagged lines (`Tag=rt/vcpu1,...`) for tools that select one. Values
+//! are ns. A run with no interval reports (failed early) gets its final histograms as one
+//! interval spanning the measurement. Source of the format: HdrHistogram
+//! `HistogramLogWriter.java`.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use hdrhistogram::Histogram;
 
 use super::{Exporter, OutputFile, Report, ReportError};
 use crate::histo::{encode_base64, new_histogram};
-use crate::result::{AccelUsed, RunRecord, TCG_DISCLAIMER};
+use crate::kinds::Accel;
+use crate::result::{MeasureWindow, RunRecord, TCG_DISCLAIMER};
 
 /// Writes `<run>.hlog` for every run.
 pub struct HlogExporter;
@@ -75,9 +85,14 @@ pub fn iso8601_ms(ms: u64) -> String {
     )
 }
 
+/// One interval line: one RT vCPU's histogram over one interval, at its own time.
 struct Line {
+    /// Start, ns after BaseTime.
     start_ns: u64,
-    end_ns: u64,
+    /// Length, ns.
+    length_ns: u64,
+    /// `guest/vcpuN`.
+    tag: String,
     hist: Histogram<u64>,
 }
 
@@ -88,9 +103,36 @@ fn line(tag: Option<&str>, l: &Line, name: &str) -> Result<String, ReportError> 
         "{}{},{},{},{b64}\n",
         tag.map(|t| format!("Tag={t},")).unwrap_or_default(),
         secs_ns(l.start_ns),
-        secs_ns(l.end_ns.saturating_sub(l.start_ns)),
+        secs_ns(l.length_ns),
         max_ms(max)
     ))
+}
+
+/// Where a run's interval times start, ms since the epoch: each guest's measurement window,
+/// else the run's start (before QEMU launched), with the header line that says which.
+fn time_origin(run: &RunRecord) -> (u64, String) {
+    let windows: Vec<&MeasureWindow> = run
+        .guests
+        .iter()
+        .filter_map(|g| g.window.as_ref())
+        .collect();
+    match windows.iter().map(|w| w.start_unix_ms).min() {
+        Some(base) if windows.len() == run.guests.len() => {
+            let unc = windows.iter().map(|w| w.uncertainty_ms).max().unwrap_or(0);
+            (
+                base,
+                format!("#[Times: each guest's measurement window in the host's time (runs/{}.json guests[].window, ±{unc} ms); an interval line starts at its own offset in it]\n", run.name),
+            )
+        }
+        Some(base) => (
+            base,
+            "#[Times: the measurement window where the run record has one; for a guest without one, from the run's start before QEMU launched, early by its boot and preheat]\n".to_string(),
+        ),
+        None => (
+            run.started_unix_ms,
+            "#[Times: the run record has no measurement window: times count from the run's start before QEMU launched, so every interval is early by the guest's boot and preheat]\n".to_string(),
+        ),
+    }
 }
 
 /// The `.hlog` text of one run.
@@ -98,83 +140,130 @@ pub fn render(run: &RunRecord) -> Result<String, ReportError> {
     let mut out = String::new();
     out.push_str("#[Histogram log format version 1.3]\n");
     out.push_str(&format!(
-        "#[pinlat run {} ({}), values in ns; untagged lines merge every RT vCPU, Tag= lines are one vCPU]\n",
+        "#[pinlat run {} ({}), values in ns; one line per RT vCPU and interval at its own start time: untagged lines are every RT vCPU, Tag= lines one vCPU]\n",
         run.name, run.run_id
     ));
-    if run.accel == AccelUsed::Tcg {
+    let clocks = super::runs::clocks(run);
+    out.push_str(&format!("#[Clock: {}]\n", super::clocks_text(&clocks)));
+    let mut guests = super::guest::GuestKernels::default();
+    guests.add(run);
+    out.push_str(&format!("#[{}]\n", guests.sentence()));
+    if let Some(w) = guests.warning() {
+        out.push_str(&format!("#[Warning: {w}]\n"));
+    }
+    if run.accel == Accel::Tcg {
         out.push_str(&format!("#[Note: {TCG_DISCLAIMER}]\n"));
     }
+    let (base_ms, times) = time_origin(run);
+    out.push_str(&times);
     out.push_str(&format!(
         "#[StartTime: {} (seconds since epoch), {}]\n",
-        secs_ms(run.started_unix_ms),
-        iso8601_ms(run.started_unix_ms)
+        secs_ms(base_ms),
+        iso8601_ms(base_ms)
     ));
     out.push_str(&format!(
         "#[BaseTime: {} (seconds since epoch)]\n",
-        secs_ms(run.started_unix_ms)
+        secs_ms(base_ms)
     ));
     out.push_str(
         "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
     );
 
-    // (tag, index) -> line; tag None = merged.
-    let mut lines: BTreeMap<(Option<String>, u64), Line> = BTreeMap::new();
-    let rt_count: usize = run.guests.iter().map(|g| g.results.len()).sum();
     let has_intervals = run.guests.iter().any(|g| !g.intervals.is_empty());
+    let mut lines: Vec<Line> = Vec::new();
     for g in &run.guests {
-        let items: Vec<(u32, u64, u64, u64, &Histogram<u64>)> = if has_intervals {
+        // This guest's measurement start, ns after BaseTime.
+        let origin_ns = g
+            .window
+            .map_or(run.started_unix_ms, |w| w.start_unix_ms)
+            .saturating_sub(base_ms)
+            .saturating_mul(1_000_000);
+        let items: Vec<(u32, u64, u64, &Histogram<u64>)> = if has_intervals {
             g.intervals
                 .iter()
-                .map(|i| {
-                    (
-                        i.cpu,
-                        i.index,
-                        i.start_offset_ns,
-                        i.end_offset_ns,
-                        &i.histogram.0,
-                    )
-                })
+                .map(|i| (i.cpu, i.start_offset_ns, i.end_offset_ns, &i.histogram.0))
                 .collect()
         } else {
             g.results
                 .iter()
-                .map(|r| (r.cpu, 0, 0, r.duration_ns, &r.histogram.0))
+                .map(|r| (r.cpu, 0, r.duration_ns, &r.histogram.0))
                 .collect()
         };
-        for (cpu, index, start, end, h) in items {
-            let mut keys = vec![None];
-            if rt_count > 1 {
-                keys.push(Some(format!("{}/vcpu{cpu}", g.guest)));
-            }
-            for tag in keys {
-                let l = lines.entry((tag, index)).or_insert_with(|| Line {
-                    start_ns: start,
-                    end_ns: end,
-                    hist: new_histogram(),
-                });
-                l.start_ns = l.start_ns.min(start);
-                l.end_ns = l.end_ns.max(end);
-                // Values beyond pinlat's range cannot be in an .hlog line; the run's JSON and
-                // the report keep them as overflow.
-                let _ = super::aggregate::add_hist(&mut l.hist, h);
-            }
+        for (cpu, start, end, h) in items {
+            let mut hist = new_histogram();
+            // Values beyond pinlat's range cannot be in an .hlog line; the run's JSON and the
+            // report keep them as overflow.
+            let _ = super::accumulate::add_hist(&mut hist, h);
+            lines.push(Line {
+                start_ns: origin_ns + start,
+                length_ns: end.saturating_sub(start),
+                tag: format!("{}/vcpu{cpu}", g.guest),
+                hist,
+            });
         }
     }
-    // Untagged lines first in time order, then each tag's.
-    for ((tag, _), l) in &lines {
-        out.push_str(&line(tag.as_deref(), l, &run.name)?);
+    lines.sort_by(|a, b| a.start_ns.cmp(&b.start_ns).then_with(|| a.tag.cmp(&b.tag)));
+    // Every line untagged, in time order; then, with more than one RT vCPU, each vCPU's lines.
+    for l in &lines {
+        out.push_str(&line(None, l, &run.name)?);
+    }
+    let tags: BTreeSet<&str> = lines.iter().map(|l| l.tag.as_str()).collect();
+    if tags.len() > 1 {
+        for t in tags {
+            for l in lines.iter().filter(|l| l.tag == t) {
+                out.push_str(&line(Some(t), l, &run.name)?);
+            }
+        }
     }
     Ok(out)
 }
 
-/// One interval line read back: (tag, start s·1000, histogram).
-pub type ParsedLine = (Option<String>, String, Histogram<u64>);
+/// One interval line read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedLine {
+    /// `Tag=` of the line.
+    pub tag: Option<String>,
+    /// Start, ms after BaseTime.
+    pub start_ms: u64,
+    /// Length, ms.
+    pub length_ms: u64,
+    /// The histogram.
+    pub histogram: Histogram<u64>,
+}
 
-/// Parses the interval lines of an `.hlog` (for tests and tools): comment and legend lines are
-/// skipped.
-pub fn parse(text: &str) -> Result<Vec<ParsedLine>, crate::histo::HistoError> {
-    let mut out = Vec::new();
+/// An `.hlog` read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedLog {
+    /// `#[BaseTime: …]`, ms since the epoch.
+    pub base_time_ms: Option<u64>,
+    /// `#[StartTime: …]`, ms since the epoch.
+    pub start_time_ms: Option<u64>,
+    /// The interval lines in file order.
+    pub lines: Vec<ParsedLine>,
+}
+
+/// `12.345` (seconds with ms) as ms.
+fn parse_secs_ms(s: &str) -> Option<u64> {
+    let (secs, ms) = s.trim().split_once('.').unwrap_or((s.trim(), "0"));
+    let ms: u64 = format!("{ms:0<3}").get(..3)?.parse().ok()?;
+    secs.parse::<u64>().ok()?.checked_mul(1000)?.checked_add(ms)
+}
+
+/// Parses an `.hlog` (for tests and tools): the StartTime and BaseTime headers and the interval
+/// lines; other comment lines and the legend are skipped.
+pub fn parse(text: &str) -> Result<ParsedLog, crate::histo::HistoError> {
+    let mut out = ParsedLog {
+        base_time_ms: None,
+        start_time_ms: None,
+        lines: Vec::new(),
+    };
     for l in text.lines() {
+        if let Some(v) = l.strip_prefix("#[BaseTime: ") {
+            out.base_time_ms = v.split_whitespace().next().and_then(parse_secs_ms);
+        }
+        if let Some(v) = l.strip_prefix("#[StartTime: ") {
+            out.start_time_ms = v.split_whitespace().next().and_then(parse_secs_ms);
+        }
         if l.starts_with('#') || l.starts_with('"') || l.trim().is_empty() {
             continue;
         }
@@ -186,9 +275,15 @@ pub fn parse(text: &str) -> Result<Vec<ParsedLine>, crate::histo::HistoError> {
             None => (None, l),
         };
         let mut f = rest.splitn(4, ',');
-        let start = f.next().unwrap_or_default().to_string();
-        let b64 = f.nth(2).unwrap_or_default();
-        out.push((tag, start, crate::histo::decode_base64(b64)?));
+        let start_ms = f.next().and_then(parse_secs_ms).unwrap_or(0);
+        let length_ms = f.next().and_then(parse_secs_ms).unwrap_or(0);
+        let b64 = f.nth(1).unwrap_or_default();
+        out.lines.push(ParsedLine {
+            tag,
+            start_ms,
+            length_ms,
+            histogram: crate::histo::decode_base64(b64)?,
+        });
     }
     Ok(out)
 }
@@ -204,5 +299,8 @@ mod tests {
         assert_eq!(iso8601_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(max_ms(53_928_871), "53.928");
         assert_eq!(secs_ns(1_000_000_014), "1.000");
+        assert_eq!(parse_secs_ms("1795000062.000"), Some(1_795_000_062_000));
+        assert_eq!(parse_secs_ms("2.5"), Some(2_500));
+        assert_eq!(parse_secs_ms("0.025"), Some(25));
     }
 }

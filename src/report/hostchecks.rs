@@ -3,17 +3,17 @@
 //! `pinlat calibrate --out DIR`) in the results directory. A latency figure is only as good as
 //! the host and the instrument, so the report shows both when they are there.
 //!
-//! `calibrate.json` is read as its own type ([`crate::calibration::CalibrationReport`]); the
-//! doctor's file is read loosely (as JSON values) so a report still builds from a partial one.
+//! Both are read as their own types ([`crate::schema::DoctorReport`],
+//! [`crate::calibration::CalibrationReport`]); a file of another schema version is left out.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// File name of the doctor's result in a results directory.
-pub const DOCTOR_FILE: &str = "doctor.json";
 pub use crate::calibration::CALIBRATE_FILE;
 use crate::calibration::{CalibrationReport, Outcome, Verdict};
+pub use crate::schema::DOCTOR_FILE;
+use crate::schema::{read_versioned, CheckStatus, DoctorReport};
 
 /// One doctor check that did not pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,54 +123,34 @@ impl HostChecks {
     }
 }
 
-fn read(dir: &Path, name: &str) -> Option<serde_json::Value> {
-    serde_json::from_slice(&std::fs::read(dir.join(name)).ok()?).ok()
-}
-
-fn text(v: &serde_json::Value, k: &str) -> String {
-    match v.get(k) {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
-}
-
-/// Reads `doctor.json` and `calibrate.json` from a results directory, if present.
+/// Reads `doctor.json` and `calibrate.json` from a results directory, if present and of this
+/// pinlat's schema.
 pub fn load(dir: &Path) -> HostChecks {
-    let doctor = read(dir, DOCTOR_FILE).and_then(|d| {
-        let checks = d.get("checks")?.as_array()?;
-        let count = |s: &str| {
-            checks
-                .iter()
-                .filter(|c| c.get("status").and_then(|v| v.as_str()) == Some(s))
-                .count()
-        };
-        Some(DoctorSummary {
-            pass: count("pass"),
-            warn: count("warn"),
-            fail: count("fail"),
-            skip: count("skip"),
-            rt_cpus: text(&d, "rt_cpus"),
-            problems: checks
-                .iter()
-                .filter(|c| {
-                    matches!(
-                        c.get("status").and_then(|v| v.as_str()),
-                        Some("fail" | "warn")
-                    )
-                })
-                .map(|c| CheckLine {
-                    id: text(c, "id"),
-                    status: text(c, "status"),
-                    found: text(c, "found"),
-                    fix: text(c, "fix"),
-                })
-                .collect(),
-        })
-    });
-    let calibration = std::fs::read(dir.join(CALIBRATE_FILE))
+    let doctor = read_versioned::<DoctorReport>(&dir.join(DOCTOR_FILE))
         .ok()
-        .and_then(|b| serde_json::from_slice::<CalibrationReport>(&b).ok())
+        .map(|d| {
+            let (pass, warn, fail, skip) = d.counts();
+            DoctorSummary {
+                pass,
+                warn,
+                fail,
+                skip,
+                rt_cpus: d.rt_cpus.to_string(),
+                problems: d
+                    .checks
+                    .iter()
+                    .filter(|c| matches!(c.status, CheckStatus::Fail | CheckStatus::Warn))
+                    .map(|c| CheckLine {
+                        id: c.id.clone(),
+                        status: c.status.as_str().to_string(),
+                        found: c.found.clone(),
+                        fix: c.fix.clone(),
+                    })
+                    .collect(),
+            }
+        });
+    let calibration = read_versioned::<CalibrationReport>(&dir.join(CALIBRATE_FILE))
+        .ok()
         .map(|c| CalibrationSummary::of(&c));
     HostChecks {
         doctor,
@@ -187,7 +167,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join(DOCTOR_FILE),
-            r#"{"rt_cpus":"1","checks":[
+            r#"{"schema_version":1,"rt_cpus":"1","rt_cpus_source":"config","checks":[
                 {"id":"kernel.preempt_rt","status":"fail","found":"not RT","fix":"boot RT"},
                 {"id":"sched.rt_throttling","status":"warn","found":"950000","fix":"set -1"},
                 {"id":"thp","status":"pass","found":"madvise","fix":""}]}"#,

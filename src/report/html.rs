@@ -6,9 +6,10 @@
 
 use super::html_svg::{histogram_svg, percentile_svg, placement_svg, timeline_svg};
 use super::{
-    escape_xml as esc, us, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError,
+    escape_xml as esc, max_bound_legend, us, us_opt, BudgetStatus, Exporter, Group, OutputFile,
+    Report, ReportError, MAX_BOUND_MARK,
 };
-use crate::cpuset::CpuSet;
+use crate::histo::{Percentile, Quantile};
 
 /// Writes `report.html`.
 pub struct HtmlExporter;
@@ -27,13 +28,31 @@ table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;pad
 th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .warn{background:#fff3cd;border:1px solid #e0c060;padding:.6em 1em;margin:1em 0}\
 .bad{color:#b00;font-weight:bold}.good{color:#070}.figs{display:flex;flex-wrap:wrap;gap:8px}\
-.figs svg{border:1px solid #ddd}code{background:#f4f4f4;padding:0 3px}";
+.figs svg{border:1px solid #ddd}code{background:#f4f4f4;padding:0 3px}.mb{color:#a60}";
 
-fn pct(g: &Group, v: Option<u64>) -> String {
-    if g.stats.samples == 0 {
+/// A percentile cell: `–` without samples, the max-bound mark with its count as a tooltip.
+fn pct(samples: u64, p: &Percentile) -> String {
+    if samples == 0 {
         "–".into()
+    } else if p.max_bound {
+        format!(
+            "{}<sup class=\"mb\" title=\"max-bound: {} sample(s) beyond it\">{MAX_BOUND_MARK}</sup>",
+            us_opt(p.value_ns),
+            p.samples_beyond
+        )
     } else {
-        us_opt(v)
+        us_opt(p.value_ns)
+    }
+}
+
+fn stability_html(g: &Group) -> String {
+    let text = esc(&g.stability.describe());
+    match g.stability.unstable {
+        Some(true) => format!("<span class=\"bad\" title=\"{text}\">unstable</span>"),
+        _ => format!(
+            "<span title=\"{text}\">{}</span>",
+            esc(&g.stability.label())
+        ),
     }
 }
 
@@ -64,6 +83,13 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
             esc(d)
         ));
     }
+    if let Some(w) = r.guest_warning.as_ref() {
+        o.push_str(&format!(
+            "<div class=\"warn bad\"><b>Not a realtime guest:</b> {}.</div>\n",
+            esc(w)
+        ));
+    }
+    o.push_str(&format!("<p>{}</p>\n", esc(&r.guest_kernels.sentence())));
     let ok = r.runs.iter().filter(|x| x.outcome.ok).count();
     let accels: Vec<&str> = r.accels.iter().map(|a| a.as_str()).collect();
     o.push_str(&format!(
@@ -79,7 +105,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
     for v in &r.verdicts {
         o.push_str(&format!("<li>{}</li>\n", esc(&v.statement)));
     }
-    o.push_str("</ul>\n<p>A difference in p99.99 counts only when it exceeds the spread (max − min) of p99.99 between repetitions.</p>\n");
+    o.push_str(&format!("</ul>\n<p>Each verdict ranks at the highest percentile that is not max-bound in any layout (at least {} samples beyond it) and names it; a difference there counts only when it exceeds the spread (max − min) of that percentile between repetitions. Beside it, stability (Linaro's cyclicdeadline rule): a layout is unstable when half or more of its repetitions have a max above 1.1 × the smallest max of its repetitions.</p>\n", crate::histo::MAX_BOUND_BEYOND));
 
     o.push_str("<h2>Budgets per layout</h2>\n<table><tr><th>layout</th><th>kind</th><th>budget</th><th>checks</th></tr>\n");
     for l in &r.layouts {
@@ -117,43 +143,44 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         let gs = r.groups_of(v.scenario, v.workload);
         o.push_str(&format!("<h2>{} × {}</h2>\n", v.scenario, v.workload));
         o.push_str(&format!("<p>{}</p>\n", esc(&v.statement)));
-        o.push_str("<table><tr><th>rank</th><th>layout</th><th>reps</th><th>samples</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>mean</th><th>stddev</th><th>p99.99 spread</th><th>budget</th></tr>\n");
-        // Ranked layouts first, in rank order, then those without samples.
-        let mut ordered: Vec<&Group> = v
-            .ranking
-            .iter()
-            .filter_map(|x| gs.iter().copied().find(|g| g.layout == x.layout))
-            .collect();
-        ordered.extend(gs.iter().copied().filter(|g| g.stats.samples == 0));
-        for g in &ordered {
-            let rank = v
-                .ranking
-                .iter()
-                .find(|x| x.layout == g.layout)
-                .map_or("–".to_string(), |x| x.rank.to_string());
+        let q = v.percentile.unwrap_or(Quantile::P9999);
+        o.push_str(&format!("<table><tr><th>rank</th><th>layout</th><th>reps</th><th>samples</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>mean</th><th>stddev</th><th>{q} spread</th><th>stability</th><th>budget</th></tr>\n"));
+        // Ranked layouts first, in rank order, then the others.
+        let rows = r.table_rows(v);
+        let mut marked = false;
+        for (rank, g) in rows {
+            let rank = rank.map_or("–".to_string(), |x| x.to_string());
             let s = &g.stats;
-            let spread = match g.spread.p9999 {
+            marked |= s.samples > 0 && Quantile::ALL.iter().any(|&q| s.at(q).max_bound);
+            let spread = match g.spread.of(q) {
                 Some(x) => format!("{}–{}", us(x.min_ns), us(x.max_ns)),
                 None => format!("{} rep(s)", g.spread.repetitions),
             };
             o.push_str(&format!(
-                "<tr><td class=n>{rank}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{spread}</td><td>{}</td></tr>\n",
+                "<tr><td class=n>{rank}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{spread}</td><td>{}</td><td>{}</td></tr>\n",
                 esc(&g.layout),
                 g.ok_runs.len(),
                 s.samples,
                 us(s.min_ns),
-                pct(g, s.p50_ns),
-                pct(g, s.p90_ns),
-                pct(g, s.p99_ns),
-                pct(g, s.p999_ns),
-                pct(g, s.p9999_ns),
+                pct(s.samples, &s.p50_ns),
+                pct(s.samples, &s.p90_ns),
+                pct(s.samples, &s.p99_ns),
+                pct(s.samples, &s.p999_ns),
+                pct(s.samples, &s.p9999_ns),
                 us(s.max_ns),
                 us(s.mean_ns),
                 us(s.stddev_ns),
+                stability_html(g),
                 budget_html(g.budget.status)
             ));
         }
         o.push_str("</table>\n");
+        if marked {
+            o.push_str(&format!(
+                "<p class=\"legend\">{}</p>\n",
+                esc(&max_bound_legend())
+            ));
+        }
         let indexed: Vec<(usize, &Group)> = gs
             .iter()
             .filter(|g| g.stats.samples > 0)
@@ -195,9 +222,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
     let host_cpus = r
         .host
         .as_ref()
-        .and_then(|h| h.get("online_cpus"))
-        .and_then(|v| v.as_str())
-        .and_then(|s| CpuSet::parse(s).ok())
+        .map(|h| h.local.online_cpus.clone())
         .unwrap_or_default();
     for l in &r.layouts {
         o.push_str(&format!(
@@ -239,9 +264,12 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         }
     }
 
-    if let Some(h) = &r.host {
+    // Every field of host.json, in its own order.
+    if let Some(serde_json::Value::Object(h)) =
+        r.host.as_ref().and_then(|h| serde_json::to_value(h).ok())
+    {
         o.push_str("<h2>Host</h2>\n<table>\n");
-        for (k, v) in h {
+        for (k, v) in &h {
             let text = match v {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -255,28 +283,38 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         o.push_str("</table>\n");
     }
 
-    o.push_str("<h2>Runs</h2>\n<table><tr><th>run</th><th>status</th><th>samples</th><th>p99.99</th><th>max</th><th>RT vCPU preemptions</th><th>placement mismatches</th></tr>\n");
+    o.push_str("<h2>Runs</h2>\n<table><tr><th>run</th><th>status</th><th>clock</th><th>samples</th><th>p99.99</th><th>max</th><th>RT vCPU preemptions</th><th>placement mismatches</th></tr>\n");
     for x in &r.runs {
         let status = if x.outcome.ok {
             "ok".to_string()
         } else {
             format!(
                 "<span class=\"bad\">failed in {}: {}</span>",
-                esc(x.outcome.stage.as_deref().unwrap_or("?")),
+                esc(x.outcome.stage.map_or("?", |s| s.as_str())),
                 esc(x.outcome.reason.as_deref().unwrap_or("?"))
             )
         };
         o.push_str(&format!(
-            "<tr><td>{}</td><td>{status}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{status}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
             esc(&x.name),
+            esc(&super::clocks_text(&x.clocks)),
             x.stats.samples,
-            if x.stats.samples == 0 { "–".into() } else { us_opt(x.stats.p9999_ns) },
+            pct(x.stats.samples, &x.stats.p9999_ns),
             us(x.stats.max_ns),
             x.rt_vcpu_nonvoluntary_switches,
             x.placement_mismatches
         ));
     }
     o.push_str("</table>\n");
+    if r.runs
+        .iter()
+        .any(|x| x.stats.samples > 0 && x.stats.p9999_ns.max_bound)
+    {
+        o.push_str(&format!(
+            "<p class=\"legend\">{}</p>\n",
+            esc(&max_bound_legend())
+        ));
+    }
     let mut notes: Vec<String> = r
         .skipped
         .iter()

@@ -6,6 +6,7 @@
 //! layouts can be overlaid; counts are summed, never smoothed.
 
 use hdrhistogram::Histogram;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 use super::{escape_xml as esc, Group, LayoutView, ReportError};
@@ -73,6 +74,78 @@ fn us_label(v: &f64) -> String {
     }
 }
 
+/// Axis texts of a figure; formatters take the axis' value type.
+struct Axes<'a, XV, YV> {
+    x_desc: &'a str,
+    y_desc: &'a str,
+    /// Number of x labels, when the default does not suit.
+    x_labels: Option<usize>,
+    x_format: Option<&'a dyn Fn(&XV) -> String>,
+    y_format: &'a dyn Fn(&YV) -> String,
+}
+
+/// The chart every figure is drawn on.
+type Chart<'a, X, Y> = ChartContext<
+    'a,
+    SVGBackend<'a>,
+    Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>,
+>;
+
+/// Draws one figure as every figure of the report is drawn: white background, caption,
+/// margins, label areas, mesh with `axes`, then `series` (given the chart and the error
+/// constructor), then the legend at `legend`. Returns the SVG text.
+fn figure<X, Y>(
+    title: &str,
+    x: X,
+    y: Y,
+    axes: Axes<'_, X::Value, Y::Value>,
+    legend: SeriesLabelPosition,
+    series: impl FnOnce(&mut Chart<'_, X, Y>, &dyn Fn(String) -> ReportError) -> Result<(), ReportError>,
+) -> Result<String, ReportError>
+where
+    X: AsRangedCoord,
+    Y: AsRangedCoord,
+    X::CoordDescType: ValueFormatter<X::Value>,
+    Y::CoordDescType: ValueFormatter<Y::Value>,
+{
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
+        let e = perr(title);
+        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x, y)
+            .map_err(|x| e(x.to_string()))?;
+        {
+            let mut mesh = chart.configure_mesh();
+            mesh.x_desc(axes.x_desc)
+                .y_desc(axes.y_desc)
+                .y_label_formatter(axes.y_format);
+            if let Some(n) = axes.x_labels {
+                mesh.x_labels(n);
+            }
+            if let Some(f) = axes.x_format {
+                mesh.x_label_formatter(f);
+            }
+            mesh.draw().map_err(|x| e(x.to_string()))?;
+        }
+        series(&mut chart, &e)?;
+        chart
+            .configure_series_labels()
+            .position(legend)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        root.present().map_err(|x| e(x.to_string()))?;
+    }
+    Ok(buf)
+}
+
 /// Overlaid log-log latency histograms, one step line per layout.
 pub fn histogram_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String, ReportError> {
     let series: Vec<Series<'_, (f64, f64, u64)>> = groups
@@ -96,66 +169,50 @@ pub fn histogram_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String, 
         .map(|b| b.2)
         .max()
         .unwrap_or(1) as f64;
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
-        let e = perr(title);
-        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 15))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(
-                log_range(lo, hi).log_scale(),
-                (0.5f64..top * 2.0).log_scale(),
-            )
-            .map_err(|x| e(x.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("latency (µs, 20 log bins per decade)")
-            .y_desc("samples per bin")
-            .x_label_formatter(&us_label)
-            .y_label_formatter(&|v| format!("{v:.0e}"))
-            .draw()
-            .map_err(|x| e(x.to_string()))?;
-        for (i, name, bins) in &series {
-            let c = colour(*i);
-            // One step path per run of adjacent bins; a gap stays a gap (no zero on a log axis).
-            let mut paths: Vec<Vec<(f64, f64)>> = Vec::new();
-            let mut last_hi = f64::NAN;
-            for (lo, hi, n) in bins {
-                let y = *n as f64;
-                if (lo / last_hi - 1.0).abs() > 1e-9 || paths.is_empty() {
-                    paths.push(Vec::new());
+    figure(
+        title,
+        log_range(lo, hi).log_scale(),
+        (0.5f64..top * 2.0).log_scale(),
+        Axes {
+            x_desc: "latency (µs, 20 log bins per decade)",
+            y_desc: "samples per bin",
+            x_labels: None,
+            x_format: Some(&us_label),
+            y_format: &|v| format!("{v:.0e}"),
+        },
+        SeriesLabelPosition::MiddleRight,
+        |chart, e| {
+            for (i, name, bins) in &series {
+                let c = colour(*i);
+                // One step path per run of adjacent bins; a gap stays a gap (no zero on a log axis).
+                let mut paths: Vec<Vec<(f64, f64)>> = Vec::new();
+                let mut last_hi = f64::NAN;
+                for (lo, hi, n) in bins {
+                    let y = *n as f64;
+                    if (lo / last_hi - 1.0).abs() > 1e-9 || paths.is_empty() {
+                        paths.push(Vec::new());
+                    }
+                    let p = paths.last_mut().expect("pushed above");
+                    p.push((*lo, y));
+                    p.push((*hi, y));
+                    last_hi = *hi;
                 }
-                let p = paths.last_mut().expect("pushed above");
-                p.push((*lo, y));
-                p.push((*hi, y));
-                last_hi = *hi;
-            }
-            let mut first = true;
-            for p in paths {
-                let s = chart
-                    .draw_series(std::iter::once(PathElement::new(p, c.stroke_width(2))))
-                    .map_err(|x| e(x.to_string()))?;
-                if first {
-                    s.label(*name).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                    });
-                    first = false;
+                let mut first = true;
+                for p in paths {
+                    let s = chart
+                        .draw_series(std::iter::once(PathElement::new(p, c.stroke_width(2))))
+                        .map_err(|x| e(x.to_string()))?;
+                    if first {
+                        s.label(*name).legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                        });
+                        first = false;
+                    }
                 }
             }
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(x.to_string()))?;
-        root.present().map_err(|x| e(x.to_string()))?;
-    }
-    Ok(buf)
+            Ok(())
+        },
+    )
 }
 
 fn nines_label(v: &f64) -> String {
@@ -198,47 +255,32 @@ pub fn percentile_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String,
         .iter()
         .flat_map(|s| s.2.iter().map(|p| p.1))
         .fold(0.0, f64::max);
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
-        let e = perr(title);
-        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 15))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..xmax, log_range(ylo, yhi).log_scale())
-            .map_err(|x| e(x.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("percentile")
-            .y_desc("latency (µs)")
-            .x_labels(xmax as usize + 1)
-            .x_label_formatter(&nines_label)
-            .y_label_formatter(&us_label)
-            .draw()
-            .map_err(|x| e(x.to_string()))?;
-        for (i, name, pts) in series {
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-                .map_err(|x| e(x.to_string()))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(x.to_string()))?;
-        root.present().map_err(|x| e(x.to_string()))?;
-    }
-    Ok(buf)
+    figure(
+        title,
+        0f64..xmax,
+        log_range(ylo, yhi).log_scale(),
+        Axes {
+            x_desc: "percentile",
+            y_desc: "latency (µs)",
+            x_labels: Some(xmax as usize + 1),
+            x_format: Some(&nines_label),
+            y_format: &us_label,
+        },
+        SeriesLabelPosition::UpperLeft,
+        |chart, e| {
+            for (i, name, pts) in series {
+                let c = colour(i);
+                chart
+                    .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                    .map_err(|x| e(x.to_string()))?
+                    .label(name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Latency over time from the interval histograms: interval max (thick) and p99 (thin) per
@@ -268,53 +310,41 @@ pub fn timeline_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String, R
     let xmax = all().map(|p| p.0).fold(1.0, f64::max);
     let ylo = all().map(|p| p.1).fold(f64::MAX, f64::min);
     let yhi = all().map(|p| p.1).fold(0.0, f64::max);
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
-        let e = perr(title);
-        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 15))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..xmax * 1.02, log_range(ylo, yhi).log_scale())
-            .map_err(|x| e(x.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("end of interval (s into the measurement)")
-            .y_desc("latency (µs): max thick, p99 thin")
-            .y_label_formatter(&us_label)
-            .draw()
-            .map_err(|x| e(x.to_string()))?;
-        let mut labelled = Vec::new();
-        for (i, name, max, p99) in series {
-            let c = colour(i);
-            let s = chart
-                .draw_series(LineSeries::new(max, c.stroke_width(2)))
-                .map_err(|x| e(x.to_string()))?;
-            if !labelled.contains(&i) {
-                labelled.push(i);
-                let layout = name
-                    .rsplit_once(' ')
-                    .map_or(name.clone(), |x| x.0.to_string());
-                s.label(layout).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
+    figure(
+        title,
+        0f64..xmax * 1.02,
+        log_range(ylo, yhi).log_scale(),
+        Axes {
+            x_desc: "end of interval (s into the measurement)",
+            y_desc: "latency (µs): max thick, p99 thin",
+            x_labels: None,
+            x_format: None,
+            y_format: &us_label,
+        },
+        SeriesLabelPosition::MiddleRight,
+        |chart, e| {
+            let mut labelled = Vec::new();
+            for (i, name, max, p99) in series {
+                let c = colour(i);
+                let s = chart
+                    .draw_series(LineSeries::new(max, c.stroke_width(2)))
+                    .map_err(|x| e(x.to_string()))?;
+                if !labelled.contains(&i) {
+                    labelled.push(i);
+                    let layout = name
+                        .rsplit_once(' ')
+                        .map_or(name.clone(), |x| x.0.to_string());
+                    s.label(layout).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
+                }
+                chart
+                    .draw_series(LineSeries::new(p99, c.mix(0.6).stroke_width(1)))
+                    .map_err(|x| e(x.to_string()))?;
             }
-            chart
-                .draw_series(LineSeries::new(p99, c.mix(0.6).stroke_width(1)))
-                .map_err(|x| e(x.to_string()))?;
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(x.to_string()))?;
-        root.present().map_err(|x| e(x.to_string()))?;
-    }
-    Ok(buf)
+            Ok(())
+        },
+    )
 }
 
 fn role_label(role: &ThreadRole, realtime: &dyn Fn(u32) -> bool) -> (String, &'static str) {

@@ -1,12 +1,17 @@
 //! `junit.xml` for CI test reporting: one `<testsuite>` per (scenario, workload), one
 //! `<testcase>` per layout in it. A case fails (`<failure type="budget">`) when the layout is
 //! over its budget, and errors (`<error type="run-failed">`) when one of its runs failed; the
-//! numbers are `<property>`s (µs, exact to the ns). Schema: the common JUnit XML as Jenkins,
-//! GitLab and GitHub test reporters read it.
+//! numbers are `<property>`s (µs, exact to the ns). `max_bound` lists the percentiles with fewer
+//! than 10 samples beyond them, each suite's `verdict_percentile` the one its verdict ranked
+//! at, `stability` whether the layout's maxima agree across repetitions (`stable`, `unstable`,
+//! `1 rep`), `clock` the group's clock sources and `clock.<run>` each run's clock. Schema: the common JUnit XML as Jenkins, GitLab and GitHub test reporters read it.
 
+use super::clocks_text;
+use super::verdict::clocks_label;
 use super::{
     escape_xml as esc, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError,
 };
+use crate::histo::Quantile;
 
 /// Writes `junit.xml`.
 pub struct JunitExporter;
@@ -48,12 +53,17 @@ pub fn render(report: &Report) -> String {
     if let Some(d) = &report.disclaimer {
         out.push_str(&format!("<!-- NOTE: {} -->\n", esc(d)));
     }
+    if let Some(w) = report.guest_warning.as_ref() {
+        out.push_str(&format!("<!-- WARNING: {} -->\n", esc(w)));
+    }
+    let file_problems = report.skipped.len() + report.missing_runs.len();
+    // The totals are the sum of the suites', the run-files suite included.
     out.push_str(&format!(
         "<testsuites name=\"pinlat {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\">\n",
         esc(&report.run_id),
-        gs.len(),
+        gs.len() + file_problems,
         gs.iter().filter(|g| is_failure(g)).count(),
-        gs.iter().filter(|g| is_error(g)).count()
+        gs.iter().filter(|g| is_error(g)).count() + file_problems
     ));
     for v in &report.verdicts {
         let cases = report.groups_of(v.scenario, v.workload);
@@ -73,7 +83,22 @@ pub fn render(report: &Report) -> String {
         if let Some(d) = &report.disclaimer {
             prop(&mut out, "      ", "disclaimer", d);
         }
+        prop(
+            &mut out,
+            "      ",
+            "guest_preempt_rt",
+            report.guest_kernels.preempt_rt_word(),
+        );
+        if let Some(w) = report.guest_warning.as_ref() {
+            prop(&mut out, "      ", "guest_warning", w);
+        }
         prop(&mut out, "      ", "verdict", &v.statement);
+        prop(
+            &mut out,
+            "      ",
+            "verdict_percentile",
+            v.percentile.map_or("none", |q| q.label()),
+        );
         out.push_str("    </properties>\n");
         for g in cases {
             out.push_str(&format!(
@@ -90,16 +115,43 @@ pub fn render(report: &Report) -> String {
             prop(&mut out, p, "samples", &s.samples.to_string());
             prop(&mut out, p, "overflow", &s.overflow.to_string());
             prop(&mut out, p, "min_us", &super::us(s.min_ns));
-            prop(&mut out, p, "p50_us", &us_opt(s.p50_ns));
-            prop(&mut out, p, "p90_us", &us_opt(s.p90_ns));
-            prop(&mut out, p, "p99_us", &us_opt(s.p99_ns));
-            prop(&mut out, p, "p99_9_us", &us_opt(s.p999_ns));
-            prop(&mut out, p, "p99_99_us", &us_opt(s.p9999_ns));
+            prop(&mut out, p, "p50_us", &us_opt(s.p50_ns.value_ns));
+            prop(&mut out, p, "p90_us", &us_opt(s.p90_ns.value_ns));
+            prop(&mut out, p, "p99_us", &us_opt(s.p99_ns.value_ns));
+            prop(&mut out, p, "p99_9_us", &us_opt(s.p999_ns.value_ns));
+            prop(&mut out, p, "p99_99_us", &us_opt(s.p9999_ns.value_ns));
             prop(&mut out, p, "max_us", &super::us(s.max_ns));
             prop(&mut out, p, "mean_us", &super::us(s.mean_ns));
             prop(&mut out, p, "stddev_us", &super::us(s.stddev_ns));
+            let bound: Vec<&str> = Quantile::ALL
+                .into_iter()
+                .filter(|&q| s.samples > 0 && s.at(q).max_bound)
+                .map(Quantile::label)
+                .collect();
+            prop(
+                &mut out,
+                p,
+                "max_bound",
+                &if bound.is_empty() {
+                    "none".to_string()
+                } else {
+                    bound.join(",")
+                },
+            );
             if let Some(r) = g.spread.p9999 {
                 prop(&mut out, p, "p99_99_spread_us", &super::us(r.width_ns()));
+            }
+            prop(&mut out, p, "stability", &g.stability.label());
+            prop(&mut out, p, "clock", &clocks_label(&g.clocks));
+            for run in g.ok_runs.iter().chain(&g.failed_runs) {
+                if let Some(x) = report.runs.iter().find(|x| &x.name == run) {
+                    prop(
+                        &mut out,
+                        p,
+                        &format!("clock.{run}"),
+                        &clocks_text(&x.clocks),
+                    );
+                }
             }
             prop(&mut out, p, "budget", g.budget.status.as_str());
             out.push_str("      </properties>\n");
@@ -127,7 +179,7 @@ pub fn render(report: &Report) -> String {
                         match r {
                             Some(r) => format!(
                                 "run {name} failed in stage {}: {}",
-                                r.outcome.stage.as_deref().unwrap_or("?"),
+                                r.outcome.stage.map_or("?", |s| s.as_str()),
                                 r.outcome.reason.as_deref().unwrap_or("?")
                             ),
                             None => format!("run {name} failed"),
@@ -147,11 +199,9 @@ pub fn render(report: &Report) -> String {
         }
         out.push_str("  </testsuite>\n");
     }
-    if !report.skipped.is_empty() || !report.missing_runs.is_empty() {
+    if file_problems > 0 {
         out.push_str(&format!(
-            "  <testsuite name=\"pinlat.run-files\" tests=\"{}\" failures=\"0\" errors=\"{}\">\n",
-            report.skipped.len() + report.missing_runs.len(),
-            report.skipped.len() + report.missing_runs.len()
+            "  <testsuite name=\"pinlat.run-files\" tests=\"{file_problems}\" failures=\"0\" errors=\"{file_problems}\">\n"
         ));
         for s in &report.skipped {
             out.push_str(&format!(

@@ -1,8 +1,13 @@
 //! `report.md`: the verdicts and the numbers in GitHub-flavoured Markdown, short enough for a
 //! CI job summary (`$GITHUB_STEP_SUMMARY`, 1 MiB): no histograms, only tables of percentiles in
-//! µs (exact to the ns), the budget verdict per layout, failed runs and the largest events.
+//! µs (exact to the ns), the budget verdict per layout, every run with its clock, failed runs
+//! and the largest events.
 
-use super::{us, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError, Stats};
+use super::{
+    clocks_text, max_bound_legend, us, us_pct, BudgetStatus, Exporter, Group, OutputFile, Report,
+    ReportError,
+};
+use crate::histo::{Percentile, Quantile, Summary};
 
 /// Writes `report.md`.
 pub struct MarkdownExporter;
@@ -19,19 +24,29 @@ impl Exporter for MarkdownExporter {
 /// Largest events listed per group.
 const TOP_LISTED: usize = 3;
 
-fn pct(s: &Stats, v: Option<u64>) -> String {
+fn pct(s: &Summary, p: &Percentile) -> String {
     if s.samples == 0 {
         "–".to_string()
     } else {
-        us_opt(v)
+        us_pct(p)
     }
 }
 
-fn spread(g: &Group) -> String {
-    match g.spread.p9999 {
+fn spread(g: &Group, q: Quantile) -> String {
+    match g.spread.of(q) {
         Some(r) => format!("{}–{}", us(r.min_ns), us(r.max_ns)),
         None if g.spread.repetitions < 2 => "1 rep".to_string(),
         None => "overflow".to_string(),
+    }
+}
+
+fn stability(g: &Group) -> String {
+    match g.stability.unstable {
+        Some(true) => format!(
+            "⚠️ unstable ({} of {})",
+            g.stability.above, g.stability.repetitions
+        ),
+        _ => g.stability.label(),
     }
 }
 
@@ -63,6 +78,9 @@ pub fn render(report: &Report) -> String {
     if let Some(d) = &report.disclaimer {
         o.push_str(&format!("> ⚠️ **Not hardware latency:** {d}.\n\n"));
     }
+    if let Some(w) = report.guest_warning.as_ref() {
+        o.push_str(&format!("> ❗ **Not a realtime guest:** {w}.\n\n"));
+    }
     let ok = report.runs.iter().filter(|r| r.outcome.ok).count();
     let accels: Vec<&str> = report.accels.iter().map(|a| a.as_str()).collect();
     o.push_str(&format!(
@@ -74,16 +92,17 @@ pub fn render(report: &Report) -> String {
         accels.join(", ")
     ));
     if let Some(h) = &report.host {
-        let get = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
         o.push_str(&format!(
             "Host: kernel `{}`, CPU {}, online CPUs `{}`, isolated `{}`, {}\n\n",
-            get("kernel_release"),
-            get("cpu_model"),
-            get("online_cpus"),
-            get("isolated_cpus"),
-            get("qemu_version")
+            h.local.kernel_release,
+            h.local.cpu_model,
+            h.local.online_cpus,
+            h.local.isolated_cpus,
+            h.qemu_version
         ));
     }
+
+    o.push_str(&format!("{}\n\n", report.guest_kernels.sentence()));
 
     if let Some(d) = &report.host_checks.doctor {
         o.push_str(&format!("{}\n\n", report.host_checks.sentence()));
@@ -143,26 +162,19 @@ pub fn render(report: &Report) -> String {
 
     for v in &report.verdicts {
         o.push_str(&format!("## {} × {}\n\n", v.scenario, v.workload));
-        o.push_str("| rank | layout | reps | samples | min | p50 | p90 | p99 | p99.9 | p99.99 | max | p99.99 spread | budget |\n");
-        o.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+        let q = v.percentile.unwrap_or(Quantile::P9999);
+        o.push_str(&format!("| rank | layout | reps | samples | min | p50 | p90 | p99 | p99.9 | p99.99 | max | {q} spread | stability | budget |\n"));
+        o.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n");
         let gs = report.groups_of(v.scenario, v.workload);
-        let ordered = v
-            .ranking
-            .iter()
-            .filter_map(|r| {
-                gs.iter()
-                    .find(|g| g.layout == r.layout)
-                    .map(|g| (r.rank.to_string(), *g))
-            })
-            .chain(
-                gs.iter()
-                    .filter(|g| g.stats.samples == 0)
-                    .map(|g| ("–".to_string(), *g)),
-            );
-        for (rank, g) in ordered {
+        let rows = report.table_rows(v);
+        let marked = rows.iter().any(|(_, g)| {
+            g.stats.samples > 0 && Quantile::ALL.iter().any(|&q| g.stats.at(q).max_bound)
+        });
+        for (rank, g) in rows {
+            let rank = rank.map_or("–".to_string(), |r| r.to_string());
             let s = &g.stats;
             o.push_str(&format!(
-                "| {rank} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {rank} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 g.layout,
                 g.ok_runs.len(),
                 s.samples,
@@ -171,21 +183,25 @@ pub fn render(report: &Report) -> String {
                 } else {
                     us(s.min_ns)
                 },
-                pct(s, s.p50_ns),
-                pct(s, s.p90_ns),
-                pct(s, s.p99_ns),
-                pct(s, s.p999_ns),
-                pct(s, s.p9999_ns),
+                pct(s, &s.p50_ns),
+                pct(s, &s.p90_ns),
+                pct(s, &s.p99_ns),
+                pct(s, &s.p999_ns),
+                pct(s, &s.p9999_ns),
                 if s.samples == 0 {
                     "–".to_string()
                 } else {
                     us(s.max_ns)
                 },
-                spread(g),
+                spread(g, q),
+                stability(g),
                 budget_cell(g)
             ));
         }
         o.push('\n');
+        if marked {
+            o.push_str(&format!("{}\n\n", max_bound_legend()));
+        }
         let tops: Vec<String> = gs
             .iter()
             .filter(|g| !g.top.is_empty())
@@ -214,6 +230,23 @@ pub fn render(report: &Report) -> String {
         }
     }
 
+    o.push_str("## Runs\n\n| run | status | clock | samples | max |\n|---|---|---|---:|---:|\n");
+    for r in &report.runs {
+        o.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.name,
+            if r.outcome.ok { "ok" } else { "❌ failed" },
+            clocks_text(&r.clocks),
+            r.stats.samples,
+            if r.stats.samples == 0 {
+                "–".to_string()
+            } else {
+                us(r.stats.max_ns)
+            }
+        ));
+    }
+    o.push('\n');
+
     let failed: Vec<_> = report.runs.iter().filter(|r| !r.outcome.ok).collect();
     if !failed.is_empty() || !report.skipped.is_empty() || !report.missing_runs.is_empty() {
         o.push_str("## Failed, unreadable and missing runs\n\n");
@@ -221,7 +254,7 @@ pub fn render(report: &Report) -> String {
             o.push_str(&format!(
                 "- ❌ `{}` failed in stage {}: {}\n",
                 r.name,
-                r.outcome.stage.as_deref().unwrap_or("?"),
+                r.outcome.stage.map_or("?", |s| s.as_str()),
                 r.outcome.reason.as_deref().unwrap_or("?")
             ));
         }
@@ -243,6 +276,6 @@ pub fn render(report: &Report) -> String {
         }
         o.push('\n');
     }
-    o.push_str("Significance: a difference in p99.99 counts only when it exceeds the spread (max − min) of p99.99 between repetitions (with few repetitions the spread is a weak estimate of the noise: use 5 or more before acting on a difference); percentiles are HDR histogram values (3 significant digits), min and max are exact.\n");
+    o.push_str(&format!("Significance: each verdict ranks at the highest percentile that is not max-bound in any layout (at least {} samples beyond it) and names it; a difference there counts only when it exceeds the spread (max − min) of that percentile between repetitions (with few repetitions the spread is a weak estimate of the noise: use 5 or more before acting on a difference); percentiles are by rank, HDR histogram values (3 significant digits), min and max are exact. Stability (Linaro's cyclicdeadline rule): a layout is unstable when half or more of its repetitions have a max above 1.1 × the smallest max of its repetitions.\n", crate::histo::MAX_BOUND_BEYOND));
     o
 }

@@ -4,13 +4,18 @@
 //!
 //! [`aggregate`] streams the run files one at a time (memory stays bounded by the number of
 //! groups, not runs), merges HDR histograms per (layout, scenario, workload, RT vCPU) and across
-//! RT vCPUs, and keeps per-run summaries for the spread between repetitions. [`verdict`] ranks
-//! layouts and checks budgets. Each output format is one [`Exporter`] in its own file, all derived
-//! from the one [`Report`] (STYLE.md "One schema, many views"; hyperfine's `src/export/`).
+//! RT vCPUs ([`accumulate`]), and keeps per-run summaries ([`runs`]) for the spread between
+//! repetitions. Every set of samples is described by the one [`Summary`] (percentiles by rank,
+//! overflow ranked above the range). [`verdict`] ranks layouts, [`stability`] judges whether a
+//! layout's maxima are reproducible across repetitions, [`budget`] checks budgets. Each output format is one [`Exporter`] in its own file, all derived
+//! from the one [`Report`] (one schema, many views, as hyperfine's `src/export/`).
 
+pub mod accumulate;
 pub mod aggregate;
+pub mod budget;
 pub mod compare;
 pub mod cyclictest;
+pub mod guest;
 pub mod hlog;
 pub mod hostchecks;
 pub mod html;
@@ -18,6 +23,9 @@ mod html_svg;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+mod runs;
+pub mod stability;
+pub mod text;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -27,15 +35,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
 use crate::cpuset::CpuSet;
-use crate::histo::Hist;
+use crate::histo::{Hist, Quantile, Summary};
+use crate::kinds::Accel;
 use crate::plan::GuestPlacement;
-use crate::result::{AccelUsed, ObservedThread, RunRecord};
+use crate::result::{ObservedThread, RunRecord};
+use crate::wire::{ClockInfo, ClockSource};
 
-pub use aggregate::{build, Stats};
-pub use verdict::{BudgetCheck, BudgetStatus, BudgetVerdict, Verdict};
+pub use aggregate::build;
+pub use budget::{BudgetCheck, BudgetStatus, BudgetVerdict};
+pub(crate) use text::escape_xml;
+pub use text::{clock_text, clocks_text, max_bound_legend, us, us_opt, us_pct, MAX_BOUND_MARK};
+pub use verdict::Verdict;
 
-/// Version of the `report.json` schema; bumped on any incompatible change.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+/// Version of the `report.json` schema; bumped on any incompatible change (2: percentiles as
+/// [`crate::histo::Percentile`]s, by rank, with the samples beyond them; stability, clocks and
+/// guest kernels).
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// Errors of building or writing a report.
 #[derive(Debug, thiserror::Error)]
@@ -52,24 +67,12 @@ pub enum ReportError {
     /// A histogram could not be encoded.
     #[error("Cannot encode a histogram for {0}")]
     Encode(String, #[source] crate::histo::HistoError),
-    /// `report.json` could not be read back.
-    #[error("Cannot read report {}", .0.display())]
-    ReadReport(PathBuf, #[source] std::io::Error),
-    /// `report.json` is not a report of this schema.
-    #[error("{} is not a pinlat report.json of schema {REPORT_SCHEMA_VERSION}", .0.display())]
-    ParseReport(PathBuf, #[source] serde_json::Error),
+    /// `report.json` could not be read back as this pinlat's report.
+    #[error("Cannot read the report")]
+    ReadReport(#[from] crate::schema::SchemaError),
     /// A plot could not be drawn.
     #[error("Cannot draw plot {0}: {1}")]
     Plot(String, String),
-}
-
-/// A latency budget for one workload, as `plan.json` records it (`config.budgets`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BudgetSpec {
-    /// The largest latency allowed, ns.
-    pub max_ns: Option<u64>,
-    /// A percentile (e.g. 99.99) and the latency it must stay under, ns.
-    pub percentile: Option<(f64, u64)>,
 }
 
 /// One run file that could not be used.
@@ -87,7 +90,7 @@ pub struct RunOutcome {
     /// Whether the run measured to the end.
     pub ok: bool,
     /// Failed runs: the stage.
-    pub stage: Option<String>,
+    pub stage: Option<crate::result::Stage>,
     /// Failed runs: the reason.
     pub reason: Option<String>,
 }
@@ -116,24 +119,27 @@ pub struct RunSummary {
     pub file: String,
     /// Layout name.
     pub layout: String,
-    /// Scenario.
+    /// The scenario the runs were measured under.
     pub scenario: ScenarioKind,
-    /// Workload.
+    /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
     /// Repetition, from 1.
     pub repetition: u32,
-    /// Accelerator.
-    pub accel: AccelUsed,
+    /// The accelerator the guests ran with (TCG numbers are not hardware latency).
+    pub accel: Accel,
     /// How it ended.
     pub outcome: RunOutcome,
     /// Start, milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
     /// Requested measurement time, ms.
     pub duration_ms: u64,
+    /// The clocks its RT vCPUs were measured with, each distinct one once (from the final
+    /// results, else from the agent's hello; empty when neither arrived).
+    pub clocks: Vec<ClockInfo>,
     /// All RT vCPUs of the run merged (failed runs: what was measured before the failure).
-    pub stats: Stats,
+    pub stats: Summary,
     /// Per RT vCPU.
-    pub per_vcpu: Vec<(VcpuKey, Stats)>,
+    pub per_vcpu: Vec<(VcpuKey, Summary)>,
     /// Observed threads that differ from the plan (after pinning or at the end).
     pub placement_mismatches: usize,
     /// Involuntary context switches of the RT vCPU threads on the host during the measurement.
@@ -145,7 +151,7 @@ pub struct RunSummary {
     /// Frames dropped by the decoder (bad length/CRC/JSON, oversize).
     pub bad_frames: u64,
     /// The run's warnings.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<crate::result::Warning>,
 }
 
 /// One of the largest samples, with where it came from.
@@ -183,7 +189,7 @@ pub struct IntervalPoint {
 pub struct RunTimeline {
     /// Run name.
     pub run: String,
-    /// Repetition.
+    /// Repetition number, from 1.
     pub repetition: u32,
     /// Intervals in order.
     pub points: Vec<IntervalPoint>,
@@ -205,12 +211,17 @@ impl Range {
     }
 }
 
-/// The spread between repetitions of a group (ok runs with samples only).
+/// The spread between repetitions of a group (ok runs with samples only). A range is `None`
+/// with fewer than 2 repetitions or when a repetition's value is in the overflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spread {
     /// Repetitions the spread is computed over.
     pub repetitions: usize,
-    /// p99 over the repetitions (`None` with fewer than 2 repetitions or overflowed values).
+    /// p50 over the repetitions.
+    pub p50: Option<Range>,
+    /// p90 over the repetitions.
+    pub p90: Option<Range>,
+    /// p99 over the repetitions.
     pub p99: Option<Range>,
     /// p99.9 over the repetitions.
     pub p999: Option<Range>,
@@ -220,6 +231,19 @@ pub struct Spread {
     pub max: Option<Range>,
 }
 
+impl Spread {
+    /// The spread of one shown percentile.
+    pub fn of(&self, q: Quantile) -> Option<Range> {
+        match q {
+            Quantile::P50 => self.p50,
+            Quantile::P90 => self.p90,
+            Quantile::P99 => self.p99,
+            Quantile::P999 => self.p999,
+            Quantile::P9999 => self.p9999,
+        }
+    }
+}
+
 /// Merged results of one (layout, scenario, workload) over its repetitions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
@@ -227,22 +251,27 @@ pub struct Group {
     pub layout: String,
     /// Layout rule.
     pub layout_kind: LayoutKind,
-    /// Scenario.
+    /// The scenario the runs were measured under.
     pub scenario: ScenarioKind,
-    /// Workload.
+    /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
     /// Names of the runs that measured to the end (these are merged).
     pub ok_runs: Vec<String>,
     /// Names of the runs that failed (not merged).
     pub failed_runs: Vec<String>,
+    /// The clock sources of the merged runs, each once, in order: more than one, or another
+    /// than a compared group's, and the group is not ranked against it.
+    pub clocks: Vec<ClockSource>,
     /// Every RT vCPU of every ok repetition merged.
-    pub stats: Stats,
+    pub stats: Summary,
     /// Per RT vCPU, merged over ok repetitions.
     pub per_vcpu: Vec<VcpuGroup>,
     /// The largest events, largest first (at most [`aggregate::TOP_EVENTS`]).
     pub top: Vec<EventRef>,
     /// Spread between repetitions.
     pub spread: Spread,
+    /// Whether the repetitions' maxima agree (beside the spread: [`stability`]).
+    pub stability: stability::Stability,
     /// Interval time series, one per ok run.
     pub timeline: Vec<RunTimeline>,
     /// The merged histogram (ns; overflow not in it).
@@ -264,7 +293,7 @@ pub struct VcpuGroup {
     /// Which vCPU.
     pub vcpu: VcpuKey,
     /// Statistics over the ok repetitions.
-    pub stats: Stats,
+    pub stats: Summary,
     /// Merged histogram, ns.
     pub histogram: Hist,
 }
@@ -308,16 +337,20 @@ pub struct Report {
     /// The run id (from the runs, or the directory name).
     pub run_id: String,
     /// Accelerators the runs used.
-    pub accels: Vec<AccelUsed>,
+    pub accels: Vec<Accel>,
     /// [`crate::result::TCG_DISCLAIMER`] when any run used TCG.
     pub disclaimer: Option<String>,
+    /// [`guest::NOT_RT_WARNING`], naming the guests, when a guest kernel was not PREEMPT_RT.
+    pub guest_warning: Option<String>,
+    /// The guests' kernels as their agents reported them, PREEMPT_RT or not.
+    pub guest_kernels: guest::GuestKernels,
     /// `host.json` as written by the runner (absent when the file is missing or unreadable).
-    pub host: Option<BTreeMap<String, serde_json::Value>>,
+    pub host: Option<crate::schema::HostFacts>,
     /// The doctor's and calibration's verdicts on the host, when they ran for it.
     #[serde(default)]
     pub host_checks: hostchecks::HostChecks,
     /// Budgets from `plan.json`, by workload.
-    pub budgets: BTreeMap<WorkloadKind, BudgetSpec>,
+    pub budgets: BTreeMap<WorkloadKind, crate::config::Budget>,
     /// Runs listed in `plan.json` with no run file.
     pub missing_runs: Vec<String>,
     /// Run files that could not be read, with the reason.
@@ -366,7 +399,7 @@ impl Report {
 
     /// Whether any run was under TCG.
     pub fn is_tcg(&self) -> bool {
-        self.accels.contains(&AccelUsed::Tcg)
+        self.accels.contains(&Accel::Tcg)
     }
 
     /// Groups of one (scenario, workload), in layout order.
@@ -377,11 +410,30 @@ impl Report {
             .collect()
     }
 
+    /// The groups of a verdict's (scenario, workload) as its tables list them: ranked layouts
+    /// in rank order with their rank, then the others (not ranked, or without samples).
+    pub fn table_rows(&self, v: &Verdict) -> Vec<(Option<usize>, &Group)> {
+        let gs = self.groups_of(v.scenario, v.workload);
+        let mut rows: Vec<(Option<usize>, &Group)> = v
+            .ranking
+            .iter()
+            .filter_map(|r| {
+                gs.iter()
+                    .find(|g| g.layout == r.layout)
+                    .map(|g| (Some(r.rank), *g))
+            })
+            .collect();
+        rows.extend(
+            gs.iter()
+                .filter(|g| !v.ranking.iter().any(|r| r.layout == g.layout))
+                .map(|g| (None, *g)),
+        );
+        rows
+    }
+
     /// Reads a `report.json` back.
     pub fn read_json(path: &Path) -> Result<Report, ReportError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ReportError::ReadReport(path.to_path_buf(), e))?;
-        serde_json::from_str(&text).map_err(|e| ReportError::ParseReport(path.to_path_buf(), e))
+        Ok(crate::schema::read_versioned(path)?)
     }
 }
 
@@ -390,7 +442,7 @@ impl Report {
 pub struct OutputFile {
     /// File name, relative to the results directory.
     pub name: String,
-    /// Contents.
+    /// The file's whole text.
     pub contents: String,
 }
 
@@ -455,41 +507,8 @@ pub fn write_all(dir: &Path) -> Result<Report, ReportError> {
     Ok(report)
 }
 
-/// Writes `f` under `dir` atomically (temporary file, then rename).
+/// Writes `f` under `dir` atomically.
 fn write_file(dir: &Path, f: &OutputFile) -> Result<(), ReportError> {
-    let path = dir.join(&f.name);
-    let tmp = dir.join(format!(".{}.tmp", f.name));
-    std::fs::write(&tmp, f.contents.as_bytes())
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| ReportError::Write(path, e))
-}
-
-/// Formats ns as µs with three decimals, exactly (`12345` → `12.345`).
-pub fn us(ns: u64) -> String {
-    format!("{}.{:03}", ns / 1000, ns % 1000)
-}
-
-/// Formats an optional percentile: µs, or `overflow` when it lies above the histogram's range.
-pub fn us_opt(ns: Option<u64>) -> String {
-    match ns {
-        Some(v) => us(v),
-        None => "overflow".to_string(),
-    }
-}
-
-/// Escapes text for XML and HTML content and attribute values.
-pub(crate) fn escape_xml(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push('\u{fffd}'),
-            c => o.push(c),
-        }
-    }
-    o
+    crate::atomic_write::write_atomic(&dir.join(&f.name), f.contents.as_bytes())
+        .map_err(|e| ReportError::Write(e.path, e.source))
 }

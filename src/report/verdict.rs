@@ -1,160 +1,29 @@
-//! Verdicts: budgets per (layout, scenario, workload), and per (scenario, workload) a ranking
-//! of the layouts by tail latency with a sentence, backed by the numbers, on whether emulator
-//! isolation helped.
+//! Verdicts: per (scenario, workload) a ranking of the layouts by tail latency with a
+//! sentence, backed by the numbers, on whether emulator isolation helped. Budgets are in
+//! [`super::budget`]; an unstable layout ([`super::stability`]) is named beside the
+//! significance of its comparison.
 //!
-//! The significance rule is deliberately simple and stated in every sentence: a difference in
-//! p99.99 between two layouts counts only when it is larger than the spread (max − min) of
-//! p99.99 between the repetitions of either layout. With a single repetition there is no spread:
-//! the difference is reported as unqualified, never as a win.
+//! Which percentile: the highest shown percentile that is not max-bound in any measured layout
+//! of the (scenario, workload) — p99.99 with enough samples, p99.9 or lower with fewer, none
+//! when every one has fewer than [`crate::histo::MAX_BOUND_BEYOND`] samples beyond it. A verdict
+//! never rests on a percentile the few largest samples decide; it names the one it used.
+//!
+//! Which runs: only runs measured with the same clock source. When the layouts of a (scenario,
+//! workload), or the repetitions of one layout, used different clocks (TSC and
+//! `CLOCK_MONOTONIC`), nothing is ranked: the verdict says "not comparable: clocks differ".
+//!
+//! The significance rule is deliberately simple and stated in every sentence: a difference at
+//! the chosen percentile between two layouts counts only when it is larger than the spread
+//! (max − min) of that percentile between the repetitions of either layout. With a single
+//! repetition there is no spread: the difference is reported as unqualified, never as a win.
 
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::quantile;
-use super::{us, us_opt, BudgetSpec, Group, Range};
+use super::stability::Stability;
+use super::{us, us_opt, Group, Range};
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
-
-/// Whether a budget held.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BudgetStatus {
-    /// Every check held.
-    Held,
-    /// At least one check was exceeded.
-    Exceeded,
-    /// No budget is set for the workload.
-    #[default]
-    NoBudget,
-    /// A budget is set but no run measured (all failed).
-    NoData,
-}
-
-impl BudgetStatus {
-    /// Short label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BudgetStatus::Held => "held",
-            BudgetStatus::Exceeded => "EXCEEDED",
-            BudgetStatus::NoBudget => "no budget",
-            BudgetStatus::NoData => "no data",
-        }
-    }
-}
-
-/// One check of a budget.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BudgetCheck {
-    /// `max` or a percentile label such as `p99.99`.
-    pub what: String,
-    /// The limit, ns.
-    pub limit_ns: u64,
-    /// The observed value, ns (`None`: in the overflow above the histogram's range, which
-    /// exceeds any limit).
-    pub observed_ns: Option<u64>,
-    /// Whether the observed value is within the limit.
-    pub held: bool,
-}
-
-impl BudgetCheck {
-    /// How far over the limit, ns (`None` when held or when the value is in the overflow).
-    pub fn exceeded_by_ns(&self) -> Option<u64> {
-        match self.observed_ns {
-            Some(v) if v > self.limit_ns => Some(v - self.limit_ns),
-            _ => None,
-        }
-    }
-
-    /// `p99.99 120.000 µs > budget 100.000 µs by 20.000 µs`.
-    pub fn describe(&self) -> String {
-        match (self.held, self.observed_ns) {
-            (true, Some(v)) => format!(
-                "{} {} µs ≤ budget {} µs (margin {} µs)",
-                self.what,
-                us(v),
-                us(self.limit_ns),
-                us(self.limit_ns - v)
-            ),
-            (_, Some(v)) => format!(
-                "{} {} µs > budget {} µs by {} µs",
-                self.what,
-                us(v),
-                us(self.limit_ns),
-                us(v.saturating_sub(self.limit_ns))
-            ),
-            (_, None) => format!(
-                "{} lies above the histogram's range (overflow) > budget {} µs",
-                self.what,
-                us(self.limit_ns)
-            ),
-        }
-    }
-}
-
-/// The budget verdict of one group.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BudgetVerdict {
-    /// Overall.
-    pub status: BudgetStatus,
-    /// Each check.
-    pub checks: Vec<BudgetCheck>,
-}
-
-/// `p99.99` for 99.99.
-pub fn percentile_label(p: f64) -> String {
-    format!("p{p}")
-}
-
-/// Checks a group against its workload's budget.
-pub fn budget_verdict(g: &Group, budget: Option<&BudgetSpec>) -> BudgetVerdict {
-    let Some(b) = budget else {
-        return BudgetVerdict::default();
-    };
-    if g.stats.samples == 0 {
-        return BudgetVerdict {
-            status: BudgetStatus::NoData,
-            checks: Vec::new(),
-        };
-    }
-    let mut checks = Vec::new();
-    if let Some((p, limit_ns)) = b.percentile {
-        // The same value the report's tables show: HDR's bucket top, bounded by the exact max.
-        let observed =
-            quantile(&g.histogram.0, g.stats.overflow, p / 100.0).map(|v| v.min(g.stats.max_ns));
-        checks.push(BudgetCheck {
-            what: percentile_label(p),
-            limit_ns,
-            observed_ns: observed,
-            held: observed.is_some_and(|v| v <= limit_ns),
-        });
-    }
-    if let Some(limit_ns) = b.max_ns {
-        checks.push(BudgetCheck {
-            what: "max".to_string(),
-            limit_ns,
-            observed_ns: Some(g.stats.max_ns),
-            held: g.stats.max_ns <= limit_ns,
-        });
-    }
-    let status = if checks.iter().all(|c| c.held) {
-        BudgetStatus::Held
-    } else {
-        BudgetStatus::Exceeded
-    };
-    BudgetVerdict { status, checks }
-}
-
-/// A layout's budget status over its groups: exceeded if any is, no data if any has none, held
-/// if any held, else no budget.
-pub fn layout_status<'a>(groups: impl Iterator<Item = &'a Group>) -> BudgetStatus {
-    let s: Vec<BudgetStatus> = groups.map(|g| g.budget.status).collect();
-    [
-        BudgetStatus::Exceeded,
-        BudgetStatus::NoData,
-        BudgetStatus::Held,
-    ]
-    .into_iter()
-    .find(|x| s.contains(x))
-    .unwrap_or(BudgetStatus::NoBudget)
-}
+use crate::histo::Quantile;
+use crate::wire::ClockSource;
 
 /// Whether a difference is larger than the noise between repetitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,28 +46,32 @@ pub struct Ranked {
     pub layout: String,
     /// Layout rule.
     pub layout_kind: LayoutKind,
-    /// p99.99, ns (`None`: overflow).
-    pub p9999_ns: Option<u64>,
+    /// The value at the verdict's percentile, ns (`None`: overflow).
+    pub value_ns: Option<u64>,
     /// Largest sample, ns.
     pub max_ns: u64,
-    /// Spread of p99.99 between repetitions.
-    pub spread_p9999: Option<Range>,
+    /// Spread of the verdict's percentile between repetitions.
+    pub spread: Option<Range>,
     /// Repetitions measured.
     pub repetitions: usize,
+    /// Stability of the layout's maxima across repetitions.
+    pub stability: Stability,
 }
 
-/// One layout's p99.99 against a baseline layout's.
+/// One layout's tail against a baseline layout's, at the verdict's percentile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Comparison {
     /// The layout.
     pub layout: String,
     /// The baseline it is compared with.
     pub against: String,
-    /// Baseline p99.99, ns.
+    /// The percentile compared.
+    pub percentile: Quantile,
+    /// Baseline value, ns.
     pub from_ns: Option<u64>,
-    /// This layout's p99.99, ns.
+    /// This layout's value, ns.
     pub to_ns: Option<u64>,
-    /// The larger spread of p99.99 between repetitions of the two, ns.
+    /// The larger spread of the percentile between repetitions of the two, ns.
     pub noise_ns: Option<u64>,
     /// The judgement.
     pub significance: Significance,
@@ -209,11 +82,17 @@ pub struct Comparison {
 /// Ranking and statements for one (scenario, workload).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
-    /// Scenario.
+    /// The scenario the runs were measured under.
     pub scenario: ScenarioKind,
-    /// Workload.
+    /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
-    /// Layouts with samples, lowest p99.99 first.
+    /// The percentile the ranking and comparisons use: the highest one not max-bound in any
+    /// measured layout (`None`: every one is, or nothing can be ranked).
+    pub percentile: Option<Quantile>,
+    /// Why the layouts were not ranked although measured (clocks differ), else `None`.
+    pub not_comparable: Option<String>,
+    /// Layouts with samples, lowest value at `percentile` first (empty when not comparable or
+    /// no percentile qualifies).
     pub ranking: Vec<Ranked>,
     /// Layouts with no measured run.
     pub no_data: Vec<String>,
@@ -223,9 +102,52 @@ pub struct Verdict {
     pub statement: String,
 }
 
-fn compare(g: &Group, base: &Group) -> Comparison {
-    let (from, to) = (base.stats.p9999_ns, g.stats.p9999_ns);
-    let noise = match (base.spread.p9999, g.spread.p9999) {
+/// `tsc`, `monotonic`, `monotonic+tsc` or `unknown`: the clock sources of a group.
+pub fn clocks_label(c: &[ClockSource]) -> String {
+    if c.is_empty() {
+        return "unknown".to_string();
+    }
+    c.iter()
+        .map(|s| clock_name(*s))
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// `tsc` or `monotonic`.
+pub fn clock_name(c: ClockSource) -> &'static str {
+    match c {
+        ClockSource::Tsc => "tsc",
+        ClockSource::Monotonic => "monotonic",
+    }
+}
+
+/// `None` when every group was measured with one and the same clock source, else the reason:
+/// `clocks differ (share: tsc, vcpu0: monotonic)`.
+pub fn clocks_differ(gs: &[&Group]) -> Option<String> {
+    let first = gs.first()?;
+    let same = gs
+        .iter()
+        .all(|g| g.clocks.len() == 1 && g.clocks == first.clocks);
+    (!same).then(|| {
+        let each: Vec<String> = gs
+            .iter()
+            .map(|g| format!("{}: {}", g.layout, clocks_label(&g.clocks)))
+            .collect();
+        format!("clocks differ ({})", each.join(", "))
+    })
+}
+
+/// The highest shown percentile that no group has max-bound.
+pub fn judged_percentile(gs: &[&Group]) -> Option<Quantile> {
+    Quantile::ALL
+        .into_iter()
+        .rev()
+        .find(|&q| gs.iter().all(|g| !g.stats.at(q).max_bound))
+}
+
+fn compare(g: &Group, base: &Group, q: Quantile) -> Comparison {
+    let (from, to) = (base.stats.at(q).value_ns, g.stats.at(q).value_ns);
+    let noise = match (base.spread.of(q), g.spread.of(q)) {
         (Some(a), Some(b)) => Some(a.width_ns().max(b.width_ns())),
         _ => None,
     };
@@ -234,7 +156,7 @@ fn compare(g: &Group, base: &Group) -> Comparison {
         (Some(f), Some(t), Some(n)) if f.abs_diff(t) > n => (
             Significance::Significant,
             format!(
-                "{l} {} p99.99 from {} µs to {} µs against {b} (beyond the spread between repetitions, {} µs)",
+                "{l} {} {q} from {} µs to {} µs against {b} (beyond the spread between repetitions, {} µs)",
                 if t < f { "cut" } else { "raised" },
                 us(f),
                 us(t),
@@ -244,7 +166,7 @@ fn compare(g: &Group, base: &Group) -> Comparison {
         (Some(f), Some(t), Some(n)) => (
             Significance::NotSignificant,
             format!(
-                "{l} against {b}: no significant difference (p99.99 {} µs vs {} µs, within the spread between repetitions, {} µs)",
+                "{l} against {b}: no significant difference ({q} {} µs vs {} µs, within the spread between repetitions, {} µs)",
                 us(t),
                 us(f),
                 us(n)
@@ -252,14 +174,14 @@ fn compare(g: &Group, base: &Group) -> Comparison {
         ),
         (Some(f), Some(t), None) => {
             let why = if base.spread.repetitions < 2 || g.spread.repetitions < 2 {
-                "fewer than 2 repetitions, no spread to judge significance: run with repetitions ≥ 2"
+                "fewer than 2 repetitions, no spread to judge significance: run with repetitions ≥ 2".to_string()
             } else {
-                "no spread between repetitions to judge significance: a repetition's p99.99 is in overflow or it has no samples"
+                format!("no spread between repetitions to judge significance: a repetition's {q} is in overflow or it has no samples")
             };
             (
                 Significance::Unqualified,
                 format!(
-                    "{l} against {b}: p99.99 {} µs vs {} µs, unqualified ({why})",
+                    "{l} against {b}: {q} {} µs vs {} µs, unqualified ({why})",
                     us(t),
                     us(f)
                 ),
@@ -268,7 +190,7 @@ fn compare(g: &Group, base: &Group) -> Comparison {
         _ => (
             Significance::Unqualified,
             format!(
-                "{l} against {b}: p99.99 {} µs vs {} µs, unqualified (a value lies in the histogram's overflow)",
+                "{l} against {b}: {q} {} µs vs {} µs, unqualified (a value lies in the histogram's overflow)",
                 us_opt(to),
                 us_opt(from)
             ),
@@ -277,6 +199,7 @@ fn compare(g: &Group, base: &Group) -> Comparison {
     Comparison {
         layout: l.clone(),
         against: b.clone(),
+        percentile: q,
         from_ns: from,
         to_ns: to,
         noise_ns: noise,
@@ -305,6 +228,15 @@ pub fn verdicts(groups: &[Group]) -> Vec<Verdict> {
         .collect()
 }
 
+/// `; vcpu0 unstable across repetitions (…)` for every unstable layout.
+fn instability(measured: &[&Group]) -> String {
+    measured
+        .iter()
+        .filter(|g| g.stability.unstable == Some(true))
+        .map(|g| format!("; {} {}", g.layout, g.stability.describe()))
+        .collect()
+}
+
 fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> Verdict {
     let mut measured: Vec<&Group> = gs.iter().copied().filter(|g| g.stats.samples > 0).collect();
     let no_data = gs
@@ -312,77 +244,103 @@ fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> 
         .filter(|g| g.stats.samples == 0)
         .map(|g| g.layout.clone())
         .collect();
-    // Lowest p99.99 first; an overflowed p99.99 ranks last; ties by max, then name.
+    let head = format!("{workload} under {scenario}");
+    let not_comparable = clocks_differ(&measured);
+    let percentile = if not_comparable.is_some() {
+        None
+    } else {
+        judged_percentile(&measured)
+    };
+    let unstable = instability(&measured);
+    let mut verdict = Verdict {
+        scenario,
+        workload,
+        percentile,
+        not_comparable: not_comparable.clone(),
+        ranking: Vec::new(),
+        no_data,
+        comparisons: Vec::new(),
+        statement: String::new(),
+    };
+    if measured.is_empty() {
+        verdict.statement = format!("{head}: no layout measured");
+        return verdict;
+    }
+    if let Some(why) = not_comparable {
+        verdict.statement = format!(
+            "{head}: not comparable: {why}; runs measured with different clocks are never ranked{unstable}"
+        );
+        return verdict;
+    }
+    let Some(q) = percentile else {
+        verdict.statement = format!(
+            "{head}: not ranked: every percentile is max-bound (fewer than {} samples beyond it) in some layout, so the few largest samples would decide; measure longer{unstable}",
+            crate::histo::MAX_BOUND_BEYOND
+        );
+        return verdict;
+    };
+    // Lowest value first; an overflowed value ranks last; ties by max, then name.
     measured.sort_by(|a, b| {
-        let key = |g: &Group| (g.stats.p9999_ns.is_none(), g.stats.p9999_ns, g.stats.max_ns);
+        let key = |g: &Group| {
+            let v = g.stats.at(q).value_ns;
+            (v.is_none(), v, g.stats.max_ns)
+        };
         key(a).cmp(&key(b)).then_with(|| a.layout.cmp(&b.layout))
     });
-    let ranking: Vec<Ranked> = measured
+    verdict.ranking = measured
         .iter()
         .enumerate()
         .map(|(i, g)| Ranked {
             rank: i + 1,
             layout: g.layout.clone(),
             layout_kind: g.layout_kind,
-            p9999_ns: g.stats.p9999_ns,
+            value_ns: g.stats.at(q).value_ns,
             max_ns: g.stats.max_ns,
-            spread_p9999: g.spread.p9999,
+            spread: g.spread.of(q),
             repetitions: g.spread.repetitions,
+            stability: g.stability,
         })
         .collect();
-    let base = gs
-        .iter()
-        .copied()
-        .filter(|g| g.stats.samples > 0)
-        .find(|g| g.layout_kind == LayoutKind::Share)
-        .or_else(|| {
+    let base = [LayoutKind::Share, LayoutKind::Float]
+        .into_iter()
+        .find_map(|k| {
             gs.iter()
                 .copied()
-                .filter(|g| g.stats.samples > 0)
-                .find(|g| g.layout_kind == LayoutKind::Float)
+                .find(|g| g.stats.samples > 0 && g.layout_kind == k)
         })
         .or_else(|| measured.last().copied());
-    let comparisons: Vec<Comparison> = match base {
-        Some(b) => measured
+    if let Some(b) = base {
+        verdict.comparisons = measured
             .iter()
             .filter(|g| g.layout != b.layout)
-            .map(|g| compare(g, b))
-            .collect(),
-        None => Vec::new(),
-    };
-    let head = format!("{workload} under {scenario}");
-    let statement = match (ranking.first(), comparisons.is_empty()) {
-        (None, _) => format!("{head}: no layout measured"),
-        (Some(r), true) => format!(
-            "{head}: only {} measured (p99.99 {} µs); nothing to compare against",
-            r.layout,
-            us_opt(r.p9999_ns)
-        ),
-        (Some(_), false)
-            if comparisons
-                .iter()
-                .all(|c| c.significance == Significance::NotSignificant) =>
-        {
-            format!(
-                "{head}: unchanged across layouts (no difference in p99.99 beyond the spread between repetitions); {}",
-                join_statements(&comparisons)
-            )
-        }
-        (Some(r), false) => format!(
-            "{head}: lowest p99.99 {} ({} µs); {}",
-            r.layout,
-            us_opt(r.p9999_ns),
-            join_statements(&comparisons)
-        ),
-    };
-    Verdict {
-        scenario,
-        workload,
-        ranking,
-        no_data,
-        comparisons,
-        statement,
+            .map(|g| compare(g, b, q))
+            .collect();
     }
+    let c = &verdict.comparisons;
+    let first = &verdict.ranking[0];
+    verdict.statement = if c.is_empty() {
+        format!(
+            "{head}: only {} measured ({q} {} µs); nothing to compare against{unstable}",
+            first.layout,
+            us_opt(first.value_ns)
+        )
+    } else if c
+        .iter()
+        .all(|c| c.significance == Significance::NotSignificant)
+    {
+        format!(
+            "{head}: unchanged across layouts (no difference in {q} beyond the spread between repetitions); {}{unstable}",
+            join_statements(c)
+        )
+    } else {
+        format!(
+            "{head}: lowest {q} {} ({} µs); {}{unstable}",
+            first.layout,
+            us_opt(first.value_ns),
+            join_statements(c)
+        )
+    };
+    verdict
 }
 
 fn join_statements(c: &[Comparison]) -> String {

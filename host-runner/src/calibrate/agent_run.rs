@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use pinlat::wire::RunResult;
 
-use super::inject::monotonic_ns;
 use super::CalibrateError;
+use pinlat::host::monotonic_ns;
 
 /// One native agent run.
 #[derive(Debug, Clone)]

@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use nix::sys::time::TimeSpec;
-use nix::time::{clock_gettime, clock_nanosleep, ClockId, ClockNanosleepFlags};
+use nix::time::{clock_nanosleep, ClockId, ClockNanosleepFlags};
+use pinlat::host::monotonic_ns;
 
 pub use pinlat::calibration::Injection;
 
 use super::CalibrateError;
-use crate::affinity;
+use pinlat::sched;
 
 /// One stall to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,12 +21,6 @@ pub struct Planned {
     pub at_ns: u64,
     /// How long to spin, ns.
     pub spin_ns: u64,
-}
-
-/// `CLOCK_MONOTONIC` now, ns.
-pub fn monotonic_ns() -> u64 {
-    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC is always readable");
-    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
 fn sleep_until(ns: u64) {
@@ -50,8 +45,8 @@ pub fn spawn(
         .spawn(move || {
             // Policy first, then the CPU: moved there as SCHED_OTHER, the thread would wait
             // behind the SCHED_FIFO agent until RT throttling let it run (~0.5 s, seen here).
-            affinity::set_fifo(0, priority).map_err(CalibrateError::Injector)?;
-            affinity::set_affinity(0, &[cpu]).map_err(CalibrateError::Injector)?;
+            sched::set_fifo(0, priority).map_err(CalibrateError::Injector)?;
+            sched::set_affinity(0, &[cpu]).map_err(CalibrateError::Injector)?;
             let mut done = Vec::with_capacity(plan.len());
             for p in plan {
                 sleep_until(p.at_ns);

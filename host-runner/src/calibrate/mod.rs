@@ -32,6 +32,7 @@ use pinlat::calibration::{
     CalibrationReport, Floor, MonoWindow, Trial, TrialStatus, Verdict, CALIBRATE_FILE,
     CALIBRATION_SCHEMA_VERSION,
 };
+use pinlat::histo::Quantile;
 use pinlat::wire::{CpuResult, RunResult};
 
 use self::agent_run::AgentRun;
@@ -50,7 +51,7 @@ pub enum CalibrateError {
     /// Starting a process or thread failed.
     #[error("Cannot start {what}")]
     Spawn {
-        /// What.
+        /// What was being done, for the message.
         what: String,
         /// Cause.
         #[source]
@@ -83,7 +84,7 @@ pub enum CalibrateError {
     },
     /// The injector could not pin itself or become SCHED_FIFO (needs root or CAP_SYS_NICE).
     #[error("Injector thread setup failed (needs root or CAP_SYS_NICE)")]
-    Injector(#[source] crate::affinity::AffinityError),
+    Injector(#[source] pinlat::sched::SchedError),
     /// The injector thread panicked.
     #[error("Injector thread panicked")]
     InjectorPanicked,
@@ -184,7 +185,7 @@ pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError>
     if let Ok(online) = pinlat::host::online_cpus() {
         let others: Vec<u32> = online.iter().filter(|&c| c != opts.cpu).collect();
         if !others.is_empty() {
-            let _ = crate::affinity::set_affinity(0, &others);
+            let _ = pinlat::sched::set_affinity(0, &others);
         }
     }
     let rt_runtime_us = read_i64("/proc/sys/kernel/sched_rt_runtime_us");
@@ -220,12 +221,13 @@ pub fn run(opts: &CalibrateOptions) -> Result<CalibrationReport, CalibrateError>
     // 1. The noise floor.
     let (floor_res, (), _) = base.run("floor", |_| ())?;
     let floor_cpu = first_result(floor_res, "floor")?;
+    // Percentiles in the overflow count as the exact max: the floor is never put below them.
     let fs = floor_cpu.summary();
     let floor = Floor {
         samples: floor_cpu.samples,
-        p50_ns: fs.p50_ns,
-        p99_ns: fs.p99_ns,
-        p9999_ns: fs.p9999_ns,
+        p50_ns: fs.ns_or_max(Quantile::P50),
+        p99_ns: fs.ns_or_max(Quantile::P99),
+        p9999_ns: fs.ns_or_max(Quantile::P9999),
         max_ns: floor_cpu.max_ns,
     };
     let lengths = stall_lengths(floor.p9999_ns);
@@ -346,7 +348,7 @@ fn trial(
             _ => None,
         },
         duration_ns: cpu.duration_ns,
-        floor_p9999_ns: cpu.summary().p9999_ns,
+        floor_p9999_ns: cpu.summary().ns_or_max(Quantile::P9999),
         events: cpu.top,
         injections,
         steal_ns: match (steal_before, steal_after) {
@@ -390,8 +392,8 @@ pub fn last_calibration_path() -> Option<PathBuf> {
 pub fn command(cmd: &CalibrateCommand) -> Result<crate::exit::Exit, crate::exit::Failure> {
     use crate::exit::{Exit, Failure};
     let report = run(&cmd.options).map_err(|e| match e {
-        CalibrateError::AgentNotFound(_) => Failure::infra(e),
-        e => Failure::infra(anyhow::Error::new(e).context("calibrating")),
+        CalibrateError::AgentNotFound(_) => Failure::from(e),
+        e => Failure::from(e).context("calibrating"),
     })?;
     let mut targets: Vec<PathBuf> = cmd.out.iter().map(|d| d.join(CALIBRATE_FILE)).collect();
     targets.extend(last_calibration_path());
@@ -399,8 +401,7 @@ pub fn command(cmd: &CalibrateCommand) -> Result<crate::exit::Exit, crate::exit:
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        pinlat::atomic_write::write_json_atomic(&path, &report)
-            .map_err(|e| Failure::infra(anyhow::Error::new(e)))?;
+        pinlat::atomic_write::write_json_atomic(&path, &report)?;
     }
     if cmd.json {
         println!(

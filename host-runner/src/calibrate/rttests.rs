@@ -8,6 +8,8 @@ use pinlat::calibration::rttests::{
     pair, parse_rt_json, Comparison, Round, Stats, ROUNDS, RUN_S, TIMER_INTERVAL_US, TIMER_PRIORITY,
 };
 
+use pinlat::histo::Quantile;
+
 use super::{AgentRun, CalibrateError};
 
 fn on_path(tool: &str) -> bool {
@@ -21,9 +23,9 @@ fn agent_stats(r: &pinlat::wire::CpuResult) -> Stats {
     let us = |ns: u64| (ns.div_ceil(1000)).max(1) as f64;
     Stats {
         samples: r.samples,
-        p50_us: us(s.p50_ns),
-        p99_us: us(s.p99_ns),
-        p9999_us: us(s.p9999_ns),
+        p50_us: us(s.ns_or_max(Quantile::P50)),
+        p99_us: us(s.ns_or_max(Quantile::P99)),
+        p9999_us: us(s.ns_or_max(Quantile::P9999)),
         max_us: r.max_ns as f64 / 1000.0,
     }
 }

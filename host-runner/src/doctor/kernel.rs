@@ -32,7 +32,7 @@ fn preempt_rt(env: &Env) -> Check {
         .root
         .read_trim("proc/sys/kernel/osrelease")
         .unwrap_or_default();
-    if realtime.as_deref() == Some("1") || version.contains("PREEMPT_RT") {
+    if pinlat::host::is_preempt_rt(realtime.as_deref(), &version) {
         Check::pass(ID, format!("PREEMPT_RT kernel {release} ({version})"))
     } else {
         Check::fail(

@@ -4,7 +4,7 @@
 //! actually boots a guest (a `/dev/kvm` that opens is not a KVM that boots), QEMU's version and
 //! whether a guest kernel is found. The last three come from [`super::ExternalFacts`].
 
-use super::{Check, Env};
+use super::{Check, Env, Found, KvmProbe};
 
 pub(super) fn checks(env: &Env) -> Vec<Check> {
     vec![
@@ -96,11 +96,18 @@ fn usable(env: &Env) -> Check {
     const ID: &str = "kvm.usable";
     match &env.external.kvm_probe {
         None => Check::skip(ID, "boot probe not run (--no-kvm-probe)"),
-        Some(Ok(())) => Check::pass(ID, "a guest booted to the agent's hello under -accel kvm"),
-        Some(Err(reason)) => Check::fail(
+        Some(KvmProbe::Booted) => {
+            Check::pass(ID, "a guest booted to the agent's hello under -accel kvm")
+        }
+        Some(KvmProbe::DoesNotBoot { reason }) => Check::fail(
             ID,
             format!("KVM does not boot a guest: {reason}"),
             "use a host with hardware virtualization (VT-x/AMD-V) enabled; until then runs fall back to TCG, which is not hardware latency",
+        ),
+        Some(KvmProbe::CannotProbe { reason }) => Check::warn(
+            ID,
+            format!("KVM was not probed: {reason}"),
+            "fix what is missing (see qemu.version and guest.kernel; build the agent with scripts/build-agent.sh), then run pinlat doctor again",
         ),
     }
 }
@@ -109,8 +116,8 @@ fn qemu(env: &Env) -> Check {
     const ID: &str = "qemu.version";
     match &env.external.qemu {
         None => Check::skip(ID, "not probed"),
-        Some(Ok(line)) => Check::pass(ID, line.clone()),
-        Some(Err(reason)) => Check::fail(
+        Some(Found::Yes { what }) => Check::pass(ID, what.clone()),
+        Some(Found::No { reason }) => Check::fail(
             ID,
             reason.clone(),
             "install qemu-system-x86 or set PINLAT_QEMU to qemu-system-x86_64",
@@ -122,8 +129,8 @@ fn guest_kernel(env: &Env) -> Check {
     const ID: &str = "guest.kernel";
     match &env.external.guest_kernel {
         None => Check::skip(ID, "not probed"),
-        Some(Ok(found)) => Check::pass(ID, found.clone()),
-        Some(Err(reason)) => Check::warn(
+        Some(Found::Yes { what }) => Check::pass(ID, what.clone()),
+        Some(Found::No { reason }) => Check::warn(
             ID,
             reason.clone(),
             "set PINLAT_KERNEL to a bzImage, or let `pinlat run` fetch Debian's linux-image-rt-amd64",

@@ -20,7 +20,6 @@ mod kvm;
 mod mem;
 pub mod probe;
 
-use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -30,8 +29,7 @@ use pinlat::plan::Plan;
 pub use probe::{command, live_external, DoctorOptions};
 use serde::{Deserialize, Serialize};
 
-/// File name of the doctor report inside a results directory (`pinlat doctor --out DIR`).
-pub use pinlat::report::hostchecks::DOCTOR_FILE;
+pub use pinlat::schema::doctor::{Check, CheckStatus as Status, DoctorReport, DOCTOR_FILE};
 
 /// Errors preparing the checks (not check failures: those are [`Status::Fail`]).
 #[derive(Debug, thiserror::Error)]
@@ -123,86 +121,51 @@ impl SysRoot {
     }
 }
 
-/// Outcome of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Fine for realtime measurements.
-    Pass,
-    /// Not applicable or not probed here (e.g. no `kvm_intel` module, `--no-kvm-probe`).
-    Skip,
-    /// Will add latency or make it less repeatable; measurements still mean something.
-    Warn,
-    /// Numbers from this host are not realtime numbers until fixed.
-    Fail,
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Status::Pass => "pass",
-            Status::Skip => "skip",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
-        })
-    }
-}
-
-/// One check's result.
+/// The KVM boot probe's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Check {
-    /// Stable identifier, `group.name` (e.g. `kernel.preempt_rt`).
-    pub id: String,
-    /// Outcome.
-    pub status: Status,
-    /// What was found, one line.
-    pub found: String,
-    /// What to do about it, one line (empty when passing).
-    pub fix: String,
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum KvmProbe {
+    /// A guest booted to the agent's hello under `-accel kvm`.
+    Booted,
+    /// KVM was tried and did not boot a guest.
+    DoesNotBoot {
+        /// What happened.
+        reason: String,
+    },
+    /// The probe could not be made (no QEMU, guest kernel or agent to probe with): says
+    /// nothing about KVM.
+    CannotProbe {
+        /// What is missing, with its fix.
+        reason: String,
+    },
 }
 
-impl Check {
-    fn new(id: &str, status: Status, found: impl Into<String>, fix: impl Into<String>) -> Self {
-        Check {
-            id: id.to_string(),
-            status,
-            found: found.into(),
-            fix: fix.into(),
-        }
-    }
-
-    /// A passing check.
-    pub(crate) fn pass(id: &str, found: impl Into<String>) -> Self {
-        Self::new(id, Status::Pass, found, "")
-    }
-
-    /// A skipped check.
-    pub(crate) fn skip(id: &str, found: impl Into<String>) -> Self {
-        Self::new(id, Status::Skip, found, "")
-    }
-
-    /// A warning with its fix.
-    pub(crate) fn warn(id: &str, found: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self::new(id, Status::Warn, found, fix)
-    }
-
-    /// A failure with its fix.
-    pub(crate) fn fail(id: &str, found: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self::new(id, Status::Fail, found, fix)
-    }
+/// Whether something a run needs was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Found {
+    /// Found: what and where.
+    Yes {
+        /// E.g. QEMU's version line and path.
+        what: String,
+    },
+    /// Not found.
+    No {
+        /// Why, with where it looked.
+        reason: String,
+    },
 }
 
 /// Results of probes that need more than reading files; `None` = not probed (the check is
 /// reported as skipped).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExternalFacts {
-    /// The KVM boot probe: `Ok(())` when a guest booted to the agent's hello under KVM,
-    /// `Err(reason)` otherwise.
-    pub kvm_probe: Option<Result<(), String>>,
-    /// QEMU: `Ok(version line)` or `Err(reason)`.
-    pub qemu: Option<Result<String, String>>,
-    /// The guest kernel search: `Ok(path and source)` or `Err(reason)`.
-    pub guest_kernel: Option<Result<String, String>>,
+    /// The KVM boot probe.
+    pub kvm_probe: Option<KvmProbe>,
+    /// QEMU, by its version line.
+    pub qemu: Option<Found>,
+    /// The guest kernel search, by path and source.
+    pub guest_kernel: Option<Found>,
     /// The last `pinlat calibrate` of this host.
     #[serde(default)]
     pub calibration: Option<instrument::CalibrationFact>,
@@ -264,95 +227,6 @@ impl Env {
     }
 }
 
-/// Every check's result, as `pinlat doctor --json` prints it and `doctor.json` stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DoctorReport {
-    /// The RT pCPUs the checks were made for.
-    pub rt_cpus: CpuSet,
-    /// Where they came from.
-    pub rt_cpus_source: String,
-    /// Checks in a fixed order.
-    pub checks: Vec<Check>,
-}
-
-impl DoctorReport {
-    /// The worst status of any check.
-    pub fn worst(&self) -> Status {
-        self.checks
-            .iter()
-            .map(|c| c.status)
-            .max()
-            .unwrap_or(Status::Pass)
-    }
-
-    /// Whether any check failed (`pinlat doctor` then exits 1).
-    pub fn failed(&self) -> bool {
-        self.worst() == Status::Fail
-    }
-
-    /// The check with identifier `id`.
-    pub fn get(&self, id: &str) -> Option<&Check> {
-        self.checks.iter().find(|c| c.id == id)
-    }
-
-    /// Counts of (pass, warn, fail, skip).
-    pub fn counts(&self) -> (usize, usize, usize, usize) {
-        let n = |s| self.checks.iter().filter(|c| c.status == s).count();
-        (
-            n(Status::Pass),
-            n(Status::Warn),
-            n(Status::Fail),
-            n(Status::Skip),
-        )
-    }
-
-    /// The text table of `pinlat doctor`.
-    pub fn to_table(&self) -> String {
-        let idw = self
-            .checks
-            .iter()
-            .map(|c| c.id.len())
-            .max()
-            .unwrap_or(5)
-            .max(5);
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "RT pCPUs checked: {} ({})",
-            if self.rt_cpus.is_empty() {
-                "none".to_string()
-            } else {
-                self.rt_cpus.to_string()
-            },
-            self.rt_cpus_source
-        );
-        let _ = writeln!(s, "{:<idw$}  {:<6}  found / fix", "check", "status");
-        for c in &self.checks {
-            let _ = writeln!(
-                s,
-                "{:<idw$}  {:<6}  {}",
-                c.id,
-                c.status.to_string(),
-                c.found
-            );
-            if !c.fix.is_empty() {
-                let _ = writeln!(s, "{:<idw$}  {:<6}  fix: {}", "", "", c.fix);
-            }
-        }
-        let (p, w, f, k) = self.counts();
-        let _ = writeln!(
-            s,
-            "{p} pass, {w} warn, {f} fail, {k} skipped: {}",
-            if f > 0 {
-                "not ready for realtime measurements (exit 1)"
-            } else {
-                "ready (exit 0)"
-            }
-        );
-        s
-    }
-}
-
 /// Runs every check on `env`. Pure over the files under `env.root` and `env.external`.
 pub fn run_checks(env: &Env) -> DoctorReport {
     let mut checks = Vec::new();
@@ -363,6 +237,7 @@ pub fn run_checks(env: &Env) -> DoctorReport {
     checks.extend(kvm::checks(env));
     checks.extend(instrument::checks(env));
     DoctorReport {
+        schema_version: pinlat::schema::DOCTOR_SCHEMA_VERSION,
         rt_cpus: env.rt_cpus.clone(),
         rt_cpus_source: env.rt_cpus_source.clone(),
         checks,
@@ -435,6 +310,7 @@ mod tests {
     #[test]
     fn worst_status_orders_fail_above_warn_above_skip() {
         let r = DoctorReport {
+            schema_version: pinlat::schema::DOCTOR_SCHEMA_VERSION,
             rt_cpus: CpuSet::new(),
             rt_cpus_source: String::new(),
             checks: vec![

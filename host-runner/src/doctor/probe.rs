@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use pinlat::config::Config;
 
-use super::{run_checks, Env, ExternalFacts, SysRoot, DOCTOR_FILE};
+use super::{run_checks, Env, ExternalFacts, Found, KvmProbe, SysRoot, DOCTOR_FILE};
 use crate::exit::{Exit, Failure};
 
 /// A minimal config for the KVM probe when the user gave none.
@@ -23,11 +23,14 @@ pub fn live_external(config: Option<&Config>, kvm_probe: bool) -> ExternalFacts 
     // The doctor reports; it does not download.
     search.allow_download = false;
     let kernel = search.find();
+    let cannot = |what: &str, e: &dyn std::fmt::Display| KvmProbe::CannotProbe {
+        reason: format!("no {what} to probe with: {e}"),
+    };
     let kvm = if kvm_probe {
         Some(match (&qemu, &kernel, crate::agent::find_agent()) {
-            (Err(e), _, _) => Err(format!("no QEMU to probe with: {e}")),
-            (_, Err(e), _) => Err(format!("no guest kernel to probe with: {e}")),
-            (_, _, Err(e)) => Err(format!("no agent to probe with: {e}")),
+            (Err(e), _, _) => cannot("QEMU", e),
+            (_, Err(e), _) => cannot("guest kernel", e),
+            (_, _, Err(e)) => cannot("agent", &e),
             (Ok(q), Ok(k), Ok((_, agent))) => {
                 let owned;
                 let cfg = match config {
@@ -37,7 +40,7 @@ pub fn live_external(config: Option<&Config>, kvm_probe: bool) -> ExternalFacts 
                         &owned
                     }
                 };
-                crate::accel::probe_kvm(q, k, &agent, cfg)
+                kvm_probe_fact(crate::accel::probe_kvm(q, k, &agent, cfg))
             }
         })
     } else {
@@ -45,16 +48,36 @@ pub fn live_external(config: Option<&Config>, kvm_probe: bool) -> ExternalFacts 
     };
     ExternalFacts {
         kvm_probe: kvm,
-        qemu: Some(
-            qemu.map(|q| format!("{} ({})", q.version_line, q.path.display()))
-                .map_err(|e| e.to_string()),
-        ),
-        guest_kernel: Some(
-            kernel
-                .map(|k| format!("{} ({})", k.path.display(), k.source))
-                .map_err(|e| e.to_string()),
-        ),
+        qemu: Some(match qemu {
+            Ok(q) => Found::Yes {
+                what: format!("{} ({})", q.version_line, q.path.display()),
+            },
+            Err(e) => Found::No {
+                reason: e.to_string(),
+            },
+        }),
+        guest_kernel: Some(match kernel {
+            Ok(k) => Found::Yes {
+                what: format!("{} ({})", k.path.display(), k.source),
+            },
+            Err(e) => Found::No {
+                reason: e.to_string(),
+            },
+        }),
         calibration: Some(super::instrument::last_calibration()),
+    }
+}
+
+/// The doctor's view of a KVM probe result.
+pub fn kvm_probe_fact(r: Result<(), crate::accel::KvmProbeError>) -> KvmProbe {
+    match r {
+        Ok(()) => KvmProbe::Booted,
+        Err(e) if e.is_kvm_failure() => KvmProbe::DoesNotBoot {
+            reason: format!("{:#}", anyhow::Error::new(e)),
+        },
+        Err(e) => KvmProbe::CannotProbe {
+            reason: format!("{:#}", anyhow::Error::new(e)),
+        },
     }
 }
 
@@ -77,9 +100,10 @@ pub struct DoctorOptions {
 /// 3 when the host cannot even be read.
 pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
     let config = match &opts.config {
-        Some(p) => Some(Config::from_file(p).map_err(|e| {
-            Failure::usage(anyhow::Error::new(e).context(format!("config {}", p.display())))
-        })?),
+        Some(p) => Some(
+            Config::from_file(p)
+                .map_err(|e| Failure::from(e).context(format!("config {}", p.display())))?,
+        ),
         None => None,
     };
     let root = opts
@@ -87,10 +111,7 @@ pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
         .as_deref()
         .map(SysRoot::at)
         .unwrap_or_else(SysRoot::live);
-    let mut env = Env::new(root, config.as_ref()).map_err(|e| match e {
-        super::DoctorError::Plan(_) => Failure::usage(e),
-        super::DoctorError::Online { .. } => Failure::infra(e),
-    })?;
+    let mut env = Env::new(root, config.as_ref())?;
     if opts.root.is_none() {
         env.external = live_external(config.as_ref(), !opts.no_kvm_probe);
     }
@@ -111,15 +132,14 @@ pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
     })
 }
 
-/// Writes `name` into `dir` atomically (temporary file, then rename).
+/// Writes `name` into `dir` (created if needed) atomically.
 pub fn write_into(dir: &Path, name: &str, text: &str) -> Result<(), Failure> {
-    let io = |e: std::io::Error| {
-        Failure::infra(
-            anyhow::Error::new(e).context(format!("writing {}", dir.join(name).display())),
-        )
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, dir.join(name)).map_err(io)
+    std::fs::create_dir_all(dir).map_err(|source| pinlat::atomic_write::WriteError {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(pinlat::atomic_write::write_atomic(
+        &dir.join(name),
+        text.as_bytes(),
+    )?)
 }

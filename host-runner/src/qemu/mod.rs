@@ -1,6 +1,6 @@
 //! Launches one QEMU guest from an argument vector (never a shell) and owns its lifetime.
 //!
-//! The command line follows DESIGN.md "Data flow": `-kernel` + `-initrd` (the agent initramfs),
+//! The command line follows docs/architecture.md "Data flow": `-kernel` + `-initrd` (the agent initramfs),
 //! `-accel kvm` or `-accel tcg,thread=multi` (one host thread per vCPU), QMP on a unix socket in
 //! a private 0700 runtime directory, ttyS0 (the guest console) and ttyS1 (the agent's frames)
 //! each to a QEMU `file` chardev. `-name …,debug-threads=on` names QEMU's threads (`CPU 0/TCG`,
@@ -18,20 +18,21 @@
 //! kills and reaps it otherwise.
 
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use pinlat::cpuset::CpuSet;
 use serde::{Deserialize, Serialize};
 
 use crate::qmp::{self, QmpClient, QmpError};
+use pinlat::kinds::Accel;
+
+mod args;
+pub use args::{guest_cmdline, mgmt_socket_path, qemu_args, AgentChannel, VmSpec, GUEST_PARAMS};
 
 /// The environment variable that names the QEMU binary.
 pub const QEMU_ENV: &str = "PINLAT_QEMU";
@@ -60,9 +61,9 @@ pub enum QemuError {
     RuntimeDir {
         /// Where it was attempted.
         parent: PathBuf,
-        /// The errno.
+        /// Cause.
         #[source]
-        source: nix::Error,
+        source: io::Error,
     },
     /// Spawning failed.
     #[error("Cannot start {path}")]
@@ -99,44 +100,6 @@ pub enum QemuError {
         #[source]
         source: io::Error,
     },
-}
-
-/// How guest code runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    /// Hardware virtualization (`-accel kvm`): the numbers pinlat is for.
-    Kvm,
-    /// QEMU's multi-threaded TCG (`-accel tcg,thread=multi`): one host thread per vCPU, but
-    /// latencies are emulation latencies.
-    Tcg,
-}
-
-impl Accel {
-    /// The `-accel` argument.
-    pub fn arg(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg,thread=multi",
-        }
-    }
-
-    /// The suffix QEMU gives vCPU thread names (`CPU 0/KVM`, `CPU 0/TCG`).
-    pub fn vcpu_thread_suffix(self) -> &'static str {
-        match self {
-            Accel::Kvm => "KVM",
-            Accel::Tcg => "TCG",
-        }
-    }
-}
-
-impl fmt::Display for Accel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        })
-    }
 }
 
 /// True if `/dev/kvm` can be opened read-write. Necessary for `-accel kvm`, not sufficient:
@@ -246,215 +209,30 @@ pub fn parse_qemu_version(text: &str) -> Option<(String, String)> {
     (!ver.is_empty() && ver.contains('.')).then(|| (ver, line.to_owned()))
 }
 
-/// Guest kernel parameters pinlat adds to every guest, KVM or TCG alike (one code path):
-/// - `tsc=reliable`: under TCG the guest kernel otherwise marks the TSC unstable ("TSCs
-///   unsynchronized") and falls back to the HPET clocksource, where `clock_gettime` runs at
-///   ~0.95 M calls/s instead of ~11 M calls/s (measured on this 2-CPU host, Debian 6.1 RT
-///   guest, QEMU 7.2); it also stops the clocksource watchdog timer. On KVM hosts with an
-///   invariant TSC it changes nothing.
-/// - `noirqdebug`: with a threaded 8250 handler (PREEMPT_RT) and a busy guest, the spurious-IRQ
-///   detector can count the agent port's THRE interrupts as unhandled and disable IRQ 3
-///   ("irq 3: nobody cared"), which silently stops the frames; seen here after ~290 KB of
-///   back-to-back output under TCG.
-///
-/// Pass it in `extra` of [`guest_cmdline`].
-pub const GUEST_PARAMS: &[&str] = &["tsc=reliable", "noirqdebug"];
+/// A private directory (mode 0700) for QEMU's sockets and logs, removed with its contents on
+/// drop: `pinlat-XXXXXX` under `$XDG_RUNTIME_DIR` when set, else the system's temporary
+/// directory.
+pub type RuntimeDir = tempfile::TempDir;
 
-/// The guest kernel command line for a realtime guest: the console on ttyS0, no reboot loop on
-/// panic (`panic=-1` reboots at once and `-no-reboot` turns that into a QEMU exit), and, when
-/// there are RT vCPUs, `isolcpus nohz_full rcu_nocbs` on them and `irqaffinity` on the
-/// housekeeping vCPUs (the tuned `realtime-virtual-guest` profile's set). `extra` is appended
-/// verbatim, one parameter per element.
-pub fn guest_cmdline(rt_vcpus: &[u32], housekeeping_vcpus: &[u32], extra: &[&str]) -> String {
-    let list = |cpus: &[u32]| cpus.iter().copied().collect::<CpuSet>().to_string();
-    let mut p: Vec<String> = ["console=ttyS0,115200", "panic=-1", "quiet"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    if !rt_vcpus.is_empty() {
-        let rt = list(rt_vcpus);
-        p.push(format!("isolcpus={rt}"));
-        p.push(format!("nohz_full={rt}"));
-        p.push(format!("rcu_nocbs={rt}"));
-    }
-    if !housekeeping_vcpus.is_empty() {
-        p.push(format!("irqaffinity={}", list(housekeeping_vcpus)));
-    }
-    p.extend(extra.iter().map(|s| s.to_string()));
-    p.join(" ")
+/// Creates a [`RuntimeDir`] where [`RuntimeDir`] says.
+pub fn runtime_dir() -> Result<RuntimeDir, QemuError> {
+    let parent = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    runtime_dir_in(&parent)
 }
 
-/// What to launch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VmSpec {
-    /// Guest name (`-name`); also names QEMU's threads' process.
-    pub name: String,
-    /// Accelerator.
-    pub accel: Accel,
-    /// Number of vCPUs.
-    pub vcpus: u32,
-    /// Guest memory in MiB.
-    pub memory_mib: u32,
-    /// The bzImage.
-    pub kernel: PathBuf,
-    /// The initramfs.
-    pub initrd: PathBuf,
-    /// The guest kernel command line (see [`guest_cmdline`]).
-    pub append: String,
-    /// `-cpu` model; `None` means `host` under KVM and QEMU's default under TCG.
-    pub cpu_model: Option<String>,
-    /// iothread ids to create (`-object iothread,id=…`).
-    pub iothreads: Vec<String>,
-    /// Where ttyS0 (the guest console) is written; created or truncated.
-    pub console_log: PathBuf,
-    /// Where ttyS1 (the agent channel) is written; created or truncated.
-    pub agent_channel: PathBuf,
-    /// Start with vCPUs stopped (`-S`): QEMU creates every vCPU thread but runs no guest
-    /// code until QMP `cont`, so threads are pinned before the guest runs, as libvirt does.
-    pub start_paused: bool,
-    /// Open a second QMP monitor (`mgmt.sock`, see [`Qemu::mgmt_socket`]) for the
-    /// `mgmt-poll` scenario, so polling never shares a connection with control commands.
-    pub mgmt_qmp: bool,
-}
-
-/// The second QMP socket's path for a given main QMP socket: `mgmt.sock` beside it.
-pub fn mgmt_socket_path(qmp_socket: &Path) -> PathBuf {
-    qmp_socket.with_file_name("mgmt.sock")
-}
-
-/// Escapes a value for QEMU's `key=value,…` option syntax (a `,` is written `,,`).
-fn opt_value(v: &OsStr) -> OsString {
-    let mut out = Vec::with_capacity(v.len());
-    for &b in v.as_bytes() {
-        out.push(b);
-        if b == b',' {
-            out.push(b',');
-        }
-    }
-    OsString::from_vec(out)
-}
-
-fn opt(prefix: &str, path: &Path) -> OsString {
-    let mut s = OsString::from(prefix);
-    s.push(opt_value(path.as_os_str()));
-    s
-}
-
-/// QEMU's argument vector (without the program) for `spec`, with QMP on `qmp_socket` (and,
-/// with `spec.mgmt_qmp`, a second monitor on [`mgmt_socket_path`], created first so it exists
-/// once `qmp_socket` does).
-pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
-    let mut a: Vec<OsString> = Vec::new();
-    let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
-    push(&[
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-    ]);
-    let name = spec.name.replace(',', "_");
-    push(&["-name", &format!("{name},debug-threads=on")]);
-    push(&["-accel", spec.accel.arg()]);
-    let cpu = spec
-        .cpu_model
-        .clone()
-        .or_else(|| (spec.accel == Accel::Kvm).then(|| "host".to_owned()));
-    if let Some(cpu) = cpu {
-        push(&["-cpu", &cpu]);
-    }
-    push(&[
-        "-smp",
-        &spec.vcpus.to_string(),
-        "-m",
-        &spec.memory_mib.to_string(),
-    ]);
-    for id in &spec.iothreads {
-        push(&["-object", &format!("iothread,id={}", id.replace(',', "_"))]);
-    }
-    a.push("-kernel".into());
-    a.push(spec.kernel.clone().into_os_string());
-    a.push("-initrd".into());
-    a.push(spec.initrd.clone().into_os_string());
-    a.push("-append".into());
-    a.push(spec.append.clone().into());
-    a.push("-chardev".into());
-    a.push(opt("file,id=console,path=", &spec.console_log));
-    a.push("-serial".into());
-    a.push("chardev:console".into());
-    a.push("-chardev".into());
-    a.push(opt("file,id=agent,path=", &spec.agent_channel));
-    a.push("-serial".into());
-    a.push("chardev:agent".into());
-    // ttyS2: the sink of the agent's `io` housekeeping load (guest-io scenario). Every byte is
-    // an emulated UART access that QEMU's emulator handles, and nothing is kept.
-    a.push("-chardev".into());
-    a.push("null,id=ioload".into());
-    a.push("-serial".into());
-    a.push("chardev:ioload".into());
-    if spec.start_paused {
-        a.push("-S".into());
-    }
-    let mut sockets = Vec::new();
-    if spec.mgmt_qmp {
-        sockets.push(mgmt_socket_path(qmp_socket));
-    }
-    sockets.push(qmp_socket.to_owned());
-    for sock in sockets {
-        a.push("-qmp".into());
-        let mut q = opt("unix:", &sock);
-        q.push(",server=on,wait=off");
-        a.push(q);
-    }
-    a
-}
-
-/// A private directory (mode 0700, from `mkdtemp`) for QEMU's sockets and logs, removed with
-/// its contents on drop. Created under `$XDG_RUNTIME_DIR` when set, else `/tmp`.
-#[derive(Debug)]
-pub struct RuntimeDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl RuntimeDir {
-    /// Creates `pinlat-XXXXXX` under `$XDG_RUNTIME_DIR` or `/tmp`.
-    pub fn new() -> Result<Self, QemuError> {
-        let parent = std::env::var_os("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute() && p.is_dir())
-            .unwrap_or_else(|| PathBuf::from("/tmp"));
-        Self::new_in(&parent)
-    }
-
-    /// Creates `pinlat-XXXXXX` under `parent`.
-    pub fn new_in(parent: &Path) -> Result<Self, QemuError> {
-        let path = nix::unistd::mkdtemp(&parent.join("pinlat-XXXXXX")).map_err(|source| {
-            QemuError::RuntimeDir {
-                parent: parent.to_owned(),
-                source,
-            }
-        })?;
-        Ok(RuntimeDir { path, keep: false })
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Leaves the directory on disk after drop (for debugging).
-    pub fn keep(&mut self) {
-        self.keep = true;
-    }
-}
-
-impl Drop for RuntimeDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
+/// Creates a [`RuntimeDir`] under `parent`.
+pub fn runtime_dir_in(parent: &Path) -> Result<RuntimeDir, QemuError> {
+    tempfile::Builder::new()
+        .prefix("pinlat-")
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .map_err(|source| QemuError::RuntimeDir {
+            parent: parent.to_owned(),
+            source,
+        })
 }
 
 /// A running QEMU. Dropping it kills the whole process group and reaps the child.
@@ -477,7 +255,7 @@ impl Qemu {
     /// `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child exits, so spawn from
     /// a thread that lives as long as the guest should (e.g. the main thread).
     pub fn spawn(binary: &QemuBinary, spec: &VmSpec) -> Result<Self, QemuError> {
-        Self::spawn_in(binary, spec, RuntimeDir::new()?)
+        Self::spawn_in(binary, spec, runtime_dir()?)
     }
 
     /// Starts QEMU using the given runtime directory.

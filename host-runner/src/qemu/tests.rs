@@ -13,9 +13,10 @@ fn spec() -> VmSpec {
         cpu_model: None,
         iothreads: vec!["io0".into()],
         console_log: "/out/a,b/console.log".into(),
-        agent_channel: "/out/agent.bin".into(),
+        agent_channel: AgentChannel::File("/out/agent.bin".into()),
         start_paused: false,
         mgmt_qmp: false,
+        devices: Vec::new(),
     }
 }
 
@@ -141,7 +142,7 @@ fn find_qemu_rules() {
 fn runtime_dir_is_private_and_removed() {
     let parent = tempfile::tempdir().unwrap();
     let path = {
-        let rd = RuntimeDir::new_in(parent.path()).unwrap();
+        let rd = runtime_dir_in(parent.path()).unwrap();
         let mode = fs::metadata(rd.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         fs::write(rd.path().join("x"), "y").unwrap();

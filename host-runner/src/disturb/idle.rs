@@ -1,0 +1,24 @@
+//! `idle`: nothing runs beside the measurement; the baseline every other scenario is read
+//! against.
+
+use pinlat::config::ScenarioKind;
+
+use super::{Disturbance, DisturbanceError, Outcome, Targets};
+
+/// The baseline.
+#[derive(Debug)]
+pub struct Idle;
+
+impl Disturbance for Idle {
+    fn kind(&self) -> ScenarioKind {
+        ScenarioKind::Idle
+    }
+
+    fn start(&mut self, _: &Targets) -> Result<(), DisturbanceError> {
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Outcome {
+        Outcome::default()
+    }
+}

@@ -1,0 +1,103 @@
+//! Disturbances: what a scenario makes happen while the guests measure, each one implementation
+//! of [`Disturbance`] in a file of its own (rtla's `tool_ops` is the model). A new scenario is a
+//! new file here and one arm in [`for_scenario`], never a new branch in the run engine.
+//!
+//! Lifecycle, driven by [`crate::engine`]:
+//! 1. [`Disturbance::prepare_agent`] and [`Disturbance::prepare_vm`] for every guest before it
+//!    is launched: agent loads, devices and monitors go into its [`AgentConfig`] and
+//!    [`VmSpec`];
+//! 2. [`Disturbance::start`] once every guest is booted, pinned and released;
+//! 3. [`Disturbance::stop`] when every guest has sent its results (so the load never competes
+//!    with the guests' power-off), or when the run ends otherwise; it says what was achieved.
+
+mod guest_io;
+pub mod host_stress;
+mod idle;
+mod mgmt_poll;
+
+use std::path::PathBuf;
+
+use pinlat::agentcfg::AgentConfig;
+use pinlat::config::{Scenario, ScenarioKind};
+use pinlat::cpuset::CpuSet;
+use pinlat::result::{MgmtPollStats, Warning};
+
+use crate::qemu::VmSpec;
+
+/// A disturbance could not start; the run fails in its `scenario` stage.
+#[derive(Debug, thiserror::Error)]
+pub enum DisturbanceError {
+    /// A guest that should be polled has no management monitor.
+    #[error("{scenario}: guest {guest} has no management QMP monitor")]
+    NoMonitor {
+        /// The scenario.
+        scenario: ScenarioKind,
+        /// The guest's index in the config.
+        guest: usize,
+    },
+    /// A thread or process of the disturbance could not be started.
+    #[error("{scenario}: cannot start {what}")]
+    Spawn {
+        /// The scenario.
+        scenario: ScenarioKind,
+        /// What was started.
+        what: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a started disturbance may use of the launched guests and the host.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    /// Per guest, in config order: its management QMP socket, when
+    /// [`Disturbance::prepare_vm`] asked for one.
+    pub mgmt_sockets: Vec<Option<PathBuf>>,
+    /// The host's housekeeping pCPUs (the config's host CPUs not used by any RT vCPU).
+    pub housekeeping_cpus: CpuSet,
+}
+
+/// What a disturbance did, for the run record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// `mgmt-poll` counters over every guest.
+    pub mgmt_poll: Option<MgmtPollStats>,
+    /// `mgmt-poll` counters per guest, in config order (`None`: that guest's poller failed).
+    pub per_guest_mgmt_poll: Vec<Option<MgmtPollStats>>,
+    /// Things the reader should know.
+    pub warnings: Vec<Warning>,
+    /// Why the disturbance did not do what the scenario asked (fails an otherwise good run).
+    pub problem: Option<String>,
+}
+
+/// One scenario's load on the guests or the host.
+pub trait Disturbance: Send {
+    /// The scenario it implements.
+    fn kind(&self) -> ScenarioKind;
+
+    /// Adds what the disturbance needs to the agent config of guest `index` (loads on its
+    /// housekeeping vCPUs) before it is written into the guest.
+    fn prepare_agent(&self, _index: usize, _agent: &mut AgentConfig) {}
+
+    /// Adds what the disturbance needs to the VM of guest `index` (devices, monitors) before
+    /// it is launched.
+    fn prepare_vm(&self, _index: usize, _vm: &mut VmSpec) {}
+
+    /// Starts the load once every guest runs.
+    fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError>;
+
+    /// Stops the load (idempotent) and says what it achieved; called at least once after a
+    /// successful `start`.
+    fn stop(&mut self) -> Outcome;
+}
+
+/// The disturbance of a configured scenario.
+pub fn for_scenario(s: &Scenario) -> Box<dyn Disturbance> {
+    match s.kind {
+        ScenarioKind::Idle => Box::new(idle::Idle),
+        ScenarioKind::MgmtPoll => Box::new(mgmt_poll::MgmtPollLoad::new(s.rate_hz)),
+        ScenarioKind::GuestIo => Box::new(guest_io::GuestIo),
+        ScenarioKind::HostStress => Box::new(host_stress::HostStressLoad::new(s.workers)),
+    }
+}

@@ -1,0 +1,139 @@
+//! The seam under the guest (hyperfine's `Executor` is the model): what the run engine needs
+//! of one launched guest, whatever launched it. [`QemuGuest`] is the real one (a QEMU process,
+//! its agent channel file, its console log, the pinner); the engine's unit tests drive a
+//! scripted one, so the deadline, hang, garbage, flood and early-exit logic is tested in
+//! milliseconds while the boot tests prove the real path.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use pinlat::wire::Command;
+
+use super::channel::PipeChannel;
+use crate::follow::log_tail;
+use crate::pin::Pinner;
+use crate::qemu::Qemu;
+use crate::qmp::QmpClient;
+
+/// Bytes a guest has written so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputBytes {
+    /// The console (ttyS0) log.
+    pub console: u64,
+    /// The agent channel (ttyS1).
+    pub channel: u64,
+}
+
+/// Resuming a paused guest failed.
+#[derive(Debug, thiserror::Error)]
+#[error("Cannot resume the guest (QMP cont)")]
+pub struct ResumeError(#[source] pub anyhow::Error);
+
+/// One launched guest, as the run engine drives it.
+pub trait GuestBackend: Send {
+    /// When the guest's process started.
+    fn started(&self) -> Instant;
+    /// Reads at most `max` new bytes of the agent channel into `out`; 0 when there are none.
+    fn read_channel(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize>;
+    /// Sizes of the guest's output so far.
+    fn output_bytes(&self) -> OutputBytes;
+    /// The exit status once the guest's process has exited.
+    fn exited(&mut self) -> Option<String>;
+    /// Waits for the process to exit until `deadline`; whether it did.
+    fn wait_exit(&mut self, deadline: Instant) -> bool;
+    /// Kills the process (idempotent).
+    fn kill(&mut self);
+    /// The console's last lines, for failure messages.
+    fn console_tail(&self) -> String;
+    /// Lets the guest's vCPUs run (QMP `cont`).
+    fn resume(&mut self) -> Result<(), ResumeError>;
+    /// Sends a command to the agent.
+    fn send(&mut self, cmd: &Command) -> io::Result<()>;
+    /// The management QMP socket, when the VM was given one.
+    fn mgmt_socket(&self) -> Option<PathBuf>;
+    /// The pinner of the guest's threads, when its placement can be read back.
+    fn pinner(&mut self) -> Option<&mut Pinner>;
+}
+
+/// The last non-empty lines of a console log, `|`-joined.
+pub fn console_tail(path: &Path) -> String {
+    let tail = log_tail(path, 2048);
+    let lines: Vec<&str> = tail.lines().filter(|l| !l.trim().is_empty()).collect();
+    let last = &lines[lines.len().saturating_sub(5)..];
+    if last.is_empty() {
+        "nothing".to_string()
+    } else {
+        last.join(" | ")
+    }
+}
+
+/// A QEMU process launched by [`super::launch::QemuLauncher`], paused with its placement
+/// applied until [`GuestBackend::resume`].
+pub struct QemuGuest {
+    /// The process.
+    pub qemu: Qemu,
+    /// Its threads' placement.
+    pub pinner: Pinner,
+    /// The control monitor, kept until the guest is resumed.
+    pub control: Option<QmpClient<std::os::unix::net::UnixStream>>,
+    /// The agent channel, both ways.
+    pub channel: PipeChannel,
+    /// The console log file.
+    pub console_log: PathBuf,
+}
+
+impl GuestBackend for QemuGuest {
+    fn started(&self) -> Instant {
+        self.qemu.started()
+    }
+
+    fn read_channel(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        self.channel.read_new(out, max)
+    }
+
+    fn output_bytes(&self) -> OutputBytes {
+        OutputBytes {
+            console: std::fs::metadata(&self.console_log)
+                .map(|m| m.len())
+                .unwrap_or(0),
+            channel: self.channel.bytes_read(),
+        }
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        self.qemu.try_wait().ok().flatten().map(|s| s.to_string())
+    }
+
+    fn wait_exit(&mut self, deadline: Instant) -> bool {
+        matches!(self.qemu.wait_until(deadline), Ok(Some(_)))
+    }
+
+    fn kill(&mut self) {
+        let _ = self.qemu.kill();
+    }
+
+    fn console_tail(&self) -> String {
+        console_tail(&self.console_log)
+    }
+
+    fn resume(&mut self) -> Result<(), ResumeError> {
+        if let Some(mut qmp) = self.control.take() {
+            qmp.execute("cont", None)
+                .map_err(|e| ResumeError(anyhow::Error::new(e)))?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, cmd: &Command) -> io::Result<()> {
+        self.channel.send(cmd)
+    }
+
+    fn mgmt_socket(&self) -> Option<PathBuf> {
+        self.qemu.mgmt_socket().map(Path::to_path_buf)
+    }
+
+    fn pinner(&mut self) -> Option<&mut Pinner> {
+        Some(&mut self.pinner)
+    }
+}

@@ -1,0 +1,224 @@
+//! One guest while it runs: its agent channel decoded frame by frame, every message checked
+//! for plausibility ([`crate::validate`]) before it enters the run record, the vCPU threads
+//! sampled from the host side, and the bound on what a flooding guest may write.
+
+use std::time::Instant;
+
+use pinlat::agentcfg::AgentConfig;
+use pinlat::result::GuestRun;
+use pinlat::wire::{Decoded, FrameDecoder, Message};
+
+use super::backend::GuestBackend;
+use super::drift::DriftTracker;
+use crate::pin::VcpuSampler;
+use crate::validate::Expect;
+
+/// Bytes read from one guest's agent channel per loop turn; bounds the work a flooding guest
+/// can cause per turn.
+pub const READ_CHUNK: usize = 1 << 20;
+/// Largest frame the runner accepts from a guest, bytes. The largest legitimate frame (a final
+/// result: one HDR histogram and the top-N events) is tens of KiB; anything longer is counted
+/// as oversize and dropped without being buffered.
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
+/// Largest console log or agent channel a guest may write in one run, bytes. A real run writes
+/// a few MiB at most (interval frames of tens of KiB per second per CPU).
+pub const MAX_OUTPUT_BYTES: u64 = 256 << 20;
+/// Reasons for refused guest messages kept per guest for the run's warnings; the rest are only
+/// counted.
+const MAX_REJECTION_REASONS: usize = 8;
+
+/// A launched guest and what it has said so far.
+pub struct LiveGuest {
+    /// The guest.
+    pub backend: Box<dyn GuestBackend>,
+    /// Its record, filled as messages arrive.
+    pub record: GuestRun,
+    /// The agent's frames.
+    pub decoder: FrameDecoder,
+    /// Host-side statistics of the vCPU threads.
+    pub sampler: VcpuSampler,
+    /// The agent sent `done`.
+    pub done: bool,
+    /// Final results the run needs from this guest.
+    pub finals_expected: usize,
+    /// Interval frames kept at most.
+    pub max_intervals: usize,
+    /// Interval frames beyond `max_intervals`, dropped.
+    pub dropped_intervals: u64,
+    /// What this run expects from the agent; messages that do not fit are refused.
+    pub expect: Expect,
+    /// Well-formed messages refused as implausible.
+    pub refused: u64,
+    /// The first reasons, for the warning.
+    pub refused_reasons: Vec<String>,
+    /// The run config put into the guest; its hello must echo it.
+    pub sent: AgentConfig,
+    /// When the hello arrived.
+    pub hello_at: Option<Instant>,
+    /// The host's `CLOCK_MONOTONIC` when the hello arrived, ns: maps the guest's clock to the
+    /// host's.
+    pub hello_mono_ns: Option<u64>,
+    /// When the guest was released (`cont`).
+    pub released: Option<Instant>,
+    /// Every read-back of the placement, judged.
+    pub drift: DriftTracker,
+    /// Read-backs that failed, and the first failure.
+    pub read_errors: (u64, Option<String>),
+}
+
+impl LiveGuest {
+    /// Whether every final result this guest owes has arrived (or it said `done`).
+    pub fn finished(&self) -> bool {
+        self.done || self.record.results.len() >= self.finals_expected
+    }
+
+    /// Reads and handles everything the agent has written to its channel so far.
+    pub fn pump(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        let boot = self.backend.started();
+        loop {
+            buf.clear();
+            if self.backend.read_channel(buf, READ_CHUNK)? == 0 {
+                return Ok(());
+            }
+            for d in self.decoder.feed(buf) {
+                let Decoded::Message(msg) = d else { continue };
+                self.handle(*msg, boot);
+            }
+            if buf.len() < READ_CHUNK {
+                return Ok(());
+            }
+        }
+    }
+
+    fn since_release_ms(&self) -> u64 {
+        self.released.map_or(0, |r| r.elapsed().as_millis() as u64)
+    }
+
+    /// Reads the placement back and judges it ([`DriftTracker`]); a failed read is counted.
+    pub fn check_placement(&mut self) {
+        let at_ms = self.since_release_ms();
+        let Some(p) = self.backend.pinner() else {
+            return;
+        };
+        match p.observe() {
+            Ok(t) => {
+                self.drift.observe(at_ms, &t, |x| p.is_degraded_only(x));
+                self.record.observed_end = t;
+            }
+            Err(e) => {
+                self.read_errors.0 += 1;
+                self.read_errors
+                    .1
+                    .get_or_insert_with(|| format!("{:#}", anyhow::Error::new(e)));
+            }
+        }
+    }
+
+    /// Samples the vCPU threads (context switches, CPUs seen) if the placement is readable.
+    pub fn sample_vcpus(&mut self) {
+        if let Some(p) = self.backend.pinner() {
+            if let Ok(t) = p.threads() {
+                self.sampler.sample(&t, &p.vcpu_tids());
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: Message, boot: Instant) {
+        let since_boot = || boot.elapsed().as_millis() as u64;
+        match msg {
+            Message::Hello(h) => {
+                if let Err(why) =
+                    self.expect
+                        .check_hello(&h, &self.sent, self.record.hello.is_some())
+                {
+                    self.refuse(why);
+                    return;
+                }
+                self.record.boot_to_hello_ms = Some(since_boot());
+                self.hello_at = Some(Instant::now());
+                self.hello_mono_ns = Some(pinlat::host::monotonic_ns());
+                self.record.hello = Some(h);
+            }
+            Message::Interval(iv) => {
+                if let Err(why) = self.expect.check_interval(&iv) {
+                    self.refuse(why);
+                    return;
+                }
+                if self.record.boot_to_first_sample_ms.is_none() {
+                    self.record.boot_to_first_sample_ms = Some(since_boot());
+                    // Host-side statistics cover the measurement, not boot and preheat.
+                    self.sampler = VcpuSampler::default();
+                    self.sample_vcpus();
+                }
+                if self.record.intervals.len() < self.max_intervals {
+                    self.record.intervals.push(iv);
+                } else {
+                    self.dropped_intervals += 1;
+                }
+            }
+            Message::Final(r) => {
+                let seen: pinlat::cpuset::CpuSet =
+                    self.record.results.iter().map(|r| r.cpu).collect();
+                if let Err(why) = self.expect.check_final(&r, &seen) {
+                    self.refuse(why);
+                    return;
+                }
+                if self.record.results.is_empty() {
+                    self.measurement_ended();
+                }
+                self.record.results.push(r);
+            }
+            Message::Error(e) => {
+                if self.record.agent_errors.len() < 64 {
+                    self.record.agent_errors.push(e);
+                }
+            }
+            Message::Done(_) => {
+                self.done = true;
+                self.record.boot_to_done_ms = Some(since_boot());
+            }
+        }
+    }
+
+    /// The measurement is over. QEMU may already be tearing down as the agent powers off, so a
+    /// read-back now only replaces the last periodic one if it still sees every thread.
+    fn measurement_ended(&mut self) {
+        let at_ms = self.since_release_ms();
+        let Some(p) = self.backend.pinner() else {
+            return;
+        };
+        if let Ok(t) = p.observe() {
+            self.drift.observe(at_ms, &t, |x| p.is_degraded_only(x));
+            if t.len() >= self.record.observed_end.len() {
+                self.record.observed_end = t;
+            }
+        }
+        let tids = p.vcpu_tids();
+        if let Ok(t) = p.threads() {
+            self.sampler.sample(&t, &tids);
+        }
+        self.record.vcpu_stats = self.sampler.finish(&tids, &self.record.planned);
+    }
+
+    /// A reason to stop when the guest's output outgrows anything a run writes (a guest
+    /// flooding the disk costs its run, never the results directory).
+    pub fn output_too_large(&self) -> Option<String> {
+        let out = self.backend.output_bytes();
+        (out.console > MAX_OUTPUT_BYTES || out.channel > MAX_OUTPUT_BYTES).then(|| {
+            format!(
+                "guest {} wrote more than {} MiB (console {} bytes, agent channel {} bytes): stopped",
+                self.record.guest,
+                MAX_OUTPUT_BYTES >> 20,
+                out.console,
+                out.channel
+            )
+        })
+    }
+
+    fn refuse(&mut self, reason: impl std::fmt::Display) {
+        self.refused += 1;
+        if self.refused_reasons.len() < MAX_REJECTION_REASONS {
+            self.refused_reasons.push(reason.to_string());
+        }
+    }
+}

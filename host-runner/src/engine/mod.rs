@@ -1,0 +1,316 @@
+//! The run engine: one run of the matrix, from launching its guests to its final
+//! [`RunRecord`] — including when it goes wrong.
+//!
+//! A run launches every guest of the layout paused, with its placement applied and verified
+//! ([`Launcher`]: [`launch::QemuLauncher`] for QEMU), releases them together, starts the
+//! scenario's disturbance ([`crate::disturb`]), watches the guests until they are done
+//! ([`monitor`]), and finishes the record ([`finish`]). Guests are driven through the
+//! [`backend::GuestBackend`] seam, so the loop's logic is unit-tested without QEMU.
+//!
+//! Failures never escape as errors: a guest that hangs, crashes or sends garbage costs this
+//! run (recorded as failed with its partial data), never the matrix.
+
+pub mod backend;
+pub mod channel;
+mod drift;
+mod finish;
+pub mod launch;
+pub mod live;
+mod monitor;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pinlat::agentcfg::AgentConfig;
+use pinlat::config::{Config, Guest, Scenario, Workload, WorkloadKind};
+use pinlat::kinds::Accel;
+use pinlat::plan::{GuestPlacement, LayoutPlan, Plan};
+use pinlat::result::{
+    run_name, GuestRun, RunRecord, RunStatus, Stage, Warning, RUN_SCHEMA_VERSION,
+};
+use pinlat::wire::FrameDecoder;
+
+use self::backend::GuestBackend;
+use self::live::{LiveGuest, MAX_FRAME_BYTES};
+use crate::disturb::{self, Disturbance, Targets};
+use crate::pin::VcpuSampler;
+use crate::store::unix_ms;
+use crate::validate::Expect;
+
+/// The slack of the run deadline: a run whose agent has not finished within twice its
+/// preheat + duration plus this, counted from its first hello, fails.
+pub const RUN_DEADLINE_SLACK: Duration = Duration::from_secs(30);
+
+/// What a launcher is asked to start for one guest of a run.
+pub struct LaunchRequest<'a> {
+    /// The run's name (`layout.scenario.workload.rN`), for file names.
+    pub run: &'a str,
+    /// The guest's index in the config.
+    pub index: usize,
+    /// The guest.
+    pub guest: &'a Guest,
+    /// Its planned placement.
+    pub placement: &'a GuestPlacement,
+    /// The agent's run config, final (the disturbance has prepared it).
+    pub agent: &'a AgentConfig,
+    /// `reports/<run-id>/`, where console logs and agent channels are kept.
+    pub result_dir: &'a Path,
+    /// The scenario's disturbance, to prepare the VM.
+    pub disturbance: &'a dyn Disturbance,
+}
+
+/// Starts guests: paused, with the placement applied and read back. One implementation per way
+/// of starting a VM (QEMU directly today).
+pub trait Launcher {
+    /// Launches one guest. Fills `record` (process id, console log, placement after pinning)
+    /// and may add warnings; on failure returns the failed status, the guest already stopped.
+    fn launch(
+        &self,
+        req: &LaunchRequest<'_>,
+        record: &mut GuestRun,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<Box<dyn GuestBackend>, RunStatus>;
+}
+
+/// Everything a run needs that does not change between runs.
+pub struct RunContext<'a> {
+    /// The checked config (with CLI overrides applied).
+    pub config: &'a Config,
+    /// The plan.
+    pub plan: &'a Plan,
+    /// The matrix id.
+    pub run_id: String,
+    /// `reports/<run-id>/`.
+    pub result_dir: PathBuf,
+    /// How guests are started.
+    pub launcher: &'a dyn Launcher,
+    /// The accelerator the guests run with.
+    pub accel: Accel,
+    /// Measured time per run, ms.
+    pub duration_ms: u64,
+    /// Added to twice the planned preheat + duration to make the host's run deadline
+    /// ([`RUN_DEADLINE_SLACK`] in `pinlat run`).
+    pub deadline_slack: Duration,
+    /// Set when the user asked to stop (SIGINT/SIGTERM).
+    pub interrupted: &'a dyn Fn() -> Option<&'static str>,
+}
+
+fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
+    GuestRun {
+        guest: placement.guest.clone(),
+        qemu_pid: None,
+        planned: placement.clone(),
+        observed_start: Vec::new(),
+        observed_end: Vec::new(),
+        vcpu_stats: Vec::new(),
+        hello: None,
+        results: Vec::new(),
+        intervals: Vec::new(),
+        agent_errors: Vec::new(),
+        frames: Default::default(),
+        boot_to_hello_ms: None,
+        boot_to_first_sample_ms: None,
+        boot_to_done_ms: None,
+        boot_to_exit_ms: None,
+        console_log: None,
+        mgmt_poll: None,
+        drift: Vec::new(),
+        new_thread_placement: None,
+        new_threads: Vec::new(),
+        window: None,
+    }
+}
+
+/// What the run expects of one guest's agent.
+fn live_guest(
+    ctx: &RunContext<'_>,
+    backend: Box<dyn GuestBackend>,
+    record: GuestRun,
+    workload: &Workload,
+    guest: &Guest,
+    sent: AgentConfig,
+) -> LiveGuest {
+    let rt = guest.realtime.len();
+    let finals_expected = match workload.kind {
+        WorkloadKind::Ring => 1,
+        _ => rt,
+    };
+    let intervals_per_cpu = (ctx.duration_ms / ctx.config.run.interval_ms.max(1)) as usize + 4;
+    LiveGuest {
+        backend,
+        record,
+        decoder: FrameDecoder::with_max_frame_bytes(MAX_FRAME_BYTES),
+        sampler: VcpuSampler::default(),
+        done: false,
+        finals_expected,
+        max_intervals: intervals_per_cpu * rt.max(1) * 2,
+        dropped_intervals: 0,
+        expect: Expect {
+            rt_cpus: guest.realtime.clone(),
+            workload: workload.kind,
+            planned_ns: workload
+                .preheat_ms
+                .saturating_add(ctx.duration_ms)
+                .saturating_mul(1_000_000),
+            deadline_slack_ns: ctx.deadline_slack.as_nanos() as u64,
+            // Late hand-offs stretch intervals, never add any: twice the nominal count is slack.
+            max_intervals: intervals_per_cpu as u64 * 2,
+        },
+        refused: 0,
+        refused_reasons: Vec::new(),
+        sent,
+        hello_at: None,
+        hello_mono_ns: None,
+        released: None,
+        drift: Default::default(),
+        read_errors: (0, None),
+    }
+}
+
+/// Executes one run of the matrix and returns its record. Never fails: failures are recorded.
+pub fn execute(
+    ctx: &RunContext<'_>,
+    layout: &LayoutPlan,
+    scenario: &Scenario,
+    workload: &Workload,
+    repetition: u32,
+) -> RunRecord {
+    let name = run_name(&layout.name, scenario.kind, workload.kind, repetition);
+    let started = Instant::now();
+    let mut record = RunRecord {
+        schema_version: RUN_SCHEMA_VERSION,
+        run_id: ctx.run_id.clone(),
+        name: name.clone(),
+        layout: layout.name.clone(),
+        layout_kind: layout.kind,
+        scenario: scenario.kind,
+        workload: workload.kind,
+        repetition,
+        accel: ctx.accel,
+        status: RunStatus::Ok,
+        started_unix_ms: unix_ms(),
+        wall_ms: 0,
+        duration_ms: ctx.duration_ms,
+        guests: layout.guests.iter().map(empty_guest_run).collect(),
+        mgmt_poll: None,
+        warnings: Vec::new(),
+        host_steal: None,
+        runner_max_rss_kib: None,
+    };
+    let mut disturbance = disturb::for_scenario(scenario);
+
+    // Launch every guest paused and pinned; stop at the first failure.
+    let mut live: Vec<LiveGuest> = Vec::new();
+    for (i, placement) in layout.guests.iter().enumerate() {
+        let guest = &ctx.config.guests[i];
+        let mut agent = crate::agent::agent_config(
+            guest,
+            workload,
+            ctx.duration_ms,
+            ctx.config.run.interval_ms,
+        );
+        agent.wait_for_go = true;
+        disturbance.prepare_agent(i, &mut agent);
+        let req = LaunchRequest {
+            run: &name,
+            index: i,
+            guest,
+            placement,
+            agent: &agent,
+            result_dir: &ctx.result_dir,
+            disturbance: disturbance.as_ref(),
+        };
+        let mut gr = record.guests[i].clone();
+        let launched = ctx.launcher.launch(&req, &mut gr, &mut record.warnings);
+        record.guests[i] = gr.clone();
+        match launched {
+            Ok(backend) => live.push(live_guest(ctx, backend, gr, workload, guest, agent)),
+            Err(status) => {
+                record.status = status;
+                break;
+            }
+        }
+    }
+
+    // Release every guest together, then disturb them.
+    if record.status.is_ok() {
+        for g in live.iter_mut() {
+            if let Err(e) = g.backend.resume() {
+                record.status =
+                    RunStatus::failed(Stage::Qmp, format!("{:#}", anyhow::Error::new(e)));
+                break;
+            }
+            g.released = Some(Instant::now());
+            if let Some(p) = g.backend.pinner() {
+                p.released();
+            }
+        }
+    }
+    if record.status.is_ok() {
+        let targets = Targets {
+            mgmt_sockets: live.iter().map(|g| g.backend.mgmt_socket()).collect(),
+            housekeeping_cpus: ctx.plan.housekeeping_cpus.clone(),
+        };
+        match disturbance.start(&targets) {
+            Ok(()) => {
+                let outcome = monitor::monitor(ctx, disturbance.as_mut(), &mut live, &mut record);
+                finish::apply_outcome(outcome, &mut live, &mut record);
+            }
+            Err(e) => {
+                record.status =
+                    RunStatus::failed(Stage::Scenario, format!("{:#}", anyhow::Error::new(e)));
+            }
+        }
+    }
+    finish::judge_guests(&mut live, &mut record);
+
+    // Whatever happened: every guest must be gone before the record is final.
+    for g in &mut live {
+        if g.done {
+            g.backend
+                .wait_exit(Instant::now() + Duration::from_secs(10));
+        }
+        g.backend.kill();
+        g.record.boot_to_exit_ms = Some(g.backend.started().elapsed().as_millis() as u64);
+    }
+    finish::collect_guests(live, &mut record);
+    record.wall_ms = started.elapsed().as_millis() as u64;
+    record.runner_max_rss_kib = runner_max_rss_kib();
+    record
+}
+
+/// `VmHWM` of this process, KiB.
+fn runner_max_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A short result line for progress output: the max of the RT CPUs, or the failure.
+pub fn summary_line(r: &RunRecord) -> String {
+    match &r.status {
+        RunStatus::Failed { stage, reason } => format!("FAILED ({stage}): {reason}"),
+        RunStatus::Ok => {
+            let mut worst: BTreeMap<&str, u64> = BTreeMap::new();
+            let mut samples = 0u64;
+            for g in &r.guests {
+                for c in &g.results {
+                    let e = worst.entry(g.guest.as_str()).or_default();
+                    *e = (*e).max(c.max_ns);
+                    samples += c.samples;
+                }
+            }
+            let max = worst.values().copied().max().unwrap_or(0);
+            format!(
+                "ok: {samples} samples, max {:.1} µs, {:.1} s",
+                max as f64 / 1000.0,
+                r.wall_ms as f64 / 1000.0
+            )
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The run engine driven through a scripted guest: what a hung, crashed, flooding, lying or
+//! garbage-sending guest does to its run, in milliseconds and without QEMU. The boot tests
+//! (`tests/guests/faults.rs`) prove the same on real guests.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use pinlat::agentcfg::AgentConfig;
+use pinlat::config::Config;
+use pinlat::cpuset::CpuSet;
+use pinlat::histo::{new_histogram, Hist};
+use pinlat::kinds::Accel;
+use pinlat::plan::Plan;
+use pinlat::result::{GuestRun, RunRecord, RunStatus, Stage, Warning};
+use pinlat::wire::{
+    encode, ClockInfo, ClockSource, CpuResult, Done, ErrorReport, Hello, Message, SystemFacts,
+    TopEvent, SCHEMA_VERSION,
+};
+
+use super::backend::{GuestBackend, OutputBytes, ResumeError};
+use super::{execute, LaunchRequest, Launcher, RunContext};
+use crate::pin::Pinner;
+
+/// What a scripted guest writes and when, counted from its launch.
+#[derive(Clone, Default)]
+struct Script {
+    /// Agent channel bytes, each released at its offset.
+    channel: Vec<(Duration, Vec<u8>)>,
+    /// The process exits at this offset with this status.
+    exit: Option<(Duration, &'static str)>,
+    /// Console bytes reported as written.
+    console_bytes: u64,
+}
+
+struct ScriptedGuest {
+    started: Instant,
+    script: Script,
+    next: usize,
+    written: u64,
+    killed: bool,
+}
+
+impl GuestBackend for ScriptedGuest {
+    fn started(&self) -> Instant {
+        self.started
+    }
+
+    fn read_channel(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let now = self.started.elapsed();
+        let mut n = 0;
+        while let Some((at, bytes)) = self.script.channel.get(self.next) {
+            if *at > now || n + bytes.len() > max {
+                break;
+            }
+            out.extend_from_slice(bytes);
+            n += bytes.len();
+            self.next += 1;
+        }
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn output_bytes(&self) -> OutputBytes {
+        OutputBytes {
+            console: self.script.console_bytes,
+            channel: self.written,
+        }
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        if self.killed {
+            return Some("signal: 9 (SIGKILL)".into());
+        }
+        self.script
+            .exit
+            .filter(|(at, _)| self.started.elapsed() >= *at)
+            .map(|(_, s)| s.to_string())
+    }
+
+    fn wait_exit(&mut self, deadline: Instant) -> bool {
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    fn kill(&mut self) {
+        self.killed = true;
+    }
+
+    fn console_tail(&self) -> String {
+        "Kernel panic - not syncing: scripted".into()
+    }
+
+    fn resume(&mut self) -> Result<(), ResumeError> {
+        Ok(())
+    }
+
+    fn send(&mut self, _: &pinlat::wire::Command) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn mgmt_socket(&self) -> Option<PathBuf> {
+        None
+    }
+
+    fn pinner(&mut self) -> Option<&mut Pinner> {
+        None
+    }
+}
+
+/// Launches scripted guests; `script(agent config)` writes each guest's script.
+struct ScriptedLauncher {
+    script: fn(&AgentConfig) -> Script,
+    launched: Mutex<usize>,
+}
+
+impl Launcher for ScriptedLauncher {
+    fn launch(
+        &self,
+        req: &LaunchRequest<'_>,
+        record: &mut GuestRun,
+        _: &mut Vec<Warning>,
+    ) -> Result<Box<dyn GuestBackend>, RunStatus> {
+        *self.launched.lock().unwrap() += 1;
+        record.console_log = Some(format!("console/{}.log", req.run));
+        Ok(Box::new(ScriptedGuest {
+            started: Instant::now(),
+            script: (self.script)(req.agent),
+            next: 0,
+            written: 0,
+            killed: false,
+        }))
+    }
+}
+
+const CONFIG: &str = r#"
+[run]
+duration_s = 1
+boot_timeout_s = 1
+[host]
+cpus = "0-1"
+[[guests]]
+name = "g"
+vcpus = 2
+[[layouts]]
+kind = "vcpu0"
+[[workloads]]
+kind = "busy-poll"
+preheat_ms = 0
+"#;
+
+fn frame(m: &Message) -> Vec<u8> {
+    encode(m).unwrap()
+}
+
+fn hello(cfg: &AgentConfig) -> Message {
+    Message::Hello(Hello {
+        schema_version: SCHEMA_VERSION,
+        agent_version: "test".into(),
+        facts: SystemFacts {
+            kernel_release: "6.1.0-rt".into(),
+            kernel_version: "#1 SMP PREEMPT_RT".into(),
+            preempt_rt: true,
+            clocksource: "tsc".into(),
+            cmdline: String::new(),
+            isolated_cpus: "1".into(),
+            cpu_count: 2,
+            clock: clock(),
+            devices: Default::default(),
+        },
+        config: cfg.clone(),
+        sent_mono_ns: None,
+    })
+}
+
+fn clock() -> ClockInfo {
+    ClockInfo {
+        source: ClockSource::Tsc,
+        tsc_hz: Some(2_300_000_000),
+        invariant_tsc: true,
+        calibration_spread_ppm: Some(3),
+    }
+}
+
+fn final_for(cpu: u32) -> Message {
+    let mut h = new_histogram();
+    for v in [100u64, 120, 5_000] {
+        h.record(v).unwrap();
+    }
+    Message::Final(CpuResult {
+        cpu,
+        workload: pinlat::config::WorkloadKind::BusyPoll,
+        peer_cpu: None,
+        clock: clock(),
+        duration_ns: 1_000_000_000,
+        start_mono_ns: None,
+        end_mono_ns: None,
+        cpu_dma_latency_held: None,
+        samples: 3,
+        min_ns: 100,
+        max_ns: 5_000,
+        overflow: 0,
+        backwards: 0,
+        missed_periods: 0,
+        top: vec![TopEvent {
+            offset_ns: 500_000,
+            latency_ns: 5_000,
+        }],
+        intervals: 1,
+        late_intervals: 0,
+        histogram: Hist(h),
+    })
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A guest that boots, measures and reports as the real agent does.
+fn good(cfg: &AgentConfig) -> Script {
+    Script {
+        channel: vec![
+            (ms(10), frame(&hello(cfg))),
+            (ms(30), frame(&final_for(1))),
+            (ms(40), frame(&Message::Done(Done { finals: 1 }))),
+        ],
+        exit: Some((ms(50), "exit status: 0")),
+        console_bytes: 0,
+    }
+}
+
+fn run(script: fn(&AgentConfig) -> Script, slack: Duration) -> (RunRecord, Duration) {
+    let config = Config::from_toml_str(CONFIG).unwrap();
+    let plan = Plan::new(&config, &CpuSet::parse("0-1").unwrap()).unwrap();
+    let launcher = ScriptedLauncher {
+        script,
+        launched: Mutex::new(0),
+    };
+    let never = || None;
+    let ctx = RunContext {
+        config: &config,
+        plan: &plan,
+        run_id: "test".into(),
+        result_dir: std::env::temp_dir(),
+        launcher: &launcher,
+        accel: Accel::Tcg,
+        duration_ms: 1000,
+        deadline_slack: slack,
+        interrupted: &never,
+    };
+    let t = Instant::now();
+    let r = execute(
+        &ctx,
+        &plan.layouts[0],
+        &config.scenarios[0],
+        &config.workloads[0],
+        1,
+    );
+    assert_eq!(*launcher.launched.lock().unwrap(), 1);
+    (r, t.elapsed())
+}
+
+fn failure(r: &RunRecord) -> (Stage, &str) {
+    match &r.status {
+        RunStatus::Failed { stage, reason } => (*stage, reason.as_str()),
+        RunStatus::Ok => panic!("run passed: {r:?}"),
+    }
+}
+
+#[test]
+fn a_guest_that_reports_makes_a_good_run() {
+    let (r, took) = run(good, ms(100));
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    let g = &r.guests[0];
+    assert_eq!(g.results.len(), 1);
+    assert!(g.hello.is_some() && g.boot_to_done_ms.is_some() && g.boot_to_exit_ms.is_some());
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert!(took < ms(2_000), "{took:?}");
+}
+
+#[test]
+fn no_hello_hits_the_boot_deadline_with_the_console() {
+    let (r, took) = run(|_| Script::default(), ms(100));
+    let (stage, reason) = failure(&r);
+    assert_eq!(stage, Stage::Boot);
+    assert!(
+        reason.contains("within 1 s (run.boot_timeout_s)"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("Kernel panic - not syncing: scripted"),
+        "{reason}"
+    );
+    assert!(took >= ms(1_000), "{took:?}");
+}
+
+#[test]
+fn a_hang_after_hello_hits_the_hosts_run_deadline() {
+    let (r, took) = run(
+        |cfg| Script {
+            channel: vec![(ms(10), frame(&hello(cfg)))],
+            ..Script::default()
+        },
+        ms(200),
+    );
+    let (stage, reason) = failure(&r);
+    assert_eq!(stage, Stage::Measure);
+    assert!(reason.starts_with("run deadline"), "{reason}");
+    // Twice the planned 1 s plus the slack, never what the guest says.
+    assert!(took >= ms(2_200), "{took:?}");
+    assert!(r.guests[0].hello.is_some());
+}
+
+#[test]
+fn a_guest_that_exits_early_fails_measure_and_keeps_what_it_said() {
+    let (r, _) = run(
+        |cfg| Script {
+            channel: vec![(ms(10), frame(&hello(cfg)))],
+            exit: Some((ms(60), "exit status: 1")),
+            console_bytes: 0,
+        },
+        ms(100),
+    );
+    let (stage, reason) = failure(&r);
+    assert_eq!(stage, Stage::Measure);
+    assert!(
+        reason.contains("exited (exit status: 1) before the agent finished"),
+        "{reason}"
+    );
+    assert!(r.guests[0].hello.is_some());
+}
+
+#[test]
+fn a_result_written_just_before_exit_is_kept() {
+    // The final and done arrive at the same instant the process exits.
+    let (r, _) = run(
+        |cfg| Script {
+            channel: vec![
+                (ms(10), frame(&hello(cfg))),
+                (
+                    ms(60),
+                    [
+                        frame(&final_for(1)),
+                        frame(&Message::Done(Done { finals: 1 })),
+                    ]
+                    .concat(),
+                ),
+            ],
+            exit: Some((ms(60), "exit status: 0")),
+            console_bytes: 0,
+        },
+        ms(100),
+    );
+    assert!(r.status.is_ok(), "{:?}", r.status);
+}
+
+#[test]
+fn garbage_is_counted_dropped_and_warned_about() {
+    let (r, _) = run(
+        |cfg| {
+            let mut s = good(cfg);
+            let mut bad = frame(&hello(cfg));
+            let n = bad.len();
+            bad[n - 3] ^= 0x20; // CRC mismatch
+            s.channel.insert(
+                1,
+                (
+                    ms(20),
+                    [
+                        b"\x00\xff random console noise\n".to_vec(),
+                        bad,
+                        b"PLF1 12 zz {}\n".to_vec(),
+                    ]
+                    .concat(),
+                ),
+            );
+            s
+        },
+        ms(100),
+    );
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    let f = &r.guests[0].frames;
+    assert_eq!((f.bad_crc, f.bad_header), (1, 1), "{f:?}");
+    assert!(
+        matches!(&r.warnings[..], [Warning::FramesRejected { stats, .. }] if stats.rejected() == 2)
+    );
+}
+
+#[test]
+fn a_flood_costs_the_run_not_the_runner() {
+    let (r, took) = run(
+        |cfg| Script {
+            console_bytes: 1 << 30,
+            ..good(cfg)
+        },
+        ms(100),
+    );
+    let (stage, reason) = failure(&r);
+    assert_eq!(stage, Stage::Collect);
+    assert!(reason.contains("wrote more than 256 MiB"), "{reason}");
+    assert!(took < ms(1_000), "{took:?}");
+}
+
+#[test]
+fn a_guest_that_could_not_hold_cpu_dma_latency_is_warned_about() {
+    let (r, _) = run(
+        |cfg| {
+            let mut s = good(cfg);
+            let Message::Final(mut f) = final_for(1) else {
+                unreachable!()
+            };
+            f.cpu_dma_latency_held = Some(false);
+            s.channel[1].1 = frame(&Message::Final(f));
+            s
+        },
+        ms(100),
+    );
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    assert!(
+        matches!(&r.warnings[..], [Warning::CpuDmaLatencyNotHeld { guest }] if guest == "g"),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[test]
+fn implausible_messages_are_refused_and_named() {
+    let (r, _) = run(
+        |cfg| Script {
+            channel: vec![
+                (ms(10), frame(&hello(cfg))),
+                // A result for CPU 0, which does not measure.
+                (ms(20), frame(&final_for(0))),
+                (ms(30), frame(&Message::Done(Done { finals: 1 }))),
+            ],
+            exit: Some((ms(40), "exit status: 0")),
+            console_bytes: 0,
+        },
+        ms(100),
+    );
+    let (stage, reason) = failure(&r);
+    assert_eq!(stage, Stage::Collect);
+    assert!(
+        reason.contains("sent 0 final results, expected 1"),
+        "{reason}"
+    );
+    assert!(
+        matches!(&r.warnings[..], [Warning::MessagesRefused { count: 1, .. }]),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[test]
+fn an_agent_error_fails_the_run_with_its_message() {
+    let (r, _) = run(
+        |cfg| Script {
+            channel: vec![
+                (ms(10), frame(&hello(cfg))),
+                (
+                    ms(20),
+                    frame(&Message::Error(ErrorReport {
+                        message: "Cannot pin thread to CPU 1".into(),
+                        cpu: Some(1),
+                    })),
+                ),
+            ],
+            exit: Some((ms(30), "exit status: 0")),
+            console_bytes: 0,
+        },
+        ms(100),
+    );
+    let (stage, reason) = failure(&r);
+    assert_eq!(stage, Stage::Agent);
+    assert!(reason.contains("Cannot pin thread to CPU 1"), "{reason}");
+}

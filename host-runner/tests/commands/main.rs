@@ -1,0 +1,24 @@
+//! Integration tests of `pinlat` that boot no guest: config checks and plan exports, bad
+//! input, the doctor on host snapshots, and calibrate's verdicts on recorded calibrations.
+//! One test binary, a module per topic (as ripgrep's `tests/tests.rs`); the tests that boot
+//! guests are in `tests/guests/`.
+
+mod badinput;
+mod calibrate;
+mod doctor;
+mod golden;
+mod invalid;
+mod security;
+
+use std::process::{Command, Output};
+
+use pinlat_test_infra::repo;
+
+/// Runs the `pinlat` binary with `args` from the repository root.
+pub fn pinlat(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pinlat"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("running pinlat")
+}

@@ -1,0 +1,505 @@
+//! Deterministic fixture runs: `RunRecord`s with known histograms, written as a results
+//! directory (`runs/*.json`, `plan.json`, `host.json`). The committed copies live under
+//! `tests/fixtures/runs-*/`; `PINLAT_BLESS=1 cargo test -p pinlat --test core -- --test-threads=1`
+//! rewrites them.
+
+use std::path::Path;
+
+use pinlat::agentcfg::AgentConfig;
+use pinlat::config::{Config, LayoutKind, ScenarioKind, WorkloadKind};
+use pinlat::cpuset::CpuSet;
+use pinlat::histo::{new_histogram, Hist};
+use pinlat::kinds::Accel;
+use pinlat::plan::{GuestPlacement, Plan, Sched, VcpuPlacement};
+use pinlat::result::{
+    run_name, GuestRun, HostPolicy, MeasureWindow, MgmtPollStats, ObservedThread, RunRecord,
+    RunStatus, ThreadRole, VcpuThreadStats, RUN_SCHEMA_VERSION,
+};
+use pinlat::schema::{HostFacts, LocalFacts, PlanFile};
+use pinlat::wire::{
+    ClockInfo, ClockSource, CpuResult, DecoderStats, Hello, IntervalReport, SystemFacts, TopEvent,
+};
+
+/// A small deterministic generator (Knuth's MMIX LCG).
+pub struct Lcg(u64);
+
+impl Lcg {
+    pub fn new(seed: u64) -> Self {
+        Lcg(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+    /// Uniform in lo..hi.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+/// One fixture run's description.
+#[derive(Clone, Copy)]
+pub struct Spec {
+    pub layout: &'static str,
+    pub kind: LayoutKind,
+    pub scenario: ScenarioKind,
+    pub workload: WorkloadKind,
+    pub rep: u32,
+    pub accel: Accel,
+    /// Tail latency range, ns, and one tail sample every `tail_every` samples.
+    pub tail_ns: (u64, u64),
+    pub tail_every: u64,
+    pub failed: bool,
+    pub samples: u64,
+    /// The clock the RT vCPUs measured with.
+    pub clock: ClockSource,
+    /// The guest kernel is PREEMPT_RT.
+    pub guest_rt: bool,
+}
+
+/// The clock the agent uses for a workload: the timer sleeps to `CLOCK_MONOTONIC` deadlines
+/// and reads that clock; busy-poll reads the TSC.
+pub fn clock_of(w: WorkloadKind) -> ClockSource {
+    match w {
+        WorkloadKind::Timer => ClockSource::Monotonic,
+        _ => ClockSource::Tsc,
+    }
+}
+
+const RT_VCPUS: [u32; 2] = [1, 2];
+const PERIOD_NS: u64 = 100_000;
+
+fn placement(kind: LayoutKind) -> (GuestPlacement, CpuSet) {
+    let vcpus = (0..3u32)
+        .map(|v| VcpuPlacement {
+            vcpu: v,
+            realtime: v != 0,
+            cpus: CpuSet::parse(&(v + 1).to_string()).unwrap(),
+            sched: if v == 0 { Sched::OTHER } else { Sched::fifo(1) },
+        })
+        .collect();
+    let emu = match kind {
+        LayoutKind::Share => "1-3",
+        LayoutKind::Vcpu0 => "1",
+        _ => "4",
+    };
+    let emu = CpuSet::parse(emu).unwrap();
+    (
+        GuestPlacement {
+            guest: "rt".into(),
+            pinned: true,
+            vcpus,
+            emulator_cpus: emu.clone(),
+            iothread_cpus: emu.clone(),
+        },
+        emu,
+    )
+}
+
+fn threads(p: &GuestPlacement, emu: &CpuSet) -> Vec<ObservedThread> {
+    let mut t: Vec<ObservedThread> = p
+        .vcpus
+        .iter()
+        .map(|v| ObservedThread {
+            tid: 1010 + v.vcpu as i32,
+            comm: format!("CPU {}/KVM", v.vcpu),
+            role: ThreadRole::Vcpu { vcpu: v.vcpu },
+            cpus: v.cpus.clone(),
+            policy: if v.realtime {
+                HostPolicy::Fifo
+            } else {
+                HostPolicy::Other
+            },
+            priority: if v.realtime { 1 } else { 0 },
+            planned_cpus: v.cpus.clone(),
+            planned_sched: v.sched,
+        })
+        .collect();
+    for (i, comm) in ["qemu-system-x86", "call_rcu", "IO mon_iothread"]
+        .iter()
+        .enumerate()
+    {
+        t.push(ObservedThread {
+            tid: 1000 + i as i32,
+            comm: comm.to_string(),
+            role: ThreadRole::Emulator,
+            cpus: emu.clone(),
+            policy: HostPolicy::Other,
+            priority: 0,
+            planned_cpus: emu.clone(),
+            planned_sched: Sched::OTHER,
+        });
+    }
+    t
+}
+
+/// Start of a fixture run, ms since the epoch.
+fn started_unix_ms(s: &Spec) -> u64 {
+    1_795_000_000_000 + u64::from(s.rep) * 60_000
+}
+
+/// The measurement window in the host's time: 2.5 s after the run started (QEMU launch, boot
+/// to hello 900 ms, the agent's 1 s preheat, and the rest), known to 5 ms under TCG.
+fn window(s: &Spec) -> MeasureWindow {
+    let start = started_unix_ms(s) + 2_500;
+    MeasureWindow {
+        start_unix_ms: start,
+        end_unix_ms: start + s.samples * PERIOD_NS / 1_000_000,
+        uncertainty_ms: if s.accel == Accel::Tcg { 5 } else { 0 },
+    }
+}
+
+/// The agent's hello: the guest's facts and the config it ran.
+fn hello(s: &Spec, clock: ClockInfo) -> Hello {
+    let (release, version) = if s.guest_rt {
+        ("6.1.0-fixture-rt-amd64", "#1 SMP PREEMPT_RT fixture")
+    } else {
+        ("6.1.0-fixture-amd64", "#1 SMP PREEMPT_DYNAMIC fixture")
+    };
+    Hello {
+        schema_version: pinlat::wire::SCHEMA_VERSION,
+        agent_version: "0.1.0".into(),
+        facts: SystemFacts {
+            kernel_release: release.into(),
+            kernel_version: version.into(),
+            preempt_rt: s.guest_rt,
+            clocksource: "tsc".into(),
+            cmdline: "console=ttyS0 isolcpus=1-2".into(),
+            isolated_cpus: "1-2".into(),
+            cpu_count: 3,
+            clock,
+            devices: Default::default(),
+        },
+        config: AgentConfig::new(
+            s.workload,
+            RT_VCPUS.to_vec(),
+            s.samples * PERIOD_NS / 1_000_000,
+        ),
+        sent_mono_ns: None,
+    }
+}
+
+/// Builds one run record.
+pub fn record(run_id: &str, s: &Spec) -> RunRecord {
+    let name = run_name(s.layout, s.scenario, s.workload, s.rep);
+    let (planned, emu) = placement(s.kind);
+    let workload = s.workload;
+    let clock = ClockInfo {
+        source: s.clock,
+        tsc_hz: (s.clock == ClockSource::Tsc).then_some(2_000_000_000),
+        invariant_tsc: true,
+        calibration_spread_ppm: (s.clock == ClockSource::Tsc).then_some(12),
+    };
+    let mut results = Vec::new();
+    let mut intervals = Vec::new();
+    if !s.failed {
+        for &cpu in &RT_VCPUS {
+            let mut rng = Lcg::new(
+                (name.len() as u64) << 32
+                    ^ u64::from(cpu) << 24
+                    ^ u64::from(s.rep) << 16
+                    ^ name.bytes().map(u64::from).sum::<u64>(),
+            );
+            let mut halves = [new_histogram(), new_histogram()];
+            let mut all = new_histogram();
+            let mut top: Vec<TopEvent> = Vec::new();
+            let (mut min, mut max) = (u64::MAX, 0);
+            for i in 0..s.samples {
+                let v = if i % s.tail_every == s.tail_every / 2 {
+                    rng.range(s.tail_ns.0, s.tail_ns.1)
+                } else {
+                    match s.workload {
+                        WorkloadKind::BusyPoll => rng.range(40, 90),
+                        _ => rng.range(2_000, 9_000),
+                    }
+                };
+                let half = usize::from(i >= s.samples / 2);
+                halves[half].record(v).unwrap();
+                all.record(v).unwrap();
+                min = min.min(v);
+                max = max.max(v);
+                top.push(TopEvent {
+                    offset_ns: (i + 1) * PERIOD_NS,
+                    latency_ns: v,
+                });
+                top.sort_by_key(|e| std::cmp::Reverse(e.latency_ns));
+                top.truncate(5);
+            }
+            let dur = s.samples * PERIOD_NS;
+            for (idx, h) in halves.into_iter().enumerate() {
+                intervals.push(IntervalReport {
+                    cpu,
+                    workload,
+                    index: idx as u64,
+                    start_offset_ns: idx as u64 * dur / 2,
+                    end_offset_ns: (idx as u64 + 1) * dur / 2,
+                    samples: h.len(),
+                    overflow: 0,
+                    histogram: Hist(h),
+                });
+            }
+            results.push(CpuResult {
+                cpu,
+                workload,
+                peer_cpu: None,
+                clock,
+                duration_ns: dur,
+                start_mono_ns: None,
+                end_mono_ns: None,
+                cpu_dma_latency_held: None,
+                samples: s.samples,
+                min_ns: min,
+                max_ns: max,
+                overflow: 0,
+                backwards: 0,
+                missed_periods: 0,
+                top,
+                intervals: 2,
+                late_intervals: 0,
+                histogram: Hist(all),
+            });
+        }
+    }
+    let observed = threads(&planned, &emu);
+    RunRecord {
+        schema_version: RUN_SCHEMA_VERSION,
+        run_id: run_id.into(),
+        name,
+        layout: s.layout.into(),
+        layout_kind: s.kind,
+        scenario: s.scenario,
+        workload: s.workload,
+        repetition: s.rep,
+        accel: s.accel,
+        status: if s.failed {
+            RunStatus::Failed {
+                stage: pinlat::result::Stage::Boot,
+                reason: "guest never sent hello within 60 s".into(),
+            }
+        } else {
+            RunStatus::Ok
+        },
+        started_unix_ms: started_unix_ms(s),
+        wall_ms: 9_000,
+        duration_ms: s.samples * PERIOD_NS / 1_000_000,
+        guests: vec![GuestRun {
+            guest: "rt".into(),
+            qemu_pid: Some(999),
+            planned: planned.clone(),
+            observed_start: observed.clone(),
+            observed_end: if s.failed { Vec::new() } else { observed },
+            vcpu_stats: planned
+                .vcpus
+                .iter()
+                .map(|v| VcpuThreadStats {
+                    vcpu: v.vcpu,
+                    tid: 1010 + v.vcpu as i32,
+                    realtime: v.realtime,
+                    voluntary_ctxt_switches: 3,
+                    nonvoluntary_ctxt_switches: if v.realtime { 2 } else { 40 },
+                    migrations: Some(0),
+                    cpus_seen: v.cpus.clone(),
+                    samples: 10,
+                })
+                .collect(),
+            // A failed boot never said hello.
+            hello: (!s.failed).then(|| hello(s, clock)),
+            results,
+            intervals,
+            agent_errors: Vec::new(),
+            frames: DecoderStats::default(),
+            boot_to_hello_ms: Some(900),
+            boot_to_first_sample_ms: Some(1_400),
+            boot_to_done_ms: None,
+            boot_to_exit_ms: None,
+            console_log: None,
+            mgmt_poll: None,
+            drift: Vec::new(),
+            new_thread_placement: None,
+            new_threads: Vec::new(),
+            window: (!s.failed).then(|| window(s)),
+        }],
+        mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
+            rate_hz: 20,
+            rounds: 40,
+            errors: 0,
+            queries: vec!["query-cpus-fast".into()],
+        }),
+        warnings: Vec::new(),
+        host_steal: None,
+        runner_max_rss_kib: Some(12_000),
+    }
+}
+
+/// The "basic" set: 3 layouts × 2 scenarios × 2 workloads × 2 repetitions under KVM. Under
+/// mgmt-poll the timer tail of `share` is far worse than the others'; busy-poll is the same
+/// everywhere. 50 000 samples per RT vCPU: a group merges 200 000, enough for p99.99 to have 20
+/// samples beyond it (not max-bound), so the verdicts rank at p99.99.
+pub fn basic_specs() -> Vec<Spec> {
+    let mut v = Vec::new();
+    for (layout, kind) in [
+        ("share", LayoutKind::Share),
+        ("vcpu0", LayoutKind::Vcpu0),
+        ("isolate", LayoutKind::Isolate),
+    ] {
+        for scenario in [ScenarioKind::Idle, ScenarioKind::MgmtPoll] {
+            for workload in [WorkloadKind::BusyPoll, WorkloadKind::Timer] {
+                for rep in 1..=2 {
+                    let tail_ns = match (workload, scenario, kind) {
+                        (WorkloadKind::BusyPoll, _, _) => (1_000, 3_000),
+                        (_, ScenarioKind::MgmtPoll, LayoutKind::Share) => (120_000, 160_000),
+                        (_, ScenarioKind::MgmtPoll, LayoutKind::Vcpu0) => (20_000, 30_000),
+                        _ => (12_000, 20_000),
+                    };
+                    v.push(Spec {
+                        layout,
+                        kind,
+                        scenario,
+                        workload,
+                        rep,
+                        accel: Accel::Kvm,
+                        tail_ns,
+                        tail_every: 2_000,
+                        failed: false,
+                        samples: 50_000,
+                        clock: clock_of(workload),
+                        guest_rt: true,
+                    });
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The "tcg" set: share and vcpu0, idle × timer, 1 repetition under TCG, plus a failed second
+/// repetition of vcpu0 (and, written separately, an unreadable file). Its guest kernel is not
+/// PREEMPT_RT.
+pub fn tcg_specs() -> Vec<Spec> {
+    let base = Spec {
+        layout: "share",
+        kind: LayoutKind::Share,
+        scenario: ScenarioKind::Idle,
+        workload: WorkloadKind::Timer,
+        rep: 1,
+        accel: Accel::Tcg,
+        tail_ns: (300_000, 900_000),
+        tail_every: 500,
+        failed: false,
+        samples: 5_000,
+        clock: ClockSource::Monotonic,
+        guest_rt: false,
+    };
+    vec![
+        base,
+        Spec {
+            layout: "vcpu0",
+            kind: LayoutKind::Vcpu0,
+            tail_ns: (200_000, 400_000),
+            ..base
+        },
+        Spec {
+            layout: "vcpu0",
+            kind: LayoutKind::Vcpu0,
+            rep: 2,
+            failed: true,
+            ..base
+        },
+    ]
+}
+
+/// The host the fixture runs were "measured" on.
+fn host_facts() -> HostFacts {
+    HostFacts {
+        schema_version: pinlat::schema::HOST_SCHEMA_VERSION,
+        pinlat_version: "0.1.0".into(),
+        local: LocalFacts {
+            kernel_release: "6.1.0-fixture-rt-amd64".into(),
+            kernel_version: "#1 SMP PREEMPT_RT fixture".into(),
+            preempt_rt: true,
+            cmdline: "isolcpus=1-4 nohz_full=1-4".into(),
+            cpu_model: "Fixture CPU".into(),
+            online_cpus: CpuSet::parse("0-5").unwrap(),
+            isolated_cpus: CpuSet::parse("1-4").unwrap(),
+            nohz_full_cpus: CpuSet::parse("1-4").unwrap(),
+            sched_rt_runtime_us: Some(-1),
+        },
+        accel: Accel::Kvm,
+        accel_note: None,
+        qemu_path: "/usr/bin/qemu-system-x86_64".into(),
+        qemu_version: "QEMU emulator version 7.2.0".into(),
+        guest_kernel: "/boot/vmlinuz-6.1.0-fixture-rt-amd64".into(),
+        guest_kernel_source: "explicit path".into(),
+        can_set_realtime: true,
+        agent_path: "/usr/lib/pinlat/pinlat-agent".into(),
+    }
+}
+
+/// The config the fixture sets stand for, with `budgets` (TOML `[budgets.*]` tables).
+fn plan_file(run_id: &str, runs: Vec<String>, budgets: &str) -> PlanFile {
+    let toml = format!(
+        "[host]\ncpus = \"0-5\"\n\
+         [[guests]]\nname = \"rt\"\nvcpus = 3\nrealtime_mask = \"^0\"\n\
+         [[layouts]]\nkind = \"share\"\n[[layouts]]\nkind = \"vcpu0\"\n[[layouts]]\nkind = \"isolate\"\n\
+         [[scenarios]]\nkind = \"idle\"\n[[scenarios]]\nkind = \"mgmt-poll\"\n\
+         [[workloads]]\nkind = \"busy-poll\"\n[[workloads]]\nkind = \"timer\"\n{budgets}"
+    );
+    let config = Config::from_toml_str(&toml).unwrap();
+    let plan = Plan::new(&config, &CpuSet::parse("0-5").unwrap()).unwrap();
+    PlanFile {
+        schema_version: pinlat::schema::PLAN_SCHEMA_VERSION,
+        run_id: run_id.into(),
+        config_path: "fixture.toml".into(),
+        config,
+        plan,
+        runs,
+    }
+}
+
+/// Writes a results directory for `specs` under `dir` (`runs/`, `plan.json`, `host.json`).
+pub fn write_dir(dir: &Path, run_id: &str, specs: &[Spec], budgets: &str) {
+    std::fs::create_dir_all(dir.join("runs")).unwrap();
+    let mut names = Vec::new();
+    for s in specs {
+        let r = record(run_id, s);
+        names.push(r.name.clone());
+        let mut text = serde_json::to_string_pretty(&r).unwrap();
+        text.push('\n');
+        std::fs::write(dir.join("runs").join(r.file_name()), text).unwrap();
+    }
+    std::fs::write(
+        dir.join("plan.json"),
+        pretty(&plan_file(run_id, names, budgets)),
+    )
+    .unwrap();
+    std::fs::write(dir.join("host.json"), pretty(&host_facts())).unwrap();
+}
+
+/// Budgets of the basic set: timer p99.99 ≤ 50 µs and max ≤ 200 µs; busy-poll max ≤ 10 µs.
+pub fn basic_budgets() -> &'static str {
+    "[budgets.timer]\nmax_us = 200\npercentile = 99.99\npercentile_us = 50\n\
+     [budgets.busy-poll]\nmax_us = 10\n"
+}
+
+/// Pretty JSON with a final newline, as pinlat writes its files.
+fn pretty<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap() + "\n"
+}
+
+/// Writes the basic set.
+pub fn write_basic(dir: &Path) {
+    write_dir(dir, "fixture-basic", &basic_specs(), basic_budgets());
+}
+
+/// Writes the TCG set, with an unreadable (truncated) run file.
+pub fn write_tcg(dir: &Path) {
+    write_dir(dir, "fixture-tcg", &tcg_specs(), "");
+    std::fs::write(
+        dir.join("runs/share.idle.busy-poll.r1.json"),
+        "{\"schema_version\": 1, \"run_id\": \"fixture-tcg\", \"name\": ",
+    )
+    .unwrap();
+}

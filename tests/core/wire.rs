@@ -1,0 +1,363 @@
+//! Frame codec and histogram export: round trips, corruption, truncation, oversize, `\r\n`,
+//! console noise, and property tests of the streaming decoder.
+
+use pinlat::agentcfg::AgentConfig;
+use pinlat::histo::{self, Hist};
+use pinlat::kinds::WorkloadKind;
+use pinlat::wire::{
+    encode, encode_body, ClockInfo, ClockSource, CpuResult, Decoded, DeviceFacts, Done,
+    ErrorReport, FrameDecoder, FrameWriter, Hello, IntervalReport, Message, ModuleLoad, Rejection,
+    SystemFacts, TopEvent, VirtioDevice, SCHEMA_VERSION,
+};
+use proptest::prelude::*;
+
+fn hist(values: &[u64]) -> Hist {
+    let mut h = histo::new_histogram();
+    for &v in values {
+        h.record(v).unwrap();
+    }
+    Hist(h)
+}
+
+fn clock() -> ClockInfo {
+    ClockInfo {
+        source: ClockSource::Tsc,
+        tsc_hz: Some(2_600_000_000),
+        invariant_tsc: true,
+        calibration_spread_ppm: None,
+    }
+}
+
+fn sample_messages() -> Vec<Message> {
+    vec![
+        Message::Hello(Hello {
+            schema_version: SCHEMA_VERSION,
+            agent_version: "0.1.0".into(),
+            facts: SystemFacts {
+                kernel_release: "6.1.0-rt".into(),
+                kernel_version: "#1 SMP PREEMPT_RT".into(),
+                preempt_rt: true,
+                clocksource: "tsc".into(),
+                cmdline: "console=ttyS0 isolcpus=1-3 \"quoted\"".into(),
+                isolated_cpus: "1-3".into(),
+                cpu_count: 4,
+                clock: clock(),
+                devices: DeviceFacts {
+                    modules: vec![ModuleLoad {
+                        name: "virtio_blk".into(),
+                        load_ns: 1_234_567,
+                        already_loaded: false,
+                    }],
+                    modules_load_ns: Some(2_000_000),
+                    virtio: vec![VirtioDevice {
+                        bus_id: "virtio0".into(),
+                        kind: "block".into(),
+                        name: "vda".into(),
+                        driver: Some("virtio_blk".into()),
+                    }],
+                },
+            },
+            config: AgentConfig::new(WorkloadKind::BusyPoll, vec![1, 2, 3], 10_000),
+            sent_mono_ns: None,
+        }),
+        Message::Interval(IntervalReport {
+            cpu: 2,
+            workload: WorkloadKind::BusyPoll,
+            index: 7,
+            start_offset_ns: 7_000_000_000,
+            end_offset_ns: 8_000_000_013,
+            samples: 5,
+            overflow: 1,
+            histogram: hist(&[15, 15, 16, 1_000_000]),
+        }),
+        Message::Final(CpuResult {
+            cpu: 3,
+            workload: WorkloadKind::Ring,
+            peer_cpu: Some(2),
+            clock: clock(),
+            duration_ns: 10_000_000_000,
+            start_mono_ns: None,
+            end_mono_ns: None,
+            cpu_dma_latency_held: None,
+            samples: 3,
+            min_ns: 90,
+            max_ns: 12_345,
+            overflow: 0,
+            backwards: 0,
+            missed_periods: 0,
+            top: vec![TopEvent {
+                offset_ns: 5,
+                latency_ns: 12_345,
+            }],
+            intervals: 10,
+            late_intervals: 0,
+            histogram: hist(&[90, 100, 12_345]),
+        }),
+        Message::Error(ErrorReport {
+            message: "Measuring thread on CPU 1: Cannot pin thread\nsecond line \u{1F600}".into(),
+            cpu: Some(1),
+        }),
+        Message::Done(Done { finals: 3 }),
+    ]
+}
+
+fn messages(out: Vec<Decoded>) -> Vec<Message> {
+    out.into_iter()
+        .filter_map(|d| match d {
+            Decoded::Message(m) => Some(*m),
+            Decoded::Rejected(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_message_round_trips() {
+    let msgs = sample_messages();
+    let mut bytes = Vec::new();
+    let mut w = FrameWriter::new(&mut bytes);
+    for m in &msgs {
+        w.send(m).unwrap();
+    }
+    assert_eq!(
+        bytes.iter().filter(|&&b| b == b'\n').count(),
+        msgs.len(),
+        "one line per frame"
+    );
+    let mut d = FrameDecoder::new();
+    assert_eq!(messages(d.feed(&bytes)), msgs);
+    assert_eq!(d.stats().frames, msgs.len() as u64);
+    assert_eq!(d.stats().rejected(), 0);
+}
+
+#[test]
+fn crlf_and_console_noise_are_tolerated() {
+    let msgs = sample_messages();
+    let mut bytes = b"[    0.000000] Linux version 6.1.0\r\n\r\nrandom PLF noise\n".to_vec();
+    for m in &msgs {
+        let mut f = encode(m).unwrap();
+        f.pop();
+        f.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(&f);
+        bytes.extend_from_slice(b"login: \x00\xff\xfe garbage\r\n");
+    }
+    let mut d = FrameDecoder::new();
+    assert_eq!(messages(d.feed(&bytes)), msgs);
+    assert_eq!(d.stats().rejected(), 0);
+    assert_eq!(d.stats().noise_lines, 3 + msgs.len() as u64);
+}
+
+#[test]
+fn noise_before_the_magic_on_the_same_line_is_skipped() {
+    let m = Message::Done(Done { finals: 1 });
+    let mut bytes = b"\x1b[0mprintk without newline ".to_vec();
+    bytes.extend_from_slice(&encode(&m).unwrap());
+    let mut d = FrameDecoder::new();
+    assert_eq!(messages(d.feed(&bytes)), vec![m]);
+}
+
+#[test]
+fn corruption_is_rejected_and_counted() {
+    let good = encode(&sample_messages()[3]).unwrap();
+    let body_at = good.len() - 10;
+
+    // Flipped body byte: CRC mismatch.
+    let mut bad_crc = good.clone();
+    bad_crc[body_at] ^= 0x01;
+    // Body with a changed length field.
+    let text = String::from_utf8(good.clone()).unwrap();
+    let len: usize = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let bad_len = text.replacen(&format!(" {len} "), &format!(" {} ", len + 1), 1);
+    // Valid frame, invalid message.
+    let bad_json = encode_body(br#"{"type":"nonsense"}"#);
+    // Header garbage.
+    let bad_header = b"PLF1 12x 00000000 {}\n".to_vec();
+    // Truncated: the line ends early (guest died mid-frame, then printed something).
+    let mut truncated = good[..good.len() / 2].to_vec();
+    truncated.push(b'\n');
+
+    let mut d = FrameDecoder::new();
+    let mut out = Vec::new();
+    for f in [
+        &bad_crc,
+        bad_len.as_bytes(),
+        &bad_json,
+        &bad_header,
+        &truncated,
+        &good,
+    ] {
+        out.extend(d.feed(f));
+    }
+    let kinds: Vec<_> = out
+        .iter()
+        .map(|d| match d {
+            Decoded::Message(_) => "ok",
+            Decoded::Rejected(Rejection::BadCrc { .. }) => "crc",
+            Decoded::Rejected(Rejection::BadLength { .. }) => "len",
+            Decoded::Rejected(Rejection::BadJson(_)) => "json",
+            Decoded::Rejected(Rejection::BadHeader) => "header",
+            Decoded::Rejected(Rejection::Oversize { .. }) => "oversize",
+        })
+        .collect();
+    assert_eq!(kinds, ["crc", "len", "json", "header", "len", "ok"]);
+    let s = d.stats();
+    assert_eq!(
+        (s.bad_crc, s.bad_length, s.bad_json, s.bad_header, s.frames),
+        (1, 2, 1, 1, 1)
+    );
+}
+
+#[test]
+fn truncated_last_frame_at_end_of_stream() {
+    let good = encode(&Message::Done(Done { finals: 1 })).unwrap();
+    let mut d = FrameDecoder::new();
+    assert!(d.feed(&good[..good.len() - 5]).is_empty());
+    let out = d.finish();
+    assert!(matches!(
+        out.as_slice(),
+        [Decoded::Rejected(Rejection::BadLength { .. })]
+    ));
+    assert_eq!(d.stats().bad_length, 1);
+}
+
+#[test]
+fn oversize_frames_are_dropped_by_declared_or_actual_size() {
+    let mut d = FrameDecoder::with_max_frame_bytes(1_000);
+    let big = encode(&Message::Error(ErrorReport {
+        message: "x".repeat(5_000),
+        cpu: None,
+    }))
+    .unwrap();
+    // Declared too large but line short: rejected on the header.
+    let liar = b"PLF1 999999999 00000000 {}\n";
+    let small = encode(&Message::Done(Done { finals: 0 })).unwrap();
+    let mut out = Vec::new();
+    for c in big.chunks(100) {
+        out.extend(d.feed(c));
+    }
+    out.extend(d.feed(liar));
+    out.extend(d.feed(&small));
+    assert_eq!(d.stats().oversize, 2);
+    assert_eq!(messages(out), vec![Message::Done(Done { finals: 0 })]);
+    // A long noise line is noise, not an oversize frame.
+    let mut noise = vec![b'a'; 10_000];
+    noise.push(b'\n');
+    d.feed(&noise);
+    assert_eq!(d.stats().oversize, 2);
+}
+
+#[test]
+fn histogram_export_keeps_identical_counts() {
+    let mut h = histo::new_histogram();
+    for i in 0..100_000u64 {
+        h.record(1 + (i * i) % 50_000_000_000).unwrap();
+    }
+    let text = histo::encode_base64(&h).unwrap();
+    let back = histo::decode_base64(&text).unwrap();
+    assert_eq!(back.len(), h.len());
+    for v in h.iter_recorded() {
+        assert_eq!(back.count_at(v.value_iterated_to()), v.count_at_value());
+    }
+    assert_eq!(back.min(), h.min());
+    assert_eq!(back.max(), h.max());
+}
+
+fn arb_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (any::<String>(), proptest::option::of(any::<u32>()))
+            .prop_map(|(message, cpu)| Message::Error(ErrorReport { message, cpu })),
+        (
+            any::<u32>(),
+            any::<u64>(),
+            proptest::collection::vec(1u64..100_000_000_000, 0..50)
+        )
+            .prop_map(|(cpu, index, values)| {
+                let h = hist(
+                    &values
+                        .iter()
+                        .copied()
+                        .filter(|&v| v <= 60_000_000_000)
+                        .collect::<Vec<_>>(),
+                );
+                Message::Interval(IntervalReport {
+                    cpu,
+                    workload: WorkloadKind::Timer,
+                    index,
+                    start_offset_ns: index,
+                    end_offset_ns: index.saturating_add(1),
+                    samples: values.len() as u64,
+                    overflow: values.iter().filter(|&&v| v > 60_000_000_000).count() as u64,
+                    histogram: h,
+                })
+            }),
+        any::<u32>().prop_map(|finals| Message::Done(Done { finals })),
+    ]
+}
+
+/// Console noise: never contains the magic nor a newline inside a line.
+fn arb_noise() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..80).prop_map(|mut v| {
+        v.retain(|&b| b != b'\n' && b != b'P');
+        v.push(b'\n');
+        v
+    })
+}
+
+proptest! {
+    #[test]
+    fn decoder_never_panics_on_arbitrary_bytes(
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..20),
+        max in 0usize..300,
+    ) {
+        let mut d = FrameDecoder::with_max_frame_bytes(max);
+        for c in &chunks {
+            d.feed(c);
+        }
+        d.finish();
+    }
+
+    #[test]
+    fn decoder_never_panics_on_damaged_frames(
+        msg in arb_message(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut f = encode(&msg).unwrap();
+        for (i, b) in flips {
+            let i = i.index(f.len());
+            f[i] = b;
+        }
+        let n = cut.index(f.len() + 1);
+        let mut d = FrameDecoder::new();
+        let out = d.feed(&f[..n]);
+        // Whatever survives damage is a whole message (CRC protects the rest), never a panic.
+        prop_assert!(out.len() <= 2);
+        d.finish();
+    }
+
+    #[test]
+    fn frames_round_trip_through_noise_and_any_chunking(
+        items in proptest::collection::vec((arb_message(), arb_noise(), any::<bool>()), 0..8),
+        chunk in 1usize..64,
+    ) {
+        let mut stream = Vec::new();
+        let mut want = Vec::new();
+        for (m, noise, crlf) in &items {
+            stream.extend_from_slice(noise);
+            let mut f = encode(m).unwrap();
+            if *crlf {
+                f.pop();
+                f.extend_from_slice(b"\r\n");
+            }
+            stream.extend_from_slice(&f);
+            want.push(m.clone());
+        }
+        let mut d = FrameDecoder::new();
+        let mut got = Vec::new();
+        for c in stream.chunks(chunk) {
+            got.extend(messages(d.feed(c)));
+        }
+        got.extend(messages(d.finish()));
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(d.stats().rejected(), 0);
+    }
+}
