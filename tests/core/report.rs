@@ -5,14 +5,13 @@
 //! `PINLAT_BLESS=1 cargo test -p pinlat --test core -- --test-threads=1` rewrites the committed
 //! fixtures and golden files (one thread: the golden tests read the fixtures being rewritten).
 
-use crate::fixtures;
-
 use std::path::{Path, PathBuf};
 
 use pinlat::config::{ScenarioKind, WorkloadKind};
 use pinlat::histo::{new_histogram, Quantile};
 use pinlat::report::verdict::Significance;
 use pinlat::report::{self, compare, hlog, BudgetStatus, Outcome, Report};
+use pinlat_test_infra::fixtures;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,7 +1,8 @@
 //! Deterministic fixture runs: `RunRecord`s with known histograms, written as a results
-//! directory (`runs/*.json`, `plan.json`, `host.json`). The committed copies live under
-//! `tests/fixtures/runs-*/`; `PINLAT_BLESS=1 cargo test -p pinlat --test core -- --test-threads=1`
-//! rewrites them.
+//! directory (`runs/*.json`, `plan.json`, `host.json`). The one builder of made-up runs: pinlat's
+//! `core` tests read the committed copies under `tests/fixtures/runs-*/`
+//! (`PINLAT_BLESS=1 cargo test -p pinlat --test core -- --test-threads=1` rewrites them), and
+//! `cargo xtask gen-runs` writes directories of any size with it.
 
 use std::path::Path;
 
@@ -21,13 +22,13 @@ use pinlat::wire::{
 };
 
 /// A small deterministic generator (Knuth's MMIX LCG).
-pub struct Lcg(u64);
+struct Lcg(u64);
 
 impl Lcg {
-    pub fn new(seed: u64) -> Self {
+    fn new(seed: u64) -> Self {
         Lcg(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
     }
-    pub fn next(&mut self) -> u64 {
+    fn next(&mut self) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -35,7 +36,7 @@ impl Lcg {
         self.0 >> 33
     }
     /// Uniform in lo..hi.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo)
     }
 }
