@@ -44,17 +44,36 @@ impl Lcg {
 /// One fixture run's description.
 #[derive(Clone, Copy)]
 pub struct Spec {
+    /// Layout name, as in the config (`share`).
     pub layout: &'static str,
+    /// What the layout places where.
     pub kind: LayoutKind,
+    /// Scenario run beside the guest.
     pub scenario: ScenarioKind,
+    /// Workload the agent measured.
     pub workload: WorkloadKind,
+    /// Repetition, from 1.
     pub rep: u32,
+    /// Accelerator the run used.
     pub accel: Accel,
-    /// Tail latency range, ns, and one tail sample every `tail_every` samples.
+    /// Tail latency range, ns, and one tail draw every `tail_every` draws.
     pub tail_ns: (u64, u64),
+    /// Draws between two tail draws.
     pub tail_every: u64,
+    /// The guest never said hello: no results.
     pub failed: bool,
+    /// Latencies drawn per RT vCPU, one every `period_ns`: the run measured
+    /// `samples × period_ns`.
     pub samples: u64,
+    /// Time between two draws, ns (the fixture sets: 100 µs).
+    pub period_ns: u64,
+    /// Samples each draw stands for (HDR `record_n`), so that a run of a real size (20 M
+    /// busy-poll samples/s) needs no draw per sample; a CPU's sample count is
+    /// `samples × weight`. The fixture sets: 1.
+    pub weight: u64,
+    /// Interval histograms per RT vCPU, of equal length, interval `k` holding draws
+    /// `k × samples / intervals` up to the next one's (the fixture sets: 2 halves).
+    pub intervals: u64,
     /// The clock the RT vCPUs measured with.
     pub clock: ClockSource,
     /// The guest kernel is PREEMPT_RT.
@@ -71,7 +90,15 @@ pub fn clock_of(w: WorkloadKind) -> ClockSource {
 }
 
 const RT_VCPUS: [u32; 2] = [1, 2];
-const PERIOD_NS: u64 = 100_000;
+/// Time between two draws of the fixture sets, ns.
+const FIXTURE_PERIOD_NS: u64 = 100_000;
+/// Largest events kept per CPU.
+const TOP_N: usize = 5;
+
+/// Measured time of a run, ns.
+fn duration_ns(s: &Spec) -> u64 {
+    s.samples * s.period_ns
+}
 
 fn placement(kind: LayoutKind) -> (GuestPlacement, CpuSet) {
     let vcpus = (0..3u32)
@@ -148,7 +175,7 @@ fn window(s: &Spec) -> MeasureWindow {
     let start = started_unix_ms(s) + 2_500;
     MeasureWindow {
         start_unix_ms: start,
-        end_unix_ms: start + s.samples * PERIOD_NS / 1_000_000,
+        end_unix_ms: start + duration_ns(s) / 1_000_000,
         uncertainty_ms: if s.accel == Accel::Tcg { 5 } else { 0 },
     }
 }
@@ -174,11 +201,7 @@ fn hello(s: &Spec, clock: ClockInfo) -> Hello {
             clock,
             devices: Default::default(),
         },
-        config: AgentConfig::new(
-            s.workload,
-            RT_VCPUS.to_vec(),
-            s.samples * PERIOD_NS / 1_000_000,
-        ),
+        config: AgentConfig::new(s.workload, RT_VCPUS.to_vec(), duration_ns(s) / 1_000_000),
         sent_mono_ns: None,
     }
 }
@@ -204,9 +227,10 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
                     ^ u64::from(s.rep) << 16
                     ^ name.bytes().map(u64::from).sum::<u64>(),
             );
-            let mut halves = [new_histogram(), new_histogram()];
+            let mut parts: Vec<_> = (0..s.intervals).map(|_| new_histogram()).collect();
+            let mut part = 0;
             let mut all = new_histogram();
-            let mut top: Vec<TopEvent> = Vec::new();
+            let mut top: Vec<TopEvent> = Vec::with_capacity(TOP_N + 1);
             let (mut min, mut max) = (u64::MAX, 0);
             for i in 0..s.samples {
                 let v = if i % s.tail_every == s.tail_every / 2 {
@@ -217,26 +241,32 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
                         _ => rng.range(2_000, 9_000),
                     }
                 };
-                let half = usize::from(i >= s.samples / 2);
-                halves[half].record(v).unwrap();
-                all.record(v).unwrap();
+                while part + 1 < s.intervals && i >= (part + 1) * s.samples / s.intervals {
+                    part += 1;
+                }
+                parts[part as usize].record_n(v, s.weight).unwrap();
+                all.record_n(v, s.weight).unwrap();
                 min = min.min(v);
                 max = max.max(v);
-                top.push(TopEvent {
-                    offset_ns: (i + 1) * PERIOD_NS,
-                    latency_ns: v,
-                });
-                top.sort_by_key(|e| std::cmp::Reverse(e.latency_ns));
-                top.truncate(5);
+                // Kept sorted, largest first, the earliest of equal ones first.
+                if top.len() < TOP_N || top.last().is_some_and(|e| v > e.latency_ns) {
+                    top.push(TopEvent {
+                        offset_ns: (i + 1) * s.period_ns,
+                        latency_ns: v,
+                    });
+                    top.sort_by_key(|e| std::cmp::Reverse(e.latency_ns));
+                    top.truncate(TOP_N);
+                }
             }
-            let dur = s.samples * PERIOD_NS;
-            for (idx, h) in halves.into_iter().enumerate() {
+            let dur = duration_ns(s);
+            let n = s.intervals;
+            for (idx, h) in (0..).zip(parts) {
                 intervals.push(IntervalReport {
                     cpu,
                     workload,
-                    index: idx as u64,
-                    start_offset_ns: idx as u64 * dur / 2,
-                    end_offset_ns: (idx as u64 + 1) * dur / 2,
+                    index: idx,
+                    start_offset_ns: idx * dur / n,
+                    end_offset_ns: (idx + 1) * dur / n,
                     samples: h.len(),
                     overflow: 0,
                     histogram: Hist(h),
@@ -251,14 +281,14 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
                 start_mono_ns: None,
                 end_mono_ns: None,
                 cpu_dma_latency_held: None,
-                samples: s.samples,
+                samples: s.samples * s.weight,
                 min_ns: min,
                 max_ns: max,
                 overflow: 0,
                 backwards: 0,
                 missed_periods: 0,
                 top,
-                intervals: 2,
+                intervals: n,
                 late_intervals: 0,
                 histogram: Hist(all),
             });
@@ -285,7 +315,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         },
         started_unix_ms: started_unix_ms(s),
         wall_ms: 9_000,
-        duration_ms: s.samples * PERIOD_NS / 1_000_000,
+        duration_ms: duration_ns(s) / 1_000_000,
         guests: vec![GuestRun {
             guest: "rt".into(),
             qemu_pid: Some(999),
@@ -366,6 +396,9 @@ pub fn basic_specs() -> Vec<Spec> {
                         tail_every: 2_000,
                         failed: false,
                         samples: 50_000,
+                        period_ns: FIXTURE_PERIOD_NS,
+                        weight: 1,
+                        intervals: 2,
                         clock: clock_of(workload),
                         guest_rt: true,
                     });
@@ -391,6 +424,9 @@ pub fn tcg_specs() -> Vec<Spec> {
         tail_every: 500,
         failed: false,
         samples: 5_000,
+        period_ns: FIXTURE_PERIOD_NS,
+        weight: 1,
+        intervals: 2,
         clock: ClockSource::Monotonic,
         guest_rt: false,
     };
