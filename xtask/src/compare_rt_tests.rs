@@ -137,9 +137,21 @@ impl Bench {
                 o.priority.to_string(),
             ],
         )?;
-        ensure!(r.samples > 0, "the agent's timer measured no wake-up");
-        Ok(r.summary().p50_ns)
+        median_ns(&r)
     }
+}
+
+/// The agent's median wake-up latency, ns: its p50 as reports compute it. An error when there
+/// is none, or when it lies in the overflow above the histogram's range (where the agent's
+/// summary line prints `overflow`), rather than a guess.
+fn median_ns(r: &CpuResult) -> Result<u64> {
+    ensure!(r.samples > 0, "the agent's timer measured no wake-up");
+    r.summary().p50_ns.value_ns.with_context(|| {
+        format!(
+            "more than half of the agent's {} wake-ups overflowed its histogram (max {} ns)",
+            r.samples, r.max_ns
+        )
+    })
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -254,6 +266,41 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median(&[]).is_nan());
+    }
+
+    /// A timer result of the fixture builder: 2,000 wake-ups of 2-9 µs (and a tail).
+    fn timer_result() -> CpuResult {
+        let spec = pinlat_test_infra::fixtures::basic_specs()
+            .into_iter()
+            .find(|s| s.workload == WorkloadKind::Timer)
+            .unwrap();
+        let spec = pinlat_test_infra::fixtures::Spec {
+            samples: 2_000,
+            ..spec
+        };
+        let mut rec = pinlat_test_infra::fixtures::record("t", &spec);
+        rec.guests.remove(0).results.remove(0)
+    }
+
+    #[test]
+    fn the_agents_median_is_its_p50() {
+        let r = timer_result();
+        let p50 = median_ns(&r).unwrap();
+        assert!((2_000..9_000).contains(&p50), "{p50}");
+        assert_eq!(Some(p50), r.summary().p50_ns.value_ns);
+    }
+
+    #[test]
+    fn a_median_in_the_overflow_is_an_error_not_a_number() {
+        let mut r = timer_result();
+        // 2,001 stalls beyond the histogram's ~60 s: the median rank lies among them.
+        r.overflow = r.samples + 1;
+        r.samples += r.overflow;
+        r.max_ns = 70_000_000_000;
+        let e = median_ns(&r).unwrap_err().to_string();
+        assert!(e.contains("overflowed its histogram"), "{e}");
+        r.samples = 0;
+        assert!(median_ns(&r).is_err());
     }
 
     #[test]
