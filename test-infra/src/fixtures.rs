@@ -496,23 +496,21 @@ fn plan_file(run_id: &str, runs: Vec<String>, budgets: &str) -> PlanFile {
     }
 }
 
-/// Writes a results directory for `specs` under `dir` (`runs/`, `plan.json`, `host.json`).
-pub fn write_dir(dir: &Path, run_id: &str, specs: &[Spec], budgets: &str) {
-    std::fs::create_dir_all(dir.join("runs")).unwrap();
+/// Writes a results directory for `specs` under `dir` (`runs/`, `plan.json`, `host.json`), one
+/// run at a time.
+pub fn write_dir(dir: &Path, run_id: &str, specs: &[Spec], budgets: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir.join("runs"))?;
     let mut names = Vec::new();
     for s in specs {
         let r = record(run_id, s);
         names.push(r.name.clone());
-        let mut text = serde_json::to_string_pretty(&r).unwrap();
-        text.push('\n');
-        std::fs::write(dir.join("runs").join(r.file_name()), text).unwrap();
+        std::fs::write(dir.join("runs").join(r.file_name()), pretty(&r))?;
     }
     std::fs::write(
         dir.join("plan.json"),
         pretty(&plan_file(run_id, names, budgets)),
-    )
-    .unwrap();
-    std::fs::write(dir.join("host.json"), pretty(&host_facts())).unwrap();
+    )?;
+    std::fs::write(dir.join("host.json"), pretty(&host_facts()))
 }
 
 /// Budgets of the basic set: timer p99.99 ≤ 50 µs and max ≤ 200 µs; busy-poll max ≤ 10 µs.
@@ -528,12 +526,14 @@ fn pretty<T: serde::Serialize>(v: &T) -> String {
 
 /// Writes the basic set.
 pub fn write_basic(dir: &Path) {
-    write_dir(dir, "fixture-basic", &basic_specs(), basic_budgets());
+    write_dir(dir, "fixture-basic", &basic_specs(), basic_budgets())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", dir.display()));
 }
 
 /// Writes the TCG set, with an unreadable (truncated) run file.
 pub fn write_tcg(dir: &Path) {
-    write_dir(dir, "fixture-tcg", &tcg_specs(), "");
+    write_dir(dir, "fixture-tcg", &tcg_specs(), "")
+        .unwrap_or_else(|e| panic!("writing {}: {e}", dir.display()));
     std::fs::write(
         dir.join("runs/share.idle.busy-poll.r1.json"),
         "{\"schema_version\": 1, \"run_id\": \"fixture-tcg\", \"name\": ",

@@ -522,7 +522,7 @@ fn too_few_samples_rank_nothing() {
         .map(|s| fixtures::Spec { samples: 8, ..s })
         .collect();
     let budget = "[budgets.timer]\npercentile = 99.99\npercentile_us = 1000\n";
-    fixtures::write_dir(dir.path(), "few", &specs, budget);
+    fixtures::write_dir(dir.path(), "few", &specs, budget).unwrap();
     let r = report::build(dir.path(), &mut |_| {}).unwrap();
     // A budget on a max-bound percentile is still checked, and says it is as strict as a max.
     let check = &r.groups[0].budget.checks[0];

@@ -37,7 +37,8 @@ enum Cmd {
         /// Measured time per run, s.
         #[arg(long, default_value_t = 10)]
         duration_s: u64,
-        /// Interval histogram length, ms.
+        /// Interval histogram length, ms (must divide the duration: intervals are of equal
+        /// length).
         #[arg(long, default_value_t = 1_000)]
         interval_ms: u64,
     },
