@@ -63,7 +63,8 @@ pub fn run(args: &Args) -> Result<()> {
     write_output(&args.output, &json)
 }
 
-/// One `key=value` line per CPU, stable for scripts (`scripts/compare-rt-tests.sh`).
+/// One `key=value` line per CPU, stable for scripts (`scripts/trace-overhead.sh`); a percentile
+/// beyond the histogram's range reads `overflow`.
 pub fn summary_line(cfg: &AgentConfig, r: &CpuResult) -> String {
     let s = r.summary();
     let per_s = if r.duration_ns == 0 {
