@@ -68,28 +68,7 @@ impl Cache {
     }
 }
 
-/// How QEMU submits the disk's I/O to the host (`aio=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Aio {
-    /// A pool of worker threads doing blocking syscalls (emulator threads).
-    #[default]
-    Threads,
-    /// Linux io_uring from the thread that owns the disk (main loop or iothread).
-    IoUring,
-    /// Linux AIO (`io_submit`); needs `O_DIRECT` ([`Cache::direct`]).
-    Native,
-}
-
-impl Aio {
-    /// QEMU's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Aio::Threads => "threads",
-            Aio::IoUring => "io_uring",
-            Aio::Native => "native",
-        }
-    }
-}
+pub use pinlat::kinds::Aio;
 
 /// A virtio-blk disk backed by a raw image file.
 #[derive(Debug, Clone, PartialEq, Eq)]

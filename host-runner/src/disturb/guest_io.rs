@@ -3,7 +3,6 @@
 //! side has nothing to start.
 
 use pinlat::agentcfg::AgentConfig;
-use pinlat::config::ScenarioKind;
 
 use super::{Disturbance, DisturbanceError, Outcome, Targets};
 
@@ -12,10 +11,6 @@ use super::{Disturbance, DisturbanceError, Outcome, Targets};
 pub struct GuestIo;
 
 impl Disturbance for GuestIo {
-    fn kind(&self) -> ScenarioKind {
-        ScenarioKind::GuestIo
-    }
-
     fn prepare_agent(&self, _index: usize, agent: &mut AgentConfig) {
         agent.loads.io = true;
     }

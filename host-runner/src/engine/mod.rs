@@ -178,7 +178,7 @@ pub fn execute(
     workload: &Workload,
     repetition: u32,
 ) -> RunRecord {
-    let name = run_name(&layout.name, scenario.kind, workload.kind, repetition);
+    let name = run_name(&layout.name, &scenario.name, workload.kind, repetition);
     let started = Instant::now();
     let mut record = RunRecord {
         schema_version: RUN_SCHEMA_VERSION,
@@ -186,7 +186,8 @@ pub fn execute(
         name: name.clone(),
         layout: layout.name.clone(),
         layout_kind: layout.kind,
-        scenario: scenario.kind,
+        scenario: scenario.name.clone(),
+        scenario_kinds: scenario.kinds.clone(),
         workload: workload.kind,
         repetition,
         accel: ctx.accel,
