@@ -148,7 +148,7 @@ fn for_kind(kind: ScenarioKind, s: &Scenario) -> Box<dyn Disturbance> {
     match kind {
         ScenarioKind::Idle => Box::new(idle::Idle),
         ScenarioKind::MgmtPoll => Box::new(mgmt_poll::MgmtPollLoad::new(s.rate_hz)),
-        ScenarioKind::GuestIo => Box::new(guest_io::GuestIo),
+        ScenarioKind::GuestIo => Box::new(guest_io::GuestIo::new(s.io)),
         ScenarioKind::HostStress => Box::new(host_stress::HostStressLoad::new(s.workers)),
         // Refused by the config check until they land.
         ScenarioKind::GuestNet | ScenarioKind::MgmtStorm | ScenarioKind::Migrate => {
