@@ -99,6 +99,32 @@ impl fmt::Display for Accel {
     }
 }
 
+/// How QEMU submits a disk's I/O to the host (`aio=`, as libvirt's `<driver io=...>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Aio {
+    /// A pool of worker threads doing blocking syscalls: emulator threads.
+    #[default]
+    #[serde(rename = "threads")]
+    Threads,
+    /// Linux io_uring from the thread that owns the disk (main loop or iothread).
+    #[serde(rename = "io_uring")]
+    IoUring,
+    /// Linux AIO (`io_submit`) from the thread that owns the disk; needs `O_DIRECT`.
+    #[serde(rename = "native")]
+    Native,
+}
+
+impl Aio {
+    /// QEMU's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aio::Threads => "threads",
+            Aio::IoUring => "io_uring",
+            Aio::Native => "native",
+        }
+    }
+}
+
 /// How threads QEMU starts after pinning are kept off the RT pCPUs (`run.thread_placement`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -176,19 +202,46 @@ pub enum ScenarioKind {
     Idle,
     /// The runner polls QMP stats queries at `rate_hz`, as libvirt/nova monitoring does.
     MgmtPoll,
-    /// The housekeeping vCPU drives emulated I/O (the agent's `io` load).
+    /// The housekeeping vCPUs drive O_DIRECT reads, writes and `fdatasync`s on a virtio-blk
+    /// disk: QEMU's thread-pool workers (or the iothread) and main loop work.
     GuestIo,
+    /// The housekeeping vCPUs send frames through virtio-net that the runner echoes back: the
+    /// main loop (or the netdev's thread) works.
+    GuestNet,
+    /// QMP at full speed with expensive queries: the main loop works.
+    MgmtStorm,
+    /// Live migration to a local sink, repeated for the whole window: the migration thread
+    /// and dirty-page tracking work.
+    Migrate,
     /// CPU/memory stress on the host housekeeping pCPUs.
     HostStress,
 }
 
 impl ScenarioKind {
+    /// Every kind, in config order.
+    pub const ALL: [ScenarioKind; 7] = [
+        ScenarioKind::Idle,
+        ScenarioKind::MgmtPoll,
+        ScenarioKind::GuestIo,
+        ScenarioKind::GuestNet,
+        ScenarioKind::MgmtStorm,
+        ScenarioKind::Migrate,
+        ScenarioKind::HostStress,
+    ];
+
+    /// The names a config may use, for error messages.
+    pub const NAMES: &'static str =
+        "idle|mgmt-poll|guest-io|guest-net|mgmt-storm|migrate|host-stress";
+
     /// The config/CLI name.
     pub fn as_str(self) -> &'static str {
         match self {
             ScenarioKind::Idle => "idle",
             ScenarioKind::MgmtPoll => "mgmt-poll",
             ScenarioKind::GuestIo => "guest-io",
+            ScenarioKind::GuestNet => "guest-net",
+            ScenarioKind::MgmtStorm => "mgmt-storm",
+            ScenarioKind::Migrate => "migrate",
             ScenarioKind::HostStress => "host-stress",
         }
     }

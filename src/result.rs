@@ -564,8 +564,12 @@ pub struct RunRecord {
     pub layout: String,
     /// Layout rule.
     pub layout_kind: LayoutKind,
-    /// The scenario the runs were measured under.
-    pub scenario: ScenarioKind,
+    /// The scenario the run was measured under, by name (`[[scenarios]] name`, default its
+    /// kinds joined by `+`).
+    pub scenario: String,
+    /// The disturbances the scenario ran.
+    #[serde(default)]
+    pub scenario_kinds: Vec<ScenarioKind>,
     /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
     /// Repetition, from 1.
@@ -603,15 +607,9 @@ impl RunRecord {
 
     /// Every host CPU the run's placements planned a QEMU thread on.
     pub fn planned_cpus(&self) -> CpuSet {
-        let mut all = CpuSet::new();
-        for g in &self.guests {
-            let p = &g.planned;
-            for v in &p.vcpus {
-                all = all.union(&v.cpus);
-            }
-            all = all.union(&p.emulator_cpus).union(&p.iothread_cpus);
-        }
-        all
+        self.guests
+            .iter()
+            .fold(CpuSet::new(), |all, g| all.union(&g.planned.all_cpus()))
     }
 
     /// Every observed thread that differs from the plan, at start or end.
@@ -630,7 +628,7 @@ impl RunRecord {
 }
 
 /// The name of a run: `layout.scenario.workload.rN`.
-pub fn run_name(layout: &str, scenario: ScenarioKind, workload: WorkloadKind, rep: u32) -> String {
+pub fn run_name(layout: &str, scenario: &str, workload: WorkloadKind, rep: u32) -> String {
     format!("{layout}.{scenario}.{workload}.r{rep}")
 }
 
@@ -666,7 +664,7 @@ mod tests {
     #[test]
     fn run_names() {
         assert_eq!(
-            run_name("vcpu0", ScenarioKind::MgmtPoll, WorkloadKind::BusyPoll, 2),
+            run_name("vcpu0", "mgmt-poll", WorkloadKind::BusyPoll, 2),
             "vcpu0.mgmt-poll.busy-poll.r2"
         );
     }

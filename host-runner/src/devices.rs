@@ -12,7 +12,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -68,28 +68,7 @@ impl Cache {
     }
 }
 
-/// How QEMU submits the disk's I/O to the host (`aio=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Aio {
-    /// A pool of worker threads doing blocking syscalls (emulator threads).
-    #[default]
-    Threads,
-    /// Linux io_uring from the thread that owns the disk (main loop or iothread).
-    IoUring,
-    /// Linux AIO (`io_submit`); needs `O_DIRECT` ([`Cache::direct`]).
-    Native,
-}
-
-impl Aio {
-    /// QEMU's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Aio::Threads => "threads",
-            Aio::IoUring => "io_uring",
-            Aio::Native => "native",
-        }
-    }
-}
+pub use pinlat::kinds::Aio;
 
 /// A virtio-blk disk backed by a raw image file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,6 +433,84 @@ fn echo(mut stream: UnixStream, stop: &AtomicBool, counters: &Counters) -> io::R
         pending.drain(..used);
     }
     Ok(())
+}
+
+/// Where a disk image goes when the run's private directory cannot do `O_DIRECT` (a tmpfs
+/// `$XDG_RUNTIME_DIR`): a private directory here, which distributions keep on disk.
+const DISK_FALLBACK_PARENT: &str = "/var/tmp";
+
+/// The running backends of a guest's devices: the disk images and the NIC echo service. Made
+/// before QEMU starts; dropping them stops the echo and removes the images.
+#[derive(Debug, Default)]
+pub struct Backends {
+    /// The NIC's echo service, when the guest has a NIC.
+    pub echo: Option<NetEcho>,
+    /// Private directories holding disk images outside the runtime directory.
+    fallback_dirs: Vec<tempfile::TempDir>,
+    /// Disk images made.
+    images: Vec<PathBuf>,
+}
+
+impl Backends {
+    /// Creates the backend of every device: relative paths (as disturbances write them) are
+    /// taken in `dir`, the run's private directory. A disk that needs `O_DIRECT` where `dir`
+    /// cannot do it moves to a private directory under `/var/tmp`. Any failure names the path
+    /// and the cause; what was made so far is removed.
+    pub fn start(devices: &mut [Device], dir: &Path) -> Result<Backends, DeviceError> {
+        let mut b = Backends::default();
+        for d in devices.iter_mut() {
+            match d {
+                Device::VirtioBlk(disk) => {
+                    if disk.image.is_relative() {
+                        disk.image = dir.join(&disk.image);
+                    }
+                    match create_disk(disk) {
+                        Ok(()) => {}
+                        Err(DeviceError::NoDirectIo { path, .. })
+                            if Path::new(DISK_FALLBACK_PARENT).is_dir() =>
+                        {
+                            let _ = fs::remove_file(&path);
+                            let other = tempfile::Builder::new()
+                                .prefix("pinlat-disk-")
+                                .permissions(fs::Permissions::from_mode(0o700))
+                                .tempdir_in(DISK_FALLBACK_PARENT)
+                                .map_err(|source| DeviceError::CreateImage {
+                                    path: PathBuf::from(DISK_FALLBACK_PARENT),
+                                    source,
+                                })?;
+                            disk.image = other
+                                .path()
+                                .join(path.file_name().unwrap_or(std::ffi::OsStr::new("disk.raw")));
+                            b.fallback_dirs.push(other);
+                            create_disk(disk)?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    b.images.push(disk.image.clone());
+                }
+                Device::VirtioNet(nic) => {
+                    if nic.socket.is_relative() {
+                        nic.socket = dir.join(&nic.socket);
+                    }
+                    b.echo = Some(NetEcho::start(&nic.socket)?);
+                }
+            }
+        }
+        Ok(b)
+    }
+
+    /// What the echo service has seen, if there is one.
+    pub fn echo_stats(&self) -> Option<EchoStats> {
+        self.echo.as_ref().map(NetEcho::stats)
+    }
+}
+
+impl Drop for Backends {
+    fn drop(&mut self) {
+        for i in &self.images {
+            let _ = fs::remove_file(i);
+        }
+    }
 }
 
 #[cfg(test)]

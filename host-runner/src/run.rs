@@ -287,7 +287,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     }
     let names: Vec<String> = matrix
         .iter()
-        .map(|(l, s, w, r)| pinlat::result::run_name(&l.name, s.kind, w.kind, *r))
+        .map(|(l, s, w, r)| pinlat::result::run_name(&l.name, &s.name, w.kind, *r))
         .collect();
     write(
         &dir,

@@ -130,15 +130,82 @@ pub struct Layout {
     pub custom: BTreeMap<String, CustomGuest>,
 }
 
-/// A host disturbance (`[[scenarios]]`).
+/// What runs while the guests measure (`[[scenarios]]`): one disturbance, or several at once
+/// (`kinds`, e.g. a "busy day" of guest I/O, guest network and management polling).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
-    /// The scenario, as `[[scenarios]] kind` names it.
-    pub kind: ScenarioKind,
-    /// `mgmt-poll`: QMP stats queries per second. Default 10.
+    /// Name in run names and reports: `name`, else the kind, else the kinds joined by `+`.
+    pub name: String,
+    /// The disturbances it runs together (`kind = ...` or `kinds = [...]`), at least one;
+    /// `idle` only alone.
+    pub kinds: Vec<ScenarioKind>,
+    /// `mgmt-poll`: QMP stats queries per second and guest. Default 10.
     pub rate_hz: u32,
     /// `host-stress`: stress workers per housekeeping pCPU. Default 1.
     pub workers: u32,
+    /// `guest-io`: the disk and the I/O the housekeeping vCPUs drive on it.
+    pub io: IoScenario,
+    /// `guest-net`: the packets the housekeeping vCPUs send through virtio-net.
+    pub net: NetScenario,
+    /// `mgmt-storm`: the QMP commands sent round-robin at full speed; `None`: the default mix.
+    pub queries: Option<Vec<String>>,
+    /// `migrate`: migration bandwidth cap (`max-bandwidth`), MiB/s. Default 128.
+    pub bandwidth_mib_s: u32,
+}
+
+impl Scenario {
+    /// Whether the scenario runs `kind`.
+    pub fn has(&self, kind: ScenarioKind) -> bool {
+        self.kinds.contains(&kind)
+    }
+}
+
+/// `guest-io` settings: a virtio-blk disk and the I/O driven on it, as fio names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoScenario {
+    /// Bytes per request, KiB. `block_kib`, default 4.
+    pub block_kib: u32,
+    /// Requests in flight (fio's `iodepth`). `queue_depth`, default 1.
+    pub queue_depth: u32,
+    /// Share of reads, percent (fio's `rwmixread`). `read_percent`, default 50.
+    pub read_percent: u8,
+    /// Writes between two `fdatasync`s; 0 never syncs. `fdatasync_every`, default 1.
+    pub fdatasync_every: u32,
+    /// Disk size, MiB (a sparse file in the run's private directory). `disk_mib`, default 256.
+    pub disk_mib: u64,
+    /// How QEMU submits the disk's I/O. `aio`, default `threads`.
+    pub aio: Aio,
+}
+
+impl Default for IoScenario {
+    fn default() -> Self {
+        IoScenario {
+            block_kib: 4,
+            queue_depth: 1,
+            read_percent: 50,
+            fdatasync_every: 1,
+            disk_mib: 256,
+            aio: Aio::Threads,
+        }
+    }
+}
+
+/// `guest-net` settings: frames sent through virtio-net and echoed back by the runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetScenario {
+    /// Frames per second per guest. `rate_pps`, default 1000.
+    pub rate_pps: u32,
+    /// Ethernet frame size, bytes (60..=1514). `frame_bytes`, default 256.
+    pub frame_bytes: u32,
+}
+
+impl Default for NetScenario {
+    fn default() -> Self {
+        NetScenario {
+            rate_pps: 1000,
+            frame_bytes: 256,
+        }
+    }
 }
 
 /// A guest measurement (`[[workloads]]`).
@@ -235,6 +302,27 @@ mod tests {
     }
 
     #[test]
+    fn a_scenario_combines_kinds_under_one_name_with_their_settings() {
+        let c = Config::from_toml_str(&format!(
+            "{MIN}[[scenarios]]\nkinds = [\"guest-io\", \"mgmt-poll\"]\nrate_hz = 50\nblock_kib = 16\n\
+             queue_depth = 4\naio = \"io_uring\"\n[[scenarios]]\nname = \"disk\"\nkind = \"guest-io\"\n"
+        ))
+        .unwrap();
+        let s = &c.scenarios[0];
+        assert_eq!(s.name, "guest-io+mgmt-poll");
+        assert_eq!(s.kinds, [ScenarioKind::GuestIo, ScenarioKind::MgmtPoll]);
+        assert!(s.has(ScenarioKind::MgmtPoll) && !s.has(ScenarioKind::Idle));
+        assert_eq!(s.rate_hz, 50);
+        assert_eq!(
+            (s.io.block_kib, s.io.queue_depth, s.io.aio),
+            (16, 4, Aio::IoUring)
+        );
+        assert_eq!(s.io.read_percent, 50, "unset keys keep their defaults");
+        assert_eq!(c.scenarios[1].name, "disk");
+        assert_eq!(c.scenarios[1].io, IoScenario::default());
+    }
+
+    #[test]
     fn minimal_config_gets_defaults() {
         let c = Config::from_toml_str(MIN).unwrap();
         assert_eq!(c.run.duration_s, 10);
@@ -243,7 +331,8 @@ mod tests {
         assert_eq!(c.layouts[0].name, "vcpu0");
         assert_eq!(c.layouts[0].rt_policy, Policy::Fifo);
         assert_eq!(c.layouts[0].rt_priority, 1);
-        assert_eq!(c.scenarios[0].kind, ScenarioKind::Idle);
+        assert_eq!(c.scenarios[0].kinds, [ScenarioKind::Idle]);
+        assert_eq!(c.scenarios[0].name, "idle");
         assert_eq!(c.workloads[0].kind, WorkloadKind::BusyPoll);
     }
 

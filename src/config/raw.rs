@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{
-    AccelChoice, HousekeepingLoad, LayoutKind, Policy, ScenarioKind, ThreadPlacement, WorkloadKind,
+    AccelChoice, Aio, HousekeepingLoad, LayoutKind, Policy, ScenarioKind, ThreadPlacement,
+    WorkloadKind,
 };
 
 /// The config as written. Unknown keys are refused.
@@ -86,9 +87,21 @@ pub(super) struct RawCustomGuest {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawScenario {
-    pub(super) kind: ScenarioKind,
+    pub(super) name: Option<String>,
+    pub(super) kind: Option<ScenarioKind>,
+    pub(super) kinds: Option<Vec<ScenarioKind>>,
     pub(super) rate_hz: Option<u32>,
     pub(super) workers: Option<u32>,
+    pub(super) block_kib: Option<u32>,
+    pub(super) queue_depth: Option<u32>,
+    pub(super) read_percent: Option<u8>,
+    pub(super) fdatasync_every: Option<u32>,
+    pub(super) disk_mib: Option<u64>,
+    pub(super) aio: Option<Aio>,
+    pub(super) rate_pps: Option<u32>,
+    pub(super) frame_bytes: Option<u32>,
+    pub(super) queries: Option<Vec<String>>,
+    pub(super) bandwidth_mib_s: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

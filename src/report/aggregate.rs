@@ -17,7 +17,7 @@ use super::{
     budget, verdict, EventRef, Group, LayoutView, Range, Report, ReportError, RunSummary,
     RunTimeline, SkippedFile, Spread, VcpuGroup, VcpuKey, REPORT_SCHEMA_VERSION,
 };
-use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
+use crate::config::{LayoutKind, WorkloadKind};
 use crate::histo::{Hist, Summary};
 use crate::result::{RunRecord, TCG_DISCLAIMER};
 use crate::schema::{read_versioned, HostFacts, PlanFile, SchemaError, HOST_FILE, PLAN_FILE};
@@ -41,7 +41,7 @@ pub const TOP_EVENTS: usize = 10;
 /// Largest run file read, bytes (a run with many RT vCPUs and intervals is a few MiB).
 pub const MAX_RUN_FILE_BYTES: u64 = 256 << 20;
 
-type GroupKey = (String, ScenarioKind, WorkloadKind);
+type GroupKey = (String, String, WorkloadKind);
 
 #[derive(Default)]
 struct GroupAcc {
@@ -172,7 +172,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         let (all, per) = run_stats(&rec);
         let s = summary(&rec, file, &all, &per);
         let g = groups
-            .entry((rec.layout.clone(), rec.scenario, rec.workload))
+            .entry((rec.layout.clone(), rec.scenario.clone(), rec.workload))
             .or_default();
         g.layout_kind = Some(rec.layout_kind);
         if ok {
@@ -241,7 +241,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let mut out_groups = Vec::new();
     for layout in &layout_order {
         for ((l, scenario, workload), g) in groups.iter().filter(|((l, _, _), _)| l == layout) {
-            out_groups.push(finish_group(l, *scenario, *workload, g)?);
+            out_groups.push(finish_group(l, scenario.clone(), *workload, g)?);
         }
     }
     for g in &mut out_groups {
@@ -307,7 +307,7 @@ fn range(v: &[Summary], f: impl Fn(&Summary) -> Option<u64>) -> Option<Range> {
 
 fn finish_group(
     layout: &str,
-    scenario: ScenarioKind,
+    scenario: String,
     workload: WorkloadKind,
     g: &GroupAcc,
 ) -> Result<Group, ReportError> {

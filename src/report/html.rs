@@ -140,7 +140,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
 
     let layout_index = |name: &str| r.layouts.iter().position(|l| l.name == name).unwrap_or(0);
     for v in &r.verdicts {
-        let gs = r.groups_of(v.scenario, v.workload);
+        let gs = r.groups_of(&v.scenario, v.workload);
         o.push_str(&format!("<h2>{} × {}</h2>\n", v.scenario, v.workload));
         o.push_str(&format!("<p>{}</p>\n", esc(&v.statement)));
         let q = v.percentile.unwrap_or(Quantile::P9999);

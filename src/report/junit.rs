@@ -66,7 +66,7 @@ pub fn render(report: &Report) -> String {
         gs.iter().filter(|g| is_error(g)).count() + file_problems
     ));
     for v in &report.verdicts {
-        let cases = report.groups_of(v.scenario, v.workload);
+        let cases = report.groups_of(&v.scenario, v.workload);
         let suite = format!("pinlat.{}.{}", v.scenario, v.workload);
         out.push_str(&format!(
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{}\">\n",

@@ -165,7 +165,7 @@ pub fn render(report: &Report) -> String {
         let q = v.percentile.unwrap_or(Quantile::P9999);
         o.push_str(&format!("| rank | layout | reps | samples | min | p50 | p90 | p99 | p99.9 | p99.99 | max | {q} spread | stability | budget |\n"));
         o.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n");
-        let gs = report.groups_of(v.scenario, v.workload);
+        let gs = report.groups_of(&v.scenario, v.workload);
         let rows = report.table_rows(v);
         let marked = rows.iter().any(|(_, g)| {
             g.stats.samples > 0 && Quantile::ALL.iter().any(|&q| g.stats.at(q).max_bound)

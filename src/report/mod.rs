@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
+use crate::config::{LayoutKind, WorkloadKind};
 use crate::cpuset::CpuSet;
 use crate::histo::{Hist, Quantile, Summary};
 use crate::kinds::Accel;
@@ -120,7 +120,7 @@ pub struct RunSummary {
     /// Layout name.
     pub layout: String,
     /// The scenario the runs were measured under.
-    pub scenario: ScenarioKind,
+    pub scenario: String,
     /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
     /// Repetition, from 1.
@@ -252,7 +252,7 @@ pub struct Group {
     /// Layout rule.
     pub layout_kind: LayoutKind,
     /// The scenario the runs were measured under.
-    pub scenario: ScenarioKind,
+    pub scenario: String,
     /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
     /// Names of the runs that measured to the end (these are merged).
@@ -403,7 +403,7 @@ impl Report {
     }
 
     /// Groups of one (scenario, workload), in layout order.
-    pub fn groups_of(&self, scenario: ScenarioKind, workload: WorkloadKind) -> Vec<&Group> {
+    pub fn groups_of(&self, scenario: &str, workload: WorkloadKind) -> Vec<&Group> {
         self.groups
             .iter()
             .filter(|g| g.scenario == scenario && g.workload == workload)
@@ -413,7 +413,7 @@ impl Report {
     /// The groups of a verdict's (scenario, workload) as its tables list them: ranked layouts
     /// in rank order with their rank, then the others (not ranked, or without samples).
     pub fn table_rows(&self, v: &Verdict) -> Vec<(Option<usize>, &Group)> {
-        let gs = self.groups_of(v.scenario, v.workload);
+        let gs = self.groups_of(&v.scenario, v.workload);
         let mut rows: Vec<(Option<usize>, &Group)> = v
             .ranking
             .iter()

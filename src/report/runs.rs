@@ -25,7 +25,7 @@ pub(crate) fn summary(
         name: rec.name.clone(),
         file: file.to_string(),
         layout: rec.layout.clone(),
-        scenario: rec.scenario,
+        scenario: rec.scenario.clone(),
         workload: rec.workload,
         repetition: rec.repetition,
         accel: rec.accel,

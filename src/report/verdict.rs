@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::stability::Stability;
 use super::{us, us_opt, Group, Range};
-use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
+use crate::config::{LayoutKind, WorkloadKind};
 use crate::histo::Quantile;
 use crate::wire::ClockSource;
 
@@ -83,7 +83,7 @@ pub struct Comparison {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     /// The scenario the runs were measured under.
-    pub scenario: ScenarioKind,
+    pub scenario: String,
     /// The workload measured on the RT vCPUs.
     pub workload: WorkloadKind,
     /// The percentile the ranking and comparisons use: the highest one not max-bound in any
@@ -210,10 +210,13 @@ fn compare(g: &Group, base: &Group, q: Quantile) -> Comparison {
 
 /// Ranks and compares the layouts of every (scenario, workload), in the groups' order.
 pub fn verdicts(groups: &[Group]) -> Vec<Verdict> {
-    let mut keys: Vec<(ScenarioKind, WorkloadKind)> = Vec::new();
+    let mut keys: Vec<(String, WorkloadKind)> = Vec::new();
     for g in groups {
-        if !keys.contains(&(g.scenario, g.workload)) {
-            keys.push((g.scenario, g.workload));
+        if !keys
+            .iter()
+            .any(|(s, w)| *s == g.scenario && *w == g.workload)
+        {
+            keys.push((g.scenario.clone(), g.workload));
         }
     }
     keys.sort();
@@ -237,7 +240,7 @@ fn instability(measured: &[&Group]) -> String {
         .collect()
 }
 
-fn verdict_of(scenario: ScenarioKind, workload: WorkloadKind, gs: &[&Group]) -> Verdict {
+fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdict {
     let mut measured: Vec<&Group> = gs.iter().copied().filter(|g| g.stats.samples > 0).collect();
     let no_data = gs
         .iter()

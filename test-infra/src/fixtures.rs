@@ -208,7 +208,7 @@ fn hello(s: &Spec, clock: ClockInfo) -> Hello {
 
 /// Builds one run record.
 pub fn record(run_id: &str, s: &Spec) -> RunRecord {
-    let name = run_name(s.layout, s.scenario, s.workload, s.rep);
+    let name = run_name(s.layout, s.scenario.as_str(), s.workload, s.rep);
     let (planned, emu) = placement(s.kind);
     let workload = s.workload;
     let clock = ClockInfo {
@@ -301,7 +301,8 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         name,
         layout: s.layout.into(),
         layout_kind: s.kind,
-        scenario: s.scenario,
+        scenario: s.scenario.to_string(),
+        scenario_kinds: vec![s.scenario],
         workload: s.workload,
         repetition: s.rep,
         accel: s.accel,

@@ -163,7 +163,7 @@ fn verdicts_are_backed_by_the_spread() {
     let timer = r
         .verdicts
         .iter()
-        .find(|v| v.scenario == ScenarioKind::MgmtPoll && v.workload == WorkloadKind::Timer)
+        .find(|v| v.scenario == "mgmt-poll" && v.workload == WorkloadKind::Timer)
         .unwrap();
     assert_eq!(timer.ranking[0].layout, "isolate");
     assert_eq!(timer.ranking.last().unwrap().layout, "share");
@@ -183,7 +183,7 @@ fn verdicts_are_backed_by_the_spread() {
     let bp = r
         .verdicts
         .iter()
-        .find(|v| v.scenario == ScenarioKind::MgmtPoll && v.workload == WorkloadKind::BusyPoll)
+        .find(|v| v.scenario == "mgmt-poll" && v.workload == WorkloadKind::BusyPoll)
         .unwrap();
     assert!(
         bp.comparisons
@@ -198,10 +198,12 @@ fn verdicts_are_backed_by_the_spread() {
         bp.statement
     );
     // Budgets: share exceeds the timer budget under mgmt-poll, isolate holds it.
-    let g = |l: &str, s| {
+    let g = |l: &str, s: ScenarioKind| {
         r.groups
             .iter()
-            .find(|g| g.layout == l && g.scenario == s && g.workload == WorkloadKind::Timer)
+            .find(|g| {
+                g.layout == l && g.scenario == s.as_str() && g.workload == WorkloadKind::Timer
+            })
             .unwrap()
     };
     let share = g("share", ScenarioKind::MgmtPoll);
@@ -577,11 +579,7 @@ fn unstable_repetitions_are_reported_beside_the_verdict() {
     let g = |l: &str| {
         r.groups
             .iter()
-            .find(|g| {
-                g.layout == l
-                    && g.scenario == ScenarioKind::Idle
-                    && g.workload == WorkloadKind::Timer
-            })
+            .find(|g| g.layout == l && g.scenario == "idle" && g.workload == WorkloadKind::Timer)
             .unwrap()
     };
     let vcpu0 = g("vcpu0");
@@ -596,7 +594,7 @@ fn unstable_repetitions_are_reported_beside_the_verdict() {
     let v = r
         .verdicts
         .iter()
-        .find(|v| v.scenario == ScenarioKind::Idle && v.workload == WorkloadKind::Timer)
+        .find(|v| v.scenario == "idle" && v.workload == WorkloadKind::Timer)
         .unwrap();
     assert!(
         v.statement.contains(
@@ -684,7 +682,7 @@ fn runs_measured_with_different_clocks_are_never_ranked_or_compared() {
     let v = r
         .verdicts
         .iter()
-        .find(|v| v.scenario == ScenarioKind::MgmtPoll && v.workload == WorkloadKind::Timer)
+        .find(|v| v.scenario == "mgmt-poll" && v.workload == WorkloadKind::Timer)
         .unwrap();
     assert!(v.ranking.is_empty() && v.comparisons.is_empty(), "{v:?}");
     assert_eq!(v.percentile, None);

@@ -136,10 +136,6 @@ impl HostStressLoad {
 }
 
 impl Disturbance for HostStressLoad {
-    fn kind(&self) -> ScenarioKind {
-        ScenarioKind::HostStress
-    }
-
     fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError> {
         let s = HostStress::start(&targets.housekeeping_cpus, self.workers).map_err(|source| {
             DisturbanceError::Spawn {

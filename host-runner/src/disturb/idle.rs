@@ -1,8 +1,6 @@
 //! `idle`: nothing runs beside the measurement; the baseline every other scenario is read
 //! against.
 
-use pinlat::config::ScenarioKind;
-
 use super::{Disturbance, DisturbanceError, Outcome, Targets};
 
 /// The baseline.
@@ -10,10 +8,6 @@ use super::{Disturbance, DisturbanceError, Outcome, Targets};
 pub struct Idle;
 
 impl Disturbance for Idle {
-    fn kind(&self) -> ScenarioKind {
-        ScenarioKind::Idle
-    }
-
     fn start(&mut self, _: &Targets) -> Result<(), DisturbanceError> {
         Ok(())
     }

@@ -43,10 +43,6 @@ impl MgmtPollLoad {
 }
 
 impl Disturbance for MgmtPollLoad {
-    fn kind(&self) -> ScenarioKind {
-        ScenarioKind::MgmtPoll
-    }
-
     fn prepare_vm(&self, _index: usize, vm: &mut VmSpec) {
         vm.mgmt_qmp = true;
     }

@@ -73,9 +73,6 @@ pub struct Outcome {
 
 /// One scenario's load on the guests or the host.
 pub trait Disturbance: Send {
-    /// The scenario it implements.
-    fn kind(&self) -> ScenarioKind;
-
     /// Adds what the disturbance needs to the agent config of guest `index` (loads on its
     /// housekeeping vCPUs) before it is written into the guest.
     fn prepare_agent(&self, _index: usize, _agent: &mut AgentConfig) {}
@@ -92,12 +89,103 @@ pub trait Disturbance: Send {
     fn stop(&mut self) -> Outcome;
 }
 
-/// The disturbance of a configured scenario.
-pub fn for_scenario(s: &Scenario) -> Box<dyn Disturbance> {
-    match s.kind {
+impl Outcome {
+    /// Adds what another disturbance of the same scenario did.
+    fn merge(&mut self, other: Outcome) {
+        self.mgmt_poll = self.mgmt_poll.take().or(other.mgmt_poll);
+        if self.per_guest_mgmt_poll.is_empty() {
+            self.per_guest_mgmt_poll = other.per_guest_mgmt_poll;
+        }
+        self.warnings.extend(other.warnings);
+        self.problem = match (self.problem.take(), other.problem) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Several disturbances of one scenario run together (`kinds = [...]`): prepared, started and
+/// stopped in config order, their outcomes merged.
+struct Combined(Vec<Box<dyn Disturbance>>);
+
+impl Disturbance for Combined {
+    fn prepare_agent(&self, index: usize, agent: &mut AgentConfig) {
+        for d in &self.0 {
+            d.prepare_agent(index, agent);
+        }
+    }
+
+    fn prepare_vm(&self, index: usize, vm: &mut VmSpec) {
+        for d in &self.0 {
+            d.prepare_vm(index, vm);
+        }
+    }
+
+    fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError> {
+        for i in 0..self.0.len() {
+            if let Err(e) = self.0[i].start(targets) {
+                // Those already running stop; what they did is lost with the run.
+                for d in &mut self.0[..i] {
+                    d.stop();
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Outcome {
+        let mut all = Outcome::default();
+        for d in &mut self.0 {
+            all.merge(d.stop());
+        }
+        all
+    }
+}
+
+/// The disturbance of one kind, with the scenario's settings.
+fn for_kind(kind: ScenarioKind, s: &Scenario) -> Box<dyn Disturbance> {
+    match kind {
         ScenarioKind::Idle => Box::new(idle::Idle),
         ScenarioKind::MgmtPoll => Box::new(mgmt_poll::MgmtPollLoad::new(s.rate_hz)),
-        ScenarioKind::GuestIo => Box::new(guest_io::GuestIo),
+        ScenarioKind::GuestIo => Box::new(guest_io::GuestIo::new(s.io)),
         ScenarioKind::HostStress => Box::new(host_stress::HostStressLoad::new(s.workers)),
+        // Refused by the config check until they land.
+        ScenarioKind::GuestNet | ScenarioKind::MgmtStorm | ScenarioKind::Migrate => {
+            Box::new(idle::Idle)
+        }
+    }
+}
+
+/// The disturbances of a configured scenario, as one.
+pub fn for_scenario(s: &Scenario) -> Box<dyn Disturbance> {
+    match s.kinds.as_slice() {
+        [one] => for_kind(*one, s),
+        many => Box::new(Combined(many.iter().map(|&k| for_kind(k, s)).collect())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_of_a_combination_merge() {
+        let mut a = Outcome {
+            problem: Some("migrate: stalled".into()),
+            ..Outcome::default()
+        };
+        a.merge(Outcome {
+            mgmt_poll: Some(MgmtPollStats {
+                rate_hz: 10,
+                rounds: 3,
+                errors: 0,
+                queries: vec![],
+            }),
+            problem: Some("mgmt-poll: 3 of 10".into()),
+            ..Outcome::default()
+        });
+        assert_eq!(a.mgmt_poll.unwrap().rounds, 3);
+        assert_eq!(a.problem.unwrap(), "migrate: stalled; mgmt-poll: 3 of 10");
     }
 }

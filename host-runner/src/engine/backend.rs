@@ -81,6 +81,8 @@ pub struct QemuGuest {
     pub channel: PipeChannel,
     /// The console log file.
     pub console_log: PathBuf,
+    /// The devices' backends (disk images, NIC echo), for as long as QEMU uses them.
+    pub backends: crate::devices::Backends,
 }
 
 impl GuestBackend for QemuGuest {

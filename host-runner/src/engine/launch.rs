@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use pinlat::kinds::ThreadPlacement;
 use pinlat::result::{GuestRun, NewThreadPlacement, RunStatus, Stage, Warning};
 
-use super::backend::{GuestBackend, QemuGuest};
+use super::backend::QemuGuest;
 use super::channel::PipeChannel;
-use super::{LaunchRequest, Launcher};
+use super::{LaunchRequest, Launched, Launcher};
 use crate::cgroup::{GuestCgroup, Hierarchy};
+use crate::devices::Backends;
 use crate::initramfs::Initramfs;
 use crate::kernel::GuestKernel;
 use crate::pin::Pinner;
@@ -74,18 +75,13 @@ fn err(stage: Stage) -> impl Fn(anyhow::Error) -> RunStatus {
 impl Launcher for QemuLauncher {
     fn launch(
         &self,
-        req: &LaunchRequest<'_>,
+        req: LaunchRequest<'_>,
         record: &mut GuestRun,
         warnings: &mut Vec<Warning>,
-    ) -> Result<Box<dyn GuestBackend>, RunStatus> {
+    ) -> Result<Launched, RunStatus> {
         let guest = req.guest;
         let runtime = crate::qemu::runtime_dir().map_err(|e| err(Stage::Setup)(e.into()))?;
         let initrd = runtime.path().join("initrd.cpio");
-        Initramfs::for_agent(self.agent.clone(), req.agent.to_json().into_bytes())
-            .write_file(&initrd)
-            .map_err(|e| {
-                err(Stage::Setup)(anyhow::Error::new(e).context("writing the initramfs"))
-            })?;
         let console_rel = format!("console/{}.{}.log", req.run, guest.name);
         let console_log = req.result_dir.join(&console_rel);
         if let Some(dir) = console_log.parent() {
@@ -112,12 +108,35 @@ impl Launcher for QemuLauncher {
             guest,
             self.accel,
             &self.kernel.path,
-            initrd,
+            initrd.clone(),
             console_log.clone(),
             AgentChannel::Pipe(channel.base().to_path_buf()),
         )
         .paused();
         req.disturbance.prepare_vm(req.index, &mut spec);
+        // The devices' backends exist before QEMU opens them; their drivers' modules go into
+        // the initramfs and the agent loads them before it says hello.
+        let backends = Backends::start(&mut spec.devices, runtime.path()).map_err(|e| {
+            err(Stage::Setup)(
+                anyhow::Error::new(e)
+                    .context(format!("scenario {}: the guest's devices", req.scenario)),
+            )
+        })?;
+        let plan = self
+            .kernel
+            .module_plan(&crate::devices::needs(
+                &spec.devices,
+                &format!("{} of guest {}", req.scenario, guest.name),
+            ))
+            .map_err(|e| err(Stage::Setup)(e.into()))?;
+        let mut agent = req.agent;
+        agent.modules = plan.names();
+        Initramfs::for_agent(self.agent.clone(), agent.to_json().into_bytes())
+            .with_modules(&plan)
+            .write_file(&initrd)
+            .map_err(|e| {
+                err(Stage::Setup)(anyhow::Error::new(e).context("writing the initramfs"))
+            })?;
         let mut qemu =
             Qemu::spawn_in(&self.qemu, &spec, runtime).map_err(|e| err(Stage::Launch)(e.into()))?;
         record.qemu_pid = Some(qemu.pid());
@@ -169,12 +188,16 @@ impl Launcher for QemuLauncher {
                 threads: pinner.sched_refused().len(),
             });
         }
-        Ok(Box::new(QemuGuest {
-            qemu,
-            pinner,
-            control: Some(qmp),
-            channel,
-            console_log,
-        }))
+        Ok(Launched {
+            backend: Box::new(QemuGuest {
+                qemu,
+                pinner,
+                control: Some(qmp),
+                channel,
+                console_log,
+                backends,
+            }),
+            agent,
+        })
     }
 }

@@ -48,14 +48,17 @@ pub const RUN_DEADLINE_SLACK: Duration = Duration::from_secs(30);
 pub struct LaunchRequest<'a> {
     /// The run's name (`layout.scenario.workload.rN`), for file names.
     pub run: &'a str,
+    /// The scenario's name, for messages.
+    pub scenario: &'a str,
     /// The guest's index in the config.
     pub index: usize,
     /// The guest.
     pub guest: &'a Guest,
     /// Its planned placement.
     pub placement: &'a GuestPlacement,
-    /// The agent's run config, final (the disturbance has prepared it).
-    pub agent: &'a AgentConfig,
+    /// The agent's run config as the disturbance prepared it; the launcher adds what only it
+    /// knows (the kernel modules the guest's devices need) and returns it in [`Launched`].
+    pub agent: AgentConfig,
     /// `reports/<run-id>/`, where console logs and agent channels are kept.
     pub result_dir: &'a Path,
     /// The scenario's disturbance, to prepare the VM.
@@ -69,10 +72,18 @@ pub trait Launcher {
     /// and may add warnings; on failure returns the failed status, the guest already stopped.
     fn launch(
         &self,
-        req: &LaunchRequest<'_>,
+        req: LaunchRequest<'_>,
         record: &mut GuestRun,
         warnings: &mut Vec<Warning>,
-    ) -> Result<Box<dyn GuestBackend>, RunStatus>;
+    ) -> Result<Launched, RunStatus>;
+}
+
+/// A launched guest.
+pub struct Launched {
+    /// The guest, paused and pinned.
+    pub backend: Box<dyn GuestBackend>,
+    /// The agent config it was given, exactly (the hello must echo it).
+    pub agent: AgentConfig,
 }
 
 /// Everything a run needs that does not change between runs.
@@ -178,7 +189,7 @@ pub fn execute(
     workload: &Workload,
     repetition: u32,
 ) -> RunRecord {
-    let name = run_name(&layout.name, scenario.kind, workload.kind, repetition);
+    let name = run_name(&layout.name, &scenario.name, workload.kind, repetition);
     let started = Instant::now();
     let mut record = RunRecord {
         schema_version: RUN_SCHEMA_VERSION,
@@ -186,7 +197,8 @@ pub fn execute(
         name: name.clone(),
         layout: layout.name.clone(),
         layout_kind: layout.kind,
-        scenario: scenario.kind,
+        scenario: scenario.name.clone(),
+        scenario_kinds: scenario.kinds.clone(),
         workload: workload.kind,
         repetition,
         accel: ctx.accel,
@@ -216,18 +228,19 @@ pub fn execute(
         disturbance.prepare_agent(i, &mut agent);
         let req = LaunchRequest {
             run: &name,
+            scenario: &scenario.name,
             index: i,
             guest,
             placement,
-            agent: &agent,
+            agent,
             result_dir: &ctx.result_dir,
             disturbance: disturbance.as_ref(),
         };
         let mut gr = record.guests[i].clone();
-        let launched = ctx.launcher.launch(&req, &mut gr, &mut record.warnings);
+        let launched = ctx.launcher.launch(req, &mut gr, &mut record.warnings);
         record.guests[i] = gr.clone();
         match launched {
-            Ok(backend) => live.push(live_guest(ctx, backend, gr, workload, guest, agent)),
+            Ok(l) => live.push(live_guest(ctx, l.backend, gr, workload, guest, l.agent)),
             Err(status) => {
                 record.status = status;
                 break;

@@ -20,7 +20,7 @@ use pinlat::wire::{
 };
 
 use super::backend::{GuestBackend, OutputBytes, ResumeError};
-use super::{execute, LaunchRequest, Launcher, RunContext};
+use super::{execute, LaunchRequest, Launched, Launcher, RunContext};
 use crate::pin::Pinner;
 
 /// What a scripted guest writes and when, counted from its launch.
@@ -123,19 +123,22 @@ struct ScriptedLauncher {
 impl Launcher for ScriptedLauncher {
     fn launch(
         &self,
-        req: &LaunchRequest<'_>,
+        req: LaunchRequest<'_>,
         record: &mut GuestRun,
         _: &mut Vec<Warning>,
-    ) -> Result<Box<dyn GuestBackend>, RunStatus> {
+    ) -> Result<Launched, RunStatus> {
         *self.launched.lock().unwrap() += 1;
         record.console_log = Some(format!("console/{}.log", req.run));
-        Ok(Box::new(ScriptedGuest {
-            started: Instant::now(),
-            script: (self.script)(req.agent),
-            next: 0,
-            written: 0,
-            killed: false,
-        }))
+        Ok(Launched {
+            backend: Box::new(ScriptedGuest {
+                started: Instant::now(),
+                script: (self.script)(&req.agent),
+                next: 0,
+                written: 0,
+                killed: false,
+            }),
+            agent: req.agent,
+        })
     }
 }
 

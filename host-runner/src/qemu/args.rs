@@ -174,12 +174,6 @@ pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
     });
     a.push("-serial".into());
     a.push("chardev:agent".into());
-    // ttyS2: the sink of the agent's `io` housekeeping load (guest-io scenario). Every byte is
-    // an emulated UART access that QEMU's emulator handles, and nothing is kept.
-    a.push("-chardev".into());
-    a.push("null,id=ioload".into());
-    a.push("-serial".into());
-    a.push("chardev:ioload".into());
     let (mut disks, mut nics) = (0, 0);
     for device in &spec.devices {
         match device {
@@ -310,15 +304,20 @@ impl VmSpec {
     /// [`VmSpec::for_guest`]) if the VM has any, so a guest with `iothreads >= 1` has its disk
     /// served by `iothread1` and that iothread's pinning matters.
     pub fn with_devices(mut self, devices: impl IntoIterator<Item = Device>) -> Self {
-        for mut d in devices {
-            if let Device::VirtioBlk(disk) = &mut d {
-                if disk.iothread.is_none() {
-                    disk.iothread = self.iothreads.first().cloned();
-                }
-            }
-            self.devices.push(d);
+        for d in devices {
+            self.add_device(d);
         }
         self
+    }
+
+    /// Adds one device, with [`VmSpec::with_devices`]'s iothread rule.
+    pub fn add_device(&mut self, mut d: Device) {
+        if let Device::VirtioBlk(disk) = &mut d {
+            if disk.iothread.is_none() {
+                disk.iothread = self.iothreads.first().cloned();
+            }
+        }
+        self.devices.push(d);
     }
 }
 

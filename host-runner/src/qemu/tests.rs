@@ -47,14 +47,11 @@ fn args_for_tcg() {
         [
             "file,id=console,path=/out/a,,b/console.log",
             "file,id=agent,path=/out/agent.bin",
-            "null,id=ioload"
         ]
     );
-    // ttyS0 is the first -serial, ttyS1 the second, ttyS2 the io load's sink.
-    assert_eq!(
-        after(&a, "-serial"),
-        ["chardev:console", "chardev:agent", "chardev:ioload"]
-    );
+    // ttyS0 is the first -serial, ttyS1 the second; no third: a UART's port I/O is handled in
+    // the vCPU thread under KVM, so it never loaded the emulator threads a layout places.
+    assert_eq!(after(&a, "-serial"), ["chardev:console", "chardev:agent"]);
     assert_eq!(
         after(&a, "-qmp"),
         ["unix:/run/p/qmp.sock,server=on,wait=off"]

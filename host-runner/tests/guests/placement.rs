@@ -156,3 +156,60 @@ fn boot_threads_moved_mid_run_fail_the_run_and_are_named() {
     eprintln!("warnings: {:?}", r.warnings);
     assert!(!process_alive(qemu));
 }
+
+#[test]
+fn boot_threads_qemu_starts_during_the_run_stay_on_the_emulator_set() {
+    let _lock = BootLock::acquire().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("workers.toml");
+    // guest-io: the guest's disk I/O makes QEMU start thread-pool workers (aio=threads) while
+    // the RT vCPU measures. Layout vcpu0 on CPUs 0-1: emulator threads on CPU 0 only.
+    std::fs::write(
+        &cfg,
+        "[run]\nduration_s = 3\naccel = \"tcg\"\n\
+         [host]\ncpus = \"0-1\"\n[[guests]]\nname = \"rt\"\nvcpus = 2\n\
+         [[layouts]]\nkind = \"vcpu0\"\n\
+         [[scenarios]]\nkind = \"guest-io\"\ndisk_mib = 64\n\
+         [[workloads]]\nkind = \"busy-poll\"\npreheat_ms = 200\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_pinlat"))
+        .arg("run")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let runs = load_runs(&only_subdir(&out));
+    let g = &runs[0].guests[0];
+    let emulator = &g.planned.emulator_cpus;
+    assert_eq!(emulator.to_string(), "0");
+    eprintln!(
+        "{:?}; new threads: {:?}",
+        g.new_thread_placement, g.new_threads
+    );
+    assert!(
+        g.new_threads.iter().any(|t| t.comm == "worker"),
+        "disk I/O started no thread-pool worker: {:?}",
+        g.new_threads
+    );
+    // Every thread that appeared was on the emulator set from the first look, and none ever
+    // drifted onto the RT pCPU.
+    for t in &g.new_threads {
+        assert_eq!(&t.cpus_when_seen, emulator, "{t:?}");
+        assert_eq!(t.placed_after_us, 0, "already in place: {t:?}");
+    }
+    assert!(g.drift.is_empty(), "{:?}", g.drift);
+    // This machine has a cgroup v1 cpuset hierarchy: the guest had a group of its own, gone
+    // with it.
+    match &g.new_thread_placement {
+        Some(
+            NewThreadPlacement::CpusetV1 { group } | NewThreadPlacement::CgroupV2Threaded { group },
+        ) => assert!(!Path::new(group).exists(), "{group} left behind"),
+        other => panic!("no cpuset cgroup used: {other:?}"),
+    }
+}
