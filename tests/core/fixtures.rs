@@ -283,6 +283,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         } else {
             RunStatus::Ok
         },
+        failure: None,
         started_unix_ms: started_unix_ms(s),
         wall_ms: 9_000,
         duration_ms: s.samples * PERIOD_NS / 1_000_000,
