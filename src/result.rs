@@ -166,6 +166,14 @@ pub enum Warning {
         /// When it began, ms after the guest was released.
         from_ms: u64,
     },
+    /// The guest kernel reported a lockup, stall or oops while it lived: what an emulator
+    /// starved by a SCHED_FIFO vCPU, or a vCPU starved by the emulator, makes a guest print.
+    GuestKernel {
+        /// Guest name.
+        guest: String,
+        /// What the kernel reported, counted, with its lines.
+        report: crate::console::GuestWarning,
+    },
     /// The agent could not hold `/dev/cpu_dma_latency` at 0, so deep C-states may add exit
     /// latency to its numbers (cyclictest warns the same).
     CpuDmaLatencyNotHeld {
@@ -232,6 +240,7 @@ impl std::fmt::Display for Warning {
                 "guest {guest}: the placement went unread for {gap_ms} ms from {:.1} s (the runner could not run: a realtime thread on its CPUs?); a drift in that stretch may have gone unseen",
                 *from_ms as f64 / 1000.0
             ),
+            Warning::GuestKernel { guest, report } => write!(f, "guest {guest}: {report}"),
             Warning::CpuDmaLatencyNotHeld { guest } => write!(
                 f,
                 "guest {guest}: the agent could not hold /dev/cpu_dma_latency at 0 (kernel without PM QoS, or no permission): deep C-states may add exit latency to these numbers"
@@ -578,6 +587,11 @@ pub struct RunRecord {
     pub accel: Accel,
     /// How the run ended.
     pub status: RunStatus,
+    /// Why it failed, classified from the guest's console and what the host saw, with the lines
+    /// that prove it ([`crate::console`]); `None` for a run that did not fail or failed on the
+    /// host's own verdict (placement, scenario).
+    #[serde(default)]
+    pub failure: Option<crate::console::FailureCause>,
     /// Start, milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
     /// Wall time of the run, milliseconds.

@@ -314,6 +314,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         } else {
             RunStatus::Ok
         },
+        failure: None,
         started_unix_ms: started_unix_ms(s),
         wall_ms: 9_000,
         duration_ms: duration_ns(s) / 1_000_000,

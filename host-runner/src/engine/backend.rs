@@ -46,6 +46,9 @@ pub trait GuestBackend: Send {
     fn kill(&mut self);
     /// The console's last lines, for failure messages.
     fn console_tail(&self) -> String;
+    /// The console's last [`pinlat::console::SCAN_TAIL_BYTES`], to explain a failure and find
+    /// the warnings the guest kernel printed.
+    fn console(&self) -> Vec<u8>;
     /// Lets the guest's vCPUs run (QMP `cont`).
     fn resume(&mut self) -> Result<(), ResumeError>;
     /// Sends a command to the agent.
@@ -117,6 +120,10 @@ impl GuestBackend for QemuGuest {
 
     fn console_tail(&self) -> String {
         console_tail(&self.console_log)
+    }
+
+    fn console(&self) -> Vec<u8> {
+        log_tail(&self.console_log, pinlat::console::SCAN_TAIL_BYTES as u64).into_bytes()
     }
 
     fn resume(&mut self) -> Result<(), ResumeError> {

@@ -64,6 +64,20 @@ pub struct LiveGuest {
     pub drift: DriftTracker,
     /// Read-backs that failed, and the first failure.
     pub read_errors: (u64, Option<String>),
+    /// How this guest ended the run, when it is why the run failed.
+    pub end: Option<GuestEnd>,
+}
+
+/// How a guest ended a run that failed because of it: what the host saw, to be explained by
+/// the console ([`pinlat::console`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestEnd {
+    /// QEMU exited by itself, with this status.
+    QemuExited(String),
+    /// No hello before the boot deadline, seconds.
+    BootDeadline(u64),
+    /// Hello, but not done before the run deadline, seconds after the go.
+    RunDeadline(u64),
 }
 
 impl LiveGuest {

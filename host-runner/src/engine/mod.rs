@@ -178,6 +178,7 @@ fn live_guest(
         released: None,
         drift: Default::default(),
         read_errors: (0, None),
+        end: None,
     }
 }
 
@@ -203,6 +204,7 @@ pub fn execute(
         repetition,
         accel: ctx.accel,
         status: RunStatus::Ok,
+        failure: None,
         started_unix_ms: unix_ms(),
         wall_ms: 0,
         duration_ms: ctx.duration_ms,
@@ -289,6 +291,7 @@ pub fn execute(
         g.backend.kill();
         g.record.boot_to_exit_ms = Some(g.backend.started().elapsed().as_millis() as u64);
     }
+    finish::explain(&live, &mut record);
     finish::collect_guests(live, &mut record);
     record.wall_ms = started.elapsed().as_millis() as u64;
     record.runner_max_rss_kib = runner_max_rss_kib();

@@ -32,6 +32,8 @@ struct Script {
     exit: Option<(Duration, &'static str)>,
     /// Console bytes reported as written.
     console_bytes: u64,
+    /// What the console shows.
+    console: Vec<u8>,
 }
 
 struct ScriptedGuest {
@@ -95,6 +97,10 @@ impl GuestBackend for ScriptedGuest {
 
     fn console_tail(&self) -> String {
         "Kernel panic - not syncing: scripted".into()
+    }
+
+    fn console(&self) -> Vec<u8> {
+        self.script.console.clone()
     }
 
     fn resume(&mut self) -> Result<(), ResumeError> {
@@ -235,6 +241,7 @@ fn good(cfg: &AgentConfig) -> Script {
         ],
         exit: Some((ms(50), "exit status: 0")),
         console_bytes: 0,
+        console: Vec::new(),
     }
 }
 
@@ -327,6 +334,7 @@ fn a_guest_that_exits_early_fails_measure_and_keeps_what_it_said() {
             channel: vec![(ms(10), frame(&hello(cfg)))],
             exit: Some((ms(60), "exit status: 1")),
             console_bytes: 0,
+            console: Vec::new(),
         },
         ms(100),
     );
@@ -357,6 +365,7 @@ fn a_result_written_just_before_exit_is_kept() {
             ],
             exit: Some((ms(60), "exit status: 0")),
             console_bytes: 0,
+            console: Vec::new(),
         },
         ms(100),
     );
@@ -400,6 +409,7 @@ fn a_flood_costs_the_run_not_the_runner() {
     let (r, took) = run(
         |cfg| Script {
             console_bytes: 1 << 30,
+            console: Vec::new(),
             ..good(cfg)
         },
         ms(100),
@@ -444,6 +454,7 @@ fn implausible_messages_are_refused_and_named() {
             ],
             exit: Some((ms(40), "exit status: 0")),
             console_bytes: 0,
+            console: Vec::new(),
         },
         ms(100),
     );
@@ -476,10 +487,93 @@ fn an_agent_error_fails_the_run_with_its_message() {
             ],
             exit: Some((ms(30), "exit status: 0")),
             console_bytes: 0,
+            console: Vec::new(),
         },
         ms(100),
     );
     let (stage, reason) = failure(&r);
     assert_eq!(stage, Stage::Agent);
     assert!(reason.contains("Cannot pin thread to CPU 1"), "{reason}");
+}
+
+/// A recorded console from the real guest kernel (`tests/fixtures/console/`).
+fn console_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/console")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_guest_that_panics_at_boot_fails_in_boot_with_the_panic_as_its_cause() {
+    let (r, _) = run(
+        |_| Script {
+            exit: Some((ms(30), "exit status: 0")),
+            console: console_fixture("timer-check-panic.log"),
+            ..Script::default()
+        },
+        ms(100),
+    );
+    let (stage, reason) = failure(&r);
+    assert_eq!(stage, Stage::Boot, "no hello came: {reason}");
+    assert!(
+        reason
+            .starts_with("guest g: guest kernel panic during boot: IO-APIC + timer doesn't work!"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("exited (exit status: 0)"),
+        "the host's account stays: {reason}"
+    );
+    match &r.failure {
+        Some(pinlat::console::FailureCause::KernelPanic { evidence, .. }) => {
+            assert!(
+                evidence.iter().any(|l| l.contains("IO-APIC + timer")),
+                "{evidence:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn stalls_a_finished_guest_printed_are_warnings_on_a_good_run() {
+    let (r, _) = run(
+        |cfg| Script {
+            console: console_fixture("vcpu-frozen-rcu-stall-soft-lockup.log"),
+            ..good(cfg)
+        },
+        ms(100),
+    );
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    assert!(r.failure.is_none());
+    let kinds: Vec<_> = r
+        .warnings
+        .iter()
+        .filter_map(|w| match w {
+            Warning::GuestKernel { guest, report } => Some((guest.as_str(), report.kind)),
+            _ => None,
+        })
+        .collect();
+    use pinlat::console::WarningKind;
+    assert!(kinds.contains(&("g", WarningKind::RcuStall)), "{kinds:?}");
+    assert!(kinds.contains(&("g", WarningKind::SoftLockup)), "{kinds:?}");
+}
+
+#[test]
+fn a_boot_deadline_without_console_evidence_is_no_hello() {
+    let (r, _) = run(|_| Script::default(), ms(100));
+    assert!(
+        matches!(
+            r.failure,
+            Some(pinlat::console::FailureCause::NoHello {
+                deadline_s: Some(1),
+                ..
+            })
+        ),
+        "{:?}",
+        r.failure
+    );
 }
