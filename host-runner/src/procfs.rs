@@ -4,8 +4,12 @@
 //! of a run it reads every QEMU thread's `Cpus_allowed_list`, scheduling policy and priority
 //! back from procfs (docs/architecture.md "Data flow"). The field layouts are the kernel's
 //! (`Documentation/filesystems/proc.rst`, `man 5 proc`): `status` is `Key:\tvalue` lines and
-//! `stat` is space-separated fields after the `(comm)` in parentheses, where field 39 is the
-//! CPU last run on, 40 the RT priority and 41 the policy.
+//! `stat` is space-separated fields after the `(comm)` in parentheses, where fields 14 and 15
+//! are the user and system CPU time in clock ticks, 39 the CPU last run on, 40 the RT priority
+//! and 41 the policy. `schedstat` (`Documentation/scheduler/sched-stats.rst`) is three numbers:
+//! time on a CPU (ns), time waiting on a runqueue (ns), timeslices run. The process's own
+//! `/proc/<pid>/stat` sums the CPU time of all its threads, dead ones included; a task's
+//! `schedstat` is that task's alone.
 //!
 //! Every parser takes `&str` so it can be tested on fixture text; the readers only add I/O.
 
@@ -65,9 +69,13 @@ pub struct StatusFields {
     pub nonvoluntary_ctxt_switches: u64,
 }
 
-/// The fields pinlat uses from `/proc/<pid>/task/<tid>/stat`.
+/// The fields pinlat uses from `/proc/<pid>/task/<tid>/stat` (and `/proc/<pid>/stat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatFields {
+    /// Field 14: user CPU time, clock ticks ([`clock_ticks_per_s`]).
+    pub utime_ticks: u64,
+    /// Field 15: system CPU time, clock ticks.
+    pub stime_ticks: u64,
     /// Field 39: the CPU the thread last ran on.
     pub last_cpu: u32,
     /// Field 40: realtime priority (1..=99 for FIFO/RR, 0 otherwise).
@@ -100,6 +108,60 @@ pub struct ThreadInfo {
     /// `se.nr_migrations` from `sched` (CPU migrations since start), when the kernel has
     /// `CONFIG_SCHED_DEBUG`.
     pub nr_migrations: Option<u64>,
+    /// User CPU time since the thread started, clock ticks.
+    #[serde(default)]
+    pub utime_ticks: u64,
+    /// System CPU time since the thread started, clock ticks.
+    #[serde(default)]
+    pub stime_ticks: u64,
+    /// `schedstat`, when the kernel has it (`CONFIG_SCHED_INFO`).
+    #[serde(default)]
+    pub schedstat: Option<SchedStat>,
+}
+
+/// `/proc/<pid>/task/<tid>/schedstat`: the thread's time on and waiting for a CPU since it
+/// started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedStat {
+    /// Time spent on a CPU, ns.
+    pub run_ns: u64,
+    /// Time spent runnable on a runqueue, waiting for a CPU, ns.
+    pub wait_ns: u64,
+    /// Timeslices run (times scheduled onto a CPU).
+    pub timeslices: u64,
+}
+
+/// The clock ticks per second of `utime`/`stime` (`sysconf(_SC_CLK_TCK)`, `USER_HZ`; 100
+/// when it cannot be read, the value of every Linux architecture pinlat runs on).
+pub fn clock_ticks_per_s() -> u64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(n)) if n > 0 => n as u64,
+        _ => 100,
+    }
+}
+
+/// Clock ticks to ns at `hz` ticks per second.
+pub fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1))).min(u128::from(u64::MAX)) as u64
+}
+
+/// Parses a `schedstat` file: `run_ns wait_ns timeslices`.
+pub fn parse_schedstat(text: &str) -> Result<SchedStat, ProcError> {
+    let bad = |what: String| ProcError::Parse {
+        file: "schedstat",
+        what,
+    };
+    let mut it = text.split_ascii_whitespace();
+    let mut next = |name: &str| -> Result<u64, ProcError> {
+        let raw = it.next().ok_or_else(|| bad(format!("no {name}")))?;
+        raw.parse()
+            .map_err(|_| bad(format!("{name} \"{raw}\" is not a number")))
+    };
+    Ok(SchedStat {
+        run_ns: next("run time")?,
+        wait_ns: next("wait time")?,
+        timeslices: next("timeslices")?,
+    })
 }
 
 /// Parses a kernel CPU list (`0-3,8,10-11`; empty means no CPU), a subset of the libvirt
@@ -168,14 +230,19 @@ pub fn parse_stat(text: &str) -> Result<StatFields, ProcError> {
     let close = text.rfind(')').ok_or_else(|| bad("no ')' after comm"))?;
     // Fields after ") " start at field 3, so field N is at index N - 3.
     let fields: Vec<&str> = text[close + 1..].split_ascii_whitespace().collect();
-    let get = |n: usize| -> Result<u32, ProcError> {
+    let get64 = |n: usize| -> Result<u64, ProcError> {
         let raw = fields
             .get(n - 3)
             .ok_or_else(|| bad(&format!("only {} fields, need {n}", fields.len() + 2)))?;
         raw.parse()
             .map_err(|_| bad(&format!("field {n} \"{raw}\" is not a number")))
     };
+    let get = |n: usize| -> Result<u32, ProcError> {
+        u32::try_from(get64(n)?).map_err(|_| bad(&format!("field {n} is out of range")))
+    };
     Ok(StatFields {
+        utime_ticks: get64(14)?,
+        stime_ticks: get64(15)?,
         last_cpu: get(39)?,
         rt_priority: get(40)?,
         policy: SchedPolicy::from_raw(get(41)?),
@@ -253,6 +320,9 @@ impl Procfs {
             Ok(c) => c.trim_end_matches('\n').to_string(),
             Err(_) => status.name.clone(),
         };
+        let schedstat = fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|t| parse_schedstat(&t).ok());
         Ok(ThreadInfo {
             tid,
             comm,
@@ -264,7 +334,17 @@ impl Procfs {
             rt_priority: stat.rt_priority,
             last_cpu: stat.last_cpu,
             nr_migrations,
+            utime_ticks: stat.utime_ticks,
+            stime_ticks: stat.stime_ticks,
+            schedstat,
         })
+    }
+
+    /// The whole process's user + system CPU time, clock ticks (`/proc/<pid>/stat` fields 14
+    /// and 15: every thread's, including threads that have exited).
+    pub fn process_cpu_ticks(&self, pid: i32) -> Result<u64, ProcError> {
+        let stat = parse_stat(&read(self.root.join(pid.to_string()).join("stat"))?)?;
+        Ok(stat.utime_ticks + stat.stime_ticks)
     }
 
     /// Reads every thread of `pid`, ascending by tid. Threads that exit between listing and
@@ -327,6 +407,42 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
     }
 
     #[test]
+    fn stat_cpu_times_are_fields_14_and_15() {
+        let s = parse_stat(STAT).unwrap();
+        assert_eq!((s.utime_ticks, s.stime_ticks), (12, 3));
+        // A CPU time beyond u32 (a long-lived busy process) still parses.
+        let big = STAT.replace(" 12 3 ", " 5000000000 3 ");
+        assert_eq!(parse_stat(&big).unwrap().utime_ticks, 5_000_000_000);
+        assert!(parse_stat(&STAT.replace(" 12 3 ", " x 3 ")).is_err());
+    }
+
+    #[test]
+    fn schedstat_fields() {
+        let s = parse_schedstat("5427907283 3605894211 1635\n").unwrap();
+        assert_eq!(
+            s,
+            SchedStat {
+                run_ns: 5_427_907_283,
+                wait_ns: 3_605_894_211,
+                timeslices: 1635
+            }
+        );
+        let err = parse_schedstat("12 34").unwrap_err().to_string();
+        assert!(err.contains("timeslices"), "{err}");
+        assert!(parse_schedstat("12 x 3").is_err());
+        assert!(parse_schedstat("").is_err());
+    }
+
+    #[test]
+    fn ticks_convert_to_ns() {
+        assert_eq!(ticks_to_ns(3, 100), 30_000_000);
+        assert_eq!(ticks_to_ns(1, 250), 4_000_000);
+        assert_eq!(ticks_to_ns(u64::MAX, 1), u64::MAX);
+        assert_eq!(ticks_to_ns(5, 0), 5_000_000_000);
+        assert!(clock_ticks_per_s() >= 100);
+    }
+
+    #[test]
     fn stat_real_self() {
         let text = fs::read_to_string("/proc/thread-self/stat").unwrap();
         let s = parse_stat(&text).unwrap();
@@ -376,6 +492,7 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
             let _ = parse_stat(&text);
             let _ = parse_kernel_cpu_list(&text);
             let _ = parse_sched_migrations(&text);
+            let _ = parse_schedstat(&text);
         }
 
         /// A stat line with any comm (spaces, parentheses) still yields fields 39–41.
@@ -400,6 +517,9 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
         fs::write(t.join("status"), STATUS).unwrap();
         fs::write(t.join("stat"), STAT).unwrap();
         fs::write(t.join("comm"), "CPU 1/TCG\n").unwrap();
+        fs::write(t.join("schedstat"), "900 80 7\n").unwrap();
+        // The process's stat: every thread's CPU time, dead ones included.
+        fs::write(dir.path().join("42/stat"), STAT.replace(" 12 3 ", " 40 9 ")).unwrap();
         let p = Procfs::at(dir.path());
         assert_eq!(p.list_tids(42).unwrap(), vec![43]);
         let threads = p.read_threads(42).unwrap();
@@ -407,7 +527,11 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
         assert_eq!(threads[0].comm, "CPU 1/TCG");
         assert_eq!(threads[0].policy, SchedPolicy::Fifo);
         assert_eq!(threads[0].nr_migrations, None);
+        assert_eq!((threads[0].utime_ticks, threads[0].stime_ticks), (12, 3));
+        assert_eq!(threads[0].schedstat.map(|s| s.run_ns), Some(900));
+        assert_eq!(p.process_cpu_ticks(42).unwrap(), 49);
         assert!(p.list_tids(7).unwrap_err().is_gone());
+        assert!(p.process_cpu_ticks(7).unwrap_err().is_gone());
     }
 
     #[test]
@@ -417,6 +541,8 @@ voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
         assert!(threads.iter().any(|t| t.tid == pid));
         let me = threads.iter().find(|t| t.tid == pid).unwrap();
         assert!(!me.cpus_allowed.is_empty());
+        // This kernel keeps schedstat; a thread that has run has run for some ns.
+        assert!(me.schedstat.is_some_and(|s| s.run_ns > 0), "{me:?}");
     }
 
     fn gettid() -> i32 {
