@@ -438,6 +438,10 @@ pub struct GuestRun {
     /// The agent's measurement window in the host's time, when its results carried one.
     #[serde(default)]
     pub window: Option<MeasureWindow>,
+    /// CPU time of every QEMU thread during the measurement, by thread kind: the evidence of
+    /// which threads a disturbance loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_cpu: Option<ThreadCpu>,
 }
 
 /// A thread whose placement differed from the plan during a run, from the first read-back that
@@ -531,6 +535,123 @@ pub struct MgmtPollStats {
     pub errors: u64,
     /// The QMP commands each round issued.
     pub queries: Vec<String>,
+}
+
+/// What a QEMU thread does, for the account of where the emulator's CPU time went. From QMP's
+/// thread ids (vCPUs, iothreads), the process id (the main loop) and the names QEMU 7.2 gives
+/// its threads with `-name …,debug-threads=on`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ThreadKind {
+    /// The vCPU thread of guest vCPU `vcpu` (`CPU 1/TCG`, `CPU 1/KVM`).
+    Vcpu {
+        /// vCPU index.
+        vcpu: u32,
+    },
+    /// The main loop (the thread whose id is the process id): QMP dispatch, device emulation
+    /// without an iothread, timers, the BQL's usual holder.
+    MainLoop,
+    /// A thread-pool worker (`worker`): blocking I/O of `aio=threads` disks.
+    Worker,
+    /// A user iothread (`-object iothread`, from QMP `query-iothreads`).
+    Iothread,
+    /// The outgoing migration thread (`live_migration` in QEMU 7.2, `mig/src/main` from 9.0)
+    /// and its helpers (return path, multifd senders).
+    Migration,
+    /// The RCU reclamation thread (`call_rcu`).
+    Rcu,
+    /// The monitor's own I/O thread (`IO mon_iothread`): reads and writes QMP sockets.
+    Monitor,
+    /// Any other QEMU thread.
+    #[default]
+    Other,
+    /// Threads that exited during the measurement, for the CPU time they used after their last
+    /// sample (from the process's total, which keeps dead threads' time).
+    Exited,
+}
+
+impl ThreadKind {
+    /// The name reports show: `vCPU 1`, `main loop`, `worker`, `iothread`, `migration`, `rcu`,
+    /// `monitor I/O`, `other`, `exited`.
+    pub fn label(&self) -> String {
+        match self {
+            ThreadKind::Vcpu { vcpu } => format!("vCPU {vcpu}"),
+            ThreadKind::MainLoop => "main loop".into(),
+            ThreadKind::Worker => "worker".into(),
+            ThreadKind::Iothread => "iothread".into(),
+            ThreadKind::Migration => "migration".into(),
+            ThreadKind::Rcu => "rcu".into(),
+            ThreadKind::Monitor => "monitor I/O".into(),
+            ThreadKind::Other => "other".into(),
+            ThreadKind::Exited => "exited".into(),
+        }
+    }
+
+    /// Whether this kind is one of the emulator threads a layout's emulator set places (every
+    /// kind but vCPUs and iothreads).
+    pub fn is_emulator(&self) -> bool {
+        !matches!(self, ThreadKind::Vcpu { .. } | ThreadKind::Iothread)
+    }
+}
+
+/// CPU time and scheduling of the QEMU threads of one kind during the measurement.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadKindCpu {
+    /// The kind.
+    #[serde(flatten)]
+    pub kind: ThreadKind,
+    /// Threads of this kind seen during the measurement.
+    pub threads: u32,
+    /// User + system CPU time, ns (`utime + stime` of `/proc/<pid>/task/<tid>/stat`, at the
+    /// clock tick's resolution, 10 ms at `USER_HZ` 100).
+    pub cpu_ns: u64,
+    /// Time on a CPU, ns (`schedstat` field 1, exact). 0 for [`ThreadKind::Exited`].
+    pub run_ns: u64,
+    /// Time runnable but waiting for a CPU, ns (`schedstat` field 2).
+    pub wait_ns: u64,
+    /// Times scheduled onto a CPU (`schedstat` field 3).
+    pub timeslices: u64,
+    /// Voluntary context switches (blocked).
+    pub voluntary_ctxt_switches: u64,
+    /// Involuntary context switches (preempted).
+    pub nonvoluntary_ctxt_switches: u64,
+    /// Host CPUs a thread of this kind was seen running on (sampled; a CPU counts when the
+    /// thread ran since the previous sample).
+    pub cpus_seen: CpuSet,
+}
+
+impl ThreadKindCpu {
+    /// The best CPU time known, ns: `run_ns` (exact) when the kernel gave it, else `cpu_ns`.
+    pub fn time_ns(&self) -> u64 {
+        if self.run_ns > 0 {
+            self.run_ns
+        } else {
+            self.cpu_ns
+        }
+    }
+}
+
+/// Where one guest's QEMU spent CPU time during the measurement: sampled from the agent's
+/// first interval report to its first final result (the vCPU statistics' window), per thread
+/// kind. Threads started inside the window count from zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadCpu {
+    /// Host time between the first and the last sample, ns.
+    pub window_ns: u64,
+    /// Samples taken.
+    pub samples: u64,
+    /// The whole process's user + system CPU time over the window, ns (`/proc/<pid>/stat`,
+    /// clock-tick resolution; includes threads that exited).
+    pub process_cpu_ns: u64,
+    /// Per kind, vCPUs first, in [`ThreadKind`] order.
+    pub kinds: Vec<ThreadKindCpu>,
+}
+
+impl ThreadCpu {
+    /// The entry of one kind, when any thread of it was seen.
+    pub fn kind(&self, kind: &ThreadKind) -> Option<&ThreadKindCpu> {
+        self.kinds.iter().find(|k| &k.kind == kind)
+    }
 }
 
 /// Steal time of the host's CPUs over a run: time the hypervisor ran something else while the
@@ -673,6 +794,37 @@ mod tests {
         assert!(!t.matches());
         t.policy = HostPolicy::Rr;
         assert!(!t.matches());
+    }
+
+    #[test]
+    fn thread_kinds_serialize_flat_and_read_back() {
+        let k = ThreadKindCpu {
+            kind: ThreadKind::Vcpu { vcpu: 1 },
+            threads: 1,
+            run_ns: 7,
+            cpus_seen: CpuSet::parse("1").unwrap(),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&k).unwrap();
+        assert_eq!(json["kind"], "vcpu");
+        assert_eq!(json["vcpu"], 1);
+        assert_eq!(serde_json::from_value::<ThreadKindCpu>(json).unwrap(), k);
+        let main = serde_json::to_value(ThreadKindCpu {
+            kind: ThreadKind::MainLoop,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(main["kind"], "main-loop");
+        assert_eq!(ThreadKind::Monitor.label(), "monitor I/O");
+        assert!(ThreadKind::Migration.is_emulator() && !ThreadKind::Iothread.is_emulator());
+        // The exact schedstat time wins over the tick-resolution one when there is one.
+        assert_eq!(k.time_ns(), 7);
+        let exited = ThreadKindCpu {
+            kind: ThreadKind::Exited,
+            cpu_ns: 10_000_000,
+            ..Default::default()
+        };
+        assert_eq!(exited.time_ns(), 10_000_000);
     }
 
     #[test]

@@ -23,5 +23,6 @@ pub mod run;
 pub mod signals;
 pub mod steal;
 pub mod store;
+pub mod thread_cpu;
 pub mod trace;
 pub mod validate;

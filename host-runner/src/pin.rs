@@ -16,7 +16,7 @@ use std::time::Instant;
 use pinlat::config::Policy;
 use pinlat::cpuset::CpuSet;
 use pinlat::plan::{GuestPlacement, Sched};
-use pinlat::result::{NewThread, ObservedThread, ThreadRole, VcpuThreadStats};
+use pinlat::result::{NewThread, ObservedThread, ThreadKind, ThreadRole, VcpuThreadStats};
 use pinlat::sched::{self, SchedError};
 
 use crate::cgroup::GuestCgroup;
@@ -150,6 +150,24 @@ impl Pinner {
     /// Host thread ids of the vCPUs, by vCPU index.
     pub fn vcpu_tids(&self) -> BTreeMap<u32, i32> {
         self.vcpu_tids.iter().map(|(&t, &v)| (v, t)).collect()
+    }
+
+    /// QEMU's process id.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// What a thread of this QEMU is, for the account of its CPU time
+    /// ([`crate::thread_cpu::classify`]).
+    pub fn kind_of(&self, t: &ThreadInfo) -> ThreadKind {
+        crate::thread_cpu::classify(self.pid, t.tid, &t.comm, &self.role(t.tid))
+    }
+
+    /// The whole process's CPU time so far, clock ticks (dead threads included).
+    pub fn process_cpu_ticks(&self) -> Result<u64, PlacementError> {
+        self.procfs
+            .process_cpu_ticks(self.pid)
+            .map_err(PlacementError::Proc)
     }
 
     fn role(&self, tid: i32) -> ThreadRole {

@@ -354,6 +354,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             new_thread_placement: None,
             new_threads: Vec::new(),
             window: (!s.failed).then(|| window(s)),
+            thread_cpu: None,
         }],
         mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
             rate_hz: 20,

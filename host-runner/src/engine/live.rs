@@ -1,6 +1,7 @@
 //! One guest while it runs: its agent channel decoded frame by frame, every message checked
-//! for plausibility ([`crate::validate`]) before it enters the run record, the vCPU threads
-//! sampled from the host side, and the bound on what a flooding guest may write.
+//! for plausibility ([`crate::validate`]) before it enters the run record, the vCPU threads and
+//! the CPU time of every QEMU thread sampled from the host side ([`crate::thread_cpu`]), and
+//! the bound on what a flooding guest may write.
 
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use pinlat::wire::{Decoded, FrameDecoder, Message};
 use super::backend::GuestBackend;
 use super::drift::DriftTracker;
 use crate::pin::VcpuSampler;
+use crate::thread_cpu::ThreadCpuSampler;
 use crate::validate::Expect;
 
 /// Bytes read from one guest's agent channel per loop turn; bounds the work a flooding guest
@@ -37,6 +39,8 @@ pub struct LiveGuest {
     pub decoder: FrameDecoder,
     /// Host-side statistics of the vCPU threads.
     pub sampler: VcpuSampler,
+    /// CPU time of every QEMU thread, sampled with `sampler`.
+    pub thread_cpu: ThreadCpuSampler,
     /// The agent sent `done`.
     pub done: bool,
     /// Final results the run needs from this guest.
@@ -128,11 +132,15 @@ impl LiveGuest {
         }
     }
 
-    /// Samples the vCPU threads (context switches, CPUs seen) if the placement is readable.
+    /// Samples the vCPU threads (context switches, CPUs seen) and every thread's CPU time if
+    /// the placement is readable.
     pub fn sample_vcpus(&mut self) {
         if let Some(p) = self.backend.pinner() {
             if let Ok(t) = p.threads() {
                 self.sampler.sample(&t, &p.vcpu_tids());
+                let total = p.process_cpu_ticks().ok();
+                self.thread_cpu
+                    .sample(&t, total, pinlat::host::monotonic_ns(), |x| p.kind_of(x));
             }
         }
     }
@@ -162,6 +170,7 @@ impl LiveGuest {
                     self.record.boot_to_first_sample_ms = Some(since_boot());
                     // Host-side statistics cover the measurement, not boot and preheat.
                     self.sampler = VcpuSampler::default();
+                    self.thread_cpu = ThreadCpuSampler::default();
                     self.sample_vcpus();
                 }
                 if self.record.intervals.len() < self.max_intervals {
@@ -210,8 +219,12 @@ impl LiveGuest {
         let tids = p.vcpu_tids();
         if let Ok(t) = p.threads() {
             self.sampler.sample(&t, &tids);
+            let total = p.process_cpu_ticks().ok();
+            self.thread_cpu
+                .sample(&t, total, pinlat::host::monotonic_ns(), |x| p.kind_of(x));
         }
         self.record.vcpu_stats = self.sampler.finish(&tids, &self.record.planned);
+        self.record.thread_cpu = self.thread_cpu.finish(crate::procfs::clock_ticks_per_s());
     }
 
     /// A reason to stop when the guest's output outgrows anything a run writes (a guest

@@ -132,6 +132,7 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         new_thread_placement: None,
         new_threads: Vec::new(),
         window: None,
+        thread_cpu: None,
     }
 }
 
@@ -155,6 +156,7 @@ fn live_guest(
         record,
         decoder: FrameDecoder::with_max_frame_bytes(MAX_FRAME_BYTES),
         sampler: VcpuSampler::default(),
+        thread_cpu: Default::default(),
         done: false,
         finals_expected,
         max_intervals: intervals_per_cpu * rt.max(1) * 2,
