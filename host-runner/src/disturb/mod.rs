@@ -7,6 +7,8 @@
 //!    is launched: agent loads, devices and monitors go into its [`AgentConfig`] and
 //!    [`VmSpec`];
 //! 2. [`Disturbance::start`] once every guest is booted, pinned and released;
+//!    [`Disturbance::measuring`] when every guest has said hello and is told to measure (a
+//!    load that would slow the guests' boot, such as a QMP storm, waits for it);
 //! 3. [`Disturbance::stop`] when every guest has sent its results (so the load never competes
 //!    with the guests' power-off), or when the run ends otherwise; it says what was achieved.
 
@@ -54,8 +56,11 @@ pub struct Targets {
     /// Per guest, in config order: its management QMP socket, when
     /// [`Disturbance::prepare_vm`] asked for one.
     pub mgmt_sockets: Vec<Option<PathBuf>>,
-    /// The host's housekeeping pCPUs (the config's host CPUs not used by any RT vCPU).
+    /// The host pCPUs a disturbance's own threads run on: the configured housekeeping pCPUs,
+    /// else those no RT vCPU of the layout may run on ([`crate::engine::housekeeping_cpus`]).
     pub housekeeping_cpus: CpuSet,
+    /// The guests' names, in config order, for what a disturbance reports per guest.
+    pub names: Vec<String>,
 }
 
 /// What a disturbance did, for the run record.
@@ -83,6 +88,10 @@ pub trait Disturbance: Send {
 
     /// Starts the load once every guest runs.
     fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError>;
+
+    /// Every guest has booted and been told to measure (after `start`; not called when a
+    /// guest never said hello).
+    fn measuring(&mut self) {}
 
     /// Stops the load (idempotent) and says what it achieved; called at least once after a
     /// successful `start`.
@@ -132,6 +141,12 @@ impl Disturbance for Combined {
             }
         }
         Ok(())
+    }
+
+    fn measuring(&mut self) {
+        for d in &mut self.0 {
+            d.measuring();
+        }
     }
 
     fn stop(&mut self) -> Outcome {
@@ -187,5 +202,29 @@ mod tests {
         });
         assert_eq!(a.mgmt_poll.unwrap().rounds, 3);
         assert_eq!(a.problem.unwrap(), "migrate: stalled; mgmt-poll: 3 of 10");
+    }
+
+    /// Counts the lifecycle calls it gets.
+    struct Probe(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Disturbance for Probe {
+        fn start(&mut self, _: &Targets) -> Result<(), DisturbanceError> {
+            Ok(())
+        }
+        fn measuring(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        fn stop(&mut self) -> Outcome {
+            Outcome::default()
+        }
+    }
+
+    #[test]
+    fn every_disturbance_of_a_combination_hears_the_measurement_begin() {
+        let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut c = Combined(vec![Box::new(Probe(n.clone())), Box::new(Probe(n.clone()))]);
+        c.start(&Targets::default()).unwrap();
+        c.measuring();
+        assert_eq!(n.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 }

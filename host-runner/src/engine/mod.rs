@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use pinlat::agentcfg::AgentConfig;
 use pinlat::config::{Config, Guest, Scenario, Workload, WorkloadKind};
+use pinlat::cpuset::CpuSet;
 use pinlat::kinds::Accel;
 use pinlat::plan::{GuestPlacement, LayoutPlan, Plan};
 use pinlat::result::{
@@ -134,6 +135,21 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         window: None,
         thread_cpu: None,
     }
+}
+
+/// The host pCPUs a disturbance's own threads run on: the configured housekeeping pCPUs, else
+/// the usable pCPUs that no RT vCPU of this layout may run on (none in a `float` layout, whose
+/// RT vCPUs may run anywhere). A runner thread beside a SCHED_FIFO vCPU would barely run.
+pub fn housekeeping_cpus(plan: &Plan, layout: &LayoutPlan) -> CpuSet {
+    if !plan.housekeeping_cpus.is_empty() {
+        return plan.housekeeping_cpus.clone();
+    }
+    let rt = layout
+        .guests
+        .iter()
+        .flat_map(|g| g.vcpus.iter().filter(|v| v.realtime))
+        .fold(CpuSet::new(), |all, v| all.union(&v.cpus));
+    plan.usable_cpus.difference(&rt)
 }
 
 /// What the run expects of one guest's agent.
@@ -269,7 +285,8 @@ pub fn execute(
     if record.status.is_ok() {
         let targets = Targets {
             mgmt_sockets: live.iter().map(|g| g.backend.mgmt_socket()).collect(),
-            housekeeping_cpus: ctx.plan.housekeeping_cpus.clone(),
+            housekeeping_cpus: housekeeping_cpus(ctx.plan, layout),
+            names: live.iter().map(|g| g.record.guest.clone()).collect(),
         };
         match disturbance.start(&targets) {
             Ok(()) => {

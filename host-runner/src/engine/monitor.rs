@@ -79,6 +79,7 @@ pub fn monitor(
                     break 'outer;
                 }
             }
+            disturbance.measuring();
             let now = Instant::now();
             go_at = Some(now);
             steal_from = Some((now, StealSnapshot::now()));

@@ -577,3 +577,37 @@ fn a_boot_deadline_without_console_evidence_is_no_hello() {
         r.failure
     );
 }
+
+#[test]
+fn disturbance_threads_go_where_no_rt_vcpu_may_run() {
+    let online = CpuSet::parse("0-3").unwrap();
+    let layouts = "[[layouts]]\nkind = \"vcpu0\"\n[[layouts]]\nkind = \"float\"\n";
+    let guest = "[[guests]]\nname = \"rt\"\nvcpus = 2\nrealtime_mask = \"^0\"\n";
+    let config =
+        Config::from_toml_str(&format!("[host]\ncpus = \"0-2\"\n{guest}{layouts}")).unwrap();
+    let plan = Plan::new(&config, &online).unwrap();
+    let rt: CpuSet = plan.layouts[0].guests[0]
+        .vcpus
+        .iter()
+        .filter(|v| v.realtime)
+        .flat_map(|v| v.cpus.iter())
+        .collect();
+    let hk = super::housekeeping_cpus(&plan, &plan.layouts[0]);
+    assert!(
+        !hk.is_empty() && hk.intersection(&rt).is_empty(),
+        "{hk} vs RT {rt}"
+    );
+    assert_eq!(hk, CpuSet::parse("0-2").unwrap().difference(&rt));
+    // A float layout's RT vCPUs may run anywhere: no pCPU is safe, so none is chosen.
+    assert!(super::housekeeping_cpus(&plan, &plan.layouts[1]).is_empty());
+    // Configured housekeeping pCPUs win.
+    let config = Config::from_toml_str(&format!(
+        "[host]\ncpus = \"0-2\"\nhousekeeping_cpus = \"0\"\n{guest}{layouts}"
+    ))
+    .unwrap();
+    let plan = Plan::new(&config, &online).unwrap();
+    assert_eq!(
+        super::housekeeping_cpus(&plan, &plan.layouts[0]).to_string(),
+        "0"
+    );
+}
