@@ -438,6 +438,9 @@ pub struct GuestRun {
     /// The agent's measurement window in the host's time, when its results carried one.
     #[serde(default)]
     pub window: Option<MeasureWindow>,
+    /// `mgmt-storm` counters of this guest's storm, when that scenario ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mgmt_storm: Option<MgmtStormStats>,
     /// CPU time of every QEMU thread during the measurement, by thread kind: the evidence of
     /// which threads a disturbance loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -654,6 +657,57 @@ impl ThreadCpu {
     }
 }
 
+/// One query of a `mgmt-storm`: how often it ran and what it cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryCalls {
+    /// The query, e.g. `query-stats {"target":"vm"}`.
+    pub query: String,
+    /// Calls answered with a `return`.
+    pub calls: u64,
+    /// Calls answered with an error (after the first, which decides whether it is supported).
+    pub errors: u64,
+    /// Time from sending the command to its reply, summed over calls, ns.
+    pub total_ns: u64,
+    /// Longest call, ns.
+    pub max_ns: u64,
+}
+
+/// `mgmt-storm` counters: QMP queries issued back to back, round-robin, as fast as QEMU
+/// answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MgmtStormStats {
+    /// The queries issued, in round-robin order.
+    pub queries: Vec<String>,
+    /// Queries dropped because this QEMU rejected them on first use, with its error.
+    pub unsupported: Vec<String>,
+    /// Calls answered with a `return`.
+    pub calls: u64,
+    /// Calls answered with an error, or lost to a broken connection.
+    pub errors: u64,
+    /// How long the storm ran, ms (in a run's total: the longest guest's storm).
+    pub elapsed_ms: u64,
+    /// Host CPUs the storm's threads were pinned to (empty: not pinned).
+    pub cpus: CpuSet,
+    /// Per-call latency (send to reply), ns.
+    pub latency: crate::histo::Summary,
+    /// Per-call latency histogram, ns.
+    pub latency_histogram: crate::histo::Hist,
+    /// Per query.
+    pub per_query: Vec<QueryCalls>,
+}
+
+impl MgmtStormStats {
+    /// Calls answered per second over the storm's run (for a run's total: the guests' storms
+    /// together).
+    pub fn calls_per_s(&self) -> f64 {
+        if self.elapsed_ms == 0 {
+            0.0
+        } else {
+            self.calls as f64 * 1000.0 / self.elapsed_ms as f64
+        }
+    }
+}
+
 /// Steal time of the host's CPUs over a run: time the hypervisor ran something else while the
 /// CPU wanted to run (`/proc/stat`, 10 ms resolution). Non-zero only when the host is a VM.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -732,6 +786,9 @@ pub struct RunRecord {
     /// footprint, which a flooding guest must not be able to grow without bound.
     #[serde(default)]
     pub runner_max_rss_kib: Option<u64>,
+    /// `mgmt-storm` counters over every guest, when that scenario ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mgmt_storm: Option<MgmtStormStats>,
 }
 
 impl RunRecord {
@@ -825,6 +882,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(exited.time_ns(), 10_000_000);
+    }
+
+    #[test]
+    fn storm_rates() {
+        let s = MgmtStormStats {
+            calls: 500,
+            elapsed_ms: 2_000,
+            ..Default::default()
+        };
+        assert_eq!(s.calls_per_s(), 250.0);
+        assert_eq!(MgmtStormStats::default().calls_per_s(), 0.0);
     }
 
     #[test]

@@ -241,15 +241,13 @@ fn scenario(p: &str, s: &RawScenario) -> Result<Scenario, ConfigError> {
             ))
         }
     };
-    if let Some(k) = kinds.iter().find(|k| {
-        matches!(
-            k,
-            ScenarioKind::GuestNet | ScenarioKind::MgmtStorm | ScenarioKind::Migrate
-        )
-    }) {
+    if let Some(k) = kinds
+        .iter()
+        .find(|k| matches!(k, ScenarioKind::GuestNet | ScenarioKind::Migrate))
+    {
         return Err(ConfigError::new(
             format!("{p}.kind"),
-            format!("\"{k}\" is not available in this build yet: use idle, mgmt-poll, guest-io or host-stress"),
+            format!("\"{k}\" is not available in this build yet: use idle, mgmt-poll, guest-io, mgmt-storm or host-stress"),
         ));
     }
     let mut seen = BTreeSet::new();

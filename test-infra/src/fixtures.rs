@@ -354,6 +354,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             new_thread_placement: None,
             new_threads: Vec::new(),
             window: (!s.failed).then(|| window(s)),
+            mgmt_storm: None,
             thread_cpu: None,
         }],
         mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
@@ -365,6 +366,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         warnings: Vec::new(),
         host_steal: None,
         runner_max_rss_kib: Some(12_000),
+        mgmt_storm: None,
     }
 }
 

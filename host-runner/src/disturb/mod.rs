@@ -16,13 +16,14 @@ mod guest_io;
 pub mod host_stress;
 mod idle;
 mod mgmt_poll;
+pub mod mgmt_storm;
 
 use std::path::PathBuf;
 
 use pinlat::agentcfg::AgentConfig;
 use pinlat::config::{Scenario, ScenarioKind};
 use pinlat::cpuset::CpuSet;
-use pinlat::result::{MgmtPollStats, Warning};
+use pinlat::result::{MgmtPollStats, MgmtStormStats, Warning};
 
 use crate::qemu::VmSpec;
 
@@ -36,6 +37,14 @@ pub enum DisturbanceError {
         scenario: ScenarioKind,
         /// The guest's index in the config.
         guest: usize,
+    },
+    /// The scenario's parameters cannot be used.
+    #[error("{scenario}: {why}")]
+    Config {
+        /// The scenario.
+        scenario: ScenarioKind,
+        /// What is wrong, naming the bad value.
+        why: String,
     },
     /// A thread or process of the disturbance could not be started.
     #[error("{scenario}: cannot start {what}")]
@@ -70,6 +79,10 @@ pub struct Outcome {
     pub mgmt_poll: Option<MgmtPollStats>,
     /// `mgmt-poll` counters per guest, in config order (`None`: that guest's poller failed).
     pub per_guest_mgmt_poll: Vec<Option<MgmtPollStats>>,
+    /// `mgmt-storm` counters over every guest.
+    pub mgmt_storm: Option<MgmtStormStats>,
+    /// `mgmt-storm` counters per guest, in config order (`None`: that guest's storm failed).
+    pub per_guest_mgmt_storm: Vec<Option<MgmtStormStats>>,
     /// Things the reader should know.
     pub warnings: Vec<Warning>,
     /// Why the disturbance did not do what the scenario asked (fails an otherwise good run).
@@ -104,6 +117,10 @@ impl Outcome {
         self.mgmt_poll = self.mgmt_poll.take().or(other.mgmt_poll);
         if self.per_guest_mgmt_poll.is_empty() {
             self.per_guest_mgmt_poll = other.per_guest_mgmt_poll;
+        }
+        self.mgmt_storm = self.mgmt_storm.take().or(other.mgmt_storm);
+        if self.per_guest_mgmt_storm.is_empty() {
+            self.per_guest_mgmt_storm = other.per_guest_mgmt_storm;
         }
         self.warnings.extend(other.warnings);
         self.problem = match (self.problem.take(), other.problem) {
@@ -165,10 +182,9 @@ fn for_kind(kind: ScenarioKind, s: &Scenario) -> Box<dyn Disturbance> {
         ScenarioKind::MgmtPoll => Box::new(mgmt_poll::MgmtPollLoad::new(s.rate_hz)),
         ScenarioKind::GuestIo => Box::new(guest_io::GuestIo::new(s.io)),
         ScenarioKind::HostStress => Box::new(host_stress::HostStressLoad::new(s.workers)),
+        ScenarioKind::MgmtStorm => Box::new(mgmt_storm::MgmtStorm::new(s.queries.clone())),
         // Refused by the config check until they land.
-        ScenarioKind::GuestNet | ScenarioKind::MgmtStorm | ScenarioKind::Migrate => {
-            Box::new(idle::Idle)
-        }
+        ScenarioKind::GuestNet | ScenarioKind::Migrate => Box::new(idle::Idle),
     }
 }
 

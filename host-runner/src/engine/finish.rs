@@ -133,6 +133,10 @@ pub fn apply_outcome(outcome: Outcome, live: &mut [LiveGuest], record: &mut RunR
     for (g, stats) in live.iter_mut().zip(outcome.per_guest_mgmt_poll) {
         g.record.mgmt_poll = stats;
     }
+    record.mgmt_storm = outcome.mgmt_storm;
+    for (g, stats) in live.iter_mut().zip(outcome.per_guest_mgmt_storm) {
+        g.record.mgmt_storm = stats;
+    }
     record.warnings.extend(outcome.warnings);
     if let Some(p) = outcome.problem {
         if record.status.is_ok() {

@@ -133,6 +133,7 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         new_thread_placement: None,
         new_threads: Vec::new(),
         window: None,
+        mgmt_storm: None,
         thread_cpu: None,
     }
 }
@@ -231,6 +232,7 @@ pub fn execute(
         warnings: Vec::new(),
         host_steal: None,
         runner_max_rss_kib: None,
+        mgmt_storm: None,
     };
     let mut disturbance = disturb::for_scenario(scenario);
 

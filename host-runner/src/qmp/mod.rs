@@ -1,5 +1,5 @@
 //! A QEMU Machine Protocol (QMP) client: how pinlat learns QEMU's thread ids and how the
-//! `mgmt-poll` scenario loads the emulator thread the way libvirt's monitoring does.
+//! `mgmt-poll` and `mgmt-storm` scenarios load the emulator threads (`mgmt.rs`, `storm.rs`).
 //!
 //! QMP is line-delimited JSON over a socket (QEMU `docs/interop/qmp-spec.rst`): the server sends
 //! a greeting, the client must send `qmp_capabilities`, then each `{"execute": …, "id": …}` gets
@@ -356,6 +356,13 @@ impl<S: Read + Write> QmpClient<S> {
         self.dropped_events
     }
 
+    /// The underlying stream, e.g. to shorten its read timeout so that
+    /// [`QmpClient::poll_events`] waits no longer than asked (commands still wait for their
+    /// own deadline), or to shut it down from another thread.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
     /// The underlying stream.
     pub fn into_inner(self) -> S {
         self.stream
@@ -522,7 +529,9 @@ pub fn connect_unix(
 }
 
 mod mgmt;
+pub mod storm;
 pub use mgmt::{MgmtPoll, PollRound};
+pub use storm::{parse_query, Storm};
 
 #[cfg(test)]
 mod tests;

@@ -240,6 +240,89 @@ fn mgmt_poll_drops_unsupported_queries_once() {
     assert_eq!(poll.queries().len(), 3);
 }
 
+#[test]
+fn queries_are_a_command_and_optional_json_object_arguments() {
+    let q = storm::parse_query(r#"  query-stats {"target": "vm"} "#).unwrap();
+    assert_eq!(q.command, "query-stats");
+    assert_eq!(q.arguments, Some(serde_json::json!({"target": "vm"})));
+    assert_eq!(q.to_string(), r#"query-stats {"target":"vm"}"#);
+    let hmp = storm::parse_query(r#"human-monitor-command {"command-line":"info mtree"}"#);
+    assert_eq!(hmp.unwrap().command, "human-monitor-command");
+    assert_eq!(storm::parse_query("query-block").unwrap().arguments, None);
+    for (bad, why) in [
+        ("", "command name"),
+        ("{\"execute\":\"x\"}", "command name"),
+        ("query-stats target=vm", "not JSON"),
+        ("query-stats [1]", "JSON object"),
+    ] {
+        let e = storm::parse_query(bad).unwrap_err().to_string();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+    for q in storm::DEFAULT_QUERIES {
+        storm::parse_query(q).unwrap();
+    }
+}
+
+#[test]
+fn storm_goes_round_robin_and_drops_what_this_qemu_lacks() {
+    use storm::CallOutcome::*;
+    let mut c = client(&[
+        r#"{"return": [], "id": 2}"#,
+        r#"{"error": {"class": "CommandNotFound", "desc": "no such command"}, "id": 3}"#,
+        r#"{"return": "mtree", "id": 4}"#,
+        // A query that worked once and then fails is an error, not unsupported.
+        r#"{"error": {"class": "GenericError", "desc": "busy"}, "id": 5}"#,
+        r#"{"return": "mtree", "id": 6}"#,
+        r#"{"return": [], "id": 7}"#,
+    ]);
+    let qs = [
+        "query-block",
+        "query-nope",
+        "human-monitor-command {\"command-line\":\"info mtree\"}",
+    ];
+    let mut s = Storm::new(qs.iter().map(|q| parse_query(q).unwrap()).collect());
+    let mut got = Vec::new();
+    while let Some(Ok(call)) = s.call(&mut c) {
+        got.push((
+            call.query,
+            matches!(call.outcome, Ok { .. }),
+            call.outcome == Error,
+            call.outcome == Dropped,
+        ));
+    }
+    assert_eq!(
+        got,
+        [
+            (0, true, false, false),
+            (1, false, false, true),
+            (2, true, false, false),
+            (0, false, true, false),
+            (2, true, false, false),
+            (0, true, false, false),
+        ]
+    );
+    assert_eq!(
+        s.unsupported(),
+        ["query-nope (CommandNotFound: no such command)"]
+    );
+    assert!(s.has_queries());
+    let sent = c.into_inner().sent();
+    assert_eq!(sent[3]["arguments"]["command-line"], "info mtree");
+    // The handshake, six answered calls (the dropped query once), and the call that found the
+    // transcript's end (a closed monitor), which ended the loop.
+    assert_eq!(sent.len(), 8);
+    assert_eq!(sent[7]["execute"], "human-monitor-command");
+}
+
+#[test]
+fn a_storm_without_supported_queries_stops() {
+    let mut c = client(&[r#"{"error": {"class": "CommandNotFound", "desc": "x"}, "id": 2}"#]);
+    let mut s = Storm::new(vec![parse_query("query-nope").unwrap()]);
+    assert!(matches!(s.call(&mut c), Some(Ok(_))));
+    assert!(!s.has_queries());
+    assert!(s.call(&mut c).is_none());
+}
+
 proptest::proptest! {
     /// Whatever bytes QEMU (or an impostor) sends after the handshake, a command ends in
     /// a value or an error, never a panic or a hang.
