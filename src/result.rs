@@ -185,6 +185,26 @@ pub enum Warning {
         /// What went wrong.
         problem: String,
     },
+    /// The scenario's load stopped early or never reached full strength on a guest (a migration
+    /// that failed or stalled): the run measured, but under less disturbance than asked.
+    ScenarioPartial {
+        /// The scenario.
+        scenario: ScenarioKind,
+        /// Guest name.
+        guest: String,
+        /// What happened.
+        why: String,
+    },
+    /// `migrate` moved far less than its `max-bandwidth` allowed
+    /// ([`MigrateStats::below_bandwidth`]).
+    MigrateBelowBandwidth {
+        /// Guest name.
+        guest: String,
+        /// What the sink received per second, KiB/s.
+        achieved_kib_s: u64,
+        /// The configured `max-bandwidth`, MiB/s.
+        max_bandwidth_mib_s: u32,
+    },
 }
 
 impl std::fmt::Display for Warning {
@@ -246,6 +266,24 @@ impl std::fmt::Display for Warning {
                 "guest {guest}: the agent could not hold /dev/cpu_dma_latency at 0 (kernel without PM QoS, or no permission): deep C-states may add exit latency to these numbers"
             ),
             Warning::Disturbance { problem } => f.write_str(problem),
+            Warning::ScenarioPartial {
+                scenario,
+                guest,
+                why,
+            } => write!(
+                f,
+                "guest {guest}: scenario {scenario} was not fully applied ({why}): this run measured under less disturbance than asked; see the console log and QEMU's stderr"
+            ),
+            Warning::MigrateBelowBandwidth {
+                guest,
+                achieved_kib_s,
+                max_bandwidth_mib_s,
+            } => write!(
+                f,
+                "guest {guest}: migrate moved {:.1} MiB/s, {:.0} % of its max-bandwidth {max_bandwidth_mib_s} MiB/s: the migration thread or the runner's sink was short of CPU, or the guest's memory is mostly zero pages; the emulator carried less load than configured (lower max-bandwidth, or give the housekeeping pCPUs more room)",
+                *achieved_kib_s as f64 / 1024.0,
+                *achieved_kib_s as f64 / 1024.0 * 100.0 / f64::from((*max_bandwidth_mib_s).max(1))
+            ),
         }
     }
 }
@@ -441,6 +479,9 @@ pub struct GuestRun {
     /// `mgmt-storm` counters of this guest's storm, when that scenario ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mgmt_storm: Option<MgmtStormStats>,
+    /// `migrate` counters of this guest's migrations, when that scenario ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<MigrateStats>,
     /// CPU time of every QEMU thread during the measurement, by thread kind: the evidence of
     /// which threads a disturbance loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -708,6 +749,61 @@ impl MgmtStormStats {
     }
 }
 
+/// `migrate` counters: live migrations of a running guest to a sink that discards, one pass
+/// after another.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateStats {
+    /// `max-bandwidth` asked of QEMU, MiB/s.
+    pub max_bandwidth_mib_s: u32,
+    /// `downtime-limit` asked of QEMU, ms.
+    pub downtime_limit_ms: u64,
+    /// Migrations started.
+    pub passes_started: u64,
+    /// Passes that converged: QEMU stopped the guest for switchover (`pre-switchover`) and the
+    /// runner cancelled them there, which resumes the guest.
+    pub passes_converged: u64,
+    /// Passes cancelled (at switchover, on a stall, or when the measurement ended).
+    pub passes_cancelled: u64,
+    /// Passes that completed anyway (the guest left in `postmigrate` and resumed with `cont`).
+    pub passes_completed: u64,
+    /// Passes that failed.
+    pub passes_failed: u64,
+    /// Bytes the sink received, all passes.
+    pub bytes: u64,
+    /// From the first migration to the end of the last, ms.
+    pub elapsed_ms: u64,
+    /// Times QEMU stopped the guest during a pass (`STOP` events).
+    pub pauses: u64,
+    /// Time the guest was stopped, summed (`STOP` to `RESUME`, QEMU's timestamps), µs.
+    pub paused_us: u64,
+    /// Longest stop, µs.
+    pub max_pause_us: u64,
+    /// Why the migrations ended before the measurement did, when they did.
+    pub failure: Option<String>,
+}
+
+impl MigrateStats {
+    /// Fraction of `max-bandwidth` below which the achieved rate is warned about.
+    pub const BELOW_BANDWIDTH_FRACTION: f64 = 0.5;
+
+    /// What the sink received per second, MiB/s.
+    pub fn achieved_mib_s(&self) -> f64 {
+        if self.elapsed_ms == 0 {
+            0.0
+        } else {
+            self.bytes as f64 / (1u64 << 20) as f64 * 1000.0 / self.elapsed_ms as f64
+        }
+    }
+
+    /// Whether the achieved rate is below [`Self::BELOW_BANDWIDTH_FRACTION`] of
+    /// `max-bandwidth`.
+    pub fn below_bandwidth(&self) -> bool {
+        self.max_bandwidth_mib_s > 0
+            && self.achieved_mib_s()
+                < Self::BELOW_BANDWIDTH_FRACTION * f64::from(self.max_bandwidth_mib_s)
+    }
+}
+
 /// Steal time of the host's CPUs over a run: time the hypervisor ran something else while the
 /// CPU wanted to run (`/proc/stat`, 10 ms resolution). Non-zero only when the host is a VM.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -789,6 +885,9 @@ pub struct RunRecord {
     /// `mgmt-storm` counters over every guest, when that scenario ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mgmt_storm: Option<MgmtStormStats>,
+    /// `migrate` counters over every guest, when that scenario ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<MigrateStats>,
 }
 
 impl RunRecord {
@@ -893,6 +992,48 @@ mod tests {
         };
         assert_eq!(s.calls_per_s(), 250.0);
         assert_eq!(MgmtStormStats::default().calls_per_s(), 0.0);
+    }
+
+    #[test]
+    fn achieved_rates_and_the_bandwidth_warning() {
+        let mut m = MigrateStats {
+            max_bandwidth_mib_s: 32,
+            bytes: 64 << 20,
+            elapsed_ms: 4_000,
+            ..Default::default()
+        };
+        assert!((m.achieved_mib_s() - 16.0).abs() < 1e-9);
+        // 50 % exactly is not below half.
+        assert!(!m.below_bandwidth());
+        m.bytes -= 1;
+        assert!(m.below_bandwidth());
+        m.elapsed_ms = 0;
+        assert_eq!(m.achieved_mib_s(), 0.0);
+        let w = Warning::MigrateBelowBandwidth {
+            guest: "rt".into(),
+            achieved_kib_s: 8 * 1024,
+            max_bandwidth_mib_s: 32,
+        };
+        let text = w.to_string();
+        assert!(
+            text.contains("8.0 MiB/s, 25 % of its max-bandwidth 32 MiB/s"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_partial_scenario_is_named_in_the_record_and_the_text() {
+        let w = Warning::ScenarioPartial {
+            scenario: ScenarioKind::Migrate,
+            guest: "rt".into(),
+            why: "migration failed: boom".into(),
+        };
+        let json = serde_json::to_value(&w).unwrap();
+        assert_eq!(json["kind"], "scenario-partial");
+        assert_eq!(json["scenario"], "migrate");
+        assert!(w
+            .to_string()
+            .contains("scenario migrate was not fully applied"));
     }
 
     #[test]

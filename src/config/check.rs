@@ -241,13 +241,10 @@ fn scenario(p: &str, s: &RawScenario) -> Result<Scenario, ConfigError> {
             ))
         }
     };
-    if let Some(k) = kinds
-        .iter()
-        .find(|k| matches!(k, ScenarioKind::GuestNet | ScenarioKind::Migrate))
-    {
+    if let Some(k) = kinds.iter().find(|k| **k == ScenarioKind::GuestNet) {
         return Err(ConfigError::new(
             format!("{p}.kind"),
-            format!("\"{k}\" is not available in this build yet: use idle, mgmt-poll, guest-io, mgmt-storm or host-stress"),
+            format!("\"{k}\" is not available in this build yet: use idle, mgmt-poll, guest-io, mgmt-storm, migrate or host-stress"),
         ));
     }
     let mut seen = BTreeSet::new();

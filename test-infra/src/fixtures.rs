@@ -355,6 +355,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             new_threads: Vec::new(),
             window: (!s.failed).then(|| window(s)),
             mgmt_storm: None,
+            migrate: None,
             thread_cpu: None,
         }],
         mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
@@ -367,6 +368,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         host_steal: None,
         runner_max_rss_kib: Some(12_000),
         mgmt_storm: None,
+        migrate: None,
     }
 }
 

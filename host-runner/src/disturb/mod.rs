@@ -17,13 +17,15 @@ pub mod host_stress;
 mod idle;
 mod mgmt_poll;
 pub mod mgmt_storm;
+pub mod migrate;
+mod migrate_sink;
 
 use std::path::PathBuf;
 
 use pinlat::agentcfg::AgentConfig;
 use pinlat::config::{Scenario, ScenarioKind};
 use pinlat::cpuset::CpuSet;
-use pinlat::result::{MgmtPollStats, MgmtStormStats, Warning};
+use pinlat::result::{MgmtPollStats, MgmtStormStats, MigrateStats, Warning};
 
 use crate::qemu::VmSpec;
 
@@ -83,6 +85,10 @@ pub struct Outcome {
     pub mgmt_storm: Option<MgmtStormStats>,
     /// `mgmt-storm` counters per guest, in config order (`None`: that guest's storm failed).
     pub per_guest_mgmt_storm: Vec<Option<MgmtStormStats>>,
+    /// `migrate` counters over every guest.
+    pub migrate: Option<MigrateStats>,
+    /// `migrate` counters per guest, in config order (`None`: never started on that guest).
+    pub per_guest_migrate: Vec<Option<MigrateStats>>,
     /// Things the reader should know.
     pub warnings: Vec<Warning>,
     /// Why the disturbance did not do what the scenario asked (fails an otherwise good run).
@@ -121,6 +127,10 @@ impl Outcome {
         self.mgmt_storm = self.mgmt_storm.take().or(other.mgmt_storm);
         if self.per_guest_mgmt_storm.is_empty() {
             self.per_guest_mgmt_storm = other.per_guest_mgmt_storm;
+        }
+        self.migrate = self.migrate.take().or(other.migrate);
+        if self.per_guest_migrate.is_empty() {
+            self.per_guest_migrate = other.per_guest_migrate;
         }
         self.warnings.extend(other.warnings);
         self.problem = match (self.problem.take(), other.problem) {
@@ -183,8 +193,9 @@ fn for_kind(kind: ScenarioKind, s: &Scenario) -> Box<dyn Disturbance> {
         ScenarioKind::GuestIo => Box::new(guest_io::GuestIo::new(s.io)),
         ScenarioKind::HostStress => Box::new(host_stress::HostStressLoad::new(s.workers)),
         ScenarioKind::MgmtStorm => Box::new(mgmt_storm::MgmtStorm::new(s.queries.clone())),
-        // Refused by the config check until they land.
-        ScenarioKind::GuestNet | ScenarioKind::Migrate => Box::new(idle::Idle),
+        ScenarioKind::Migrate => Box::new(migrate::Migrate::new(s.bandwidth_mib_s)),
+        // Refused by the config check until it lands.
+        ScenarioKind::GuestNet => Box::new(idle::Idle),
     }
 }
 

@@ -137,6 +137,10 @@ pub fn apply_outcome(outcome: Outcome, live: &mut [LiveGuest], record: &mut RunR
     for (g, stats) in live.iter_mut().zip(outcome.per_guest_mgmt_storm) {
         g.record.mgmt_storm = stats;
     }
+    record.migrate = outcome.migrate;
+    for (g, stats) in live.iter_mut().zip(outcome.per_guest_migrate) {
+        g.record.migrate = stats;
+    }
     record.warnings.extend(outcome.warnings);
     if let Some(p) = outcome.problem {
         if record.status.is_ok() {

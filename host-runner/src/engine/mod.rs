@@ -134,6 +134,7 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         new_threads: Vec::new(),
         window: None,
         mgmt_storm: None,
+        migrate: None,
         thread_cpu: None,
     }
 }
@@ -233,6 +234,7 @@ pub fn execute(
         host_steal: None,
         runner_max_rss_kib: None,
         mgmt_storm: None,
+        migrate: None,
     };
     let mut disturbance = disturb::for_scenario(scenario);
 

@@ -1,5 +1,6 @@
 //! A QEMU Machine Protocol (QMP) client: how pinlat learns QEMU's thread ids and how the
-//! `mgmt-poll` and `mgmt-storm` scenarios load the emulator threads (`mgmt.rs`, `storm.rs`).
+//! `mgmt-poll`, `mgmt-storm` and `migrate` scenarios load the emulator threads (`mgmt.rs`,
+//! `storm.rs`, `migration.rs`).
 //!
 //! QMP is line-delimited JSON over a socket (QEMU `docs/interop/qmp-spec.rst`): the server sends
 //! a greeting, the client must send `qmp_capabilities`, then each `{"execute": …, "id": …}` gets
@@ -529,6 +530,7 @@ pub fn connect_unix(
 }
 
 mod mgmt;
+pub mod migration;
 pub mod storm;
 pub use mgmt::{MgmtPoll, PollRound};
 pub use storm::{parse_query, Storm};

@@ -323,6 +323,130 @@ fn a_storm_without_supported_queries_stops() {
     assert!(s.call(&mut c).is_none());
 }
 
+fn event(name: &str, status: Option<&str>, us: u64) -> QmpEvent {
+    QmpEvent {
+        event: name.into(),
+        data: status.map_or(Value::Null, |s| json!({ "status": s })),
+        timestamp_us: us,
+    }
+}
+
+#[test]
+fn a_converged_pass_is_cancelled_at_switchover_and_the_next_one_starts() {
+    use migration::{Action, Passes};
+    let mut p = Passes::default();
+    p.pass_started();
+    assert!(p.running());
+    assert_eq!(p.on_event(&event("MIGRATION", Some("active"), 0)), None);
+    assert_eq!(p.on_event(&event("STOP", None, 1_000)), None);
+    assert_eq!(
+        p.on_event(&event("MIGRATION", Some("pre-switchover"), 1_010)),
+        Some(Action::Cancel)
+    );
+    // Should the pass slip on to `device` before the cancel lands, it is not cancelled twice.
+    assert_eq!(p.on_event(&event("MIGRATION", Some("device"), 1_020)), None);
+    assert_eq!(
+        p.on_event(&event("MIGRATION", Some("cancelling"), 1_030)),
+        None
+    );
+    assert_eq!(p.on_event(&event("RESUME", None, 3_500)), None);
+    assert_eq!(
+        p.on_event(&event("MIGRATION", Some("cancelled"), 3_600)),
+        Some(Action::Next)
+    );
+    // `query-migrate` saying so again does not count the pass twice.
+    assert_eq!(p.on_status("cancelled"), None);
+    assert!(!p.running());
+    assert_eq!((p.started, p.converged, p.cancelled), (1, 1, 1));
+    assert_eq!((p.pauses, p.paused_us, p.max_pause_us), (1, 2_500, 2_500));
+    p.pass_started();
+    p.on_event(&event("STOP", None, 10_000));
+    p.on_event(&event("MIGRATION", Some("pre-switchover"), 10_001));
+    p.on_event(&event("RESUME", None, 11_000));
+    assert_eq!(
+        (p.converged, p.pauses, p.paused_us, p.max_pause_us),
+        (2, 2, 3_500, 2_500)
+    );
+}
+
+#[test]
+fn completed_failed_and_the_end_of_the_measurement() {
+    use migration::{Action, Passes};
+    let mut p = Passes::default();
+    p.pass_started();
+    // A pass that completed left the guest paused: resume it, then go on.
+    assert_eq!(p.on_status("completed"), Some(Action::ResumeAndNext));
+    p.pass_started();
+    assert_eq!(p.on_status("failed"), Some(Action::Failed));
+    assert_eq!(p.on_status("failed"), None);
+    p.pass_started();
+    p.stopping = true;
+    assert_eq!(p.on_status("cancelled"), None, "no new pass once stopping");
+    p.pass_started();
+    assert_eq!(p.on_status("completed"), Some(Action::Resume));
+    // The runner's own cancel at the end is not a converged pass.
+    p.pass_started();
+    p.cancel_sent();
+    assert_eq!(p.on_status("pre-switchover"), None);
+    assert_eq!(
+        (p.completed, p.failed, p.cancelled, p.converged),
+        (2, 1, 1, 0)
+    );
+    for s in [
+        "setup",
+        "active",
+        "pre-switchover",
+        "device",
+        "cancelling",
+        "postcopy-active",
+    ] {
+        assert!(migration::is_running(s), "{s}");
+    }
+    for s in ["none", "completed", "failed", "cancelled"] {
+        assert!(!migration::is_running(s), "{s}");
+    }
+}
+
+#[test]
+fn migration_setup_and_status_on_the_wire() {
+    let mut c = client(&[
+        r#"{"return": {}, "id": 2}"#,
+        r#"{"return": {}, "id": 3}"#,
+        r#"{"return": {}, "id": 4}"#,
+        r#"{"return": {"status": "active", "ram": {"transferred": 123, "remaining": 9, "total": 132, "dirty-sync-count": 2}}, "id": 5}"#,
+        r#"{"return": {"status": "failed", "error-desc": "Unable to write to socket: Broken pipe"}, "id": 6}"#,
+        r#"{"return": {}, "id": 7}"#,
+    ]);
+    migration::prepare(&mut c, 32 << 20).unwrap();
+    migration::start(&mut c, "unix:/run/x/migrate-0.sock").unwrap();
+    let i = migration::query(&mut c).unwrap();
+    assert_eq!(i.status.as_deref(), Some("active"));
+    assert_eq!(i.ram.unwrap().transferred, 123);
+    let f = migration::query(&mut c).unwrap();
+    assert_eq!(
+        f.error_desc.as_deref(),
+        Some("Unable to write to socket: Broken pipe")
+    );
+    migration::cancel(&mut c).unwrap();
+    let sent = c.into_inner().sent();
+    assert_eq!(sent[1]["execute"], "migrate-set-capabilities");
+    let caps: Vec<&str> = sent[1]["arguments"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["state"] == true)
+        .map(|c| c["capability"].as_str().unwrap())
+        .collect();
+    assert_eq!(caps, ["events", "pause-before-switchover"]);
+    assert_eq!(sent[2]["arguments"]["max-bandwidth"], 32u64 << 20);
+    assert_eq!(
+        sent[2]["arguments"]["downtime-limit"],
+        migration::DOWNTIME_LIMIT_MS
+    );
+    assert_eq!(sent[3]["arguments"]["uri"], "unix:/run/x/migrate-0.sock");
+    assert_eq!(sent[6]["execute"], "migrate_cancel");
+}
+
 proptest::proptest! {
     /// Whatever bytes QEMU (or an impostor) sends after the handshake, a command ends in
     /// a value or an error, never a panic or a hang.

@@ -1,0 +1,683 @@
+//! `migrate`: live migration of every running guest to a sink of the runner's that discards
+//! ([`super::migrate_sink`]), one pass after another for the whole measurement, at a
+//! configured `max-bandwidth`. QEMU's migration thread copies guest memory and its dirty-page
+//! tracking works (bitmap syncs under the big QEMU lock, TLB flushes of every vCPU when
+//! logging starts); libvirt's `emulatorpin` covers that thread, so this is a load a layout's
+//! emulator set decides the place of. How the guest is kept running (a migration that
+//! completes would leave it paused) is in [`crate::qmp::migration`].
+//!
+//! One driver thread per guest, pinned to the host's housekeeping pCPUs, on a management QMP
+//! monitor of the guest's own, connected when the guests are released; the first pass starts
+//! when they are told to measure ([`Disturbance::measuring`]), so the guests boot undisturbed. A migration that fails or stalls ends the disturbance on that
+//! guest, not the run: the run carries [`Warning::ScenarioPartial`]. A rate far below
+//! `max-bandwidth` is [`Warning::MigrateBelowBandwidth`].
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pinlat::config::ScenarioKind;
+use pinlat::cpuset::CpuSet;
+use pinlat::result::{MigrateStats, Warning};
+
+use super::migrate_sink::MigrationSink;
+use super::{Disturbance, DisturbanceError, Outcome, Targets};
+use crate::qemu::VmSpec;
+use crate::qmp::migration::{self, Action, Passes, DOWNTIME_LIMIT_MS};
+use crate::qmp::{QmpClient, QmpError};
+
+/// A pass that moves no byte for this long has stalled.
+const STALL_AFTER: Duration = Duration::from_secs(5);
+/// How long the driver waits for events before looking at its stop flag.
+const EVENT_WAIT: Duration = Duration::from_millis(50);
+/// How often the driver asks `query-migrate` (stall and failure detection).
+const QUERY_EVERY: Duration = Duration::from_millis(500);
+/// How long a cancel at the end may take.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+/// Deadline of one QMP command, and of connecting.
+const QMP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a connected driver looks for the go.
+const GO_POLL: Duration = Duration::from_millis(5);
+
+/// Migrating one guest could not begin.
+#[derive(Debug, thiserror::Error)]
+#[error("Cannot connect the migrate monitor")]
+pub struct ConnectError(#[source] QmpError);
+
+/// One guest's migrations.
+#[derive(Debug)]
+struct GuestMigration {
+    name: String,
+    sink: MigrationSink,
+    driver: JoinHandle<Result<MigrateStats, ConnectError>>,
+}
+
+/// The migrations of one run.
+#[derive(Debug)]
+pub struct Migrate {
+    bandwidth_mib_s: u32,
+    go: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    dir: Option<tempfile::TempDir>,
+    guests: Vec<GuestMigration>,
+    outcome: Option<Outcome>,
+}
+
+impl Migrate {
+    /// Migrations at `max-bandwidth` `bandwidth_mib_s` MiB/s (at least 1). The config's default,
+    /// 128, is QEMU 7.2's own (`query-migrate-parameters` answers 134217728 bytes/s): what an
+    /// unconfigured migration does.
+    pub fn new(bandwidth_mib_s: u32) -> Self {
+        Migrate {
+            bandwidth_mib_s: bandwidth_mib_s.max(1),
+            go: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+            dir: None,
+            guests: Vec::new(),
+            outcome: None,
+        }
+    }
+}
+
+impl Disturbance for Migrate {
+    fn prepare_vm(&self, _index: usize, vm: &mut VmSpec) {
+        vm.mgmt_qmp = true;
+    }
+
+    fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError> {
+        let spawn_err = |what: String, source| DisturbanceError::Spawn {
+            scenario: ScenarioKind::Migrate,
+            what,
+            source,
+        };
+        let dir = crate::qemu::runtime_dir().map_err(|e| {
+            spawn_err(
+                "the sink's private directory".into(),
+                std::io::Error::other(format!("{:#}", anyhow::Error::new(e))),
+            )
+        })?;
+        for (guest, socket) in targets.mgmt_sockets.iter().enumerate() {
+            let socket = socket.clone().ok_or(DisturbanceError::NoMonitor {
+                scenario: ScenarioKind::Migrate,
+                guest,
+            })?;
+            let path = dir.path().join(format!("migrate-{guest}.sock"));
+            let sink = MigrationSink::start(&path, &targets.housekeeping_cpus).map_err(|e| {
+                spawn_err(
+                    format!("the migration sink of guest {guest}"),
+                    std::io::Error::other(format!("{:#}", anyhow::Error::new(e))),
+                )
+            })?;
+            let driver = driver_thread(Driver {
+                socket,
+                uri: format!("unix:{}", path.display()),
+                bandwidth_mib_s: self.bandwidth_mib_s,
+                sink_bytes: sink.bytes_counter(),
+                cpus: targets.housekeeping_cpus.clone(),
+                go: self.go.clone(),
+                stop: self.stop.clone(),
+            })
+            .map_err(|e| spawn_err(format!("the migration driver of guest {guest}"), e))?;
+            self.guests.push(GuestMigration {
+                name: targets
+                    .names
+                    .get(guest)
+                    .cloned()
+                    .unwrap_or_else(|| guest.to_string()),
+                sink,
+                driver,
+            });
+        }
+        self.dir = Some(dir);
+        Ok(())
+    }
+
+    fn measuring(&mut self) {
+        self.go.store(true, Ordering::Relaxed);
+    }
+
+    fn stop(&mut self) -> Outcome {
+        if let Some(o) = &self.outcome {
+            return o.clone();
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        let mut outcome = Outcome::default();
+        let mut problems = Vec::new();
+        for (i, g) in self.guests.drain(..).enumerate() {
+            let joined = g.driver.join();
+            // The driver has cancelled its last pass: the sink has seen everything.
+            let connections = g.sink.connections();
+            let sink_result = g.sink.stop();
+            match joined {
+                Ok(Ok(mut stats)) => {
+                    if stats.passes_started > 0 && connections == 0 {
+                        stats.failure.get_or_insert_with(|| {
+                            format!(
+                                "QEMU never connected to the sink in {} pass(es)",
+                                stats.passes_started
+                            )
+                        });
+                    }
+                    match sink_result {
+                        Ok(bytes) => stats.bytes = bytes,
+                        Err(e) => {
+                            stats
+                                .failure
+                                .get_or_insert_with(|| format!("{:#}", anyhow::Error::new(e)));
+                        }
+                    }
+                    outcome.warnings.extend(warnings(&g.name, &stats));
+                    outcome.per_guest_migrate.push(Some(stats));
+                }
+                Ok(Err(e)) => {
+                    problems.push(format!(
+                        "migrate: guest {}: {:#}",
+                        g.name,
+                        anyhow::Error::new(e)
+                    ));
+                    outcome.per_guest_migrate.push(None);
+                }
+                Err(_) => {
+                    problems.push(format!(
+                        "migrate: the migration driver of guest {} ({i}) panicked",
+                        g.name
+                    ));
+                    outcome.per_guest_migrate.push(None);
+                }
+            }
+        }
+        outcome.migrate = Some(total(outcome.per_guest_migrate.iter().flatten()));
+        outcome.problem = (!problems.is_empty()).then(|| problems.join("; "));
+        self.dir = None;
+        self.outcome = Some(outcome.clone());
+        outcome
+    }
+}
+
+/// What a guest's migrations warn about: stopping early, or moving far less than allowed.
+pub fn warnings(guest: &str, s: &MigrateStats) -> Vec<Warning> {
+    let mut w = Vec::new();
+    if let Some(why) = &s.failure {
+        w.push(Warning::ScenarioPartial {
+            scenario: ScenarioKind::Migrate,
+            guest: guest.to_owned(),
+            why: why.clone(),
+        });
+    } else if s.below_bandwidth() {
+        w.push(Warning::MigrateBelowBandwidth {
+            guest: guest.to_owned(),
+            achieved_kib_s: (s.achieved_mib_s() * 1024.0).round() as u64,
+            max_bandwidth_mib_s: s.max_bandwidth_mib_s,
+        });
+    }
+    w
+}
+
+/// The guests' migrations together: counts and bytes summed, the longest elapsed time (they
+/// ran side by side), the failures joined.
+pub fn total<'a>(guests: impl Iterator<Item = &'a MigrateStats>) -> MigrateStats {
+    let mut t = MigrateStats::default();
+    let mut failures = Vec::new();
+    let mut n = 0u32;
+    for g in guests {
+        n += 1;
+        t.max_bandwidth_mib_s = g.max_bandwidth_mib_s;
+        t.downtime_limit_ms = g.downtime_limit_ms;
+        t.passes_started += g.passes_started;
+        t.passes_converged += g.passes_converged;
+        t.passes_cancelled += g.passes_cancelled;
+        t.passes_completed += g.passes_completed;
+        t.passes_failed += g.passes_failed;
+        t.bytes += g.bytes;
+        t.elapsed_ms = t.elapsed_ms.max(g.elapsed_ms);
+        t.pauses += g.pauses;
+        t.paused_us += g.paused_us;
+        t.max_pause_us = t.max_pause_us.max(g.max_pause_us);
+        failures.extend(g.failure.clone());
+    }
+    // Side by side, the guests' allowances add up as their rates do.
+    t.max_bandwidth_mib_s = t.max_bandwidth_mib_s.saturating_mul(n.max(1));
+    t.failure = (!failures.is_empty()).then(|| failures.join("; "));
+    t
+}
+
+/// What one driver thread needs.
+struct Driver {
+    socket: PathBuf,
+    uri: String,
+    bandwidth_mib_s: u32,
+    sink_bytes: Arc<AtomicU64>,
+    cpus: CpuSet,
+    go: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+fn driver_thread(d: Driver) -> std::io::Result<JoinHandle<Result<MigrateStats, ConnectError>>> {
+    std::thread::Builder::new()
+        .name("migrate-driver".into())
+        .spawn(move || {
+            let cpus: Vec<u32> = d.cpus.iter().collect();
+            if !cpus.is_empty() {
+                let _ = pinlat::sched::set_affinity(0, &cpus);
+            }
+            let mut qmp =
+                crate::qmp::connect_unix(&d.socket, Instant::now() + QMP_TIMEOUT * 6, QMP_TIMEOUT)
+                    .map_err(ConnectError)?;
+            // Waiting for events must not block for a whole command timeout.
+            qmp.get_ref()
+                .set_read_timeout(Some(EVENT_WAIT))
+                .map_err(|e| ConnectError(QmpError::Io(e)))?;
+            while !d.go.load(Ordering::Relaxed) && !d.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(GO_POLL);
+            }
+            Ok(drive(&mut qmp, &d))
+        })
+}
+
+/// Runs passes until stopped or until one fails or stalls; the guest is left running.
+fn drive(qmp: &mut QmpClient<UnixStream>, d: &Driver) -> MigrateStats {
+    let mut passes = Passes::default();
+    let started = Instant::now();
+    let failure = if d.stop.load(Ordering::Relaxed) {
+        None
+    } else {
+        run_passes(qmp, d, &mut passes).err()
+    };
+    // Whatever ended the passes, none may be left running, nor the guest paused.
+    passes.stopping = true;
+    let closed = matches!(&failure, Some(Ended::Closed));
+    if !closed {
+        finish(qmp, &mut passes);
+    }
+    MigrateStats {
+        max_bandwidth_mib_s: d.bandwidth_mib_s,
+        downtime_limit_ms: DOWNTIME_LIMIT_MS,
+        passes_started: passes.started,
+        passes_converged: passes.converged,
+        passes_cancelled: passes.cancelled,
+        passes_completed: passes.completed,
+        passes_failed: passes.failed,
+        bytes: d.sink_bytes.load(Ordering::Relaxed),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        pauses: passes.pauses,
+        paused_us: passes.paused_us,
+        max_pause_us: passes.max_pause_us,
+        // QEMU closing its monitor is the guest powering off once its results are in (it can
+        // happen before the stop reaches this thread), or QEMU dying, which fails the run on
+        // its own: neither is the migration's failure.
+        failure: match failure {
+            None | Some(Ended::Closed) => None,
+            Some(e) => Some(e.to_string()),
+        },
+    }
+}
+
+/// Why the passes ended before the measurement did.
+#[derive(Debug)]
+enum Ended {
+    /// QEMU closed the monitor (not a failure, see [`drive`]).
+    Closed,
+    /// Anything else, said in full.
+    Failed(String),
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Closed => f.write_str("QEMU closed its monitor"),
+            Ended::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+fn qmp_err(what: &str) -> impl Fn(QmpError) -> Ended + '_ {
+    move |e| match e {
+        QmpError::Closed => Ended::Closed,
+        e => Ended::Failed(format!("{what}: {:#}", anyhow::Error::new(e))),
+    }
+}
+
+/// The passes, until `d.stop` (Ok) or a failure.
+fn run_passes(
+    qmp: &mut QmpClient<UnixStream>,
+    d: &Driver,
+    passes: &mut Passes,
+) -> Result<(), Ended> {
+    migration::prepare(qmp, u64::from(d.bandwidth_mib_s) << 20).map_err(qmp_err(
+        "setting up migration (capabilities events and pause-before-switchover, max-bandwidth, downtime-limit)",
+    ))?;
+    let mut want_pass = true;
+    let mut last_query = Instant::now();
+    let (mut last_bytes, mut last_progress) = (0u64, Instant::now());
+    while !d.stop.load(Ordering::Relaxed) {
+        if want_pass {
+            migration::start(qmp, &d.uri).map_err(qmp_err("migrate"))?;
+            passes.pass_started();
+            want_pass = false;
+            last_progress = Instant::now();
+        }
+        qmp.poll_events(EVENT_WAIT)
+            .map_err(qmp_err("waiting for migration events"))?;
+        for ev in qmp.take_events() {
+            if let Some(a) = passes.on_event(&ev) {
+                want_pass |= act(qmp, passes, a, None)?;
+            }
+        }
+        if last_query.elapsed() >= QUERY_EVERY {
+            last_query = Instant::now();
+            let info = migration::query(qmp).map_err(qmp_err("query-migrate"))?;
+            if let Some(status) = info.status.as_deref() {
+                if !migration::is_running(status) {
+                    if let Some(a) = passes.on_status(status) {
+                        want_pass |= act(qmp, passes, a, info.error_desc.clone())?;
+                    }
+                }
+            }
+        }
+        let bytes = d.sink_bytes.load(Ordering::Relaxed);
+        if bytes != last_bytes || !passes.running() {
+            (last_bytes, last_progress) = (bytes, Instant::now());
+        }
+        if last_progress.elapsed() >= STALL_AFTER {
+            let status = migration::query(qmp)
+                .ok()
+                .and_then(|i| i.status)
+                .unwrap_or_else(|| "unknown".into());
+            return Err(Ended::Failed(format!(
+                "pass {} stalled: no byte reached the sink for {} s (status {status})",
+                passes.started,
+                STALL_AFTER.as_secs()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Does what an event or status asks; whether a new pass is wanted.
+fn act(
+    qmp: &mut QmpClient<UnixStream>,
+    passes: &Passes,
+    action: Action,
+    error_desc: Option<String>,
+) -> Result<bool, Ended> {
+    match action {
+        Action::Cancel => migration::cancel(qmp)
+            .map(|()| false)
+            .map_err(qmp_err("migrate_cancel at switchover")),
+        Action::Next => Ok(true),
+        Action::ResumeAndNext => qmp
+            .cont()
+            .map(|()| true)
+            .map_err(qmp_err("cont after a completed pass")),
+        Action::Resume => qmp.cont().map(|()| false).map_err(qmp_err("cont")),
+        Action::Failed => {
+            let why = error_desc
+                .or_else(|| migration::query(qmp).ok().and_then(|i| i.error_desc))
+                .unwrap_or_else(|| "no reason given".into());
+            Err(Ended::Failed(format!(
+                "pass {} failed: {why}",
+                passes.started
+            )))
+        }
+    }
+}
+
+/// Cancels the pass under way, waits for QEMU to say it ended, and resumes the guest if a
+/// pass left it paused. Errors are ignored: QEMU may be exiting as the guest powers off.
+fn finish(qmp: &mut QmpClient<UnixStream>, passes: &mut Passes) {
+    let deadline = Instant::now() + CANCEL_WAIT;
+    if passes.running() {
+        passes.cancel_sent();
+        if migration::cancel(qmp).is_err() {
+            return;
+        }
+    }
+    while passes.running() && Instant::now() < deadline {
+        if qmp.poll_events(EVENT_WAIT).is_err() {
+            return;
+        }
+        for ev in qmp.take_events() {
+            passes.on_event(&ev);
+        }
+        match migration::query(qmp) {
+            Ok(i) => {
+                if let Some(s) = i.status.as_deref().filter(|s| !migration::is_running(s)) {
+                    passes.on_status(s);
+                }
+            }
+            Err(_) => return,
+        }
+    }
+    for ev in qmp.take_events() {
+        passes.on_event(&ev);
+    }
+    if let Ok(s) = qmp.query_status() {
+        if !s.running
+            && matches!(
+                s.status.as_str(),
+                "postmigrate" | "finish-migrate" | "paused"
+            )
+        {
+            let _ = qmp.cont();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    /// A fake QEMU monitor that migrates for real to the sink: every `migrate` connects to the
+    /// `unix:` URI and writes 64 KiB; then the pass converges (`pre-switchover`, the guest
+    /// stopped) or fails, as `fail` says.
+    fn fake_qemu(path: &std::path::Path, fail: bool) -> std::thread::JoinHandle<Vec<String>> {
+        let listener = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut send = |v: Value| w.write_all(format!("{v}\r\n").as_bytes()).is_ok();
+            let ev = |name: &str, data: Option<Value>, us: u64| {
+                let mut e = json!({"event": name, "timestamp": {"seconds": us / 1_000_000, "microseconds": us % 1_000_000}});
+                if let Some(d) = data {
+                    e["data"] = d;
+                }
+                e
+            };
+            send(
+                json!({"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}),
+            );
+            let mut seen = Vec::new();
+            let mut status = "none";
+            let mut stream: Option<UnixStream> = None;
+            let mut clock_us = 1_000_000u64;
+            for line in BufReader::new(s).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line).unwrap();
+                let cmd = v["execute"].as_str().unwrap().to_owned();
+                seen.push(cmd.clone());
+                let ret = match cmd.as_str() {
+                    "query-migrate" if status == "failed" => {
+                        json!({"status": "failed", "error-desc": "boom"})
+                    }
+                    "query-migrate" => json!({ "status": status }),
+                    "query-status" => json!({"status": "running", "running": true}),
+                    _ => json!({}),
+                };
+                if !send(json!({"return": ret, "id": v["id"]})) {
+                    break;
+                }
+                clock_us += 1_000;
+                match cmd.as_str() {
+                    "migrate" => {
+                        let uri = v["arguments"]["uri"].as_str().unwrap();
+                        let mut c =
+                            UnixStream::connect(uri.strip_prefix("unix:").unwrap()).unwrap();
+                        c.write_all(&[0u8; 64 << 10]).unwrap();
+                        stream = Some(c);
+                        send(ev("MIGRATION", Some(json!({"status": "setup"})), clock_us));
+                        if fail {
+                            status = "failed";
+                            send(ev("MIGRATION", Some(json!({"status": "failed"})), clock_us));
+                        } else {
+                            status = "pre-switchover";
+                            send(ev("STOP", None, clock_us));
+                            send(ev(
+                                "MIGRATION",
+                                Some(json!({"status": "pre-switchover"})),
+                                clock_us,
+                            ));
+                        }
+                    }
+                    "migrate_cancel" if status != "cancelled" && status != "failed" => {
+                        stream = None;
+                        status = "cancelled";
+                        send(ev("RESUME", None, clock_us + 2_000));
+                        send(ev(
+                            "MIGRATION",
+                            Some(json!({"status": "cancelling"})),
+                            clock_us,
+                        ));
+                        send(ev(
+                            "MIGRATION",
+                            Some(json!({"status": "cancelled"})),
+                            clock_us,
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            drop(stream);
+            seen
+        })
+    }
+
+    fn targets(socket: PathBuf) -> Targets {
+        Targets {
+            mgmt_sockets: vec![Some(socket)],
+            housekeeping_cpus: CpuSet::new(),
+            names: vec!["rt".into()],
+        }
+    }
+
+    #[test]
+    fn passes_converge_are_cancelled_and_restart_until_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("mgmt.sock");
+        let server = fake_qemu(&sock, false);
+        let mut m = Migrate::new(1);
+        m.start(&targets(sock)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        m.measuring();
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        let o = m.stop();
+        // Waiting for events never blocks for a command's 5 s timeout.
+        assert!(t.elapsed() < QMP_TIMEOUT / 2, "stop took {:?}", t.elapsed());
+        assert_eq!(o.problem, None);
+        let s = o.per_guest_migrate[0].as_ref().unwrap();
+        assert_eq!(s.failure, None, "{s:?}");
+        assert!(s.passes_started >= 2, "{s:?}");
+        // The last pass may be cancelled by the runner at the end before it converges.
+        assert!(s.passes_converged + 1 >= s.passes_started, "{s:?}");
+        assert_eq!(s.passes_cancelled, s.passes_started, "{s:?}");
+        assert_eq!(s.passes_completed + s.passes_failed, 0);
+        assert_eq!(
+            s.bytes,
+            s.passes_started * (64 << 10),
+            "every pass's bytes reached the sink"
+        );
+        assert!(s.pauses + 1 >= s.passes_started, "{s:?}");
+        assert!((2_000..=3_000).contains(&s.max_pause_us), "{s:?}");
+        assert_eq!((s.max_bandwidth_mib_s, s.downtime_limit_ms), (1, 1));
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+        assert_eq!(o.migrate.as_ref().unwrap().bytes, s.bytes);
+        drop(m);
+        let seen = server.join().unwrap();
+        assert_eq!(
+            &seen[..3],
+            [
+                "qmp_capabilities",
+                "migrate-set-capabilities",
+                "migrate-set-parameters"
+            ]
+        );
+        assert!(seen.iter().filter(|c| *c == "migrate").count() as u64 == s.passes_started);
+    }
+
+    #[test]
+    fn a_failed_migration_ends_the_disturbance_not_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("mgmt.sock");
+        let server = fake_qemu(&sock, true);
+        let mut m = Migrate::new(64);
+        m.start(&targets(sock)).unwrap();
+        m.measuring();
+        std::thread::sleep(Duration::from_millis(300));
+        let o = m.stop();
+        assert_eq!(o.problem, None, "the run goes on");
+        let s = o.per_guest_migrate[0].as_ref().unwrap();
+        assert_eq!(
+            (s.passes_started, s.passes_failed),
+            (1, 1),
+            "no pass after a failure"
+        );
+        assert_eq!(s.failure.as_deref(), Some("pass 1 failed: boom"));
+        assert_eq!(
+            o.warnings,
+            [Warning::ScenarioPartial {
+                scenario: ScenarioKind::Migrate,
+                guest: "rt".into(),
+                why: "pass 1 failed: boom".into()
+            }]
+        );
+        assert_eq!(
+            o.migrate.as_ref().unwrap().failure.as_deref(),
+            Some("pass 1 failed: boom")
+        );
+        drop(m);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn totals_and_warnings() {
+        let g = |bytes, failure: Option<&str>| MigrateStats {
+            max_bandwidth_mib_s: 32,
+            bytes,
+            elapsed_ms: 1_000,
+            passes_started: 2,
+            max_pause_us: bytes / 1000,
+            failure: failure.map(String::from),
+            ..Default::default()
+        };
+        let t = total([g(20 << 20, None), g(10 << 20, Some("x"))].iter());
+        assert_eq!(
+            (t.passes_started, t.bytes, t.elapsed_ms),
+            (4, 30 << 20, 1_000)
+        );
+        assert_eq!(t.max_bandwidth_mib_s, 64, "two guests' allowances");
+        assert!((t.achieved_mib_s() - 30.0).abs() < 1e-9);
+        assert_eq!(t.max_pause_us, 20_971);
+        assert_eq!(t.failure.as_deref(), Some("x"));
+        assert!(warnings("a", &g(20 << 20, None)).is_empty());
+        let w = warnings("b", &g(10 << 20, None));
+        assert_eq!(
+            w,
+            [Warning::MigrateBelowBandwidth {
+                guest: "b".into(),
+                achieved_kib_s: 10 * 1024,
+                max_bandwidth_mib_s: 32
+            }]
+        );
+        // A failure says so, and the rate is not judged on top of it.
+        assert!(matches!(
+            &warnings("c", &g(1, Some("stalled")))[..],
+            [Warning::ScenarioPartial { .. }]
+        ));
+    }
+}
