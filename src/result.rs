@@ -923,6 +923,67 @@ pub fn run_name(layout: &str, scenario: &str, workload: WorkloadKind, rep: u32) 
     format!("{layout}.{scenario}.{workload}.r{rep}")
 }
 
+/// A minimal ok run of one guest `rt` (layout `vcpu0`, `migrate`, `busy-poll`), for the
+/// report modules' tests.
+#[cfg(test)]
+pub(crate) fn test_record() -> RunRecord {
+    RunRecord {
+        schema_version: RUN_SCHEMA_VERSION,
+        run_id: "test".into(),
+        name: "vcpu0.migrate.busy-poll.r1".into(),
+        layout: "vcpu0".into(),
+        layout_kind: LayoutKind::Vcpu0,
+        scenario: "migrate".into(),
+        scenario_kinds: vec![ScenarioKind::Migrate],
+        workload: WorkloadKind::BusyPoll,
+        repetition: 1,
+        accel: Accel::Tcg,
+        status: RunStatus::Ok,
+        failure: None,
+        started_unix_ms: 0,
+        wall_ms: 0,
+        duration_ms: 1_000,
+        guests: vec![GuestRun {
+            guest: "rt".into(),
+            qemu_pid: None,
+            planned: GuestPlacement {
+                guest: "rt".into(),
+                pinned: true,
+                vcpus: Vec::new(),
+                emulator_cpus: CpuSet::new(),
+                iothread_cpus: CpuSet::new(),
+            },
+            observed_start: Vec::new(),
+            observed_end: Vec::new(),
+            vcpu_stats: Vec::new(),
+            hello: None,
+            results: Vec::new(),
+            intervals: Vec::new(),
+            agent_errors: Vec::new(),
+            frames: DecoderStats::default(),
+            boot_to_hello_ms: None,
+            boot_to_first_sample_ms: None,
+            boot_to_done_ms: None,
+            boot_to_exit_ms: None,
+            console_log: None,
+            mgmt_poll: None,
+            drift: Vec::new(),
+            new_thread_placement: None,
+            new_threads: Vec::new(),
+            window: None,
+            mgmt_storm: None,
+            migrate: None,
+            thread_cpu: None,
+        }],
+        mgmt_poll: None,
+        warnings: Vec::new(),
+        host_steal: None,
+        runner_max_rss_kib: None,
+        mgmt_storm: None,
+        migrate: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

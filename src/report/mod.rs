@@ -26,6 +26,7 @@ pub mod markdown;
 mod runs;
 pub mod stability;
 pub mod text;
+pub mod thread_cpu;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -365,6 +366,10 @@ pub struct Report {
     pub verdicts: Vec<Verdict>,
     /// Things the reader should know (missing files, placement mismatches, run warnings).
     pub notes: Vec<String>,
+    /// Where the emulator's CPU time went, per layout × scenario × workload (runs that
+    /// recorded it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thread_cpu: Vec<thread_cpu::ThreadCpuGroup>,
 }
 
 /// What a report says for the exit code.
