@@ -7,6 +7,7 @@
 
 mod calibrate;
 mod devices;
+mod disturbances;
 mod faults;
 mod infra;
 mod placement;
