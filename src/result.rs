@@ -177,6 +177,12 @@ pub enum Warning {
         /// What went wrong.
         problem: String,
     },
+    /// The RT pCPUs could not be traced (no tracefs, no privilege) or the trace was cut short:
+    /// the culprits of stolen time are not named (or only in part).
+    Trace {
+        /// What happened, and the fix.
+        problem: String,
+    },
 }
 
 impl std::fmt::Display for Warning {
@@ -237,6 +243,7 @@ impl std::fmt::Display for Warning {
                 "guest {guest}: the agent could not hold /dev/cpu_dma_latency at 0 (kernel without PM QoS, or no permission): deep C-states may add exit latency to these numbers"
             ),
             Warning::Disturbance { problem } => f.write_str(problem),
+            Warning::Trace { problem } => write!(f, "host trace: {problem}"),
         }
     }
 }
@@ -597,6 +604,10 @@ pub struct RunRecord {
     /// footprint, which a flooding guest must not be able to grow without bound.
     #[serde(default)]
     pub runner_max_rss_kib: Option<u64>,
+    /// What the host tracer saw on the RT pCPUs (who took them, matched to the guest's largest
+    /// events), and their SMI counts; `None` in records written before tracing existed.
+    #[serde(default)]
+    pub host_trace: Option<crate::trace::record::RunTrace>,
 }
 
 impl RunRecord {

@@ -332,6 +332,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         warnings: Vec::new(),
         host_steal: None,
         runner_max_rss_kib: Some(12_000),
+        host_trace: None,
     }
 }
 

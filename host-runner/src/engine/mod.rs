@@ -211,6 +211,7 @@ pub fn execute(
         warnings: Vec::new(),
         host_steal: None,
         runner_max_rss_kib: None,
+        host_trace: None,
     };
     let mut disturbance = disturb::for_scenario(scenario);
 
