@@ -19,6 +19,7 @@ pub mod live;
 mod monitor;
 #[cfg(test)]
 mod tests;
+pub mod tracer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -107,6 +108,8 @@ pub struct RunContext<'a> {
     pub deadline_slack: Duration,
     /// Set when the user asked to stop (SIGINT/SIGTERM).
     pub interrupted: &'a dyn Fn() -> Option<&'static str>,
+    /// How the RT pCPUs are traced.
+    pub trace: &'a tracer::TraceSettings,
 }
 
 fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
@@ -249,6 +252,18 @@ pub fn execute(
         }
     }
 
+    // The RT pCPUs are traced from before the guests are released.
+    let mut tracer = record.status.is_ok().then(|| {
+        tracer::RunTracer::start(
+            ctx.trace,
+            layout,
+            &name,
+            ctx.config.budgets.get(&workload.kind),
+            ctx.accel,
+            &mut record.warnings,
+        )
+    });
+
     // Release every guest together, then disturb them.
     if record.status.is_ok() {
         for g in live.iter_mut() {
@@ -270,7 +285,13 @@ pub fn execute(
         };
         match disturbance.start(&targets) {
             Ok(()) => {
-                let outcome = monitor::monitor(ctx, disturbance.as_mut(), &mut live, &mut record);
+                let outcome = monitor::monitor(
+                    ctx,
+                    disturbance.as_mut(),
+                    &mut live,
+                    &mut record,
+                    tracer.as_mut(),
+                );
                 finish::apply_outcome(outcome, &mut live, &mut record);
             }
             Err(e) => {
@@ -278,6 +299,9 @@ pub fn execute(
                     RunStatus::failed(Stage::Scenario, format!("{:#}", anyhow::Error::new(e)));
             }
         }
+    }
+    if let Some(t) = tracer.as_mut() {
+        t.stop(&mut record.warnings);
     }
     finish::judge_guests(&mut live, &mut record);
 
@@ -291,6 +315,9 @@ pub fn execute(
         g.record.boot_to_exit_ms = Some(g.backend.started().elapsed().as_millis() as u64);
     }
     finish::collect_guests(live, &mut record);
+    if let Some(t) = tracer {
+        t.finish(&mut record, &ctx.result_dir);
+    }
     record.wall_ms = started.elapsed().as_millis() as u64;
     record.runner_max_rss_kib = runner_max_rss_kib();
     record

@@ -20,6 +20,7 @@ use pinlat::wire::{
 };
 
 use super::backend::{GuestBackend, OutputBytes, ResumeError};
+use super::tracer::TraceSettings;
 use super::{execute, LaunchRequest, Launched, Launcher, RunContext};
 use crate::pin::Pinner;
 
@@ -239,6 +240,14 @@ fn good(cfg: &AgentConfig) -> Script {
 }
 
 fn run(script: fn(&AgentConfig) -> Script, slack: Duration) -> (RunRecord, Duration) {
+    run_traced(script, slack, &TraceSettings::off())
+}
+
+fn run_traced(
+    script: fn(&AgentConfig) -> Script,
+    slack: Duration,
+    trace: &TraceSettings,
+) -> (RunRecord, Duration) {
     let config = Config::from_toml_str(CONFIG).unwrap();
     let plan = Plan::new(&config, &CpuSet::parse("0-1").unwrap()).unwrap();
     let launcher = ScriptedLauncher {
@@ -256,6 +265,7 @@ fn run(script: fn(&AgentConfig) -> Script, slack: Duration) -> (RunRecord, Durat
         duration_ms: 1000,
         deadline_slack: slack,
         interrupted: &never,
+        trace,
     };
     let t = Instant::now();
     let r = execute(
@@ -482,4 +492,43 @@ fn an_agent_error_fails_the_run_with_its_message() {
     let (stage, reason) = failure(&r);
     assert_eq!(stage, Stage::Agent);
     assert!(reason.contains("Cannot pin thread to CPU 1"), "{reason}");
+}
+
+#[test]
+fn a_host_that_cannot_trace_gets_a_warning_and_a_good_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = TraceSettings {
+        tracefs: Some(tmp.path().join("no-tracefs")),
+        msr: crate::trace::smi::MsrRoot::at(tmp.path()),
+        ..TraceSettings::on()
+    };
+    let (r, _) = run_traced(good, ms(100), &settings);
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    let t = r
+        .host_trace
+        .as_ref()
+        .expect("the trace's state is recorded");
+    match &t.status {
+        pinlat::trace::record::TraceStatus::Unavailable { reason } => {
+            assert!(reason.contains("not mounted"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(&r.warnings[..], [Warning::Trace { problem }] if problem.contains("not recorded")),
+        "{:?}",
+        r.warnings
+    );
+    // SMIs: not available here, and said so per RT pCPU rather than 0.
+    assert_eq!(t.smi.len(), 1);
+    assert_eq!(t.smi[0].cpu(), 1);
+    assert_eq!(t.smi[0].delta(), None);
+}
+
+#[test]
+fn tracing_off_records_that_it_was_off_without_a_warning() {
+    let (r, _) = run(good, ms(100));
+    let t = r.host_trace.as_ref().unwrap();
+    assert_eq!(t.status, pinlat::trace::record::TraceStatus::Off);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
 }

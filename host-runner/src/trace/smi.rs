@@ -47,7 +47,9 @@ fn read_msr(dev: &Path, msr: u64) -> Result<u64, String> {
             "{} does not exist (load the msr module: modprobe msr)",
             dev.display()
         ),
-        io::ErrorKind::PermissionDenied => format!("{} is not readable (run as root)", dev.display()),
+        io::ErrorKind::PermissionDenied => {
+            format!("{} is not readable (run as root)", dev.display())
+        }
         _ => format!("{}: {e}", dev.display()),
     })?;
     let mut b = [0u8; 8];
@@ -65,7 +67,10 @@ fn read_msr(dev: &Path, msr: u64) -> Result<u64, String> {
 }
 
 /// The counts of `cpus` before a run: each a count or why not.
-pub fn before(root: &MsrRoot, cpus: impl IntoIterator<Item = u32>) -> Vec<(u32, Result<u64, String>)> {
+pub fn before(
+    root: &MsrRoot,
+    cpus: impl IntoIterator<Item = u32>,
+) -> Vec<(u32, Result<u64, String>)> {
     cpus.into_iter().map(|c| (c, root.read(c))).collect()
 }
 
@@ -132,7 +137,10 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("msr"), [0u8; 4]).unwrap();
         let s = decide(3, MsrRoot::at(tmp.path()).read(3), Ok(5));
-        assert!(matches!(&s, SmiCount::NotAvailable { why, .. } if why.contains("read 0 bytes")), "{s:?}");
+        assert!(
+            matches!(&s, SmiCount::NotAvailable { why, .. } if why.contains("read 0 bytes")),
+            "{s:?}"
+        );
         let s = decide(3, Ok(5), Err("gone".into()));
         assert_eq!(s.delta(), None);
     }
