@@ -8,11 +8,22 @@
 //! it covers, and the runner notes when (host time) it read it: host arrival − guest time is the
 //! clock offset plus that frame's delay, so the smallest over all frames (the hello and every
 //! interval) is the offset plus the shortest delay (NTP's minimum-delay filter). The runner
-//! reads the channel every [`READ_PERIOD_NS`], so the fastest frame is late by up to that plus
-//! its transfer ([`TRANSFER_NS`]): the mapped time is centred in that bound and its half is
-//! the uncertainty. Under KVM the exact mapping (the vCPU's TSC offset and scaling from KVM's
-//! debugfs, as `trace-cmd attach` does) is not implemented; the same mapping is used and says
-//! so.
+//! reads the channel every 20 ms and a frame takes a while to cross the emulated UART (a
+//! few-KiB hello arrived 40 ms after it was stamped on this loaded 2-CPU machine), so the
+//! fastest frame is late by up to [`MAX_FRAME_DELAY_NS`] (or the frames' spread, median −
+//! fastest, when larger): the mapped time is centred in that bound, and its half is the frames'
+//! uncertainty.
+//!
+//! **Alignment.** That is too coarse to tell which of two culprits 10 ms apart took the pCPU, so
+//! the mapping is then refined against the trace, as one shift for the whole run: within the
+//! frames' uncertainty, the shift that puts the guest's largest events (busy-poll gaps,
+//! timer wake-ups) over the host's stolen intervals of the same length ([`align`]). One shift
+//! must line up every event at once, so a single event proves nothing; the record says how
+//! many events the shift explains, and the report states the method. When no shift explains an
+//! event, the frames' mapping stands with its uncertainty.
+//!
+//! Under KVM the exact mapping (the vCPU's TSC offset and scaling from KVM's debugfs, as
+//! `trace-cmd attach` does) is not implemented; the same mapping is used and says so.
 
 use std::collections::BTreeMap;
 
@@ -22,17 +33,16 @@ use super::class::{Class, ClassMap};
 use super::matcher::{match_events, GuestEvent};
 use super::parse::{EventKind, Trace};
 use super::record::{
-    ClockMapping, EventMatch, GuestTrace, PcpuTrace, Strip, MAX_CULPRITS, MAX_MATCHED_EVENTS,
-    MAX_STRIP_INTERVALS,
+    Aligned, ClockMapping, EventMatch, GuestTrace, PcpuTrace, Strip, MAX_CULPRITS,
+    MAX_MATCHED_EVENTS, MAX_STRIP_INTERVALS,
 };
 use crate::kinds::Accel;
 use crate::result::{GuestRun, ObservedThread, ThreadRole};
 
-/// How often the runner reads the agent channel, ns (the run loop's tick).
-pub const READ_PERIOD_NS: u64 = 20_000_000;
-/// Allowance for a frame's way from the agent to the runner's read beyond the read period
-/// (serial emulation, the reporter thread's wake-up), ns.
-pub const TRANSFER_NS: u64 = 5_000_000;
+/// How late the fastest agent frame may be read after the guest time it carries, ns: the
+/// runner's 20 ms read period plus the frame's trip through the emulated UART and the guest's
+/// reporter (40 ms seen for a hello under load), with room.
+pub const MAX_FRAME_DELAY_NS: u64 = 200_000_000;
 /// Events read before and after a window so the state at its edges is known, ns.
 pub const EDGE_NS: u64 = 1_000_000_000;
 /// A strip shows this many times the event's length on each side (at least [`STRIP_MIN_NS`]).
@@ -76,13 +86,14 @@ pub fn mapping(run: &GuestRun, notes: &GuestNotes, accel: Accel) -> Option<Clock
     samples.sort_unstable();
     let min = samples[0];
     let median = samples[samples.len() / 2];
-    let bound = READ_PERIOD_NS + TRANSFER_NS;
+    let spread = (median - min).max(0) as u64;
+    let bound = MAX_FRAME_DELAY_NS.max(spread);
     let half = bound / 2;
     let frames = samples.len() as u32;
     let base = format!(
-        "guest CLOCK_MONOTONIC mapped through the fastest of {frames} agent frame(s) (hello and intervals): the runner reads the channel every {} ms, so the fastest frame arrived within {} ms of being sent and a mapped time is known to ±{:.1} ms",
-        READ_PERIOD_NS / 1_000_000,
+        "guest CLOCK_MONOTONIC mapped through the fastest of {frames} agent frame(s) (hello and intervals, read up to {} ms after they were stamped; their delays spread over {:.1} ms), known to ±{:.1} ms",
         bound / 1_000_000,
+        spread as f64 / 1e6,
         half as f64 / 1e6
     );
     let note = match accel {
@@ -97,7 +108,68 @@ pub fn mapping(run: &GuestRun, notes: &GuestNotes, accel: Accel) -> Option<Clock
         delay_min_ns: min,
         delay_median_ns: median,
         note,
+        aligned: None,
     })
+}
+
+/// How far an aligned mapping may be off, ns: the trace's µs text, the guest's TSC-to-ns
+/// conversion and the few µs between a host switch and the guest's next clock read.
+pub const ALIGNED_UNCERTAINTY_NS: u64 = 200_000;
+/// Two lengths agree when they differ by at most this fraction of the guest's (or 2 × the
+/// aligned uncertainty, whichever is larger).
+const LENGTH_AGREEMENT: f64 = 0.1;
+
+/// The shift (ns, added to guest-mapped times) within `±max_shift_ns` that lays the guest's
+/// events `(mapped end, length)` over `intervals` best: the candidates are the shifts that make
+/// an event's end coincide with the end of an interval of nearly its length; the winner is the
+/// one under which the events overlap stolen time the most (ties: the smallest shift). Returns
+/// the shift and how many events it lines up with an interval of their length, or `None` when
+/// no candidate lines up any.
+pub fn align(
+    events: &[(u64, u64)],
+    intervals: &[Interval],
+    max_shift_ns: u64,
+) -> Option<(i64, usize)> {
+    let agree = |len: u64, iv: &Interval| {
+        let tol = ((len as f64 * LENGTH_AGREEMENT) as u64).max(2 * ALIGNED_UNCERTAINTY_NS);
+        iv.len_ns().abs_diff(len) <= tol
+    };
+    let mut candidates: Vec<i64> = Vec::new();
+    for &(end, len) in events {
+        let lo = end.saturating_sub(max_shift_ns);
+        let hi = end.saturating_add(max_shift_ns);
+        let first = intervals.partition_point(|i| i.end_ns < lo);
+        for iv in intervals[first..].iter().take_while(|i| i.end_ns <= hi) {
+            if agree(len, iv) {
+                candidates.push(iv.end_ns as i64 - end as i64);
+            }
+        }
+    }
+    let score = |shift: i64| {
+        let mut overlap = 0u64;
+        let mut lined_up = 0usize;
+        for &(end, len) in events {
+            let e1 = (end as i64 + shift).max(0) as u64;
+            let e0 = e1.saturating_sub(len);
+            let first = intervals.partition_point(|i| i.end_ns <= e0);
+            let mut hit = false;
+            for iv in intervals[first..].iter().take_while(|i| i.start_ns < e1) {
+                overlap += iv.end_ns.min(e1).saturating_sub(iv.start_ns.max(e0));
+                hit |= agree(len, iv) && iv.end_ns.abs_diff(e1) <= 2 * ALIGNED_UNCERTAINTY_NS;
+            }
+            lined_up += usize::from(hit);
+        }
+        (overlap, lined_up)
+    };
+    candidates
+        .into_iter()
+        .map(|s| (s, score(s)))
+        .filter(|(_, (_, n))| *n > 0)
+        .max_by(|a, b| {
+            (a.1 .0, std::cmp::Reverse(a.0.unsigned_abs()))
+                .cmp(&(b.1 .0, std::cmp::Reverse(b.0.unsigned_abs())))
+        })
+        .map(|(s, (_, n))| (s, n))
 }
 
 /// Guest `CLOCK_MONOTONIC` ns → host ns.
@@ -168,6 +240,20 @@ pub fn class_map(guests: &[(&GuestRun, &GuestNotes)], me: usize, trace: &Trace) 
     m
 }
 
+/// The largest events of `vcpu` as (host end, length), mapped with `m`.
+fn top_events(run: &GuestRun, vcpu: u32, m: &ClockMapping) -> Vec<(u64, u64)> {
+    run.results
+        .iter()
+        .filter(|r| r.cpu == vcpu)
+        .filter_map(|r| Some((r.start_mono_ns?, &r.top)))
+        .flat_map(|(start, top)| {
+            top.iter()
+                .take(MAX_MATCHED_EVENTS)
+                .map(move |t| (to_host(m, start + t.offset_ns), t.latency_ns))
+        })
+        .collect()
+}
+
 /// The RT vCPUs of a guest pinned to one pCPU each: (vCPU, pCPU, host tid), and a note for each
 /// that is not.
 fn planned(run: &GuestRun) -> (Vec<(u32, Planned)>, Vec<String>) {
@@ -234,6 +320,35 @@ pub fn analyse(
             let classes = class_map(guests, i, trace);
             let plan: Vec<Planned> = pinned.iter().map(|(_, p)| *p).collect();
             let attrs = attribute(trace, &plan, &classes, w, opts);
+            // One shift for the guest: every RT vCPU's largest events against its pCPU.
+            let mut shift_events = 0usize;
+            let mut candidates: Vec<(i64, usize)> = Vec::new();
+            for ((vcpu, _), a) in pinned.iter().zip(&attrs) {
+                let evs = top_events(run, *vcpu, &m);
+                if let Some(c) = align(&evs, &a.intervals, m.uncertainty_ns) {
+                    candidates.push(c);
+                }
+                shift_events += evs.len();
+            }
+            let mut m = m;
+            if let Some(&(shift, n)) = candidates.iter().max_by_key(|c| c.1) {
+                m.offset_ns += shift;
+                m.aligned = Some(Aligned {
+                    shift_ns: shift,
+                    events: shift_events as u32,
+                    lined_up: n as u32,
+                    frames_uncertainty_ns: m.uncertainty_ns,
+                });
+                m.uncertainty_ns = ALIGNED_UNCERTAINTY_NS;
+                m.note = format!(
+                    "{}; refined by one shift of {:+.3} ms (searched ±{:.1} ms) that lines {n} of the guest's {shift_events} largest events up with host stolen intervals of their length, to ±{:.1} ms",
+                    m.note,
+                    shift as f64 / 1e6,
+                    m.aligned.as_ref().map_or(0, |a| a.frames_uncertainty_ns) as f64 / 1e6,
+                    ALIGNED_UNCERTAINTY_NS as f64 / 1e6
+                );
+                gt.mapping = Some(m.clone());
+            }
             for ((vcpu, p), mut a) in pinned.into_iter().zip(attrs) {
                 let intervals = std::mem::take(&mut a.intervals);
                 let mut events: Vec<(u64, u64)> = Vec::new();

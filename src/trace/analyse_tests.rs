@@ -160,7 +160,7 @@ fn the_mapping_is_the_fastest_frame_centred_in_its_bound() {
     let m = mapping(&g, &notes(), Accel::Tcg).unwrap();
     assert_eq!(m.frames, 2);
     assert_eq!(m.delay_min_ns, (3 * S + 4 * MS) as i64);
-    assert_eq!(m.uncertainty_ns, (READ_PERIOD_NS + TRANSFER_NS) / 2);
+    assert_eq!(m.uncertainty_ns, MAX_FRAME_DELAY_NS / 2);
     assert_eq!(
         m.offset_ns,
         (3 * S + 4 * MS) as i64 - m.uncertainty_ns as i64
@@ -173,8 +173,9 @@ fn the_mapping_is_the_fastest_frame_centred_in_its_bound() {
 
 #[test]
 fn the_planted_thread_is_named_and_matched_to_the_guests_largest_event() {
-    // The guest saw a 20 ms gap ending at guest 997.020 s (host 1000.020 s, mapped to 1000.0115
-    // s: 8.5 ms late, within the ±12.5 ms): offset 1.020 s from the start at guest 996 s.
+    // The guest saw a 20 ms gap ending at guest 997.020 s (host 1000.020 s): offset 1.020 s from
+    // its start at guest 996 s. The frames map it to 999.924 s (fastest delay 3.004 s, centred
+    // in its 200 ms bound); the alignment moves it by +96 ms onto the injector's interval.
     let g = guest(vec![TopEvent {
         offset_ns: S + 20 * MS,
         latency_ns: 20 * MS,
@@ -204,6 +205,18 @@ fn the_planted_thread_is_named_and_matched_to_the_guests_largest_event() {
         p.attribution.class_ns(Class::Worker),
         MS,
         "a worker by its comm"
+    );
+    let al = gt
+        .mapping
+        .as_ref()
+        .unwrap()
+        .aligned
+        .clone()
+        .expect("aligned");
+    assert_eq!((al.shift_ns, al.events, al.lined_up), (96_000_000, 1, 1));
+    assert_eq!(
+        gt.mapping.as_ref().unwrap().uncertainty_ns,
+        ALIGNED_UNCERTAINTY_NS
     );
     let hit = &gt.matches[0];
     assert_eq!((hit.vcpu, hit.pcpu, hit.latency_ns), (1, 1, 20 * MS));
@@ -273,4 +286,28 @@ fn a_strip_keeps_the_longest_intervals_in_time_order() {
         end_ns: 6 * S,
     };
     assert_eq!(span([w]), Some((4 * S, 7 * S)));
+}
+
+#[test]
+fn one_shift_must_line_up_every_event_and_decoys_lose() {
+    let iv = |s: u64, len: u64, name: &str| Interval {
+        start_ns: s,
+        end_ns: s + len,
+        class: Class::Other,
+        name: name.into(),
+        parts: vec![],
+    };
+    // Two planted stalls 500 ms apart (10 and 30 ms), and a 10 ms decoy 12 ms before the first.
+    let ivs = [
+        iv(988 * MS, 10 * MS, "decoy"),
+        iv(1_000 * MS, 10 * MS, "a"),
+        iv(1_500 * MS, 30 * MS, "b"),
+    ];
+    // The guest saw them 6 ms later than they were (frame delay).
+    let events = [(1_016 * MS, 10 * MS), (1_536 * MS, 30 * MS)];
+    assert_eq!(align(&events, &ivs, 20 * MS), Some((-6_000_000, 2)));
+    // Out of the search range: nothing.
+    assert_eq!(align(&events, &ivs, 5 * MS), None);
+    // Lengths that agree with nothing: nothing.
+    assert_eq!(align(&[(1_016 * MS, 3 * MS)], &ivs, 20 * MS), None);
 }

@@ -133,6 +133,22 @@ pub struct ClockMapping {
     pub delay_median_ns: i64,
     /// What the reader should know of the method.
     pub note: String,
+    /// The refinement against the trace, when one shift lined events up.
+    #[serde(default)]
+    pub aligned: Option<Aligned>,
+}
+
+/// The frames' mapping refined against the trace (`pinlat::trace::analyse::align`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aligned {
+    /// Shift added to the frames' offset, ns.
+    pub shift_ns: i64,
+    /// Guest events it was chosen over.
+    pub events: u32,
+    /// Of those, events it lines up with a stolen interval of their length.
+    pub lined_up: u32,
+    /// The frames' uncertainty before the refinement (the shift was searched within it), ns.
+    pub frames_uncertainty_ns: u64,
 }
 
 /// What the trace says of one guest.

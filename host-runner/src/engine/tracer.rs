@@ -504,10 +504,16 @@ impl RunTracer {
             );
         }
         let rel = format!("trace/{}.txt", self.run);
-        match pinlat::atomic_write::write_atomic(&result_dir.join(&rel), &bytes) {
+        let written = std::fs::create_dir_all(result_dir.join("trace"))
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                pinlat::atomic_write::write_atomic(&result_dir.join(&rel), &bytes)
+                    .map_err(|e| e.source.to_string())
+            });
+        match written {
             Ok(()) => self.rec.capture_file = Some(rel),
             Err(e) => record.warnings.push(Warning::Trace {
-                problem: format!("cannot write {rel}: {}", e.source),
+                problem: format!("cannot write {rel}: {e}"),
             }),
         }
     }
