@@ -606,7 +606,7 @@ pub struct RunRecord {
     pub runner_max_rss_kib: Option<u64>,
     /// What the host tracer saw on the RT pCPUs (who took them, matched to the guest's largest
     /// events), and their SMI counts; `None` in records written before tracing existed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_trace: Option<crate::trace::record::RunTrace>,
 }
 

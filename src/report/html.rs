@@ -218,6 +218,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         }
     }
 
+    o.push_str(&super::culprits::html(&r.culprits)?);
     o.push_str("<h2 id=\"placement\">Placement per layout (observed)</h2>\n<p>Rows are QEMU threads, columns host pCPUs; a filled cell is a pCPU the thread may run on (<code>Cpus_allowed_list</code> read back from /proc at the end of the measurement), a dot a pCPU the vCPU thread was seen running on. Red: RT vCPU, blue: housekeeping vCPU, grey: emulator, green: iothread.</p>\n");
     let host_cpus = r
         .host

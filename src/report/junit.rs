@@ -153,6 +153,11 @@ pub fn render(report: &Report) -> String {
                     );
                 }
             }
+            for run in g.ok_runs.iter().chain(&g.failed_runs) {
+                for (k, v) in super::culprits::junit_properties(&report.culprits, run) {
+                    prop(&mut out, p, &k, &v);
+                }
+            }
             prop(&mut out, p, "budget", g.budget.status.as_str());
             out.push_str("      </properties>\n");
             if is_failure(g) {

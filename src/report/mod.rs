@@ -14,6 +14,7 @@ pub mod accumulate;
 pub mod aggregate;
 pub mod budget;
 pub mod compare;
+pub mod culprits;
 pub mod cyclictest;
 pub mod guest;
 pub mod hlog;
@@ -365,6 +366,10 @@ pub struct Report {
     pub verdicts: Vec<Verdict>,
     /// Things the reader should know (missing files, placement mismatches, run warnings).
     pub notes: Vec<String>,
+    /// Who took the RT pCPUs, per layout × scenario, from the runs' host traces (absent when
+    /// no run was traced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub culprits: Vec<culprits::CulpritGroup>,
 }
 
 /// What a report says for the exit code.

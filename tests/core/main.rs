@@ -3,5 +3,6 @@
 //! `fixtures`). One test binary, a module per topic.
 
 mod fixtures;
+mod fixtures_trace;
 mod report;
 mod wire;

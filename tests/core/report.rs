@@ -76,6 +76,10 @@ fn fixtures_are_what_the_builder_makes() {
     for (name, write) in [
         ("runs-basic", fixtures::write_basic as fn(&Path)),
         ("runs-tcg", fixtures::write_tcg as fn(&Path)),
+        (
+            "runs-traced",
+            crate::fixtures_trace::write_traced as fn(&Path),
+        ),
     ] {
         let committed = root().join("tests/fixtures").join(name);
         if bless() {
@@ -98,6 +102,41 @@ fn fixtures_are_what_the_builder_makes() {
             assert!(n > 0);
         }
     }
+}
+
+/// Runs with host traces: the culprit section in every output, the strip in the HTML; the
+/// same report without traces has none of it.
+#[test]
+fn golden_traced_names_the_culprits() {
+    let dir = copy_fixture("runs-traced");
+    let r = report::write_all(dir.path()).unwrap();
+    let md = read(&dir.path().join("report.md"));
+    golden("traced.report.md", &md);
+    golden("traced.junit.xml", &read(&dir.path().join("junit.xml")));
+    assert_eq!(r.culprits.len(), 2);
+    let share = &r.culprits[0];
+    assert_eq!(
+        (share.layout.as_str(), share.scenario.as_str()),
+        ("share", "mgmt-poll")
+    );
+    assert_eq!(share.by_class[0].class, pinlat::trace::Class::Emulator);
+    assert!(md.contains("✅ `qemu-system-x86`"), "{md}");
+    assert!(md.contains("pCPU 1: 2"), "counted SMIs");
+    assert!(md.contains("pCPU 1: not available"), "never 0 when unknown");
+    let html = read(&dir.path().join("report.html"));
+    assert!(html.contains("Who took the RT pCPUs"));
+    assert_eq!(
+        html.matches(" around the largest event").count(),
+        2,
+        "a strip per run"
+    );
+    let back = Report::read_json(&dir.path().join("report.json")).unwrap();
+    assert_eq!(back.culprits, r.culprits);
+    // Without traces: no section at all.
+    let (plain, _) = build_basic();
+    let basic = read(&plain.path().join("report.md"));
+    assert!(!basic.contains("Who took"));
+    assert!(!read(&plain.path().join("report.json")).contains("culprits"));
 }
 
 fn build_basic() -> (tempfile::TempDir, Report) {
