@@ -18,7 +18,7 @@ use crate::cpuset::CpuSet;
 /// Intervals kept per pCPU for the timeline strip around the largest event.
 pub const MAX_STRIP_INTERVALS: usize = 200;
 /// Largest guest events matched per RT vCPU.
-pub const MAX_MATCHED_EVENTS: usize = 5;
+pub const MAX_MATCHED_EVENTS: usize = 10;
 /// Culprits kept per matched event.
 pub const MAX_CULPRITS: usize = 3;
 

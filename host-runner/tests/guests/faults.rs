@@ -335,6 +335,15 @@ fn boot_sigint_stops_every_qemu_and_keeps_finished_runs() {
     );
     assert!(!process_alive(qemu), "QEMU {qemu} survived SIGINT");
     assert!(qemu_children(runner).is_empty());
+    // The interrupted run's tracefs instance went with it.
+    let traces: Vec<String> = crate::trace::pinlat_instances()
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("pinlat-{runner}-")))
+        .collect();
+    assert!(
+        traces.is_empty(),
+        "tracefs instances left after SIGINT: {traces:?}"
+    );
     let left: Vec<_> = std::fs::read_dir(&runtime).unwrap().collect();
     assert!(left.is_empty(), "runtime dirs left behind: {left:?}");
     let runs = load_runs(&dir);
