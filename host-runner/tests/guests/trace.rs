@@ -236,6 +236,15 @@ fn boot_trace_names_a_planted_culprit_with_its_lengths() {
         g.mapping
     );
     for (m, b) in &matched {
+        eprintln!(
+            "guest event {:.3} ms matched to {} {:.3} ms (Δstart {:+.3} ms, Δend {:+.3} ms, tolerance ±{:.3} ms)",
+            m.latency_ns as f64 / 1e6,
+            b.interval.name,
+            b.interval.len_ns() as f64 / 1e6,
+            b.start_delta_ns as f64 / 1e6,
+            b.end_delta_ns as f64 / 1e6,
+            m.host.tolerance_ns as f64 / 1e6
+        );
         assert!(
             m.latency_ns.abs_diff(b.interval.len_ns()) <= m.host.tolerance_ns + STALL_TOLERANCE_NS
         );
