@@ -415,7 +415,7 @@ fn strip(intervals: &[Interval], from: u64, to: u64, event: (u64, u64)) -> Strip
         .cloned()
         .collect();
     if v.len() > MAX_STRIP_INTERVALS {
-        v.sort_by(|a, b| b.len_ns().cmp(&a.len_ns()));
+        v.sort_by_key(|i| std::cmp::Reverse(i.len_ns()));
         v.truncate(MAX_STRIP_INTERVALS);
         v.sort_by_key(|i| i.start_ns);
     }

@@ -183,7 +183,12 @@ fn the_planted_thread_is_named_and_matched_to_the_guests_largest_event() {
     let n = notes();
     let m = mapping(&g, &n, Accel::Tcg);
     let trace = parse_trace(&trace_text());
-    let out = analyse(&trace, &[(&g, &n)], &[m.clone()], &Options::default());
+    let out = analyse(
+        &trace,
+        &[(&g, &n)],
+        std::slice::from_ref(&m),
+        &Options::default(),
+    );
     let gt = &out[0];
     assert!(gt.notes.is_empty(), "{:?}", gt.notes);
     let w = gt.window.unwrap();
