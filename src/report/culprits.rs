@@ -294,6 +294,17 @@ fn smi_text(smi: &[SmiCount]) -> String {
         .join("; ")
 }
 
+/// The first culprit of an event and whether it explains it: both ends within the tolerance
+/// (as recorded) and a length that agrees (judged again here, so records written before the
+/// length rule read the same).
+fn first_culprit(e: &EventMatch) -> Option<(&crate::trace::Culprit, bool)> {
+    e.host.culprits.first().map(|c| {
+        let ok = c.matches
+            && crate::trace::matcher::lengths_agree(c.interval.len_ns(), e.latency_ns, 1_000);
+        (c, ok)
+    })
+}
+
 fn md(s: &str) -> String {
     s.replace('|', "\\|")
 }
@@ -374,16 +385,22 @@ pub fn markdown(groups: &[CulpritGroup]) -> String {
             o.push('\n');
         }
         if !g.matches.is_empty() {
-            o.push_str("The guests' largest events and their host culprits (an interval matches when both its ends are within the tolerance of the event's):\n\n| event | run | vCPU → pCPU | at (ms) | host culprit | class | its length | Δstart / Δend | tolerance |\n|---:|---|---|---:|---|---|---:|---|---:|\n");
+            o.push_str("The guests' largest events and their host culprits (an interval matches when both its ends are within the tolerance of the event's and its length agrees; an event nothing matches was not stolen on the RT pCPU: its cause is elsewhere, e.g. the emulator delivering the guest's timer late):\n\n| event | run | vCPU → pCPU | at (ms) | host culprit | class | its length | Δstart / Δend | tolerance |\n|---:|---|---|---:|---|---|---:|---|---:|\n");
             for m in &g.matches {
                 let e = &m.event;
-                let (culprit, class, len, deltas) = match e.host.culprits.first() {
-                    Some(c) => (
+                let (culprit, class, len, deltas) = match first_culprit(e) {
+                    Some((c, false)) => (
                         format!(
-                            "{}`{}`",
-                            if c.matches { "✅ " } else { "≈ " },
+                            "no interval of its length: host intervals cover {} of it (most `{}`)",
+                            fmt_ns(e.host.covered_ns),
                             md(&c.interval.name)
                         ),
+                        c.interval.class.to_string(),
+                        fmt_ns(c.interval.len_ns()),
+                        "–".into(),
+                    ),
+                    Some((c, true)) => (
+                        format!("✅ `{}`", md(&c.interval.name)),
                         c.interval.class.to_string(),
                         fmt_ns(c.interval.len_ns()),
                         format!(
@@ -511,17 +528,23 @@ pub fn html(groups: &[CulpritGroup]) -> Result<String, super::ReportError> {
             o.push_str("<table><tr><th>guest event</th><th>run</th><th>vCPU → pCPU</th><th>at (ms)</th><th>host culprit</th><th>class</th><th>its length</th><th>Δstart / Δend</th><th>tolerance</th></tr>\n");
             for m in &g.matches {
                 let e = &m.event;
-                let cells = match e.host.culprits.first() {
-                    Some(c) => format!(
-                        "<td>{}<code>{}</code></td><td>{}</td><td class=n>{}</td><td>{} / {}</td>",
-                        if c.matches { "matches " } else { "overlaps " },
+                let cells = match first_culprit(e) {
+                    Some((c, false)) => format!(
+                        "<td>no interval of its length: host intervals cover {} of it (most <code>{}</code>)</td><td>{}</td><td class=n>{}</td><td>–</td>",
+                        fmt_ns(e.host.covered_ns),
+                        esc(&c.interval.name),
+                        c.interval.class,
+                        fmt_ns(c.interval.len_ns())
+                    ),
+                    Some((c, true)) => format!(
+                        "<td>matches <code>{}</code></td><td>{}</td><td class=n>{}</td><td>{} / {}</td>",
                         esc(&c.interval.name),
                         c.interval.class,
                         fmt_ns(c.interval.len_ns()),
                         signed_ms(c.start_delta_ns),
                         signed_ms(c.end_delta_ns)
                     ),
-                    None => "<td>none on the host</td><td>–</td><td>–</td><td>–</td>".into(),
+                    None => "<td>nothing on the host pCPU: the vCPU thread was not kept off it</td><td>–</td><td>–</td><td>–</td>".into(),
                 };
                 let _ = writeln!(
                     o,
