@@ -315,10 +315,12 @@ pub fn execute(
         g.record.boot_to_exit_ms = Some(g.backend.started().elapsed().as_millis() as u64);
     }
     finish::collect_guests(live, &mut record);
+    record.wall_ms = started.elapsed().as_millis() as u64;
+    // The trace is read after the guests are gone (not part of the run's wall time), and
+    // before the runner's peak memory is taken (the parsed trace is part of it).
     if let Some(t) = tracer {
         t.finish(&mut record, &ctx.result_dir);
     }
-    record.wall_ms = started.elapsed().as_millis() as u64;
     record.runner_max_rss_kib = runner_max_rss_kib();
     record
 }
