@@ -449,7 +449,26 @@ pub fn strip_svg(title: &str, s: &crate::trace::record::Strip) -> Result<String,
     let t0 = s.event_ns.0;
     let ms = |ns: u64| (ns as f64 - t0 as f64) / 1e6;
     let (x0, x1) = (ms(s.from_ns), ms(s.to_ns).max(ms(s.from_ns) + 1e-3));
-    let class_colour = |c: Class| colour(Class::ALL.iter().position(|x| *x == c).unwrap_or(0) + 2);
+    // One colour per class (Class::ALL order), none of them the green of the vCPU's time or
+    // the grey of the guest event.
+    const CLASS_COLOURS: [RGBColor; 14] = [
+        RGBColor(214, 39, 40),   // emulator
+        RGBColor(255, 127, 14),  // worker
+        RGBColor(148, 103, 189), // iothread
+        RGBColor(140, 86, 75),   // migration
+        RGBColor(31, 119, 180),  // vcpu
+        RGBColor(23, 190, 207),  // foreign-vcpu
+        RGBColor(227, 119, 194), // kernel-thread
+        RGBColor(188, 189, 34),  // hard-irq
+        RGBColor(0, 0, 139),     // ipi
+        RGBColor(255, 187, 120), // softirq
+        RGBColor(128, 0, 0),     // kvm-exit
+        RGBColor(90, 60, 30),    // throttled
+        RGBColor(174, 199, 232), // idle
+        RGBColor(0, 0, 0),       // other
+    ];
+    let class_colour =
+        |c: Class| CLASS_COLOURS[Class::ALL.iter().position(|x| *x == c).unwrap_or(13)];
     figure(
         title,
         x0..x1,
@@ -503,15 +522,15 @@ pub fn strip_svg(title: &str, s: &crate::trace::record::Strip) -> Result<String,
                         });
                 }
             }
-            let red = RGBColor(214, 39, 40);
+            let grey = RGBColor(110, 110, 110);
             chart
                 .draw_series(std::iter::once(Rectangle::new(
                     [(ms(s.event_ns.0), 1.4), (ms(s.event_ns.1), 2.2)],
-                    red.mix(0.5).filled(),
+                    grey.mix(0.6).filled(),
                 )))
                 .map_err(|x| e(x.to_string()))?
-                .label("guest event")
-                .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 14, y + 4)], red.filled()));
+                .label("guest event (mapped)")
+                .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 14, y + 4)], grey.filled()));
             Ok(())
         },
     )

@@ -316,3 +316,60 @@ fn one_shift_must_line_up_every_event_and_decoys_lose() {
     // Lengths that agree with nothing: nothing.
     assert_eq!(align(&[(1_016 * MS, 3 * MS)], &ivs, 20 * MS), None);
 }
+
+#[test]
+fn classes_come_from_the_pinners_threads_and_workers_from_their_comm() {
+    let a = guest(vec![]);
+    let mut b = guest(vec![]);
+    b.guest = "other".into();
+    b.qemu_pid = Some(70);
+    b.observed_start = vec![
+        thread(70, "qemu-system-x86", ThreadRole::Emulator, "0"),
+        thread(71, "CPU 0/TCG", ThreadRole::Vcpu { vcpu: 0 }, "1"),
+        thread(
+            72,
+            "IO iothread0",
+            ThreadRole::Iothread {
+                id: "iothread0".into(),
+            },
+            "0",
+        ),
+    ];
+    b.observed_end.clear();
+    let mut na = GuestNotes::default();
+    na.threads
+        .push(thread(55, "live_migration", ThreadRole::Emulator, "0"));
+    na.threads
+        .push(thread(56, "call_rcu", ThreadRole::Emulator, "0"));
+    let nb = GuestNotes::default();
+    let trace = parse_trace(&trace_text());
+    let m = class_map(&[(&a, &na), (&b, &nb)], 0, &trace);
+    assert_eq!(
+        m.get(50),
+        Some(Class::Emulator),
+        "the main loop is the QEMU pid"
+    );
+    assert_eq!(m.get(51), Some(Class::Vcpu), "our own housekeeping vCPU");
+    assert_eq!(
+        m.get(71),
+        Some(Class::ForeignVcpu),
+        "the other guest's vCPU"
+    );
+    assert_eq!(m.get(72), Some(Class::Iothread));
+    assert_eq!(m.get(55), Some(Class::Migration));
+    assert_eq!(
+        m.get(56),
+        Some(Class::Emulator),
+        "other QEMU threads are the emulator's"
+    );
+    assert_eq!(
+        m.get(60),
+        Some(Class::Worker),
+        "a worker seen only in the trace"
+    );
+    assert_eq!(
+        m.get(77),
+        None,
+        "the injector is nobody's: classed from the trace (other)"
+    );
+}
