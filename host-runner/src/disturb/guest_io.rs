@@ -17,7 +17,7 @@ impl Disturbance for GuestIo {
     }
 
     fn prepare_agent(&self, _index: usize, agent: &mut AgentConfig) {
-        agent.loads.io = true;
+        agent.loads.io = Some(Default::default());
     }
 
     fn start(&mut self, _: &Targets) -> Result<(), DisturbanceError> {

@@ -156,6 +156,8 @@ impl LiveGuest {
                     self.dropped_intervals += 1;
                 }
             }
+            // Recorded from the next commit on.
+            Message::Load(_) => {}
             Message::Final(r) => {
                 let seen: pinlat::cpuset::CpuSet =
                     self.record.results.iter().map(|r| r.cpu).collect();
