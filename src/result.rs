@@ -12,7 +12,7 @@ use crate::config::{LayoutKind, Policy, ScenarioKind, WorkloadKind};
 use crate::cpuset::CpuSet;
 use crate::kinds::Accel;
 use crate::plan::{GuestPlacement, Sched};
-use crate::wire::{CpuResult, DecoderStats, ErrorReport, Hello, IntervalReport};
+use crate::wire::{CpuResult, DecoderStats, ErrorReport, Hello, IntervalReport, LoadResult};
 
 /// Version of this schema; bumped on any incompatible change.
 pub const RUN_SCHEMA_VERSION: u32 = 1;
@@ -397,6 +397,10 @@ pub struct GuestRun {
     pub results: Vec<CpuResult>,
     /// Interval histograms, in arrival order (kept when the run failed mid-way).
     pub intervals: Vec<IntervalReport>,
+    /// What the housekeeping loads that measure themselves (`io`, `net`) achieved, one per
+    /// load, in arrival order (kept when the run failed mid-way).
+    #[serde(default)]
+    pub loads: Vec<LoadResult>,
     /// Errors the agent reported.
     pub agent_errors: Vec<ErrorReport>,
     /// Frame decoder counters (bad frames are counted and dropped).

@@ -309,6 +309,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             hello: (!s.failed).then(|| hello(s, clock)),
             results,
             intervals,
+            loads: Vec::new(),
             agent_errors: Vec::new(),
             frames: DecoderStats::default(),
             boot_to_hello_ms: Some(900),

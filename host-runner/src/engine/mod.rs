@@ -109,6 +109,7 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         hello: None,
         results: Vec::new(),
         intervals: Vec::new(),
+        loads: Vec::new(),
         agent_errors: Vec::new(),
         frames: Default::default(),
         boot_to_hello_ms: None,
