@@ -358,15 +358,18 @@ impl Worker {
                 Ok(n) => {
                     if counted {
                         self.records.error(op, || {
-                            format!("{op} of {block} bytes at {off}: only {n} bytes")
+                            let at = self.window.at(t0);
+                            format!("{op} of {block} bytes at offset {off} {at}: only {n} bytes")
                         });
                     }
                     true
                 }
                 Err(e) => {
                     if counted {
-                        self.records
-                            .error(op, || format!("{op} of {block} bytes at {off}: {e}"));
+                        self.records.error(op, || {
+                            let at = self.window.at(t0);
+                            format!("{op} of {block} bytes at offset {off} {at}: {e}")
+                        });
                     }
                     true
                 }
@@ -395,8 +398,9 @@ impl Worker {
         match r {
             Ok(()) => self.records.record(OpKind::Flush, t1 - t0, 0),
             Err(e) => {
-                self.records
-                    .error(OpKind::Flush, || format!("fdatasync: {e}"));
+                self.records.error(OpKind::Flush, || {
+                    format!("fdatasync {}: {e}", self.window.at(t0))
+                });
                 std::thread::sleep(ERROR_BACKOFF);
             }
         }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
-use nix::sys::socket::{recvfrom, send, setsockopt, sockopt, LinkAddr, MsgFlags};
+use nix::sys::socket::{getsockopt, recvfrom, send, setsockopt, sockopt, LinkAddr, MsgFlags};
 use nix::sys::time::TimeVal;
 use pinlat::agentcfg::NetLoad;
 use pinlat::wire::{LoadKind, LoadResult, NetCounts, OpKind, NET_LOST_AFTER_NS};
@@ -268,30 +268,35 @@ struct State {
 struct PacketSocket(OwnedFd);
 
 impl PacketSocket {
-    fn open(ifindex: i32) -> io::Result<Self> {
-        let proto = ETHERTYPE.to_be();
+    /// An unbound socket of the load's ethertype.
+    fn new() -> io::Result<Self> {
         // SAFETY: a plain syscall with constant arguments; the result is checked below.
         let fd = unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(proto),
+                i32::from(ETHERTYPE.to_be()),
             )
         };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a descriptor just returned by socket(2), owned by nothing else.
-        let sock = PacketSocket(unsafe { OwnedFd::from_raw_fd(fd) });
+        Ok(PacketSocket(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Binds the socket to interface `ifindex`, which must be up: bound to a down interface a
+    /// packet socket carries `ENETDOWN` into its next send or receive (`packet_do_bind`).
+    fn bind(&self, ifindex: i32) -> io::Result<()> {
         // SAFETY: sockaddr_ll is plain old data, for which all zero bytes is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = proto;
+        addr.sll_protocol = ETHERTYPE.to_be();
         addr.sll_ifindex = ifindex;
         // SAFETY: `addr` is a valid sockaddr_ll whose size is passed; the fd is open.
         let r = unsafe {
             libc::bind(
-                sock.0.as_raw_fd(),
+                self.0.as_raw_fd(),
                 (&addr as *const libc::sockaddr_ll).cast(),
                 std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
@@ -299,12 +304,12 @@ impl PacketSocket {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        // Our own transmissions are not echoes (Linux 4.20+; older kernels: filtered below).
+        // Our own transmissions are not echoes (Linux 4.20+; older kernels: filtered on receive).
         let one: libc::c_int = 1;
         // SAFETY: `one` is a c_int whose size is passed; an unknown option only fails the call.
         unsafe {
             libc::setsockopt(
-                sock.0.as_raw_fd(),
+                self.0.as_raw_fd(),
                 libc::SOL_PACKET,
                 libc::PACKET_IGNORE_OUTGOING,
                 (&one as *const libc::c_int).cast(),
@@ -312,11 +317,13 @@ impl PacketSocket {
             )
         };
         setsockopt(
-            &sock.0,
+            &self.0,
             sockopt::ReceiveTimeout,
             &TimeVal::new(0, RECV_TIMEOUT.as_micros() as libc::suseconds_t),
         )?;
-        Ok(sock)
+        // Reading SO_ERROR clears an error left from before the interface was up.
+        let _ = getsockopt(&self.0, sockopt::SocketError);
+        Ok(())
     }
 
     /// `ifname`'s flags, with `IFF_UP` set if it was not; whether it was down.
@@ -405,11 +412,8 @@ pub fn start(
     let Some(ifc) = interface(cfg, in_guest)? else {
         return Ok(None);
     };
-    let sock = PacketSocket::open(ifc.index).with_context(|| {
-        format!(
-            "net load: cannot open a raw socket (AF_PACKET, ethertype {ETHERTYPE:#06x}) on {}",
-            ifc.name
-        )
+    let sock = PacketSocket::new().with_context(|| {
+        format!("net load: cannot open a raw socket (AF_PACKET, ethertype {ETHERTYPE:#06x})")
     })?;
     if in_guest && cfg.interface.is_none() {
         // No router solicitations, DAD or MLD on a link whose every frame comes back.
@@ -431,6 +435,8 @@ pub fn start(
             );
         }
     }
+    sock.bind(ifc.index)
+        .with_context(|| format!("net load: cannot bind the raw socket to {}", ifc.name))?;
     let sock = Arc::new(sock);
     let state = Arc::new(Mutex::new(State::default()));
     let nonce = std::process::id() ^ (mono_ns() as u32);
@@ -571,10 +577,15 @@ impl Sender {
             };
             build_frame(&mut frame, self.mac, self.nonce, seq, sent_ns);
             let r = send(self.sock.0.as_raw_fd(), &frame, MsgFlags::empty());
+            let at = || self.window.at(sent_ns);
             let failure = match r {
                 Ok(n) if n == frame.len() => None,
-                Ok(n) => Some(format!("send of {} bytes: only {n} went out", frame.len())),
-                Err(e) => Some(format!("send of {} bytes: {e}", frame.len())),
+                Ok(n) => Some(format!(
+                    "send of {} bytes {}: only {n} went out",
+                    frame.len(),
+                    at()
+                )),
+                Err(e) => Some(format!("send of {} bytes {}: {e}", frame.len(), at())),
             };
             if let Some(msg) = failure {
                 {
@@ -629,8 +640,10 @@ impl Receiver {
                 }
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
                 Err(e) => {
-                    if self.window.counts(mono_ns()) {
-                        lock(&self.state).rtt.error(|| format!("recv: {e}"));
+                    let now = mono_ns();
+                    if self.window.counts(now) {
+                        let at = self.window.at(now);
+                        lock(&self.state).rtt.error(|| format!("recv {at}: {e}"));
                     }
                     std::thread::sleep(ERROR_BACKOFF);
                 }

@@ -30,6 +30,12 @@ impl Window {
     pub fn length_ns(&self, end_ns: u64) -> u64 {
         end_ns.saturating_sub(self.from_ns)
     }
+
+    /// `at +1.234 s`: when `at_ns` was, from the window's start, for error messages.
+    pub fn at(&self, at_ns: u64) -> String {
+        let ms = at_ns.saturating_sub(self.from_ns) / 1_000_000;
+        format!("at +{}.{:03} s", ms / 1000, ms % 1000)
+    }
 }
 
 /// One operation kind's record.
@@ -150,5 +156,6 @@ mod tests {
         let w = Window { from_ns: 100 };
         assert!(!w.counts(99) && w.counts(100));
         assert_eq!((w.length_ns(50), w.length_ns(350)), (0, 250));
+        assert_eq!(w.at(1_234_567_890), "at +1.234 s");
     }
 }
