@@ -12,7 +12,7 @@ use crate::config::{LayoutKind, Policy, ScenarioKind, WorkloadKind};
 use crate::cpuset::CpuSet;
 use crate::kinds::Accel;
 use crate::plan::{GuestPlacement, Sched};
-use crate::wire::{CpuResult, DecoderStats, ErrorReport, Hello, IntervalReport};
+use crate::wire::{CpuResult, DecoderStats, ErrorReport, Hello, IntervalReport, LoadResult};
 
 /// Version of this schema; bumped on any incompatible change.
 pub const RUN_SCHEMA_VERSION: u32 = 1;
@@ -406,6 +406,10 @@ pub struct GuestRun {
     pub results: Vec<CpuResult>,
     /// Interval histograms, in arrival order (kept when the run failed mid-way).
     pub intervals: Vec<IntervalReport>,
+    /// What the housekeeping loads that measure themselves (`io`, `net`) achieved, one per
+    /// load, in arrival order (kept when the run failed mid-way).
+    #[serde(default)]
+    pub loads: Vec<LoadResult>,
     /// Errors the agent reported.
     pub agent_errors: Vec<ErrorReport>,
     /// Frame decoder counters (bad frames are counted and dropped).
@@ -438,6 +442,9 @@ pub struct GuestRun {
     /// The agent's measurement window in the host's time, when its results carried one.
     #[serde(default)]
     pub window: Option<MeasureWindow>,
+    /// What the runner's NIC echo saw, when the guest had a NIC (`guest-net`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_echo: Option<EchoStats>,
 }
 
 /// A thread whose placement differed from the plan during a run, from the first read-back that
@@ -506,6 +513,17 @@ pub struct NewThread {
     /// How long after it was first seen its placement was applied and read back, µs (0 when it
     /// already had its planned CPUs).
     pub placed_after_us: u64,
+}
+
+/// What the runner's NIC echo service saw (the host end of `guest-net`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchoStats {
+    /// Connections QEMU made.
+    pub connections: u64,
+    /// Frames echoed.
+    pub frames: u64,
+    /// Payload bytes echoed (without the 4-byte length prefixes).
+    pub bytes: u64,
 }
 
 /// The agent's measurement window mapped to the host's clocks. Under TCG the guest's clock is

@@ -128,6 +128,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let mut run_id = None;
     let mut steal_notes = Vec::new();
     let mut guest_kernels = GuestKernels::default();
+    let mut housekeeping = super::housekeeping::Acc::default();
 
     for file in &files {
         let rec = match read_run(&runs_dir.join(file)) {
@@ -142,6 +143,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         };
         per_run(&rec);
         guest_kernels.add(&rec);
+        housekeeping.add(&rec);
         run_id.get_or_insert_with(|| rec.run_id.clone());
         if let Some(st) = &rec.host_steal {
             for (cpu, ns, frac) in st.significant(&rec.planned_cpus()) {
@@ -289,6 +291,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         groups: out_groups,
         layouts: out_layouts,
         verdicts,
+        housekeeping: housekeeping.finish(&layout_order),
         notes,
     })
 }

@@ -283,6 +283,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         o.push_str("</table>\n");
     }
 
+    o.push_str(&super::housekeeping::html(r));
     o.push_str("<h2>Runs</h2>\n<table><tr><th>run</th><th>status</th><th>clock</th><th>samples</th><th>p99.99</th><th>max</th><th>RT vCPU preemptions</th><th>placement mismatches</th></tr>\n");
     for x in &r.runs {
         let status = if x.outcome.ok {

@@ -154,6 +154,9 @@ pub fn render(report: &Report) -> String {
                 }
             }
             prop(&mut out, p, "budget", g.budget.status.as_str());
+            for (name, value) in super::housekeeping::junit_properties(report, g) {
+                prop(&mut out, p, &name, &value);
+            }
             out.push_str("      </properties>\n");
             if is_failure(g) {
                 let msg: Vec<String> = g

@@ -230,6 +230,7 @@ pub fn render(report: &Report) -> String {
         }
     }
 
+    o.push_str(&super::housekeeping::markdown(report));
     o.push_str("## Runs\n\n| run | status | clock | samples | max |\n|---|---|---|---:|---:|\n");
     for r in &report.runs {
         o.push_str(&format!(

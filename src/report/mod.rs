@@ -18,6 +18,7 @@ pub mod cyclictest;
 pub mod guest;
 pub mod hlog;
 pub mod hostchecks;
+pub mod housekeeping;
 pub mod html;
 mod html_svg;
 pub mod json;
@@ -363,6 +364,10 @@ pub struct Report {
     pub layouts: Vec<LayoutView>,
     /// Rankings and statements per (scenario, workload).
     pub verdicts: Vec<Verdict>,
+    /// What the housekeeping loads that measure themselves (io, net) achieved, per (layout,
+    /// scenario, workload, load, operation); absent when no run carried load results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub housekeeping: Vec<housekeeping::HousekeepingRow>,
     /// Things the reader should know (missing files, placement mismatches, run warnings).
     pub notes: Vec<String>,
 }

@@ -22,10 +22,11 @@ use pinlat::wire::{
 };
 
 /// A small deterministic generator (Knuth's MMIX LCG).
-struct Lcg(u64);
+pub struct Lcg(u64);
 
 impl Lcg {
-    fn new(seed: u64) -> Self {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
         Lcg(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
     }
     fn next(&mut self) -> u64 {
@@ -36,7 +37,7 @@ impl Lcg {
         self.0 >> 33
     }
     /// Uniform in lo..hi.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo)
     }
 }
@@ -342,6 +343,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             hello: (!s.failed).then(|| hello(s, clock)),
             results,
             intervals,
+            loads: Vec::new(),
             agent_errors: Vec::new(),
             frames: DecoderStats::default(),
             boot_to_hello_ms: Some(900),
@@ -354,6 +356,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             new_thread_placement: None,
             new_threads: Vec::new(),
             window: (!s.failed).then(|| window(s)),
+            net_echo: None,
         }],
         mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
             rate_hz: 20,

@@ -120,6 +120,7 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         hello: None,
         results: Vec::new(),
         intervals: Vec::new(),
+        loads: Vec::new(),
         agent_errors: Vec::new(),
         frames: Default::default(),
         boot_to_hello_ms: None,
@@ -132,6 +133,7 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         new_thread_placement: None,
         new_threads: Vec::new(),
         window: None,
+        net_echo: None,
     }
 }
 
