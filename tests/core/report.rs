@@ -832,12 +832,12 @@ fn compare_fails_a_layout_broken_in_new() {
     let (c, text) = cause(&new, false);
     assert_eq!(
         c,
-        "2 of 2 runs failed in NEW (boot: guest never sent hello within 60 s)"
+        "2 of 2 runs failed in NEW (boot: no agent hello before the 60 s boot deadline)"
     );
     let rows = compare::compare(&base, &new, &opts(10.0)).rows;
     assert!(rows.iter().all(|r| r.name != "share.mgmt-poll.timer"));
     assert!(
-        text.contains("share.mgmt-poll.timer: 2 of 2 runs failed in NEW (boot: guest never sent hello within 60 s)  REGRESSION"),
+        text.contains("share.mgmt-poll.timer: 2 of 2 runs failed in NEW (boot: no agent hello before the 60 s boot deadline)  REGRESSION"),
         "{text}"
     );
     let (_, text) = cause(&new, true);
@@ -848,7 +848,7 @@ fn compare_fails_a_layout_broken_in_new() {
     let new = report::build(dir.path(), &mut |_| {}).unwrap();
     assert_eq!(
         cause(&new, false).0,
-        "1 of 2 runs failed in NEW (boot: guest never sent hello within 60 s); none lost in BASE"
+        "1 of 2 runs failed in NEW (boot: no agent hello before the 60 s boot deadline); none lost in BASE"
     );
 
     let dir = copy_fixture("runs-basic");
@@ -1085,5 +1085,33 @@ fn with_nothing_measured_the_failures_are_the_verdict() {
     assert_eq!(
         v.statement,
         "timer under mgmt-poll: custom 'colocated': the guest did not survive (2 of 2 runs: guest kernel panic during boot — timer check failed), ranked last; no layout measured"
+    );
+}
+
+/// A layout that measured in BASE and kills its guest in NEW is a regression whose line names
+/// the typed cause.
+#[test]
+fn compare_names_the_cause_of_a_newly_failing_layout() {
+    let base = copy_fixture("runs-failures");
+    for s in fixtures::failures_specs()
+        .into_iter()
+        .filter(|s| s.layout == "colocated")
+    {
+        let rec = fixtures::record("fixture-failures", &fixtures::Spec { failed: false, ..s });
+        std::fs::write(
+            base.path().join("runs").join(rec.file_name()),
+            serde_json::to_string(&rec).unwrap(),
+        )
+        .unwrap();
+    }
+    let base_r = report::build(base.path(), &mut |_| {}).unwrap();
+    assert!(base_r.verdicts[0].failed.is_empty());
+    let new_r = report::build(&root().join("tests/fixtures/runs-failures"), &mut |_| {}).unwrap();
+    let c = compare::compare(&base_r, &new_r, &opts(10.0));
+    assert!(c.has_regression());
+    let text = compare::render_text(&c, "base", "new");
+    assert!(
+        text.contains("colocated.mgmt-poll.timer: 2 of 2 runs failed in NEW (boot: guest kernel panic during boot — timer check failed)  REGRESSION"),
+        "{text}"
     );
 }
