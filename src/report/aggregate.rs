@@ -48,6 +48,7 @@ struct GroupAcc {
     layout_kind: Option<LayoutKind>,
     ok_runs: Vec<String>,
     failed_runs: Vec<String>,
+    failures: Vec<super::failures::CauseCount>,
     all: Acc,
     per_vcpu: BTreeMap<VcpuKey, Acc>,
     top: Vec<EventRef>,
@@ -209,6 +210,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
             g.timeline.push(timeline(&rec));
         } else {
             g.failed_runs.push(rec.name.clone());
+            super::failures::add(&mut g.failures, &s);
         }
         runs.push(s);
     }
@@ -323,6 +325,7 @@ fn finish_group(
         workload,
         ok_runs: g.ok_runs.clone(),
         failed_runs: g.failed_runs.clone(),
+        failures: g.failures.clone(),
         clocks: {
             let mut c = g.clocks.clone();
             c.sort_by_key(|s| verdict::clock_name(*s));

@@ -15,6 +15,7 @@ pub mod aggregate;
 pub mod budget;
 pub mod compare;
 pub mod cyclictest;
+pub mod failures;
 pub mod guest;
 pub mod hlog;
 pub mod hostchecks;
@@ -94,6 +95,11 @@ pub struct RunOutcome {
     pub stage: Option<crate::result::Stage>,
     /// Failed runs: the reason.
     pub reason: Option<String>,
+    /// Failed runs: the typed cause with its evidence, when the run record has one (records
+    /// written before causes were typed, and runs failed on the host's own verdict, have none:
+    /// reports then quote the reason, [`failures::run_cause`]).
+    #[serde(default)]
+    pub failure: Option<crate::console::FailureCause>,
 }
 
 /// One RT vCPU of one guest.
@@ -260,6 +266,9 @@ pub struct Group {
     pub ok_runs: Vec<String>,
     /// Names of the runs that failed (not merged).
     pub failed_runs: Vec<String>,
+    /// Why they failed, each cause once with its runs ([`failures`]).
+    #[serde(default)]
+    pub failures: Vec<failures::CauseCount>,
     /// The clock sources of the merged runs, each once, in order: more than one, or another
     /// than a compared group's, and the group is not ranked against it.
     pub clocks: Vec<ClockSource>,
@@ -416,22 +425,26 @@ impl Report {
     }
 
     /// The groups of a verdict's (scenario, workload) as its tables list them: ranked layouts
-    /// in rank order with their rank, then the others (not ranked, or without samples).
+    /// in rank order with their rank, then the other measured or empty ones (not ranked), then
+    /// the layouts none of whose runs measured, last, with their rank ([`Verdict::failed`]).
     pub fn table_rows(&self, v: &Verdict) -> Vec<(Option<usize>, &Group)> {
         let gs = self.groups_of(&v.scenario, v.workload);
+        let find = |layout: &str| gs.iter().find(|g| g.layout == layout).copied();
         let mut rows: Vec<(Option<usize>, &Group)> = v
             .ranking
             .iter()
-            .filter_map(|r| {
-                gs.iter()
-                    .find(|g| g.layout == r.layout)
-                    .map(|g| (Some(r.rank), *g))
-            })
+            .filter_map(|r| find(&r.layout).map(|g| (Some(r.rank), g)))
             .collect();
         rows.extend(
             gs.iter()
                 .filter(|g| !v.ranking.iter().any(|r| r.layout == g.layout))
+                .filter(|g| !v.failed.iter().any(|f| f.layout == g.layout))
                 .map(|g| (None, *g)),
+        );
+        rows.extend(
+            v.failed
+                .iter()
+                .filter_map(|f| find(&f.layout).map(|g| (f.rank, g))),
         );
         rows
     }
