@@ -12,7 +12,7 @@ use crate::config::{LayoutKind, Policy, ScenarioKind, WorkloadKind};
 use crate::cpuset::CpuSet;
 use crate::kinds::Accel;
 use crate::plan::{GuestPlacement, Sched};
-use crate::wire::{CpuResult, DecoderStats, ErrorReport, Hello, IntervalReport};
+use crate::wire::{CpuResult, DecoderStats, ErrorReport, Hello, IntervalReport, LoadResult};
 
 /// Version of this schema; bumped on any incompatible change.
 pub const RUN_SCHEMA_VERSION: u32 = 1;
@@ -166,6 +166,14 @@ pub enum Warning {
         /// When it began, ms after the guest was released.
         from_ms: u64,
     },
+    /// The guest kernel reported a lockup, stall or oops while it lived: what an emulator
+    /// starved by a SCHED_FIFO vCPU, or a vCPU starved by the emulator, makes a guest print.
+    GuestKernel {
+        /// Guest name.
+        guest: String,
+        /// What the kernel reported, counted, with its lines.
+        report: crate::console::GuestWarning,
+    },
     /// The agent could not hold `/dev/cpu_dma_latency` at 0, so deep C-states may add exit
     /// latency to its numbers (cyclictest warns the same).
     CpuDmaLatencyNotHeld {
@@ -238,6 +246,7 @@ impl std::fmt::Display for Warning {
                 "guest {guest}: the placement went unread for {gap_ms} ms from {:.1} s (the runner could not run: a realtime thread on its CPUs?); a drift in that stretch may have gone unseen",
                 *from_ms as f64 / 1000.0
             ),
+            Warning::GuestKernel { guest, report } => write!(f, "guest {guest}: {report}"),
             Warning::CpuDmaLatencyNotHeld { guest } => write!(
                 f,
                 "guest {guest}: the agent could not hold /dev/cpu_dma_latency at 0 (kernel without PM QoS, or no permission): deep C-states may add exit latency to these numbers"
@@ -404,6 +413,10 @@ pub struct GuestRun {
     pub results: Vec<CpuResult>,
     /// Interval histograms, in arrival order (kept when the run failed mid-way).
     pub intervals: Vec<IntervalReport>,
+    /// What the housekeeping loads that measure themselves (`io`, `net`) achieved, one per
+    /// load, in arrival order (kept when the run failed mid-way).
+    #[serde(default)]
+    pub loads: Vec<LoadResult>,
     /// Errors the agent reported.
     pub agent_errors: Vec<ErrorReport>,
     /// Frame decoder counters (bad frames are counted and dropped).
@@ -436,6 +449,9 @@ pub struct GuestRun {
     /// The agent's measurement window in the host's time, when its results carried one.
     #[serde(default)]
     pub window: Option<MeasureWindow>,
+    /// What the runner's NIC echo saw, when the guest had a NIC (`guest-net`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_echo: Option<EchoStats>,
 }
 
 /// A thread whose placement differed from the plan during a run, from the first read-back that
@@ -504,6 +520,17 @@ pub struct NewThread {
     /// How long after it was first seen its placement was applied and read back, µs (0 when it
     /// already had its planned CPUs).
     pub placed_after_us: u64,
+}
+
+/// What the runner's NIC echo service saw (the host end of `guest-net`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchoStats {
+    /// Connections QEMU made.
+    pub connections: u64,
+    /// Frames echoed.
+    pub frames: u64,
+    /// Payload bytes echoed (without the 4-byte length prefixes).
+    pub bytes: u64,
 }
 
 /// The agent's measurement window mapped to the host's clocks. Under TCG the guest's clock is
@@ -585,6 +612,11 @@ pub struct RunRecord {
     pub accel: Accel,
     /// How the run ended.
     pub status: RunStatus,
+    /// Why it failed, classified from the guest's console and what the host saw, with the lines
+    /// that prove it ([`crate::console`]); `None` for a run that did not fail or failed on the
+    /// host's own verdict (placement, scenario).
+    #[serde(default)]
+    pub failure: Option<crate::console::FailureCause>,
     /// Start, milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
     /// Wall time of the run, milliseconds.

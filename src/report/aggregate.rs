@@ -48,6 +48,7 @@ struct GroupAcc {
     layout_kind: Option<LayoutKind>,
     ok_runs: Vec<String>,
     failed_runs: Vec<String>,
+    failures: Vec<super::failures::CauseCount>,
     all: Acc,
     per_vcpu: BTreeMap<VcpuKey, Acc>,
     top: Vec<EventRef>,
@@ -129,6 +130,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let mut steal_notes = Vec::new();
     let mut guest_kernels = GuestKernels::default();
     let mut culprits = super::culprits::Acc::default();
+    let mut housekeeping = super::housekeeping::Acc::default();
 
     for file in &files {
         let rec = match read_run(&runs_dir.join(file)) {
@@ -144,6 +146,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         per_run(&rec);
         guest_kernels.add(&rec);
         culprits.add(&rec);
+        housekeeping.add(&rec);
         run_id.get_or_insert_with(|| rec.run_id.clone());
         if let Some(st) = &rec.host_steal {
             for (cpu, ns, frac) in st.significant(&rec.planned_cpus()) {
@@ -209,6 +212,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
             g.timeline.push(timeline(&rec));
         } else {
             g.failed_runs.push(rec.name.clone());
+            super::failures::add(&mut g.failures, &s);
         }
         runs.push(s);
     }
@@ -291,6 +295,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         groups: out_groups,
         layouts: out_layouts,
         verdicts,
+        housekeeping: housekeeping.finish(&layout_order),
         notes,
         culprits: culprits.finish(),
     })
@@ -323,6 +328,7 @@ fn finish_group(
         workload,
         ok_runs: g.ok_runs.clone(),
         failed_runs: g.failed_runs.clone(),
+        failures: g.failures.clone(),
         clocks: {
             let mut c = g.clocks.clone();
             c.sort_by_key(|s| verdict::clock_name(*s));

@@ -96,6 +96,8 @@ fn guest(top: Vec<TopEvent>) -> GuestRun {
         new_thread_placement: None,
         new_threads: vec![],
         window: None,
+        loads: vec![],
+        net_echo: None,
     }
 }
 

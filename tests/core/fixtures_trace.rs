@@ -17,7 +17,7 @@ use pinlat::trace::record::{
 use pinlat::trace::{Class, ClassStats, CpuAttribution, Interval, NameStats, Part, Window};
 use pinlat::wire::ClockSource;
 
-use crate::fixtures::{self, Spec};
+use pinlat_test_infra::fixtures::{self, Spec};
 
 const MS: u64 = 1_000_000;
 /// The host window of every run: 0.5 s at host 1000 s.
@@ -38,6 +38,9 @@ fn specs() -> Vec<Spec> {
         tail_every: 5_000,
         failed: false,
         samples: 5_000,
+        period_ns: 100_000,
+        weight: 1,
+        intervals: 2,
         clock: ClockSource::Tsc,
         guest_rt: true,
     };
@@ -226,7 +229,8 @@ fn trace(share: bool) -> RunTrace {
 
 /// Writes the traced set.
 pub fn write_traced(dir: &Path) {
-    fixtures::write_dir(dir, "fixture-traced", &specs(), "");
+    fixtures::write_dir(dir, "fixture-traced", &specs(), "")
+        .unwrap_or_else(|e| panic!("writing {}: {e}", dir.display()));
     for s in specs() {
         let mut r = fixtures::record("fixture-traced", &s);
         r.host_trace = Some(trace(s.kind == LayoutKind::Share));

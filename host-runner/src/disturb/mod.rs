@@ -11,6 +11,7 @@
 //!    with the guests' power-off), or when the run ends otherwise; it says what was achieved.
 
 mod guest_io;
+mod guest_net;
 pub mod host_stress;
 mod idle;
 mod mgmt_poll;
@@ -150,10 +151,9 @@ fn for_kind(kind: ScenarioKind, s: &Scenario) -> Box<dyn Disturbance> {
         ScenarioKind::MgmtPoll => Box::new(mgmt_poll::MgmtPollLoad::new(s.rate_hz)),
         ScenarioKind::GuestIo => Box::new(guest_io::GuestIo::new(s.io)),
         ScenarioKind::HostStress => Box::new(host_stress::HostStressLoad::new(s.workers)),
+        ScenarioKind::GuestNet => Box::new(guest_net::GuestNet::new(s.net)),
         // Refused by the config check until they land.
-        ScenarioKind::GuestNet | ScenarioKind::MgmtStorm | ScenarioKind::Migrate => {
-            Box::new(idle::Idle)
-        }
+        ScenarioKind::MgmtStorm | ScenarioKind::Migrate => Box::new(idle::Idle),
     }
 }
 

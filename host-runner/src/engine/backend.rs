@@ -46,6 +46,9 @@ pub trait GuestBackend: Send {
     fn kill(&mut self);
     /// The console's last lines, for failure messages.
     fn console_tail(&self) -> String;
+    /// The console's last [`pinlat::console::SCAN_TAIL_BYTES`], to explain a failure and find
+    /// the warnings the guest kernel printed.
+    fn console(&self) -> Vec<u8>;
     /// Lets the guest's vCPUs run (QMP `cont`).
     fn resume(&mut self) -> Result<(), ResumeError>;
     /// Sends a command to the agent.
@@ -54,6 +57,10 @@ pub trait GuestBackend: Send {
     fn mgmt_socket(&self) -> Option<PathBuf>;
     /// The pinner of the guest's threads, when its placement can be read back.
     fn pinner(&mut self) -> Option<&mut Pinner>;
+    /// What the guest's NIC echo service has seen, when it has a NIC.
+    fn net_echo(&self) -> Option<pinlat::result::EchoStats> {
+        None
+    }
 }
 
 /// The last non-empty lines of a console log, `|`-joined.
@@ -119,6 +126,10 @@ impl GuestBackend for QemuGuest {
         console_tail(&self.console_log)
     }
 
+    fn console(&self) -> Vec<u8> {
+        log_tail(&self.console_log, pinlat::console::SCAN_TAIL_BYTES as u64).into_bytes()
+    }
+
     fn resume(&mut self) -> Result<(), ResumeError> {
         if let Some(mut qmp) = self.control.take() {
             qmp.execute("cont", None)
@@ -137,5 +148,9 @@ impl GuestBackend for QemuGuest {
 
     fn pinner(&mut self) -> Option<&mut Pinner> {
         Some(&mut self.pinner)
+    }
+
+    fn net_echo(&self) -> Option<pinlat::result::EchoStats> {
+        self.backends.echo_stats()
     }
 }

@@ -5,7 +5,9 @@
 
 use pinlat::result::{MeasureWindow, RunRecord, RunStatus, Stage, Warning};
 
-use super::live::LiveGuest;
+use pinlat::console::{Console, FailureCause, GuestFacts};
+
+use super::live::{GuestEnd, LiveGuest};
 
 /// A stretch without a placement read-back this long is warned about, ms (read-backs are every
 /// 100 ms; a loaded machine delays them by tens of ms, a starved runner by whole seconds).
@@ -179,7 +181,9 @@ fn host_window(g: &LiveGuest) -> Option<MeasureWindow> {
 pub fn collect_guests(live: Vec<LiveGuest>, record: &mut RunRecord) {
     for (i, g) in live.into_iter().enumerate() {
         let window = host_window(&g);
+        let net_echo = g.backend.net_echo();
         let mut gr = g.record;
+        gr.net_echo = net_echo;
         gr.window = window;
         gr.frames = *g.decoder.stats();
         if g.dropped_intervals > 0 {
@@ -212,5 +216,75 @@ pub fn collect_guests(live: Vec<LiveGuest>, record: &mut RunRecord) {
             });
         }
         record.guests[i] = gr;
+    }
+}
+
+/// Explains a failed run from the guests' consoles once every guest is gone (the console is
+/// complete): the cause is classified ([`pinlat::console`]), kept in the record with the lines
+/// that prove it, and sets the real stage (`boot` when no hello came). The stall, lockup and
+/// oops reports of guests that lived are warnings on the run. A run that failed on the host's
+/// own verdict (placement, scenario, collection) keeps its status.
+pub fn explain(live: &[LiveGuest], record: &mut RunRecord) {
+    let guest_stage = match &record.status {
+        RunStatus::Failed { stage, .. } => {
+            matches!(stage, Stage::Boot | Stage::Measure | Stage::Agent)
+        }
+        RunStatus::Ok => false,
+    };
+    let culprit = live
+        .iter()
+        .position(|g| g.end.is_some())
+        .or_else(|| live.iter().position(|g| !g.record.agent_errors.is_empty()));
+    for (i, g) in live.iter().enumerate() {
+        let console = Console::scan(&g.backend.console());
+        if guest_stage && Some(i) == culprit {
+            let facts = GuestFacts {
+                hello: g.record.hello.is_some(),
+                agent_errors: g
+                    .record
+                    .agent_errors
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect(),
+                qemu_exit: match &g.end {
+                    Some(GuestEnd::QemuExited(s)) => Some(s.clone()),
+                    _ => None,
+                },
+                host_failure: None,
+                deadline_s: match g.end {
+                    Some(GuestEnd::BootDeadline(s) | GuestEnd::RunDeadline(s)) => Some(s),
+                    _ => None,
+                },
+            };
+            let cause = console.classify(&facts);
+            if let RunStatus::Failed { stage, reason } = &mut record.status {
+                if let Some(st) = cause.stage() {
+                    *stage = st;
+                }
+                // What the console proves comes first; the host's own account stays.
+                if matches!(
+                    cause,
+                    FailureCause::KernelPanic { .. }
+                        | FailureCause::Oops { .. }
+                        | FailureCause::Stall { .. }
+                ) {
+                    *reason = format!("guest {}: {cause}; {reason}", g.record.guest);
+                }
+            }
+            let covered = matches!(
+                cause,
+                FailureCause::Oops { .. } | FailureCause::Stall { .. }
+            );
+            record.failure = Some(cause);
+            if covered {
+                continue;
+            }
+        }
+        for report in console.warnings() {
+            record.warnings.push(Warning::GuestKernel {
+                guest: g.record.guest.clone(),
+                report,
+            });
+        }
     }
 }

@@ -64,6 +64,20 @@ pub struct LiveGuest {
     pub drift: DriftTracker,
     /// Read-backs that failed, and the first failure.
     pub read_errors: (u64, Option<String>),
+    /// How this guest ended the run, when it is why the run failed.
+    pub end: Option<GuestEnd>,
+}
+
+/// How a guest ended a run that failed because of it: what the host saw, to be explained by
+/// the console ([`pinlat::console`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestEnd {
+    /// QEMU exited by itself, with this status.
+    QemuExited(String),
+    /// No hello before the boot deadline, seconds.
+    BootDeadline(u64),
+    /// Hello, but not done before the run deadline, seconds after the go.
+    RunDeadline(u64),
 }
 
 impl LiveGuest {
@@ -155,6 +169,14 @@ impl LiveGuest {
                 } else {
                     self.dropped_intervals += 1;
                 }
+            }
+            Message::Load(l) => {
+                let seen: Vec<_> = self.record.loads.iter().map(|l| l.load).collect();
+                if let Err(why) = self.expect.check_load(&l, &self.sent, &seen) {
+                    self.refuse(why);
+                    return;
+                }
+                self.record.loads.push(l);
             }
             Message::Final(r) => {
                 let seen: pinlat::cpuset::CpuSet =

@@ -123,6 +123,7 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         hello: None,
         results: Vec::new(),
         intervals: Vec::new(),
+        loads: Vec::new(),
         agent_errors: Vec::new(),
         frames: Default::default(),
         boot_to_hello_ms: None,
@@ -135,6 +136,7 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         new_thread_placement: None,
         new_threads: Vec::new(),
         window: None,
+        net_echo: None,
     }
 }
 
@@ -181,6 +183,7 @@ fn live_guest(
         released: None,
         drift: Default::default(),
         read_errors: (0, None),
+        end: None,
     }
 }
 
@@ -206,6 +209,7 @@ pub fn execute(
         repetition,
         accel: ctx.accel,
         status: RunStatus::Ok,
+        failure: None,
         started_unix_ms: unix_ms(),
         wall_ms: 0,
         duration_ms: ctx.duration_ms,
@@ -314,6 +318,7 @@ pub fn execute(
         g.backend.kill();
         g.record.boot_to_exit_ms = Some(g.backend.started().elapsed().as_millis() as u64);
     }
+    finish::explain(&live, &mut record);
     finish::collect_guests(live, &mut record);
     record.wall_ms = started.elapsed().as_millis() as u64;
     // The trace is read after the guests are gone (not part of the run's wall time), and

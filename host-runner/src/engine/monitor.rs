@@ -9,7 +9,7 @@ use pinlat::result::{HostSteal, NewThreadPlacement, RunRecord, RunStatus, Stage}
 use pinlat::wire::Command;
 
 use super::launch::SCAN_PERIOD_MS;
-use super::live::{LiveGuest, READ_CHUNK};
+use super::live::{GuestEnd, LiveGuest, READ_CHUNK};
 use super::tracer::RunTracer;
 use super::RunContext;
 use crate::disturb::{Disturbance, Outcome};
@@ -169,12 +169,14 @@ pub fn monitor(
                         g.backend.console_tail()
                     ),
                 );
+                g.end = Some(GuestEnd::QemuExited(status));
                 break 'outer;
             }
         }
         let now = Instant::now();
-        if let Some(g) = live.iter().find(|g| g.record.hello.is_none()) {
+        if let Some(g) = live.iter_mut().find(|g| g.record.hello.is_none()) {
             if now >= boot_deadline {
+                g.end = Some(GuestEnd::BootDeadline(ctx.config.run.boot_timeout_s));
                 record.status = RunStatus::failed(
                     Stage::Boot,
                     format!(
@@ -189,11 +191,14 @@ pub fn monitor(
         }
         if let Some(d) = run_deadline {
             if now >= d {
-                let tail = live
-                    .iter()
-                    .find(|g| !g.done)
-                    .map(|g| g.backend.console_tail())
-                    .unwrap_or_default();
+                let secs = go_at.map_or(0, |g| d.saturating_duration_since(g).as_secs());
+                let tail = match live.iter_mut().find(|g| !g.done) {
+                    Some(g) => {
+                        g.end = Some(GuestEnd::RunDeadline(secs));
+                        g.backend.console_tail()
+                    }
+                    None => String::new(),
+                };
                 record.status = RunStatus::failed(
                     Stage::Measure,
                     format!(

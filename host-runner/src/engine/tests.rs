@@ -15,8 +15,8 @@ use pinlat::kinds::Accel;
 use pinlat::plan::Plan;
 use pinlat::result::{GuestRun, RunRecord, RunStatus, Stage, Warning};
 use pinlat::wire::{
-    encode, ClockInfo, ClockSource, CpuResult, Done, ErrorReport, Hello, Message, SystemFacts,
-    TopEvent, SCHEMA_VERSION,
+    encode, ClockInfo, ClockSource, CpuResult, Done, ErrorReport, Hello, LoadKind, LoadResult,
+    Message, OpKind, OpStats, SystemFacts, TopEvent, SCHEMA_VERSION,
 };
 
 use super::backend::{GuestBackend, OutputBytes, ResumeError};
@@ -33,6 +33,8 @@ struct Script {
     exit: Option<(Duration, &'static str)>,
     /// Console bytes reported as written.
     console_bytes: u64,
+    /// What the console shows.
+    console: Vec<u8>,
 }
 
 struct ScriptedGuest {
@@ -96,6 +98,10 @@ impl GuestBackend for ScriptedGuest {
 
     fn console_tail(&self) -> String {
         "Kernel panic - not syncing: scripted".into()
+    }
+
+    fn console(&self) -> Vec<u8> {
+        self.script.console.clone()
     }
 
     fn resume(&mut self) -> Result<(), ResumeError> {
@@ -236,11 +242,12 @@ fn good(cfg: &AgentConfig) -> Script {
         ],
         exit: Some((ms(50), "exit status: 0")),
         console_bytes: 0,
+        console: Vec::new(),
     }
 }
 
 fn run(script: fn(&AgentConfig) -> Script, slack: Duration) -> (RunRecord, Duration) {
-    run_traced(script, slack, &TraceSettings::off())
+    run_config(CONFIG, script, slack, &TraceSettings::off())
 }
 
 fn run_traced(
@@ -248,7 +255,16 @@ fn run_traced(
     slack: Duration,
     trace: &TraceSettings,
 ) -> (RunRecord, Duration) {
-    let config = Config::from_toml_str(CONFIG).unwrap();
+    run_config(CONFIG, script, slack, trace)
+}
+
+fn run_config(
+    config: &str,
+    script: fn(&AgentConfig) -> Script,
+    slack: Duration,
+    trace: &TraceSettings,
+) -> (RunRecord, Duration) {
+    let config = Config::from_toml_str(config).unwrap();
     let plan = Plan::new(&config, &CpuSet::parse("0-1").unwrap()).unwrap();
     let launcher = ScriptedLauncher {
         script,
@@ -337,6 +353,7 @@ fn a_guest_that_exits_early_fails_measure_and_keeps_what_it_said() {
             channel: vec![(ms(10), frame(&hello(cfg)))],
             exit: Some((ms(60), "exit status: 1")),
             console_bytes: 0,
+            console: Vec::new(),
         },
         ms(100),
     );
@@ -367,6 +384,7 @@ fn a_result_written_just_before_exit_is_kept() {
             ],
             exit: Some((ms(60), "exit status: 0")),
             console_bytes: 0,
+            console: Vec::new(),
         },
         ms(100),
     );
@@ -410,6 +428,7 @@ fn a_flood_costs_the_run_not_the_runner() {
     let (r, took) = run(
         |cfg| Script {
             console_bytes: 1 << 30,
+            console: Vec::new(),
             ..good(cfg)
         },
         ms(100),
@@ -454,6 +473,7 @@ fn implausible_messages_are_refused_and_named() {
             ],
             exit: Some((ms(40), "exit status: 0")),
             console_bytes: 0,
+            console: Vec::new(),
         },
         ms(100),
     );
@@ -486,6 +506,7 @@ fn an_agent_error_fails_the_run_with_its_message() {
             ],
             exit: Some((ms(30), "exit status: 0")),
             console_bytes: 0,
+            console: Vec::new(),
         },
         ms(100),
     );
@@ -531,4 +552,200 @@ fn tracing_off_records_that_it_was_off_without_a_warning() {
     let t = r.host_trace.as_ref().unwrap();
     assert_eq!(t.status, pinlat::trace::record::TraceStatus::Off);
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
+
+/// A recorded console from the real guest kernel (`tests/fixtures/console/`).
+fn console_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/console")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_guest_that_panics_at_boot_fails_in_boot_with_the_panic_as_its_cause() {
+    let (r, _) = run(
+        |_| Script {
+            exit: Some((ms(30), "exit status: 0")),
+            console: console_fixture("timer-check-panic.log"),
+            ..Script::default()
+        },
+        ms(100),
+    );
+    let (stage, reason) = failure(&r);
+    assert_eq!(stage, Stage::Boot, "no hello came: {reason}");
+    assert!(
+        reason
+            .starts_with("guest g: guest kernel panic during boot: IO-APIC + timer doesn't work!"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("exited (exit status: 0)"),
+        "the host's account stays: {reason}"
+    );
+    match &r.failure {
+        Some(pinlat::console::FailureCause::KernelPanic { evidence, .. }) => {
+            assert!(
+                evidence.iter().any(|l| l.contains("IO-APIC + timer")),
+                "{evidence:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn stalls_a_finished_guest_printed_are_warnings_on_a_good_run() {
+    let (r, _) = run(
+        |cfg| Script {
+            console: console_fixture("vcpu-frozen-rcu-stall-soft-lockup.log"),
+            ..good(cfg)
+        },
+        ms(100),
+    );
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    assert!(r.failure.is_none());
+    let kinds: Vec<_> = r
+        .warnings
+        .iter()
+        .filter_map(|w| match w {
+            Warning::GuestKernel { guest, report } => Some((guest.as_str(), report.kind)),
+            _ => None,
+        })
+        .collect();
+    use pinlat::console::WarningKind;
+    assert!(kinds.contains(&("g", WarningKind::RcuStall)), "{kinds:?}");
+    assert!(kinds.contains(&("g", WarningKind::SoftLockup)), "{kinds:?}");
+}
+
+#[test]
+fn a_boot_deadline_without_console_evidence_is_no_hello() {
+    let (r, _) = run(|_| Script::default(), ms(100));
+    assert!(
+        matches!(
+            r.failure,
+            Some(pinlat::console::FailureCause::NoHello {
+                deadline_s: Some(1),
+                ..
+            })
+        ),
+        "{:?}",
+        r.failure
+    );
+}
+
+/// [`CONFIG`] under the `guest-io` scenario, whose disturbance switches the agent's io load on.
+fn guest_io_config() -> String {
+    format!("{CONFIG}[[scenarios]]\nkind = \"guest-io\"\n")
+}
+
+/// An io load result as the agent sends it: reads and writes on the housekeeping vCPU 0.
+fn io_load() -> Message {
+    let op = |values: &[u64], bytes: u64| {
+        let mut h = new_histogram();
+        for &v in values {
+            h.record(v).unwrap();
+        }
+        OpStats {
+            count: values.len() as u64,
+            bytes: values.len() as u64 * bytes,
+            errors: 0,
+            first_error: None,
+            min_ns: values.iter().copied().min().unwrap_or(0),
+            max_ns: values.iter().copied().max().unwrap_or(0),
+            overflow: 0,
+            histogram: Hist(h),
+        }
+    };
+    Message::Load(LoadResult {
+        load: LoadKind::Io,
+        device: "/dev/vda".into(),
+        direct: Some(true),
+        cpus: vec![0],
+        duration_ns: 1_000_000_000,
+        target_per_s: None,
+        ops: [
+            (OpKind::Read, op(&[90_000, 110_000], 4096)),
+            (OpKind::Write, op(&[150_000], 4096)),
+            (OpKind::Flush, op(&[700_000], 0)),
+        ]
+        .into(),
+        net: None,
+    })
+}
+
+#[test]
+fn a_load_result_is_recorded_with_the_guest() {
+    let config = guest_io_config();
+    let (r, _) = run_config(
+        &config,
+        |cfg| {
+            assert!(cfg.loads.io.is_some(), "guest-io switches the io load on");
+            Script {
+                channel: vec![
+                    (ms(10), frame(&hello(cfg))),
+                    (ms(25), frame(&io_load())),
+                    (ms(30), frame(&final_for(1))),
+                    (ms(40), frame(&Message::Done(Done { finals: 1 }))),
+                ],
+                exit: Some((ms(50), "exit status: 0")),
+                console_bytes: 0,
+                console: Vec::new(),
+            }
+        },
+        ms(100),
+        &TraceSettings::off(),
+    );
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    let g = &r.guests[0];
+    assert_eq!(g.loads.len(), 1);
+    assert_eq!(g.loads[0].load, LoadKind::Io);
+    assert_eq!(g.loads[0].ops[&OpKind::Read].count, 2);
+    // And it is in the run file as written.
+    let back: RunRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(back.guests[0].loads, g.loads);
+}
+
+#[test]
+fn a_load_result_is_kept_when_the_run_fails_after_it() {
+    let config = guest_io_config();
+    let (r, _) = run_config(
+        &config,
+        |cfg| Script {
+            channel: vec![(ms(10), frame(&hello(cfg))), (ms(20), frame(&io_load()))],
+            exit: Some((ms(60), "exit status: 1")),
+            console_bytes: 0,
+            console: Vec::new(),
+        },
+        ms(100),
+        &TraceSettings::off(),
+    );
+    let (stage, _) = failure(&r);
+    assert_eq!(stage, Stage::Measure);
+    assert_eq!(r.guests[0].loads.len(), 1, "what the agent said is kept");
+    assert!(r.guests[0].results.is_empty());
+}
+
+#[test]
+fn a_load_result_the_run_did_not_ask_for_is_refused_and_named() {
+    // Scenario idle: no io load was switched on.
+    let (r, _) = run(
+        |cfg| {
+            let mut s = good(cfg);
+            s.channel.insert(1, (ms(20), frame(&io_load())));
+            s
+        },
+        ms(100),
+    );
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    assert!(r.guests[0].loads.is_empty());
+    assert!(
+        matches!(&r.warnings[..], [Warning::MessagesRefused { count: 1, reasons, .. }]
+            if reasons[0].contains("did not switch on")),
+        "{:?}",
+        r.warnings
+    );
 }

@@ -1,12 +1,14 @@
 //! Every test that boots a guest (or loads a CPU as a guest would): `pinlat run` end to end on
 //! the Debian PREEMPT_RT kernel under TCG with the real static agent (this file), faults
-//! (`faults`), privileges (`privilege`), the QEMU/QMP/pinning infrastructure (`infra`) and
-//! calibrate for real (`calibrate`), the host tracer (`trace`). Names start with `boot_` (one at a time under nextest,
+//! (`faults`), a layout that kills its guest (`failures`), privileges (`privilege`), the
+//! QEMU/QMP/pinning infrastructure (`infra`), calibrate for real (`calibrate`) and the host
+//! tracer (`trace`). Names start with `boot_` (one at a time under nextest,
 //! `.config/nextest.toml`) and each holds [`BootLock`]; the guests come from
 //! [`pinlat_test_infra`].
 
 mod calibrate;
 mod devices;
+mod failures;
 mod faults;
 mod infra;
 mod placement;

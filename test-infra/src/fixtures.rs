@@ -1,19 +1,21 @@
 //! Deterministic fixture runs: `RunRecord`s with known histograms, written as a results
-//! directory (`runs/*.json`, `plan.json`, `host.json`). The committed copies live under
-//! `tests/fixtures/runs-*/`; `PINLAT_BLESS=1 cargo test -p pinlat --test core -- --test-threads=1`
-//! rewrites them.
+//! directory (`runs/*.json`, `plan.json`, `host.json`). The one builder of made-up runs: pinlat's
+//! `core` tests read the committed copies under `tests/fixtures/runs-*/`
+//! (`PINLAT_BLESS=1 cargo test -p pinlat --test core -- --test-threads=1` rewrites them), and
+//! `cargo xtask gen-runs` writes directories of any size with it.
 
 use std::path::Path;
 
 use pinlat::agentcfg::AgentConfig;
 use pinlat::config::{Config, LayoutKind, ScenarioKind, WorkloadKind};
+use pinlat::console::{FailureCause, GuestFacts};
 use pinlat::cpuset::CpuSet;
 use pinlat::histo::{new_histogram, Hist};
 use pinlat::kinds::Accel;
 use pinlat::plan::{GuestPlacement, Plan, Sched, VcpuPlacement};
 use pinlat::result::{
     run_name, GuestRun, HostPolicy, MeasureWindow, MgmtPollStats, ObservedThread, RunRecord,
-    RunStatus, ThreadRole, VcpuThreadStats, RUN_SCHEMA_VERSION,
+    RunStatus, ThreadRole, VcpuThreadStats, Warning, RUN_SCHEMA_VERSION,
 };
 use pinlat::schema::{HostFacts, LocalFacts, PlanFile};
 use pinlat::wire::{
@@ -24,10 +26,11 @@ use pinlat::wire::{
 pub struct Lcg(u64);
 
 impl Lcg {
+    /// A generator from `seed`.
     pub fn new(seed: u64) -> Self {
         Lcg(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
     }
-    pub fn next(&mut self) -> u64 {
+    fn next(&mut self) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -43,17 +46,36 @@ impl Lcg {
 /// One fixture run's description.
 #[derive(Clone, Copy)]
 pub struct Spec {
+    /// Layout name, as in the config (`share`).
     pub layout: &'static str,
+    /// What the layout places where.
     pub kind: LayoutKind,
+    /// Scenario run beside the guest.
     pub scenario: ScenarioKind,
+    /// Workload the agent measured.
     pub workload: WorkloadKind,
+    /// Repetition, from 1.
     pub rep: u32,
+    /// Accelerator the run used.
     pub accel: Accel,
-    /// Tail latency range, ns, and one tail sample every `tail_every` samples.
+    /// Tail latency range, ns, and one tail draw every `tail_every` draws.
     pub tail_ns: (u64, u64),
+    /// Draws between two tail draws.
     pub tail_every: u64,
+    /// The guest never said hello: no results.
     pub failed: bool,
+    /// Latencies drawn per RT vCPU, one every `period_ns`: the run measured
+    /// `samples × period_ns`.
     pub samples: u64,
+    /// Time between two draws, ns (the fixture sets: 100 µs).
+    pub period_ns: u64,
+    /// Samples each draw stands for (HDR `record_n`), so that a run of a real size (20 M
+    /// busy-poll samples/s) needs no draw per sample; a CPU's sample count is
+    /// `samples × weight`. The fixture sets: 1.
+    pub weight: u64,
+    /// Interval histograms per RT vCPU, of equal length, interval `k` holding draws
+    /// `k × samples / intervals` up to the next one's (the fixture sets: 2 halves).
+    pub intervals: u64,
     /// The clock the RT vCPUs measured with.
     pub clock: ClockSource,
     /// The guest kernel is PREEMPT_RT.
@@ -70,7 +92,15 @@ pub fn clock_of(w: WorkloadKind) -> ClockSource {
 }
 
 const RT_VCPUS: [u32; 2] = [1, 2];
-const PERIOD_NS: u64 = 100_000;
+/// Time between two draws of the fixture sets, ns.
+const FIXTURE_PERIOD_NS: u64 = 100_000;
+/// Largest events kept per CPU.
+const TOP_N: usize = 5;
+
+/// Measured time of a run, ns.
+fn duration_ns(s: &Spec) -> u64 {
+    s.samples * s.period_ns
+}
 
 fn placement(kind: LayoutKind) -> (GuestPlacement, CpuSet) {
     let vcpus = (0..3u32)
@@ -147,7 +177,7 @@ fn window(s: &Spec) -> MeasureWindow {
     let start = started_unix_ms(s) + 2_500;
     MeasureWindow {
         start_unix_ms: start,
-        end_unix_ms: start + s.samples * PERIOD_NS / 1_000_000,
+        end_unix_ms: start + duration_ns(s) / 1_000_000,
         uncertainty_ms: if s.accel == Accel::Tcg { 5 } else { 0 },
     }
 }
@@ -173,11 +203,7 @@ fn hello(s: &Spec, clock: ClockInfo) -> Hello {
             clock,
             devices: Default::default(),
         },
-        config: AgentConfig::new(
-            s.workload,
-            RT_VCPUS.to_vec(),
-            s.samples * PERIOD_NS / 1_000_000,
-        ),
+        config: AgentConfig::new(s.workload, RT_VCPUS.to_vec(), duration_ns(s) / 1_000_000),
         sent_mono_ns: None,
     }
 }
@@ -203,9 +229,10 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
                     ^ u64::from(s.rep) << 16
                     ^ name.bytes().map(u64::from).sum::<u64>(),
             );
-            let mut halves = [new_histogram(), new_histogram()];
+            let mut parts: Vec<_> = (0..s.intervals).map(|_| new_histogram()).collect();
+            let mut part = 0;
             let mut all = new_histogram();
-            let mut top: Vec<TopEvent> = Vec::new();
+            let mut top: Vec<TopEvent> = Vec::with_capacity(TOP_N + 1);
             let (mut min, mut max) = (u64::MAX, 0);
             for i in 0..s.samples {
                 let v = if i % s.tail_every == s.tail_every / 2 {
@@ -216,26 +243,32 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
                         _ => rng.range(2_000, 9_000),
                     }
                 };
-                let half = usize::from(i >= s.samples / 2);
-                halves[half].record(v).unwrap();
-                all.record(v).unwrap();
+                while part + 1 < s.intervals && i >= (part + 1) * s.samples / s.intervals {
+                    part += 1;
+                }
+                parts[part as usize].record_n(v, s.weight).unwrap();
+                all.record_n(v, s.weight).unwrap();
                 min = min.min(v);
                 max = max.max(v);
-                top.push(TopEvent {
-                    offset_ns: (i + 1) * PERIOD_NS,
-                    latency_ns: v,
-                });
-                top.sort_by_key(|e| std::cmp::Reverse(e.latency_ns));
-                top.truncate(5);
+                // Kept sorted, largest first, the earliest of equal ones first.
+                if top.len() < TOP_N || top.last().is_some_and(|e| v > e.latency_ns) {
+                    top.push(TopEvent {
+                        offset_ns: (i + 1) * s.period_ns,
+                        latency_ns: v,
+                    });
+                    top.sort_by_key(|e| std::cmp::Reverse(e.latency_ns));
+                    top.truncate(TOP_N);
+                }
             }
-            let dur = s.samples * PERIOD_NS;
-            for (idx, h) in halves.into_iter().enumerate() {
+            let dur = duration_ns(s);
+            let n = s.intervals;
+            for (idx, h) in (0..).zip(parts) {
                 intervals.push(IntervalReport {
                     cpu,
                     workload,
-                    index: idx as u64,
-                    start_offset_ns: idx as u64 * dur / 2,
-                    end_offset_ns: (idx as u64 + 1) * dur / 2,
+                    index: idx,
+                    start_offset_ns: idx * dur / n,
+                    end_offset_ns: (idx + 1) * dur / n,
                     samples: h.len(),
                     overflow: 0,
                     histogram: Hist(h),
@@ -250,14 +283,14 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
                 start_mono_ns: None,
                 end_mono_ns: None,
                 cpu_dma_latency_held: None,
-                samples: s.samples,
+                samples: s.samples * s.weight,
                 min_ns: min,
                 max_ns: max,
                 overflow: 0,
                 backwards: 0,
                 missed_periods: 0,
                 top,
-                intervals: 2,
+                intervals: n,
                 late_intervals: 0,
                 histogram: Hist(all),
             });
@@ -283,9 +316,10 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         } else {
             RunStatus::Ok
         },
+        failure: s.failed.then(no_hello),
         started_unix_ms: started_unix_ms(s),
         wall_ms: 9_000,
-        duration_ms: s.samples * PERIOD_NS / 1_000_000,
+        duration_ms: duration_ns(s) / 1_000_000,
         guests: vec![GuestRun {
             guest: "rt".into(),
             qemu_pid: Some(999),
@@ -310,6 +344,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             hello: (!s.failed).then(|| hello(s, clock)),
             results,
             intervals,
+            loads: Vec::new(),
             agent_errors: Vec::new(),
             frames: DecoderStats::default(),
             boot_to_hello_ms: Some(900),
@@ -322,6 +357,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             new_thread_placement: None,
             new_threads: Vec::new(),
             window: (!s.failed).then(|| window(s)),
+            net_echo: None,
         }],
         mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
             rate_hz: 20,
@@ -333,6 +369,18 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         host_steal: None,
         runner_max_rss_kib: Some(12_000),
         host_trace: None,
+    }
+}
+
+/// The cause of a fixture run that never said hello: the 60 s boot deadline passed and the
+/// console, whose last lines are the evidence, names no reason.
+fn no_hello() -> FailureCause {
+    FailureCause::NoHello {
+        deadline_s: Some(60),
+        evidence: vec![
+            "Run /init as init process".into(),
+            "random: crng init done".into(),
+        ],
     }
 }
 
@@ -367,6 +415,9 @@ pub fn basic_specs() -> Vec<Spec> {
                         tail_every: 2_000,
                         failed: false,
                         samples: 50_000,
+                        period_ns: FIXTURE_PERIOD_NS,
+                        weight: 1,
+                        intervals: 2,
                         clock: clock_of(workload),
                         guest_rt: true,
                     });
@@ -392,6 +443,9 @@ pub fn tcg_specs() -> Vec<Spec> {
         tail_every: 500,
         failed: false,
         samples: 5_000,
+        period_ns: FIXTURE_PERIOD_NS,
+        weight: 1,
+        intervals: 2,
         clock: ClockSource::Monotonic,
         guest_rt: false,
     };
@@ -411,6 +465,133 @@ pub fn tcg_specs() -> Vec<Spec> {
             ..base
         },
     ]
+}
+
+/// The "failures" set: one 3-vCPU guest, mgmt-poll × timer, 2 repetitions of three layouts:
+/// `isolate` measures both; `vcpu0` measures the first (with an RCU stall warning) and loses
+/// the second to an RCU stall after the hello; `colocated`, a `custom` layout, never boots: the
+/// guest kernel panics at the timer check in both. The causes and the warning are what the
+/// classifier makes of the recorded consoles in `tests/fixtures/console/`.
+pub fn failures_specs() -> Vec<Spec> {
+    let mut v = Vec::new();
+    for (layout, kind, tail_ns) in [
+        ("isolate", LayoutKind::Isolate, (12_000, 20_000)),
+        ("vcpu0", LayoutKind::Vcpu0, (20_000, 30_000)),
+        ("colocated", LayoutKind::Custom, (12_000, 20_000)),
+    ] {
+        for rep in 1..=2 {
+            v.push(Spec {
+                layout,
+                kind,
+                scenario: ScenarioKind::MgmtPoll,
+                workload: WorkloadKind::Timer,
+                rep,
+                accel: Accel::Tcg,
+                tail_ns,
+                tail_every: 2_000,
+                failed: layout == "colocated" || (layout == "vcpu0" && rep == 2),
+                samples: 50_000,
+                period_ns: FIXTURE_PERIOD_NS,
+                weight: 1,
+                intervals: 2,
+                clock: ClockSource::Monotonic,
+                guest_rt: true,
+            });
+        }
+    }
+    v
+}
+
+/// A run of the failures set as the runner records it: the console's cause first in the
+/// reason, the stage the cause says, guest kernel warnings of a run that lived.
+pub fn failures_record(run_id: &str, s: &Spec) -> RunRecord {
+    const TIMER_PANIC: &[u8] = include_bytes!("../../tests/fixtures/console/timer-check-panic.log");
+    const RCU_STARVED: &[u8] =
+        include_bytes!("../../tests/fixtures/console/vcpu-frozen-hung-task-rcu-starved.log");
+    const RCU_SOFT_LOCKUP: &[u8] =
+        include_bytes!("../../tests/fixtures/console/vcpu-frozen-rcu-stall-soft-lockup.log");
+    let mut r = record(run_id, s);
+    match (s.layout, s.failed) {
+        ("colocated", _) => {
+            let facts = GuestFacts {
+                qemu_exit: Some("exit status 0".into()),
+                deadline_s: None,
+                ..GuestFacts::default()
+            };
+            let cause = pinlat::console::classify(TIMER_PANIC, &facts);
+            r.status = RunStatus::Failed {
+                stage: pinlat::result::Stage::Boot,
+                reason: format!(
+                    "guest rt: {cause}; QEMU for guest rt exited (exit status 0) before the agent finished; console last showed: ..... failed :(. | Kernel panic - not syncing: IO-APIC + timer doesn't work!"
+                ),
+            };
+            r.failure = Some(cause);
+            // The emulator threads share the RT vCPUs' pCPUs.
+            let g = &mut r.guests[0];
+            let shared = CpuSet::parse("1-2").unwrap();
+            g.planned.emulator_cpus = shared.clone();
+            g.planned.iothread_cpus = shared.clone();
+            for t in g
+                .observed_start
+                .iter_mut()
+                .filter(|t| t.role == ThreadRole::Emulator)
+            {
+                t.cpus = shared.clone();
+                t.planned_cpus = shared.clone();
+            }
+        }
+        ("vcpu0", true) => {
+            let facts = GuestFacts {
+                hello: true,
+                deadline_s: Some(13),
+                ..GuestFacts::default()
+            };
+            let cause = pinlat::console::classify(RCU_STARVED, &facts);
+            r.status = RunStatus::Failed {
+                stage: pinlat::result::Stage::Measure,
+                reason: format!("guest rt: {cause}; run deadline: the agent did not finish within twice its preheat + duration + 5 s; console last showed: INFO: task init:102 blocked for more than 10 seconds."),
+            };
+            r.failure = Some(cause);
+        }
+        ("vcpu0", false) if s.rep == 1 => {
+            r.warnings.extend(
+                pinlat::console::scan_warnings(RCU_SOFT_LOCKUP)
+                    .into_iter()
+                    .filter(|w| w.kind == pinlat::console::WarningKind::RcuStall)
+                    .map(|report| Warning::GuestKernel {
+                        guest: "rt".into(),
+                        report,
+                    }),
+            );
+        }
+        _ => {}
+    }
+    r
+}
+
+/// Budgets of the failures set: timer p99.99 ≤ 50 µs and max ≤ 200 µs.
+pub fn failures_budgets() -> &'static str {
+    "[budgets.timer]\nmax_us = 200\npercentile = 99.99\npercentile_us = 50\n"
+}
+
+/// Writes the failures set.
+pub fn write_failures(dir: &Path) {
+    let write = || -> std::io::Result<()> {
+        let run_id = "fixture-failures";
+        std::fs::create_dir_all(dir.join("runs"))?;
+        let mut names = Vec::new();
+        for s in failures_specs() {
+            let r = failures_record(run_id, &s);
+            names.push(r.name.clone());
+            std::fs::write(dir.join("runs").join(r.file_name()), pretty(&r))?;
+        }
+        std::fs::write(
+            dir.join("plan.json"),
+            pretty(&plan_file(run_id, names, failures_budgets())),
+        )?;
+        std::fs::write(dir.join("host.json"), pretty(&host_facts()))
+    };
+    write().unwrap_or_else(|e| panic!("writing {}: {e}", dir.display()));
 }
 
 /// The host the fixture runs were "measured" on.
@@ -461,23 +642,21 @@ fn plan_file(run_id: &str, runs: Vec<String>, budgets: &str) -> PlanFile {
     }
 }
 
-/// Writes a results directory for `specs` under `dir` (`runs/`, `plan.json`, `host.json`).
-pub fn write_dir(dir: &Path, run_id: &str, specs: &[Spec], budgets: &str) {
-    std::fs::create_dir_all(dir.join("runs")).unwrap();
+/// Writes a results directory for `specs` under `dir` (`runs/`, `plan.json`, `host.json`), one
+/// run at a time.
+pub fn write_dir(dir: &Path, run_id: &str, specs: &[Spec], budgets: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir.join("runs"))?;
     let mut names = Vec::new();
     for s in specs {
         let r = record(run_id, s);
         names.push(r.name.clone());
-        let mut text = serde_json::to_string_pretty(&r).unwrap();
-        text.push('\n');
-        std::fs::write(dir.join("runs").join(r.file_name()), text).unwrap();
+        std::fs::write(dir.join("runs").join(r.file_name()), pretty(&r))?;
     }
     std::fs::write(
         dir.join("plan.json"),
         pretty(&plan_file(run_id, names, budgets)),
-    )
-    .unwrap();
-    std::fs::write(dir.join("host.json"), pretty(&host_facts())).unwrap();
+    )?;
+    std::fs::write(dir.join("host.json"), pretty(&host_facts()))
 }
 
 /// Budgets of the basic set: timer p99.99 ≤ 50 µs and max ≤ 200 µs; busy-poll max ≤ 10 µs.
@@ -493,12 +672,14 @@ fn pretty<T: serde::Serialize>(v: &T) -> String {
 
 /// Writes the basic set.
 pub fn write_basic(dir: &Path) {
-    write_dir(dir, "fixture-basic", &basic_specs(), basic_budgets());
+    write_dir(dir, "fixture-basic", &basic_specs(), basic_budgets())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", dir.display()));
 }
 
 /// Writes the TCG set, with an unreadable (truncated) run file.
 pub fn write_tcg(dir: &Path) {
-    write_dir(dir, "fixture-tcg", &tcg_specs(), "");
+    write_dir(dir, "fixture-tcg", &tcg_specs(), "")
+        .unwrap_or_else(|e| panic!("writing {}: {e}", dir.display()));
     std::fs::write(
         dir.join("runs/share.idle.busy-poll.r1.json"),
         "{\"schema_version\": 1, \"run_id\": \"fixture-tcg\", \"name\": ",
