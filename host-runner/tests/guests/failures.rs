@@ -10,9 +10,6 @@ use pinlat::report::Report;
 use pinlat::result::{RunRecord, RunStatus, Stage, Warning};
 use pinlat_test_infra::{load_runs, only_subdir, process_alive, repo, BootLock};
 
-/// Runs of the config tried before the test gives up on seeing the emulator lose its race.
-const ATTEMPTS: usize = 3;
-
 /// One `pinlat run` of the config: one short repetition under TCG (no KVM probe), so the
 /// colocated guest dies within seconds and isolate measures for 1 s.
 fn run(out: &Path) -> (Output, PathBuf, Vec<RunRecord>) {
@@ -70,133 +67,135 @@ fn rcu_warned(r: &RunRecord) -> bool {
     })
 }
 
-/// The colocated run fails with a guest kernel panic at boot: the SCHED_FIFO vCPU spins from
-/// its first instruction and the emulator thread beside it, which delivers the timer
-/// interrupts, gets no time, so the kernel's timer check fails (an RCU stall, should the
-/// guest get further, is accepted as the same starvation). The report ranks the layout last
-/// with that cause, shows its evidence in the layout's section, and `pinlat run` exits 3.
-///
-/// The panic is a race against the host's RT throttling, which leaves the emulator 5 % of the
-/// pCPU: when the emulator wins it at the timer check, the guest boots, and the timer workload,
-/// which sleeps between wake-ups, lets the emulator run, so the run measures without a sign of
-/// starvation (about 1 run in 6 here). Such an attempt is logged and the config runs again, up
-/// to [`ATTEMPTS`] times.
+/// The colocated guest races the host's RT throttling for its life, and the report tells the
+/// truth about whichever way the race went. The SCHED_FIFO vCPU spins from its first
+/// instruction and the emulator thread beside it, which delivers the timer interrupts, gets
+/// only the 5 % RT throttling leaves it. When it loses at the kernel's timer check the guest
+/// panics at boot (13 of 16 runs on the development machine, 0 of 3 on a CI machine), and the
+/// run must be recorded as failed with that cause and its console proof, ranked last, and make
+/// `pinlat run` exit 3. When it wins, the `timer` workload sleeps between wake-ups, the vCPU
+/// halts, the emulator gets its pCPU and the run measures: it must then be recorded as measured
+/// and ranked among the measured layouts, with any RCU stall in the layout's section. Which way
+/// the race goes is the host's business, so neither outcome is a test failure; what is asserted
+/// is that each is reported as it happened. (A guest that fails deterministically end to end:
+/// `faults.rs`.)
 #[test]
-fn boot_emulator_on_rt_pcpu_kills_the_guest() {
+fn boot_emulator_on_rt_pcpu_is_reported_as_it_happened() {
     let _lock = BootLock::acquire().unwrap();
-    for attempt in 1..=ATTEMPTS {
-        let out = tempfile::tempdir().unwrap();
-        let (o, dir, runs) = run(out.path());
-        let dump = || dump(&o, &dir, &runs);
-        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["colocated.mgmt-poll.timer.r1", "isolate.mgmt-poll.timer.r1"],
-            "{}",
-            dump()
-        );
-        for r in &runs {
-            for g in &r.guests {
-                let pid = g.qemu_pid.unwrap();
-                assert!(!process_alive(pid), "{}: QEMU {pid} still running", r.name);
-            }
-        }
-        // isolate gives the emulator a pCPU of its own: the guest boots and measures, on a
-        // loaded machine too (its boot deadline is the config's 60 s).
-        assert!(runs[1].status.is_ok(), "{}", dump());
-        let colocated = &runs[0];
-        eprintln!(
-            "attempt {attempt}: colocated: {}",
-            colocated
-                .failure
-                .as_ref()
-                .map_or("measured".to_string(), |f| f.to_string())
-        );
-        let report = Report::read_json(&dir.join("report.json")).unwrap();
-        let v = &report.verdicts[0];
-        assert!(v.ranking.iter().any(|r| r.layout == "isolate"), "{v:?}");
-        let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
-        let section = &md[md.find("## mgmt-poll × timer").expect("the section")
-            ..md.find("## Runs").expect("the runs table")];
-
-        let RunStatus::Failed { stage, reason } = &colocated.status else {
-            if rcu_warned(colocated) {
-                // The guest lived, starved: the report shows it in the layout's section.
-                assert!(
-                    section.contains(
-                        "colocated: `colocated.mgmt-poll.timer.r1` guest rt: guest RCU stall"
-                    ),
-                    "{section}"
-                );
-                assert_eq!(o.status.code(), Some(0), "{}", dump());
-                return;
-            }
-            // The emulator won the race at the timer check: try again.
-            continue;
-        };
-        let panicked = matches!(
-            &colocated.failure,
-            Some(FailureCause::KernelPanic { phase: Phase::Boot, message, .. })
-                if message.contains("IO-APIC + timer doesn't work")
-        );
-        let stalled = matches!(
-            &colocated.failure,
-            Some(FailureCause::Stall {
-                kind: StallKind::RcuStall,
-                ..
-            })
-        );
-        assert!(
-            panicked || stalled,
-            "colocated failed for another reason than the starved emulator:\n{}",
-            dump()
-        );
-        if panicked {
-            assert_eq!(*stage, Stage::Boot, "{}", dump());
-            assert!(
-                reason.starts_with(
-                    "guest rt: guest kernel panic during boot: IO-APIC + timer doesn't work!"
-                ),
-                "the console's proof comes first: {reason}"
-            );
-        }
-        // Ranked last with the cause, in report.json and report.md.
-        let short = colocated.failure.as_ref().unwrap().short();
-        let f = v
-            .failed
-            .iter()
-            .find(|f| f.layout == "colocated")
-            .unwrap_or_else(|| panic!("colocated not among the failed layouts: {v:?}"));
-        assert_eq!(f.rank, Some(v.ranking.len() + 1), "{v:?}");
-        let sentence =
-            format!("custom 'colocated': the guest did not survive (1 of 1 runs: {short})");
-        assert!(
-            v.statement
-                .starts_with(&format!("timer under mgmt-poll: {sentence}, ranked last; ")),
-            "{}",
-            v.statement
-        );
-        assert!(md.contains(&format!("- {}", v.statement)), "{md}");
-        let last_row = section.lines().rfind(|l| l.starts_with("| ")).unwrap();
-        assert!(
-            last_row.starts_with("| 2 | colocated | 0 of 1 |"),
-            "{section}"
-        );
-        assert!(
-            section.contains("- ❌ **custom 'colocated' (rank 2, last)"),
-            "{section}"
-        );
-        if panicked {
-            assert!(
-                section.contains("    Kernel panic - not syncing: IO-APIC + timer doesn't work!"),
-                "no evidence in the layout's section:\n{section}"
-            );
-        }
-        // A failed run: the documented exit code 3.
-        assert_eq!(o.status.code(), Some(3), "{}", dump());
-        return;
-    }
-    panic!(
-        "the colocated guest survived {ATTEMPTS} attempts without a sign of its starved emulator"
+    let out = tempfile::tempdir().unwrap();
+    let (o, dir, runs) = run(out.path());
+    let dump = || dump(&o, &dir, &runs);
+    let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["colocated.mgmt-poll.timer.r1", "isolate.mgmt-poll.timer.r1"],
+        "{}",
+        dump()
     );
+    for r in &runs {
+        for g in &r.guests {
+            let pid = g.qemu_pid.unwrap();
+            assert!(!process_alive(pid), "{}: QEMU {pid} still running", r.name);
+        }
+    }
+    // isolate gives the emulator a pCPU of its own: the guest boots and measures, on a loaded
+    // machine too (its boot deadline is the config's 60 s).
+    assert!(runs[1].status.is_ok(), "{}", dump());
+    let colocated = &runs[0];
+    eprintln!(
+        "colocated: {}",
+        colocated
+            .failure
+            .as_ref()
+            .map_or("measured".to_string(), |f| f.to_string())
+    );
+    let report = Report::read_json(&dir.join("report.json")).unwrap();
+    let v = &report.verdicts[0];
+    assert!(v.ranking.iter().any(|r| r.layout == "isolate"), "{v:?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let section = &md[md.find("## mgmt-poll × timer").expect("the section")
+        ..md.find("## Runs").expect("the runs table")];
+
+    let RunStatus::Failed { stage, reason } = &colocated.status else {
+        // The emulator won the race: a measured run, ranked with the measured, no cause.
+        assert!(colocated.failure.is_none(), "{}", dump());
+        assert!(
+            v.ranking.iter().any(|r| r.layout == "colocated"),
+            "a measured layout is ranked: {v:?}"
+        );
+        assert!(v.failed.iter().all(|f| f.layout != "colocated"), "{v:?}");
+        assert!(
+            !colocated.guests[0].results.is_empty() && colocated.guests[0].results[0].samples > 0,
+            "{}",
+            dump()
+        );
+        if rcu_warned(colocated) {
+            assert!(
+                section
+                    .contains("colocated: `colocated.mgmt-poll.timer.r1` guest rt: guest RCU stall"),
+                "{section}"
+            );
+        }
+        assert_ne!(o.status.code(), Some(3), "{}", dump());
+        return;
+    };
+    let panicked = matches!(
+        &colocated.failure,
+        Some(FailureCause::KernelPanic { phase: Phase::Boot, message, .. })
+            if message.contains("IO-APIC + timer doesn't work")
+    );
+    let stalled = matches!(
+        &colocated.failure,
+        Some(FailureCause::Stall {
+            kind: StallKind::RcuStall,
+            ..
+        })
+    );
+    assert!(
+        panicked || stalled,
+        "colocated failed for another reason than the starved emulator:\n{}",
+        dump()
+    );
+    if panicked {
+        assert_eq!(*stage, Stage::Boot, "{}", dump());
+        assert!(
+            reason.starts_with(
+                "guest rt: guest kernel panic during boot: IO-APIC + timer doesn't work!"
+            ),
+            "the console's proof comes first: {reason}"
+        );
+    }
+    // Ranked last with the cause, in report.json and report.md.
+    let short = colocated.failure.as_ref().unwrap().short();
+    let f = v
+        .failed
+        .iter()
+        .find(|f| f.layout == "colocated")
+        .unwrap_or_else(|| panic!("colocated not among the failed layouts: {v:?}"));
+    assert_eq!(f.rank, Some(v.ranking.len() + 1), "{v:?}");
+    let sentence = format!("custom 'colocated': the guest did not survive (1 of 1 runs: {short})");
+    assert!(
+        v.statement
+            .starts_with(&format!("timer under mgmt-poll: {sentence}, ranked last; ")),
+        "{}",
+        v.statement
+    );
+    assert!(md.contains(&format!("- {}", v.statement)), "{md}");
+    let last_row = section.lines().rfind(|l| l.starts_with("| ")).unwrap();
+    assert!(
+        last_row.starts_with("| 2 | colocated | 0 of 1 |"),
+        "{section}"
+    );
+    assert!(
+        section.contains("- ❌ **custom 'colocated' (rank 2, last)"),
+        "{section}"
+    );
+    if panicked {
+        assert!(
+            section.contains("    Kernel panic - not syncing: IO-APIC + timer doesn't work!"),
+            "no evidence in the layout's section:\n{section}"
+        );
+    }
+    // A failed run: the documented exit code 3.
+    assert_eq!(o.status.code(), Some(3), "{}", dump());
 }

@@ -151,11 +151,22 @@ fn boot_guest_that_crashes_is_recorded_and_the_matrix_goes_on() {
     assert_eq!(runs.len(), 2);
     for r in &runs {
         let (stage, reason) = failed(&r.status);
-        assert_eq!(stage, "measure");
+        // The fake agent powers off before any hello: the guest never got past boot.
+        assert_eq!(stage, "boot", "{reason}");
         assert!(
             reason.contains("exited") && reason.contains("before the agent finished"),
             "{reason}"
         );
+        match &r.failure {
+            Some(pinlat::console::FailureCause::QemuExited { phase, evidence, .. }) => {
+                assert_eq!(*phase, pinlat::console::Phase::Boot);
+                assert!(
+                    evidence.iter().any(|l| l.contains("fake-agent: up")),
+                    "the console's last lines: {evidence:?}"
+                );
+            }
+            other => panic!("cause should be QEMU exiting at boot, got {other:?}"),
+        }
     }
 }
 
