@@ -12,7 +12,7 @@
 # host-runner/src/trace/instance.rs does (own instance named pinlat-<pid>-overhead, mono
 # clock, tracing_cpumask = CPU, 16 MiB on CPU, 4 KiB elsewhere, DEFAULT_EVENTS) and removed on
 # every exit path. Needs root, tracefs, a C compiler, and target/release/pinlat-agent
-# (`cargo build --release -p pinlat-agent`). Prints one TSV row per run, then per workload the
+# (`cargo build --release -p pinlat-agent`) or $PINLAT_AGENT. Prints one TSV row per run, then per workload the
 # medians and the traced/untraced ratios.
 #
 # On a shared or virtual host the run-to-run spread of these figures is far above 2 %, so the
@@ -24,7 +24,7 @@ set -euo pipefail
 
 pairs="${1:-6}" dur="${2:-5s}" cpu="${3:-1}"
 cd "$(dirname "$0")/.."
-agent=target/release/pinlat-agent
+agent="${PINLAT_AGENT:-target/release/pinlat-agent}"
 [ -x "$agent" ] || { echo "build the agent first: cargo build --release -p pinlat-agent" >&2; exit 2; }
 tracefs=/sys/kernel/tracing
 [ -d "$tracefs/instances" ] || { echo "tracefs is not mounted at $tracefs" >&2; exit 2; }

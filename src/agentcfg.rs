@@ -53,27 +53,282 @@ pub enum ClockChoice {
 }
 
 /// Housekeeping loads run on [`AgentConfig::housekeeping_cpus`], each switchable on its own.
+///
+/// `io` and `net` drive the guest's virtio devices, so QEMU's emulator threads (thread-pool
+/// workers, iothreads, the main loop) do the work the layouts place; each measures its own
+/// per-operation latency and reports it in a `load` message ([`crate::wire::LoadResult`]).
+///
+/// Configs written before `io` became a table (`"io": true`, `"io_path": "..."`, as run files
+/// of earlier versions hold them) still read: `true` is an [`IoLoad`] with every default and
+/// that path.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(try_from = "RawLoads")]
 pub struct Loads {
-    /// Kernel-lock-heavy syscalls: mmap/touch/munmap and fork/exit/wait in a loop.
+    /// Kernel-lock-heavy syscalls: mmap/touch/munmap and fork/exit/wait in a loop, one thread
+    /// per housekeeping CPU.
     pub syscall: bool,
-    /// Memory streaming: copy through a [`Loads::memory_mib`] buffer in a loop.
+    /// Memory streaming: copy through a [`Loads::memory_mib`] buffer in a loop, one thread per
+    /// housekeeping CPU.
     pub memory: bool,
-    /// I/O that makes the emulator work: 4 KiB writes (with `fdatasync`) to [`Loads::io_path`].
-    pub io: bool,
+    /// Block I/O with `O_DIRECT` on a disk (or file), its latency measured; `None`: off.
+    pub io: Option<IoLoad>,
+    /// Raw Ethernet frames echoed by the host, their round trip measured; `None`: off.
+    pub net: Option<NetLoad>,
     /// Buffer size of the memory load per thread, MiB; `None` = [`DEFAULT_MEMORY_LOAD_MIB`].
     pub memory_mib: Option<u32>,
-    /// File or device the I/O load writes to (overwritten!). `None`: in the guest `/dev/vda`
-    /// if present, else `/dev/ttyS2` if the guest has a third serial port, else an error (never
-    /// the console port ttyS0); in native mode a temporary file.
-    pub io_path: Option<String>,
 }
 
 impl Loads {
     /// True when at least one load is switched on.
     pub fn any(&self) -> bool {
-        self.syscall || self.memory || self.io
+        self.syscall || self.memory || self.io.is_some() || self.net.is_some()
+    }
+
+    /// Checks the io and net loads' fields (names are `loads.io.<field>`, `loads.net.<field>`).
+    pub fn validate(&self) -> Result<(), AgentConfigError> {
+        if let Some(io) = &self.io {
+            io.validate()?;
+        }
+        if let Some(net) = &self.net {
+            net.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// Default block of one io operation, bytes.
+pub const DEFAULT_IO_BLOCK_BYTES: u32 = 4096;
+/// Smallest io block, bytes: `O_DIRECT` needs offsets and lengths in whole logical blocks, and
+/// 512 bytes is the smallest logical block a Linux disk has.
+pub const MIN_IO_BLOCK_BYTES: u32 = 512;
+/// Largest io block, bytes (each worker holds one such buffer, locked by `mlockall`).
+pub const MAX_IO_BLOCK_BYTES: u32 = 1 << 20;
+/// Default io queue depth: requests in flight at once.
+pub const DEFAULT_IO_QUEUE_DEPTH: u32 = 1;
+/// Largest io queue depth (one worker thread per request in flight).
+pub const MAX_IO_QUEUE_DEPTH: u32 = 32;
+/// Default share of io operations that are reads, percent.
+pub const DEFAULT_IO_READ_PERCENT: u8 = 50;
+/// Default number of writes between two `fdatasync`s.
+pub const DEFAULT_IO_FDATASYNC_EVERY: u32 = 1;
+/// Default net send rate, frames per second.
+pub const DEFAULT_NET_RATE_PPS: u32 = 1_000;
+/// Largest net send rate, frames per second.
+pub const MAX_NET_RATE_PPS: u32 = 1_000_000;
+/// Default net frame, bytes.
+pub const DEFAULT_NET_FRAME_BYTES: u32 = 256;
+/// Smallest net frame, bytes: Ethernet's minimum frame without its FCS.
+pub const MIN_NET_FRAME_BYTES: u32 = 60;
+/// Largest net frame, bytes: a 1500-byte MTU's frame without its FCS.
+pub const MAX_NET_FRAME_BYTES: u32 = 1514;
+
+/// The `io` load: `queue_depth` worker threads, each with one `O_DIRECT` request in flight at a
+/// time, at random block-aligned offsets within `span_bytes` of the device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IoLoad {
+    /// Disk or file to read and write (overwritten!). `None`: `/dev/vda` in a guest (its first
+    /// virtio-blk disk), a temporary file in native mode.
+    pub path: Option<String>,
+    /// Bytes per read or write: a multiple of [`MIN_IO_BLOCK_BYTES`], at most
+    /// [`MAX_IO_BLOCK_BYTES`].
+    pub block_bytes: u32,
+    /// Requests in flight: that many worker threads, each with one request at a time
+    /// (1..=[`MAX_IO_QUEUE_DEPTH`]).
+    pub queue_depth: u32,
+    /// Share of operations that are reads, percent (0..=100); the others are writes.
+    pub read_percent: u8,
+    /// Writes between two `fdatasync`s, per worker; 0: never.
+    pub fdatasync_every: u32,
+    /// Bytes of the device or file used, from offset 0; `None`: all of it (natively, the
+    /// temporary file's size, 64 MiB). At least one block.
+    pub span_bytes: Option<u64>,
+}
+
+impl Default for IoLoad {
+    fn default() -> Self {
+        IoLoad {
+            path: None,
+            block_bytes: DEFAULT_IO_BLOCK_BYTES,
+            queue_depth: DEFAULT_IO_QUEUE_DEPTH,
+            read_percent: DEFAULT_IO_READ_PERCENT,
+            fdatasync_every: DEFAULT_IO_FDATASYNC_EVERY,
+            span_bytes: None,
+        }
+    }
+}
+
+impl IoLoad {
+    /// Checks every field against its documented range.
+    pub fn validate(&self) -> Result<(), AgentConfigError> {
+        let bad = |field, problem: String| Err(AgentConfigError::Load { field, problem });
+        if self.block_bytes < MIN_IO_BLOCK_BYTES
+            || self.block_bytes > MAX_IO_BLOCK_BYTES
+            || self.block_bytes % MIN_IO_BLOCK_BYTES != 0
+        {
+            return bad(
+                "loads.io.block_bytes",
+                format!(
+                    "{} is not a multiple of {MIN_IO_BLOCK_BYTES} between {MIN_IO_BLOCK_BYTES} and {MAX_IO_BLOCK_BYTES} (O_DIRECT needs whole logical blocks)",
+                    self.block_bytes
+                ),
+            );
+        }
+        if !(1..=MAX_IO_QUEUE_DEPTH).contains(&self.queue_depth) {
+            return bad(
+                "loads.io.queue_depth",
+                format!("{} is outside 1-{MAX_IO_QUEUE_DEPTH}", self.queue_depth),
+            );
+        }
+        if self.read_percent > 100 {
+            return bad(
+                "loads.io.read_percent",
+                format!("{} is above 100", self.read_percent),
+            );
+        }
+        if let Some(span) = self.span_bytes {
+            if span < u64::from(self.block_bytes) {
+                return bad(
+                    "loads.io.span_bytes",
+                    format!(
+                        "{span} is less than one block of {} bytes",
+                        self.block_bytes
+                    ),
+                );
+            }
+        }
+        if self.path.as_deref() == Some("") {
+            return bad("loads.io.path", "is empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// The `net` load: Ethernet frames to the interface's own MAC at a paced rate, sent back by
+/// the host's backend, their round trip measured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetLoad {
+    /// Network interface to send on. `None`: in a guest the first interface in
+    /// `/sys/class/net` whose driver is `virtio_net`; natively the net load is skipped.
+    pub interface: Option<String>,
+    /// Frames sent per second, paced against the clock (1..=[`MAX_NET_RATE_PPS`]).
+    pub rate_pps: u32,
+    /// Bytes per frame, Ethernet header included, FCS not
+    /// ([`MIN_NET_FRAME_BYTES`]..=[`MAX_NET_FRAME_BYTES`]).
+    pub frame_bytes: u32,
+}
+
+impl Default for NetLoad {
+    fn default() -> Self {
+        NetLoad {
+            interface: None,
+            rate_pps: DEFAULT_NET_RATE_PPS,
+            frame_bytes: DEFAULT_NET_FRAME_BYTES,
+        }
+    }
+}
+
+impl NetLoad {
+    /// Checks every field against its documented range.
+    pub fn validate(&self) -> Result<(), AgentConfigError> {
+        let bad = |field, problem: String| Err(AgentConfigError::Load { field, problem });
+        if !(1..=MAX_NET_RATE_PPS).contains(&self.rate_pps) {
+            return bad(
+                "loads.net.rate_pps",
+                format!("{} is outside 1-{MAX_NET_RATE_PPS}", self.rate_pps),
+            );
+        }
+        if !(MIN_NET_FRAME_BYTES..=MAX_NET_FRAME_BYTES).contains(&self.frame_bytes) {
+            return bad(
+                "loads.net.frame_bytes",
+                format!(
+                    "{} is outside {MIN_NET_FRAME_BYTES}-{MAX_NET_FRAME_BYTES} (an Ethernet frame without FCS)",
+                    self.frame_bytes
+                ),
+            );
+        }
+        if let Some(name) = &self.interface {
+            // IFNAMSIZ is 16 with the terminating NUL; '/' would escape /sys/class/net.
+            let bad_name = name.is_empty()
+                || name.len() > 15
+                || name.contains(['/', '\0'])
+                || name == "."
+                || name == "..";
+            if bad_name {
+                return bad(
+                    "loads.net.interface",
+                    format!("{name:?} is not a network interface name"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`Loads`] as JSON may spell it: today's form, and the one before `io` became a table.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawLoads {
+    syscall: bool,
+    memory: bool,
+    io: RawIo,
+    net: Option<NetLoad>,
+    memory_mib: Option<u32>,
+    /// Before `io.path`: the file or device of the io load.
+    io_path: Option<String>,
+}
+
+/// `io` as a table (or `null`), or the old switch.
+#[derive(Default)]
+enum RawIo {
+    /// Off.
+    #[default]
+    Off,
+    /// The old `io: true/false`.
+    Switch(bool),
+    /// Today's table.
+    Load(IoLoad),
+}
+
+impl<'de> Deserialize<'de> for RawIo {
+    /// By the JSON type, so that a table's own errors (an unknown field) are reported as such.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Null => Ok(RawIo::Off),
+            serde_json::Value::Bool(b) => Ok(RawIo::Switch(b)),
+            v @ serde_json::Value::Object(_) => IoLoad::deserialize(v)
+                .map(RawIo::Load)
+                .map_err(|e| D::Error::custom(format!("loads.io: {e}"))),
+            other => Err(D::Error::custom(format!(
+                "loads.io: expected a table or null, found {other}"
+            ))),
+        }
+    }
+}
+
+impl TryFrom<RawLoads> for Loads {
+    type Error = String;
+    fn try_from(r: RawLoads) -> Result<Self, String> {
+        let io = match (r.io, r.io_path) {
+            (RawIo::Off | RawIo::Switch(false), _) => None,
+            (RawIo::Switch(true), path) => Some(IoLoad {
+                path,
+                ..IoLoad::default()
+            }),
+            (RawIo::Load(io), None) => Some(io),
+            (RawIo::Load(_), Some(_)) => {
+                return Err("loads.io_path: give the path as loads.io.path".into())
+            }
+        };
+        Ok(Loads {
+            syscall: r.syscall,
+            memory: r.memory,
+            io,
+            net: r.net,
+            memory_mib: r.memory_mib,
+        })
     }
 }
 
@@ -189,6 +444,14 @@ pub enum AgentConfigError {
         /// The name given.
         name: String,
     },
+    /// A field of a housekeeping load outside its range.
+    #[error("{field}: {problem}")]
+    Load {
+        /// The field path (`loads.io.block_bytes`).
+        field: &'static str,
+        /// What is wrong with it, with the value.
+        problem: String,
+    },
     /// The JSON does not parse as a config.
     #[error("Agent config is not valid JSON: {0}")]
     Json(String),
@@ -259,6 +522,7 @@ impl AgentConfig {
                 return Err(AgentConfigError::Priority(p));
             }
         }
+        self.loads.validate()?;
         if self.top_n > MAX_TOP_N {
             return Err(AgentConfigError::TopN(self.top_n));
         }
@@ -338,7 +602,11 @@ mod tests {
     #[test]
     fn round_trip_and_unknown_fields() {
         let mut cfg = AgentConfig::new(WorkloadKind::Ring, vec![1, 2], 1000);
-        cfg.loads.io = true;
+        cfg.loads.io = Some(IoLoad::default());
+        cfg.loads.net = Some(NetLoad {
+            interface: Some("eth0".into()),
+            ..NetLoad::default()
+        });
         cfg.housekeeping_cpus = vec![0];
         assert_eq!(AgentConfig::from_json(&cfg.to_json()).unwrap(), cfg);
         let err = AgentConfig::from_json(
@@ -394,5 +662,114 @@ mod tests {
         assert_eq!(ring.validate(), Err(AgentConfigError::RingCpus));
         assert_eq!("ring".parse::<WorkloadKind>().unwrap(), WorkloadKind::Ring);
         assert!("rings".parse::<WorkloadKind>().is_err());
+    }
+
+    fn loads(json: &str) -> Result<AgentConfig, AgentConfigError> {
+        AgentConfig::from_json(&format!(
+            r#"{{"workload":"busy-poll","rt_cpus":[1],"duration_ms":5,"loads":{json}}}"#
+        ))
+    }
+
+    #[test]
+    fn an_empty_io_or_net_table_gets_the_documented_defaults() {
+        let cfg = loads(r#"{"io":{},"net":{}}"#).unwrap();
+        let io = cfg.loads.io.unwrap();
+        assert_eq!(
+            (
+                io.block_bytes,
+                io.queue_depth,
+                io.read_percent,
+                io.fdatasync_every
+            ),
+            (4096, 1, 50, 1)
+        );
+        assert_eq!((io.path, io.span_bytes), (None, None));
+        let net = cfg.loads.net.unwrap();
+        assert_eq!(
+            (net.interface, net.rate_pps, net.frame_bytes),
+            (None, 1000, 256)
+        );
+        let off = loads(r#"{"io":null}"#).unwrap();
+        assert!(!off.loads.any());
+        assert!(loads(r#"{"net":{}}"#).unwrap().loads.any());
+    }
+
+    /// Run files written before `io` became a table carry `"io": false, "io_path": null`.
+    #[test]
+    fn the_old_io_switch_still_reads() {
+        let old =
+            loads(r#"{"syscall":false,"memory":true,"io":false,"memory_mib":null,"io_path":null}"#)
+                .unwrap();
+        assert_eq!(
+            old.loads,
+            Loads {
+                memory: true,
+                ..Loads::default()
+            }
+        );
+        let on = loads(r#"{"io":true,"io_path":"/dev/ttyS2"}"#).unwrap();
+        assert_eq!(
+            on.loads.io,
+            Some(IoLoad {
+                path: Some("/dev/ttyS2".into()),
+                ..IoLoad::default()
+            })
+        );
+        // Written back, it is today's form.
+        let json = on.to_json();
+        assert!(!json.contains("io_path"), "{json}");
+        assert_eq!(AgentConfig::from_json(&json).unwrap(), on);
+        let err = loads(r#"{"io":{},"io_path":"/x"}"#).unwrap_err();
+        assert!(err.to_string().contains("loads.io.path"), "{err}");
+    }
+
+    #[test]
+    fn a_typo_inside_a_load_table_is_named() {
+        let err = loads(r#"{"io":{"blok_bytes":4096}}"#).unwrap_err();
+        assert!(err.to_string().contains("blok_bytes"), "{err}");
+        let err = loads(r#"{"net":{"rate":5}}"#).unwrap_err();
+        assert!(err.to_string().contains("rate"), "{err}");
+        let err = loads(r#"{"io":7}"#).unwrap_err();
+        assert!(err.to_string().contains("loads.io"), "{err}");
+    }
+
+    #[test]
+    fn load_fields_outside_their_range_name_the_field() {
+        let field = |json: &str| match loads(json) {
+            Err(AgentConfigError::Load { field, .. }) => field,
+            other => panic!("{json}: {other:?}"),
+        };
+        for (json, want) in [
+            (r#"{"io":{"block_bytes":1000}}"#, "loads.io.block_bytes"),
+            (r#"{"io":{"block_bytes":256}}"#, "loads.io.block_bytes"),
+            (r#"{"io":{"block_bytes":2097152}}"#, "loads.io.block_bytes"),
+            (r#"{"io":{"queue_depth":0}}"#, "loads.io.queue_depth"),
+            (r#"{"io":{"queue_depth":33}}"#, "loads.io.queue_depth"),
+            (r#"{"io":{"read_percent":101}}"#, "loads.io.read_percent"),
+            (r#"{"io":{"span_bytes":4095}}"#, "loads.io.span_bytes"),
+            (r#"{"io":{"path":""}}"#, "loads.io.path"),
+            (r#"{"net":{"rate_pps":0}}"#, "loads.net.rate_pps"),
+            (r#"{"net":{"frame_bytes":59}}"#, "loads.net.frame_bytes"),
+            (r#"{"net":{"frame_bytes":1515}}"#, "loads.net.frame_bytes"),
+            (r#"{"net":{"interface":"../x"}}"#, "loads.net.interface"),
+            (
+                r#"{"net":{"interface":"abcdefghijklmnop"}}"#,
+                "loads.net.interface",
+            ),
+        ] {
+            assert_eq!(field(json), want, "{json}");
+        }
+        let err = loads(r#"{"io":{"block_bytes":1000}}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "loads.io.block_bytes: 1000 is not a multiple of 512 between 512 and 1048576 (O_DIRECT needs whole logical blocks)"
+        );
+        for ok in [
+            r#"{"io":{"block_bytes":512,"queue_depth":32,"read_percent":100,"fdatasync_every":0,"span_bytes":512}}"#,
+            r#"{"net":{"interface":"eth0","rate_pps":1,"frame_bytes":60}}"#,
+            r#"{"net":{"frame_bytes":1514}}"#,
+        ] {
+            loads(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
     }
 }

@@ -310,7 +310,9 @@ impl std::str::FromStr for WorkloadKind {
     }
 }
 
-/// Housekeeping loads the agent runs on the guest's non-RT vCPUs.
+/// Housekeeping loads the agent runs on the guest's non-RT vCPUs that need no device. The I/O
+/// loads (`io`, `net`) need a virtio disk or NIC, so the scenarios that give the guest one
+/// (`guest-io`, `guest-net`) switch them on ([`crate::agentcfg::Loads`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HousekeepingLoad {
@@ -318,8 +320,6 @@ pub enum HousekeepingLoad {
     Syscall,
     /// Memory streaming.
     Memory,
-    /// Serial/disk I/O that makes QEMU's emulator threads work.
-    Io,
 }
 
 #[cfg(test)]

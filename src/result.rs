@@ -12,7 +12,7 @@ use crate::config::{LayoutKind, Policy, ScenarioKind, WorkloadKind};
 use crate::cpuset::CpuSet;
 use crate::kinds::Accel;
 use crate::plan::{GuestPlacement, Sched};
-use crate::wire::{CpuResult, DecoderStats, ErrorReport, Hello, IntervalReport};
+use crate::wire::{CpuResult, DecoderStats, ErrorReport, Hello, IntervalReport, LoadResult};
 
 /// Version of this schema; bumped on any incompatible change.
 pub const RUN_SCHEMA_VERSION: u32 = 1;
@@ -205,6 +205,12 @@ pub enum Warning {
         /// The configured `max-bandwidth`, MiB/s.
         max_bandwidth_mib_s: u32,
     },
+    /// The RT pCPUs could not be traced (no tracefs, no privilege) or the trace was cut short:
+    /// the culprits of stolen time are not named (or only in part).
+    Trace {
+        /// What happened, and the fix.
+        problem: String,
+    },
 }
 
 impl std::fmt::Display for Warning {
@@ -284,6 +290,7 @@ impl std::fmt::Display for Warning {
                 *achieved_kib_s as f64 / 1024.0,
                 *achieved_kib_s as f64 / 1024.0 * 100.0 / f64::from((*max_bandwidth_mib_s).max(1))
             ),
+            Warning::Trace { problem } => write!(f, "host trace: {problem}"),
         }
     }
 }
@@ -444,6 +451,10 @@ pub struct GuestRun {
     pub results: Vec<CpuResult>,
     /// Interval histograms, in arrival order (kept when the run failed mid-way).
     pub intervals: Vec<IntervalReport>,
+    /// What the housekeeping loads that measure themselves (`io`, `net`) achieved, one per
+    /// load, in arrival order (kept when the run failed mid-way).
+    #[serde(default)]
+    pub loads: Vec<LoadResult>,
     /// Errors the agent reported.
     pub agent_errors: Vec<ErrorReport>,
     /// Frame decoder counters (bad frames are counted and dropped).
@@ -486,6 +497,9 @@ pub struct GuestRun {
     /// which threads a disturbance loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_cpu: Option<ThreadCpu>,
+    /// What the runner's NIC echo saw, when the guest had a NIC (`guest-net`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_echo: Option<EchoStats>,
 }
 
 /// A thread whose placement differed from the plan during a run, from the first read-back that
@@ -554,6 +568,17 @@ pub struct NewThread {
     /// How long after it was first seen its placement was applied and read back, µs (0 when it
     /// already had its planned CPUs).
     pub placed_after_us: u64,
+}
+
+/// What the runner's NIC echo service saw (the host end of `guest-net`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchoStats {
+    /// Connections QEMU made.
+    pub connections: u64,
+    /// Frames echoed.
+    pub frames: u64,
+    /// Payload bytes echoed (without the 4-byte length prefixes).
+    pub bytes: u64,
 }
 
 /// The agent's measurement window mapped to the host's clocks. Under TCG the guest's clock is
@@ -888,6 +913,10 @@ pub struct RunRecord {
     /// `migrate` counters over every guest, when that scenario ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrate: Option<MigrateStats>,
+    /// What the host tracer saw on the RT pCPUs (who took them, matched to the guest's largest
+    /// events), and their SMI counts; `None` in records written before tracing existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_trace: Option<crate::trace::record::RunTrace>,
 }
 
 impl RunRecord {
@@ -974,11 +1003,14 @@ pub(crate) fn test_record() -> RunRecord {
             mgmt_storm: None,
             migrate: None,
             thread_cpu: None,
+            loads: Vec::new(),
+            net_echo: None,
         }],
         mgmt_poll: None,
         warnings: Vec::new(),
         host_steal: None,
         runner_max_rss_kib: None,
+        host_trace: None,
         mgmt_storm: None,
         migrate: None,
     }

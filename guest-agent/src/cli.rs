@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use pinlat::agentcfg::{AgentConfig, ClockChoice, Loads};
+use pinlat::agentcfg::{AgentConfig, ClockChoice, IoLoad, Loads, NetLoad};
 use pinlat::cpuset::CpuSet;
 use pinlat::duration::{self, DurationError, Unit};
 use pinlat::kinds::WorkloadKind;
@@ -83,9 +83,13 @@ pub struct Args {
     #[arg(long, value_enum, value_delimiter = ',')]
     pub load: Vec<LoadArg>,
 
-    /// File or device for the io load (default: a temporary file).
+    /// File or device for the io load (default: a temporary file). Overwritten!
     #[arg(long, value_name = "PATH")]
     pub io_path: Option<String>,
+
+    /// Network interface for the net load (natively the net load is skipped without one).
+    #[arg(long, value_name = "NAME")]
+    pub net_interface: Option<String>,
 
     /// Number of largest events kept per CPU.
     #[arg(long, default_value_t = pinlat::agentcfg::DEFAULT_TOP_N)]
@@ -126,8 +130,10 @@ pub enum LoadArg {
     Syscall,
     /// Memory streaming.
     Memory,
-    /// Writes with fdatasync.
+    /// O_DIRECT reads and writes with fdatasync, latency measured (--io-path).
     Io,
+    /// Raw Ethernet frames to the interface's own MAC, round trip measured (--net-interface).
+    Net,
 }
 
 /// `--clock` values.
@@ -192,9 +198,15 @@ impl Args {
         cfg.loads = Loads {
             syscall: self.load.contains(&LoadArg::Syscall),
             memory: self.load.contains(&LoadArg::Memory),
-            io: self.load.contains(&LoadArg::Io),
+            io: self.load.contains(&LoadArg::Io).then(|| IoLoad {
+                path: self.io_path.clone(),
+                ..IoLoad::default()
+            }),
+            net: self.load.contains(&LoadArg::Net).then(|| NetLoad {
+                interface: self.net_interface.clone(),
+                ..NetLoad::default()
+            }),
             memory_mib: None,
-            io_path: self.io_path.clone(),
         };
         cfg.top_n = self.top;
         cfg.clock = match self.clock {
@@ -262,6 +274,7 @@ mod tests {
         assert_eq!(c.duration_ms, 2_000);
         assert_eq!(c.timer_interval_us, 200);
         assert_eq!(c.priority, Some(80));
-        assert!(c.loads.syscall && c.loads.io && !c.loads.memory);
+        assert!(c.loads.syscall && c.loads.io.is_some() && !c.loads.memory);
+        assert!(c.loads.net.is_none());
     }
 }

@@ -4,18 +4,19 @@
 //! preempted by the emulator thread — and make the emulator work:
 //!
 //! * `syscall`: mmap / touch / munmap of 256 KiB (mm locks, TLB shootdowns) and fork / _exit /
-//!   wait every 16 rounds.
-//! * `memory`: copy between the two halves of a buffer (memory bandwidth, cache pollution).
-//! * `io`: 4 KiB writes plus `fdatasync` to a disk or serial port (emulated device work in QEMU);
-//!   non-blocking, so a stalled device cannot keep the load from stopping.
+//!   wait every 16 rounds; one thread per housekeeping CPU, pinned there.
+//! * `memory`: copy between the two halves of a buffer (memory bandwidth, cache pollution); one
+//!   thread per housekeeping CPU, pinned there.
+//! * `io` ([`crate::io_load`]): `O_DIRECT` reads, writes and `fdatasync` on the virtio-blk disk,
+//!   served by QEMU's thread-pool workers or iothread; `queue_depth` threads on the
+//!   housekeeping CPUs.
+//! * `net` ([`crate::net_load`]): raw Ethernet frames through virtio-net, echoed by the host;
+//!   a sender and a receiver thread on the housekeeping CPUs.
 //!
-//! One thread per (load, housekeeping CPU), pinned there; all stop on one flag.
+//! `io` and `net` measure themselves: [`LoadSet::stop`] returns one [`LoadResult`] each, counted
+//! over the measurement window (after the preheat). All loads stop on one flag.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::num::NonZeroUsize;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -26,7 +27,12 @@ use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult};
 use pinlat::agentcfg::{Loads, DEFAULT_MEMORY_LOAD_MIB};
+use pinlat::wire::LoadResult;
 
+use crate::clock::mono_ns;
+use crate::io_load::{self, IoRun};
+use crate::net_load::{self, NetRun};
+use crate::opstats::Window;
 use crate::thread::STACK_BYTES;
 
 /// Running housekeeping loads.
@@ -34,49 +40,34 @@ use crate::thread::STACK_BYTES;
 pub struct LoadSet {
     stop: Arc<AtomicBool>,
     threads: Vec<(String, JoinHandle<Result<()>>)>,
-    temp_file: Option<PathBuf>,
+    io: Option<IoRun>,
+    net: Option<NetRun>,
 }
 
-/// How long a load may take to notice the stop flag.
+/// How long a load may take to notice the stop flag (the net load waits up to 1 s for its
+/// last echoes).
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where the I/O load writes when the config does not say: `(path, is a temp file to remove)`.
-///
-/// In the guest: a virtio disk `/dev/vda` if the kernel has one, else the third serial port
-/// `/dev/ttyS2` if QEMU gave the guest one (`-serial file:...` a third time). Never the console
-/// port: flooding ttyS0 makes a PREEMPT_RT guest under TCG declare its IRQ spurious and disable
-/// it ("nobody cared"), after which console writes stall.
-fn default_io_path(guest: bool) -> Result<(PathBuf, bool)> {
-    if guest {
-        let vda = PathBuf::from("/dev/vda");
-        if vda.exists() {
-            return Ok((vda, false));
-        }
-        // A port without a UART behind it fails to open (EIO).
-        let ttys2 = PathBuf::from("/dev/ttyS2");
-        if OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
-            .open(&ttys2)
-            .is_ok()
-        {
-            return Ok((ttys2, false));
-        }
-        return Err(anyhow!(
-            "The io load has nothing to write to: give the guest a third serial port (/dev/ttyS2) or a virtio disk (/dev/vda), or set loads.io_path"
-        ));
-    }
-    let p = std::env::temp_dir().join(format!("pinlat-agent-io-{}", std::process::id()));
-    Ok((p, true))
+/// Where the loads run and what they may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The agent is PID 1 of a guest: `io` defaults to the guest's disk, `net` to its
+    /// virtio-net interface, which the load brings up.
+    Guest,
+    /// Anywhere else (natively, or `--init` tried on a host): `io` defaults to a temporary
+    /// file, `net` runs only on an interface named in the config and changes nothing on it.
+    Host,
 }
 
-/// Start every load switched on in `loads`, one thread per CPU of `cpus`.
-pub fn start(loads: &Loads, cpus: &[u32], guest: bool) -> Result<LoadSet> {
-    let stop = Arc::new(AtomicBool::new(false));
+/// Start every load switched on in `loads` on the housekeeping `cpus`; `io` and `net` count
+/// their operations from `window`'s start. A load that cannot start stops the others and is an
+/// error naming it.
+pub fn start(loads: &Loads, cpus: &[u32], place: Place, window: Window) -> Result<LoadSet> {
     let mut set = LoadSet {
-        stop: stop.clone(),
+        stop: Arc::new(AtomicBool::new(false)),
         threads: Vec::new(),
-        temp_file: None,
+        io: None,
+        net: None,
     };
     if !loads.any() {
         return Ok(set);
@@ -86,17 +77,39 @@ pub fn start(loads: &Loads, cpus: &[u32], guest: bool) -> Result<LoadSet> {
             "Housekeeping loads are on but there is no housekeeping CPU: set housekeeping_cpus"
         ));
     }
-    let io_path = match &loads.io_path {
-        Some(p) => PathBuf::from(p),
-        None if loads.io => {
-            let (p, temp) = default_io_path(guest)?;
-            if temp {
-                set.temp_file = Some(p.clone());
-            }
-            p
+    match start_all(&mut set, loads, cpus, place, window) {
+        Ok(()) => Ok(set),
+        Err(e) => {
+            let _ = set.stop();
+            Err(e)
         }
-        None => PathBuf::new(),
-    };
+    }
+}
+
+fn start_all(
+    set: &mut LoadSet,
+    loads: &Loads,
+    cpus: &[u32],
+    place: Place,
+    window: Window,
+) -> Result<()> {
+    let in_guest = place == Place::Guest;
+    if let Some(io) = &loads.io {
+        set.io = Some(io_load::start(
+            io,
+            cpus,
+            in_guest,
+            window,
+            &set.stop,
+            &mut set.threads,
+        )?);
+    }
+    if let Some(net) = &loads.net {
+        set.net = net_load::start(net, cpus, in_guest, window, &set.stop, &mut set.threads)?;
+        if set.net.is_none() {
+            eprintln!("pinlat-agent: net load skipped: no interface named (loads.net.interface), and outside a guest the agent does not pick one");
+        }
+    }
     let mem_bytes = (loads.memory_mib.unwrap_or(DEFAULT_MEMORY_LOAD_MIB) as usize) << 20;
     for &cpu in cpus {
         let mut kinds: Vec<&str> = Vec::new();
@@ -106,12 +119,8 @@ pub fn start(loads: &Loads, cpus: &[u32], guest: bool) -> Result<LoadSet> {
         if loads.memory {
             kinds.push("memory");
         }
-        if loads.io {
-            kinds.push("io");
-        }
         for kind in kinds {
-            let stop = stop.clone();
-            let io_path = io_path.clone();
+            let stop = set.stop.clone();
             let name = format!("load-{kind}-cpu{cpu}");
             let h = std::thread::Builder::new()
                 .name(name.clone())
@@ -121,22 +130,23 @@ pub fn start(loads: &Loads, cpus: &[u32], guest: bool) -> Result<LoadSet> {
                         .with_context(|| format!("Cannot pin the {kind} load to CPU {cpu}"))?;
                     match kind {
                         "syscall" => syscall_load(&stop),
-                        "memory" => memory_load(&stop, mem_bytes),
-                        _ => io_load(&stop, &io_path),
+                        _ => memory_load(&stop, mem_bytes),
                     }
                 })
                 .with_context(|| format!("Cannot start thread {name}"))?;
             set.threads.push((name, h));
         }
     }
-    Ok(set)
+    Ok(())
 }
 
 impl LoadSet {
-    /// Stop all loads and report the first failure. A load stuck in the kernel (a blocked
-    /// device) is an error after [`STOP_TIMEOUT`], not a hang: it is left behind.
-    pub fn stop(mut self) -> Result<()> {
+    /// Stop all loads; the results of the loads that measure themselves, or the first
+    /// failure. A load stuck in the kernel (a blocked device) is an error after
+    /// [`STOP_TIMEOUT`], not a hang: it is left behind.
+    pub fn stop(mut self) -> Result<Vec<LoadResult>> {
         self.stop.store(true, Ordering::Relaxed);
+        let stop_ns = mono_ns();
         let deadline = Instant::now() + STOP_TIMEOUT;
         let mut first = Ok(());
         for (name, h) in self.threads.drain(..) {
@@ -159,10 +169,15 @@ impl LoadSet {
                 first = r;
             }
         }
-        if let Some(p) = self.temp_file.take() {
-            let _ = std::fs::remove_file(p);
+        // Results are made even when a thread failed: the io load's temporary file goes too.
+        let mut results = Vec::new();
+        if let Some(io) = self.io.take() {
+            results.push(io.finish(stop_ns));
         }
-        first
+        if let Some(net) = self.net.take() {
+            results.push(net.finish(stop_ns));
+        }
+        first.map(|()| results)
     }
 }
 
@@ -212,45 +227,6 @@ fn memory_load(stop: &AtomicBool, bytes: usize) -> Result<()> {
         b.copy_from_slice(a);
         a[0] = a[0].wrapping_add(b[half - 1]);
         std::hint::black_box(&mut buf);
-    }
-    Ok(())
-}
-
-fn io_load(stop: &AtomicBool, path: &Path) -> Result<()> {
-    let mut f: File = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .create(!path.starts_with("/dev"))
-        .truncate(false)
-        .open(path)
-        .with_context(|| format!("Cannot open {} for the io load", path.display()))?;
-    let mut block = [b'.'; 4096];
-    for (i, b) in block.iter_mut().enumerate() {
-        if i % 80 == 79 {
-            *b = b'\n';
-        }
-    }
-    let is_file = f.metadata().map(|m| m.is_file()).unwrap_or(false);
-    let mut written = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        // Non-blocking, so that a stalled device cannot keep the load from stopping.
-        match f.write(&block) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("io load write to {}", path.display()))
-            }
-        }
-        // ttys do not support fdatasync (EINVAL); the write itself is the device work.
-        let _ = f.sync_data();
-        written += block.len() as u64;
-        if is_file && written >= 64 << 20 {
-            f.set_len(0)?;
-            written = 0;
-        }
     }
     Ok(())
 }

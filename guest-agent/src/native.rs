@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use pinlat::agentcfg::AgentConfig;
 use pinlat::atomic_write::write_atomic;
-use pinlat::wire::{CpuResult, Done, FrameWriter, Hello, Message, RunResult, SCHEMA_VERSION};
+use pinlat::wire::{CpuResult, FrameWriter, Hello, LoadResult, Message, RunResult, SCHEMA_VERSION};
 
 use crate::cli::Args;
 use crate::clock::Clock;
@@ -37,27 +37,24 @@ pub fn run(args: &Args) -> Result<()> {
             sent_mono_ns: Some(crate::clock::mono_ns()),
         }),
     )?;
-    let results = measure(&cfg, clock, wire.as_ref(), false)?;
-    for r in &results {
-        send(wire.as_ref(), &Message::Final(r.clone()))?;
-    }
-    send(
-        wire.as_ref(),
-        &Message::Done(Done {
-            finals: results.len() as u32,
-        }),
-    )?;
+    let measured = measure(&cfg, clock, wire.as_ref(), false)?;
+    measured.send(wire.as_ref())?;
     if !args.quiet {
-        for r in &results {
+        for r in &measured.results {
             eprintln!("{}", summary_line(&cfg, r));
         }
+        for l in &measured.loads {
+            eprintln!("{}", load_line(l));
+        }
     }
+    let crate::run::Measured { results, loads } = measured;
     let out = RunResult {
         schema_version: SCHEMA_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").into(),
         facts,
         config: cfg,
         results,
+        loads,
     };
     let json = serde_json::to_vec_pretty(&out).context("Cannot serialise result")?;
     write_output(&args.output, &json)
@@ -89,6 +86,43 @@ pub fn summary_line(cfg: &AgentConfig, r: &CpuResult) -> String {
         r.clock.tsc_hz.unwrap_or(0),
         cfg.effective_priority().map_or("other".to_string(), |p| format!("fifo:{p}")),
     )
+}
+
+/// One `key=value` line per load that measures itself: per operation its count, rate, median,
+/// p99, max and errors; net's frames.
+pub fn load_line(l: &LoadResult) -> String {
+    let mut s = format!(
+        "load {} device={} duration_ns={}",
+        l.load, l.device, l.duration_ns
+    );
+    for (op, st) in &l.ops {
+        let sum = st.summary(l.duration_ns);
+        s.push_str(&format!(
+            " {op}_count={} {op}_per_s={:.0} {op}_p50_ns={} {op}_p99_ns={} {op}_max_ns={} {op}_errors={}",
+            st.count,
+            l.rate_per_s(*op),
+            sum.p50_ns,
+            sum.p99_ns,
+            st.max_ns,
+            st.errors
+        ));
+        if let Some(e) = &st.first_error {
+            s.push_str(&format!(" {op}_first_error={e:?}"));
+        }
+    }
+    if let Some(n) = &l.net {
+        s.push_str(&format!(
+            " sent={} received={} lost={} late={} unmatched={} skipped_slots={} sent_per_s={:.0}",
+            n.sent,
+            n.received,
+            n.lost,
+            n.late,
+            n.unmatched,
+            n.skipped_slots,
+            pinlat::wire::per_second(n.sent, l.duration_ns)
+        ));
+    }
+    s
 }
 
 fn write_output(dest: &str, json: &[u8]) -> Result<()> {

@@ -25,7 +25,7 @@ use nix::sys::reboot::{reboot, RebootMode};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use pinlat::agentcfg::{AgentConfig, GUEST_CONFIG_PATH};
 use pinlat::wire::{
-    Command, Decoded, Done, ErrorReport, FrameDecoder, FrameWriter, Hello, Message, SCHEMA_VERSION,
+    Command, Decoded, ErrorReport, FrameDecoder, FrameWriter, Hello, Message, SCHEMA_VERSION,
 };
 
 use crate::cli::Args;
@@ -298,16 +298,15 @@ fn guest_main(
             clock.info.source
         }
     ));
-    let results = measure(&cfg, clock, Some(&wire), true)?;
-    for r in &results {
-        send(Some(&wire), &Message::Final(r.clone()))?;
+    let measured = measure(&cfg, clock, Some(&wire), true)?;
+    measured.send(Some(&wire))?;
+    for l in &measured.loads {
+        console.line(&crate::native::load_line(l));
     }
-    send(
-        Some(&wire),
-        &Message::Done(Done {
-            finals: results.len() as u32,
-        }),
-    )?;
-    console.line(&format!("done: {} result(s) sent", results.len()));
+    console.line(&format!(
+        "done: {} result(s) and {} load result(s) sent",
+        measured.results.len(),
+        measured.loads.len()
+    ));
     Ok(())
 }

@@ -17,9 +17,10 @@ use nix::sys::mman::{mlockall, MlockAllFlags};
 use pinlat::agentcfg::AgentConfig;
 use pinlat::histo::{new_histogram, Hist};
 use pinlat::kinds::WorkloadKind;
-use pinlat::wire::{CpuResult, FrameWriter, IntervalReport, Message, TopEvent};
+use pinlat::wire::{CpuResult, FrameWriter, IntervalReport, LoadResult, Message, TopEvent};
 
-use crate::clock::Clock;
+use crate::clock::{mono_ns, Clock};
+use crate::opstats::Window;
 use crate::recorder::{Exchange, IntervalData, Recorded};
 use crate::thread::{StartGate, REPORTER_STACK_BYTES, STACK_BYTES};
 use crate::{busy_poll, facts, loads, ring, timer};
@@ -114,14 +115,44 @@ impl Reporter<'_> {
     }
 }
 
-/// Run `cfg` with `clock`, streaming interval frames to `wire`. `guest` selects the guest
-/// defaults of the loads and makes a failed `mlockall` an error (a warning natively).
+/// What a run measured: one result per measuring CPU, one per housekeeping load that
+/// measures itself.
+#[derive(Debug)]
+pub struct Measured {
+    /// The `final`s.
+    pub results: Vec<CpuResult>,
+    /// The `load`s.
+    pub loads: Vec<LoadResult>,
+}
+
+impl Measured {
+    /// Sends the `load`s, then the `final`s, then `done`: the loads come first, so a runner
+    /// that stops reading once every final is in still has them.
+    pub fn send(&self, wire: Option<&Wire>) -> Result<()> {
+        for l in &self.loads {
+            send(wire, &Message::Load(l.clone()))?;
+        }
+        for r in &self.results {
+            send(wire, &Message::Final(r.clone()))?;
+        }
+        send(
+            wire,
+            &Message::Done(pinlat::wire::Done {
+                finals: self.results.len() as u32,
+            }),
+        )
+    }
+}
+
+/// Run `cfg` with `clock`, streaming interval frames to `wire`. `guest` (guest mode) makes a
+/// failed `mlockall` an error (a warning natively); as PID 1 of a guest it also gives the io
+/// and net loads the guest's devices as defaults ([`loads::Place`]).
 pub fn measure(
     cfg: &AgentConfig,
     clock: Clock,
     wire: Option<&Wire>,
     guest: bool,
-) -> Result<Vec<CpuResult>> {
+) -> Result<Measured> {
     cfg.validate().context("Invalid agent config")?;
     let online = facts::online_cpus();
     let (producer, consumer) = match cfg.workload {
@@ -163,15 +194,25 @@ pub fn measure(
     if dma_latency.is_none() && !guest {
         eprintln!("pinlat-agent: warning: could not hold /dev/cpu_dma_latency at 0 (no PM QoS, or not root): deep C-states may add exit latency");
     }
-    let load_set = loads::start(&cfg.loads, &housekeeping, guest)?;
+    let place = if guest && std::process::id() == 1 {
+        loads::Place::Guest
+    } else {
+        loads::Place::Host
+    };
+    // The loads count their operations over the measurement, as the RT CPUs do: after the
+    // preheat.
+    let window = Window {
+        from_ns: mono_ns().saturating_add(cfg.preheat_ms.saturating_mul(1_000_000)),
+    };
+    let load_set = loads::start(&cfg.loads, &housekeeping, place, window)?;
     let outcome = measure_threads(cfg, clock, wire, &measuring, &housekeeping, producer);
     let loads_result = load_set.stop();
     let mut results = outcome?;
-    loads_result?;
+    let loads = loads_result?;
     for r in &mut results {
         r.cpu_dma_latency_held = Some(dma_latency.is_some());
     }
-    Ok(results)
+    Ok(Measured { results, loads })
 }
 
 fn hold_cpu_dma_latency_zero() -> Option<std::fs::File> {

@@ -7,7 +7,22 @@ use std::process::Command;
 
 use pinlat::agentcfg::AgentConfig;
 use pinlat::kinds::WorkloadKind;
-use pinlat::wire::{CpuResult, Decoded, FrameDecoder, Message, RunResult};
+use pinlat::wire::{CpuResult, Decoded, FrameDecoder, LoadKind, Message, OpKind, RunResult};
+
+/// The housekeeping CPUs the agent uses for `cfg`: the configured ones, else every online CPU
+/// but the measuring one.
+trait HousekeepingCpus {
+    fn housekeeping_cpus_or_others(&self, measuring: u32) -> Vec<u32>;
+}
+
+impl HousekeepingCpus for AgentConfig {
+    fn housekeeping_cpus_or_others(&self, measuring: u32) -> Vec<u32> {
+        if !self.housekeeping_cpus.is_empty() {
+            return self.housekeeping_cpus.clone();
+        }
+        (0..=last_cpu()).filter(|&c| c != measuring).collect()
+    }
+}
 
 fn agent() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pinlat-agent"))
@@ -165,9 +180,12 @@ fn guest_mode_streams_decodable_frames() {
     cfg.report_interval_ms = 200;
     cfg.loads.syscall = true;
     cfg.loads.memory = true;
-    cfg.loads.io = true;
+    cfg.loads.io = Some(pinlat::agentcfg::IoLoad {
+        path: Some(dir.path().join("io").display().to_string()),
+        span_bytes: Some(1 << 20),
+        ..Default::default()
+    });
     cfg.loads.memory_mib = Some(2);
-    cfg.loads.io_path = Some(dir.path().join("io").display().to_string());
     cfg.housekeeping_cpus = if last_cpu() > 0 { vec![0] } else { vec![] };
     let cfg_path = dir.path().join("config.json");
     std::fs::write(&cfg_path, cfg.to_json()).unwrap();
@@ -219,6 +237,41 @@ fn guest_mode_streams_decodable_frames() {
         std::fs::metadata(dir.path().join("io")).is_ok(),
         "io load wrote its file"
     );
+    // The io load's result, before the finals (a runner may stop reading once they are in).
+    let load_at: Vec<usize> = msgs
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| matches!(m, Message::Load(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let final_at = msgs
+        .iter()
+        .position(|m| matches!(m, Message::Final(_)))
+        .unwrap();
+    assert_eq!(load_at.len(), 1, "one io load result");
+    assert!(load_at[0] < final_at);
+    let Message::Load(io) = &msgs[load_at[0]] else {
+        unreachable!()
+    };
+    assert_eq!(io.load, LoadKind::Io);
+    assert_eq!(io.device, dir.path().join("io").display().to_string());
+    assert_eq!(io.cpus, cfg.housekeeping_cpus_or_others(last_cpu()));
+    // Counted after the 100 ms preheat, over about the 700 ms measured.
+    assert!(
+        io.duration_ns > 0 && io.duration_ns < 60_000_000_000,
+        "{io:?}"
+    );
+    for op in [OpKind::Read, OpKind::Write, OpKind::Flush] {
+        let s = &io.ops[&op];
+        assert!(s.count > 0, "{op}: {io:?}");
+        assert_eq!(s.errors, 0, "{op}: {:?}", s.first_error);
+        assert_eq!(s.count, s.histogram.0.len() + s.overflow);
+        assert!(s.min_ns <= s.max_ns);
+    }
+    assert_eq!(
+        io.ops[&OpKind::Read].bytes,
+        io.ops[&OpKind::Read].count * 4096
+    );
 }
 
 #[test]
@@ -249,4 +302,48 @@ fn guest_mode_reports_errors_on_the_wire() {
         panic!("last frame is not an error: {m:?}")
     };
     assert!(e.message.contains("CPU 999"), "{}", e.message);
+}
+
+/// Natively the io load uses a temporary file (removed afterwards) and reports itself in the
+/// result; the net load without an interface is skipped, not an error.
+#[test]
+fn native_io_load_measures_itself_and_net_without_an_interface_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("result.json");
+    let o = agent()
+        .args([
+            "--native",
+            "--workload",
+            "busy-poll",
+            "--cpus",
+            &last_cpu().to_string(),
+            "--duration",
+            "600ms",
+            "--preheat",
+            "0ms",
+            "--load",
+            "io,net",
+        ])
+        .arg("--output")
+        .arg(&out)
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("net load skipped"), "{stderr}");
+    assert!(stderr.contains("load io device="), "{stderr}");
+    let r: RunResult = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(r.loads.len(), 1, "{:?}", r.loads);
+    let io = &r.loads[0];
+    assert_eq!(io.load, LoadKind::Io);
+    assert!(io.device.contains("pinlat-agent-io-"), "{}", io.device);
+    let ops: u64 = io.ops.values().map(|s| s.count).sum();
+    assert!(ops > 0, "{io:?}");
+    // The temporary file is gone; only the result is left.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["result.json"]);
 }

@@ -102,12 +102,11 @@ pub fn agent_config(
     // The same rule under KVM and TCG: the TSC calibrated against CLOCK_MONOTONIC, as oslat
     // does, unless two calibrations disagree (the result records which clock was used).
     cfg.clock = ClockChoice::Auto;
+    // The device loads (io, net) are the scenario's to switch on (`Disturbance::prepare_agent`).
     cfg.loads = Loads {
         syscall: workload.housekeeping.contains(&HousekeepingLoad::Syscall),
         memory: workload.housekeeping.contains(&HousekeepingLoad::Memory),
-        io: workload.housekeeping.contains(&HousekeepingLoad::Io),
-        memory_mib: None,
-        io_path: None,
+        ..Loads::default()
     };
     cfg
 }
@@ -131,7 +130,7 @@ mod tests {
         )
         .unwrap();
         let a = agent_config(&c.guests[0], &c.workloads[0], 1000, 1000);
-        assert!(!a.loads.io);
+        assert!(a.loads.io.is_none() && a.loads.net.is_none());
         assert_eq!(a.rt_cpus, [1]);
         assert_eq!(a.housekeeping_cpus, [0]);
         a.validate().unwrap();

@@ -261,16 +261,7 @@ pub fn create_disk(disk: &VirtioBlk) -> Result<(), DeviceError> {
     Ok(())
 }
 
-/// What the echo service saw.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EchoStats {
-    /// Connections QEMU made.
-    pub connections: u64,
-    /// Frames echoed.
-    pub frames: u64,
-    /// Payload bytes echoed (without the 4-byte length prefixes).
-    pub bytes: u64,
-}
+pub use pinlat::result::EchoStats;
 
 #[derive(Debug, Default)]
 struct Counters {

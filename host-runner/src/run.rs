@@ -47,6 +47,10 @@ pub struct RunOptions {
     pub repetitions: Option<u32>,
     /// Fail runs whose RT vCPU threads cannot get SCHED_FIFO.
     pub strict: bool,
+    /// `--no-trace`: do not trace the RT pCPUs.
+    pub no_trace: bool,
+    /// `--trace-threshold`, ns.
+    pub trace_threshold_ns: Option<u64>,
 }
 
 /// How a matrix ended when not every run measured (exit 3).
@@ -324,6 +328,22 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         write(&dir, DOCTOR_FILE, &run_checks(&env))?;
     }
 
+    let trace = engine::tracer::TraceSettings {
+        enabled: !opts.no_trace,
+        threshold_ns: opts.trace_threshold_ns,
+        ..engine::tracer::TraceSettings::on()
+    };
+    if trace.enabled {
+        // Instances a killed pinlat left behind (its pid is gone) would trace on for nothing.
+        if let Ok(fs) = crate::trace::Tracefs::locate() {
+            if let Ok(r) = crate::trace::cleanup::remove_stale(&fs) {
+                for name in &r.removed {
+                    eprintln!("pinlat: removed the tracefs instance {name} a killed pinlat left");
+                }
+            }
+        }
+    }
+
     crate::signals::install().map_err(HostError::Signals)?;
     let interrupted = || crate::signals::received();
     let launcher = QemuLauncher {
@@ -344,6 +364,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         duration_ms: config.run.duration_s * 1000,
         deadline_slack: engine::RUN_DEADLINE_SLACK,
         interrupted: &interrupted,
+        trace: &trace,
     };
 
     let progress = Progress::new(matrix.len());

@@ -9,13 +9,20 @@
 //! that ends before it starts. A message that fails here is dropped and counted by the runner
 //! (`guest_run`), and the reason is recorded as a warning of the run; a run that is missing a
 //! `final` because of it fails at the `collect` stage as any run with missing results does.
+//!
+//! A `load` (what a housekeeping load that measures itself achieved) is held to the same rules
+//! as a `final`: a load the run switched on, once, on housekeeping CPUs only, only the
+//! operations that load does, each operation's count the histogram's plus its overflow, its
+//! exact extremes in the histogram's end buckets, its bytes within what that many operations
+//! can move, and net's frames adding up (`received + lost <= sent`, `rtt` count = received).
 
 use std::fmt;
 
-use pinlat::agentcfg::MAX_TOP_N;
+use pinlat::agentcfg::{AgentConfig, MAX_TOP_N};
 use pinlat::config::WorkloadKind;
 use pinlat::cpuset::CpuSet;
-use pinlat::wire::{CpuResult, IntervalReport};
+use pinlat::histo::Hist;
+use pinlat::wire::{CpuResult, IntervalReport, LoadKind, LoadResult, OpKind, OpStats};
 
 /// What a run expects from one guest's agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +163,57 @@ pub enum Implausible {
     ConfigMismatch,
     /// A second `hello`.
     DuplicateHello,
+    /// A `load` for a load the run did not switch on.
+    LoadNotConfigured {
+        /// The load it named.
+        load: LoadKind,
+    },
+    /// A second `load` for the same load.
+    DuplicateLoad {
+        /// The load.
+        load: LoadKind,
+    },
+    /// A `load` that claims to have run on an RT vCPU.
+    LoadOnRtCpu {
+        /// The load.
+        load: LoadKind,
+        /// The CPU it named.
+        cpu: u32,
+        /// The guest's RT vCPUs.
+        rt_cpus: CpuSet,
+    },
+    /// A `load` with an operation that load does not do.
+    LoadOp {
+        /// The load.
+        load: LoadKind,
+        /// The operation.
+        op: OpKind,
+    },
+    /// An operation's numbers that do not fit together.
+    OpStats {
+        /// The load.
+        load: LoadKind,
+        /// The operation.
+        op: OpKind,
+        /// What does not fit, with the numbers.
+        why: String,
+    },
+    /// A load's window beyond anything the run could have lasted.
+    LoadDuration {
+        /// The load.
+        load: LoadKind,
+        /// The value sent, ns.
+        value_ns: u64,
+        /// The largest plausible value, ns.
+        limit_ns: u64,
+    },
+    /// Net's frame counts that do not add up, or their absence (or presence for io).
+    NetCounts {
+        /// The load.
+        load: LoadKind,
+        /// What does not add up, with the numbers.
+        why: String,
+    },
 }
 
 impl fmt::Display for Implausible {
@@ -243,6 +301,28 @@ impl fmt::Display for Implausible {
                 "hello echoes a run config other than the one the runner put into the guest"
             ),
             Implausible::DuplicateHello => write!(f, "a second hello"),
+            Implausible::LoadNotConfigured { load } => write!(
+                f,
+                "load result for {load}, which the run config did not switch on"
+            ),
+            Implausible::DuplicateLoad { load } => write!(f, "a second load result for {load}"),
+            Implausible::LoadOnRtCpu { load, cpu, rt_cpus } => write!(
+                f,
+                "load {load} claims CPU {cpu}, an RT vCPU of the guest (RT vCPUs: {rt_cpus}): loads run on housekeeping vCPUs"
+            ),
+            Implausible::LoadOp { load, op } => {
+                write!(f, "load {load} reports {op} operations, which it does not do")
+            }
+            Implausible::OpStats { load, op, why } => write!(f, "load {load} {op}: {why}"),
+            Implausible::LoadDuration {
+                load,
+                value_ns,
+                limit_ns,
+            } => write!(
+                f,
+                "load {load} duration_ns {value_ns} is beyond the {limit_ns} ns the run could last"
+            ),
+            Implausible::NetCounts { load, why } => write!(f, "load {load}: {why}"),
         }
     }
 }
@@ -339,6 +419,76 @@ impl Expect {
                 index: iv.index,
                 max: self.max_intervals,
             });
+        }
+        Ok(())
+    }
+
+    /// Checks one `load` message against the config the runner sent (`sent`); `seen` are the
+    /// loads whose results were already accepted.
+    pub fn check_load(
+        &self,
+        l: &LoadResult,
+        sent: &AgentConfig,
+        seen: &[LoadKind],
+    ) -> Result<(), Implausible> {
+        let load = l.load;
+        // The largest bytes one operation can move.
+        let per_op = match load {
+            LoadKind::Io => sent.loads.io.as_ref().map(|io| u64::from(io.block_bytes)),
+            LoadKind::Net => sent.loads.net.as_ref().map(|n| u64::from(n.frame_bytes)),
+        }
+        .ok_or(Implausible::LoadNotConfigured { load })?;
+        if seen.contains(&load) {
+            return Err(Implausible::DuplicateLoad { load });
+        }
+        if let Some(&cpu) = l.cpus.iter().find(|&&c| self.rt_cpus.contains(c)) {
+            return Err(Implausible::LoadOnRtCpu {
+                load,
+                cpu,
+                rt_cpus: self.rt_cpus.clone(),
+            });
+        }
+        if l.duration_ns > self.limit_ns() {
+            return Err(Implausible::LoadDuration {
+                load,
+                value_ns: l.duration_ns,
+                limit_ns: self.limit_ns(),
+            });
+        }
+        for (&op, s) in &l.ops {
+            if !load.ops().contains(&op) {
+                return Err(Implausible::LoadOp { load, op });
+            }
+            let bad = |why: String| Implausible::OpStats { load, op, why };
+            op_fits(s).map_err(bad)?;
+            let max_bytes = if op == OpKind::Flush { 0 } else { per_op };
+            if s.count.checked_mul(max_bytes).map_or(true, |m| s.bytes > m) {
+                return Err(bad(format!(
+                    "{} bytes in {} operations of at most {max_bytes} bytes",
+                    s.bytes, s.count
+                )));
+            }
+        }
+        let bad = |why: String| Implausible::NetCounts { load, why };
+        match (load, &l.net) {
+            (LoadKind::Io, None) => {}
+            (LoadKind::Io, Some(_)) => return Err(bad("io has no frame counts".into())),
+            (LoadKind::Net, None) => return Err(bad("no frame counts".into())),
+            (LoadKind::Net, Some(n)) => {
+                if n.received.checked_add(n.lost).map_or(true, |x| x > n.sent) {
+                    return Err(bad(format!(
+                        "{} received and {} lost of {} sent",
+                        n.received, n.lost, n.sent
+                    )));
+                }
+                let rtt = l.ops.get(&OpKind::Rtt).map_or(0, |s| s.count);
+                if rtt != n.received {
+                    return Err(bad(format!(
+                        "{rtt} round trips timed but {} frames received",
+                        n.received
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -447,6 +597,56 @@ impl Expect {
         }
         Ok(())
     }
+}
+
+/// Whether one operation's numbers fit together: `count` is the histogram's count plus the
+/// overflow, and the exact extremes lie in the histogram's end buckets (the max above its range
+/// when operations overflowed).
+fn op_fits(s: &OpStats) -> Result<(), String> {
+    let Hist(h) = &s.histogram;
+    if h.len().checked_add(s.overflow) != Some(s.count) {
+        return Err(format!(
+            "claims {} operations but its histogram holds {} and overflow {}",
+            s.count,
+            h.len(),
+            s.overflow
+        ));
+    }
+    if s.count == 0 {
+        return if s.min_ns == 0 && s.max_ns == 0 && s.bytes == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "no operations but min_ns {}, max_ns {}, {} bytes",
+                s.min_ns, s.max_ns, s.bytes
+            ))
+        };
+    }
+    if s.min_ns > s.max_ns {
+        return Err(format!("min_ns {} above max_ns {}", s.min_ns, s.max_ns));
+    }
+    if !h.is_empty() {
+        let in_bucket =
+            |v: u64, at: u64| h.lowest_equivalent(at) <= v && v <= h.highest_equivalent(at);
+        if !in_bucket(s.min_ns, h.min()) {
+            return Err(format!(
+                "min_ns {} is outside the histogram's lowest bucket",
+                s.min_ns
+            ));
+        }
+        let max_ok = if s.overflow == 0 {
+            in_bucket(s.max_ns, h.max())
+        } else {
+            s.max_ns > h.high()
+        };
+        if !max_ok {
+            return Err(format!(
+                "max_ns {} does not fit the histogram's highest value or overflow",
+                s.max_ns
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -783,5 +983,206 @@ mod tests {
             e.check_hello(&hello(other, SCHEMA_VERSION), &sent, false),
             Err(Implausible::ConfigMismatch)
         );
+    }
+
+    fn op(values: &[u64], bytes_each: u64) -> OpStats {
+        OpStats {
+            count: values.len() as u64,
+            bytes: values.len() as u64 * bytes_each,
+            errors: 0,
+            first_error: None,
+            min_ns: values.iter().copied().min().unwrap_or(0),
+            max_ns: values.iter().copied().max().unwrap_or(0),
+            overflow: 0,
+            histogram: hist(values),
+        }
+    }
+
+    fn loads_sent() -> pinlat::agentcfg::AgentConfig {
+        let mut sent = pinlat::agentcfg::AgentConfig::new(WorkloadKind::BusyPoll, vec![1], 1000);
+        sent.housekeeping_cpus = vec![0];
+        sent.loads.io = Some(Default::default());
+        sent.loads.net = Some(Default::default());
+        sent
+    }
+
+    fn good_io() -> LoadResult {
+        LoadResult {
+            load: LoadKind::Io,
+            device: "/dev/vda".into(),
+            direct: Some(true),
+            cpus: vec![0],
+            duration_ns: 5_000_000_000,
+            target_per_s: None,
+            ops: [
+                (OpKind::Read, op(&[90_000, 120_000, 4_000_000], 4096)),
+                (OpKind::Write, op(&[150_000], 4096)),
+                (OpKind::Flush, op(&[800_000], 0)),
+            ]
+            .into(),
+            net: None,
+        }
+    }
+
+    fn good_net() -> LoadResult {
+        LoadResult {
+            load: LoadKind::Net,
+            device: "eth0".into(),
+            direct: None,
+            cpus: vec![0],
+            duration_ns: 5_000_000_000,
+            target_per_s: Some(1000),
+            ops: [(OpKind::Rtt, op(&[300_000, 310_000], 256))].into(),
+            net: Some(pinlat::wire::NetCounts {
+                sent: 3,
+                received: 2,
+                lost: 1,
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_real_load_result_passes_and_a_second_is_refused() {
+        let (e, sent) = (expect(), loads_sent());
+        assert_eq!(e.check_load(&good_io(), &sent, &[]), Ok(()));
+        assert_eq!(e.check_load(&good_net(), &sent, &[LoadKind::Io]), Ok(()));
+        assert_eq!(
+            e.check_load(&good_io(), &sent, &[LoadKind::Io]),
+            Err(Implausible::DuplicateLoad { load: LoadKind::Io })
+        );
+        // Nothing done is plausible: an empty op of a starved load.
+        let mut idle = good_io();
+        for s in idle.ops.values_mut() {
+            *s = op(&[], 4096);
+        }
+        assert_eq!(e.check_load(&idle, &sent, &[]), Ok(()));
+    }
+
+    #[test]
+    fn a_load_the_run_did_not_switch_on_is_refused() {
+        let mut sent = loads_sent();
+        sent.loads.net = None;
+        assert_eq!(
+            expect()
+                .check_load(&good_net(), &sent, &[])
+                .unwrap_err()
+                .to_string(),
+            "load result for net, which the run config did not switch on"
+        );
+    }
+
+    #[test]
+    fn a_load_on_an_rt_vcpu_or_with_foreign_operations_is_refused() {
+        let (e, sent) = (expect(), loads_sent());
+        let mut r = good_io();
+        r.cpus = vec![0, 2];
+        assert!(matches!(
+            e.check_load(&r, &sent, &[]),
+            Err(Implausible::LoadOnRtCpu { cpu: 2, .. })
+        ));
+        let mut r = good_io();
+        r.ops.insert(OpKind::Rtt, op(&[1], 60));
+        assert_eq!(
+            e.check_load(&r, &sent, &[]).unwrap_err().to_string(),
+            "load io reports rtt operations, which it does not do"
+        );
+    }
+
+    #[test]
+    fn operation_counts_must_match_their_histograms() {
+        let (e, sent) = (expect(), loads_sent());
+        let refused = |f: &dyn Fn(&mut OpStats)| {
+            let mut r = good_io();
+            f(r.ops.get_mut(&OpKind::Read).unwrap());
+            match e.check_load(&r, &sent, &[]) {
+                Err(Implausible::OpStats {
+                    op: OpKind::Read,
+                    why,
+                    ..
+                }) => why,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            refused(&|s| s.count = 1_000_000),
+            "claims 1000000 operations but its histogram holds 3 and overflow 0"
+        );
+        assert!(refused(&|s| s.count = u64::MAX).contains("claims"));
+        assert!(refused(&|s| s.overflow = u64::MAX).contains("overflow"));
+        assert!(refused(&|s| s.min_ns = 1).contains("min_ns"));
+        assert!(refused(&|s| s.max_ns = 9_000_000).contains("max_ns"));
+        assert!(refused(&|s| s.min_ns = 5_000_000).contains("min_ns"));
+        // More bytes than three 4 KiB reads can move.
+        assert!(refused(&|s| s.bytes = 3 * 4096 + 1).contains("bytes"));
+        assert!(refused(&|s| {
+            *s = op(&[], 0);
+            s.max_ns = 5;
+        })
+        .contains("no operations"));
+        // Overflowed operations are in max_ns, above the histogram's range.
+        let mut r = good_io();
+        let s = r.ops.get_mut(&OpKind::Read).unwrap();
+        s.overflow = 1;
+        s.count = 4;
+        s.max_ns = 70_000_000_000;
+        assert_eq!(e.check_load(&r, &sent, &[]), Ok(()));
+        // A flush moves no bytes.
+        let mut r = good_io();
+        r.ops.get_mut(&OpKind::Flush).unwrap().bytes = 1;
+        assert!(e.check_load(&r, &sent, &[]).is_err());
+    }
+
+    #[test]
+    fn net_frames_must_add_up() {
+        let (e, sent) = (expect(), loads_sent());
+        let why = |f: &dyn Fn(&mut LoadResult)| {
+            let mut r = good_net();
+            f(&mut r);
+            match e.check_load(&r, &sent, &[]) {
+                Err(Implausible::NetCounts { why, .. }) => why,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            why(&|r| r.net.as_mut().unwrap().lost = 2),
+            "2 received and 2 lost of 3 sent"
+        );
+        assert!(why(&|r| r.net.as_mut().unwrap().received = u64::MAX).contains("received"));
+        assert_eq!(
+            why(&|r| {
+                let n = r.net.as_mut().unwrap();
+                n.received = 1;
+                n.lost = 0;
+            }),
+            "2 round trips timed but 1 frames received"
+        );
+        assert_eq!(why(&|r| r.net = None), "no frame counts");
+        let mut io = good_io();
+        io.net = Some(Default::default());
+        assert!(matches!(
+            e.check_load(&io, &sent, &[]),
+            Err(Implausible::NetCounts { .. })
+        ));
+        // Frames of 256 bytes at most.
+        let mut r = good_net();
+        r.ops.get_mut(&OpKind::Rtt).unwrap().bytes = 2 * 256 + 1;
+        assert!(matches!(
+            e.check_load(&r, &sent, &[]),
+            Err(Implausible::OpStats { .. })
+        ));
+    }
+
+    #[test]
+    fn a_load_window_past_the_runs_deadline_is_refused() {
+        let mut r = good_net();
+        r.duration_ns = 3_600_000_000_000;
+        assert!(matches!(
+            expect().check_load(&r, &loads_sent(), &[]),
+            Err(Implausible::LoadDuration {
+                limit_ns: 42_000_000_000,
+                ..
+            })
+        ));
     }
 }

@@ -241,12 +241,6 @@ fn scenario(p: &str, s: &RawScenario) -> Result<Scenario, ConfigError> {
             ))
         }
     };
-    if let Some(k) = kinds.iter().find(|k| **k == ScenarioKind::GuestNet) {
-        return Err(ConfigError::new(
-            format!("{p}.kind"),
-            format!("\"{k}\" is not available in this build yet: use idle, mgmt-poll, guest-io, mgmt-storm, migrate or host-stress"),
-        ));
-    }
     let mut seen = BTreeSet::new();
     for k in &kinds {
         if !seen.insert(*k) {
@@ -312,14 +306,14 @@ fn scenario(p: &str, s: &RawScenario) -> Result<Scenario, ConfigError> {
             p,
             "block_kib",
             s.block_kib.unwrap_or(d.block_kib),
-            1..=1024,
+            1..=crate::agentcfg::MAX_IO_BLOCK_BYTES / 1024,
             "KiB",
         )?,
         queue_depth: in_range(
             p,
             "queue_depth",
             s.queue_depth.unwrap_or(d.queue_depth),
-            1..=64,
+            1..=crate::agentcfg::MAX_IO_QUEUE_DEPTH,
             "requests",
         )?,
         read_percent: in_range(
@@ -360,7 +354,7 @@ fn scenario(p: &str, s: &RawScenario) -> Result<Scenario, ConfigError> {
             p,
             "rate_pps",
             s.rate_pps.unwrap_or(d.rate_pps),
-            1..=1_000_000,
+            1..=crate::agentcfg::MAX_NET_RATE_PPS,
             "frames per second",
         )?,
         frame_bytes: in_range(

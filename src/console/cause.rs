@@ -247,6 +247,81 @@ impl FailureCause {
     }
 }
 
+/// Longest free text (a panic message, an oops headline, an agent error) in
+/// [`FailureCause::short`], characters.
+const SHORT_TEXT_CHARS: usize = 60;
+
+/// `text` cut to [`SHORT_TEXT_CHARS`] characters, with `…` when cut.
+fn cut(text: &str) -> String {
+    let text = text.trim().trim_end_matches(':');
+    if text.chars().count() > SHORT_TEXT_CHARS {
+        format!(
+            "{}…",
+            text.chars().take(SHORT_TEXT_CHARS).collect::<String>()
+        )
+    } else {
+        text.to_string()
+    }
+}
+
+impl FailureCause {
+    /// The cause in a few words, for a verdict or a comparison line where the whole sentence
+    /// ([`Display`](std::fmt::Display)) would not fit: "guest kernel panic during boot — timer
+    /// check failed", "guest RCU stall during the run", "no agent hello before the 60 s boot
+    /// deadline".
+    pub fn short(&self) -> String {
+        match self {
+            FailureCause::KernelPanic { phase, message, .. } => {
+                let what = match panic_hint(message) {
+                    // "timer check failed: no timer interrupt…" → "timer check failed".
+                    Some(hint) => hint.split(':').next().unwrap_or(hint).to_string(),
+                    None => cut(short_panic(message)),
+                };
+                format!("guest kernel panic during {} — {what}", phase.as_str())
+            }
+            FailureCause::Oops {
+                phase, headline, ..
+            } => format!(
+                "guest kernel oops during {} — {}",
+                phase.as_str(),
+                cut(headline)
+            ),
+            FailureCause::Stall { phase, kind, .. } => {
+                format!("guest {kind} during {}", phase.as_str())
+            }
+            FailureCause::AgentError { phase, message, .. } => {
+                format!("agent error during {} — {}", phase.as_str(), cut(message))
+            }
+            FailureCause::QemuExited { phase, status, .. } => {
+                format!("QEMU exited during {} ({status})", phase.as_str())
+            }
+            FailureCause::NoHello {
+                deadline_s: Some(s),
+                ..
+            } => format!("no agent hello before the {s} s boot deadline"),
+            FailureCause::NoHello {
+                deadline_s: None, ..
+            } => "no agent hello before the boot deadline".to_string(),
+            FailureCause::RunDeadline {
+                deadline_s: Some(s),
+                ..
+            } => format!("the run missed its {s} s deadline"),
+            FailureCause::RunDeadline {
+                deadline_s: None, ..
+            } => "the run missed its deadline".to_string(),
+            FailureCause::Infrastructure { message, .. } => {
+                format!("host-side failure — {}", cut(message))
+            }
+        }
+    }
+
+    /// Whether the guest failed (its kernel, its agent, its QEMU, a deadline it missed), rather
+    /// than the host side: a guest failure is the layout's result, a host failure is not.
+    pub fn is_guest(&self) -> bool {
+        !matches!(self, FailureCause::Infrastructure { .. })
+    }
+}
+
 /// A panic message up to its first double space, where the kernel's advice starts
 /// ("No working init found.  Try passing init= …" → "No working init found.").
 fn short_panic(message: &str) -> &str {

@@ -48,6 +48,7 @@ struct GroupAcc {
     layout_kind: Option<LayoutKind>,
     ok_runs: Vec<String>,
     failed_runs: Vec<String>,
+    failures: Vec<super::failures::CauseCount>,
     all: Acc,
     per_vcpu: BTreeMap<VcpuKey, Acc>,
     top: Vec<EventRef>,
@@ -128,6 +129,8 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let mut run_id = None;
     let mut steal_notes = Vec::new();
     let mut guest_kernels = GuestKernels::default();
+    let mut culprits = super::culprits::Acc::default();
+    let mut housekeeping = super::housekeeping::Acc::default();
     let mut thread_cpu = super::thread_cpu::Acc::default();
 
     for file in &files {
@@ -143,6 +146,8 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         };
         per_run(&rec);
         guest_kernels.add(&rec);
+        culprits.add(&rec);
+        housekeeping.add(&rec);
         thread_cpu.add(&rec);
         run_id.get_or_insert_with(|| rec.run_id.clone());
         if let Some(st) = &rec.host_steal {
@@ -209,6 +214,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
             g.timeline.push(timeline(&rec));
         } else {
             g.failed_runs.push(rec.name.clone());
+            super::failures::add(&mut g.failures, &s);
         }
         runs.push(s);
     }
@@ -291,7 +297,9 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         groups: out_groups,
         layouts: out_layouts,
         verdicts,
+        housekeeping: housekeeping.finish(&layout_order),
         notes,
+        culprits: culprits.finish(),
         thread_cpu: thread_cpu.finish(&layout_order),
     })
 }
@@ -323,6 +331,7 @@ fn finish_group(
         workload,
         ok_runs: g.ok_runs.clone(),
         failed_runs: g.failed_runs.clone(),
+        failures: g.failures.clone(),
         clocks: {
             let mut c = g.clocks.clone();
             c.sort_by_key(|s| verdict::clock_name(*s));

@@ -6,6 +6,10 @@
 //! beyond it) the check still counts — over the limit means that more samples than the
 //! percentile allows are over it, exactly what the budget forbids — but it says so: with that
 //! few samples the budget is as strict as a budget on the max.
+//!
+//! A failed run is over any budget: a layout that kills its guest in one repetition of ten has
+//! not held a latency budget, whatever the other nine measured. A group with a budget and a
+//! failed run is exceeded, and says how many runs failed beside its checks.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +28,7 @@ pub enum BudgetStatus {
     /// No budget is set for the workload.
     #[default]
     NoBudget,
-    /// A budget is set but no run measured (all failed).
+    /// A budget is set but no run measured, and none failed (runs that measured nothing).
     NoData,
 }
 
@@ -106,6 +110,33 @@ pub struct BudgetVerdict {
     pub status: BudgetStatus,
     /// Each check.
     pub checks: Vec<BudgetCheck>,
+    /// Runs of the group that failed: each is over the budget (0 without a budget).
+    #[serde(default)]
+    pub failed_runs: usize,
+    /// Runs of the group read, measured or failed (0 without a budget).
+    #[serde(default)]
+    pub runs: usize,
+}
+
+impl BudgetVerdict {
+    /// `1 of 2 runs failed (a failed run is over any budget)`, when a run failed.
+    pub fn failed_text(&self) -> Option<String> {
+        (self.failed_runs > 0).then(|| {
+            format!(
+                "{} of {} runs failed (a failed run is over any budget)",
+                self.failed_runs, self.runs
+            )
+        })
+    }
+
+    /// Every check described, then the failed runs: what a reader needs to see why.
+    pub fn describe(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .map(BudgetCheck::describe)
+            .chain(self.failed_text())
+            .collect()
+    }
 }
 
 /// `p99.99` for 99.99.
@@ -118,14 +149,20 @@ pub fn budget_verdict(g: &Group, budget: Option<&BudgetSpec>) -> BudgetVerdict {
     let Some(b) = budget else {
         return BudgetVerdict::default();
     };
-    if g.stats.samples == 0 {
+    let failed_runs = g.failed_runs.len();
+    let runs = g.ok_runs.len() + failed_runs;
+    if g.stats.samples == 0 && failed_runs == 0 {
         return BudgetVerdict {
             status: BudgetStatus::NoData,
             checks: Vec::new(),
+            failed_runs,
+            runs,
         };
     }
+    // Without samples there is nothing to check: the failed runs alone are over the budget.
+    let measured = g.stats.samples > 0;
     let mut checks = Vec::new();
-    if let Some((p, limit_ns)) = b.percentile {
+    if let Some((p, limit_ns)) = b.percentile.filter(|_| measured) {
         // The same value the report's tables show: by rank, bounded by the exact max.
         let at = percentile(
             &g.histogram.0,
@@ -141,7 +178,7 @@ pub fn budget_verdict(g: &Group, budget: Option<&BudgetSpec>) -> BudgetVerdict {
             max_bound_beyond: at.max_bound.then_some(at.samples_beyond),
         });
     }
-    if let Some(limit_ns) = b.max_ns {
+    if let Some(limit_ns) = b.max_ns.filter(|_| measured) {
         checks.push(BudgetCheck {
             what: "max".to_string(),
             limit_ns,
@@ -150,12 +187,17 @@ pub fn budget_verdict(g: &Group, budget: Option<&BudgetSpec>) -> BudgetVerdict {
             max_bound_beyond: None,
         });
     }
-    let status = if checks.iter().all(|c| c.held) {
+    let status = if failed_runs == 0 && checks.iter().all(|c| c.held) {
         BudgetStatus::Held
     } else {
         BudgetStatus::Exceeded
     };
-    BudgetVerdict { status, checks }
+    BudgetVerdict {
+        status,
+        checks,
+        failed_runs,
+        runs,
+    }
 }
 
 /// A layout's budget status over its groups: exceeded if any is, no data if any has none, held

@@ -2,12 +2,13 @@
 //! verdicts, the budgets, per (scenario, workload) a table and three figures — overlaid
 //! log-scale latency histograms per layout, percentile curves, latency over time from the
 //! interval histograms — a placement diagram per layout (which QEMU thread may run on which
-//! pCPU, as observed), the host facts and every run.
+//! pCPU, as observed), the host facts and every run. A layout's failed runs are in its section,
+//! with their cause and evidence ([`super::failures`]).
 
 use super::html_svg::{histogram_svg, percentile_svg, placement_svg, timeline_svg};
 use super::{
-    escape_xml as esc, max_bound_legend, us, us_opt, BudgetStatus, Exporter, Group, OutputFile,
-    Report, ReportError, MAX_BOUND_MARK,
+    escape_xml as esc, failures, max_bound_legend, us, us_opt, BudgetStatus, Exporter, Group,
+    OutputFile, Report, ReportError, MAX_BOUND_MARK,
 };
 use crate::histo::{Percentile, Quantile};
 
@@ -46,6 +47,9 @@ fn pct(samples: u64, p: &Percentile) -> String {
 }
 
 fn stability_html(g: &Group) -> String {
+    if let Some(p) = failures::partial(g) {
+        return format!("<span class=\"bad\" title=\"{}\">unstable</span>", esc(&p));
+    }
     let text = esc(&g.stability.describe());
     match g.stability.unstable {
         Some(true) => format!("<span class=\"bad\" title=\"{text}\">unstable</span>"),
@@ -115,9 +119,9 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
             .filter(|g| g.layout == l.name)
             .flat_map(|g| {
                 g.budget
-                    .checks
-                    .iter()
-                    .map(move |c| format!("{}.{}: {}", g.scenario, g.workload, c.describe()))
+                    .describe()
+                    .into_iter()
+                    .map(move |c| format!("{}.{}: {c}", g.scenario, g.workload))
             })
             .collect();
         o.push_str(&format!(
@@ -150,6 +154,22 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         let mut marked = false;
         for (rank, g) in rows {
             let rank = rank.map_or("–".to_string(), |x| x.to_string());
+            if let Some(f) = v.failed.iter().find(|f| f.layout == g.layout) {
+                // No numbers: the row says why, across them.
+                o.push_str(&format!(
+                    "<tr><td class=n>{rank}</td><td>{}</td><td class=n>0 of {}</td><td colspan=\"12\" class=\"bad\">{}</td><td>{}</td></tr>\n",
+                    esc(&g.layout),
+                    f.runs,
+                    esc(&f.statement),
+                    budget_html(g.budget.status)
+                ));
+                continue;
+            }
+            let reps = if g.failed_runs.is_empty() {
+                g.ok_runs.len().to_string()
+            } else {
+                format!("{} of {}", g.ok_runs.len(), failures::runs_read(g))
+            };
             let s = &g.stats;
             marked |= s.samples > 0 && Quantile::ALL.iter().any(|&q| s.at(q).max_bound);
             let spread = match g.spread.of(q) {
@@ -157,9 +177,8 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
                 None => format!("{} rep(s)", g.spread.repetitions),
             };
             o.push_str(&format!(
-                "<tr><td class=n>{rank}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{spread}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr><td class=n>{rank}</td><td>{}</td><td class=n>{reps}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{spread}</td><td>{}</td><td>{}</td></tr>\n",
                 esc(&g.layout),
-                g.ok_runs.len(),
                 s.samples,
                 us(s.min_ns),
                 pct(s.samples, &s.p50_ns),
@@ -181,6 +200,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
                 esc(&max_bound_legend())
             ));
         }
+        o.push_str(&failures::render::html(r, v));
         let indexed: Vec<(usize, &Group)> = gs
             .iter()
             .filter(|g| g.stats.samples > 0)
@@ -218,6 +238,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         }
     }
 
+    o.push_str(&super::culprits::html(&r.culprits)?);
     o.push_str(&super::thread_cpu::html(r));
 
     o.push_str("<h2 id=\"placement\">Placement per layout (observed)</h2>\n<p>Rows are QEMU threads, columns host pCPUs; a filled cell is a pCPU the thread may run on (<code>Cpus_allowed_list</code> read back from /proc at the end of the measurement), a dot a pCPU the vCPU thread was seen running on. Red: RT vCPU, blue: housekeeping vCPU, grey: emulator, green: iothread.</p>\n");
@@ -285,6 +306,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         o.push_str("</table>\n");
     }
 
+    o.push_str(&super::housekeeping::html(r));
     o.push_str("<h2>Runs</h2>\n<table><tr><th>run</th><th>status</th><th>clock</th><th>samples</th><th>p99.99</th><th>max</th><th>RT vCPU preemptions</th><th>placement mismatches</th></tr>\n");
     for x in &r.runs {
         let status = if x.outcome.ok {

@@ -440,3 +440,98 @@ pub fn placement_svg(view: &LayoutView, host_cpus: &CpuSet) -> String {
     s.push_str("</svg>\n");
     s
 }
+
+/// A timeline strip of one RT pCPU around a guest event: the vCPU thread's time (green), the
+/// stolen intervals over it coloured by culprit class, and the guest's event above, on one
+/// axis of ms from the event's start (host time, as the mapping placed it).
+pub fn strip_svg(title: &str, s: &crate::trace::record::Strip) -> Result<String, ReportError> {
+    use crate::trace::Class;
+    let t0 = s.event_ns.0;
+    let ms = |ns: u64| (ns as f64 - t0 as f64) / 1e6;
+    let (x0, x1) = (ms(s.from_ns), ms(s.to_ns).max(ms(s.from_ns) + 1e-3));
+    // One colour per class (Class::ALL order), none of them the green of the vCPU's time or
+    // the grey of the guest event.
+    const CLASS_COLOURS: [RGBColor; 14] = [
+        RGBColor(214, 39, 40),   // emulator
+        RGBColor(255, 127, 14),  // worker
+        RGBColor(148, 103, 189), // iothread
+        RGBColor(140, 86, 75),   // migration
+        RGBColor(31, 119, 180),  // vcpu
+        RGBColor(23, 190, 207),  // foreign-vcpu
+        RGBColor(227, 119, 194), // kernel-thread
+        RGBColor(188, 189, 34),  // hard-irq
+        RGBColor(0, 0, 139),     // ipi
+        RGBColor(255, 187, 120), // softirq
+        RGBColor(128, 0, 0),     // kvm-exit
+        RGBColor(90, 60, 30),    // throttled
+        RGBColor(174, 199, 232), // idle
+        RGBColor(0, 0, 0),       // other
+    ];
+    let class_colour =
+        |c: Class| CLASS_COLOURS[Class::ALL.iter().position(|x| *x == c).unwrap_or(13)];
+    figure(
+        title,
+        x0..x1,
+        0f64..3.0,
+        Axes {
+            x_desc: "ms from the guest event's start (host time)",
+            y_desc: "",
+            x_labels: Some(8),
+            x_format: Some(&|v: &f64| format!("{v:.1}")),
+            y_format: &|v: &f64| {
+                if (0.5..1.0).contains(v) {
+                    "pCPU".into()
+                } else if (1.5..2.0).contains(v) {
+                    "guest".into()
+                } else {
+                    String::new()
+                }
+            },
+        },
+        SeriesLabelPosition::UpperRight,
+        |chart, e| {
+            let green = RGBColor(200, 230, 200);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, 0.2), (x1, 1.0)],
+                    green.filled(),
+                )))
+                .map_err(|x| e(x.to_string()))?
+                .label("vCPU thread (ran or slept)")
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 14, y + 4)], green.filled())
+                });
+            let mut labelled: Vec<Class> = Vec::new();
+            for iv in &s.intervals {
+                let c = class_colour(iv.class);
+                let a = ms(iv.start_ns).max(x0);
+                // At least a hair wide, so a 2 µs IRQ is seen on a 100 ms strip.
+                let b = ms(iv.end_ns).min(x1).max(a + (x1 - x0) / 600.0);
+                let drawn = chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(a, 0.2), (b, 1.0)],
+                        c.filled(),
+                    )))
+                    .map_err(|x| e(x.to_string()))?;
+                if !labelled.contains(&iv.class) {
+                    labelled.push(iv.class);
+                    drawn
+                        .label(format!("{} ({})", iv.class, iv.name))
+                        .legend(move |(x, y)| {
+                            Rectangle::new([(x, y - 4), (x + 14, y + 4)], c.filled())
+                        });
+                }
+            }
+            let grey = RGBColor(110, 110, 110);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(ms(s.event_ns.0), 1.4), (ms(s.event_ns.1), 2.2)],
+                    grey.mix(0.6).filled(),
+                )))
+                .map_err(|x| e(x.to_string()))?
+                .label("guest event (mapped)")
+                .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 14, y + 4)], grey.filled()));
+            Ok(())
+        },
+    )
+}

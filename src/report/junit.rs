@@ -1,12 +1,17 @@
 //! `junit.xml` for CI test reporting: one `<testsuite>` per (scenario, workload), one
-//! `<testcase>` per layout in it. A case fails (`<failure type="budget">`) when the layout is
-//! over its budget, and errors (`<error type="run-failed">`) when one of its runs failed; the
-//! numbers are `<property>`s (µs, exact to the ns). `max_bound` lists the percentiles with fewer
-//! than 10 samples beyond them, each suite's `verdict_percentile` the one its verdict ranked
-//! at, `stability` whether the layout's maxima agree across repetitions (`stable`, `unstable`,
-//! `1 rep`), `clock` the group's clock sources and `clock.<run>` each run's clock. Schema: the common JUnit XML as Jenkins, GitLab and GitHub test reporters read it.
+//! `<testcase>` per layout in it. A case fails when a run's guest failed (`<failure
+//! type="guest-failed">`: a layout that kills its guest has failed, [`super::failures`]; the
+//! message is the count and the cause, the text each cause's sentence and evidence) or when the
+//! layout is over its budget (`<failure type="budget">`), and errors (`<error
+//! type="run-failed">`) when a run failed on the host side. The numbers are `<property>`s (µs,
+//! exact to the ns). `max_bound` lists the percentiles with fewer than 10 samples beyond them,
+//! each suite's `verdict_percentile` the one its verdict ranked at, `stability` whether the
+//! layout's maxima agree across repetitions (`stable`, `unstable`, `1 rep`), `clock` the
+//! group's clock sources and `clock.<run>` each run's clock. Schema: the common JUnit XML as
+//! Jenkins, GitLab and GitHub test reporters read it.
 
 use super::clocks_text;
+use super::failures::{self, CauseCount};
 use super::verdict::clocks_label;
 use super::{
     escape_xml as esc, us_opt, BudgetStatus, Exporter, Group, OutputFile, Report, ReportError,
@@ -25,12 +30,31 @@ impl Exporter for JunitExporter {
     }
 }
 
+/// A group's failure causes on the guest's side (`true`) or the host's (`false`).
+fn causes(g: &Group, guest: bool) -> Vec<CauseCount> {
+    g.failures
+        .iter()
+        .filter(|c| c.guest == guest)
+        .cloned()
+        .collect()
+}
+
 fn is_failure(g: &Group) -> bool {
-    g.budget.status == BudgetStatus::Exceeded
+    g.budget.status == BudgetStatus::Exceeded || g.failures.iter().any(|c| c.guest)
 }
 
 fn is_error(g: &Group) -> bool {
-    !g.failed_runs.is_empty() || g.budget.status == BudgetStatus::NoData
+    g.failures.iter().any(|c| !c.guest) || g.budget.status == BudgetStatus::NoData
+}
+
+/// `2 of 2 runs failed: guest kernel panic during boot — timer check failed`.
+fn failed_message(g: &Group, causes: &[CauseCount]) -> String {
+    format!(
+        "{} of {} runs failed: {}",
+        causes.iter().map(|c| c.runs.len()).sum::<usize>(),
+        failures::runs_read(g),
+        failures::causes_text(causes)
+    )
 }
 
 fn prop(out: &mut String, indent: &str, name: &str, value: &str) {
@@ -153,39 +177,49 @@ pub fn render(report: &Report) -> String {
                     );
                 }
             }
+            for run in g.ok_runs.iter().chain(&g.failed_runs) {
+                for (k, v) in super::culprits::junit_properties(&report.culprits, run) {
+                    prop(&mut out, p, &k, &v);
+                }
+            }
             prop(&mut out, p, "budget", g.budget.status.as_str());
+            for (name, value) in super::housekeeping::junit_properties(report, g) {
+                prop(&mut out, p, &name, &value);
+            }
             out.push_str("      </properties>\n");
             if is_failure(g) {
-                let msg: Vec<String> = g
+                // One <failure>: the guest's failed runs first, then the budget.
+                let guest = causes(g, true);
+                let over: Vec<String> = g
                     .budget
                     .checks
                     .iter()
                     .filter(|c| !c.held)
                     .map(|c| c.describe())
                     .collect();
-                let all: Vec<String> = g.budget.checks.iter().map(|c| c.describe()).collect();
+                let (kind, msg, mut text) = if guest.is_empty() {
+                    ("budget", over.join("; "), Vec::new())
+                } else {
+                    (
+                        "guest-failed",
+                        failed_message(g, &guest),
+                        failures::render::junit_lines(report, &guest),
+                    )
+                };
+                text.extend(g.budget.describe());
                 out.push_str(&format!(
-                    "      <failure type=\"budget\" message=\"{}\">{}</failure>\n",
-                    esc(&msg.join("; ")),
-                    esc(&all.join("\n"))
+                    "      <failure type=\"{kind}\" message=\"{}\">{}</failure>\n",
+                    esc(&msg),
+                    esc(&text.join("\n"))
                 ));
             }
             if is_error(g) {
-                let mut lines: Vec<String> = g
-                    .failed_runs
-                    .iter()
-                    .map(|name| {
-                        let r = report.runs.iter().find(|r| &r.name == name);
-                        match r {
-                            Some(r) => format!(
-                                "run {name} failed in stage {}: {}",
-                                r.outcome.stage.map_or("?", |s| s.as_str()),
-                                r.outcome.reason.as_deref().unwrap_or("?")
-                            ),
-                            None => format!("run {name} failed"),
-                        }
-                    })
-                    .collect();
+                let host = causes(g, false);
+                let mut lines = Vec::new();
+                if !host.is_empty() {
+                    lines.push(failed_message(g, &host));
+                    lines.extend(failures::render::junit_lines(report, &host));
+                }
                 if g.budget.status == BudgetStatus::NoData {
                     lines.push("no run measured: the budget could not be checked".to_string());
                 }

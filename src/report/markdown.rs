@@ -1,11 +1,12 @@
 //! `report.md`: the verdicts and the numbers in GitHub-flavoured Markdown, short enough for a
 //! CI job summary (`$GITHUB_STEP_SUMMARY`, 1 MiB): no histograms, only tables of percentiles in
 //! µs (exact to the ns), the budget verdict per layout, every run with its clock, failed runs
-//! and the largest events.
+//! with their cause and evidence in their layout's section ([`super::failures`]) and the
+//! largest events.
 
 use super::{
-    clocks_text, max_bound_legend, us, us_pct, BudgetStatus, Exporter, Group, OutputFile, Report,
-    ReportError,
+    clocks_text, failures, max_bound_legend, us, us_pct, BudgetStatus, Exporter, Group, OutputFile,
+    Report, ReportError,
 };
 use crate::histo::{Percentile, Quantile, Summary};
 
@@ -33,6 +34,9 @@ fn pct(s: &Summary, p: &Percentile) -> String {
 }
 
 fn spread(g: &Group, q: Quantile) -> String {
+    if g.stats.samples == 0 {
+        return "–".to_string();
+    }
     match g.spread.of(q) {
         Some(r) => format!("{}–{}", us(r.min_ns), us(r.max_ns)),
         None if g.spread.repetitions < 2 => "1 rep".to_string(),
@@ -41,6 +45,20 @@ fn spread(g: &Group, q: Quantile) -> String {
 }
 
 fn stability(g: &Group) -> String {
+    if failures::all_failed(g) {
+        return format!(
+            "❌ {} of {} runs failed",
+            g.failed_runs.len(),
+            failures::runs_read(g)
+        );
+    }
+    if !g.failed_runs.is_empty() {
+        return format!(
+            "⚠️ unstable: {} of {} runs failed",
+            g.failed_runs.len(),
+            failures::runs_read(g)
+        );
+    }
     match g.stability.unstable {
         Some(true) => format!(
             "⚠️ unstable ({} of {})",
@@ -53,16 +71,19 @@ fn stability(g: &Group) -> String {
 fn budget_cell(g: &Group) -> String {
     match g.budget.status {
         BudgetStatus::Exceeded => {
-            let over: Vec<String> = g
-                .budget
-                .checks
-                .iter()
-                .filter(|c| !c.held)
-                .map(|c| match c.exceeded_by_ns() {
-                    Some(by) => format!("{} +{} µs", c.what, us(by)),
-                    None => format!("{} overflow", c.what),
-                })
-                .collect();
+            let over: Vec<String> =
+                g.budget
+                    .checks
+                    .iter()
+                    .filter(|c| !c.held)
+                    .map(|c| match c.exceeded_by_ns() {
+                        Some(by) => format!("{} +{} µs", c.what, us(by)),
+                        None => format!("{} overflow", c.what),
+                    })
+                    .chain((g.budget.failed_runs > 0).then(|| {
+                        format!("{} of {} runs failed", g.budget.failed_runs, g.budget.runs)
+                    }))
+                    .collect();
             format!("❌ exceeded ({})", over.join(", "))
         }
         BudgetStatus::Held => "✅ held".to_string(),
@@ -135,10 +156,14 @@ pub fn render(report: &Report) -> String {
         let detail: Vec<String> = report
             .groups
             .iter()
-            .filter(|g| g.layout == l.name && !g.budget.checks.is_empty())
+            .filter(|g| g.layout == l.name && !g.budget.describe().is_empty())
             .map(|g| {
-                let checks: Vec<String> = g.budget.checks.iter().map(|c| c.describe()).collect();
-                format!("{}.{}: {}", g.scenario, g.workload, checks.join(", "))
+                format!(
+                    "{}.{}: {}",
+                    g.scenario,
+                    g.workload,
+                    g.budget.describe().join(", ")
+                )
             })
             .collect();
         let status = match l.budget {
@@ -173,10 +198,14 @@ pub fn render(report: &Report) -> String {
         for (rank, g) in rows {
             let rank = rank.map_or("–".to_string(), |r| r.to_string());
             let s = &g.stats;
+            let reps = if g.failed_runs.is_empty() {
+                g.ok_runs.len().to_string()
+            } else {
+                format!("{} of {}", g.ok_runs.len(), failures::runs_read(g))
+            };
             o.push_str(&format!(
-                "| {rank} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {rank} | {} | {reps} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 g.layout,
-                g.ok_runs.len(),
                 s.samples,
                 if s.samples == 0 {
                     "–".to_string()
@@ -202,6 +231,7 @@ pub fn render(report: &Report) -> String {
         if marked {
             o.push_str(&format!("{}\n\n", max_bound_legend()));
         }
+        o.push_str(&failures::render::markdown(report, v));
         let tops: Vec<String> = gs
             .iter()
             .filter(|g| !g.top.is_empty())
@@ -230,8 +260,9 @@ pub fn render(report: &Report) -> String {
         }
     }
 
+    o.push_str(&super::culprits::markdown(&report.culprits));
     o.push_str(&super::thread_cpu::markdown(report));
-
+    o.push_str(&super::housekeeping::markdown(report));
     o.push_str("## Runs\n\n| run | status | clock | samples | max |\n|---|---|---|---:|---:|\n");
     for r in &report.runs {
         o.push_str(&format!(

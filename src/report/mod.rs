@@ -14,10 +14,13 @@ pub mod accumulate;
 pub mod aggregate;
 pub mod budget;
 pub mod compare;
+pub mod culprits;
 pub mod cyclictest;
+pub mod failures;
 pub mod guest;
 pub mod hlog;
 pub mod hostchecks;
+pub mod housekeeping;
 pub mod html;
 mod html_svg;
 pub mod json;
@@ -94,6 +97,11 @@ pub struct RunOutcome {
     pub stage: Option<crate::result::Stage>,
     /// Failed runs: the reason.
     pub reason: Option<String>,
+    /// Failed runs: the typed cause with its evidence, when the run record has one (records
+    /// written before causes were typed, and runs failed on the host's own verdict, have none:
+    /// reports then quote the reason, [`failures::run_cause`]).
+    #[serde(default)]
+    pub failure: Option<crate::console::FailureCause>,
 }
 
 /// One RT vCPU of one guest.
@@ -260,6 +268,9 @@ pub struct Group {
     pub ok_runs: Vec<String>,
     /// Names of the runs that failed (not merged).
     pub failed_runs: Vec<String>,
+    /// Why they failed, each cause once with its runs ([`failures`]).
+    #[serde(default)]
+    pub failures: Vec<failures::CauseCount>,
     /// The clock sources of the merged runs, each once, in order: more than one, or another
     /// than a compared group's, and the group is not ranked against it.
     pub clocks: Vec<ClockSource>,
@@ -364,8 +375,16 @@ pub struct Report {
     pub layouts: Vec<LayoutView>,
     /// Rankings and statements per (scenario, workload).
     pub verdicts: Vec<Verdict>,
+    /// What the housekeeping loads that measure themselves (io, net) achieved, per (layout,
+    /// scenario, workload, load, operation); absent when no run carried load results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub housekeeping: Vec<housekeeping::HousekeepingRow>,
     /// Things the reader should know (missing files, placement mismatches, run warnings).
     pub notes: Vec<String>,
+    /// Who took the RT pCPUs, per layout × scenario, from the runs' host traces (absent when
+    /// no run was traced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub culprits: Vec<culprits::CulpritGroup>,
     /// Where the emulator's CPU time went, per layout × scenario × workload (runs that
     /// recorded it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -416,22 +435,26 @@ impl Report {
     }
 
     /// The groups of a verdict's (scenario, workload) as its tables list them: ranked layouts
-    /// in rank order with their rank, then the others (not ranked, or without samples).
+    /// in rank order with their rank, then the other measured or empty ones (not ranked), then
+    /// the layouts none of whose runs measured, last, with their rank ([`Verdict::failed`]).
     pub fn table_rows(&self, v: &Verdict) -> Vec<(Option<usize>, &Group)> {
         let gs = self.groups_of(&v.scenario, v.workload);
+        let find = |layout: &str| gs.iter().find(|g| g.layout == layout).copied();
         let mut rows: Vec<(Option<usize>, &Group)> = v
             .ranking
             .iter()
-            .filter_map(|r| {
-                gs.iter()
-                    .find(|g| g.layout == r.layout)
-                    .map(|g| (Some(r.rank), *g))
-            })
+            .filter_map(|r| find(&r.layout).map(|g| (Some(r.rank), g)))
             .collect();
         rows.extend(
             gs.iter()
                 .filter(|g| !v.ranking.iter().any(|r| r.layout == g.layout))
+                .filter(|g| !v.failed.iter().any(|f| f.layout == g.layout))
                 .map(|g| (None, *g)),
+        );
+        rows.extend(
+            v.failed
+                .iter()
+                .filter_map(|f| find(&f.layout).map(|g| (f.rank, g))),
         );
         rows
     }

@@ -34,11 +34,13 @@ pub(crate) fn summary(
                 ok: true,
                 stage: None,
                 reason: None,
+                failure: None,
             },
             RunStatus::Failed { stage, reason } => RunOutcome {
                 ok: false,
                 stage: Some(*stage),
                 reason: Some(reason.clone()),
+                failure: rec.failure.clone(),
             },
         },
         started_unix_ms: rec.started_unix_ms,

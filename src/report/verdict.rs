@@ -16,9 +16,17 @@
 //! the chosen percentile between two layouts counts only when it is larger than the spread
 //! (max − min) of that percentile between the repetitions of either layout. With a single
 //! repetition there is no spread: the difference is reported as unqualified, never as a win.
+//!
+//! Which layouts: a layout none of whose runs measured is not dropped. It is ranked last, after
+//! every measured layout, in [`Verdict::failed`] (the ranking keeps only layouts with a value
+//! to rank by), and the sentence says so first, with the count and the cause: "custom
+//! 'colocated': the guest did not survive (2 of 2 runs: guest kernel panic during boot — timer
+//! check failed), ranked last". A layout that failed only some of its runs is ranked by the
+//! runs that measured and flagged unstable beside them ([`super::failures`]).
 
 use serde::{Deserialize, Serialize};
 
+use super::failures::{self, FailedLayout};
 use super::stability::Stability;
 use super::{us, us_opt, Group, Range};
 use crate::config::{LayoutKind, WorkloadKind};
@@ -56,6 +64,10 @@ pub struct Ranked {
     pub repetitions: usize,
     /// Stability of the layout's maxima across repetitions.
     pub stability: Stability,
+    /// Runs of the layout that failed (not in its numbers): more than 0 flags the layout
+    /// unstable.
+    #[serde(default)]
+    pub failed_runs: usize,
 }
 
 /// One layout's tail against a baseline layout's, at the verdict's percentile.
@@ -94,8 +106,12 @@ pub struct Verdict {
     /// Layouts with samples, lowest value at `percentile` first (empty when not comparable or
     /// no percentile qualifies).
     pub ranking: Vec<Ranked>,
-    /// Layouts with no measured run.
+    /// Layouts with no sample that are not in `failed` (runs that measured nothing).
     pub no_data: Vec<String>,
+    /// Layouts none of whose runs measured, each with the count and cause of its failures:
+    /// ranked after every layout of `ranking`, tied among themselves, in layout order.
+    #[serde(default)]
+    pub failed: Vec<FailedLayout>,
     /// Each layout against the baseline (`share`, else `float`, else the worst-ranked layout).
     pub comparisons: Vec<Comparison>,
     /// The whole verdict in one sentence.
@@ -231,23 +247,35 @@ pub fn verdicts(groups: &[Group]) -> Vec<Verdict> {
         .collect()
 }
 
-/// `; vcpu0 unstable across repetitions (…)` for every unstable layout.
+/// `; vcpu0 unstable across repetitions (…)` for every unstable layout, and `; vcpu0
+/// unstable: 1 of 2 runs failed (…)` for every layout that failed some of its runs.
 fn instability(measured: &[&Group]) -> String {
     measured
         .iter()
-        .filter(|g| g.stability.unstable == Some(true))
-        .map(|g| format!("; {} {}", g.layout, g.stability.describe()))
+        .flat_map(|g| {
+            let maxima = (g.stability.unstable == Some(true))
+                .then(|| format!("; {} {}", g.layout, g.stability.describe()));
+            let failed = failures::partial(g).map(|p| format!("; {} unstable: {p}", g.layout));
+            maxima.into_iter().chain(failed)
+        })
         .collect()
 }
 
 fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdict {
     let mut measured: Vec<&Group> = gs.iter().copied().filter(|g| g.stats.samples > 0).collect();
+    let mut failed: Vec<FailedLayout> = gs
+        .iter()
+        .filter(|g| failures::all_failed(g))
+        .map(|g| FailedLayout::of(g))
+        .collect();
     let no_data = gs
         .iter()
-        .filter(|g| g.stats.samples == 0)
+        .filter(|g| g.stats.samples == 0 && !failures::all_failed(g))
         .map(|g| g.layout.clone())
         .collect();
     let head = format!("{workload} under {scenario}");
+    // The failed layouts come first in the sentence: they are the strongest result.
+    let lost = failures::clause(&failed).map_or(String::new(), |c| format!("{c}; "));
     let not_comparable = clocks_differ(&measured);
     let percentile = if not_comparable.is_some() {
         None
@@ -262,24 +290,28 @@ fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdic
         not_comparable: not_comparable.clone(),
         ranking: Vec::new(),
         no_data,
+        failed: Vec::new(),
         comparisons: Vec::new(),
         statement: String::new(),
     };
     if measured.is_empty() {
-        verdict.statement = format!("{head}: no layout measured");
+        verdict.statement = format!("{head}: {lost}no layout measured");
+        verdict.failed = failed;
         return verdict;
     }
     if let Some(why) = not_comparable {
         verdict.statement = format!(
-            "{head}: not comparable: {why}; runs measured with different clocks are never ranked{unstable}"
+            "{head}: {lost}not comparable: {why}; runs measured with different clocks are never ranked{unstable}"
         );
+        verdict.failed = failed;
         return verdict;
     }
     let Some(q) = percentile else {
         verdict.statement = format!(
-            "{head}: not ranked: every percentile is max-bound (fewer than {} samples beyond it) in some layout, so the few largest samples would decide; measure longer{unstable}",
+            "{head}: {lost}not ranked: every percentile is max-bound (fewer than {} samples beyond it) in some layout, so the few largest samples would decide; measure longer{unstable}",
             crate::histo::MAX_BOUND_BEYOND
         );
+        verdict.failed = failed;
         return verdict;
     };
     // Lowest value first; an overflowed value ranks last; ties by max, then name.
@@ -302,8 +334,13 @@ fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdic
             spread: g.spread.of(q),
             repetitions: g.spread.repetitions,
             stability: g.stability,
+            failed_runs: g.failed_runs.len(),
         })
         .collect();
+    for f in &mut failed {
+        f.rank = Some(measured.len() + 1);
+    }
+    verdict.failed = failed;
     let base = [LayoutKind::Share, LayoutKind::Float]
         .into_iter()
         .find_map(|k| {
@@ -321,7 +358,13 @@ fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdic
     }
     let c = &verdict.comparisons;
     let first = &verdict.ranking[0];
-    verdict.statement = if c.is_empty() {
+    verdict.statement = if c.is_empty() && !lost.is_empty() {
+        format!(
+            "{head}: {lost}{} ranks first, the only layout measured ({q} {} µs){unstable}",
+            first.layout,
+            us_opt(first.value_ns)
+        )
+    } else if c.is_empty() {
         format!(
             "{head}: only {} measured ({q} {} µs); nothing to compare against{unstable}",
             first.layout,
@@ -332,12 +375,13 @@ fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdic
         .all(|c| c.significance == Significance::NotSignificant)
     {
         format!(
-            "{head}: unchanged across layouts (no difference in {q} beyond the spread between repetitions); {}{unstable}",
+            "{head}: {lost}unchanged across {} (no difference in {q} beyond the spread between repetitions); {}{unstable}",
+            if lost.is_empty() { "layouts" } else { "the measured layouts" },
             join_statements(c)
         )
     } else {
         format!(
-            "{head}: lowest {q} {} ({} µs); {}{unstable}",
+            "{head}: {lost}lowest {q} {} ({} µs); {}{unstable}",
             first.layout,
             us_opt(first.value_ns),
             join_statements(c)

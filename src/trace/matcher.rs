@@ -5,13 +5,29 @@
 //! (the trace's `mono` clock), its length, and how uncertain that mapping is. An event covers
 //! `[end - length, end]`; a host interval is a candidate when it overlaps that span widened by
 //! the tolerance on both sides, and a *match* when both its ends lie within the tolerance of
-//! the event's ends (it explains the event in time and in length). The tolerance is the
-//! event's own uncertainty plus the trace text's timestamp resolution (1 µs for the kernel's
-//! text), and is returned with every answer so a report can print it.
+//! the event's ends and its length agrees with the event's (it explains the event in time and
+//! in length). The tolerance is the event's own uncertainty plus the trace text's timestamp
+//! resolution (1 µs for the kernel's text), and is returned with every answer so a report can
+//! print it. Lengths do not depend on the clock mapping, so they must agree more tightly: to
+//! [`LENGTH_AGREEMENT`] of the event's length or [`LENGTH_SLACK_NS`] plus twice the resolution,
+//! whichever is more; with a coarse mapping (±100 ms) a 17 µs tick is no match for a 20 ms gap.
 
 use serde::{Deserialize, Serialize};
 
 use super::account::Interval;
+
+/// Fraction of an event's length by which a matching interval's length may differ.
+pub const LENGTH_AGREEMENT: f64 = 0.1;
+/// Least allowed length difference (beside twice the resolution), ns: the switch into the
+/// culprit precedes the guest's last clock read, the switch back follows its next one.
+pub const LENGTH_SLACK_NS: u64 = 50_000;
+
+/// Whether an interval of `interval_ns` explains an event of `event_ns` in length.
+pub fn lengths_agree(interval_ns: u64, event_ns: u64, resolution_ns: u64) -> bool {
+    let slack =
+        ((event_ns as f64 * LENGTH_AGREEMENT) as u64).max(LENGTH_SLACK_NS + 2 * resolution_ns);
+    interval_ns.abs_diff(event_ns) <= slack
+}
 
 /// A latency event measured in the guest, in host time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +109,8 @@ pub fn match_events(
                         start_delta_ns,
                         end_delta_ns,
                         matches: start_delta_ns.unsigned_abs() <= tol
-                            && end_delta_ns.unsigned_abs() <= tol,
+                            && end_delta_ns.unsigned_abs() <= tol
+                            && lengths_agree(i.len_ns(), ev.length_ns, resolution_ns),
                     }
                 })
                 .collect();
@@ -163,6 +180,29 @@ mod tests {
         assert_eq!(best.overlap_ns, 1_950);
         assert!(!m.culprits[1].matches);
         assert_eq!(m.covered_ns, 1_950);
+    }
+
+    #[test]
+    fn a_short_interval_is_no_match_for_a_long_event_however_wide_the_tolerance() {
+        let ivs = [
+            iv(10_000_000, 10_017_000, "tick"),
+            iv(20_000_000, 40_000_000, "hog"),
+        ];
+        let near = |end_ns, length_ns| GuestEvent {
+            end_ns,
+            length_ns,
+            uncertainty_ns: 100_000_000,
+        };
+        let m = match_events(&ivs, &[near(30_000_000, 20_000_000)], 1_000);
+        assert_eq!(m[0].best().unwrap().interval.name, "hog");
+        let m = match_events(&ivs[..1], &[near(30_000_000, 20_000_000)], 1_000);
+        assert!(m[0].best().is_none(), "{:?}", m[0]);
+        assert_eq!(m[0].culprits.len(), 1, "it still overlaps, and says so");
+        assert!(lengths_agree(20_025_000, 20_000_000, 1_000));
+        assert!(
+            lengths_agree(30_000, 10_000, 1_000),
+            "a few µs off at µs scale"
+        );
     }
 
     #[test]

@@ -138,12 +138,24 @@ pub struct TraceParser {
     partial: Vec<u8>,
     overlong: bool,
     trace: Trace,
+    /// Only events with `lo <= ts_ns < hi` are kept (all are counted).
+    keep: Option<(u64, u64)>,
 }
 
 impl TraceParser {
     /// An empty parser.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A parser that keeps only the events with `lo_ns <= ts_ns < hi_ns` (every line is still
+    /// counted in [`ParseStats`]): a long recording is read for one window without holding
+    /// the rest in memory. Lost-events markers are all kept.
+    pub fn keeping(lo_ns: u64, hi_ns: u64) -> Self {
+        TraceParser {
+            keep: Some((lo_ns, hi_ns)),
+            ..Self::default()
+        }
     }
 
     /// Parses every complete line in `bytes`; keeps an incomplete last line for later.
@@ -204,7 +216,12 @@ impl TraceParser {
         match line {
             Line::Event(e) => {
                 st.events += 1;
-                self.trace.events.push(e);
+                if self
+                    .keep
+                    .map_or(true, |(lo, hi)| (lo..hi).contains(&e.ts_ns))
+                {
+                    self.trace.events.push(e);
+                }
             }
             Line::Lost { cpu, count } => {
                 st.lost_markers += 1;

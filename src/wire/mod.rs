@@ -29,6 +29,7 @@
 //! |---|---|---|
 //! | `hello` | [`Hello`] | first: schema and agent versions, [`SystemFacts`] (kernel, PREEMPT_RT, clocksource, cmdline, isolated CPUs, CPU count, measuring clock and TSC frequency, modules loaded and virtio devices found), the [`AgentConfig`] |
 //! | `interval` | [`IntervalReport`] | every `report_interval_ms` per measuring CPU: that interval's histogram |
+//! | `load` | [`LoadResult`] | once per housekeeping load that measures itself (`io`, `net`) at the end, before the `final`s: per operation kind (`read`, `write`, `flush`, `rtt`) count, bytes, errors, first error and latency histogram; net's frames sent, received, lost |
 //! | `final` | [`CpuResult`] | once per measuring CPU at the end: whole-run histogram, samples, min/max, top-N events, overflow, measured duration, clock |
 //! | `error` | [`ErrorReport`] | any failure, with the CPU if one thread failed; the agent powers off after it |
 //! | `done` | [`Done`] | last frame of a successful run |
@@ -40,7 +41,8 @@
 //! Native mode writes a [`RunResult`] holding the same [`CpuResult`]s.
 //!
 //! A change that an old reader would misread bumps [`SCHEMA_VERSION`]; added optional fields
-//! do not.
+//! do not, nor does an added message type (`load`): a reader that predates it refuses that
+//! frame as bad JSON, counts it, and reads every other frame as before.
 
 use std::io::Write;
 
@@ -52,8 +54,10 @@ use crate::kinds::WorkloadKind;
 
 mod decode;
 mod devices;
+mod load;
 pub use decode::{Decoded, DecoderStats, FrameDecoder, Rejection};
 pub use devices::{virtio_kind, DeviceFacts, ModuleLoad, VirtioDevice};
+pub use load::{per_second, LoadKind, LoadResult, NetCounts, OpKind, OpStats, NET_LOST_AFTER_NS};
 
 /// Frame magic, first bytes of a frame line (followed by a space).
 pub const MAGIC: &[u8; 4] = b"PLF1";
@@ -241,6 +245,9 @@ pub struct RunResult {
     pub config: AgentConfig,
     /// One result per measuring CPU.
     pub results: Vec<CpuResult>,
+    /// One result per housekeeping load that measures itself (`io`, `net`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loads: Vec<LoadResult>,
 }
 
 /// A command from the host to the agent, framed as messages are, on the same serial port
@@ -259,6 +266,9 @@ pub fn encode_command(cmd: &Command) -> Result<Vec<u8>, WireError> {
 }
 
 /// A message on the wire.
+// A message is built once per frame and moved, never stored by the thousand: the hello's size
+// (it carries the whole agent config) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[cfg_attr(feature = "host", derive(Deserialize))]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -267,6 +277,8 @@ pub enum Message {
     Hello(Hello),
     /// See [`IntervalReport`].
     Interval(IntervalReport),
+    /// See [`LoadResult`].
+    Load(LoadResult),
     /// See [`CpuResult`].
     Final(CpuResult),
     /// See [`ErrorReport`].

@@ -8,13 +8,14 @@ use std::path::Path;
 
 use pinlat::agentcfg::AgentConfig;
 use pinlat::config::{Config, LayoutKind, ScenarioKind, WorkloadKind};
+use pinlat::console::{FailureCause, GuestFacts};
 use pinlat::cpuset::CpuSet;
 use pinlat::histo::{new_histogram, Hist};
 use pinlat::kinds::Accel;
 use pinlat::plan::{GuestPlacement, Plan, Sched, VcpuPlacement};
 use pinlat::result::{
     run_name, GuestRun, HostPolicy, MeasureWindow, MgmtPollStats, ObservedThread, RunRecord,
-    RunStatus, ThreadRole, VcpuThreadStats, RUN_SCHEMA_VERSION,
+    RunStatus, ThreadRole, VcpuThreadStats, Warning, RUN_SCHEMA_VERSION,
 };
 use pinlat::schema::{HostFacts, LocalFacts, PlanFile};
 use pinlat::wire::{
@@ -22,10 +23,11 @@ use pinlat::wire::{
 };
 
 /// A small deterministic generator (Knuth's MMIX LCG).
-struct Lcg(u64);
+pub struct Lcg(u64);
 
 impl Lcg {
-    fn new(seed: u64) -> Self {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
         Lcg(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
     }
     fn next(&mut self) -> u64 {
@@ -36,7 +38,7 @@ impl Lcg {
         self.0 >> 33
     }
     /// Uniform in lo..hi.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo)
     }
 }
@@ -314,7 +316,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         } else {
             RunStatus::Ok
         },
-        failure: None,
+        failure: s.failed.then(no_hello),
         started_unix_ms: started_unix_ms(s),
         wall_ms: 9_000,
         duration_ms: duration_ns(s) / 1_000_000,
@@ -342,6 +344,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             hello: (!s.failed).then(|| hello(s, clock)),
             results,
             intervals,
+            loads: Vec::new(),
             agent_errors: Vec::new(),
             frames: DecoderStats::default(),
             boot_to_hello_ms: Some(900),
@@ -357,6 +360,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             mgmt_storm: None,
             migrate: None,
             thread_cpu: None,
+            net_echo: None,
         }],
         mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
             rate_hz: 20,
@@ -369,6 +373,19 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         runner_max_rss_kib: Some(12_000),
         mgmt_storm: None,
         migrate: None,
+        host_trace: None,
+    }
+}
+
+/// The cause of a fixture run that never said hello: the 60 s boot deadline passed and the
+/// console, whose last lines are the evidence, names no reason.
+fn no_hello() -> FailureCause {
+    FailureCause::NoHello {
+        deadline_s: Some(60),
+        evidence: vec![
+            "Run /init as init process".into(),
+            "random: crng init done".into(),
+        ],
     }
 }
 
@@ -453,6 +470,133 @@ pub fn tcg_specs() -> Vec<Spec> {
             ..base
         },
     ]
+}
+
+/// The "failures" set: one 3-vCPU guest, mgmt-poll × timer, 2 repetitions of three layouts:
+/// `isolate` measures both; `vcpu0` measures the first (with an RCU stall warning) and loses
+/// the second to an RCU stall after the hello; `colocated`, a `custom` layout, never boots: the
+/// guest kernel panics at the timer check in both. The causes and the warning are what the
+/// classifier makes of the recorded consoles in `tests/fixtures/console/`.
+pub fn failures_specs() -> Vec<Spec> {
+    let mut v = Vec::new();
+    for (layout, kind, tail_ns) in [
+        ("isolate", LayoutKind::Isolate, (12_000, 20_000)),
+        ("vcpu0", LayoutKind::Vcpu0, (20_000, 30_000)),
+        ("colocated", LayoutKind::Custom, (12_000, 20_000)),
+    ] {
+        for rep in 1..=2 {
+            v.push(Spec {
+                layout,
+                kind,
+                scenario: ScenarioKind::MgmtPoll,
+                workload: WorkloadKind::Timer,
+                rep,
+                accel: Accel::Tcg,
+                tail_ns,
+                tail_every: 2_000,
+                failed: layout == "colocated" || (layout == "vcpu0" && rep == 2),
+                samples: 50_000,
+                period_ns: FIXTURE_PERIOD_NS,
+                weight: 1,
+                intervals: 2,
+                clock: ClockSource::Monotonic,
+                guest_rt: true,
+            });
+        }
+    }
+    v
+}
+
+/// A run of the failures set as the runner records it: the console's cause first in the
+/// reason, the stage the cause says, guest kernel warnings of a run that lived.
+pub fn failures_record(run_id: &str, s: &Spec) -> RunRecord {
+    const TIMER_PANIC: &[u8] = include_bytes!("../../tests/fixtures/console/timer-check-panic.log");
+    const RCU_STARVED: &[u8] =
+        include_bytes!("../../tests/fixtures/console/vcpu-frozen-hung-task-rcu-starved.log");
+    const RCU_SOFT_LOCKUP: &[u8] =
+        include_bytes!("../../tests/fixtures/console/vcpu-frozen-rcu-stall-soft-lockup.log");
+    let mut r = record(run_id, s);
+    match (s.layout, s.failed) {
+        ("colocated", _) => {
+            let facts = GuestFacts {
+                qemu_exit: Some("exit status 0".into()),
+                deadline_s: None,
+                ..GuestFacts::default()
+            };
+            let cause = pinlat::console::classify(TIMER_PANIC, &facts);
+            r.status = RunStatus::Failed {
+                stage: pinlat::result::Stage::Boot,
+                reason: format!(
+                    "guest rt: {cause}; QEMU for guest rt exited (exit status 0) before the agent finished; console last showed: ..... failed :(. | Kernel panic - not syncing: IO-APIC + timer doesn't work!"
+                ),
+            };
+            r.failure = Some(cause);
+            // The emulator threads share the RT vCPUs' pCPUs.
+            let g = &mut r.guests[0];
+            let shared = CpuSet::parse("1-2").unwrap();
+            g.planned.emulator_cpus = shared.clone();
+            g.planned.iothread_cpus = shared.clone();
+            for t in g
+                .observed_start
+                .iter_mut()
+                .filter(|t| t.role == ThreadRole::Emulator)
+            {
+                t.cpus = shared.clone();
+                t.planned_cpus = shared.clone();
+            }
+        }
+        ("vcpu0", true) => {
+            let facts = GuestFacts {
+                hello: true,
+                deadline_s: Some(13),
+                ..GuestFacts::default()
+            };
+            let cause = pinlat::console::classify(RCU_STARVED, &facts);
+            r.status = RunStatus::Failed {
+                stage: pinlat::result::Stage::Measure,
+                reason: format!("guest rt: {cause}; run deadline: the agent did not finish within twice its preheat + duration + 5 s; console last showed: INFO: task init:102 blocked for more than 10 seconds."),
+            };
+            r.failure = Some(cause);
+        }
+        ("vcpu0", false) if s.rep == 1 => {
+            r.warnings.extend(
+                pinlat::console::scan_warnings(RCU_SOFT_LOCKUP)
+                    .into_iter()
+                    .filter(|w| w.kind == pinlat::console::WarningKind::RcuStall)
+                    .map(|report| Warning::GuestKernel {
+                        guest: "rt".into(),
+                        report,
+                    }),
+            );
+        }
+        _ => {}
+    }
+    r
+}
+
+/// Budgets of the failures set: timer p99.99 ≤ 50 µs and max ≤ 200 µs.
+pub fn failures_budgets() -> &'static str {
+    "[budgets.timer]\nmax_us = 200\npercentile = 99.99\npercentile_us = 50\n"
+}
+
+/// Writes the failures set.
+pub fn write_failures(dir: &Path) {
+    let write = || -> std::io::Result<()> {
+        let run_id = "fixture-failures";
+        std::fs::create_dir_all(dir.join("runs"))?;
+        let mut names = Vec::new();
+        for s in failures_specs() {
+            let r = failures_record(run_id, &s);
+            names.push(r.name.clone());
+            std::fs::write(dir.join("runs").join(r.file_name()), pretty(&r))?;
+        }
+        std::fs::write(
+            dir.join("plan.json"),
+            pretty(&plan_file(run_id, names, failures_budgets())),
+        )?;
+        std::fs::write(dir.join("host.json"), pretty(&host_facts()))
+    };
+    write().unwrap_or_else(|e| panic!("writing {}: {e}", dir.display()));
 }
 
 /// The host the fixture runs were "measured" on.

@@ -2,5 +2,6 @@
 //! (`wire`), and the reports built from run records (`report`, on the deterministic runs of
 //! `pinlat_test_infra::fixtures`). One test binary, a module per topic.
 
+mod fixtures_trace;
 mod report;
 mod wire;

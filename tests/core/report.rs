@@ -75,6 +75,11 @@ fn fixtures_are_what_the_builder_makes() {
     for (name, write) in [
         ("runs-basic", fixtures::write_basic as fn(&Path)),
         ("runs-tcg", fixtures::write_tcg as fn(&Path)),
+        ("runs-failures", fixtures::write_failures as fn(&Path)),
+        (
+            "runs-traced",
+            crate::fixtures_trace::write_traced as fn(&Path),
+        ),
     ] {
         let committed = root().join("tests/fixtures").join(name);
         if bless() {
@@ -97,6 +102,41 @@ fn fixtures_are_what_the_builder_makes() {
             assert!(n > 0);
         }
     }
+}
+
+/// Runs with host traces: the culprit section in every output, the strip in the HTML; the
+/// same report without traces has none of it.
+#[test]
+fn golden_traced_names_the_culprits() {
+    let dir = copy_fixture("runs-traced");
+    let r = report::write_all(dir.path()).unwrap();
+    let md = read(&dir.path().join("report.md"));
+    golden("traced.report.md", &md);
+    golden("traced.junit.xml", &read(&dir.path().join("junit.xml")));
+    assert_eq!(r.culprits.len(), 2);
+    let share = &r.culprits[0];
+    assert_eq!(
+        (share.layout.as_str(), share.scenario.as_str()),
+        ("share", "mgmt-poll")
+    );
+    assert_eq!(share.by_class[0].class, pinlat::trace::Class::Emulator);
+    assert!(md.contains("✅ `qemu-system-x86`"), "{md}");
+    assert!(md.contains("pCPU 1: 2"), "counted SMIs");
+    assert!(md.contains("pCPU 1: not available"), "never 0 when unknown");
+    let html = read(&dir.path().join("report.html"));
+    assert!(html.contains("Who took the RT pCPUs"));
+    assert_eq!(
+        html.matches(" around the largest event").count(),
+        2,
+        "a strip per run"
+    );
+    let back = Report::read_json(&dir.path().join("report.json")).unwrap();
+    assert_eq!(back.culprits, r.culprits);
+    // Without traces: no section at all.
+    let (plain, _) = build_basic();
+    let basic = read(&plain.path().join("report.md"));
+    assert!(!basic.contains("Who took"));
+    assert!(!read(&plain.path().join("report.json")).contains("culprits"));
 }
 
 fn build_basic() -> (tempfile::TempDir, Report) {
@@ -831,12 +871,12 @@ fn compare_fails_a_layout_broken_in_new() {
     let (c, text) = cause(&new, false);
     assert_eq!(
         c,
-        "2 of 2 runs failed in NEW (boot: guest never sent hello within 60 s)"
+        "2 of 2 runs failed in NEW (boot: no agent hello before the 60 s boot deadline)"
     );
     let rows = compare::compare(&base, &new, &opts(10.0)).rows;
     assert!(rows.iter().all(|r| r.name != "share.mgmt-poll.timer"));
     assert!(
-        text.contains("share.mgmt-poll.timer: 2 of 2 runs failed in NEW (boot: guest never sent hello within 60 s)  REGRESSION"),
+        text.contains("share.mgmt-poll.timer: 2 of 2 runs failed in NEW (boot: no agent hello before the 60 s boot deadline)  REGRESSION"),
         "{text}"
     );
     let (_, text) = cause(&new, true);
@@ -847,7 +887,7 @@ fn compare_fails_a_layout_broken_in_new() {
     let new = report::build(dir.path(), &mut |_| {}).unwrap();
     assert_eq!(
         cause(&new, false).0,
-        "1 of 2 runs failed in NEW (boot: guest never sent hello within 60 s); none lost in BASE"
+        "1 of 2 runs failed in NEW (boot: no agent hello before the 60 s boot deadline); none lost in BASE"
     );
 
     let dir = copy_fixture("runs-basic");
@@ -908,4 +948,374 @@ fn compare_ignores_growth_below_the_floor() {
         .map(|r| r.name.as_str())
         .collect();
     assert_eq!(bad, ["share.idle.busy-poll"]);
+}
+
+/// An io or net load result with `n` operations per operation kind, latencies spread from
+/// `base_ns` (deterministic), as the agent sends them.
+fn load_result(
+    load: pinlat::wire::LoadKind,
+    n: u64,
+    base_ns: u64,
+    seed: u64,
+) -> pinlat::wire::LoadResult {
+    use pinlat::wire::{LoadKind, NetCounts, OpKind, OpStats};
+    let mut rng = fixtures::Lcg::new(seed);
+    let mut op = |bytes_each: u64, errors: u64| {
+        let mut h = new_histogram();
+        let (mut min, mut max) = (u64::MAX, 0);
+        for _ in 0..n {
+            // Mostly near the base, one in fifty ten times slower.
+            let v = if rng.range(0, 50) == 0 {
+                base_ns * 10 + rng.range(0, base_ns)
+            } else {
+                base_ns + rng.range(0, base_ns / 2)
+            };
+            h.record(v).unwrap();
+            min = min.min(v);
+            max = max.max(v);
+        }
+        OpStats {
+            count: n,
+            bytes: n * bytes_each,
+            errors,
+            first_error: (errors > 0).then(|| {
+                "write of 4096 bytes at offset 8192 at +1.250 s: Input/output error".to_string()
+            }),
+            min_ns: min,
+            max_ns: max,
+            overflow: 0,
+            histogram: pinlat::histo::Hist(h),
+        }
+    };
+    let (ops, net, target) = match load {
+        LoadKind::Io => (
+            [
+                (OpKind::Read, op(4096, 0)),
+                (OpKind::Write, op(4096, u64::from(seed >= 10))),
+                (OpKind::Flush, op(0, 0)),
+            ]
+            .into(),
+            None,
+            None,
+        ),
+        LoadKind::Net => (
+            [(OpKind::Rtt, op(256, 0))].into(),
+            Some(NetCounts {
+                sent: n + seed % 3,
+                received: n,
+                lost: seed % 3,
+                ..NetCounts::default()
+            }),
+            Some(1_000),
+        ),
+    };
+    pinlat::wire::LoadResult {
+        load,
+        device: match load {
+            LoadKind::Io => "/dev/vda".into(),
+            LoadKind::Net => "eth0".into(),
+        },
+        direct: (load == LoadKind::Io).then_some(true),
+        cpus: vec![0],
+        duration_ns: 5_000_000_000,
+        target_per_s: target,
+        ops,
+        net,
+    }
+}
+
+/// Housekeeping I/O in every output: the basic set's busy-poll runs carry io and net load
+/// results (slower under vcpu0, whose emulator shares the housekeeping vCPU's pCPU); the
+/// section is a golden file, and JUnit, HTML and JSON carry the same numbers.
+#[test]
+fn housekeeping_io_is_reported_per_layout() {
+    use pinlat::wire::{LoadKind, OpKind};
+    let dir = copy_fixture("runs-basic");
+    let runs = dir.path().join("runs");
+    let mut planted = 0;
+    for (i, layout) in ["share", "vcpu0"].into_iter().enumerate() {
+        for rep in 1..=2u64 {
+            let path = runs.join(format!("{layout}.mgmt-poll.busy-poll.r{rep}.json"));
+            let mut rec = read_record(&path);
+            let slow = 1 + 3 * i as u64;
+            let seed = 10 * i as u64 + rep;
+            rec.guests[0].loads = vec![
+                load_result(LoadKind::Io, 2_000 / slow, 300_000 * slow, seed),
+                load_result(
+                    LoadKind::Net,
+                    5_000 - 500 * slow,
+                    150_000 * slow,
+                    seed + 100,
+                ),
+            ];
+            std::fs::write(&path, serde_json::to_string(&rec).unwrap()).unwrap();
+            planted += 1;
+        }
+    }
+    assert_eq!(planted, 4);
+    let r = report::write_all(dir.path()).unwrap();
+
+    // io: read, write, flush; net: rtt; per layout: 8 rows.
+    assert_eq!(r.housekeeping.len(), 8, "{:#?}", r.housekeeping);
+    let row = |layout: &str, op: OpKind| {
+        r.housekeeping
+            .iter()
+            .find(|x| x.layout == layout && x.op == op)
+            .unwrap()
+    };
+    // Two runs of 5 s each, 2000 reads each under share: 400 IOPS.
+    let read = row("share", OpKind::Read);
+    assert_eq!((read.results, read.stats.samples), (2, 4_000));
+    assert_eq!(read.duration_ns, 10_000_000_000);
+    assert_eq!(read.rate_per_s, 400.0);
+    assert!(row("vcpu0", OpKind::Read).stats.p50_ns.value_ns > read.stats.p50_ns.value_ns);
+    let rtt = row("vcpu0", OpKind::Rtt);
+    let net = rtt.net.unwrap();
+    assert_eq!(net.received, rtt.stats.samples);
+    assert_eq!(net.sent, net.received + net.lost);
+    assert_eq!(rtt.target_per_s, Some(1_000));
+
+    let md = read_text(&dir.path().join("report.md"));
+    let section = md
+        .split("## Housekeeping I/O")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Housekeeping I/O section");
+    golden(
+        "basic.housekeeping.md",
+        &format!("## Housekeeping I/O{section}\n"),
+    );
+    // Before the runs table, after the verdicts.
+    assert!(md.find("## Housekeeping I/O") < md.find("## Runs"));
+
+    let junit = read_text(&dir.path().join("junit.xml"));
+    assert!(
+        junit.contains("<property name=\"housekeeping.io.read.per_s\" value=\"400.0\"/>"),
+        "{junit}"
+    );
+    assert!(junit.contains("<property name=\"housekeeping.net.lost\""));
+    assert!(junit.contains("<property name=\"housekeeping.io.write.errors\" value=\"2\"/>"));
+    let html = read_text(&dir.path().join("report.html"));
+    assert!(html.contains("<h2 id=\"housekeeping\">Housekeeping I/O</h2>"));
+    assert!(html.contains("title=\"first: write of 4096 bytes at offset 8192"));
+    let back = Report::read_json(&dir.path().join("report.json")).unwrap();
+    assert_eq!(back.housekeeping, r.housekeeping);
+}
+
+/// A report without load results has no housekeeping section nor field.
+#[test]
+fn no_load_results_no_housekeeping_section() {
+    let (dir, r) = build_basic();
+    assert!(r.housekeeping.is_empty());
+    assert!(!read_text(&dir.path().join("report.md")).contains("Housekeeping I/O"));
+    assert!(!read_text(&dir.path().join("report.json")).contains("\"housekeeping\""));
+}
+
+fn read_text(p: &Path) -> String {
+    read(p)
+}
+
+/// The failures set: `colocated` never booted (a guest kernel panic at the timer check in both
+/// runs), `vcpu0` lost one run of two to an RCU stall and warned of one in the other, `isolate`
+/// measured both. The broken layout is the verdict's first words and ranks last; the partial one
+/// is ranked by what it measured and flagged unstable; both are over budget; every output
+/// shows the cause in the layout's section with its evidence.
+#[test]
+fn golden_failures_rank_a_broken_layout_last_with_its_cause() {
+    let dir = copy_fixture("runs-failures");
+    let r = report::write_all(dir.path()).unwrap();
+    let md = read(&dir.path().join("report.md"));
+    let junit = read(&dir.path().join("junit.xml"));
+    golden("failures.report.md", &md);
+    golden("failures.junit.xml", &junit);
+    assert_eq!(r.outcome(), Outcome::RunFailed);
+
+    let v = &r.verdicts[0];
+    let ranked: Vec<&str> = v.ranking.iter().map(|x| x.layout.as_str()).collect();
+    assert_eq!(ranked, ["isolate", "vcpu0"]);
+    assert_eq!(v.failed.len(), 1, "{v:?}");
+    let f = &v.failed[0];
+    assert_eq!(
+        (f.layout.as_str(), f.rank, f.failed, f.runs),
+        ("colocated", Some(3), 2, 2)
+    );
+    assert!(
+        v.statement.starts_with(
+            "timer under mgmt-poll: custom 'colocated': the guest did not survive (2 of 2 runs: guest kernel panic during boot — timer check failed), ranked last; "
+        ),
+        "{}",
+        v.statement
+    );
+    assert!(!v.no_data.contains(&"colocated".to_string()));
+    let vcpu0 = v.ranking.iter().find(|x| x.layout == "vcpu0").unwrap();
+    assert_eq!(vcpu0.failed_runs, 1);
+    assert!(
+        v.statement
+            .contains("; vcpu0 unstable: 1 of 2 runs failed (guest RCU stall during the run)"),
+        "{}",
+        v.statement
+    );
+
+    // A failed run is over any budget.
+    let g = |l: &str| r.groups.iter().find(|g| g.layout == l).unwrap();
+    assert_eq!(g("isolate").budget.status, BudgetStatus::Held);
+    for (l, failed) in [("vcpu0", 1), ("colocated", 2)] {
+        let b = &g(l).budget;
+        assert_eq!(b.status, BudgetStatus::Exceeded, "{l}");
+        assert_eq!((b.failed_runs, b.runs), (failed, 2), "{l}");
+    }
+    assert!(g("colocated").budget.checks.is_empty());
+
+    // Markdown: the table's last row, then the cause with its evidence, in the section.
+    let section = &md[md.find("## mgmt-poll × timer").unwrap()..md.find("## Runs").unwrap()];
+    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| ")).collect();
+    assert!(
+        rows.last()
+            .unwrap()
+            .starts_with("| 3 | colocated | 0 of 2 | 0 |"),
+        "{section}"
+    );
+    assert!(
+        rows.last().unwrap().contains("❌ 2 of 2 runs failed"),
+        "{section}"
+    );
+    assert!(
+        section.contains("| 2 | vcpu0 | 1 of 2 |")
+            && section.contains("⚠️ unstable: 1 of 2 runs failed"),
+        "{section}"
+    );
+    assert!(
+        section.contains("- ❌ **custom 'colocated' (rank 3, last): the guest did not survive (2 of 2 runs: guest kernel panic during boot — timer check failed)**"),
+        "{section}"
+    );
+    assert!(
+        section.contains("    Kernel panic - not syncing: IO-APIC + timer doesn't work!"),
+        "{section}"
+    );
+    assert!(
+        section.contains("Guest kernel warnings, by layout"),
+        "{section}"
+    );
+    assert!(
+        section.contains("vcpu0: `vcpu0.mgmt-poll.timer.r1` guest rt: guest RCU stall"),
+        "{section}"
+    );
+
+    // HTML: the same in the section, the row spanning the numbers.
+    let html = read(&dir.path().join("report.html"));
+    let section = &html[html.find("<h2>mgmt-poll × timer</h2>").unwrap()
+        ..html.find("<h2 id=\"placement\">").unwrap()];
+    assert!(
+        section.contains("<td class=n>3</td><td>colocated</td><td class=n>0 of 2</td><td colspan=\"12\" class=\"bad\">custom &apos;colocated&apos;: the guest did not survive"),
+        "{section}"
+    );
+    assert!(
+        section.contains("Kernel panic - not syncing: IO-APIC + timer doesn&apos;t work!"),
+        "{section}"
+    );
+    assert!(section.contains("guest RCU stall"), "{section}");
+
+    // JUnit: a guest failure is a failure with the cause; the budget rides along.
+    assert!(
+        junit.contains("<failure type=\"guest-failed\" message=\"2 of 2 runs failed: guest kernel panic during boot — timer check failed\">"),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("<failure type=\"guest-failed\" message=\"1 of 2 runs failed: guest RCU stall during the run\">"),
+        "{junit}"
+    );
+    assert!(!junit.contains("<error "), "{junit}");
+
+    // report.json carries the failed layout, its rank and the typed causes.
+    let json: serde_json::Value =
+        serde_json::from_str(&read(&dir.path().join("report.json"))).unwrap();
+    assert_eq!(json["verdicts"][0]["failed"][0]["layout"], "colocated");
+    assert_eq!(json["verdicts"][0]["failed"][0]["rank"], 3);
+    let run = json["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "colocated.mgmt-poll.timer.r1")
+        .unwrap();
+    assert_eq!(run["outcome"]["failure"]["cause"], "kernel-panic");
+    assert_eq!(
+        Report::read_json(&dir.path().join("report.json")).unwrap(),
+        r
+    );
+}
+
+/// Run records written before causes were typed have no `failure`: the verdict quotes the
+/// status reason, cut short, and still ranks the layout last.
+#[test]
+fn a_record_without_a_typed_cause_is_quoted_by_its_reason() {
+    let dir = copy_fixture("runs-failures");
+    for rep in 1..=2 {
+        let path = dir
+            .path()
+            .join(format!("runs/colocated.mgmt-poll.timer.r{rep}.json"));
+        let mut v: serde_json::Value = serde_json::from_str(&read(&path)).unwrap();
+        v.as_object_mut().unwrap().remove("failure");
+        std::fs::write(&path, v.to_string()).unwrap();
+    }
+    let r = report::build(dir.path(), &mut |_| {}).unwrap();
+    let v = &r.verdicts[0];
+    assert_eq!(v.failed[0].rank, Some(3));
+    assert!(
+        v.statement.starts_with(
+            "timer under mgmt-poll: custom 'colocated': the guest did not survive (2 of 2 runs: guest rt: guest kernel panic during boot: IO-APIC + timer doesn't work! (timer c…), ranked last"
+        ),
+        "{}",
+        v.statement
+    );
+}
+
+/// When no layout measured, the failed ones are still named, unranked.
+#[test]
+fn with_nothing_measured_the_failures_are_the_verdict() {
+    let dir = copy_fixture("runs-failures");
+    for l in ["isolate", "vcpu0"] {
+        for rep in 1..=2 {
+            std::fs::remove_file(
+                dir.path()
+                    .join(format!("runs/{l}.mgmt-poll.timer.r{rep}.json")),
+            )
+            .unwrap();
+        }
+    }
+    let r = report::build(dir.path(), &mut |_| {}).unwrap();
+    let v = &r.verdicts[0];
+    assert!(v.ranking.is_empty());
+    assert_eq!(v.failed[0].rank, None);
+    assert_eq!(
+        v.statement,
+        "timer under mgmt-poll: custom 'colocated': the guest did not survive (2 of 2 runs: guest kernel panic during boot — timer check failed), ranked last; no layout measured"
+    );
+}
+
+/// A layout that measured in BASE and kills its guest in NEW is a regression whose line names
+/// the typed cause.
+#[test]
+fn compare_names_the_cause_of_a_newly_failing_layout() {
+    let base = copy_fixture("runs-failures");
+    for s in fixtures::failures_specs()
+        .into_iter()
+        .filter(|s| s.layout == "colocated")
+    {
+        let rec = fixtures::record("fixture-failures", &fixtures::Spec { failed: false, ..s });
+        std::fs::write(
+            base.path().join("runs").join(rec.file_name()),
+            serde_json::to_string(&rec).unwrap(),
+        )
+        .unwrap();
+    }
+    let base_r = report::build(base.path(), &mut |_| {}).unwrap();
+    assert!(base_r.verdicts[0].failed.is_empty());
+    let new_r = report::build(&root().join("tests/fixtures/runs-failures"), &mut |_| {}).unwrap();
+    let c = compare::compare(&base_r, &new_r, &opts(10.0));
+    assert!(c.has_regression());
+    let text = compare::render_text(&c, "base", "new");
+    assert!(
+        text.contains("colocated.mgmt-poll.timer: 2 of 2 runs failed in NEW (boot: guest kernel panic during boot — timer check failed)  REGRESSION"),
+        "{text}"
+    );
 }

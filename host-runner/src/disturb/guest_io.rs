@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use pinlat::agentcfg::AgentConfig;
+use pinlat::agentcfg::{AgentConfig, IoLoad};
 use pinlat::config::IoScenario;
 
 use super::{Disturbance, DisturbanceError, Outcome, Targets};
@@ -32,8 +32,15 @@ impl GuestIo {
 
 impl Disturbance for GuestIo {
     fn prepare_agent(&self, _index: usize, agent: &mut AgentConfig) {
-        agent.loads.io = true;
-        agent.loads.io_path = Some("/dev/vda".into());
+        agent.loads.io = Some(IoLoad {
+            // The first virtio-blk disk: this scenario's, the only one the guest has.
+            path: None,
+            block_bytes: self.io.block_kib * 1024,
+            queue_depth: self.io.queue_depth,
+            read_percent: self.io.read_percent,
+            fdatasync_every: self.io.fdatasync_every,
+            span_bytes: None,
+        });
     }
 
     fn prepare_vm(&self, _index: usize, vm: &mut VmSpec) {

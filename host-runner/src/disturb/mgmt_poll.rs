@@ -3,9 +3,10 @@
 //! every guest, one poller thread per guest, so polling never shares a connection with the
 //! runner's control commands and every guest of a run is disturbed alike.
 
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,10 @@ pub struct ConnectError(#[source] QmpError);
 pub struct MgmtPollLoad {
     rate_hz: u32,
     stop: Arc<AtomicBool>,
+    /// The pollers' monitor connections, shut down at stop so that a poller blocked on a call
+    /// QEMU no longer answers (a guest powering off) returns at once, not after the call's 5 s
+    /// timeout.
+    sockets: Arc<Mutex<Vec<UnixStream>>>,
     threads: Vec<JoinHandle<Result<MgmtPollStats, ConnectError>>>,
     outcome: Option<Outcome>,
 }
@@ -36,6 +41,7 @@ impl MgmtPollLoad {
         MgmtPollLoad {
             rate_hz,
             stop: Arc::new(AtomicBool::new(false)),
+            sockets: Arc::default(),
             threads: Vec::new(),
             outcome: None,
         }
@@ -53,12 +59,16 @@ impl Disturbance for MgmtPollLoad {
                 scenario: ScenarioKind::MgmtPoll,
                 guest,
             })?;
-            let h = poller(socket, self.rate_hz, self.stop.clone()).map_err(|source| {
-                DisturbanceError::Spawn {
-                    scenario: ScenarioKind::MgmtPoll,
-                    what: format!("the poll thread of guest {guest}"),
-                    source,
-                }
+            let h = poller(
+                socket,
+                self.rate_hz,
+                self.stop.clone(),
+                self.sockets.clone(),
+            )
+            .map_err(|source| DisturbanceError::Spawn {
+                scenario: ScenarioKind::MgmtPoll,
+                what: format!("the poll thread of guest {guest}"),
+                source,
             })?;
             self.threads.push(h);
         }
@@ -70,6 +80,14 @@ impl Disturbance for MgmtPollLoad {
             return o.clone();
         }
         self.stop.store(true, Ordering::Relaxed);
+        for s in self
+            .sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
         let mut outcome = Outcome::default();
         let mut total = MgmtPollStats {
             rate_hz: self.rate_hz,
@@ -126,6 +144,7 @@ fn poller(
     socket: PathBuf,
     rate_hz: u32,
     stop: Arc<AtomicBool>,
+    sockets: Arc<Mutex<Vec<UnixStream>>>,
 ) -> std::io::Result<JoinHandle<Result<MgmtPollStats, ConnectError>>> {
     std::thread::Builder::new()
         .name("mgmt-poll".into())
@@ -133,6 +152,9 @@ fn poller(
             let deadline = Instant::now() + Duration::from_secs(30);
             let mut qmp = crate::qmp::connect_unix(&socket, deadline, Duration::from_secs(5))
                 .map_err(ConnectError)?;
+            if let Ok(s) = qmp.get_ref().try_clone() {
+                sockets.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+            }
             let mut poll = MgmtPoll::new();
             let mut stats = MgmtPollStats {
                 rate_hz,
@@ -168,4 +190,48 @@ fn poller(
             );
             Ok(stats)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seen in CI: a poller blocked on a call QEMU never answered (the guest powering off)
+    /// held the run for the call's 5 s timeout. Stop shuts the monitor down instead.
+    #[test]
+    fn stop_is_prompt_when_qemu_no_longer_answers() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mgmt.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            w.write_all(b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\r\n").unwrap();
+            let mut lines = BufReader::new(s).lines();
+            lines.next();
+            w.write_all(b"{\"return\": {}, \"id\": 1}\r\n").unwrap();
+            // Read everything, answer nothing.
+            for _ in lines {}
+        });
+        let mut p = MgmtPollLoad::new(20);
+        p.start(&Targets {
+            mgmt_sockets: vec![Some(path)],
+            ..Default::default()
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        let o = p.stop();
+        assert!(
+            t.elapsed() < Duration::from_millis(2500),
+            "stop took {:?}",
+            t.elapsed()
+        );
+        // Nothing was answered: the poller says so rather than counting rounds.
+        let stats = o.mgmt_poll.unwrap();
+        assert_eq!(stats.rounds, 0);
+        server.join().unwrap();
+    }
 }

@@ -13,6 +13,7 @@
 //!    with the guests' power-off), or when the run ends otherwise; it says what was achieved.
 
 mod guest_io;
+mod guest_net;
 pub mod host_stress;
 mod idle;
 mod mgmt_poll;
@@ -194,8 +195,7 @@ fn for_kind(kind: ScenarioKind, s: &Scenario) -> Box<dyn Disturbance> {
         ScenarioKind::HostStress => Box::new(host_stress::HostStressLoad::new(s.workers)),
         ScenarioKind::MgmtStorm => Box::new(mgmt_storm::MgmtStorm::new(s.queries.clone())),
         ScenarioKind::Migrate => Box::new(migrate::Migrate::new(s.bandwidth_mib_s)),
-        // Refused by the config check until it lands.
-        ScenarioKind::GuestNet => Box::new(idle::Idle),
+        ScenarioKind::GuestNet => Box::new(guest_net::GuestNet::new(s.net)),
     }
 }
 

@@ -57,6 +57,10 @@ pub trait GuestBackend: Send {
     fn mgmt_socket(&self) -> Option<PathBuf>;
     /// The pinner of the guest's threads, when its placement can be read back.
     fn pinner(&mut self) -> Option<&mut Pinner>;
+    /// What the guest's NIC echo service has seen, when it has a NIC.
+    fn net_echo(&self) -> Option<pinlat::result::EchoStats> {
+        None
+    }
 }
 
 /// The last non-empty lines of a console log, `|`-joined.
@@ -144,5 +148,9 @@ impl GuestBackend for QemuGuest {
 
     fn pinner(&mut self) -> Option<&mut Pinner> {
         Some(&mut self.pinner)
+    }
+
+    fn net_echo(&self) -> Option<pinlat::result::EchoStats> {
+        self.backends.echo_stats()
     }
 }

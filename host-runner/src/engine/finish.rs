@@ -189,7 +189,9 @@ fn host_window(g: &LiveGuest) -> Option<MeasureWindow> {
 pub fn collect_guests(live: Vec<LiveGuest>, record: &mut RunRecord) {
     for (i, g) in live.into_iter().enumerate() {
         let window = host_window(&g);
+        let net_echo = g.backend.net_echo();
         let mut gr = g.record;
+        gr.net_echo = net_echo;
         gr.window = window;
         gr.frames = *g.decoder.stats();
         if g.dropped_intervals > 0 {

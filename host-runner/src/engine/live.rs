@@ -179,6 +179,14 @@ impl LiveGuest {
                     self.dropped_intervals += 1;
                 }
             }
+            Message::Load(l) => {
+                let seen: Vec<_> = self.record.loads.iter().map(|l| l.load).collect();
+                if let Err(why) = self.expect.check_load(&l, &self.sent, &seen) {
+                    self.refuse(why);
+                    return;
+                }
+                self.record.loads.push(l);
+            }
             Message::Final(r) => {
                 let seen: pinlat::cpuset::CpuSet =
                     self.record.results.iter().map(|r| r.cpu).collect();

@@ -19,6 +19,7 @@ pub mod live;
 mod monitor;
 #[cfg(test)]
 mod tests;
+pub mod tracer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,6 +109,8 @@ pub struct RunContext<'a> {
     pub deadline_slack: Duration,
     /// Set when the user asked to stop (SIGINT/SIGTERM).
     pub interrupted: &'a dyn Fn() -> Option<&'static str>,
+    /// How the RT pCPUs are traced.
+    pub trace: &'a tracer::TraceSettings,
 }
 
 fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
@@ -121,6 +124,7 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         hello: None,
         results: Vec::new(),
         intervals: Vec::new(),
+        loads: Vec::new(),
         agent_errors: Vec::new(),
         frames: Default::default(),
         boot_to_hello_ms: None,
@@ -136,6 +140,7 @@ fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
         mgmt_storm: None,
         migrate: None,
         thread_cpu: None,
+        net_echo: None,
     }
 }
 
@@ -235,6 +240,7 @@ pub fn execute(
         runner_max_rss_kib: None,
         mgmt_storm: None,
         migrate: None,
+        host_trace: None,
     };
     let mut disturbance = disturb::for_scenario(scenario);
 
@@ -272,6 +278,18 @@ pub fn execute(
         }
     }
 
+    // The RT pCPUs are traced from before the guests are released.
+    let mut tracer = record.status.is_ok().then(|| {
+        tracer::RunTracer::start(
+            ctx.trace,
+            layout,
+            &name,
+            ctx.config.budgets.get(&workload.kind),
+            ctx.accel,
+            &mut record.warnings,
+        )
+    });
+
     // Release every guest together, then disturb them.
     if record.status.is_ok() {
         for g in live.iter_mut() {
@@ -294,7 +312,13 @@ pub fn execute(
         };
         match disturbance.start(&targets) {
             Ok(()) => {
-                let outcome = monitor::monitor(ctx, disturbance.as_mut(), &mut live, &mut record);
+                let outcome = monitor::monitor(
+                    ctx,
+                    disturbance.as_mut(),
+                    &mut live,
+                    &mut record,
+                    tracer.as_mut(),
+                );
                 finish::apply_outcome(outcome, &mut live, &mut record);
             }
             Err(e) => {
@@ -302,6 +326,9 @@ pub fn execute(
                     RunStatus::failed(Stage::Scenario, format!("{:#}", anyhow::Error::new(e)));
             }
         }
+    }
+    if let Some(t) = tracer.as_mut() {
+        t.stop(&mut record.warnings);
     }
     finish::judge_guests(&mut live, &mut record);
 
@@ -317,6 +344,11 @@ pub fn execute(
     finish::explain(&live, &mut record);
     finish::collect_guests(live, &mut record);
     record.wall_ms = started.elapsed().as_millis() as u64;
+    // The trace is read after the guests are gone (not part of the run's wall time), and
+    // before the runner's peak memory is taken (the parsed trace is part of it).
+    if let Some(t) = tracer {
+        t.finish(&mut record, &ctx.result_dir);
+    }
     record.runner_max_rss_kib = runner_max_rss_kib();
     record
 }

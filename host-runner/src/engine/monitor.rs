@@ -10,6 +10,7 @@ use pinlat::wire::Command;
 
 use super::launch::SCAN_PERIOD_MS;
 use super::live::{GuestEnd, LiveGuest, READ_CHUNK};
+use super::tracer::RunTracer;
 use super::RunContext;
 use crate::disturb::{Disturbance, Outcome};
 use crate::steal::StealSnapshot;
@@ -29,6 +30,7 @@ pub fn monitor(
     disturbance: &mut dyn Disturbance,
     live: &mut [LiveGuest],
     record: &mut RunRecord,
+    mut tracer: Option<&mut RunTracer>,
 ) -> Outcome {
     let boot_deadline = Instant::now() + Duration::from_secs(ctx.config.run.boot_timeout_s);
     let mut stopped: Option<Outcome> = None;
@@ -68,6 +70,9 @@ pub fn monitor(
                     RunStatus::failed(Stage::Collect, format!("reading the agent channel: {e}"));
                 break 'outer;
             }
+        }
+        if let Some(t) = tracer.as_deref_mut() {
+            t.tick(live);
         }
         if go_at.is_none() && live.iter().all(|g| g.hello_at.is_some()) {
             for g in live.iter_mut() {

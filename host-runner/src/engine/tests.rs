@@ -15,11 +15,12 @@ use pinlat::kinds::Accel;
 use pinlat::plan::Plan;
 use pinlat::result::{GuestRun, RunRecord, RunStatus, Stage, Warning};
 use pinlat::wire::{
-    encode, ClockInfo, ClockSource, CpuResult, Done, ErrorReport, Hello, Message, SystemFacts,
-    TopEvent, SCHEMA_VERSION,
+    encode, ClockInfo, ClockSource, CpuResult, Done, ErrorReport, Hello, LoadKind, LoadResult,
+    Message, OpKind, OpStats, SystemFacts, TopEvent, SCHEMA_VERSION,
 };
 
 use super::backend::{GuestBackend, OutputBytes, ResumeError};
+use super::tracer::TraceSettings;
 use super::{execute, LaunchRequest, Launched, Launcher, RunContext};
 use crate::pin::Pinner;
 
@@ -246,7 +247,24 @@ fn good(cfg: &AgentConfig) -> Script {
 }
 
 fn run(script: fn(&AgentConfig) -> Script, slack: Duration) -> (RunRecord, Duration) {
-    let config = Config::from_toml_str(CONFIG).unwrap();
+    run_config(CONFIG, script, slack, &TraceSettings::off())
+}
+
+fn run_traced(
+    script: fn(&AgentConfig) -> Script,
+    slack: Duration,
+    trace: &TraceSettings,
+) -> (RunRecord, Duration) {
+    run_config(CONFIG, script, slack, trace)
+}
+
+fn run_config(
+    config: &str,
+    script: fn(&AgentConfig) -> Script,
+    slack: Duration,
+    trace: &TraceSettings,
+) -> (RunRecord, Duration) {
+    let config = Config::from_toml_str(config).unwrap();
     let plan = Plan::new(&config, &CpuSet::parse("0-1").unwrap()).unwrap();
     let launcher = ScriptedLauncher {
         script,
@@ -263,6 +281,7 @@ fn run(script: fn(&AgentConfig) -> Script, slack: Duration) -> (RunRecord, Durat
         duration_ms: 1000,
         deadline_slack: slack,
         interrupted: &never,
+        trace,
     };
     let t = Instant::now();
     let r = execute(
@@ -496,6 +515,45 @@ fn an_agent_error_fails_the_run_with_its_message() {
     assert!(reason.contains("Cannot pin thread to CPU 1"), "{reason}");
 }
 
+#[test]
+fn a_host_that_cannot_trace_gets_a_warning_and_a_good_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = TraceSettings {
+        tracefs: Some(tmp.path().join("no-tracefs")),
+        msr: crate::trace::smi::MsrRoot::at(tmp.path()),
+        ..TraceSettings::on()
+    };
+    let (r, _) = run_traced(good, ms(100), &settings);
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    let t = r
+        .host_trace
+        .as_ref()
+        .expect("the trace's state is recorded");
+    match &t.status {
+        pinlat::trace::record::TraceStatus::Unavailable { reason } => {
+            assert!(reason.contains("not mounted"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(&r.warnings[..], [Warning::Trace { problem }] if problem.contains("not recorded")),
+        "{:?}",
+        r.warnings
+    );
+    // SMIs: not available here, and said so per RT pCPU rather than 0.
+    assert_eq!(t.smi.len(), 1);
+    assert_eq!(t.smi[0].cpu(), 1);
+    assert_eq!(t.smi[0].delta(), None);
+}
+
+#[test]
+fn tracing_off_records_that_it_was_off_without_a_warning() {
+    let (r, _) = run(good, ms(100));
+    let t = r.host_trace.as_ref().unwrap();
+    assert_eq!(t.status, pinlat::trace::record::TraceStatus::Off);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
+
 /// A recorded console from the real guest kernel (`tests/fixtures/console/`).
 fn console_fixture(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -609,5 +667,119 @@ fn disturbance_threads_go_where_no_rt_vcpu_may_run() {
     assert_eq!(
         super::housekeeping_cpus(&plan, &plan.layouts[0]).to_string(),
         "0"
+    );
+}
+
+/// [`CONFIG`] under the `guest-io` scenario, whose disturbance switches the agent's io load on.
+fn guest_io_config() -> String {
+    format!("{CONFIG}[[scenarios]]\nkind = \"guest-io\"\n")
+}
+
+/// An io load result as the agent sends it: reads and writes on the housekeeping vCPU 0.
+fn io_load() -> Message {
+    let op = |values: &[u64], bytes: u64| {
+        let mut h = new_histogram();
+        for &v in values {
+            h.record(v).unwrap();
+        }
+        OpStats {
+            count: values.len() as u64,
+            bytes: values.len() as u64 * bytes,
+            errors: 0,
+            first_error: None,
+            min_ns: values.iter().copied().min().unwrap_or(0),
+            max_ns: values.iter().copied().max().unwrap_or(0),
+            overflow: 0,
+            histogram: Hist(h),
+        }
+    };
+    Message::Load(LoadResult {
+        load: LoadKind::Io,
+        device: "/dev/vda".into(),
+        direct: Some(true),
+        cpus: vec![0],
+        duration_ns: 1_000_000_000,
+        target_per_s: None,
+        ops: [
+            (OpKind::Read, op(&[90_000, 110_000], 4096)),
+            (OpKind::Write, op(&[150_000], 4096)),
+            (OpKind::Flush, op(&[700_000], 0)),
+        ]
+        .into(),
+        net: None,
+    })
+}
+
+#[test]
+fn a_load_result_is_recorded_with_the_guest() {
+    let config = guest_io_config();
+    let (r, _) = run_config(
+        &config,
+        |cfg| {
+            assert!(cfg.loads.io.is_some(), "guest-io switches the io load on");
+            Script {
+                channel: vec![
+                    (ms(10), frame(&hello(cfg))),
+                    (ms(25), frame(&io_load())),
+                    (ms(30), frame(&final_for(1))),
+                    (ms(40), frame(&Message::Done(Done { finals: 1 }))),
+                ],
+                exit: Some((ms(50), "exit status: 0")),
+                console_bytes: 0,
+                console: Vec::new(),
+            }
+        },
+        ms(100),
+        &TraceSettings::off(),
+    );
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    let g = &r.guests[0];
+    assert_eq!(g.loads.len(), 1);
+    assert_eq!(g.loads[0].load, LoadKind::Io);
+    assert_eq!(g.loads[0].ops[&OpKind::Read].count, 2);
+    // And it is in the run file as written.
+    let back: RunRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(back.guests[0].loads, g.loads);
+}
+
+#[test]
+fn a_load_result_is_kept_when_the_run_fails_after_it() {
+    let config = guest_io_config();
+    let (r, _) = run_config(
+        &config,
+        |cfg| Script {
+            channel: vec![(ms(10), frame(&hello(cfg))), (ms(20), frame(&io_load()))],
+            exit: Some((ms(60), "exit status: 1")),
+            console_bytes: 0,
+            console: Vec::new(),
+        },
+        ms(100),
+        &TraceSettings::off(),
+    );
+    let (stage, _) = failure(&r);
+    assert_eq!(stage, Stage::Measure);
+    assert_eq!(r.guests[0].loads.len(), 1, "what the agent said is kept");
+    assert!(r.guests[0].results.is_empty());
+}
+
+#[test]
+fn a_load_result_the_run_did_not_ask_for_is_refused_and_named() {
+    // Scenario idle: no io load was switched on.
+    let (r, _) = run(
+        |cfg| {
+            let mut s = good(cfg);
+            s.channel.insert(1, (ms(20), frame(&io_load())));
+            s
+        },
+        ms(100),
+    );
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    assert!(r.guests[0].loads.is_empty());
+    assert!(
+        matches!(&r.warnings[..], [Warning::MessagesRefused { count: 1, reasons, .. }]
+            if reasons[0].contains("did not switch on")),
+        "{:?}",
+        r.warnings
     );
 }

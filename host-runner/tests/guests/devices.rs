@@ -2,19 +2,21 @@
 //! another) under TCG with the static agent as `/init`, a virtio-blk disk served by
 //! `iothread1` and a virtio-net NIC on the runner's echo socket, and the kernel modules their
 //! drivers need in the initramfs. The agent must load the modules, find both devices and say
-//! so in its hello, then run and power off.
+//! so in its hello, then run and power off; with its io and net loads on, drive both devices
+//! from the housekeeping vCPU and report what they achieved.
 //!
 //! Needs `qemu-system-x86_64`, the agent from `scripts/build-agent.sh` and the kernel search
 //! (which fetches Debian's kernel and its modules once). Named `boot_*` and holds
 //! [`BootLock`]: one guest at a time on this machine.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pinlat::agentcfg::AgentConfig;
+use pinlat::agentcfg::{AgentConfig, IoLoad, NetLoad};
 use pinlat::kinds::Accel;
 use pinlat::kinds::WorkloadKind;
-use pinlat::wire::{Decoded, FrameDecoder, Hello, Message};
+use pinlat::wire::{Decoded, FrameDecoder, Hello, LoadKind, LoadResult, Message, OpKind};
 use pinlat_runner::agent::find_agent;
 use pinlat_runner::devices::{
     create_disk, needs, Cache, Device, DeviceError, NetEcho, VirtioBlk, VirtioNet,
@@ -51,37 +53,62 @@ impl Drop for Guest {
 }
 
 /// Feeds the agent channel to the decoder until `want` accepts a message or `deadline`.
+/// Messages decoded after the accepted one (a read often holds several frames) wait in
+/// `pending` for the next call; the ones before it that `want` refuses are skipped.
 fn next_message(
     follower: &mut FileFollower,
     decoder: &mut FrameDecoder,
+    pending: &mut VecDeque<Message>,
     deadline: Instant,
     want: impl Fn(&Message) -> bool,
 ) -> Option<Message> {
     let mut buf = Vec::new();
     loop {
+        while let Some(m) = pending.pop_front() {
+            if let Message::Error(e) = &m {
+                panic!("agent error: {}", e.message);
+            }
+            if want(&m) {
+                return Some(m);
+            }
+        }
         buf.clear();
         follower.read_new(&mut buf, 1 << 20).unwrap();
         for d in decoder.feed(&buf) {
             match d {
-                Decoded::Message(m) if want(&m) => return Some(*m),
-                Decoded::Message(m) => {
-                    if let Message::Error(e) = *m {
-                        panic!("agent error: {}", e.message);
-                    }
-                }
+                Decoded::Message(m) => pending.push_back(*m),
                 Decoded::Rejected(r) => eprintln!("rejected frame: {r}"),
             }
         }
-        if Instant::now() >= deadline {
-            return None;
+        if pending.is_empty() {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-#[test]
-fn boot_virtio_devices_are_in_the_guest() {
-    let _lock = BootLock::acquire().expect("boot lock");
+/// A booted guest with a virtio-blk disk (served by `iothread1`) and a virtio-net NIC on the
+/// runner's echo socket, the agent reading its frames.
+struct DeviceGuest {
+    guest: Guest,
+    echo: NetEcho,
+    follower: FileFollower,
+    decoder: FrameDecoder,
+    pending: VecDeque<Message>,
+    deadline: Instant,
+    /// When QEMU was resumed.
+    running: Instant,
+    agent_cfg: AgentConfig,
+    plan_names: Vec<String>,
+    /// The console log and agent channel, removed with the guest.
+    _logs: tempfile::TempDir,
+}
+
+/// Boots the device guest running `agent_cfg` (its modules are filled in here), checking on
+/// the way that the disk is served by `iothread1`.
+fn boot_device_guest(test: &str, mut agent_cfg: AgentConfig) -> DeviceGuest {
     let (agent_path, agent) = find_agent().unwrap_or_else(|e| panic!("{e}"));
     let kernel = KernelSearch::from_env(None)
         .find()
@@ -94,7 +121,8 @@ fn boot_virtio_devices_are_in_the_guest() {
         agent_path.display()
     );
     let binary = QemuBinary::detect().unwrap_or_else(|e| panic!("{e}"));
-    let logs = tempfile::tempdir().unwrap();
+    let logs_dir = tempfile::tempdir().unwrap();
+    let logs = logs_dir.path();
     let runtime = runtime_dir().unwrap();
 
     // The devices' backends, in the run's private directory.
@@ -116,16 +144,13 @@ fn boot_virtio_devices_are_in_the_guest() {
 
     // Their drivers' modules, resolved from the kernel's module directory.
     let plan = kernel
-        .module_plan(&needs(&devices, "boot_virtio_devices_are_in_the_guest"))
+        .module_plan(&needs(&devices, test))
         .unwrap_or_else(|e| panic!("{e}"));
     let cfg = pinlat::config::Config::from_toml_str(
         "[[guests]]\nname = \"devices\"\nvcpus = 2\niothreads = 1\n[[layouts]]\nkind = \"vcpu0\"\n",
     )
     .unwrap();
     let guest = &cfg.guests[0];
-    let mut agent_cfg = AgentConfig::new(WorkloadKind::BusyPoll, vec![1], 500);
-    agent_cfg.housekeeping_cpus = vec![0];
-    agent_cfg.preheat_ms = 0;
     agent_cfg.modules = plan.names();
     let initrd = runtime.path().join("initrd.cpio");
     Initramfs::for_agent(agent, agent_cfg.to_json().into_bytes())
@@ -140,8 +165,8 @@ fn boot_virtio_devices_are_in_the_guest() {
         plan.names()
     );
 
-    let console = logs.path().join("console.log");
-    let channel = logs.path().join("agent.out");
+    let console = logs.join("console.log");
+    let channel = logs.join("agent.out");
     let spec = VmSpec::for_guest(
         guest,
         Accel::Tcg,
@@ -174,16 +199,56 @@ fn boot_virtio_devices_are_in_the_guest() {
         .unwrap();
     assert_eq!(link.as_str(), Some("/objects/iothread1"), "{link}");
     qmp.cont().unwrap();
-    let running = Instant::now();
+    let follower = FileFollower::new(&g.channel);
+    DeviceGuest {
+        guest: g,
+        echo,
+        follower,
+        decoder: FrameDecoder::new(),
+        pending: VecDeque::new(),
+        deadline,
+        running: Instant::now(),
+        agent_cfg,
+        plan_names: plan.names(),
+        _logs: logs_dir,
+    }
+}
 
-    let mut follower = FileFollower::new(&g.channel);
-    let mut decoder = FrameDecoder::new();
-    let Some(Message::Hello(hello)) = next_message(&mut follower, &mut decoder, deadline, |m| {
-        matches!(m, Message::Hello(_))
-    }) else {
+impl DeviceGuest {
+    fn next(&mut self, want: impl Fn(&Message) -> bool) -> Option<Message> {
+        next_message(
+            &mut self.follower,
+            &mut self.decoder,
+            &mut self.pending,
+            self.deadline,
+            want,
+        )
+    }
+
+    /// Waits for the guest to power off by itself, successfully.
+    fn powers_off(&mut self) {
+        let status = self
+            .guest
+            .qemu
+            .wait_until(self.deadline)
+            .unwrap()
+            .expect("guest did not power off");
+        assert!(status.success(), "{status}");
+    }
+}
+
+#[test]
+fn boot_virtio_devices_are_in_the_guest() {
+    let _lock = BootLock::acquire().expect("boot lock");
+    let mut agent_cfg = AgentConfig::new(WorkloadKind::BusyPoll, vec![1], 500);
+    agent_cfg.housekeeping_cpus = vec![0];
+    agent_cfg.preheat_ms = 0;
+    let mut d = boot_device_guest("boot_virtio_devices_are_in_the_guest", agent_cfg);
+
+    let Some(Message::Hello(hello)) = d.next(|m| matches!(m, Message::Hello(_))) else {
         panic!("no hello within {BOOT_DEADLINE:?}");
     };
-    let to_hello = running.elapsed();
+    let to_hello = d.running.elapsed();
     let Hello { facts, config, .. } = hello;
     let dev = &facts.devices;
     eprintln!(
@@ -192,10 +257,10 @@ fn boot_virtio_devices_are_in_the_guest() {
     );
 
     // The runner's echo check: the agent runs exactly the config it was sent.
-    assert_eq!(config, agent_cfg);
+    assert_eq!(config, d.agent_cfg);
     // Every planned module was loaded, in order, and timed.
     let loaded: Vec<&str> = dev.modules.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(loaded, plan.names());
+    assert_eq!(loaded, d.plan_names);
     assert!(dev
         .modules
         .iter()
@@ -218,22 +283,177 @@ fn boot_virtio_devices_are_in_the_guest() {
     assert!(net.name.starts_with("eth"), "{net:?}");
     assert_eq!(net.driver.as_deref(), Some("virtio_net"));
     // QEMU's NIC backend is the runner's socket.
-    assert_eq!(echo.stats().connections, 1);
+    assert_eq!(d.echo.stats().connections, 1);
 
     // The run goes on to its end and the guest powers off.
-    let done = next_message(&mut follower, &mut decoder, deadline, |m| {
-        matches!(m, Message::Done(_))
-    });
+    let done = d.next(|m| matches!(m, Message::Done(_)));
     assert!(done.is_some(), "no done frame");
-    let status = g
-        .qemu
-        .wait_until(deadline)
-        .unwrap()
-        .expect("guest did not power off");
-    assert!(status.success(), "{status}");
+    d.powers_off();
+    let DeviceGuest { guest, echo, .. } = d;
     let stats = echo.stop().unwrap();
     eprintln!(
         "NIC echo: {stats:?}; spawn to power-off {:?}",
-        g.qemu.started().elapsed()
+        guest.qemu.started().elapsed()
     );
+}
+
+/// The io and net loads on the housekeeping vCPU 0 drive the virtio disk and NIC while vCPU 1
+/// busy-polls, and report what they achieved: operations timed in plausible histograms, frames
+/// echoed by the host's backend and timed, the echo's own count agreeing. Rates under TCG are
+/// whatever this machine gives: printed, never asserted.
+#[test]
+fn boot_guest_io_and_net_loads_measure_themselves() {
+    let _lock = BootLock::acquire().expect("boot lock");
+    let mut agent_cfg = AgentConfig::new(WorkloadKind::BusyPoll, vec![1], 3_000);
+    agent_cfg.housekeeping_cpus = vec![0];
+    // Counted from the start, so the host's echo count can be held against the agent's.
+    agent_cfg.preheat_ms = 0;
+    agent_cfg.loads.io = Some(IoLoad {
+        queue_depth: 2,
+        span_bytes: Some(16 << 20),
+        ..IoLoad::default()
+    });
+    agent_cfg.loads.net = Some(NetLoad {
+        rate_pps: 200,
+        ..NetLoad::default()
+    });
+    let frame_bytes = u64::from(NetLoad::default().frame_bytes);
+    let mut d = boot_device_guest("boot_guest_io_and_net_loads_measure_themselves", agent_cfg);
+
+    let mut loads: Vec<LoadResult> = Vec::new();
+    let finals = loop {
+        match d.next(|m| matches!(m, Message::Load(_) | Message::Final(_))) {
+            Some(Message::Load(l)) => loads.push(l),
+            Some(Message::Final(f)) => break vec![f],
+            _ => panic!("no final within {BOOT_DEADLINE:?} (loads so far: {loads:?})"),
+        }
+    };
+    assert!(
+        d.next(|m| matches!(m, Message::Done(_))).is_some(),
+        "no done frame"
+    );
+    d.powers_off();
+    let DeviceGuest {
+        guest,
+        echo,
+        agent_cfg,
+        ..
+    } = d;
+    let echo = echo.stop().unwrap();
+    assert!(
+        finals[0].samples > 0,
+        "the RT vCPU measured beside the loads"
+    );
+    for l in &loads {
+        eprintln!("{}", describe(l));
+    }
+    eprintln!(
+        "NIC echo: {echo:?}; spawn to power-off {:?}",
+        guest.qemu.started().elapsed()
+    );
+    let kinds: Vec<LoadKind> = loads.iter().map(|l| l.load).collect();
+    assert_eq!(
+        kinds,
+        [LoadKind::Io, LoadKind::Net],
+        "one result per load, before the final"
+    );
+
+    // The io load: the guest's virtio disk, through O_DIRECT, from vCPU 0.
+    let io = &loads[0];
+    assert_eq!((io.device.as_str(), io.direct), ("/dev/vda", Some(true)));
+    assert_eq!(io.cpus, [0]);
+    assert!(io.duration_ns > 0);
+    let io_cfg = agent_cfg.loads.io.as_ref().unwrap();
+    for (op, s) in &io.ops {
+        assert_eq!(s.errors, 0, "{op}: {:?}", s.first_error);
+        assert_eq!(s.count, s.histogram.0.len() + s.overflow, "{op}");
+        assert!(s.count == 0 || s.min_ns <= s.max_ns, "{op}");
+        let per_op = if *op == OpKind::Flush {
+            0
+        } else {
+            u64::from(io_cfg.block_bytes)
+        };
+        assert_eq!(s.bytes, s.count * per_op, "{op}");
+    }
+    let (reads, writes, flushes) = (
+        io.ops[&OpKind::Read].count,
+        io.ops[&OpKind::Write].count,
+        io.ops[&OpKind::Flush].count,
+    );
+    assert!(reads > 0 && writes > 0, "{reads} reads, {writes} writes");
+    // fdatasync after every write of each worker (the stop may cut the last ones short).
+    assert!(
+        flushes > 0 && flushes <= writes,
+        "{flushes} flushes, {writes} writes"
+    );
+    assert!(
+        writes - flushes <= u64::from(io_cfg.queue_depth),
+        "{writes} writes, {flushes} flushes"
+    );
+
+    // The net load: the virtio-net interface, frames echoed by the host and timed.
+    let net = &loads[1];
+    assert!(net.device.starts_with("eth"), "{}", net.device);
+    assert_eq!(net.cpus, [0]);
+    assert_eq!(net.target_per_s, Some(200));
+    let n = net.net.expect("frame counts");
+    let rtt = &net.ops[&OpKind::Rtt];
+    assert_eq!(rtt.errors, 0, "{:?}", rtt.first_error);
+    assert!(n.received > 0, "{n:?}");
+    assert_eq!(rtt.count, n.received);
+    assert_eq!(rtt.count, rtt.histogram.0.len() + rtt.overflow);
+    assert_eq!(
+        n.received + n.lost,
+        n.sent,
+        "every frame ends received or lost: {n:?}"
+    );
+    assert!(n.lost * 10 <= n.sent, "more than 10 % lost: {n:?}");
+    assert_eq!(n.unmatched, 0, "{n:?}");
+    // The host's side of it: one connection, and every frame it echoed is one the load sent
+    // and counted (no preheat: nothing went out uncounted), of the load's size: the link
+    // carried the load's frames and nothing else.
+    assert_eq!(echo.connections, 1);
+    assert!(
+        n.received <= echo.frames && echo.frames <= n.sent,
+        "echoed {} frames; the guest sent {}, got {} back",
+        echo.frames,
+        n.sent,
+        n.received
+    );
+    assert_eq!(echo.bytes, echo.frames * frame_bytes, "{echo:?}");
+}
+
+/// One line per load result: rates and latencies, for the test's log.
+fn describe(l: &LoadResult) -> String {
+    let mut s = format!(
+        "{} on {} over {:.2} s:",
+        l.load,
+        l.device,
+        l.duration_ns as f64 / 1e9
+    );
+    for (op, st) in &l.ops {
+        let sum = st.summary(l.duration_ns);
+        s += &format!(
+            " {op} {} ({:.1}/s, p50 {} us, p99 {} us, max {} us, {} errors);",
+            st.count,
+            l.rate_per_s(*op),
+            sum.p50_ns.value_ns.unwrap_or(0) / 1_000,
+            sum.p99_ns.value_ns.unwrap_or(0) / 1_000,
+            st.max_ns / 1_000,
+            st.errors
+        );
+    }
+    if let Some(n) = &l.net {
+        s += &format!(
+            " frames sent {} ({:.1}/s), received {}, lost {}, late {}, unmatched {}, skipped slots {}",
+            n.sent,
+            pinlat::wire::per_second(n.sent, l.duration_ns),
+            n.received,
+            n.lost,
+            n.late,
+            n.unmatched,
+            n.skipped_slots
+        );
+    }
+    s
 }

@@ -151,11 +151,24 @@ fn boot_guest_that_crashes_is_recorded_and_the_matrix_goes_on() {
     assert_eq!(runs.len(), 2);
     for r in &runs {
         let (stage, reason) = failed(&r.status);
-        assert_eq!(stage, "measure");
+        // The fake agent powers off before any hello: the guest never got past boot.
+        assert_eq!(stage, "boot", "{reason}");
         assert!(
             reason.contains("exited") && reason.contains("before the agent finished"),
             "{reason}"
         );
+        match &r.failure {
+            Some(pinlat::console::FailureCause::QemuExited {
+                phase, evidence, ..
+            }) => {
+                assert_eq!(*phase, pinlat::console::Phase::Boot);
+                assert!(
+                    evidence.iter().any(|l| l.contains("fake-agent: up")),
+                    "the console's last lines: {evidence:?}"
+                );
+            }
+            other => panic!("cause should be QEMU exiting at boot, got {other:?}"),
+        }
     }
 }
 
@@ -335,6 +348,15 @@ fn boot_sigint_stops_every_qemu_and_keeps_finished_runs() {
     );
     assert!(!process_alive(qemu), "QEMU {qemu} survived SIGINT");
     assert!(qemu_children(runner).is_empty());
+    // The interrupted run's tracefs instance went with it.
+    let traces: Vec<String> = crate::trace::pinlat_instances()
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("pinlat-{runner}-")))
+        .collect();
+    assert!(
+        traces.is_empty(),
+        "tracefs instances left after SIGINT: {traces:?}"
+    );
     let left: Vec<_> = std::fs::read_dir(&runtime).unwrap().collect();
     assert!(left.is_empty(), "runtime dirs left behind: {left:?}");
     let runs = load_runs(&dir);

@@ -1,17 +1,20 @@
 //! Every test that boots a guest (or loads a CPU as a guest would): `pinlat run` end to end on
 //! the Debian PREEMPT_RT kernel under TCG with the real static agent (this file), faults
-//! (`faults`), privileges (`privilege`), the QEMU/QMP/pinning infrastructure (`infra`) and
-//! calibrate for real (`calibrate`). Names start with `boot_` (one at a time under nextest,
-//! `.config/nextest.toml`) and each holds [`BootLock`]; the guests come from
+//! (`faults`), the disturbances (`disturbances`), a layout that kills its guest (`failures`),
+//! privileges (`privilege`), the QEMU/QMP/pinning infrastructure (`infra`), calibrate for real
+//! (`calibrate`) and the host tracer (`trace`). Names start with `boot_` (one at a time under
+//! nextest, `.config/nextest.toml`) and each holds [`BootLock`]; the guests come from
 //! [`pinlat_test_infra`].
 
 mod calibrate;
 mod devices;
 mod disturbances;
+mod failures;
 mod faults;
 mod infra;
 mod placement;
 mod privilege;
+mod trace;
 
 use std::process::Command;
 
@@ -131,13 +134,16 @@ fn boot_quick_config_two_layouts_verified() {
         );
 
         // Harness overhead: wall time minus measured time is guest boot plus preheat plus a
-        // little; the slack is wide because CI runs on a noisy machine, but a run that waited
-        // out a deadline (30 s and more) fails here.
+        // little, plus at most the 10 s the runner gives a guest to power off after its
+        // results. The slack is wide because CI runs on a noisy machine (seen there:
+        // `vcpu0.mgmt-poll`, boot 10.4 s, overhead 26.2 s, the guest killed after its 10 s
+        // power-off wait), but a run that waited out its run deadline (the 30 s slack on top
+        // of twice preheat + duration) fails here.
         let boot = g.boot_to_hello_ms.unwrap();
         assert!(r.wall_ms > r.duration_ms);
         let overhead = r.wall_ms - r.duration_ms;
         assert!(
-            overhead <= boot + 500 + 10_000,
+            overhead <= boot + 20_000,
             "{}: overhead {overhead} ms with boot {boot} ms (hello {:?}, first sample {:?}, done {:?}, exit {:?} ms after QEMU start)",
             r.name,
             g.boot_to_hello_ms,

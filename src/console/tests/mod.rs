@@ -598,3 +598,43 @@ fn causes_and_warnings_serialize_with_kebab_case_tags() {
     assert_eq!(w[1]["kind"], "hung-task");
     assert_eq!(w[1]["count"], 2);
 }
+
+/// The few words a verdict or a comparison quotes: the panic's meaning when the kernel's
+/// message is a known one, else the message cut short; a stall by kind; a deadline by length.
+#[test]
+fn short_causes_name_the_kind_and_the_phase() {
+    let panic = classify(TIMER_PANIC, &no_hello());
+    assert_eq!(
+        panic.short(),
+        "guest kernel panic during boot — timer check failed"
+    );
+    assert!(panic.is_guest());
+    let init = classify(NO_WORKING_INIT, &no_hello());
+    assert!(
+        init.short()
+            .starts_with("guest kernel panic during boot — "),
+        "{}",
+        init.short()
+    );
+    assert_eq!(
+        classify(HUNG_RCU_STARVED, &no_hello()).short(),
+        "guest RCU stall during boot"
+    );
+    assert_eq!(
+        classify(b"", &no_hello()).short(),
+        "no agent hello before the 60 s boot deadline"
+    );
+    let host = classify(
+        b"",
+        &GuestFacts {
+            host_failure: Some("x".repeat(100)),
+            ..no_hello()
+        },
+    );
+    assert!(!host.is_guest());
+    // Free text is cut to 60 characters.
+    assert_eq!(
+        host.short(),
+        format!("host-side failure — {}…", "x".repeat(60))
+    );
+}

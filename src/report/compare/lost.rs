@@ -2,20 +2,22 @@
 //! from NEW, whose runs all failed or went missing in NEW, or that lost more runs (failed,
 //! missing, unreadable) in NEW than in BASE. Each is a regression unless `--allow-missing`: a
 //! gate that only compared percentiles of what still measured passed a broken layout.
+//!
+//! A failed run is quoted by its typed cause when its record has one ("boot: guest kernel panic
+//! during boot — timer check failed"), else by its status reason cut short
+//! ([`super::super::failures::run_cause`]).
 
 use serde::Serialize;
 
+use super::super::failures::run_cause;
 use super::super::{Group, Report};
-
-/// Longest failure reason quoted, characters.
-const REASON_CHARS: usize = 80;
 
 /// A row NEW lost, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lost {
     /// `layout.scenario.workload`.
     pub name: String,
-    /// `2 of 2 runs failed in NEW (boot: guest never sent hello within 60 s)`.
+    /// `2 of 2 runs failed in NEW (boot: guest kernel panic during boot — timer check failed)`.
     pub cause: String,
     /// Counts for the exit code (`false`: waived by `--allow-missing`).
     pub regression: bool,
@@ -23,16 +25,16 @@ pub struct Lost {
 
 /// The runs a report has for one row beyond its measured ones.
 #[derive(Debug, Default)]
-struct RowRuns<'a> {
+struct RowRuns {
     /// Runs read (ok and failed).
     read: usize,
-    /// Failed runs: (stage, reason).
-    failed: Vec<(&'a str, &'a str)>,
+    /// Failed runs: (stage, cause in a few words).
+    failed: Vec<(&'static str, String)>,
     /// Planned runs without a run file, and run files that could not be read.
     missing: usize,
 }
 
-impl RowRuns<'_> {
+impl RowRuns {
     fn lost(&self) -> usize {
         self.failed.len() + self.missing
     }
@@ -48,18 +50,18 @@ fn row_of(run: &str) -> Option<&str> {
     (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(row)
 }
 
-fn row_runs<'a>(r: &'a Report, name: &str) -> RowRuns<'a> {
+fn row_runs(r: &Report, name: &str) -> RowRuns {
     let group: Option<&Group> = r.groups.iter().find(|g| g.name() == name);
     let failed = group
         .map(|g| {
             g.failed_runs
                 .iter()
-                .map(|f| {
-                    let o = r.runs.iter().find(|x| &x.name == f).map(|x| &x.outcome);
-                    (
-                        o.and_then(|o| o.stage).map_or("?", |s| s.as_str()),
-                        o.and_then(|o| o.reason.as_deref()).unwrap_or("?"),
-                    )
+                .map(|f| match r.runs.iter().find(|x| &x.name == f) {
+                    Some(x) => (
+                        x.outcome.stage.map_or("?", |s| s.as_str()),
+                        run_cause(&x.outcome).0,
+                    ),
+                    None => ("?", "?".to_string()),
                 })
                 .collect()
         })
@@ -82,16 +84,12 @@ fn row_runs<'a>(r: &'a Report, name: &str) -> RowRuns<'a> {
     }
 }
 
-/// `boot: guest never sent hello…; measure: QEMU exited` (distinct causes, each shortened).
-fn causes(failed: &[(&str, &str)]) -> String {
+/// `boot: guest kernel panic during boot — timer check failed; measure: QEMU exited` (distinct
+/// causes).
+fn causes(failed: &[(&str, String)]) -> String {
     let mut seen: Vec<String> = Vec::new();
-    for (stage, reason) in failed {
-        let reason = if reason.chars().count() > REASON_CHARS {
-            format!("{}…", reason.chars().take(REASON_CHARS).collect::<String>())
-        } else {
-            reason.to_string()
-        };
-        let c = format!("{stage}: {reason}");
+    for (stage, cause) in failed {
+        let c = format!("{stage}: {cause}");
         if !seen.contains(&c) {
             seen.push(c);
         }
@@ -107,7 +105,7 @@ fn cause(name: &str, base: &Report, new: &Report) -> Option<String> {
         .groups
         .iter()
         .any(|g| g.name() == name && g.stats.samples > 0);
-    let missing = |n: &RowRuns<'_>| {
+    let missing = |n: &RowRuns| {
         (n.missing > 0).then(|| {
             format!(
                 "{} planned run(s) without a readable run file in NEW",
@@ -115,7 +113,7 @@ fn cause(name: &str, base: &Report, new: &Report) -> Option<String> {
             )
         })
     };
-    let failed = |n: &RowRuns<'_>| {
+    let failed = |n: &RowRuns| {
         (!n.failed.is_empty()).then(|| {
             format!(
                 "{} of {} runs failed in NEW ({})",
@@ -187,10 +185,16 @@ mod tests {
     }
 
     #[test]
-    fn long_reasons_are_shortened_and_repeats_said_once() {
-        let long = "x".repeat(200);
-        let c = causes(&[("boot", &long), ("boot", &long), ("measure", "QEMU exited")]);
-        assert_eq!(c.matches("boot: ").count(), 1);
-        assert!(c.contains("…; measure: QEMU exited"), "{c}");
+    fn repeated_causes_are_said_once() {
+        let panic = "guest kernel panic during boot — timer check failed".to_string();
+        let c = causes(&[
+            ("boot", panic.clone()),
+            ("boot", panic),
+            ("measure", "QEMU exited".into()),
+        ]);
+        assert_eq!(
+            c,
+            "boot: guest kernel panic during boot — timer check failed; measure: QEMU exited"
+        );
     }
 }
