@@ -211,6 +211,47 @@ pub enum Warning {
         /// What happened, and the fix.
         problem: String,
     },
+    /// The scenario switched a housekeeping load on, the run finished, and the agent sent no
+    /// result for it: that side of the trade-off is missing from this run.
+    LoadMissing {
+        /// Guest name.
+        guest: String,
+        /// Which load.
+        load: crate::wire::LoadKind,
+    },
+    /// A housekeeping load with a target rate (`guest-net`'s `rate_pps`) achieved less than
+    /// [`LOAD_BELOW_RATE_FRACTION`] of it: the housekeeping side was starved, or the target is
+    /// more than the guest can do.
+    LoadBelowRate {
+        /// Guest name.
+        guest: String,
+        /// Which load.
+        load: crate::wire::LoadKind,
+        /// Completed operations per second (net: round trips).
+        achieved_per_s: u64,
+        /// The rate asked for, per second.
+        target_per_s: u64,
+    },
+}
+
+/// Fraction of a load's target rate below which the run warns ([`Warning::LoadBelowRate`]).
+pub const LOAD_BELOW_RATE_FRACTION: f64 = 0.5;
+
+/// The warning for `load` of `guest` when it achieved less than [`LOAD_BELOW_RATE_FRACTION`] of
+/// its target rate; `None` for a load without a target or one that kept up.
+pub fn load_below_rate(guest: &str, load: &LoadResult) -> Option<Warning> {
+    let target = load.target_per_s.filter(|&t| t > 0)?;
+    let op = match load.load {
+        crate::wire::LoadKind::Net => crate::wire::OpKind::Rtt,
+        crate::wire::LoadKind::Io => return None,
+    };
+    let achieved = load.rate_per_s(op);
+    (achieved < target as f64 * LOAD_BELOW_RATE_FRACTION).then(|| Warning::LoadBelowRate {
+        guest: guest.to_string(),
+        load: load.load,
+        achieved_per_s: achieved.round() as u64,
+        target_per_s: target,
+    })
 }
 
 impl std::fmt::Display for Warning {
@@ -291,6 +332,21 @@ impl std::fmt::Display for Warning {
                 *achieved_kib_s as f64 / 1024.0 * 100.0 / f64::from((*max_bandwidth_mib_s).max(1))
             ),
             Warning::Trace { problem } => write!(f, "host trace: {problem}"),
+            Warning::LoadMissing { guest, load } => write!(
+                f,
+                "guest {guest}: the scenario switched the {} load on, but the agent sent no result for it: the housekeeping I/O of this run is not measured (see the console log)",
+                load.as_str()
+            ),
+            Warning::LoadBelowRate {
+                guest,
+                load,
+                achieved_per_s,
+                target_per_s,
+            } => write!(
+                f,
+                "guest {guest}: the {} load achieved {achieved_per_s}/s of its {target_per_s}/s target: the housekeeping vCPUs or the emulator threads serving the device were short of CPU under this layout (see the Housekeeping I/O section), or the target is more than this guest can do",
+                load.as_str()
+            ),
         }
     }
 }
@@ -1135,5 +1191,51 @@ mod tests {
             run_name("vcpu0", "mgmt-poll", WorkloadKind::BusyPoll, 2),
             "vcpu0.mgmt-poll.busy-poll.r2"
         );
+    }
+
+    fn net_load(target: Option<u64>, round_trips: u64) -> LoadResult {
+        let stats = crate::wire::OpStats {
+            count: round_trips,
+            bytes: 0,
+            errors: 0,
+            first_error: None,
+            min_ns: 0,
+            max_ns: 0,
+            overflow: 0,
+            histogram: crate::histo::Hist(crate::histo::new_histogram()),
+        };
+        LoadResult {
+            load: crate::wire::LoadKind::Net,
+            device: "eth0".into(),
+            direct: None,
+            cpus: vec![0],
+            duration_ns: 2_000_000_000,
+            target_per_s: target,
+            ops: [(crate::wire::OpKind::Rtt, stats)].into(),
+            net: None,
+        }
+    }
+
+    #[test]
+    fn a_load_far_below_its_target_rate_is_a_warning() {
+        // 2 s window: 900 round trips is 450/s of 1000, under half.
+        let w = load_below_rate("rt", &net_load(Some(1000), 900)).unwrap();
+        assert_eq!(
+            w,
+            Warning::LoadBelowRate {
+                guest: "rt".into(),
+                load: crate::wire::LoadKind::Net,
+                achieved_per_s: 450,
+                target_per_s: 1000,
+            }
+        );
+        assert!(
+            w.to_string()
+                .contains("achieved 450/s of its 1000/s target"),
+            "{w}"
+        );
+        // Half or more, or no target (io goes as fast as it can): nothing to say.
+        assert_eq!(load_below_rate("rt", &net_load(Some(1000), 1000)), None);
+        assert_eq!(load_below_rate("rt", &net_load(None, 1)), None);
     }
 }

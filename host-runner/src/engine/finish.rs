@@ -190,6 +190,10 @@ pub fn collect_guests(live: Vec<LiveGuest>, record: &mut RunRecord) {
     for (i, g) in live.into_iter().enumerate() {
         let window = host_window(&g);
         let net_echo = g.backend.net_echo();
+        let asked = [
+            (pinlat::wire::LoadKind::Io, g.sent.loads.io.is_some()),
+            (pinlat::wire::LoadKind::Net, g.sent.loads.net.is_some()),
+        ];
         let mut gr = g.record;
         gr.net_echo = net_echo;
         gr.window = window;
@@ -223,6 +227,21 @@ pub fn collect_guests(live: Vec<LiveGuest>, record: &mut RunRecord) {
                 stats: gr.frames,
             });
         }
+        if record.status.is_ok() {
+            for (load, on) in asked {
+                if on && !gr.loads.iter().any(|l| l.load == load) {
+                    record.warnings.push(Warning::LoadMissing {
+                        guest: gr.guest.clone(),
+                        load,
+                    });
+                }
+            }
+        }
+        record.warnings.extend(
+            gr.loads
+                .iter()
+                .filter_map(|l| pinlat::result::load_below_rate(&gr.guest, l)),
+        );
         record.guests[i] = gr;
     }
 }

@@ -744,6 +744,19 @@ fn a_load_result_is_recorded_with_the_guest() {
 }
 
 #[test]
+fn a_finished_run_without_the_load_it_asked_for_is_warned() {
+    let config = guest_io_config();
+    let (r, _) = run_config(&config, good, ms(100), &TraceSettings::off());
+    assert!(r.status.is_ok(), "{:?}", r.status);
+    assert!(r.guests[0].loads.is_empty());
+    assert!(
+        matches!(&r.warnings[..], [Warning::LoadMissing { guest, load: LoadKind::Io }] if guest == "g"),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[test]
 fn a_load_result_is_kept_when_the_run_fails_after_it() {
     let config = guest_io_config();
     let (r, _) = run_config(
