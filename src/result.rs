@@ -558,6 +558,40 @@ pub struct GuestRun {
     pub net_echo: Option<EchoStats>,
 }
 
+impl GuestRun {
+    /// A guest before its run: `planned`, nothing observed, measured or received yet.
+    pub fn new(planned: GuestPlacement) -> Self {
+        GuestRun {
+            guest: planned.guest.clone(),
+            qemu_pid: None,
+            planned,
+            observed_start: Vec::new(),
+            observed_end: Vec::new(),
+            vcpu_stats: Vec::new(),
+            hello: None,
+            results: Vec::new(),
+            intervals: Vec::new(),
+            loads: Vec::new(),
+            agent_errors: Vec::new(),
+            frames: Default::default(),
+            boot_to_hello_ms: None,
+            boot_to_first_sample_ms: None,
+            boot_to_done_ms: None,
+            boot_to_exit_ms: None,
+            console_log: None,
+            mgmt_poll: None,
+            drift: Vec::new(),
+            new_thread_placement: None,
+            new_threads: Vec::new(),
+            window: None,
+            mgmt_storm: None,
+            migrate: None,
+            thread_cpu: None,
+            net_echo: None,
+        }
+    }
+}
+
 /// A thread whose placement differed from the plan during a run, from the first read-back that
 /// saw it to the first that did not (or the end of the run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1028,40 +1062,13 @@ pub(crate) fn test_record() -> RunRecord {
         started_unix_ms: 0,
         wall_ms: 0,
         duration_ms: 1_000,
-        guests: vec![GuestRun {
+        guests: vec![GuestRun::new(GuestPlacement {
             guest: "rt".into(),
-            qemu_pid: None,
-            planned: GuestPlacement {
-                guest: "rt".into(),
-                pinned: true,
-                vcpus: Vec::new(),
-                emulator_cpus: CpuSet::new(),
-                iothread_cpus: CpuSet::new(),
-            },
-            observed_start: Vec::new(),
-            observed_end: Vec::new(),
-            vcpu_stats: Vec::new(),
-            hello: None,
-            results: Vec::new(),
-            intervals: Vec::new(),
-            agent_errors: Vec::new(),
-            frames: DecoderStats::default(),
-            boot_to_hello_ms: None,
-            boot_to_first_sample_ms: None,
-            boot_to_done_ms: None,
-            boot_to_exit_ms: None,
-            console_log: None,
-            mgmt_poll: None,
-            drift: Vec::new(),
-            new_thread_placement: None,
-            new_threads: Vec::new(),
-            window: None,
-            mgmt_storm: None,
-            migrate: None,
-            thread_cpu: None,
-            loads: Vec::new(),
-            net_echo: None,
-        }],
+            pinned: true,
+            vcpus: Vec::new(),
+            emulator_cpus: CpuSet::new(),
+            iothread_cpus: CpuSet::new(),
+        })],
         mgmt_poll: None,
         warnings: Vec::new(),
         host_steal: None,

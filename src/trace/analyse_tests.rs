@@ -69,38 +69,17 @@ fn guest(top: Vec<TopEvent>) -> GuestRun {
         thread(100, "CPU 1/TCG", ThreadRole::Vcpu { vcpu: 1 }, "1"),
     ];
     GuestRun {
-        guest: "rt".into(),
         qemu_pid: Some(50),
-        planned: GuestPlacement {
+        observed_start: threads.clone(),
+        observed_end: threads,
+        results: vec![result],
+        ..GuestRun::new(GuestPlacement {
             guest: "rt".into(),
             pinned: true,
             vcpus: vec![vcpu(0, false, "0"), vcpu(1, true, "1")],
             emulator_cpus: CpuSet::parse("0").unwrap(),
             iothread_cpus: CpuSet::parse("0").unwrap(),
-        },
-        observed_start: threads.clone(),
-        observed_end: threads,
-        vcpu_stats: vec![],
-        hello: None,
-        results: vec![result],
-        intervals: vec![],
-        agent_errors: vec![],
-        frames: Default::default(),
-        boot_to_hello_ms: None,
-        boot_to_first_sample_ms: None,
-        boot_to_done_ms: None,
-        boot_to_exit_ms: None,
-        console_log: None,
-        mgmt_poll: None,
-        drift: vec![],
-        new_thread_placement: None,
-        new_threads: vec![],
-        window: None,
-        loads: vec![],
-        net_echo: None,
-        mgmt_storm: None,
-        migrate: None,
-        thread_cpu: None,
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use pinlat::result::{
 };
 use pinlat::schema::{HostFacts, LocalFacts, PlanFile};
 use pinlat::wire::{
-    ClockInfo, ClockSource, CpuResult, DecoderStats, Hello, IntervalReport, SystemFacts, TopEvent,
+    ClockInfo, ClockSource, CpuResult, Hello, IntervalReport, SystemFacts, TopEvent,
 };
 
 /// A small deterministic generator (Knuth's MMIX LCG).
@@ -321,9 +321,7 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
         wall_ms: 9_000,
         duration_ms: duration_ns(s) / 1_000_000,
         guests: vec![GuestRun {
-            guest: "rt".into(),
             qemu_pid: Some(999),
-            planned: planned.clone(),
             observed_start: observed.clone(),
             observed_end: if s.failed { Vec::new() } else { observed },
             vcpu_stats: planned
@@ -344,23 +342,10 @@ pub fn record(run_id: &str, s: &Spec) -> RunRecord {
             hello: (!s.failed).then(|| hello(s, clock)),
             results,
             intervals,
-            loads: Vec::new(),
-            agent_errors: Vec::new(),
-            frames: DecoderStats::default(),
             boot_to_hello_ms: Some(900),
             boot_to_first_sample_ms: Some(1_400),
-            boot_to_done_ms: None,
-            boot_to_exit_ms: None,
-            console_log: None,
-            mgmt_poll: None,
-            drift: Vec::new(),
-            new_thread_placement: None,
-            new_threads: Vec::new(),
             window: (!s.failed).then(|| window(s)),
-            mgmt_storm: None,
-            migrate: None,
-            thread_cpu: None,
-            net_echo: None,
+            ..GuestRun::new(planned.clone())
         }],
         mgmt_poll: (s.scenario == ScenarioKind::MgmtPoll).then(|| MgmtPollStats {
             rate_hz: 20,

@@ -3,17 +3,16 @@
 //! every guest, one poller thread per guest, so polling never shares a connection with the
 //! runner's control commands and every guest of a run is disturbed alike.
 
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pinlat::config::ScenarioKind;
 use pinlat::result::MgmtPollStats;
 
-use super::{Disturbance, DisturbanceError, Outcome, Targets};
+use super::{Disturbance, DisturbanceError, MonitorLinks, Outcome, Targets};
 use crate::qemu::VmSpec;
 use crate::qmp::{MgmtPoll, QmpError};
 
@@ -27,10 +26,8 @@ pub struct ConnectError(#[source] QmpError);
 pub struct MgmtPollLoad {
     rate_hz: u32,
     stop: Arc<AtomicBool>,
-    /// The pollers' monitor connections, shut down at stop so that a poller blocked on a call
-    /// QEMU no longer answers (a guest powering off) returns at once, not after the call's 5 s
-    /// timeout.
-    sockets: Arc<Mutex<Vec<UnixStream>>>,
+    /// Shut down at stop ([`MonitorLinks`]).
+    links: MonitorLinks,
     threads: Vec<JoinHandle<Result<MgmtPollStats, ConnectError>>>,
     outcome: Option<Outcome>,
 }
@@ -41,7 +38,7 @@ impl MgmtPollLoad {
         MgmtPollLoad {
             rate_hz,
             stop: Arc::new(AtomicBool::new(false)),
-            sockets: Arc::default(),
+            links: MonitorLinks::default(),
             threads: Vec::new(),
             outcome: None,
         }
@@ -59,17 +56,13 @@ impl Disturbance for MgmtPollLoad {
                 scenario: ScenarioKind::MgmtPoll,
                 guest,
             })?;
-            let h = poller(
-                socket,
-                self.rate_hz,
-                self.stop.clone(),
-                self.sockets.clone(),
-            )
-            .map_err(|source| DisturbanceError::Spawn {
-                scenario: ScenarioKind::MgmtPoll,
-                what: format!("the poll thread of guest {guest}"),
-                source,
-            })?;
+            let h = poller(socket, self.rate_hz, self.stop.clone(), self.links.clone()).map_err(
+                |source| DisturbanceError::Spawn {
+                    scenario: ScenarioKind::MgmtPoll,
+                    what: format!("the poll thread of guest {guest}"),
+                    source,
+                },
+            )?;
             self.threads.push(h);
         }
         Ok(())
@@ -80,14 +73,7 @@ impl Disturbance for MgmtPollLoad {
             return o.clone();
         }
         self.stop.store(true, Ordering::Relaxed);
-        for s in self
-            .sockets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
+        self.links.shut_all();
         let mut outcome = Outcome::default();
         let mut total = MgmtPollStats {
             rate_hz: self.rate_hz,
@@ -144,7 +130,7 @@ fn poller(
     socket: PathBuf,
     rate_hz: u32,
     stop: Arc<AtomicBool>,
-    sockets: Arc<Mutex<Vec<UnixStream>>>,
+    links: MonitorLinks,
 ) -> std::io::Result<JoinHandle<Result<MgmtPollStats, ConnectError>>> {
     std::thread::Builder::new()
         .name("mgmt-poll".into())
@@ -152,9 +138,7 @@ fn poller(
             let deadline = Instant::now() + Duration::from_secs(30);
             let mut qmp = crate::qmp::connect_unix(&socket, deadline, Duration::from_secs(5))
                 .map_err(ConnectError)?;
-            if let Ok(s) = qmp.get_ref().try_clone() {
-                sockets.lock().unwrap_or_else(|e| e.into_inner()).push(s);
-            }
+            links.keep(qmp.get_ref());
             let mut poll = MgmtPoll::new();
             let mut stats = MgmtPollStats {
                 rate_hz,
@@ -200,21 +184,9 @@ mod tests {
     /// held the run for the call's 5 s timeout. Stop shuts the monitor down instead.
     #[test]
     fn stop_is_prompt_when_qemu_no_longer_answers() {
-        use std::io::{BufRead, BufReader, Write};
-        use std::os::unix::net::UnixListener;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mgmt.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        let server = std::thread::spawn(move || {
-            let (s, _) = listener.accept().unwrap();
-            let mut w = s.try_clone().unwrap();
-            w.write_all(b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\r\n").unwrap();
-            let mut lines = BufReader::new(s).lines();
-            lines.next();
-            w.write_all(b"{\"return\": {}, \"id\": 1}\r\n").unwrap();
-            // Read everything, answer nothing.
-            for _ in lines {}
-        });
+        let server = super::super::unanswering_monitor(&path);
         let mut p = MgmtPollLoad::new(20);
         p.start(&Targets {
             mgmt_sockets: vec![Some(path)],

@@ -10,10 +10,9 @@
 //! times as long to say hello here. Recorded per guest and in total: the calls answered per
 //! second, each call's latency (HDR, ns), errors, and the queries this QEMU lacks.
 
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use pinlat::cpuset::CpuSet;
 use pinlat::histo::{new_histogram, Hist, Summary};
 use pinlat::result::{MgmtStormStats, QueryCalls};
 
-use super::{Disturbance, DisturbanceError, Outcome, Targets};
+use super::{Disturbance, DisturbanceError, MonitorLinks, Outcome, Targets};
 use crate::qemu::VmSpec;
 use crate::qmp::storm::{parse_query, CallOutcome, Query, Storm, DEFAULT_QUERIES};
 use crate::qmp::QmpError;
@@ -43,9 +42,8 @@ pub struct MgmtStorm {
     queries: Result<Vec<Query>, String>,
     go: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-    /// The storms' monitor connections, shut down on stop so that a call QEMU no longer
-    /// answers (it is powering off) does not hold the run for a command timeout.
-    sockets: Arc<Mutex<Vec<UnixStream>>>,
+    /// Shut down at stop ([`MonitorLinks`]).
+    links: MonitorLinks,
     threads: Vec<JoinHandle<Result<MgmtStormStats, ConnectError>>>,
     outcome: Option<Outcome>,
 }
@@ -70,7 +68,7 @@ impl MgmtStorm {
             queries,
             go: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
-            sockets: Arc::default(),
+            links: MonitorLinks::default(),
             threads: Vec::new(),
             outcome: None,
         }
@@ -101,7 +99,7 @@ impl Disturbance for MgmtStorm {
                 targets.housekeeping_cpus.clone(),
                 self.go.clone(),
                 self.stop.clone(),
-                self.sockets.clone(),
+                self.links.clone(),
             )
             .map_err(|source| DisturbanceError::Spawn {
                 scenario: ScenarioKind::MgmtStorm,
@@ -122,14 +120,7 @@ impl Disturbance for MgmtStorm {
             return o.clone();
         }
         self.stop.store(true, Ordering::Relaxed);
-        for s in self
-            .sockets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
+        self.links.shut_all();
         let went = self.go.load(Ordering::Relaxed);
         let mut outcome = Outcome::default();
         let mut per_guest = Vec::new();
@@ -224,7 +215,7 @@ fn storm_thread(
     cpus: CpuSet,
     go: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-    sockets: Arc<Mutex<Vec<UnixStream>>>,
+    links: MonitorLinks,
 ) -> std::io::Result<JoinHandle<Result<MgmtStormStats, ConnectError>>> {
     std::thread::Builder::new()
         .name("mgmt-storm".into())
@@ -234,9 +225,7 @@ fn storm_thread(
             let mut qmp =
                 crate::qmp::connect_unix(&socket, Instant::now() + CALL_TIMEOUT * 6, CALL_TIMEOUT)
                     .map_err(ConnectError)?;
-            if let Ok(s) = qmp.get_ref().try_clone() {
-                sockets.lock().unwrap_or_else(|e| e.into_inner()).push(s);
-            }
+            links.keep(qmp.get_ref());
             while !go.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(GO_POLL);
             }
@@ -443,21 +432,9 @@ mod tests {
     /// command's timeout, and a storm nobody answered is a problem of the run.
     #[test]
     fn stop_is_prompt_when_qemu_no_longer_answers() {
-        use std::io::{BufRead, BufReader, Write};
-        use std::os::unix::net::UnixListener;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mgmt.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        let server = std::thread::spawn(move || {
-            let (s, _) = listener.accept().unwrap();
-            let mut w = s.try_clone().unwrap();
-            w.write_all(b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\r\n").unwrap();
-            let mut lines = BufReader::new(s).lines();
-            lines.next();
-            w.write_all(b"{\"return\": {}, \"id\": 1}\r\n").unwrap();
-            // Read everything, answer nothing.
-            for _ in lines {}
-        });
+        let server = super::super::unanswering_monitor(&path);
         let mut s = MgmtStorm::new(None);
         s.start(&Targets {
             mgmt_sockets: vec![Some(path)],

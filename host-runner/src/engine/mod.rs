@@ -113,37 +113,6 @@ pub struct RunContext<'a> {
     pub trace: &'a tracer::TraceSettings,
 }
 
-fn empty_guest_run(placement: &GuestPlacement) -> GuestRun {
-    GuestRun {
-        guest: placement.guest.clone(),
-        qemu_pid: None,
-        planned: placement.clone(),
-        observed_start: Vec::new(),
-        observed_end: Vec::new(),
-        vcpu_stats: Vec::new(),
-        hello: None,
-        results: Vec::new(),
-        intervals: Vec::new(),
-        loads: Vec::new(),
-        agent_errors: Vec::new(),
-        frames: Default::default(),
-        boot_to_hello_ms: None,
-        boot_to_first_sample_ms: None,
-        boot_to_done_ms: None,
-        boot_to_exit_ms: None,
-        console_log: None,
-        mgmt_poll: None,
-        drift: Vec::new(),
-        new_thread_placement: None,
-        new_threads: Vec::new(),
-        window: None,
-        mgmt_storm: None,
-        migrate: None,
-        thread_cpu: None,
-        net_echo: None,
-    }
-}
-
 /// The host pCPUs a disturbance's own threads run on: the configured housekeeping pCPUs, else
 /// the usable pCPUs that no RT vCPU of this layout may run on (none in a `float` layout, whose
 /// RT vCPUs may run anywhere). A runner thread beside a SCHED_FIFO vCPU would barely run.
@@ -233,7 +202,7 @@ pub fn execute(
         started_unix_ms: unix_ms(),
         wall_ms: 0,
         duration_ms: ctx.duration_ms,
-        guests: layout.guests.iter().map(empty_guest_run).collect(),
+        guests: layout.guests.iter().cloned().map(GuestRun::new).collect(),
         mgmt_poll: None,
         warnings: Vec::new(),
         host_steal: None,
