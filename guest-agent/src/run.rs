@@ -71,6 +71,7 @@ struct Reporter<'a> {
 
 impl Reporter<'_> {
     fn process(&mut self, s: &mut Stream<'_>, d: &mut IntervalData) -> Result<()> {
+        d.fold();
         s.whole.add(&d.hist).context("merging interval histogram")?;
         s.overflow += d.overflow;
         s.intervals += 1;
