@@ -61,6 +61,23 @@ pub enum PlacementError {
     },
 }
 
+impl PlacementError {
+    /// The thread exited before it could be placed: not an error for a thread QEMU started and
+    /// ended on its own (a worker, a migration pass).
+    fn thread_gone(&self) -> bool {
+        matches!(
+            self,
+            PlacementError::Apply {
+                source: SchedError::Syscall {
+                    source: nix::Error::ESRCH,
+                    ..
+                },
+                ..
+            }
+        )
+    }
+}
+
 /// Applies one guest's placement and keeps what is needed to classify its threads.
 #[derive(Debug)]
 pub struct Pinner {
@@ -284,10 +301,7 @@ impl Pinner {
                 Ok(()) => {
                     self.placed.insert(tid);
                 }
-                Err(PlacementError::Apply {
-                    source: SchedError::Syscall { source, .. },
-                    ..
-                }) if source == nix::Error::ESRCH && role == ThreadRole::Emulator => {}
+                Err(e) if e.thread_gone() && role == ThreadRole::Emulator => {}
                 Err(e) => return Err(e),
             }
         }
@@ -333,14 +347,7 @@ impl Pinner {
                         });
                     }
                 }
-                Err(PlacementError::Apply {
-                    source:
-                        SchedError::Syscall {
-                            source: nix::Error::ESRCH,
-                            ..
-                        },
-                    ..
-                }) => {}
+                Err(e) if e.thread_gone() => {}
                 Err(e) => return Err(e),
             }
         }
@@ -381,16 +388,8 @@ impl Pinner {
         for tid in placed {
             let role = self.role(tid);
             match self.apply(tid, &role) {
-                Ok(()) => {}
-                Err(PlacementError::Apply {
-                    source:
-                        SchedError::Syscall {
-                            source: nix::Error::ESRCH,
-                            ..
-                        },
-                    ..
-                }) => {}
-                Err(e) => return Err(e),
+                Err(e) if !e.thread_gone() => return Err(e),
+                _ => {}
             }
         }
         Ok(())

@@ -336,28 +336,7 @@ pub fn markdown(groups: &[CulpritGroup]) -> String {
         if !g.by_class.is_empty() {
             o.push_str("| class | stolen | count | longest | top names (stolen, count, longest) |\n|---|---:|---:|---:|---|\n");
             for c in &g.by_class {
-                let names: Vec<String> = c
-                    .names
-                    .iter()
-                    .map(|n| {
-                        format!(
-                            "`{}` {} ×{} ≤{}",
-                            md(&n.name),
-                            fmt_ns(n.total_ns),
-                            n.count,
-                            fmt_ns(n.longest_ns)
-                        )
-                    })
-                    .collect();
-                let _ = writeln!(
-                    o,
-                    "| {} | {} | {} | {} | {} |",
-                    c.class,
-                    fmt_ns(c.total_ns),
-                    c.count,
-                    fmt_ns(c.longest_ns),
-                    names.join(", ")
-                );
+                o.push_str(&crate::trace::table::class_row(c));
             }
             o.push('\n');
         }

@@ -24,6 +24,32 @@ fn pct(part: u64, whole: u64) -> String {
     }
 }
 
+/// One Markdown row of the stolen-time-by-class table: class, stolen, count, longest, and the
+/// top names with theirs (`|` in a name escaped), newline-terminated.
+pub fn class_row(c: &super::ClassStats) -> String {
+    let names: Vec<String> = c
+        .names
+        .iter()
+        .map(|n| {
+            format!(
+                "`{}` {} ×{} ≤{}",
+                n.name.replace('|', "\\|"),
+                fmt_ns(n.total_ns),
+                n.count,
+                fmt_ns(n.longest_ns)
+            )
+        })
+        .collect();
+    format!(
+        "| {} | {} | {} | {} | {} |\n",
+        c.class,
+        fmt_ns(c.total_ns),
+        c.count,
+        fmt_ns(c.longest_ns),
+        names.join(", ")
+    )
+}
+
 /// Renders `a` as Markdown; times of intervals are seconds from the window's start.
 pub fn render(a: &CpuAttribution) -> String {
     let w = a.window.len_ns();
@@ -55,28 +81,7 @@ pub fn render(a: &CpuAttribution) -> String {
     );
     let _ = writeln!(s, "|---|---|---|---|---|");
     for c in &a.by_class {
-        let names: Vec<String> = c
-            .names
-            .iter()
-            .map(|n| {
-                format!(
-                    "`{}` {} ×{} ≤{}",
-                    n.name.replace('|', "\\|"),
-                    fmt_ns(n.total_ns),
-                    n.count,
-                    fmt_ns(n.longest_ns)
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} |",
-            c.class,
-            fmt_ns(c.total_ns),
-            c.count,
-            fmt_ns(c.longest_ns),
-            names.join(", ")
-        );
+        s.push_str(&class_row(c));
     }
     if !a.longest.is_empty() {
         let _ = writeln!(s, "\n| longest stolen | at (s) | class | culprit | parts |");
