@@ -318,4 +318,39 @@ mod tests {
         .join()
         .unwrap();
     }
+
+    /// A thread that a SCHED_FIFO thread creates must not inherit its policy (issue 11: a
+    /// thread a realtime vCPU spawned ran SCHED_FIFO on the RT pCPU until the next placement
+    /// tick). The same thread spawned under plain SCHED_FIFO does inherit it: what the flag
+    /// changes.
+    #[test]
+    fn threads_created_under_reset_on_fork_start_sched_other() {
+        let child_policy = || {
+            std::thread::spawn(|| get_scheduler(0).unwrap().0)
+                .join()
+                .unwrap()
+        };
+        std::thread::spawn(move || {
+            let fifo = libc::SCHED_FIFO as u32;
+            match set_fifo(0, 1) {
+                Ok(()) => {
+                    assert_eq!(child_policy(), fifo, "plain SCHED_FIFO is inherited");
+                    set_fifo_reset_on_fork(0, 1).unwrap();
+                    assert_eq!(get_scheduler(0).unwrap(), (fifo, 1));
+                    assert_eq!(child_policy(), libc::SCHED_OTHER as u32);
+                    set_other(0).unwrap();
+                }
+                Err(SchedError::Syscall { source, .. }) => {
+                    assert_eq!(
+                        source,
+                        nix::Error::EPERM,
+                        "only an unprivileged run may skip"
+                    )
+                }
+                Err(e) => panic!("{e}"),
+            }
+        })
+        .join()
+        .unwrap();
+    }
 }
