@@ -28,7 +28,6 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,13 +41,17 @@ use pinlat::kinds::Accel;
 use pinlat::plan::LayoutPlan;
 use pinlat::result::{RunRecord, Warning};
 use pinlat::trace::analyse::{self, GuestNotes};
-use pinlat::trace::parse::{parse_line, Line, TraceParser};
+use pinlat::trace::parse::TraceParser;
 use pinlat::trace::record::{Capture, RunTrace, TraceStats, TraceStatus};
 use pinlat::trace::Options;
 
 use super::live::LiveGuest;
 use crate::trace::smi::{self, MsrRoot};
 use crate::trace::{Instance, InstanceConfig, Tracefs};
+
+mod text;
+
+use text::{dir_bytes, feed, read_pipe, select};
 
 /// How often the reader drains `trace_pipe`.
 pub const DRAIN_PERIOD: Duration = Duration::from_millis(50);
@@ -543,209 +546,5 @@ fn instance_name(run: &str) -> String {
         .collect()
 }
 
-/// The reader thread: `trace_pipe` → `out` until told to stop and drained.
-fn read_pipe(mut pipe: File, mut out: File, stop: &AtomicBool) -> ReaderOut {
-    let mut buf = vec![0u8; 1 << 16];
-    let (mut bytes, mut dropped, mut error) = (0u64, 0u64, None);
-    loop {
-        let stopping = stop.load(Ordering::SeqCst);
-        match pipe.read(&mut buf) {
-            Ok(0) => {
-                if stopping {
-                    break;
-                }
-                std::thread::sleep(DRAIN_PERIOD);
-            }
-            Ok(n) => {
-                if bytes + n as u64 > MAX_RAW_BYTES {
-                    dropped += n as u64;
-                } else if let Err(e) = out.write_all(&buf[..n]) {
-                    error = Some(format!("writing the temporary trace file: {e}"));
-                    break;
-                } else {
-                    bytes += n as u64;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if stopping {
-                    break;
-                }
-                std::thread::sleep(DRAIN_PERIOD);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                error = Some(e.to_string());
-                break;
-            }
-        }
-    }
-    drop(pipe);
-    ReaderOut {
-        file: out,
-        bytes,
-        dropped,
-        error,
-    }
-}
-
-/// Feeds the whole kept text to `parser`.
-fn feed(file: &mut File, parser: &mut TraceParser) -> io::Result<()> {
-    file.rewind()?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        parser.feed(&buf[..n]);
-    }
-}
-
-/// Appends to `out` the lines of `file` inside any of `spans` (and every lost-events line),
-/// with `markers` as comment lines at their times; stops at `bound` bytes. Whether it was cut.
-fn select(
-    file: &mut File,
-    spans: &[(u64, u64)],
-    markers: &[(u64, String)],
-    bound: u64,
-    out: &mut Vec<u8>,
-) -> bool {
-    if file.rewind().is_err() {
-        return false;
-    }
-    let mut markers: Vec<&(u64, String)> = markers.iter().collect();
-    markers.sort_by_key(|m| m.0);
-    let mut next = 0;
-    let inside = |t: u64| spans.iter().any(|&(a, b)| (a..b).contains(&t));
-    let mut line = Vec::new();
-    let mut r = BufReader::new(file);
-    loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let text = String::from_utf8_lossy(&line);
-        let keep = match parse_line(text.trim_end_matches('\n')) {
-            Line::Event(e) => {
-                while let Some((t, m)) = markers.get(next) {
-                    if *t > e.ts_ns {
-                        break;
-                    }
-                    out.extend_from_slice(
-                        format!("# pinlat-marker {}: {m}\n", secs(*t)).as_bytes(),
-                    );
-                    next += 1;
-                }
-                inside(e.ts_ns)
-            }
-            Line::Lost { .. } => true,
-            Line::Comment => out.is_empty(),
-            Line::Malformed(_) => false,
-        };
-        if keep {
-            if out.len() as u64 + line.len() as u64 > bound {
-                return true;
-            }
-            out.extend_from_slice(&line);
-        }
-    }
-    for (t, m) in &markers[next..] {
-        out.extend_from_slice(format!("# pinlat-marker {}: {m}\n", secs(*t)).as_bytes());
-    }
-    false
-}
-
-/// `secs.micros` as tracefs prints its `mono` clock.
-fn secs(ns: u64) -> String {
-    format!("{}.{:06}", ns / 1_000_000_000, ns % 1_000_000_000 / 1_000)
-}
-
-/// Bytes of the files directly in `dir` (0 when it does not exist).
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selection_keeps_the_spans_lost_lines_and_markers_in_order() {
-        let mut f = tempfile::tempfile().unwrap();
-        let ev = |us: u64| {
-            format!(
-                "            sh-1     [001] ...1. {}: tracing_mark_write: e{us}\n",
-                secs(us * 1000)
-            )
-        };
-        let mut text = String::from("# tracer: nop\n");
-        for us in [1_000_000, 2_000_000, 3_000_000] {
-            text += &ev(us);
-        }
-        text += "CPU:1 [LOST 3 EVENTS]\n";
-        text += &ev(4_000_000);
-        f.write_all(text.as_bytes()).unwrap();
-        let mut out = Vec::new();
-        let cut = select(
-            &mut f,
-            &[(1_500_000_000, 3_500_000_000)],
-            &[(2_500_000_000, "crossed".into())],
-            1 << 20,
-            &mut out,
-        );
-        let out = String::from_utf8(out).unwrap();
-        assert!(!cut);
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), 5, "{out}");
-        assert!(lines[1].ends_with("e2000000"));
-        assert_eq!(lines[2], "# pinlat-marker 2.500000: crossed");
-        assert!(lines[3].ends_with("e3000000"));
-        assert_eq!(lines[4], "CPU:1 [LOST 3 EVENTS]");
-        let mut small = Vec::new();
-        assert!(select(&mut f, &[(0, u64::MAX)], &[], 40, &mut small));
-        assert!(small.len() <= 40);
-    }
-
-    #[test]
-    fn a_host_without_tracefs_warns_and_records_why_never_fails() {
-        let tmp = tempfile::tempdir().unwrap();
-        let config = pinlat::config::Config::from_toml_str(
-            "[host]\ncpus = \"0-1\"\n[[guests]]\nname = \"rt\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n",
-        )
-        .unwrap();
-        let plan = pinlat::plan::Plan::new(&config, &CpuSet::parse("0-1").unwrap()).unwrap();
-        let layout = &plan.layouts[0];
-        assert_eq!(rt_cpus(layout).to_string(), "1");
-        let settings = TraceSettings {
-            tracefs: Some(tmp.path().join("nothing")),
-            msr: MsrRoot::at(tmp.path()),
-            ..TraceSettings::on()
-        };
-        let mut w = Vec::new();
-        let t = RunTracer::start(
-            &settings,
-            layout,
-            "vcpu0.idle.busy-poll.r1",
-            None,
-            Accel::Tcg,
-            &mut w,
-        );
-        assert!(
-            matches!(t.rec.status, TraceStatus::Unavailable { .. }),
-            "{:?}",
-            t.rec.status
-        );
-        assert_eq!(w.len(), 1);
-        assert!(w[0].to_string().contains("not recorded"), "{}", w[0]);
-        assert!(matches!(&t.smi_before[0], (1, Err(why)) if why.contains("modprobe msr")));
-        assert_eq!(instance_name("a b.c/d"), "a_b.c_d");
-    }
-}
+mod tests;
