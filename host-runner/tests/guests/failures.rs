@@ -113,8 +113,12 @@ fn boot_emulator_on_rt_pcpu_is_reported_as_it_happened() {
     let v = &report.verdicts[0];
     assert!(v.ranking.iter().any(|r| r.layout == "isolate"), "{v:?}");
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    let section = &md[md.find("## mgmt-poll × timer").expect("the section")
-        ..md.find("## Runs").expect("the runs table")];
+    // The group's own section: up to the next `## ` heading (the culprits, the runs table).
+    let start = md.find("## mgmt-poll × timer").expect("the section");
+    let end = md[start + 3..]
+        .find("\n## ")
+        .map_or(md.len(), |i| start + 3 + i + 1);
+    let section = &md[start..end];
 
     let RunStatus::Failed { stage, reason } = &colocated.status else {
         // The emulator won the race: a measured run, ranked with the measured, no cause.
