@@ -16,6 +16,7 @@ pub mod initramfs;
 pub mod kernel;
 pub mod pin;
 pub mod procfs;
+pub mod progress;
 pub mod qemu;
 pub mod qmp;
 pub mod report_cmd;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MgmtPollStats, MgmtStormStats, MigrateStats, ThreadCpu};
+use super::{CpuSeries, MgmtPollStats, MgmtStormStats, MigrateStats, ThreadCpu};
 use crate::config::Policy;
 use crate::cpuset::CpuSet;
 use crate::plan::{GuestPlacement, Sched};
@@ -163,8 +163,14 @@ pub struct GuestRun {
     pub hello: Option<Hello>,
     /// Final per-CPU results from the agent.
     pub results: Vec<CpuResult>,
-    /// Interval histograms, in arrival order (kept when the run failed mid-way).
+    /// Interval histograms, in arrival order (kept when the run failed mid-way). A soak, or
+    /// any run of more than [`FULL_INTERVALS_MAX`] intervals per RT vCPU, keeps none: its
+    /// `series` holds them, bounded.
     pub intervals: Vec<IntervalReport>,
+    /// Per RT vCPU, every interval frame as a bounded series over the whole run ([`CpuSeries`]);
+    /// empty in records written before series existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<CpuSeries>,
     /// What the housekeeping loads that measure themselves (`io`, `net`) achieved, one per
     /// load, in arrival order (kept when the run failed mid-way).
     #[serde(default)]
@@ -229,6 +235,7 @@ impl GuestRun {
             hello: None,
             results: Vec::new(),
             intervals: Vec::new(),
+            series: Vec::new(),
             loads: Vec::new(),
             agent_errors: Vec::new(),
             frames: Default::default(),
@@ -249,6 +256,12 @@ impl GuestRun {
         }
     }
 }
+
+/// Most interval frames per RT vCPU a run keeps whole (histograms and all) in
+/// [`GuestRun::intervals`]: 10 minutes at the default 1 s. One decoded interval histogram
+/// takes ~220 KiB of the runner's memory (pinlat's 1 ns–60 s range at 3 digits), so a longer
+/// run, or a soak (`pinlat run --soak`), keeps only the bounded [`CpuSeries`].
+pub const FULL_INTERVALS_MAX: u64 = 600;
 
 /// A thread whose placement differed from the plan during a run, from the first read-back that
 /// saw it to the first that did not (or the end of the run).

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use pinlat::agentcfg::AgentConfig;
-use pinlat::result::GuestRun;
+use pinlat::result::{CpuSeries, GuestRun};
 use pinlat::wire::{Decoded, FrameDecoder, Message};
 
 use super::backend::GuestBackend;
@@ -45,10 +45,15 @@ pub struct LiveGuest {
     pub done: bool,
     /// Final results the run needs from this guest.
     pub finals_expected: usize,
-    /// Interval frames kept at most.
+    /// Interval frames kept whole at most; 0: none are kept whole, only the series (a soak or
+    /// a long run, [`pinlat::result::FULL_INTERVALS_MAX`]).
     pub max_intervals: usize,
-    /// Interval frames beyond `max_intervals`, dropped.
+    /// Interval frames beyond a non-zero `max_intervals`, dropped.
     pub dropped_intervals: u64,
+    /// Points each RT vCPU's series keeps ([`pinlat::result::SERIES_MAX_POINTS`]).
+    pub series_points: usize,
+    /// Interval frames read since the run loop's last turn took them, for the tracer.
+    pub arrived: Vec<ArrivedInterval>,
     /// What this run expects from the agent; messages that do not fit are refused.
     pub expect: Expect,
     /// Well-formed messages refused as implausible.
@@ -72,6 +77,22 @@ pub struct LiveGuest {
     pub end: Option<GuestEnd>,
 }
 
+/// An interval frame as it arrived: what the tracer needs of it once the frame itself is only
+/// in the series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArrivedInterval {
+    /// The RT vCPU.
+    pub cpu: u32,
+    /// Its index on that vCPU.
+    pub index: u64,
+    /// Start, ns from the start of the measurement.
+    pub start_offset_ns: u64,
+    /// End, ns from the start of the measurement.
+    pub end_offset_ns: u64,
+    /// Its largest sample (HDR bucket top), ns; `u64::MAX` when a sample overflowed.
+    pub max_ns: u64,
+}
+
 /// How a guest ended a run that failed because of it: what the host saw, to be explained by
 /// the console ([`pinlat::console`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +111,8 @@ impl LiveGuest {
         self.done || self.record.results.len() >= self.finals_expected
     }
 
-    /// Reads and handles everything the agent has written to its channel so far.
+    /// Reads and handles everything the agent has written to its channel so far; the interval
+    /// frames are added to `arrived` (the run loop takes them each turn).
     pub fn pump(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
         let boot = self.backend.started();
         loop {
@@ -173,9 +195,29 @@ impl LiveGuest {
                     self.thread_cpu = ThreadCpuSampler::default();
                     self.sample_vcpus();
                 }
+                self.arrived.push(ArrivedInterval {
+                    cpu: iv.cpu,
+                    index: iv.index,
+                    start_offset_ns: iv.start_offset_ns,
+                    end_offset_ns: iv.end_offset_ns,
+                    max_ns: if iv.overflow > 0 {
+                        u64::MAX
+                    } else {
+                        iv.histogram.0.max()
+                    },
+                });
+                let series = &mut self.record.series;
+                let at = match series.iter().position(|s| s.cpu == iv.cpu) {
+                    Some(at) => at,
+                    None => {
+                        series.push(CpuSeries::new(iv.cpu, self.series_points, true));
+                        series.len() - 1
+                    }
+                };
+                series[at].push(&iv);
                 if self.record.intervals.len() < self.max_intervals {
                     self.record.intervals.push(iv);
-                } else {
+                } else if self.max_intervals > 0 {
                     self.dropped_intervals += 1;
                 }
             }

@@ -12,11 +12,14 @@
 
 pub mod backend;
 pub mod channel;
+pub mod checkpoint;
 mod drift;
 mod finish;
 pub mod launch;
 pub mod live;
 mod monitor;
+#[cfg(test)]
+mod soak_tests;
 #[cfg(test)]
 mod tests;
 pub mod tracer;
@@ -31,7 +34,8 @@ use pinlat::cpuset::CpuSet;
 use pinlat::kinds::Accel;
 use pinlat::plan::{GuestPlacement, LayoutPlan, Plan};
 use pinlat::result::{
-    run_name, GuestRun, RunRecord, RunStatus, Stage, Warning, RUN_SCHEMA_VERSION,
+    run_name, GuestRun, RunRecord, RunStatus, Stage, Warning, FULL_INTERVALS_MAX,
+    RUN_SCHEMA_VERSION,
 };
 use pinlat::wire::FrameDecoder;
 
@@ -111,6 +115,17 @@ pub struct RunContext<'a> {
     pub interrupted: &'a dyn Fn() -> Option<&'static str>,
     /// How the RT pCPUs are traced.
     pub trace: &'a tracer::TraceSettings,
+    /// Keep interval frames whole in the record, up to [`FULL_INTERVALS_MAX`] per RT vCPU;
+    /// `false` (a soak): only the bounded series.
+    pub keep_intervals: bool,
+    /// Points each RT vCPU's series keeps ([`pinlat::result::SERIES_MAX_POINTS`]).
+    pub series_points: usize,
+    /// Checkpoints of the run so far and report rebuilds while it measures
+    /// (`--report-every`), if asked for.
+    pub checkpoints: Option<&'a checkpoint::Checkpoints>,
+    /// Told, at most once a second, how far the current run has measured (ns), for the
+    /// progress display.
+    pub progress: &'a dyn Fn(u64),
 }
 
 /// The host pCPUs a disturbance's own threads run on: the configured housekeeping pCPUs, else
@@ -143,6 +158,9 @@ fn live_guest(
         _ => rt,
     };
     let intervals_per_cpu = (ctx.duration_ms / ctx.config.run.interval_ms.max(1)) as usize + 4;
+    // A soak, or a run longer than FULL_INTERVALS_MAX intervals, keeps only the series: one
+    // decoded interval histogram is ~220 KiB of memory.
+    let keep_whole = ctx.keep_intervals && intervals_per_cpu as u64 <= FULL_INTERVALS_MAX + 4;
     LiveGuest {
         backend,
         record,
@@ -151,8 +169,14 @@ fn live_guest(
         thread_cpu: Default::default(),
         done: false,
         finals_expected,
-        max_intervals: intervals_per_cpu * rt.max(1) * 2,
+        max_intervals: if keep_whole {
+            intervals_per_cpu * rt.max(1) * 2
+        } else {
+            0
+        },
         dropped_intervals: 0,
+        series_points: ctx.series_points,
+        arrived: Vec::new(),
         expect: Expect {
             rt_cpus: guest.realtime.clone(),
             workload: workload.kind,
@@ -287,6 +311,7 @@ pub fn execute(
                     &mut live,
                     &mut record,
                     tracer.as_mut(),
+                    started,
                 );
                 finish::apply_outcome(outcome, &mut live, &mut record);
             }

@@ -16,6 +16,7 @@ use pinlat_test_infra::fixtures;
 mod comparing;
 mod failures;
 mod housekeeping;
+mod soak;
 mod verdicts;
 
 fn root() -> PathBuf {

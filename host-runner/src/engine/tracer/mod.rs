@@ -147,7 +147,9 @@ pub struct RunTracer {
     active: Option<Active>,
     out: Option<ReaderOut>,
     notes: Vec<GuestNotes>,
-    seen_intervals: Vec<usize>,
+    /// Per capture, the span of its interval (start, end offsets, ns): a soak keeps no
+    /// interval frame to look it up in afterwards.
+    capture_spans: Vec<(u64, u64)>,
     seen_tids: Vec<BTreeSet<i32>>,
     markers: Vec<(u64, String)>,
     smi_before: Vec<(u32, Result<u64, String>)>,
@@ -189,7 +191,7 @@ impl RunTracer {
             active: None,
             out: None,
             notes: vec![GuestNotes::default(); guests],
-            seen_intervals: vec![0; guests],
+            capture_spans: Vec::new(),
             seen_tids: vec![BTreeSet::new(); guests],
             markers: Vec::new(),
             smi_before: smi::before(&settings.msr, cpus.iter()),
@@ -271,9 +273,11 @@ impl RunTracer {
     /// Notes what the run loop just read: when each hello and interval frame arrived (the
     /// clock mapping), the QEMU threads read back (the classes), and intervals whose max is
     /// over the threshold (a marker, and a capture at the end).
-    pub fn tick(&mut self, live: &[LiveGuest]) {
+    /// Takes each guest's `arrived` intervals.
+    pub fn tick(&mut self, live: &mut [LiveGuest]) {
         let now = monotonic_ns();
-        for (i, g) in live.iter().enumerate().take(self.notes.len()) {
+        for (i, g) in live.iter_mut().enumerate().take(self.notes.len()) {
+            let arrived = std::mem::take(&mut g.arrived);
             let n = &mut self.notes[i];
             if n.hello_arrival_ns.is_none() {
                 n.hello_arrival_ns = g.hello_mono_ns;
@@ -283,14 +287,9 @@ impl RunTracer {
                     n.threads.push(t.clone());
                 }
             }
-            let ivs = &g.record.intervals;
-            for iv in ivs.iter().skip(self.seen_intervals[i]) {
+            for iv in &arrived {
                 n.interval_arrivals.push((iv.cpu, iv.end_offset_ns, now));
-                let max = if iv.overflow > 0 {
-                    u64::MAX
-                } else {
-                    iv.histogram.0.max()
-                };
+                let max = iv.max_ns;
                 if self.rec.status != TraceStatus::Recorded {
                     continue;
                 }
@@ -324,6 +323,8 @@ impl RunTracer {
                 if !in_kernel {
                     self.markers.push((now, text));
                 }
+                self.capture_spans
+                    .push((iv.start_offset_ns, iv.end_offset_ns));
                 self.rec.captures.push(Capture {
                     guest: g.record.guest.clone(),
                     vcpu: iv.cpu,
@@ -334,7 +335,6 @@ impl RunTracer {
                     kept_ns: None,
                 });
             }
-            self.seen_intervals[i] = ivs.len();
         }
     }
 
@@ -441,24 +441,17 @@ impl RunTracer {
     fn capture(&mut self, file: &mut File, record: &mut RunRecord, result_dir: &Path) {
         self.rec.dat_note = Some(dat_note());
         let margin = CAPTURE_MARGIN_NS;
-        for c in &mut self.rec.captures {
+        for (c, &(iv_start, iv_end)) in self.rec.captures.iter_mut().zip(&self.capture_spans) {
             let gi = record.guests.iter().position(|g| g.guest == c.guest);
             let span = gi.and_then(|gi| {
                 let g = &record.guests[gi];
                 let gt = self.rec.guests.get(gi)?;
                 let m = gt.mapping.as_ref()?;
                 let start = g.results.iter().find(|r| r.cpu == c.vcpu)?.start_mono_ns?;
-                let iv = g
-                    .intervals
-                    .iter()
-                    .find(|iv| iv.cpu == c.vcpu && iv.index == c.interval)?;
                 let at =
                     |off: u64| (start as i128 + off as i128 + m.offset_ns as i128).max(0) as u64;
                 let widen = margin + m.uncertainty_ns;
-                Some((
-                    at(iv.start_offset_ns).saturating_sub(widen),
-                    at(iv.end_offset_ns) + widen,
-                ))
+                Some((at(iv_start).saturating_sub(widen), at(iv_end) + widen))
             });
             // Without a mapping: the interval ended before the runner saw its frame.
             c.kept_ns = Some(span.unwrap_or((
