@@ -217,6 +217,9 @@ pub struct GuestRun {
     /// which threads a disturbance loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_cpu: Option<ThreadCpu>,
+    /// The agent's peak resident memory in the guest, KiB, from its `done` frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_max_rss_kib: Option<u64>,
     /// What the runner's NIC echo saw, when the guest had a NIC (`guest-net`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_echo: Option<EchoStats>,
@@ -252,6 +255,7 @@ impl GuestRun {
             mgmt_storm: None,
             migrate: None,
             thread_cpu: None,
+            agent_max_rss_kib: None,
             net_echo: None,
         }
     }

@@ -59,6 +59,12 @@ impl Checkpoints {
         self.dir.root().join(CHECKPOINT_FILE)
     }
 
+    /// A run started measuring: its first checkpoint is due `every` from now (one sooner would
+    /// show nothing measured).
+    pub fn measuring(&self) {
+        self.lock().last = Instant::now();
+    }
+
     /// Whether a checkpoint is due.
     pub fn due(&self) -> bool {
         self.lock().last.elapsed() >= self.every

@@ -246,8 +246,9 @@ impl LiveGuest {
                     self.record.agent_errors.push(e);
                 }
             }
-            Message::Done(_) => {
+            Message::Done(d) => {
                 self.done = true;
+                self.record.agent_max_rss_kib = d.max_rss_kib;
                 self.record.boot_to_done_ms = Some(since_boot());
             }
         }

@@ -343,17 +343,8 @@ pub fn execute(
     if let Some(t) = tracer {
         t.finish(&mut record, &ctx.result_dir);
     }
-    record.runner_max_rss_kib = runner_max_rss_kib();
+    record.runner_max_rss_kib = pinlat::host::peak_rss_kib();
     record
-}
-
-/// `VmHWM` of this process, KiB.
-fn runner_max_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// A short result line for progress output: the max of the RT CPUs, or the failure.

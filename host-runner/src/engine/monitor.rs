@@ -104,6 +104,9 @@ pub fn monitor(
                 }
             }
             disturbance.measuring();
+            if let Some(cp) = ctx.checkpoints {
+                cp.measuring();
+            }
             let now = Instant::now();
             go_at = Some(now);
             steal_from = Some((now, StealSnapshot::now()));

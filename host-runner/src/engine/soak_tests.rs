@@ -53,7 +53,13 @@ fn intervals(cfg: &AgentConfig, n: u64) -> Vec<(Duration, Vec<u8>)> {
 fn soak(cfg: &AgentConfig) -> Script {
     let mut channel = intervals(cfg, 100);
     channel.push((ms(230), frame(&final_for(1))));
-    channel.push((ms(240), frame(&Message::Done(Done { finals: 1 }))));
+    channel.push((
+        ms(240),
+        frame(&Message::Done(Done {
+            finals: 1,
+            max_rss_kib: None,
+        })),
+    ));
     Script {
         channel,
         exit: Some((ms(250), "exit status: 0")),

@@ -238,7 +238,13 @@ pub(super) fn good(cfg: &AgentConfig) -> Script {
         channel: vec![
             (ms(10), frame(&hello(cfg))),
             (ms(30), frame(&final_for(1))),
-            (ms(40), frame(&Message::Done(Done { finals: 1 }))),
+            (
+                ms(40),
+                frame(&Message::Done(Done {
+                    finals: 1,
+                    max_rss_kib: None,
+                })),
+            ),
         ],
         exit: Some((ms(50), "exit status: 0")),
         console_bytes: 0,
@@ -413,7 +419,10 @@ fn a_result_written_just_before_exit_is_kept() {
                     ms(60),
                     [
                         frame(&final_for(1)),
-                        frame(&Message::Done(Done { finals: 1 })),
+                        frame(&Message::Done(Done {
+                            finals: 1,
+                            max_rss_kib: None,
+                        })),
                     ]
                     .concat(),
                 ),
@@ -505,7 +514,13 @@ fn implausible_messages_are_refused_and_named() {
                 (ms(10), frame(&hello(cfg))),
                 // A result for CPU 0, which does not measure.
                 (ms(20), frame(&final_for(0))),
-                (ms(30), frame(&Message::Done(Done { finals: 1 }))),
+                (
+                    ms(30),
+                    frame(&Message::Done(Done {
+                        finals: 1,
+                        max_rss_kib: None,
+                    })),
+                ),
             ],
             exit: Some((ms(40), "exit status: 0")),
             console_bytes: 0,
@@ -758,7 +773,13 @@ fn a_load_result_is_recorded_with_the_guest() {
                     (ms(10), frame(&hello(cfg))),
                     (ms(25), frame(&io_load())),
                     (ms(30), frame(&final_for(1))),
-                    (ms(40), frame(&Message::Done(Done { finals: 1 }))),
+                    (
+                        ms(40),
+                        frame(&Message::Done(Done {
+                            finals: 1,
+                            max_rss_kib: None,
+                        })),
+                    ),
                 ],
                 exit: Some((ms(50), "exit status: 0")),
                 console_bytes: 0,
