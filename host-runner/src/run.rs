@@ -37,8 +37,9 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Overrides `run.duration_s`, seconds.
     pub duration_s: Option<u64>,
-    /// `--soak`: keep only the bounded interval series, and rebuild the report while running
-    /// (every [`DEFAULT_REPORT_EVERY`] unless `report_every_s` says).
+    /// `--soak`: keep only the bounded interval series, bound the host trace, and rebuild the
+    /// report while running (every [`DEFAULT_REPORT_EVERY`] unless `report_every_s` says).
+    /// A run of more than [`pinlat::result::FULL_INTERVALS_MAX`] intervals is a soak anyway.
     pub soak: bool,
     /// `--report-every`, seconds: checkpoint the running run and rebuild the report this often.
     pub report_every_s: Option<u64>,
@@ -281,9 +282,17 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         write(&dir, DOCTOR_FILE, &run_checks(&env))?;
     }
 
+    // A soak: asked for, or long enough to need its bounds (README "Soak").
+    let soak = opts.soak
+        || pinlat::result::is_long_run(config.run.duration_s * 1000, config.run.interval_ms);
     let trace = engine::tracer::TraceSettings {
         enabled: !opts.no_trace,
         threshold_ns: opts.trace_threshold_ns,
+        max_raw_bytes: if soak {
+            engine::tracer::SOAK_MAX_RAW_BYTES
+        } else {
+            engine::tracer::MAX_RAW_BYTES
+        },
         ..engine::tracer::TraceSettings::on()
     };
     if trace.enabled {
@@ -302,7 +311,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     let report_every = opts
         .report_every_s
         .map(Duration::from_secs)
-        .or(opts.soak.then_some(DEFAULT_REPORT_EVERY));
+        .or(soak.then_some(DEFAULT_REPORT_EVERY));
     let checkpoints = report_every.map(|every| Checkpoints::new(dir.root(), every));
     if let Some(every) = report_every {
         eprintln!(
@@ -335,7 +344,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         deadline_slack: engine::RUN_DEADLINE_SLACK,
         interrupted: &interrupted,
         trace: &trace,
-        keep_intervals: !opts.soak,
+        keep_intervals: !soak,
         series_points: SERIES_MAX_POINTS,
         checkpoints: checkpoints.as_ref(),
         progress: &on_progress,

@@ -267,6 +267,13 @@ impl GuestRun {
 /// run, or a soak (`pinlat run --soak`), keeps only the bounded [`CpuSeries`].
 pub const FULL_INTERVALS_MAX: u64 = 600;
 
+/// Whether a run of `duration_ms` in intervals of `interval_ms` is long enough to be a soak:
+/// more than [`FULL_INTERVALS_MAX`] intervals per RT vCPU (`pinlat run --soak` makes any run
+/// one).
+pub fn is_long_run(duration_ms: u64, interval_ms: u64) -> bool {
+    duration_ms / interval_ms.max(1) > FULL_INTERVALS_MAX
+}
+
 /// A thread whose placement differed from the plan during a run, from the first read-back that
 /// saw it to the first that did not (or the end of the run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,8 +20,8 @@ mod series;
 mod warning;
 
 pub use guest::{
-    DriftEvent, EchoStats, GuestRun, HostPolicy, MeasureWindow, NewThread, NewThreadPlacement,
-    ObservedThread, ThreadRole, VcpuThreadStats, FULL_INTERVALS_MAX,
+    is_long_run, DriftEvent, EchoStats, GuestRun, HostPolicy, MeasureWindow, NewThread,
+    NewThreadPlacement, ObservedThread, ThreadRole, VcpuThreadStats, FULL_INTERVALS_MAX,
 };
 pub use scenario::{
     MgmtPollStats, MgmtStormStats, MigrateStats, QueryCalls, ThreadCpu, ThreadKind, ThreadKindCpu,

@@ -102,6 +102,7 @@ impl Launcher for QemuLauncher {
                 .path()
                 .join(format!("{}.{}.agent", req.run, guest.name)),
             &agent_log,
+            req.agent_log_bytes,
         )
         .map_err(|e| err(Stage::Setup)(e.into()))?;
         let mut spec = VmSpec::for_guest(

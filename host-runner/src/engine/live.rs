@@ -23,8 +23,12 @@ pub const READ_CHUNK: usize = 1 << 20;
 /// as oversize and dropped without being buffered.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
 /// Largest console log or agent channel a guest may write in one run, bytes. A real run writes
-/// a few MiB at most (interval frames of tens of KiB per second per CPU).
+/// a few MiB at most (an interval frame is ~1.5 KB per RT vCPU under TCG, README "Soak").
 pub const MAX_OUTPUT_BYTES: u64 = 256 << 20;
+/// Agent channel a long run may write per planned interval and RT vCPU beyond
+/// [`MAX_OUTPUT_BYTES`], bytes: ten times a measured frame, so a 24 h soak is never taken for a
+/// flood while a flood is still stopped at that rate.
+pub const MAX_OUTPUT_PER_INTERVAL_BYTES: u64 = 16 << 10;
 /// Reasons for refused guest messages kept per guest for the run's warnings; the rest are only
 /// counted.
 const MAX_REJECTION_REASONS: usize = 8;
@@ -45,6 +49,8 @@ pub struct LiveGuest {
     pub done: bool,
     /// Final results the run needs from this guest.
     pub finals_expected: usize,
+    /// Agent channel bytes this guest may write in this run (at least [`MAX_OUTPUT_BYTES`]).
+    pub max_output_bytes: u64,
     /// Interval frames kept whole at most; 0: none are kept whole, only the series (a soak or
     /// a long run, [`pinlat::result::FULL_INTERVALS_MAX`]).
     pub max_intervals: usize,
@@ -282,15 +288,20 @@ impl LiveGuest {
     /// flooding the disk costs its run, never the results directory).
     pub fn output_too_large(&self) -> Option<String> {
         let out = self.backend.output_bytes();
-        (out.console > MAX_OUTPUT_BYTES || out.channel > MAX_OUTPUT_BYTES).then(|| {
+        let over = |what: &str, limit: u64, wrote: u64| {
             format!(
-                "guest {} wrote more than {} MiB (console {} bytes, agent channel {} bytes): stopped",
+                "guest {} wrote more than {} MiB to its {what} ({wrote} bytes; console {} bytes, agent channel {} bytes): stopped",
                 self.record.guest,
-                MAX_OUTPUT_BYTES >> 20,
+                limit >> 20,
                 out.console,
                 out.channel
             )
-        })
+        };
+        if out.console > MAX_OUTPUT_BYTES {
+            return Some(over("console", MAX_OUTPUT_BYTES, out.console));
+        }
+        (out.channel > self.max_output_bytes)
+            .then(|| over("agent channel", self.max_output_bytes, out.channel))
     }
 
     fn refuse(&mut self, reason: impl std::fmt::Display) {

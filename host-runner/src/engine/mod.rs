@@ -34,13 +34,12 @@ use pinlat::cpuset::CpuSet;
 use pinlat::kinds::Accel;
 use pinlat::plan::{GuestPlacement, LayoutPlan, Plan};
 use pinlat::result::{
-    run_name, GuestRun, RunRecord, RunStatus, Stage, Warning, FULL_INTERVALS_MAX,
-    RUN_SCHEMA_VERSION,
+    is_long_run, run_name, GuestRun, RunRecord, RunStatus, Stage, Warning, RUN_SCHEMA_VERSION,
 };
 use pinlat::wire::FrameDecoder;
 
 use self::backend::GuestBackend;
-use self::live::{LiveGuest, MAX_FRAME_BYTES};
+use self::live::{LiveGuest, MAX_FRAME_BYTES, MAX_OUTPUT_BYTES};
 use crate::disturb::{self, Disturbance, Targets};
 use crate::pin::VcpuSampler;
 use crate::store::unix_ms;
@@ -69,6 +68,9 @@ pub struct LaunchRequest<'a> {
     pub result_dir: &'a Path,
     /// The scenario's disturbance, to prepare the VM.
     pub disturbance: &'a dyn Disturbance,
+    /// Most of the raw agent stream kept in `console/<run>.<guest>.agent`, bytes
+    /// ([`channel::SOAK_LOG_BYTES`] in a soak, else all of it).
+    pub agent_log_bytes: u64,
 }
 
 /// Starts guests: paused, with the placement applied and read back. One implementation per way
@@ -115,8 +117,9 @@ pub struct RunContext<'a> {
     pub interrupted: &'a dyn Fn() -> Option<&'static str>,
     /// How the RT pCPUs are traced.
     pub trace: &'a tracer::TraceSettings,
-    /// Keep interval frames whole in the record, up to [`FULL_INTERVALS_MAX`] per RT vCPU;
-    /// `false` (a soak): only the bounded series.
+    /// Keep interval frames whole in the record, up to
+    /// [`pinlat::result::FULL_INTERVALS_MAX`] per RT vCPU; `false` (a soak): only the bounded
+    /// series.
     pub keep_intervals: bool,
     /// Points each RT vCPU's series keeps ([`pinlat::result::SERIES_MAX_POINTS`]).
     pub series_points: usize,
@@ -143,6 +146,11 @@ pub fn housekeeping_cpus(plan: &Plan, layout: &LayoutPlan) -> CpuSet {
     plan.usable_cpus.difference(&rt)
 }
 
+/// Whether the run is a soak: asked for, or too long to keep its interval frames whole.
+fn soak(ctx: &RunContext<'_>) -> bool {
+    !ctx.keep_intervals || is_long_run(ctx.duration_ms, ctx.config.run.interval_ms)
+}
+
 /// What the run expects of one guest's agent.
 fn live_guest(
     ctx: &RunContext<'_>,
@@ -160,7 +168,7 @@ fn live_guest(
     let intervals_per_cpu = (ctx.duration_ms / ctx.config.run.interval_ms.max(1)) as usize + 4;
     // A soak, or a run longer than FULL_INTERVALS_MAX intervals, keeps only the series: one
     // decoded interval histogram is ~220 KiB of memory.
-    let keep_whole = ctx.keep_intervals && intervals_per_cpu as u64 <= FULL_INTERVALS_MAX + 4;
+    let keep_whole = !soak(ctx);
     LiveGuest {
         backend,
         record,
@@ -169,6 +177,8 @@ fn live_guest(
         thread_cpu: Default::default(),
         done: false,
         finals_expected,
+        max_output_bytes: MAX_OUTPUT_BYTES
+            .max((intervals_per_cpu * rt.max(1)) as u64 * live::MAX_OUTPUT_PER_INTERVAL_BYTES),
         max_intervals: if keep_whole {
             intervals_per_cpu * rt.max(1) * 2
         } else {
@@ -258,6 +268,11 @@ pub fn execute(
             agent,
             result_dir: &ctx.result_dir,
             disturbance: disturbance.as_ref(),
+            agent_log_bytes: if soak(ctx) {
+                channel::SOAK_LOG_BYTES
+            } else {
+                u64::MAX
+            },
         };
         let mut gr = record.guests[i].clone();
         let launched = ctx.launcher.launch(req, &mut gr, &mut record.warnings);

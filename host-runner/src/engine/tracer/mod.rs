@@ -13,7 +13,7 @@
 //! **Reading.** A reader thread drains the instance's `trace_pipe` (consuming: the ring buffers
 //! never fill, so nothing is lost at the default 16 MiB per CPU unless the reader is starved
 //! for seconds) every [`DRAIN_PERIOD`] into an unnamed temporary file (`O_TMPFILE`: nothing is
-//! left behind whatever happens), at most [`MAX_RAW_BYTES`]. The runner is pinned to the
+//! left behind whatever happens), at most [`MAX_RAW_BYTES`] ([`SOAK_MAX_RAW_BYTES`] in a soak). The runner is pinned to the
 //! housekeeping pCPUs, and so is the reader: the formatting work is not on the RT pCPUs.
 //!
 //! **Markers.** The kernel takes a `trace_marker` write only from a traced CPU (EIO from
@@ -58,6 +58,10 @@ pub const DRAIN_PERIOD: Duration = Duration::from_millis(50);
 /// Most trace text kept per run while it runs, bytes; beyond it the text is counted as
 /// dropped (a run traces one or two pCPUs: ~100 bytes an event, ~10⁵ events a second at most).
 pub const MAX_RAW_BYTES: u64 = 2 << 30;
+/// [`MAX_RAW_BYTES`] of a soak (`pinlat run --soak`). The kept text is parsed into memory when
+/// the run ends (~150 bytes an event), so a soak keeps the first 64 MiB: its first minutes,
+/// attributed; the rest is counted as dropped and warned about (README "Soak").
+pub const SOAK_MAX_RAW_BYTES: u64 = 64 << 20;
 /// Threshold crossings captured per run; later ones are counted.
 pub const MAX_CAPTURES: usize = 3;
 /// Trace kept before and after a crossing interval, ns.
@@ -82,6 +86,9 @@ pub struct TraceSettings {
     pub buffer_kb: u32,
     /// Where `/dev/cpu/N/msr` is read for SMI counts.
     pub msr: MsrRoot,
+    /// Most trace text kept per run, bytes ([`MAX_RAW_BYTES`], a soak's
+    /// [`SOAK_MAX_RAW_BYTES`]).
+    pub max_raw_bytes: u64,
 }
 
 impl TraceSettings {
@@ -93,6 +100,7 @@ impl TraceSettings {
             tracefs: None,
             buffer_kb: crate::trace::instance::DEFAULT_BUFFER_KB,
             msr: MsrRoot::default(),
+            max_raw_bytes: MAX_RAW_BYTES,
         }
     }
 
@@ -247,9 +255,10 @@ impl RunTracer {
         })?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let max_bytes = settings.max_raw_bytes;
         let reader = std::thread::Builder::new()
             .name("trace-reader".into())
-            .spawn(move || read_pipe(pipe, file, &flag))
+            .spawn(move || read_pipe(pipe, file, &flag, max_bytes))
             .map_err(|source| crate::trace::TraceError::Write {
                 path: instance.path().to_path_buf(),
                 value: "(reader thread)".into(),
