@@ -28,6 +28,14 @@ pub struct Progress {
     line_every: Duration,
     current: Cell<usize>,
     last_line: Cell<Instant>,
+    started: Instant,
+}
+
+/// Seconds left at the rate so far: `elapsed` for `done` of `total` measured seconds.
+fn eta_s(elapsed: Duration, done: u64, total: u64) -> Option<u64> {
+    (done > 0).then(|| {
+        (elapsed.as_secs_f64() * total.saturating_sub(done) as f64 / done as f64).round() as u64
+    })
 }
 
 impl Progress {
@@ -52,6 +60,7 @@ impl Progress {
             line_every,
             current: Cell::new(0),
             last_line: Cell::new(Instant::now()),
+            started: Instant::now(),
         }
     }
 
@@ -76,12 +85,15 @@ impl Progress {
             Some(b) => b.set_position(i as u64 * self.run_s + s),
             None if self.last_line.get().elapsed() >= self.line_every => {
                 self.last_line.set(Instant::now());
+                let done = i as u64 * self.run_s + s;
+                let eta = eta_s(self.started.elapsed(), done, self.total as u64 * self.run_s);
                 eprintln!(
-                    "[{}/{}] {} of {} measured",
+                    "[{}/{}] {} of {} measured, ETA {}",
                     i + 1,
                     self.total,
                     hms(s),
-                    hms(self.run_s)
+                    hms(self.run_s),
+                    eta.map_or("unknown".into(), hms)
                 );
             }
             None => {}
@@ -111,5 +123,21 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eta_follows_the_rate_so_far() {
+        // 1 h of a 12 h soak measured in 1 h 6 min (boot, report): 11 × 66 min left.
+        assert_eq!(
+            eta_s(Duration::from_secs(3_960), 3_600, 43_200),
+            Some(43_560)
+        );
+        assert_eq!(eta_s(Duration::from_secs(30), 0, 43_200), None);
+        assert_eq!(eta_s(Duration::from_secs(30), 43_200, 43_200), Some(0));
     }
 }

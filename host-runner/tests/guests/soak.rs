@@ -26,18 +26,23 @@ fn config(dir: &Path) -> PathBuf {
     p
 }
 
-fn spawn(cfg: &Path, out: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_pinlat"))
+/// `pinlat run` of [`config`] with `args`, into a fresh `out/`: (its temporary directory,
+/// `out/`, the process).
+fn spawn(args: &[&str]) -> (tempfile::TempDir, PathBuf, Child) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let child = Command::new(env!("CARGO_BIN_EXE_pinlat"))
         .arg("run")
-        .arg(cfg)
+        .arg(config(tmp.path()))
         .args(args)
         .arg("--out")
-        .arg(out)
+        .arg(&out)
         .current_dir(repo())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    (tmp, out, child)
 }
 
 /// Polls `f` every 200 ms while `child` runs; fails with its output if it ends first or
@@ -81,13 +86,7 @@ fn stderr(o: &Output) -> String {
 #[test]
 fn boot_soak_rebuilds_the_report_while_it_runs_and_keeps_the_whole_run() {
     let _lock = BootLock::acquire().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let mut child = spawn(
-        &config(tmp.path()),
-        &out,
-        &["--soak", "30s", "--report-every", "10s"],
-    );
+    let (_tmp, out, mut child) = spawn(&["--soak", "30s", "--report-every", "10s"]);
 
     // While the guest measures: a report built from the checkpoint, saying so.
     let live: Report = while_running(
@@ -166,20 +165,14 @@ fn boot_soak_rebuilds_the_report_while_it_runs_and_keeps_the_whole_run() {
 #[test]
 fn boot_sigint_mid_soak_keeps_the_run_so_far_and_builds_the_report() {
     let _lock = BootLock::acquire().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let mut child = spawn(
-        &config(tmp.path()),
-        &out,
-        &[
-            "--soak",
-            "20s",
-            "--report-every",
-            "5s",
-            "--repetitions",
-            "2",
-        ],
-    );
+    let (_tmp, out, mut child) = spawn(&[
+        "--soak",
+        "20s",
+        "--report-every",
+        "5s",
+        "--repetitions",
+        "2",
+    ]);
     let runner = child.id();
     // The first repetition ends; the second has measured long enough to checkpoint.
     let measured = while_running(

@@ -62,6 +62,9 @@ pub const MAX_RAW_BYTES: u64 = 2 << 30;
 /// the run ends (~150 bytes an event), so a soak keeps the first 64 MiB: its first minutes,
 /// attributed; the rest is counted as dropped and warned about (README "Soak").
 pub const SOAK_MAX_RAW_BYTES: u64 = 64 << 20;
+/// Interval frame arrivals noted per guest for the clock mapping (the fastest of them is what
+/// counts): over an hour of frames at 1 s, and a bound on what a soak's tracer keeps.
+pub const MAX_ARRIVALS: usize = 4096;
 /// Threshold crossings captured per run; later ones are counted.
 pub const MAX_CAPTURES: usize = 3;
 /// Trace kept before and after a crossing interval, ns.
@@ -297,11 +300,13 @@ impl RunTracer {
                 }
             }
             for iv in &arrived {
-                n.interval_arrivals.push((iv.cpu, iv.end_offset_ns, now));
-                let max = iv.max_ns;
                 if self.rec.status != TraceStatus::Recorded {
                     continue;
                 }
+                if n.interval_arrivals.len() < MAX_ARRIVALS {
+                    n.interval_arrivals.push((iv.cpu, iv.end_offset_ns, now));
+                }
+                let max = iv.max_ns;
                 let Some(thr) = self.rec.threshold_ns else {
                     continue;
                 };
