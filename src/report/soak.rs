@@ -18,7 +18,7 @@ use plotters::prelude::*;
 use super::html_svg::{colour, figure, log_range, us_label, Axes};
 use super::{escape_xml as esc, us, us_pct, Report, ReportError, VcpuKey};
 use crate::config::WorkloadKind;
-use crate::duration::hms;
+use crate::duration::{format_ns, hms};
 use crate::histo::Summary;
 use crate::result::{RunRecord, RunStatus, SeriesPoint, Stage, SERIES_MAX_POINTS};
 use crate::schema::Checkpoint;
@@ -265,11 +265,11 @@ pub fn markdown(report: &Report) -> String {
     for r in &report.soak {
         let [m, n, p99, p9999, max] = cells(r);
         o.push_str(&format!(
-            "| {} | {} | {m} | {n} | {p99} | {p9999} | {max} | {} | {} s |\n",
+            "| {} | {} | {m} | {n} | {p99} | {p9999} | {max} | {} | {} |\n",
             r.run,
             r.state.as_str(),
             peak_text(&r.peak),
-            r.point_ns / 1_000_000_000
+            format_ns(r.point_ns)
         ));
     }
     o.push_str(&format!("\n{}\n\n", explained()));
@@ -285,13 +285,13 @@ pub fn html(report: &Report) -> Result<String, ReportError> {
     for r in &report.soak {
         let [m, n, p99, p9999, max] = cells(r);
         o.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{m}</td><td class=n>{n}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{max}</td><td>{}</td><td class=n>{} s</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{m}</td><td class=n>{n}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{max}</td><td>{}</td><td class=n>{}</td></tr>\n",
             esc(&r.run),
             r.state.as_str(),
             esc(&p99),
             esc(&p9999),
             esc(&peak_text(&r.peak)),
-            r.point_ns / 1_000_000_000
+            format_ns(r.point_ns)
         ));
     }
     o.push_str(&format!(
