@@ -308,7 +308,9 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             no_kvm_probe,
             root,
             out,
-        }),
+        })
+        .map(|report| Exit::from(&report))
+        .map_err(Failure::from),
         Command::Calibrate {
             cpu,
             json,
@@ -326,7 +328,9 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             },
             json,
             out,
-        }),
+        })
+        .map(|verdict| Exit::from(&verdict))
+        .map_err(Failure::from),
         Command::Check { config, host_cpus } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
             print_out(&export::render(PlanFormat::Table, &plan, &cfg))?;
