@@ -230,6 +230,11 @@ pub struct RunRecord {
     pub host_trace: Option<crate::trace::record::RunTrace>,
 }
 
+impl crate::schema::Versioned for RunRecord {
+    const NAME: &'static str = "run record";
+    const VERSION: u32 = RUN_SCHEMA_VERSION;
+}
+
 impl RunRecord {
     /// File name of the run under `runs/`.
     pub fn file_name(&self) -> String {
