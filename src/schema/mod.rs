@@ -112,11 +112,6 @@ pub fn read_versioned<T: Versioned>(path: &Path) -> Result<T, SchemaError> {
     parse_versioned(path, &bytes)
 }
 
-impl Versioned for crate::report::Report {
-    const NAME: &'static str = "report.json";
-    const VERSION: u32 = crate::report::REPORT_SCHEMA_VERSION;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
