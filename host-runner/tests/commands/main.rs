@@ -8,6 +8,7 @@ mod calibrate;
 mod doctor;
 mod golden;
 mod invalid;
+mod libvirt_schema;
 mod security;
 
 use std::process::{Command, Output};
