@@ -13,6 +13,7 @@ use pinlat::report::verdict::Significance;
 use pinlat::report::{self, compare, hlog, BudgetStatus, Outcome, Report};
 use pinlat_test_infra::fixtures;
 
+mod ci;
 mod comparing;
 mod failures;
 mod housekeeping;
