@@ -26,7 +26,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    case_name, cases, host_name, lost_runs, segment, CaseStatus, GroupCase, Lost, LostRun,
+    case_name, cases, group_runs, guest_kernel_labels, host_name, lost_runs, segment, CaseStatus,
+    GroupCase, Lost, LostRun,
 };
 use crate::histo::Quantile;
 use crate::report::{hlog::iso8601_ms, Exporter, OutputFile, Report, ReportError};
@@ -314,15 +315,7 @@ impl Rows<'_> {
             accel: accel.map(str::to_string),
             host_kernel: host.map(|h| h.local.kernel_release.clone()),
             host_preempt_rt: host.map(|h| h.local.preempt_rt),
-            guest_kernels: r
-                .guest_kernels
-                .kernels
-                .iter()
-                .map(|k| {
-                    let rt = if k.preempt_rt { " PREEMPT_RT" } else { "" };
-                    format!("{}: {}{rt}", k.guest, k.kernel_release)
-                })
-                .collect(),
+            guest_kernels: guest_kernel_labels(r),
         }
     }
 
@@ -362,13 +355,7 @@ impl Rows<'_> {
 
     /// The start of the group's first run, ms since the epoch.
     fn start(&self, c: &GroupCase<'_>) -> Option<u64> {
-        let g = c.group;
-        self.report
-            .runs
-            .iter()
-            .filter(|r| {
-                r.layout == g.layout && r.scenario == g.scenario && r.workload == g.workload
-            })
+        group_runs(self.report, c.group)
             .map(|r| r.started_unix_ms)
             .min()
     }

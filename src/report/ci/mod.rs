@@ -24,7 +24,7 @@ pub mod lava;
 pub mod prometheus;
 pub mod rt_tests;
 
-use super::{failures, BudgetStatus, Exporter, Group, Report};
+use super::{failures, BudgetStatus, Exporter, Group, Report, RunSummary};
 use crate::histo::Quantile;
 use crate::kinds::UnknownKindError;
 
@@ -265,14 +265,30 @@ fn case<'a>(report: &Report, g: &'a Group) -> GroupCase<'a> {
     }
 }
 
-/// The accelerators of a group's runs, `+`-joined in name order.
-fn group_accel(report: &Report, g: &Group) -> String {
-    let mut accels: Vec<&str> = report
+/// Every run of a group that was read, measured or failed, in name order.
+pub fn group_runs<'a>(report: &'a Report, g: &'a Group) -> impl Iterator<Item = &'a RunSummary> {
+    report
         .runs
         .iter()
         .filter(|r| r.layout == g.layout && r.scenario == g.scenario && r.workload == g.workload)
-        .map(|r| r.accel.as_str())
-        .collect();
+}
+
+/// The guests' kernels as the formats list them: `guest: release`, ` PREEMPT_RT` when it was.
+pub fn guest_kernel_labels(report: &Report) -> Vec<String> {
+    report
+        .guest_kernels
+        .kernels
+        .iter()
+        .map(|k| {
+            let rt = if k.preempt_rt { " PREEMPT_RT" } else { "" };
+            format!("{}: {}{rt}", k.guest, k.kernel_release)
+        })
+        .collect()
+}
+
+/// The accelerators of a group's runs, `+`-joined in name order.
+fn group_accel(report: &Report, g: &Group) -> String {
+    let mut accels: Vec<&str> = group_runs(report, g).map(|r| r.accel.as_str()).collect();
     accels.sort_unstable();
     accels.dedup();
     if accels.is_empty() {

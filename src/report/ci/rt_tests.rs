@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{cases, host_name, CiError, GroupCase};
+use super::{cases, group_runs, guest_kernel_labels, host_name, CiError, GroupCase};
 use crate::config::WorkloadKind;
 use crate::report::{Exporter, OutputFile, Report, ReportError, VcpuGroup};
 
@@ -285,13 +285,7 @@ struct Head<'a> {
 impl Head<'_> {
     fn doc<T>(&self, thread: BTreeMap<u32, T>) -> RtTestsDoc<T> {
         let (r, g) = (self.report, self.case.group);
-        let runs: Vec<_> = r
-            .runs
-            .iter()
-            .filter(|x| {
-                x.layout == g.layout && x.scenario == g.scenario && x.workload == g.workload
-            })
-            .collect();
+        let runs: Vec<_> = group_runs(r, g).collect();
         let start = runs.iter().map(|x| x.started_unix_ms).min().unwrap_or(0);
         let end = runs
             .iter()
@@ -338,15 +332,7 @@ impl Head<'_> {
                 accel: self.case.accel.clone(),
                 note: r.disclaimer.clone(),
                 guest_warning: r.guest_warning.clone(),
-                guest_kernels: r
-                    .guest_kernels
-                    .kernels
-                    .iter()
-                    .map(|k| {
-                        let rt = if k.preempt_rt { " PREEMPT_RT" } else { "" };
-                        format!("{}: {}{rt}", k.guest, k.kernel_release)
-                    })
-                    .collect(),
+                guest_kernels: guest_kernel_labels(r),
                 threads: g.per_vcpu.iter().map(|v| v.vcpu.to_string()).collect(),
                 overflow: g.per_vcpu.iter().map(|v| v.stats.overflow).collect(),
                 status: self.case.status.describe().to_string(),
