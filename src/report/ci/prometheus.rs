@@ -7,10 +7,11 @@
 //! Every sample is labelled `layout`, `scenario`, `workload`, `host` and `accel` (`kvm`, `tcg`:
 //! TCG numbers are not hardware latency, and the file says so in a comment at its top):
 //!
-//! - `pinlat_latency_ns{quantile="0.5"|"0.9"|"0.99"|"0.999"|"0.9999",…}`: the percentiles of
-//!   the RT vCPUs' latency, merged over the group's measured runs (`+Inf`: above the
-//!   histogram's 60 s range);
-//! - `pinlat_latency_max_ns`, `pinlat_latency_samples`: the largest sample and how many;
+//! - `pinlat_latency_ns{quantile="0.5"|"0.9"|"0.99"|"0.999"|"0.9999",…}`, a summary: the
+//!   percentiles of the RT vCPUs' latency, merged over the group's measured runs (`+Inf`: above
+//!   the histogram's 60 s range), and `pinlat_latency_ns_count`, the samples behind them (no
+//!   `_sum`: the HDR histograms keep no exact sum, and a summary may leave it out);
+//! - `pinlat_latency_max_ns`: the largest sample;
 //! - `pinlat_runs{outcome="measured"|"failed"}`: the group's runs;
 //! - `pinlat_budget_status{status="held"|"exceeded"|"no-budget"|"no-data"}`: 1 for the group's
 //!   budget verdict, 0 for the others (a failed run is over any budget);
@@ -29,14 +30,17 @@ pub const FILE: &str = "pinlat.prom";
 /// A metric's `# TYPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricType {
-    /// A value that can go up and down (every pinlat metric: a snapshot of the last report).
+    /// A value that can go up and down (a snapshot of the last report).
     Gauge,
+    /// Quantiles (`quantile` label) and `_count` of a set of samples.
+    Summary,
 }
 
 impl MetricType {
     fn as_str(self) -> &'static str {
         match self {
             MetricType::Gauge => "gauge",
+            MetricType::Summary => "summary",
         }
     }
 }
@@ -53,6 +57,8 @@ pub enum Value {
 /// One sample line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
+    /// Appended to the metric's name: `""`, or a summary's `_count`.
+    pub suffix: &'static str,
     /// Label names and values, in order.
     pub labels: Vec<(&'static str, String)>,
     /// The value.
@@ -112,6 +118,7 @@ impl Exposition {
             out.push_str(&format!("# TYPE {} {}\n", f.name, f.kind.as_str()));
             for s in &f.samples {
                 out.push_str(f.name);
+                out.push_str(s.suffix);
                 if !s.labels.is_empty() {
                     let labels: Vec<String> = s
                         .labels
@@ -177,17 +184,16 @@ fn labels(
 
 /// The metrics of a report.
 pub fn exposition(report: &Report) -> Exposition {
-    let mut latency = family(
-        "pinlat_latency_ns",
-        "Latency of the RT vCPUs at a quantile, ns, merged over the measured runs of a layout x scenario x workload (+Inf: above the histogram's 60 s range).",
-    );
+    let mut latency = Family {
+        kind: MetricType::Summary,
+        ..family(
+            "pinlat_latency_ns",
+            "Latency of the RT vCPUs at a quantile, ns, merged over the measured runs of a layout x scenario x workload (+Inf: above the histogram's 60 s range); _count: the samples.",
+        )
+    };
     let mut max = family(
         "pinlat_latency_max_ns",
         "Largest latency sample of the RT vCPUs, ns, over the measured runs of a layout x scenario x workload.",
-    );
-    let mut samples = family(
-        "pinlat_latency_samples",
-        "Latency samples behind the quantiles of a layout x scenario x workload.",
     );
     let mut runs = family(
         "pinlat_runs",
@@ -203,17 +209,20 @@ pub fn exposition(report: &Report) -> Exposition {
         if s.samples > 0 {
             for q in Quantile::ALL {
                 latency.samples.push(Sample {
+                    suffix: "",
                     labels: labels(report, &c, Some(("quantile", quantile_label(q)))),
                     value: s.at(q).value_ns.map_or(Value::PosInf, Value::Int),
                 });
             }
-            max.samples.push(Sample {
-                labels: labels(report, &c, None),
-                value: Value::Int(s.max_ns),
-            });
-            samples.samples.push(Sample {
+            latency.samples.push(Sample {
+                suffix: "_count",
                 labels: labels(report, &c, None),
                 value: Value::Int(s.samples),
+            });
+            max.samples.push(Sample {
+                suffix: "",
+                labels: labels(report, &c, None),
+                value: Value::Int(s.max_ns),
             });
         }
         for (outcome, n) in [
@@ -221,6 +230,7 @@ pub fn exposition(report: &Report) -> Exposition {
             ("failed", g.failed_runs.len()),
         ] {
             runs.samples.push(Sample {
+                suffix: "",
                 labels: labels(report, &c, Some(("outcome", outcome.to_string()))),
                 value: Value::Int(n as u64),
             });
@@ -232,6 +242,7 @@ pub fn exposition(report: &Report) -> Exposition {
             BudgetStatus::NoData,
         ] {
             budget.samples.push(Sample {
+                suffix: "",
                 labels: labels(
                     report,
                     &c,
@@ -253,6 +264,7 @@ pub fn exposition(report: &Report) -> Exposition {
         let mut labels = host();
         labels.push(("reason", reason.to_string()));
         lost.samples.push(Sample {
+            suffix: "",
             labels,
             value: Value::Int(n as u64),
         });
@@ -263,6 +275,7 @@ pub fn exposition(report: &Report) -> Exposition {
     );
     if let Some(ms) = report.runs.iter().map(|r| r.started_unix_ms).max() {
         last.samples.push(Sample {
+            suffix: "",
             labels: host(),
             value: Value::Int(ms / 1000),
         });
@@ -279,7 +292,7 @@ pub fn exposition(report: &Report) -> Exposition {
         .into_iter()
         .flatten()
         .collect(),
-        families: vec![latency, max, samples, runs, budget, lost, last],
+        families: vec![latency, max, runs, budget, lost, last],
     }
 }
 
@@ -315,6 +328,7 @@ mod tests {
                     help: "h",
                     kind: MetricType::Gauge,
                     samples: vec![Sample {
+                        suffix: "",
                         labels: vec![("l", "v\"".into())],
                         value: Value::PosInf,
                     }],
