@@ -175,7 +175,8 @@ pub struct KcidbNumber {
 /// `environment`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KcidbEnvironment {
-    /// The TCG disclaimer when a run used TCG.
+    /// The TCG disclaimer when a run used TCG, and the warning when a guest kernel was not
+    /// PREEMPT_RT.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub comment: Option<String>,
     /// Host, layout, accelerator.
@@ -284,7 +285,7 @@ impl Rows<'_> {
             id: format!("{origin}:{}:{}:{sub}", host_name(r), r.run_id),
             origin: origin.clone(),
             environment: KcidbEnvironment {
-                comment: r.disclaimer.clone(),
+                comment: environment_comment(r),
                 misc: env,
             },
             path: format!("{ROOT}.{sub}"),
@@ -403,6 +404,16 @@ impl Rows<'_> {
         row.start_time = run.map(|r| iso8601_ms(r.started_unix_ms));
         row
     }
+}
+
+/// The TCG disclaimer and the guest kernel warning, when the report has them.
+fn environment_comment(r: &Report) -> Option<String> {
+    let notes: Vec<&str> = [&r.disclaimer, &r.guest_warning]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 /// `<layout>.<scenario>.<workload>`, each a path segment.
