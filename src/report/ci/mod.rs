@@ -105,6 +105,11 @@ pub enum CiError {
         /// The groups that have an rt-tests file.
         available: Vec<String>,
     },
+    /// The report has no busy-poll or timer group.
+    #[error(
+        "this report has no busy-poll or timer group: rt-tests has no tool that measures a ring"
+    )]
+    NoRtTestsGroup,
     /// `--group` was given for a format that prints every group.
     #[error("--group only applies to --format rt-tests ({0} prints every group)")]
     GroupNotApplicable(&'static str),
@@ -115,7 +120,7 @@ pub enum CiError {
 
 fn list(v: &[String]) -> String {
     if v.is_empty() {
-        "(none: only busy-poll and timer have an rt-tests tool)".to_string()
+        "none (only busy-poll and timer have an rt-tests tool)".to_string()
     } else {
         v.join(", ")
     }

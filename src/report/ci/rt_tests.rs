@@ -230,12 +230,7 @@ pub fn render_one(report: &Report, group: Option<&str>) -> Result<String, CiErro
                 available: names.clone(),
             })?,
         None if docs.len() == 1 => 0,
-        None if docs.is_empty() => {
-            return Err(CiError::UnknownGroup {
-                given: String::new(),
-                available: names,
-            })
-        }
+        None if docs.is_empty() => return Err(CiError::NoRtTestsGroup),
         None => return Err(CiError::GroupNeeded(names)),
     };
     Ok(docs.swap_remove(at).1.to_json())

@@ -264,6 +264,14 @@ fn one_group_is_chosen_by_name() {
         "{e}"
     );
     assert_eq!(report_of(dir.path()).groups.len(), r.groups.len());
+    let mut ring_only = r.clone();
+    ring_only
+        .groups
+        .retain(|g| g.workload == WorkloadKind::Ring);
+    assert_eq!(
+        rt_tests::render_one(&ring_only, None),
+        Err(CiError::NoRtTestsGroup)
+    );
 }
 
 #[test]
