@@ -13,6 +13,7 @@ use pinlat::report::verdict::Significance;
 use pinlat::report::{self, compare, hlog, BudgetStatus, Outcome, Report};
 use pinlat_test_infra::fixtures;
 
+mod ci;
 mod comparing;
 mod failures;
 mod housekeeping;
@@ -185,6 +186,8 @@ fn golden_tcg_with_failed_and_unreadable_runs() {
         "report.json",
         "share.idle.timer.histogram.txt",
         "share.idle.timer.r1.hlog",
+        "kcidb.json",
+        "pinlat.prom",
     ] {
         let text = read(&dir.path().join(f));
         let head: String = text.chars().take(1200).collect();
@@ -415,6 +418,8 @@ fn a_guest_kernel_without_preempt_rt_is_warned_in_every_header() {
         "report.json",
         "share.idle.timer.histogram.txt",
         "share.idle.timer.r1.hlog",
+        "kcidb.json",
+        "pinlat.prom",
     ] {
         let text = read(&dir.path().join(f));
         let head: String = text.chars().take(1500).collect();
