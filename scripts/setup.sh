@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for pinlat (run as root): QEMU, rt-tests (oslat and cyclictest,
-# for comparisons), a C toolchain for the tests' static init, cargo-nextest if missing, and the
-# static guest agent. Idempotent; quick when everything is there. The guest kernel is fetched
-# on first use by `pinlat run` (Debian's PREEMPT_RT kernel, cached under ~/.cache/pinlat).
+# for comparisons), a C toolchain for the tests' static init, virt-xml-validate with libvirt's
+# schemas (libvirt-clients, which brings libvirt0's /usr/share/libvirt/schemas, and xmllint from
+# libxml2-utils: the libvirt exports are validated with them), LAVA's schema code (lava-common,
+# 45 kB, pure Python: the LAVA definition's test validates with it), cargo-nextest if missing,
+# and the static guest agent. Idempotent; quick when everything is there. The guest kernel is
+# fetched on first use by `pinlat run` (Debian's PREEMPT_RT kernel, cached under
+# ~/.cache/pinlat).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -12,6 +16,10 @@ command -v oslat >/dev/null || need+=(rt-tests)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v cc >/dev/null || need+=(gcc)
 [ -e /usr/include/stdio.h ] || need+=(libc6-dev)
+command -v virt-xml-validate >/dev/null || need+=(libvirt-clients)
+[ -e /usr/share/libvirt/schemas/domain.rng ] || need+=(libvirt0)
+command -v xmllint >/dev/null || need+=(libxml2-utils)
+/usr/bin/python3 -c 'import lava_common.schemas.test.testdef' 2>/dev/null || need+=(lava-common)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}" >&2
     apt-get update -qq

@@ -11,6 +11,7 @@ use pinlat::duration::{self, DurationError, Unit};
 use pinlat::export::{self, PlanFormat};
 use pinlat::kinds::AccelChoice;
 use pinlat::plan::Plan;
+use pinlat::report::ci::CiFormat;
 
 use crate::exit::{Exit, Failure, HostError, OptionError};
 
@@ -36,6 +37,15 @@ fn plan_format() -> impl clap::builder::TypedValueParser<Value = PlanFormat> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(
         PlanFormat::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
+    )
+    .map(|s| s.parse().expect("clap only passes the names it offers"))
+}
+
+/// `--format` of `pinlat report`: [`CiFormat`]'s names, each with its help.
+fn ci_format() -> impl clap::builder::TypedValueParser<Value = CiFormat> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        CiFormat::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
     )
     .map(|s| s.parse().expect("clap only passes the names it offers"))
 }
@@ -131,12 +141,31 @@ pub enum Command {
     /// Rebuild every report of a results directory from its runs/ alone.
     ///
     /// Writes report.json, report.md, report.html, junit.xml, one <run>.hlog per run and one
-    /// <layout>.<scenario>.<workload>.histogram.txt (cyclictest -h style) per group into DIR.
-    /// Exit 0 when every budget held, 1 when one was exceeded, 3 when a run failed, is
-    /// unreadable or missing, 2 when DIR is not a results directory.
+    /// <layout>.<scenario>.<workload>.histogram.txt (cyclictest -h style) per group into DIR,
+    /// and the formats RT CI already parses: <group>.oslat.json (busy-poll) and
+    /// <group>.cyclictest.json (timer) as rt-tests --json writes them, kcidb.json (KCIDB v5 test
+    /// rows) and pinlat.prom (a Prometheus node_exporter textfile). With --format, prints one
+    /// of those (or the LAVA case lines) to stdout instead and writes nothing. Exit 0 when every
+    /// budget held, 1 when one was exceeded, 3 when a run failed, is unreadable or missing, 2
+    /// when DIR is not a results directory or an option is wrong.
     Report {
         /// A results directory, reports/<run-id>.
         dir: PathBuf,
+        /// Print this format to stdout instead of writing the files.
+        #[arg(long, value_parser = ci_format())]
+        format: Option<CiFormat>,
+        /// With --format rt-tests: the group to print, layout.scenario.workload (needed when
+        /// the report has more than one busy-poll or timer group).
+        #[arg(long, value_name = "LAYOUT.SCENARIO.WORKLOAD")]
+        group: Option<String>,
+        /// KCIDB origin of the rows: the CI system's name as KernelCI registered it
+        /// (lowercase letters, digits, '_').
+        #[arg(long, value_name = "NAME", default_value = pinlat::report::ci::kcidb::DEFAULT_ORIGIN)]
+        kcidb_origin: String,
+        /// KCIDB id of the tested kernel build, <origin>:<id> (default: <origin>:<run-id>, a
+        /// placeholder).
+        #[arg(long, value_name = "ID")]
+        kcidb_build_id: Option<String>,
     },
     /// Compare two reports: per layout x scenario x workload, the change of p50..p99.99.
     ///
@@ -279,7 +308,29 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             no_trace,
             trace_threshold_ns: trace_threshold,
         }),
-        Command::Report { dir } => crate::report_cmd::report(&dir),
+        Command::Report {
+            dir,
+            format,
+            group,
+            kcidb_origin,
+            kcidb_build_id,
+        } => {
+            let ci = pinlat::report::ci::Options {
+                kcidb: pinlat::report::ci::kcidb::KcidbIds::new(
+                    Some(kcidb_origin),
+                    kcidb_build_id,
+                )?,
+            };
+            match format {
+                None => crate::report_cmd::report(&dir, &ci),
+                Some(format) => {
+                    let (exit, text) =
+                        crate::report_cmd::print_format(&dir, format, &ci, group.as_deref())?;
+                    print_out(&text)?;
+                    Ok(exit)
+                }
+            }
+        }
         Command::Compare {
             base,
             new,

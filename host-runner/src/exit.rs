@@ -127,6 +127,8 @@ exit_of! {
     pinlat::config::ConfigError => Exit::Usage,
     pinlat::cpuset::CpuListError => Exit::Usage,
     OptionError => Exit::Usage,
+    pinlat::report::ci::CiError => Exit::Usage,
+    pinlat::report::ci::kcidb::KcidbIdError => Exit::Usage,
     HostError => Exit::Infrastructure,
     pinlat::atomic_write::WriteError => Exit::Infrastructure,
     crate::store::StoreError => Exit::Infrastructure,

@@ -44,6 +44,10 @@ pub struct HostFacts {
 /// Facts about this host that need no guest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocalFacts {
+    /// `uname -n`: the host's name, which `pinlat merge` labels the host by (absent from
+    /// `host.json` files written before it was recorded, and when the kernel has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// `uname -r`.
     pub kernel_release: String,
     /// `uname -v` (contains `PREEMPT_RT` on RT kernels).

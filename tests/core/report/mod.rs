@@ -13,6 +13,7 @@ use pinlat::report::verdict::Significance;
 use pinlat::report::{self, compare, hlog, BudgetStatus, Outcome, Report};
 use pinlat_test_infra::fixtures;
 
+mod ci;
 mod comparing;
 mod failures;
 mod housekeeping;
@@ -399,6 +400,8 @@ fn in_every_header(dir: &Path, text: &str, chars: usize, what: &str) {
         "report.json",
         "share.idle.timer.histogram.txt",
         "share.idle.timer.r1.hlog",
+        "kcidb.json",
+        "pinlat.prom",
     ] {
         let head: String = read(&dir.join(f)).chars().take(chars).collect();
         assert!(head.contains(text), "{f} lacks {what} in its header");
