@@ -359,7 +359,9 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             no_kvm_probe,
             root,
             out,
-        }),
+        })
+        .map(|report| Exit::from(&report))
+        .map_err(Failure::from),
         Command::Calibrate {
             cpu,
             json,
@@ -377,7 +379,9 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             },
             json,
             out,
-        }),
+        })
+        .map(|verdict| Exit::from(&verdict))
+        .map_err(Failure::from),
         Command::Check { config, host_cpus } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
             print_out(&export::render(PlanFormat::Table, &plan, &cfg))?;

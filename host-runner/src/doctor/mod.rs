@@ -46,6 +46,18 @@ pub enum DoctorError {
     /// The config cannot be placed on this host.
     #[error("The config cannot be placed on this host")]
     Plan(#[source] pinlat::plan::PlanError),
+    /// The config given with `--config` is invalid.
+    #[error("config {}", path.display())]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: pinlat::config::ConfigError,
+    },
+    /// `doctor.json` could not be written.
+    #[error(transparent)]
+    Write(#[from] pinlat::atomic_write::WriteError),
 }
 
 /// A directory standing for `/`: `/` on the live host, a fixture directory in tests. Paths

@@ -4,10 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+use pinlat::atomic_write::WriteError;
 use pinlat::config::Config;
 
-use super::{run_checks, Env, ExternalFacts, Found, KvmProbe, SysRoot, DOCTOR_FILE};
-use crate::exit::{Exit, Failure};
+use super::{
+    run_checks, DoctorError, DoctorReport, Env, ExternalFacts, Found, KvmProbe, SysRoot,
+    DOCTOR_FILE,
+};
 
 /// A minimal config for the KVM probe when the user gave none.
 const PROBE_CONFIG: &str =
@@ -96,14 +99,15 @@ pub struct DoctorOptions {
     pub out: Option<PathBuf>,
 }
 
-/// `pinlat doctor`: exit 0 when nothing fails, 1 when a check fails, 2 for a bad config,
-/// 3 when the host cannot even be read.
-pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
+/// `pinlat doctor`: runs the checks, writes `doctor.json` where asked, prints the report and
+/// returns it (the CLI maps it to an exit code: 0 when nothing fails, 1 when a check fails; an
+/// error is 2 for a bad config, 3 when the host cannot even be read).
+pub fn command(opts: &DoctorOptions) -> Result<DoctorReport, DoctorError> {
     let config = match &opts.config {
-        Some(p) => Some(
-            Config::from_file(p)
-                .map_err(|e| Failure::from(e).context(format!("config {}", p.display())))?,
-        ),
+        Some(p) => Some(Config::from_file(p).map_err(|source| DoctorError::Config {
+            path: p.clone(),
+            source,
+        })?),
         None => None,
     };
     let root = opts
@@ -125,21 +129,14 @@ pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
     } else {
         print!("{}", report.to_table());
     }
-    Ok(if report.failed() {
-        Exit::CheckFailed
-    } else {
-        Exit::Ok
-    })
+    Ok(report)
 }
 
 /// Writes `name` into `dir` (created if needed) atomically.
-pub fn write_into(dir: &Path, name: &str, text: &str) -> Result<(), Failure> {
-    std::fs::create_dir_all(dir).map_err(|source| pinlat::atomic_write::WriteError {
+pub fn write_into(dir: &Path, name: &str, text: &str) -> Result<(), WriteError> {
+    std::fs::create_dir_all(dir).map_err(|source| WriteError {
         path: dir.to_path_buf(),
         source,
     })?;
-    Ok(pinlat::atomic_write::write_atomic(
-        &dir.join(name),
-        text.as_bytes(),
-    )?)
+    pinlat::atomic_write::write_atomic(&dir.join(name), text.as_bytes())
 }

@@ -326,19 +326,22 @@ mod tests {
     use super::*;
     use crate::devices::{Aio, Cache};
 
-    fn spec(iothreads: &[&str]) -> VmSpec {
-        let cfg = pinlat::config::Config::from_toml_str(
-            "[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n",
-        )
-        .unwrap();
-        let mut s = VmSpec::for_guest(
+    /// The spec of the first guest of config `toml`, with made-up paths.
+    fn guest_spec(toml: &str) -> VmSpec {
+        let cfg = pinlat::config::Config::from_toml_str(toml).unwrap();
+        VmSpec::for_guest(
             &cfg.guests[0],
             Accel::Tcg,
             Path::new("/k"),
             "/i".into(),
             "/c".into(),
             AgentChannel::File("/a".into()),
-        );
+        )
+    }
+
+    fn spec(iothreads: &[&str]) -> VmSpec {
+        let mut s =
+            guest_spec("[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n");
         s.iothreads = iothreads.iter().map(|s| s.to_string()).collect();
         s
     }
@@ -417,17 +420,8 @@ mod tests {
 
     #[test]
     fn a_config_guest_becomes_one_spec() {
-        let cfg = pinlat::config::Config::from_toml_str(
+        let s = guest_spec(
             "[[guests]]\nname = \"g\"\nvcpus = 3\niothreads = 2\ncmdline_extra = \"idle=poll\"\n[[layouts]]\nkind = \"vcpu0\"\n",
-        )
-        .unwrap();
-        let s = VmSpec::for_guest(
-            &cfg.guests[0],
-            Accel::Tcg,
-            Path::new("/k"),
-            "/i".into(),
-            "/c".into(),
-            AgentChannel::File("/a".into()),
         )
         .paused();
         assert_eq!(s.name, "pinlat-g");
