@@ -57,6 +57,10 @@ pub trait GuestBackend: Send {
     fn mgmt_socket(&self) -> Option<PathBuf>;
     /// The pinner of the guest's threads, when its placement can be read back.
     fn pinner(&mut self) -> Option<&mut Pinner>;
+    /// The libvirt domain the guest runs as, when libvirt launched it.
+    fn libvirt_domain(&self) -> Option<crate::libvirt::LibvirtDomain> {
+        None
+    }
     /// What the guest's NIC echo service has seen, when it has a NIC.
     fn net_echo(&self) -> Option<pinlat::result::EchoStats> {
         None

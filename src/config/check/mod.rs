@@ -51,6 +51,7 @@ fn run(raw: &RawRun) -> Result<RunSettings, ConfigError> {
         interval_ms: raw.interval_ms.unwrap_or(1000),
         boot_timeout_s: raw.boot_timeout_s.unwrap_or(60),
         thread_placement: raw.thread_placement.unwrap_or_default(),
+        launcher: raw.launcher.unwrap_or_default(),
     };
     if run.duration_s == 0 || run.duration_s > 7 * 24 * 3600 {
         return Err(ConfigError::new(
