@@ -149,6 +149,11 @@ pub enum LauncherKind {
 }
 
 impl LauncherKind {
+    /// Whether this is the default, `qemu` (records and configs leave it out).
+    pub fn is_qemu(&self) -> bool {
+        *self == LauncherKind::Qemu
+    }
+
     /// The config/CLI name.
     pub fn as_str(self) -> &'static str {
         match self {

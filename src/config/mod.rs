@@ -55,7 +55,7 @@ pub struct RunSettings {
     #[serde(default)]
     pub thread_placement: ThreadPlacement,
     /// Who starts the guests and applies their placement. `run.launcher`, default `qemu`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "crate::kinds::LauncherKind::is_qemu")]
     pub launcher: crate::kinds::LauncherKind,
 }
 

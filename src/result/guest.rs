@@ -215,8 +215,8 @@ pub struct GuestRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_echo: Option<EchoStats>,
     /// Who started the guest and applied its placement (`qemu` in records written before
-    /// there was a choice).
-    #[serde(default)]
+    /// there was a choice, and left out when `qemu`).
+    #[serde(default, skip_serializing_if = "crate::kinds::LauncherKind::is_qemu")]
     pub launcher: crate::kinds::LauncherKind,
     /// The libvirt domain the guest ran as, when libvirt launched it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

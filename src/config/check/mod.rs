@@ -250,3 +250,23 @@ fn valid_name(path: &str, name: &str) -> Result<(), ConfigError> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::kinds::LauncherKind;
+
+    const GUEST: &str = "[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n";
+
+    #[test]
+    fn the_launcher_is_qemu_unless_the_config_says_libvirt() {
+        let c = Config::from_toml_str(GUEST).unwrap();
+        assert_eq!(c.run.launcher, LauncherKind::Qemu);
+        let c = Config::from_toml_str(&format!("[run]\nlauncher = \"libvirt\"\n{GUEST}")).unwrap();
+        assert_eq!(c.run.launcher, LauncherKind::Libvirt);
+        let e = Config::from_toml_str(&format!("[run]\nlauncher = \"virsh\"\n{GUEST}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("launcher") && e.contains("libvirt"), "{e}");
+    }
+}
