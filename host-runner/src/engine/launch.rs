@@ -172,16 +172,9 @@ impl Launcher for QemuLauncher {
         let guest = req.guest;
         let placement = req.placement;
         let run = req.run;
-        let Prepared {
-            runtime,
-            spec,
-            channel,
-            console_log,
-            backends,
-            agent,
-        } = prepare_guest(&self.kernel, &self.agent, self.accel, req, record)?;
-        let mut qemu =
-            Qemu::spawn_in(&self.qemu, &spec, runtime).map_err(|e| err(Stage::Launch)(e.into()))?;
+        let p = prepare_guest(&self.kernel, &self.agent, self.accel, req, record)?;
+        let mut qemu = Qemu::spawn_in(&self.qemu, &p.spec, p.runtime)
+            .map_err(|e| err(Stage::Launch)(e.into()))?;
         record.qemu_pid = Some(qemu.pid());
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut qmp = qemu
@@ -236,11 +229,11 @@ impl Launcher for QemuLauncher {
                 qemu,
                 pinner,
                 control: Some(qmp),
-                channel,
-                console_log,
-                backends,
+                channel: p.channel,
+                console_log: p.console_log,
+                backends: p.backends,
             }),
-            agent,
+            agent: p.agent,
         })
     }
 }

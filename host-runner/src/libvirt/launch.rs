@@ -24,7 +24,7 @@ use super::domain::{domain_name, domain_xml};
 use super::{LibvirtDomain, Versions, Virsh, VirshError};
 use crate::engine::backend::{console_tail, GuestBackend, OutputBytes, ResumeError};
 use crate::engine::channel::PipeChannel;
-use crate::engine::launch::{err, prepare_guest, Prepared};
+use crate::engine::launch::{err, prepare_guest};
 use crate::engine::{LaunchRequest, Launched, Launcher};
 use crate::follow::log_tail;
 use crate::kernel::GuestKernel;
@@ -131,14 +131,8 @@ impl Launcher for LibvirtLauncher {
         _warnings: &mut Vec<Warning>,
     ) -> Result<Launched, RunStatus> {
         let (layout, placement, guest) = (req.layout, req.placement, req.guest);
-        let Prepared {
-            runtime,
-            spec,
-            channel,
-            console_log,
-            backends,
-            agent,
-        } = prepare_guest(&self.kernel, &self.agent, self.accel, req, record)?;
+        let p = prepare_guest(&self.kernel, &self.agent, self.accel, req, record)?;
+        let (runtime, spec) = (p.runtime, p.spec);
         let mgmt_socket = spec
             .mgmt_qmp
             .then(|| crate::qemu::mgmt_socket_path(&runtime.path().join("qmp.sock")));
@@ -176,10 +170,10 @@ impl Launcher for LibvirtLauncher {
             pid: None,
             started: Instant::now(),
             pinner: None,
-            channel,
-            console_log,
+            channel: p.channel,
+            console_log: p.console_log,
             mgmt_socket,
-            backends,
+            backends: p.backends,
             exit: None,
             _runtime: runtime,
         };
@@ -235,7 +229,7 @@ impl Launcher for LibvirtLauncher {
         }
         Ok(Launched {
             backend: Box::new(g),
-            agent,
+            agent: p.agent,
         })
     }
 }
@@ -272,12 +266,7 @@ impl GuestBackend for LibvirtGuest {
     }
 
     fn output_bytes(&self) -> OutputBytes {
-        OutputBytes {
-            console: std::fs::metadata(&self.console_log)
-                .map(|m| m.len())
-                .unwrap_or(0),
-            channel: self.channel.bytes_read(),
-        }
+        OutputBytes::of(&self.console_log, &self.channel)
     }
 
     fn exited(&mut self) -> Option<String> {
