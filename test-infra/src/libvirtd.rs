@@ -357,5 +357,7 @@ impl Drop for PrivateLibvirtd {
             let _ = std::fs::remove_dir(d);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        // The parent too, once no other daemon's directory is in it.
+        let _ = std::fs::remove_dir(LIBVIRTD_ROOT);
     }
 }

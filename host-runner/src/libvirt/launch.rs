@@ -159,6 +159,13 @@ impl Launcher for LibvirtLauncher {
                      in qemu.conf (`pinlat doctor --launcher libvirt`)",
                 );
             }
+            if why.contains("already exists") {
+                why.push_str(&format!(
+                    ". Fix: another pinlat runs this config on the same daemon, or a killed one \
+                     left its domain: `virsh destroy {}`",
+                    domain_name(&layout.name, &guest.name)
+                ));
+            }
             return Err(RunStatus::failed(Stage::Launch, why));
         }
         // From here on the domain exists: dropping the guest destroys it, whatever fails.
@@ -295,6 +302,21 @@ impl GuestBackend for LibvirtGuest {
             let _ = self.domain.virsh.destroy(&self.domain.name);
         }
         let _ = self.wait_exit(Instant::now() + Duration::from_secs(10));
+        // libvirt drops a transient domain only once it has handled QEMU's exit: until then the
+        // next run's domain of the same name cannot be created. Wait for it (destroying it
+        // again if it lingers).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut destroyed_at = Instant::now();
+        while Instant::now() < deadline {
+            match self.domain.virsh.domstate(&self.domain.name) {
+                Err(VirshError::Failed { .. }) => return,
+                _ if destroyed_at.elapsed() > Duration::from_secs(3) => {
+                    let _ = self.domain.virsh.destroy(&self.domain.name);
+                    destroyed_at = Instant::now();
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
     }
 
     fn console_tail(&self) -> String {

@@ -157,7 +157,13 @@ impl Virsh {
             return Err(VirshError::Failed {
                 args: joined(&args),
                 status: status.to_string(),
-                stderr: read(&mut err).trim().to_owned(),
+                // One line: the message goes into a run's failure reason and the doctor's table.
+                stderr: read(&mut err)
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" / "),
             });
         }
         Ok(read(&mut out))

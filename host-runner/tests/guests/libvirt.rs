@@ -159,3 +159,39 @@ fn boot_libvirt_applying_otherwise_fails_verify_naming_the_thread() {
     assert!(report.contains("libvirt applied CPUs 1"), "{report}");
     assert_nothing_left(&d, &g.qemu_pid.into_iter().collect::<Vec<_>>());
 }
+
+/// `mgmt-poll` under the libvirt launcher polls through libvirt (`virsh domstats`) at the
+/// scenario's rate, as a cloud's monitoring does, not on a QMP monitor of pinlat's own.
+#[test]
+fn boot_libvirt_mgmt_poll_polls_through_libvirt() {
+    let _lock = BootLock::acquire().unwrap();
+    let d = PrivateLibvirtd::start();
+    let out = tempfile::tempdir().unwrap();
+    let config = out.path().join("poll.toml");
+    std::fs::write(
+        &config,
+        "[run]\nduration_s = 2\n[host]\ncpus = \"0-1\"\n\
+         [[guests]]\nname = \"rt\"\nvcpus = 2\nmemory_mib = 256\nrealtime_mask = \"^0\"\n\
+         [[layouts]]\nkind = \"share\"\n[[scenarios]]\nkind = \"mgmt-poll\"\nrate_hz = 20\n\
+         [[workloads]]\nkind = \"busy-poll\"\n",
+    )
+    .unwrap();
+    let results = out.path().join("results");
+    let o = pinlat_run(&d, &config, &results, &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}\n{}", d.log());
+    let runs = load_runs(&only_subdir(&results));
+    let r = &runs[0];
+    let poll = r.mgmt_poll.as_ref().expect("mgmt-poll counters");
+    assert_eq!(poll.rate_hz, 20);
+    assert!(
+        poll.queries
+            .iter()
+            .any(|q| q.starts_with("virsh domstats pinlat-share-rt")),
+        "{poll:?}"
+    );
+    // At 20 Hz over at least the 2 s measured: dozens of rounds, next to no errors.
+    assert!(poll.rounds >= 20, "{poll:?}");
+    assert!(poll.errors <= 1, "{poll:?}");
+    assert_nothing_left(&d, &r.guests[0].qemu_pid.into_iter().collect::<Vec<_>>());
+}
