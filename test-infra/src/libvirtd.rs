@@ -286,10 +286,10 @@ impl PrivateLibvirtd {
         &self.uri
     }
 
-    /// Runs `virsh -c <uri> <args>`.
+    /// Runs `virsh --connect <uri> <args>`.
     pub fn virsh(&self, args: &[&str]) -> Output {
         Command::new("virsh")
-            .arg("-c")
+            .arg("--connect")
             .arg(&self.uri)
             .args(args)
             .stdin(Stdio::null())

@@ -74,7 +74,7 @@ pub struct LibvirtDomain {
 /// A libvirt connection through virsh.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Virsh {
-    /// `-c URI`; `None` leaves it to virsh (`$LIBVIRT_DEFAULT_URI`, else `qemu:///system`).
+    /// `--connect URI`; `None` leaves it to virsh (`$LIBVIRT_DEFAULT_URI`, else `qemu:///system`).
     pub uri: Option<String>,
 }
 
@@ -169,11 +169,11 @@ impl Virsh {
         Ok(read(&mut out))
     }
 
-    /// `virsh [-c URI] -q`, for callers that drive virsh themselves ([`poll`]).
+    /// `virsh [--connect URI] -q`, for callers that drive virsh themselves ([`poll`]).
     pub fn command(&self) -> Command {
         let mut c = Command::new(VIRSH);
         if let Some(uri) = &self.uri {
-            c.arg("-c").arg(uri);
+            c.arg("--connect").arg(uri);
         }
         c.arg("-q");
         c
