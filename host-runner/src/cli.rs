@@ -9,7 +9,7 @@ use pinlat::config::Config;
 use pinlat::cpuset::CpuSet;
 use pinlat::duration::{self, DurationError, Unit};
 use pinlat::export::{self, PlanFormat};
-use pinlat::kinds::AccelChoice;
+use pinlat::kinds::{AccelChoice, LauncherKind};
 use pinlat::plan::Plan;
 use pinlat::report::ci::CiFormat;
 
@@ -57,6 +57,14 @@ fn accel_choice() -> impl clap::builder::TypedValueParser<Value = AccelChoice> {
         AccelChoice::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
     )
     .map(|s| s.parse().expect("clap only passes the names it offers"))
+}
+
+fn launcher_kind() -> impl clap::builder::TypedValueParser<Value = LauncherKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["qemu", "libvirt"]).map(|s| match s.as_str() {
+        "libvirt" => LauncherKind::Libvirt,
+        _ => LauncherKind::Qemu,
+    })
 }
 
 /// Parses `--duration` into whole seconds: `10`, `10s`, `2m`, `1h`, or any unit of
@@ -125,6 +133,12 @@ pub enum Command {
         /// directory.
         #[arg(long, value_name = "DURATION", value_parser = parse_threshold_ns)]
         trace_threshold: Option<u64>,
+        /// Who starts the guests and applies their placement (overrides run.launcher):
+        /// `qemu` (pinlat pins) or `libvirt` (a transient domain per guest on
+        /// $LIBVIRT_DEFAULT_URI; libvirt pins, pinlat reads it back and fails a run whose
+        /// placement differs from the plan).
+        #[arg(long, value_parser = launcher_kind())]
+        launcher: Option<LauncherKind>,
     },
     /// Validate a config and print the resolved placement of every layout as a table.
     ///
@@ -214,6 +228,11 @@ pub enum Command {
         /// Read /proc and /sys under this directory (a snapshot) instead of /; no probes.
         #[arg(long, value_name = "DIR", hide = true)]
         root: Option<PathBuf>,
+        /// Also check what the launcher needs: `libvirt` checks the daemon
+        /// ($LIBVIRT_DEFAULT_URI), RT group scheduling, /dev/kvm access and the QEMU
+        /// capabilities cache (default: the config's run.launcher).
+        #[arg(long, value_parser = launcher_kind())]
+        launcher: Option<LauncherKind>,
     },
     /// Check the instrument: inject stalls of known length on a CPU while the agent busy-polls
     /// there, and (with rt-tests installed) compare with oslat and cyclictest.
@@ -296,6 +315,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             strict,
             no_trace,
             trace_threshold,
+            launcher,
         } => crate::run::run(&crate::run::RunOptions {
             config,
             out,
@@ -307,6 +327,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             strict,
             no_trace,
             trace_threshold_ns: trace_threshold,
+            launcher,
         }),
         Command::Report {
             dir,
@@ -353,12 +374,14 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             no_kvm_probe,
             out,
             root,
+            launcher,
         } => crate::doctor::command(&crate::doctor::DoctorOptions {
             config,
             json,
             no_kvm_probe,
             root,
             out,
+            launcher,
         })
         .map(|report| Exit::from(&report))
         .map_err(Failure::from),

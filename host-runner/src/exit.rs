@@ -133,6 +133,7 @@ exit_of! {
     pinlat::atomic_write::WriteError => Exit::Infrastructure,
     crate::store::StoreError => Exit::Infrastructure,
     crate::qemu::QemuError => Exit::Infrastructure,
+    crate::libvirt::VirshError => Exit::Infrastructure,
     crate::kernel::KernelError => Exit::Infrastructure,
     crate::agent::AgentNotFound => Exit::Infrastructure,
 }

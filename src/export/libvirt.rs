@@ -94,8 +94,49 @@ pub fn domain(
     ty: DomainType,
     boot: Option<&DirectBoot<'_>>,
 ) -> String {
+    domain_with(l, g, gc, ty, boot, &DomainExtras::default())
+}
+
+/// What a launcher adds to a [`domain`] to run it: the one builder stays the one source of the
+/// CPU elements, whoever starts the domain.
+#[derive(Debug, Clone, Default)]
+pub struct DomainExtras<'a> {
+    /// Children of `<domain>` after `<os>` (`<features>`, `<on_poweroff>`, `<cpu>`…), verbatim.
+    pub elements: &'a str,
+    /// Children of `<devices>`, verbatim; empty means a `pty` serial console.
+    pub devices: &'a str,
+    /// QEMU arguments passed through libvirt's QEMU namespace (`<qemu:commandline>`), for what
+    /// the domain XML cannot say; each escaped here.
+    pub qemu_args: &'a [String],
+}
+
+/// Escapes text for a domain XML attribute or element (a launcher's [`DomainExtras`]).
+pub fn escape(text: &str) -> String {
+    escape_xml(text)
+}
+
+/// libvirt's QEMU namespace for `<qemu:commandline>`.
+pub const QEMU_NAMESPACE: &str = "http://libvirt.org/schemas/domain/qemu/1.0";
+
+/// [`domain`] with a launcher's [`DomainExtras`].
+pub fn domain_with(
+    l: &LayoutPlan,
+    g: &GuestPlacement,
+    gc: &Guest,
+    ty: DomainType,
+    boot: Option<&DirectBoot<'_>>,
+    extras: &DomainExtras<'_>,
+) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "<domain type='{}'>", ty.as_str());
+    if extras.qemu_args.is_empty() {
+        let _ = writeln!(out, "<domain type='{}'>", ty.as_str());
+    } else {
+        let _ = writeln!(
+            out,
+            "<domain type='{}' xmlns:qemu='{QEMU_NAMESPACE}'>",
+            ty.as_str()
+        );
+    }
     let _ = writeln!(out, "  <name>pinlat-{}-{}</name>", l.name, gc.name);
     let _ = writeln!(out, "  <memory unit='MiB'>{}</memory>", gc.memory_mib);
     cpu_elements(&mut out, g, gc, "  ");
@@ -118,10 +159,22 @@ pub fn domain(
         }
     }
     let _ = writeln!(out, "  </os>");
+    out.push_str(extras.elements);
     let _ = writeln!(out, "  <devices>");
-    let _ = writeln!(out, "    <serial type='pty'/>");
-    let _ = writeln!(out, "    <console type='pty'/>");
+    if extras.devices.is_empty() {
+        let _ = writeln!(out, "    <serial type='pty'/>");
+        let _ = writeln!(out, "    <console type='pty'/>");
+    } else {
+        out.push_str(extras.devices);
+    }
     let _ = writeln!(out, "  </devices>");
+    if !extras.qemu_args.is_empty() {
+        let _ = writeln!(out, "  <qemu:commandline>");
+        for a in extras.qemu_args {
+            let _ = writeln!(out, "    <qemu:arg value='{}'/>", escape_xml(a));
+        }
+        let _ = writeln!(out, "  </qemu:commandline>");
+    }
     let _ = writeln!(out, "</domain>");
     out
 }

@@ -148,6 +148,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
     let mut accels = Vec::new();
+    let mut libvirt: Vec<String> = Vec::new();
     let mut run_id = None;
     let mut steal_notes = Vec::new();
     let mut guest_kernels = GuestKernels::default();
@@ -184,6 +185,15 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         }
         if !accels.contains(&rec.accel) {
             accels.push(rec.accel);
+        }
+        for lv in rec.guests.iter().filter_map(|g| g.libvirt.as_ref()) {
+            let line = format!(
+                "libvirt {} at {} ({})",
+                lv.libvirt_version, lv.uri, lv.hypervisor
+            );
+            if !libvirt.contains(&line) {
+                libvirt.push(line);
+            }
         }
         if !layout_order.contains(&rec.layout) {
             layout_order.push(rec.layout.clone());
@@ -307,6 +317,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         schema_version: REPORT_SCHEMA_VERSION,
         run_id,
         accels,
+        libvirt,
         disclaimer,
         guest_warning: guest_kernels.warning(),
         guest_kernels,

@@ -352,6 +352,10 @@ pub struct Report {
     pub run_id: String,
     /// Accelerators the runs used.
     pub accels: Vec<Accel>,
+    /// The libvirt launches of the runs, one line each distinct `libvirt <version> at <uri>
+    /// (<hypervisor>)`; empty when pinlat launched QEMU itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libvirt: Vec<String>,
     /// [`crate::result::TCG_DISCLAIMER`] when any run used TCG.
     pub disclaimer: Option<String>,
     /// [`guest::NOT_RT_WARNING`], naming the guests, when a guest kernel was not PREEMPT_RT.

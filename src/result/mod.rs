@@ -20,8 +20,8 @@ mod scenario;
 mod warning;
 
 pub use guest::{
-    DriftEvent, EchoStats, GuestRun, HostPolicy, MeasureWindow, NewThread, NewThreadPlacement,
-    ObservedThread, ThreadRole, VcpuThreadStats,
+    DriftEvent, EchoStats, GuestRun, HostPolicy, LibvirtLaunch, MeasureWindow, NewThread,
+    NewThreadPlacement, ObservedThread, ThreadRole, VcpuThreadStats,
 };
 pub use scenario::{
     MgmtPollStats, MgmtStormStats, MigrateStats, QueryCalls, ThreadCpu, ThreadKind, ThreadKindCpu,

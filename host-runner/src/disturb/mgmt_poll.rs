@@ -2,8 +2,15 @@
 //! (the query set is [`crate::qmp::MgmtPoll`]'s), at `rate_hz` on a second QMP monitor of
 //! every guest, one poller thread per guest, so polling never shares a connection with the
 //! runner's control commands and every guest of a run is disturbed alike.
+//!
+//! A guest libvirt launched is polled through libvirt instead, as nova, collectd and
+//! Prometheus' libvirt exporter do: `virsh domstats` (`virConnectGetAllDomainStats`) at the
+//! same rate over one connection per guest ([`crate::libvirt::poll`]), and libvirt makes the
+//! QMP queries it needs on its own monitor.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -46,17 +53,23 @@ impl Disturbance for MgmtPollLoad {
 
     fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError> {
         for (guest, socket) in targets.mgmt_sockets.iter().enumerate() {
-            let socket = socket.clone().ok_or(DisturbanceError::NoMonitor {
-                scenario: ScenarioKind::MgmtPoll,
-                guest,
-            })?;
-            let h = poller(
-                socket,
-                self.rate_hz,
-                self.life.switches().clone(),
-                self.links.clone(),
-            )
-            .map_err(|source| DisturbanceError::Spawn {
+            let libvirt = targets.libvirt.get(guest).cloned().flatten();
+            let spawned = match libvirt {
+                Some(domain) => libvirt_poller(domain, self.rate_hz, self.life.switches().clone()),
+                None => {
+                    let socket = socket.clone().ok_or(DisturbanceError::NoMonitor {
+                        scenario: ScenarioKind::MgmtPoll,
+                        guest,
+                    })?;
+                    poller(
+                        socket,
+                        self.rate_hz,
+                        self.life.switches().clone(),
+                        self.links.clone(),
+                    )
+                }
+            };
+            let h = spawned.map_err(|source| DisturbanceError::Spawn {
                 scenario: ScenarioKind::MgmtPoll,
                 what: format!("the poll thread of guest {guest}"),
                 source,
@@ -115,6 +128,83 @@ fn outcome(rate_hz: u32, threads: Vec<JoinHandle<Result<MgmtPollStats, ConnectEr
     outcome
 }
 
+/// Calls `round` at `rate_hz` until stopped; the counts of rounds that succeeded and failed
+/// (the caller's first round failing ten times without a success gives up).
+fn at_rate<E>(
+    rate_hz: u32,
+    switches: &Switches,
+    stats: &mut MgmtPollStats,
+    mut round: impl FnMut() -> Result<(), E>,
+) {
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate_hz.max(1)));
+    let mut next = Instant::now();
+    while !switches.stopped() {
+        match round() {
+            Ok(()) => stats.rounds += 1,
+            // QEMU going away at the end of the run is not the poller's failure.
+            Err(_) if switches.stopped() => break,
+            Err(_) => {
+                stats.errors += 1;
+                if stats.errors > 10 && stats.rounds == 0 {
+                    break;
+                }
+            }
+        }
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
+
+/// One guest's poller through libvirt: `virsh domstats` at `rate_hz` until stopped. A round
+/// blocked on a daemon that stopped answering ends when its virsh is killed at stop.
+fn libvirt_poller(
+    domain: crate::libvirt::LibvirtDomain,
+    rate_hz: u32,
+    switches: Switches,
+) -> std::io::Result<JoinHandle<Result<MgmtPollStats, ConnectError>>> {
+    let mut virsh = crate::libvirt::poll::DomstatsPoller::start(&domain.virsh, &domain.name)?;
+    let pid = nix::unistd::Pid::from_raw(virsh.pid() as i32);
+    let watch = switches.clone();
+    std::thread::Builder::new()
+        .name("mgmt-poll-libvirt".into())
+        .spawn(move || {
+            let mut stats = MgmtPollStats {
+                rate_hz,
+                queries: vec![format!(
+                    "virsh domstats {} (virConnectGetAllDomainStats)",
+                    domain.name
+                )],
+                ..Default::default()
+            };
+            // The stop flag's watcher: kills virsh (this thread's child) if a round hangs.
+            let done = Arc::new(AtomicBool::new(false));
+            let watcher = {
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    while !watch.stopped() && !done.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    if !done.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(500));
+                        if !done.load(Ordering::Relaxed) {
+                            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        }
+                    }
+                })
+            };
+            at_rate(rate_hz, &switches, &mut stats, || virsh.round().map(drop));
+            done.store(true, Ordering::Relaxed);
+            drop(virsh);
+            let _ = watcher.join();
+            Ok(stats)
+        })
+}
+
 /// One guest's poller: QMP queries at `rate_hz` on its management monitor until stopped.
 fn poller(
     socket: PathBuf,
@@ -138,28 +228,9 @@ fn poller(
                 rate_hz,
                 ..Default::default()
             };
-            let period = Duration::from_secs_f64(1.0 / f64::from(rate_hz.max(1)));
-            let mut next = Instant::now();
-            while !switches.stopped() {
-                match poll.round(&mut qmp) {
-                    Ok(_) => stats.rounds += 1,
-                    // QEMU going away at the end of the run is not the poller's failure.
-                    Err(_) if switches.stopped() => break,
-                    Err(_) => {
-                        stats.errors += 1;
-                        if stats.errors > 10 && stats.rounds == 0 {
-                            break;
-                        }
-                    }
-                }
-                next += period;
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    next = now;
-                }
-            }
+            at_rate(rate_hz, &switches, &mut stats, || {
+                poll.round(&mut qmp).map(drop)
+            });
             stats.queries = poll.queries();
             stats.queries.extend(
                 poll.unsupported()

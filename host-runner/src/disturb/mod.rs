@@ -74,6 +74,9 @@ pub struct Targets {
     pub housekeeping_cpus: CpuSet,
     /// The guests' names, in config order, for what a disturbance reports per guest.
     pub names: Vec<String>,
+    /// Per guest, its libvirt domain when libvirt launched it (`mgmt-poll` then polls through
+    /// libvirt, as a cloud does).
+    pub libvirt: Vec<Option<crate::libvirt::LibvirtDomain>>,
 }
 
 /// What a disturbance did, for the run record.

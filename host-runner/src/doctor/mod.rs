@@ -17,6 +17,7 @@ pub mod instrument;
 mod irq;
 mod kernel;
 mod kvm;
+mod libvirt;
 mod mem;
 pub mod probe;
 
@@ -181,6 +182,10 @@ pub struct ExternalFacts {
     /// The last `pinlat calibrate` of this host.
     #[serde(default)]
     pub calibration: Option<instrument::CalibrationFact>,
+    /// Whether libvirt answers, when the launcher is `libvirt` (`None`: not asked, and no
+    /// libvirt check is made).
+    #[serde(default)]
+    pub libvirt: Option<Found>,
 }
 
 /// What the checks look at.
@@ -248,6 +253,7 @@ pub fn run_checks(env: &Env) -> DoctorReport {
     checks.extend(mem::checks(env));
     checks.extend(kvm::checks(env));
     checks.extend(instrument::checks(env));
+    checks.extend(libvirt::checks(env));
     DoctorReport {
         schema_version: pinlat::schema::DOCTOR_SCHEMA_VERSION,
         rt_cpus: env.rt_cpus.clone(),

@@ -68,6 +68,24 @@ pub fn live_external(config: Option<&Config>, kvm_probe: bool) -> ExternalFacts 
             },
         }),
         calibration: Some(super::instrument::last_calibration()),
+        libvirt: None,
+    }
+}
+
+/// Whether libvirt answers on `virsh`'s connection, and its versions.
+pub fn libvirt_fact(virsh: &crate::libvirt::Virsh) -> Found {
+    match virsh.versions() {
+        Ok(v) => Found::Yes {
+            what: format!(
+                "libvirt {} at {} ({})",
+                v.libvirt,
+                virsh.uri(),
+                v.hypervisor
+            ),
+        },
+        Err(e) => Found::No {
+            reason: format!("{:#} at {}", anyhow::Error::new(e), virsh.uri()),
+        },
     }
 }
 
@@ -97,6 +115,8 @@ pub struct DoctorOptions {
     pub root: Option<PathBuf>,
     /// Also write `doctor.json` into this directory.
     pub out: Option<PathBuf>,
+    /// The launcher to check for (default: the config's `run.launcher`).
+    pub launcher: Option<pinlat::kinds::LauncherKind>,
 }
 
 /// `pinlat doctor`: runs the checks, writes `doctor.json` where asked, prints the report and
@@ -116,8 +136,20 @@ pub fn command(opts: &DoctorOptions) -> Result<DoctorReport, DoctorError> {
         .map(SysRoot::at)
         .unwrap_or_else(SysRoot::live);
     let mut env = Env::new(root, config.as_ref())?;
+    let launcher = opts
+        .launcher
+        .or(config.as_ref().map(|c| c.run.launcher))
+        .unwrap_or_default();
     if opts.root.is_none() {
         env.external = live_external(config.as_ref(), !opts.no_kvm_probe);
+        if launcher == pinlat::kinds::LauncherKind::Libvirt {
+            env.external.libvirt = Some(libvirt_fact(&crate::libvirt::Virsh::from_env()));
+        }
+    } else if launcher == pinlat::kinds::LauncherKind::Libvirt {
+        // A snapshot has no daemon to ask: its files are still checked.
+        env.external.libvirt = Some(Found::No {
+            reason: "not probed (snapshot)".into(),
+        });
     }
     let report = run_checks(&env);
     let json = serde_json::to_string_pretty(&report).expect("report serialises");
