@@ -1,5 +1,6 @@
 //! Integration tests of `pinlat` that boot no guest: config checks and plan exports, bad
-//! input, the doctor on host snapshots, and calibrate's verdicts on recorded calibrations.
+//! input, the doctor on host snapshots, calibrate's verdicts on recorded calibrations, and
+//! `pinlat merge` on copies of the fixture results directories.
 //! One test binary, a module per topic (as ripgrep's `tests/tests.rs`); the tests that boot
 //! guests are in `tests/guests/`.
 
@@ -8,6 +9,7 @@ mod calibrate;
 mod doctor;
 mod golden;
 mod invalid;
+mod merge;
 mod security;
 
 use std::process::{Command, Output};

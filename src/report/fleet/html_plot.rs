@@ -60,12 +60,14 @@ pub fn spread_svg(
     let title = format!("{scenario} × {workload}: p99.9 and max per host");
     let svg = figure(
         &title,
-        -0.5f64..(n as f64 - 0.5),
+        // A quarter more on the right, where the legend goes, over no host.
+        -0.5f64..(n as f64 * 1.25 + 0.5),
         log_range(lo, hi).log_scale(),
         Axes {
             x_desc: "host",
             y_desc: "latency (µs): p99.9 filled, max hollow",
-            x_labels: Some(n.min(MAX_X_LABELS)),
+            // One per integer of the range while they fit, so every host is named.
+            x_labels: Some(((n as f64 * 1.25 + 1.0).ceil() as usize).min(MAX_X_LABELS)),
             x_format: Some(&x_format),
             y_format: &us_label,
         },

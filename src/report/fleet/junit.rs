@@ -89,7 +89,15 @@ fn group_case(
     if is_failure(g) {
         let guest: Vec<_> = g.failures.iter().filter(|c| c.guest).cloned().collect();
         let (kind, msg) = if guest.is_empty() {
-            ("budget", g.budget.describe().join("; "))
+            let over: Vec<String> = g
+                .budget
+                .checks
+                .iter()
+                .filter(|c| !c.held)
+                .map(|c| c.describe())
+                .chain(g.budget.failed_text())
+                .collect();
+            ("budget", over.join("; "))
         } else {
             (
                 "guest-failed",
