@@ -2,9 +2,10 @@
 //! write pinlat's own data, in Rust against the core library's types, so that no script parses
 //! JSON with another language or scrapes numbers from human-readable output.
 //!
-//! Exit codes: 0 done (bench-report: both targets held), 1 bench-report missed a target, 2 bad
-//! usage or a missing tool, 3 a tool or the machine failed.
+//! Exit codes: 0 done (bench-report, bench-merge: every target held), 1 a bench missed a target,
+//! 2 bad usage or a missing tool, 3 a tool or the machine failed.
 
+mod bench_merge;
 mod bench_report;
 mod compare_rt_tests;
 mod gen_runs;
@@ -58,6 +59,13 @@ enum Cmd {
     BenchReport {
         /// Where to generate the results directories (default: a new temporary directory,
         /// kept).
+        workdir: Option<PathBuf>,
+    },
+    /// Time the release `pinlat merge` of 25, 50 and 100 generated hosts (8 runs each), from
+    /// runs/ and from report.json; check time(100) ≤ 5 × time(25) and peak RSS < 300 MiB
+    /// (exit 1 when a target is missed).
+    BenchMerge {
+        /// Where to generate the hosts (default: a new temporary directory, kept).
         workdir: Option<PathBuf>,
     },
     /// Run oslat, cyclictest and the native agent alternately on one CPU (A B A B) and print
@@ -123,6 +131,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::BenchReport { workdir } => {
             let held = bench_report::run(workdir, gen_runs::Shape::default())?;
+            Ok(if held {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Cmd::BenchMerge { workdir } => {
+            let held = bench_merge::run(workdir, gen_runs::Shape::default())?;
             Ok(if held {
                 ExitCode::SUCCESS
             } else {

@@ -1,7 +1,7 @@
 //! The fleet's `report.html`: one self-contained page (inline CSS and SVG, no script) with what
 //! `report.md` has, and per scenario × workload a figure of every host's p99.9 and max per
 //! layout with the outliers ringed ([`super::html_plot`]). The page looks like a host's
-//! report: same style, same colour per layout.
+//! report: same style, same colours.
 
 use super::html_plot::spread_svg;
 use super::outlier::rule_text;

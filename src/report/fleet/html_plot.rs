@@ -1,7 +1,7 @@
 //! The fleet's figure, one per scenario × workload: every host's p99.9 (filled) and max
 //! (hollow) per layout, on a log latency axis with the hosts along x, and a red ring around each
 //! value beyond the fleet's spread. Drawn with the report's own figure frame and colours
-//! ([`crate::report::html_svg`]), so a layout has the same colour as in a host's report.
+//! ([`crate::report::html_svg`]), a colour per layout in the fleet's layout order.
 
 use plotters::prelude::*;
 
@@ -11,8 +11,12 @@ use crate::config::WorkloadKind;
 use crate::report::html_svg::{colour, figure, log_range, us_label, Axes};
 use crate::report::ReportError;
 
-/// Most host names written under the x axis; beyond, every k-th.
-const MAX_X_LABELS: usize = 25;
+/// Width of the x axis that host names may take, px (the figure's width less the y axis).
+const X_AXIS_PX: usize = 540;
+/// Width of one character of an axis label, px (sans-serif at the axis' size), and the gap
+/// between two labels.
+const CHAR_PX: usize = 7;
+const GAP_PX: usize = 12;
 
 /// One drawn point: x, µs, layout index, metric, beyond the spread.
 type Point = (f64, f64, usize, Metric, bool);
@@ -47,6 +51,8 @@ pub fn spread_svg(
     let hi = points.iter().map(|p| p.1).fold(0.0, f64::max);
     let n = r.hosts.len();
     let labels: Vec<&str> = r.hosts.iter().map(|h| h.label.as_str()).collect();
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
+    let max_labels = X_AXIS_PX / (longest * CHAR_PX + GAP_PX);
     let x_format = |v: &f64| {
         let i = v.round();
         if (v - i).abs() < 0.01 && i >= 0.0 {
@@ -66,8 +72,9 @@ pub fn spread_svg(
         Axes {
             x_desc: "host",
             y_desc: "latency (µs): p99.9 filled, max hollow",
-            // One per integer of the range while they fit, so every host is named.
-            x_labels: Some(((n as f64 * 1.25 + 1.0).ceil() as usize).min(MAX_X_LABELS)),
+            // One per integer of the range while the names fit side by side, so every host is
+            // named; beyond, as many as fit (the tables name every host).
+            x_labels: Some(((n as f64 * 1.25 + 1.0).ceil() as usize).min(max_labels.max(2))),
             x_format: Some(&x_format),
             y_format: &us_label,
         },

@@ -89,14 +89,8 @@ fn group_case(
     if is_failure(g) {
         let guest: Vec<_> = g.failures.iter().filter(|c| c.guest).cloned().collect();
         let (kind, msg) = if guest.is_empty() {
-            let over: Vec<String> = g
-                .budget
-                .checks
-                .iter()
-                .filter(|c| !c.held)
-                .map(|c| c.describe())
-                .chain(g.budget.failed_text())
-                .collect();
+            let mut over = g.budget.exceeded();
+            over.extend(g.budget.failed_text());
             ("budget", over.join("; "))
         } else {
             (
