@@ -143,7 +143,7 @@ fn merge_refuses_bad_usage_with_exit_2() {
         ),
         (
             vec!["lab1=".into(), "--out".into(), out.clone()],
-            "no directory after '='",
+            "no directory: write DIR or LABEL=DIR",
         ),
         (
             vec![arg("x", &a), arg("x", &a), "--out".into(), out.clone()],

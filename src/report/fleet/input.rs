@@ -20,8 +20,8 @@ pub enum InputError {
     /// `=DIR`.
     #[error("'{0}': no label before '=': write LABEL=DIR, or DIR alone to label the host by its hostname")]
     EmptyLabel(String),
-    /// `LABEL=`.
-    #[error("'{0}': no directory after '=': write LABEL=DIR")]
+    /// `LABEL=`, or an empty argument.
+    #[error("'{0}': no directory: write DIR or LABEL=DIR")]
     EmptyDir(String),
     /// A label with a space, a control character or a `/`.
     #[error("'{arg}': label '{label}' contains {what}: a label is one word without '/' (e.g. rt-lab-07)")]
@@ -86,6 +86,7 @@ impl HostArg {
                     dir: dir.into(),
                 })
             }
+            _ if arg.is_empty() => Err(InputError::EmptyDir(arg.into())),
             _ => Ok(HostArg {
                 label: None,
                 dir: arg.into(),
@@ -144,6 +145,37 @@ impl FailedHostArg {
             .clone()
             .unwrap_or_else(|| "given as failed with --failed-host (no reason given)".into())
     }
+}
+
+/// Orders labels as people number hosts: runs of digits by their value, so `lab2` comes
+/// before `lab10`; otherwise by characters.
+pub fn label_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (x, y) = (chunks(a), chunks(b));
+    for (p, q) in x.iter().zip(&y) {
+        let o = match (p, q) {
+            ((true, m), (true, n)) => {
+                let (m, n) = (m.trim_start_matches('0'), n.trim_start_matches('0'));
+                m.len().cmp(&n.len()).then_with(|| m.cmp(n))
+            }
+            _ => p.1.cmp(q.1),
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    x.len().cmp(&y.len()).then_with(|| a.cmp(b))
 }
 
 /// What is known of one directory when labels are assigned.
@@ -242,6 +274,62 @@ pub fn assign(inputs: &[LabelInput<'_>]) -> Vec<(String, LabelSource)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `LABEL=DIR` with a well-formed label gives both back; any text parses or is refused
+        /// without a panic, and a directory is never empty.
+        #[test]
+        fn label_and_dir_round_trip(label in "[A-Za-z0-9][A-Za-z0-9._:@-]{0,20}", dir in "[^\\x00]{1,30}") {
+            let a = HostArg::parse(&format!("{label}={dir}")).unwrap();
+            prop_assert_eq!(a.label.as_deref(), Some(label.as_str()));
+            prop_assert_eq!(a.dir, PathBuf::from(dir));
+        }
+
+        #[test]
+        fn any_text_parses_or_is_refused(s in "\\PC{0,40}") {
+            if let Ok(a) = HostArg::parse(&s) {
+                prop_assert!(!a.dir.as_os_str().is_empty());
+                if let Some(l) = a.label {
+                    prop_assert!(label_problem(&l).is_none() && !l.is_empty());
+                }
+            }
+            if let Ok(f) = FailedHostArg::parse(&s) {
+                prop_assert!(!f.name.is_empty() && label_problem(&f.name).is_none());
+            }
+        }
+
+        /// Labels assigned to any directories are unique.
+        #[test]
+        fn assigned_labels_are_unique(
+            hosts in proptest::collection::vec(
+                (proptest::option::of("[ab]"), proptest::option::of("[xy]"), "[pq]{1,2}(/[pq]{1,2}){0,2}"),
+                1..8,
+            )
+        ) {
+            let given: Vec<Option<String>> = {
+                let mut seen = Vec::new();
+                hosts.iter().map(|(g, _, _)| g.clone().filter(|g| {
+                    let fresh = !seen.contains(g);
+                    seen.push(g.clone());
+                    fresh
+                })).collect()
+            };
+            let inputs: Vec<LabelInput<'_>> = hosts
+                .iter()
+                .zip(&given)
+                .map(|((_, h, d), g)| LabelInput {
+                    given: g.as_deref(),
+                    hostname: h.as_deref(),
+                    dir: Path::new(d),
+                })
+                .collect();
+            let labels = assign(&inputs);
+            for (i, (l, _)) in labels.iter().enumerate() {
+                prop_assert!(!labels[..i].iter().any(|(m, _)| m == l), "{:?}", labels);
+            }
+        }
+    }
 
     #[test]
     fn label_equals_dir_and_paths_with_equals_signs() {
@@ -256,6 +344,10 @@ mod tests {
         assert_eq!(HostArg::parse("./a=b").unwrap().dir, PathBuf::from("./a=b"));
         assert_eq!(HostArg::parse("results").unwrap().label, None);
         assert_eq!(
+            HostArg::parse("").unwrap_err(),
+            InputError::EmptyDir(String::new())
+        );
+        assert_eq!(
             HostArg::parse("=x").unwrap_err(),
             InputError::EmptyLabel("=x".into())
         );
@@ -269,6 +361,18 @@ mod tests {
             HostArg::parse("a\u{7}=x").unwrap_err(),
             InputError::BadLabel { .. }
         ));
+    }
+
+    #[test]
+    fn hosts_are_ordered_by_their_numbers() {
+        let mut l = vec![
+            "lab10", "lab2", "lab1", "db", "lab02", "lab1 (b)", "lab1 (a)",
+        ];
+        l.sort_by(|a, b| label_order(a, b));
+        assert_eq!(
+            l,
+            ["db", "lab1", "lab1 (a)", "lab1 (b)", "lab02", "lab2", "lab10"]
+        );
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub const FLEET_SCHEMA_VERSION: u32 = 1;
 pub struct FleetReport {
     /// [`FLEET_SCHEMA_VERSION`].
     pub schema_version: u32,
-    /// The hosts whose results were merged, by label.
+    /// The hosts whose results were merged, by label (numbers by value: lab2 before lab10).
     pub hosts: Vec<FleetHost>,
     /// The hosts that produced no results, by label.
     pub failed_hosts: Vec<FailedHost>,
@@ -330,8 +330,8 @@ impl FleetReport {
     /// Assembles the fleet report from the merged and the failed hosts: sorts both by label,
     /// then derives the placements, outliers, judgements and differences.
     pub fn new(mut hosts: Vec<FleetHost>, mut failed_hosts: Vec<FailedHost>) -> FleetReport {
-        hosts.sort_by(|a, b| a.label.cmp(&b.label));
-        failed_hosts.sort_by(|a, b| a.label.cmp(&b.label));
+        hosts.sort_by(|a, b| input::label_order(&a.label, &b.label));
+        failed_hosts.sort_by(|a, b| input::label_order(&a.label, &b.label));
         let mut layouts: Vec<String> = Vec::new();
         let mut cells: Vec<(String, WorkloadKind)> = Vec::new();
         for h in &hosts {
