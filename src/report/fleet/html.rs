@@ -6,7 +6,7 @@
 use super::html_plot::spread_svg;
 use super::outlier::rule_text;
 use super::view::{self, Cell, Value};
-use super::{FailedBy, FleetReport, LabelSource};
+use super::{FleetReport, LabelSource};
 use crate::report::html::CSS;
 use crate::report::{escape_xml as esc, max_bound_legend, ReportError, MAX_BOUND_MARK};
 
@@ -46,10 +46,7 @@ pub fn render(r: &FleetReport) -> Result<String, ReportError> {
                 esc(&f.label),
                 f.dir.as_deref().map_or("–".into(), esc),
                 esc(&f.reason),
-                match f.by {
-                    FailedBy::Option => " (--failed-host)",
-                    FailedBy::Directory => "",
-                }
+                view::failed_by(f)
             ));
         }
         o.push_str("</table>\n");

@@ -76,6 +76,11 @@ fn host(label: &str, comparisons: Vec<Comparison>) -> FleetHost {
     }
 }
 
+/// A host whose verdict judged vcpu0 at `to_ns` against share's 100 µs.
+fn vs_share(label: &str, to_ns: u64, significance: Significance) -> FleetHost {
+    host(label, vec![cmp("vcpu0", Some(to_ns), significance)])
+}
+
 fn judged(hosts: Vec<FleetHost>) -> Judgement {
     let r = FleetReport::new(hosts, Vec::new());
     assert_eq!(r.judgements.len(), 1, "{:?}", r.judgements);
@@ -85,22 +90,10 @@ fn judged(hosts: Vec<FleetHost>) -> Judgement {
 #[test]
 fn each_hosts_own_significance_is_counted_and_the_others_named() {
     let j = judged(vec![
-        host(
-            "a",
-            vec![cmp("vcpu0", Some(20_000), Significance::Significant)],
-        ),
-        host(
-            "b",
-            vec![cmp("vcpu0", Some(30_000), Significance::Significant)],
-        ),
-        host(
-            "c",
-            vec![cmp("vcpu0", Some(98_000), Significance::NotSignificant)],
-        ),
-        host(
-            "d",
-            vec![cmp("vcpu0", Some(150_000), Significance::Significant)],
-        ),
+        vs_share("a", 20_000, Significance::Significant),
+        vs_share("b", 30_000, Significance::Significant),
+        vs_share("c", 98_000, Significance::NotSignificant),
+        vs_share("d", 150_000, Significance::Significant),
     ]);
     assert_eq!((j.won, j.of), (2, 4));
     assert_eq!(
@@ -121,28 +114,16 @@ fn each_hosts_own_significance_is_counted_and_the_others_named() {
 
 #[test]
 fn hosts_that_placed_it_otherwise_or_did_not_run_it_are_not_counted() {
-    let mut other = host(
-        "c",
-        vec![cmp("vcpu0", Some(20_000), Significance::Significant)],
-    );
+    let mut other = vs_share("c", 20_000, Significance::Significant);
     other.layouts[1].placement = "vcpu0: rt: vcpu0 {0} other; emulator {1}; iothreads {1}".into();
     let mut without = host("d", Vec::new());
     without.layouts.truncate(1);
     without.groups.truncate(1);
-    let mut one_rep = host(
-        "e",
-        vec![cmp("vcpu0", Some(20_000), Significance::Unqualified)],
-    );
+    let mut one_rep = vs_share("e", 20_000, Significance::Unqualified);
     one_rep.verdicts[0].comparisons[0].noise_ns = None;
     let j = judged(vec![
-        host(
-            "a",
-            vec![cmp("vcpu0", Some(20_000), Significance::Significant)],
-        ),
-        host(
-            "b",
-            vec![cmp("vcpu0", Some(20_000), Significance::Significant)],
-        ),
+        vs_share("a", 20_000, Significance::Significant),
+        vs_share("b", 20_000, Significance::Significant),
         other,
         without,
         one_rep,
@@ -182,10 +163,7 @@ fn a_layout_whose_guest_died_lost_and_the_baselines_death_is_a_win() {
     let mut won = host("c", Vec::new());
     won.verdicts[0].failed = vec![died("share")];
     let j = judged(vec![
-        host(
-            "a",
-            vec![cmp("vcpu0", Some(20_000), Significance::Significant)],
-        ),
+        vs_share("a", 20_000, Significance::Significant),
         lost,
         won,
     ]);
@@ -201,20 +179,11 @@ fn a_layout_whose_guest_died_lost_and_the_baselines_death_is_a_win() {
 
 #[test]
 fn different_percentiles_are_named() {
-    let mut b = host(
-        "b",
-        vec![cmp("vcpu0", Some(20_000), Significance::Significant)],
-    );
+    let mut b = vs_share("b", 20_000, Significance::Significant);
     b.verdicts[0].percentile = Some(Quantile::P999);
     let j = judged(vec![
-        host(
-            "a",
-            vec![cmp("vcpu0", Some(20_000), Significance::Significant)],
-        ),
-        host(
-            "c",
-            vec![cmp("vcpu0", Some(20_000), Significance::Significant)],
-        ),
+        vs_share("a", 20_000, Significance::Significant),
+        vs_share("c", 20_000, Significance::Significant),
         b,
     ]);
     assert!(

@@ -5,7 +5,7 @@
 
 use super::outlier::rule_text;
 use super::view::{self, Cell, Value};
-use super::{FailedBy, FleetReport};
+use super::FleetReport;
 use crate::report::failures::render::cell as md;
 use crate::report::max_bound_legend;
 
@@ -32,10 +32,7 @@ pub fn render(r: &FleetReport) -> String {
                 md(&f.label),
                 f.dir.as_deref().map_or("–".into(), md),
                 md(&f.reason),
-                match f.by {
-                    FailedBy::Option => " (--failed-host)",
-                    FailedBy::Directory => "",
-                }
+                view::failed_by(f)
             ));
         }
         o.push('\n');

@@ -3,7 +3,7 @@
 //! numbers with their marks, and a host's facts.
 
 use super::outlier::{Direction, Metric, Outlier};
-use super::{FleetHost, FleetReport, HostGroup, Source};
+use super::{FailedBy, FailedHost, FleetHost, FleetReport, HostGroup, Source};
 use crate::config::WorkloadKind;
 use crate::report::budget::BudgetStatus;
 use crate::report::failures::causes_text;
@@ -228,6 +228,14 @@ pub fn runs_text(h: &FleetHost) -> String {
         s.push_str(&format!("; given as failed: {why}"));
     }
     s
+}
+
+/// ` (--failed-host)` after the reason of a host given as failed, else nothing.
+pub fn failed_by(f: &FailedHost) -> &'static str {
+    match f.by {
+        FailedBy::Option => " (--failed-host)",
+        FailedBy::Directory => "",
+    }
 }
 
 /// The header sentence: hosts merged and failed.
