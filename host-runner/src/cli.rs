@@ -205,6 +205,31 @@ pub enum Command {
         #[arg(long)]
         allow_missing: bool,
     },
+    /// Merge many hosts' results directories into one fleet report.
+    ///
+    /// Each DIR is a results directory of `pinlat run` (its report.json when it is of this
+    /// pinlat's schema, else aggregated from its runs/); LABEL=DIR names the host, otherwise
+    /// host.json's hostname does (hosts that share one are told apart by their directory).
+    /// Writes report.json, report.md, report.html and junit.xml into --out: a hosts x layouts
+    /// matrix of verdicts, p99.9 and max per scenario x workload, the hosts' facts side by
+    /// side, outlier hosts, each layout judged across hosts, and what is not comparable. A
+    /// directory that is missing or not a results directory, and every --failed-host, is a
+    /// failed host in every output and never stops the others. Exit 0 when every host merged
+    /// and every budget held, 1 when a budget was exceeded on some host, 3 when a host failed
+    /// or a run failed, 2 for bad usage (no DIR, an unusable --out, a malformed LABEL=).
+    Merge {
+        /// Results directories, each optionally LABEL=DIR.
+        #[arg(value_name = "[LABEL=]DIR", required = true)]
+        dirs: Vec<String>,
+        /// Where to write the fleet report (created if missing; not a results directory).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A host that produced no results (e.g. Ansible found it unreachable), with why;
+        /// repeatable. A NAME equal to a merged host's label marks that host failed and keeps
+        /// its results.
+        #[arg(long = "failed-host", value_name = "NAME[:REASON]")]
+        failed_hosts: Vec<String>,
+    },
     /// Check whether this host is fit for realtime measurements, each check with its fix.
     ///
     /// PREEMPT_RT, isolcpus/nohz_full/rcu_nocbs over the config's RT pCPUs, device IRQs on
@@ -368,6 +393,11 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             print_out(&text)?;
             Ok(exit)
         }
+        Command::Merge {
+            dirs,
+            out,
+            failed_hosts,
+        } => crate::merge_cmd::merge(&dirs, &out, &failed_hosts),
         Command::Doctor {
             config,
             json,

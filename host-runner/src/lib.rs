@@ -15,6 +15,7 @@ pub mod hostfacts;
 pub mod initramfs;
 pub mod kernel;
 pub mod libvirt;
+pub mod merge_cmd;
 pub mod pin;
 pub mod procfs;
 pub mod qemu;

@@ -19,6 +19,7 @@ pub mod compare;
 pub mod culprits;
 pub mod cyclictest;
 pub mod failures;
+pub mod fleet;
 pub mod guest;
 pub mod hlog;
 pub mod hostchecks;

@@ -12,6 +12,7 @@
 //! | `calibrate.json` | [`crate::calibration::CalibrationReport`] | `pinlat calibrate --out` |
 //! | `runs/<run>.json` | [`crate::result::RunRecord`] | `pinlat run`, as each run ends |
 //! | `report.json` | [`crate::report::Report`] | `pinlat run`, `pinlat report` |
+//! | `report.json` of a fleet (`--out` of `pinlat merge`) | [`crate::report::fleet::FleetReport`] | `pinlat merge` |
 
 pub mod doctor;
 pub mod host;

@@ -1,5 +1,6 @@
 //! Integration tests of `pinlat` that boot no guest: config checks and plan exports, bad
-//! input, the doctor on host snapshots, and calibrate's verdicts on recorded calibrations.
+//! input, the doctor on host snapshots, calibrate's verdicts on recorded calibrations, and
+//! `pinlat merge` on copies of the fixture results directories.
 //! One test binary, a module per topic (as ripgrep's `tests/tests.rs`); the tests that boot
 //! guests are in `tests/guests/`.
 
@@ -11,6 +12,7 @@ mod golden;
 mod invalid;
 mod lava;
 mod libvirt_schema;
+mod merge;
 mod security;
 
 use std::process::{Command, Output};

@@ -19,11 +19,11 @@ mod failures;
 mod housekeeping;
 mod verdicts;
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn bless() -> bool {
+pub(crate) fn bless() -> bool {
     std::env::var_os("PINLAT_BLESS").is_some()
 }
 
@@ -47,11 +47,11 @@ fn opts(threshold: f64) -> compare::Options {
     compare::Options::with_threshold(threshold)
 }
 
-fn read(p: &Path) -> String {
+pub(crate) fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn golden(name: &str, actual: &str) {
+pub(crate) fn golden(name: &str, actual: &str) {
     let p = root().join("tests/golden").join(name);
     if bless() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
