@@ -24,7 +24,7 @@ use crate::schema::{read_versioned, HostFacts, PlanFile, SchemaError, HOST_FILE,
 use crate::wire::ClockSource;
 
 /// An error and its causes, `: `-joined.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -30,6 +30,7 @@ mod runs;
 pub mod stability;
 pub mod text;
 pub mod thread_cpu;
+pub mod trend;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -536,7 +537,7 @@ pub fn write_all(dir: &Path) -> Result<Report, ReportError> {
 }
 
 /// Writes `f` under `dir` atomically.
-fn write_file(dir: &Path, f: &OutputFile) -> Result<(), ReportError> {
+pub(crate) fn write_file(dir: &Path, f: &OutputFile) -> Result<(), ReportError> {
     crate::atomic_write::write_atomic(&dir.join(&f.name), f.contents.as_bytes())
         .map_err(|e| ReportError::Write(e.path, e.source))
 }
