@@ -11,6 +11,7 @@ use pinlat::duration::{self, DurationError, Unit};
 use pinlat::export::{self, PlanFormat};
 use pinlat::kinds::AccelChoice;
 use pinlat::plan::Plan;
+use pinlat::report::trend::TrendOrder;
 
 use crate::exit::{Exit, Failure, HostError, OptionError};
 
@@ -45,6 +46,15 @@ fn accel_choice() -> impl clap::builder::TypedValueParser<Value = AccelChoice> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(
         AccelChoice::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
+    )
+    .map(|s| s.parse().expect("clap only passes the names it offers"))
+}
+
+/// `--by` of `pinlat trend`: [`TrendOrder`]'s names, each with its help.
+fn trend_order() -> impl clap::builder::TypedValueParser<Value = TrendOrder> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        TrendOrder::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
     )
     .map(|s| s.parse().expect("clap only passes the names it offers"))
 }
@@ -161,6 +171,39 @@ pub enum Command {
         /// Report rows absent, failed or missing in NEW without failing on them.
         #[arg(long)]
         allow_missing: bool,
+    },
+    /// Follow each layout x scenario x workload across many results directories (one per kernel
+    /// build, say), ordered by time or by kernel version.
+    ///
+    /// Per series: its percentiles per directory (a directory whose runs of it all failed shows
+    /// as failed), level shifts (change points), and the latest directory against the median of
+    /// the earlier ones by compare's rule (--threshold, --min-delta; max-bound percentiles and
+    /// rows with different clocks not judged; a series failed or absent in the latest is a
+    /// regression unless --allow-missing). Each directory is read from its report.json, or
+    /// aggregated from runs/ without one. Prints a Markdown summary; --out DIR also writes
+    /// report.md, report.html (a time-series plot per series), report.json and junit.xml there.
+    /// Exit 1 when the latest regressed, 0 otherwise, 3 when a directory could not be read or
+    /// ordered (named; the others are still trended), 2 for a bad option or path.
+    Trend {
+        /// Results directories (reports/<run-id>), in any order.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// What orders the directories.
+        #[arg(long, default_value = "time", value_parser = trend_order())]
+        by: TrendOrder,
+        /// Regression threshold, percent growth of a percentile (compare's).
+        #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+        threshold: f64,
+        /// Smallest growth of a percentile that can be a regression, with a unit (compare's).
+        #[arg(long, value_name = "DURATION", default_value = "500ns", value_parser = crate::report_cmd::parse_min_delta_ns)]
+        min_delta: u64,
+        /// Report series failed or absent in the latest directory without failing on them.
+        #[arg(long)]
+        allow_missing: bool,
+        /// Also write report.md, report.html, report.json and junit.xml into this directory
+        /// (created when missing; not a results directory).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Check whether this host is fit for realtime measurements, each check with its fix.
     ///
@@ -293,6 +336,27 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
                 allow_missing,
             };
             let (exit, text) = crate::report_cmd::compare(&base, &new, &options)?;
+            print_out(&text)?;
+            Ok(exit)
+        }
+        Command::Trend {
+            dirs,
+            by,
+            threshold,
+            min_delta,
+            allow_missing,
+            out,
+        } => {
+            let (exit, text) = crate::trend_cmd::trend(&crate::trend_cmd::TrendCommand {
+                dirs,
+                order: by,
+                options: pinlat::report::compare::Options {
+                    threshold_pct: threshold,
+                    min_delta_ns: min_delta,
+                    allow_missing,
+                },
+                out,
+            })?;
             print_out(&text)?;
             Ok(exit)
         }
