@@ -84,7 +84,7 @@ pub fn run(work: Option<PathBuf>, shape: Shape) -> Result<bool> {
             std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
         }
         let t = Instant::now();
-        gen_runs::write_dir(&dir, n, shape)?;
+        gen_runs::write_dir(&dir, n, shape, &gen_runs::Host::default())?;
         eprintln!(
             "bench-report: generated {n} runs in {} ({:.1} s)",
             dir.display(),

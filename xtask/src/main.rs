@@ -41,6 +41,17 @@ enum Cmd {
         /// length).
         #[arg(long, default_value_t = 1_000)]
         interval_ms: u64,
+        /// host.json's hostname (default: none), so many hosts' directories differ for
+        /// `pinlat merge`.
+        #[arg(long, value_name = "H")]
+        hostname: Option<String>,
+        /// host.json's kernel_release, the host's `uname -r` (default: the fixture host's).
+        #[arg(long, value_name = "K")]
+        kernel_release: Option<String>,
+        /// Start of the first run, ms since the Unix epoch; each next run starts its length
+        /// plus 5 s later (default: the fixture sets' clock).
+        #[arg(long, value_name = "T")]
+        started_unix_ms: Option<u64>,
     },
     /// Time the release `pinlat report` on 100 and 1,000 generated runs; check time(1,000) ≤ 12
     /// × time(100) and peak RSS < 300 MiB (exit 1 when a target is missed).
@@ -93,12 +104,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             duration_s,
             interval_ms,
+            hostname,
+            kernel_release,
+            started_unix_ms,
         } => {
             let shape = gen_runs::Shape {
                 duration_ms: duration_s.saturating_mul(1_000),
                 interval_ms,
             };
-            gen_runs::write_dir(&dir, n, shape)?;
+            let host = gen_runs::Host {
+                hostname,
+                kernel_release,
+                started_unix_ms,
+            };
+            gen_runs::write_dir(&dir, n, shape, &host)?;
             eprintln!("gen-runs: {n} runs in {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
