@@ -75,7 +75,7 @@ pub fn series_svg(t: &TrendReport, s: &Series) -> Result<String, ReportError> {
         Axes {
             x_desc: &format!("directory, by {}", t.order.as_str()),
             y_desc: "latency (µs)",
-            x_labels: Some(n.clamp(1, 8)),
+            x_labels: Some(n.clamp(1, 6)),
             x_format: Some(&x_format),
             y_format: &us_label,
         },
