@@ -4,4 +4,5 @@
 
 mod fixtures_trace;
 mod report;
+mod trend;
 mod wire;

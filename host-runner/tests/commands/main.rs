@@ -9,6 +9,7 @@ mod doctor;
 mod golden;
 mod invalid;
 mod security;
+mod trend;
 
 use std::process::{Command, Output};
 
