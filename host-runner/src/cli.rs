@@ -71,6 +71,32 @@ pub fn parse_threshold_ns(s: &str) -> Result<u64, DurationError> {
     duration::parse_positive_in(s, Unit::Ns)
 }
 
+/// How `compare` and `trend` judge a regression: [`pinlat::report::compare::Options`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct JudgeArgs {
+    /// Regression threshold, percent growth of a percentile.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    pub threshold: f64,
+    /// Smallest growth of a percentile that can be a regression, with a unit: 500ns, 2us.
+    #[arg(long, value_name = "DURATION", default_value = "500ns", value_parser = crate::report_cmd::parse_min_delta_ns)]
+    pub min_delta: u64,
+    /// Report rows absent, failed or missing in NEW (trend: in the latest directory) without
+    /// failing on them.
+    #[arg(long)]
+    pub allow_missing: bool,
+}
+
+impl JudgeArgs {
+    /// The options of the rule.
+    pub fn options(&self) -> pinlat::report::compare::Options {
+        pinlat::report::compare::Options {
+            threshold_pct: self.threshold,
+            min_delta_ns: self.min_delta,
+            allow_missing: self.allow_missing,
+        }
+    }
+}
+
 /// What `pinlat` does: one subcommand per task.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -162,15 +188,9 @@ pub enum Command {
         base: PathBuf,
         /// The report to judge.
         new: PathBuf,
-        /// Regression threshold, percent growth of a percentile.
-        #[arg(long, value_name = "PCT", default_value_t = 10.0)]
-        threshold: f64,
-        /// Smallest growth of a percentile that can be a regression, with a unit: 500ns, 2us.
-        #[arg(long, value_name = "DURATION", default_value = "500ns", value_parser = crate::report_cmd::parse_min_delta_ns)]
-        min_delta: u64,
-        /// Report rows absent, failed or missing in NEW without failing on them.
-        #[arg(long)]
-        allow_missing: bool,
+        /// The rule a regression is judged by.
+        #[command(flatten)]
+        judge: JudgeArgs,
     },
     /// Follow each layout x scenario x workload across many results directories (one per kernel
     /// build, say), ordered by time or by kernel version.
@@ -191,15 +211,9 @@ pub enum Command {
         /// What orders the directories.
         #[arg(long, default_value = "time", value_parser = trend_order())]
         by: TrendOrder,
-        /// Regression threshold, percent growth of a percentile (compare's).
-        #[arg(long, value_name = "PCT", default_value_t = 10.0)]
-        threshold: f64,
-        /// Smallest growth of a percentile that can be a regression, with a unit (compare's).
-        #[arg(long, value_name = "DURATION", default_value = "500ns", value_parser = crate::report_cmd::parse_min_delta_ns)]
-        min_delta: u64,
-        /// Report series failed or absent in the latest directory without failing on them.
-        #[arg(long)]
-        allow_missing: bool,
+        /// The rule a regression is judged by (compare's).
+        #[command(flatten)]
+        judge: JudgeArgs,
         /// Also write report.md, report.html, report.json and junit.xml into this directory
         /// (created when missing; not a results directory).
         #[arg(long, value_name = "DIR")]
@@ -323,38 +337,21 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             trace_threshold_ns: trace_threshold,
         }),
         Command::Report { dir } => crate::report_cmd::report(&dir),
-        Command::Compare {
-            base,
-            new,
-            threshold,
-            min_delta,
-            allow_missing,
-        } => {
-            let options = pinlat::report::compare::Options {
-                threshold_pct: threshold,
-                min_delta_ns: min_delta,
-                allow_missing,
-            };
-            let (exit, text) = crate::report_cmd::compare(&base, &new, &options)?;
+        Command::Compare { base, new, judge } => {
+            let (exit, text) = crate::report_cmd::compare(&base, &new, &judge.options())?;
             print_out(&text)?;
             Ok(exit)
         }
         Command::Trend {
             dirs,
             by,
-            threshold,
-            min_delta,
-            allow_missing,
+            judge,
             out,
         } => {
             let (exit, text) = crate::trend_cmd::trend(&crate::trend_cmd::TrendCommand {
                 dirs,
                 order: by,
-                options: pinlat::report::compare::Options {
-                    threshold_pct: threshold,
-                    min_delta_ns: min_delta,
-                    allow_missing,
-                },
+                options: judge.options(),
                 out,
             })?;
             print_out(&text)?;

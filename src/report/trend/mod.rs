@@ -96,24 +96,40 @@ impl std::str::FromStr for TrendOrder {
     }
 }
 
-/// A metric plotted and searched for change points.
+/// A metric plotted and searched for change points, written as its label (`p50` … `max`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Metric {
     /// The median.
-    #[serde(rename = "p50")]
     P50,
     /// The 99th percentile.
-    #[serde(rename = "p99")]
     P99,
     /// The 99.9th percentile.
-    #[serde(rename = "p99.9")]
     P999,
     /// The 99.99th percentile.
-    #[serde(rename = "p99.99")]
     P9999,
     /// The largest sample.
-    #[serde(rename = "max")]
     Max,
+}
+
+impl From<Metric> for &'static str {
+    fn from(m: Metric) -> &'static str {
+        m.label()
+    }
+}
+
+impl TryFrom<String> for Metric {
+    type Error = UnknownKindError;
+    fn try_from(s: String) -> Result<Metric, UnknownKindError> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.label() == s)
+            .ok_or(UnknownKindError {
+                kind: "trend metric",
+                given: s,
+                allowed: "p50, p99, p99.9, p99.99 or max",
+            })
+    }
 }
 
 impl Metric {
@@ -128,13 +144,7 @@ impl Metric {
 
     /// `p50` … `max`.
     pub fn label(self) -> &'static str {
-        match self {
-            Metric::P50 => "p50",
-            Metric::P99 => "p99",
-            Metric::P999 => "p99.9",
-            Metric::P9999 => "p99.99",
-            Metric::Max => "max",
-        }
+        self.quantile().map_or("max", Quantile::label)
     }
 
     /// The percentile it is (`None`: the max).
