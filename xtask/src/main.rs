@@ -2,10 +2,12 @@
 //! write pinlat's own data, in Rust against the core library's types, so that no script parses
 //! JSON with another language or scrapes numbers from human-readable output.
 //!
-//! Exit codes: 0 done (bench-report: both targets held), 1 bench-report missed a target, 2 bad
-//! usage or a missing tool, 3 a tool or the machine failed.
+//! Exit codes: 0 done (bench-report, bench-trend: the targets held), 1 a benchmark missed a
+//! target, 2 bad usage or a missing tool, 3 a tool or the machine failed.
 
+mod bench;
 mod bench_report;
+mod bench_trend;
 mod compare_rt_tests;
 mod gen_runs;
 mod proc;
@@ -56,6 +58,14 @@ enum Cmd {
     /// Time the release `pinlat report` on 100 and 1,000 generated runs; check time(1,000) ≤ 12
     /// × time(100) and peak RSS < 300 MiB (exit 1 when a target is missed).
     BenchReport {
+        /// Where to generate the results directories (default: a new temporary directory,
+        /// kept).
+        workdir: Option<PathBuf>,
+    },
+    /// Time the release `pinlat trend` over 50, 100 and 200 generated results directories (one
+    /// host, one kernel build each, 24 runs), from runs/ and from report.json; check time(200) ≤
+    /// 4.8 × time(50) and peak RSS < 300 MiB (exit 1 when a target is missed).
+    BenchTrend {
         /// Where to generate the results directories (default: a new temporary directory,
         /// kept).
         workdir: Option<PathBuf>,
@@ -129,6 +139,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Cmd::BenchTrend { workdir } => Ok(if bench_trend::run(workdir)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }),
         Cmd::CompareRtTests {
             cpu,
             duration_s,
