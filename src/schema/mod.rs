@@ -11,6 +11,7 @@
 //! | `calibrate.json` | [`crate::calibration::CalibrationReport`] | `pinlat calibrate --out` |
 //! | `runs/<run>.json` | [`crate::result::RunRecord`] | `pinlat run`, as each run ends |
 //! | `report.json` | [`crate::report::Report`] | `pinlat run`, `pinlat report` |
+//! | `report.json` of a trend (`--out`) | [`crate::report::trend::TrendReport`] | `pinlat trend` |
 
 pub mod doctor;
 pub mod host;
