@@ -14,6 +14,7 @@ pub mod follow;
 pub mod hostfacts;
 pub mod initramfs;
 pub mod kernel;
+pub mod libvirt;
 pub mod pin;
 pub mod procfs;
 pub mod qemu;

@@ -6,8 +6,11 @@
 mod badinput;
 mod calibrate;
 mod doctor;
+mod formats;
 mod golden;
 mod invalid;
+mod lava;
+mod libvirt_schema;
 mod security;
 mod trend;
 
