@@ -123,7 +123,7 @@ fn builds_are_ordered_by_kernel_version_and_the_latest_regression_is_found() {
     let md = trend::markdown::render(&t, true).replace(tmp.path().to_str().unwrap(), "TMP");
     golden("trend.report.md", &md);
     assert!(md.contains(
-        "| 4 | 6.1.0-11-rt-amd64 | **failed**: no agent hello before the 60 s boot deadline |"
+        "| 4 | 6.1.0-11-rt-amd64 | **failed: no agent hello before the 60 s boot deadline** |"
     ));
 }
 

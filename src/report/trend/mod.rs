@@ -20,6 +20,7 @@ pub mod junit;
 pub mod latest;
 mod load;
 pub mod markdown;
+mod tables;
 pub mod version;
 
 use std::path::{Path, PathBuf};
