@@ -133,6 +133,7 @@ fn input(path: &Path, r: Report, aggregated: bool, mut notes: Vec<String>) -> Di
                 .as_ref()
                 .map(|h| KernelRelease(h.local.kernel_release.clone())),
             host_preempt_rt: host.as_ref().map(|h| h.local.preempt_rt),
+            hostname: host.as_ref().and_then(|h| h.local.hostname.clone()),
             cpu_model: host.as_ref().map(|h| h.local.cpu_model.clone()),
             guest_kernel,
             accels: r.accels.clone(),

@@ -186,6 +186,9 @@ pub struct TrendDir {
     pub host_kernel: Option<KernelRelease>,
     /// The host kernel is PREEMPT_RT.
     pub host_preempt_rt: Option<bool>,
+    /// The host's name (`host.json`, when it recorded one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// The host's CPU model.
     pub cpu_model: Option<String>,
     /// The guests' kernel release: the agents' (the highest when they differ), else the file
@@ -433,14 +436,28 @@ fn notes(dirs: &[TrendDir]) -> Vec<String> {
                 .join(", ")
         ));
     }
-    let mut cpus: Vec<&str> = dirs.iter().filter_map(|d| d.cpu_model.as_deref()).collect();
-    cpus.sort_unstable();
-    cpus.dedup();
-    if cpus.len() > 1 {
-        notes.push(format!(
-            "The directories come from hosts with different CPUs ({}): a trend is meant for one host",
-            cpus.join("; ")
-        ));
+    for (what, mut v) in [
+        (
+            "host names",
+            dirs.iter()
+                .filter_map(|d| d.hostname.as_deref())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "CPUs",
+            dirs.iter()
+                .filter_map(|d| d.cpu_model.as_deref())
+                .collect::<Vec<_>>(),
+        ),
+    ] {
+        v.sort_unstable();
+        v.dedup();
+        if v.len() > 1 {
+            notes.push(format!(
+                "The directories come from hosts with different {what} ({}): a trend is meant for one host",
+                v.join("; ")
+            ));
+        }
     }
     notes
 }

@@ -68,6 +68,7 @@ fn dir(path: &str, t: u64, host: Option<&str>, v: Option<u64>, vcpu0: bool) -> D
             started_unix_ms: Some(t),
             host_kernel: host.map(|h| KernelRelease(h.into())),
             host_preempt_rt: Some(true),
+            hostname: None,
             cpu_model: Some("Fixture CPU".into()),
             guest_kernel: None,
             accels: vec![Accel::Kvm],
@@ -213,6 +214,28 @@ fn the_report_round_trips_as_its_versioned_json() {
         crate::schema::parse_versioned(Path::new("report.json"), json.contents.as_bytes()).unwrap();
     assert_eq!(back, t);
     assert!(json.contents.contains("\"status\": \"failed\""));
+}
+
+#[test]
+fn directories_of_other_hosts_or_accelerators_are_noted() {
+    let mut a = dir("1", 1, Some("6.1.0-1"), Some(10_000), false);
+    let mut b = dir("2", 2, Some("6.1.0-2"), Some(10_000), false);
+    assert!(build(
+        vec![a.clone(), b.clone()],
+        Vec::new(),
+        TrendOrder::Time,
+        &o()
+    )
+    .notes
+    .is_empty());
+    a.dir.hostname = Some("rt-lab-01".into());
+    b.dir.hostname = Some("rt-lab-02".into());
+    b.dir.accels = vec![Accel::Tcg];
+    let notes = build(vec![a, b], Vec::new(), TrendOrder::Time, &o()).notes;
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    assert!(notes[0].contains("TCG"));
+    assert!(notes[1].contains("different accelerators (kvm, tcg)"));
+    assert!(notes[2].contains("different host names (rt-lab-01; rt-lab-02)"));
 }
 
 #[test]
