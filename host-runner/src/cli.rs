@@ -12,6 +12,7 @@ use pinlat::export::{self, PlanFormat};
 use pinlat::kinds::{AccelChoice, LauncherKind};
 use pinlat::plan::Plan;
 use pinlat::report::ci::CiFormat;
+use pinlat::report::trend::TrendOrder;
 
 use crate::exit::{Exit, Failure, HostError, OptionError};
 
@@ -59,6 +60,15 @@ fn accel_choice() -> impl clap::builder::TypedValueParser<Value = AccelChoice> {
     .map(|s| s.parse().expect("clap only passes the names it offers"))
 }
 
+/// `--by` of `pinlat trend`: [`TrendOrder`]'s names, each with its help.
+fn trend_order() -> impl clap::builder::TypedValueParser<Value = TrendOrder> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        TrendOrder::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
+    )
+    .map(|s| s.parse().expect("clap only passes the names it offers"))
+}
+
 fn launcher_kind() -> impl clap::builder::TypedValueParser<Value = LauncherKind> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(["qemu", "libvirt"]).map(|s| match s.as_str() {
@@ -77,6 +87,32 @@ pub fn parse_duration_s(s: &str) -> Result<u64, DurationError> {
 /// Parses `--trace-threshold`: a positive duration with a unit (`500us`, `2ms`), in ns.
 pub fn parse_threshold_ns(s: &str) -> Result<u64, DurationError> {
     duration::parse_positive_in(s, Unit::Ns)
+}
+
+/// How `compare` and `trend` judge a regression: [`pinlat::report::compare::Options`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct JudgeArgs {
+    /// Regression threshold, percent growth of a percentile.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    pub threshold: f64,
+    /// Smallest growth of a percentile that can be a regression, with a unit: 500ns, 2us.
+    #[arg(long, value_name = "DURATION", default_value = "500ns", value_parser = crate::report_cmd::parse_min_delta_ns)]
+    pub min_delta: u64,
+    /// Report rows absent, failed or missing in NEW (trend: in the latest directory) without
+    /// failing on them.
+    #[arg(long)]
+    pub allow_missing: bool,
+}
+
+impl JudgeArgs {
+    /// The options of the rule.
+    pub fn options(&self) -> pinlat::report::compare::Options {
+        pinlat::report::compare::Options {
+            threshold_pct: self.threshold,
+            min_delta_ns: self.min_delta,
+            allow_missing: self.allow_missing,
+        }
+    }
 }
 
 /// What `pinlat` does: one subcommand per task.
@@ -195,15 +231,36 @@ pub enum Command {
         base: PathBuf,
         /// The report to judge.
         new: PathBuf,
-        /// Regression threshold, percent growth of a percentile.
-        #[arg(long, value_name = "PCT", default_value_t = 10.0)]
-        threshold: f64,
-        /// Smallest growth of a percentile that can be a regression, with a unit: 500ns, 2us.
-        #[arg(long, value_name = "DURATION", default_value = "500ns", value_parser = crate::report_cmd::parse_min_delta_ns)]
-        min_delta: u64,
-        /// Report rows absent, failed or missing in NEW without failing on them.
-        #[arg(long)]
-        allow_missing: bool,
+        /// The rule a regression is judged by.
+        #[command(flatten)]
+        judge: JudgeArgs,
+    },
+    /// Follow each layout x scenario x workload across many results directories (one per kernel
+    /// build, say), ordered by time or by kernel version.
+    ///
+    /// Per series: its percentiles per directory (a directory whose runs of it all failed shows
+    /// as failed), level shifts (change points), and the latest directory against the median of
+    /// the earlier ones by compare's rule (--threshold, --min-delta; max-bound percentiles and
+    /// rows with different clocks not judged; a series failed or absent in the latest is a
+    /// regression unless --allow-missing). Each directory is read from its report.json, or
+    /// aggregated from runs/ without one. Prints a Markdown summary; --out DIR also writes
+    /// report.md, report.html (a time-series plot per series), report.json and junit.xml there.
+    /// Exit 1 when the latest regressed, 0 otherwise, 3 when a directory could not be read or
+    /// ordered (named; the others are still trended), 2 for a bad option or path.
+    Trend {
+        /// Results directories (reports/<run-id>), in any order.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// What orders the directories.
+        #[arg(long, default_value = "time", value_parser = trend_order())]
+        by: TrendOrder,
+        /// The rule a regression is judged by (compare's).
+        #[command(flatten)]
+        judge: JudgeArgs,
+        /// Also write report.md, report.html, report.json and junit.xml into this directory
+        /// (created when missing; not a results directory).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Merge many hosts' results directories into one fleet report.
     ///
@@ -377,19 +434,23 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
                 }
             }
         }
-        Command::Compare {
-            base,
-            new,
-            threshold,
-            min_delta,
-            allow_missing,
+        Command::Compare { base, new, judge } => {
+            let (exit, text) = crate::report_cmd::compare(&base, &new, &judge.options())?;
+            print_out(&text)?;
+            Ok(exit)
+        }
+        Command::Trend {
+            dirs,
+            by,
+            judge,
+            out,
         } => {
-            let options = pinlat::report::compare::Options {
-                threshold_pct: threshold,
-                min_delta_ns: min_delta,
-                allow_missing,
-            };
-            let (exit, text) = crate::report_cmd::compare(&base, &new, &options)?;
+            let (exit, text) = crate::trend_cmd::trend(&crate::trend_cmd::TrendCommand {
+                dirs,
+                order: by,
+                options: judge.options(),
+                out,
+            })?;
             print_out(&text)?;
             Ok(exit)
         }

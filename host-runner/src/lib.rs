@@ -27,4 +27,5 @@ pub mod steal;
 pub mod store;
 pub mod thread_cpu;
 pub mod trace;
+pub mod trend_cmd;
 pub mod validate;

@@ -106,6 +106,18 @@ pub fn parse_min_delta_ns(s: &str) -> Result<u64, MinDeltaError> {
     Ok(pinlat::duration::parse_ns(t)?)
 }
 
+/// `--threshold` of `compare` and `trend`: a finite percentage ≥ 0.
+pub fn check_threshold(threshold_pct: f64) -> Result<(), OptionError> {
+    if threshold_pct.is_finite() && threshold_pct >= 0.0 {
+        Ok(())
+    } else {
+        Err(OptionError {
+            option: "--threshold",
+            problem: format!("{threshold_pct} is not a percentage ≥ 0"),
+        })
+    }
+}
+
 /// `pinlat compare BASE NEW --threshold PCT --min-delta D [--allow-missing]`: exit 1 when a
 /// percentile regressed beyond the threshold and the floor, or a row of BASE is absent, failed
 /// or missing in NEW (unless allowed), 0 otherwise. Returns the printed text too (for tests).
@@ -114,14 +126,7 @@ pub fn compare(
     new: &Path,
     options: &compare::Options,
 ) -> Result<(Exit, String), Failure> {
-    let threshold_pct = options.threshold_pct;
-    if !(threshold_pct.is_finite() && threshold_pct >= 0.0) {
-        return Err(OptionError {
-            option: "--threshold",
-            problem: format!("{threshold_pct} is not a percentage ≥ 0"),
-        }
-        .into());
-    }
+    check_threshold(options.threshold_pct)?;
     let (b, n) = (load(base)?, load(new)?);
     let c = compare::compare(&b, &n, options);
     let text = compare::render_text(&c, &base.display().to_string(), &new.display().to_string());

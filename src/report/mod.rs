@@ -33,6 +33,7 @@ mod runs;
 pub mod stability;
 pub mod text;
 pub mod thread_cpu;
+pub mod trend;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -555,7 +556,7 @@ pub fn write_all_with(dir: &Path, ci_options: &ci::Options) -> Result<Report, Re
 }
 
 /// Writes `f` under `dir` atomically.
-fn write_file(dir: &Path, f: &OutputFile) -> Result<(), ReportError> {
+pub(crate) fn write_file(dir: &Path, f: &OutputFile) -> Result<(), ReportError> {
     crate::atomic_write::write_atomic(&dir.join(&f.name), f.contents.as_bytes())
         .map_err(|e| ReportError::Write(e.path, e.source))
 }

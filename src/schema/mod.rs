@@ -13,6 +13,7 @@
 //! | `runs/<run>.json` | [`crate::result::RunRecord`] | `pinlat run`, as each run ends |
 //! | `report.json` | [`crate::report::Report`] | `pinlat run`, `pinlat report` |
 //! | `report.json` of a fleet (`--out` of `pinlat merge`) | [`crate::report::fleet::FleetReport`] | `pinlat merge` |
+//! | `report.json` of a trend (`--out`) | [`crate::report::trend::TrendReport`] | `pinlat trend` |
 
 pub mod doctor;
 pub mod host;

@@ -6,4 +6,5 @@
 mod fixtures_trace;
 mod fleet;
 mod report;
+mod trend;
 mod wire;

@@ -9,7 +9,7 @@
 //! host's `report.json` (as `pinlat run` does), from the reports (the normal case). Each size
 //! is merged [`PASSES`] times, 25 50 100 25 50 100 ..., the fastest kept; peak RSS is the
 //! child's own `ru_maxrss`. The targets are judged on wall time; CPU time is printed beside
-//! it, as in [`crate::bench_report`].
+//! it, as in [`crate::bench`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,9 +17,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::bench_report::{measure, Measured, MAX_RSS_KIB};
+use crate::bench::{self, Targets};
+use crate::bench_report::MAX_RSS_KIB;
 use crate::gen_runs::{self, Host, Shape};
-use crate::proc::build_release;
+use crate::proc::{build_release, Cost};
 
 /// Runs per host, as issue 14 sets the scale.
 pub const RUNS_PER_HOST: usize = 8;
@@ -42,52 +43,33 @@ fn host(i: usize) -> Host {
     }
 }
 
-/// Merges the first `n` hosts into `out`, best of [`PASSES`] (interleaved by the caller).
-fn merge_once(bin: &Path, hosts: &[PathBuf], out: &Path) -> Result<Measured> {
-    let mut cmd = Command::new(bin);
-    cmd.arg("merge").args(hosts).arg("--out").arg(out);
-    measure(&mut cmd, &out.with_extension("stderr"))
-}
-
-/// Best of [`PASSES`] merges of each size.
-fn measure_sizes(bin: &Path, hosts: &[PathBuf], work: &Path, tag: &str) -> Result<Vec<Measured>> {
-    let mut best: Vec<Option<Measured>> = vec![None; SIZES.len()];
-    for _ in 0..PASSES {
-        for (b, n) in best.iter_mut().zip(SIZES) {
-            let out = work.join(format!("fleet-{tag}-{n}"));
-            let m = merge_once(bin, &hosts[..n], &out)?;
-            *b = Some(b.map_or(m, |prev| prev.best(m)));
-        }
-    }
-    Ok(best.into_iter().map(|b| b.expect("measured")).collect())
+/// Best of [`PASSES`] merges of each size (interleaved: 25 50 100 25 50 100 ...).
+fn measure_sizes(bin: &Path, hosts: &[PathBuf], work: &Path, tag: &str) -> Result<Vec<Cost>> {
+    bench::best_of(PASSES, SIZES.len(), |i| {
+        let out = work.join(format!("fleet-{tag}-{}", SIZES[i]));
+        bench::run_timed(
+            Command::new(bin)
+                .arg("merge")
+                .args(&hosts[..SIZES[i]])
+                .arg("--out")
+                .arg(&out),
+            &out.with_extension("stderr"),
+        )
+    })
 }
 
 /// Prints one way's figures; returns whether both targets held.
-fn judge(tag: &str, m: &[Measured]) -> bool {
-    let per = |a: std::time::Duration, b: std::time::Duration| {
-        a.as_secs_f64() / b.as_secs_f64().max(1e-9)
-    };
+fn judge(tag: &str, costs: &[Cost]) -> bool {
     println!("merge from {tag}:");
-    for (n, b) in SIZES.iter().zip(m) {
-        println!(
-            "  {n:>3} hosts: {:.3} s ({:.3} s CPU), max RSS {:.1} MiB",
-            b.wall.as_secs_f64(),
-            b.cpu.as_secs_f64(),
-            b.max_rss_kib as f64 / 1024.0
-        );
-    }
-    let (small, large) = (m[0], m[SIZES.len() - 1]);
-    let ratio = per(large.wall, small.wall);
-    println!(
-        "  time ratio 100/25: {ratio:.2} (target <= {MAX_TIME_RATIO}); CPU time ratio {:.2}",
-        per(large.cpu, small.cpu)
-    );
-    println!(
-        "  max RSS 100 hosts: {:.1} MiB (target < {} MiB)",
-        large.max_rss_kib as f64 / 1024.0,
-        MAX_RSS_KIB / 1024
-    );
-    ratio <= MAX_TIME_RATIO && large.max_rss_kib < MAX_RSS_KIB
+    bench::judge(
+        &SIZES,
+        "hosts",
+        costs,
+        Targets {
+            max_time_ratio: MAX_TIME_RATIO,
+            max_rss_kib: MAX_RSS_KIB,
+        },
+    )
 }
 
 /// Runs the benchmark in `work` (a new temporary directory when `None`; kept afterwards so
@@ -122,7 +104,7 @@ pub fn run(work: Option<PathBuf>, shape: Shape) -> Result<bool> {
     let from_runs = measure_sizes(&bin, &hosts, &work, "runs")?;
     let t = Instant::now();
     for h in &hosts {
-        measure(
+        bench::run_timed(
             Command::new(&bin).arg("report").arg(h),
             &h.with_extension("stderr"),
         )?;

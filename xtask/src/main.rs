@@ -2,11 +2,13 @@
 //! write pinlat's own data, in Rust against the core library's types, so that no script parses
 //! JSON with another language or scrapes numbers from human-readable output.
 //!
-//! Exit codes: 0 done (bench-report, bench-merge: every target held), 1 a bench missed a target,
-//! 2 bad usage or a missing tool, 3 a tool or the machine failed.
+//! Exit codes: 0 done (bench-report, bench-merge, bench-trend: the targets held), 1 a benchmark
+//! missed a target, 2 bad usage or a missing tool, 3 a tool or the machine failed.
 
+mod bench;
 mod bench_merge;
 mod bench_report;
+mod bench_trend;
 mod compare_rt_tests;
 mod gen_runs;
 mod proc;
@@ -66,6 +68,14 @@ enum Cmd {
     /// (exit 1 when a target is missed).
     BenchMerge {
         /// Where to generate the hosts (default: a new temporary directory, kept).
+        workdir: Option<PathBuf>,
+    },
+    /// Time the release `pinlat trend` over 50, 100 and 200 generated results directories (one
+    /// host, one kernel build each, 24 runs), from runs/ and from report.json; check time(200) ≤
+    /// 4.8 × time(50) and peak RSS < 300 MiB (exit 1 when a target is missed).
+    BenchTrend {
+        /// Where to generate the results directories (default: a new temporary directory,
+        /// kept).
         workdir: Option<PathBuf>,
     },
     /// Run oslat, cyclictest and the native agent alternately on one CPU (A B A B) and print
@@ -145,6 +155,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Cmd::BenchTrend { workdir } => Ok(if bench_trend::run(workdir)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }),
         Cmd::CompareRtTests {
             cpu,
             duration_s,

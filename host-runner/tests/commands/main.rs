@@ -14,6 +14,7 @@ mod lava;
 mod libvirt_schema;
 mod merge;
 mod security;
+mod trend;
 
 use std::process::{Command, Output};
 
