@@ -14,6 +14,8 @@ pub mod follow;
 pub mod hostfacts;
 pub mod initramfs;
 pub mod kernel;
+pub mod libvirt;
+pub mod merge_cmd;
 pub mod pin;
 pub mod procfs;
 pub mod qemu;

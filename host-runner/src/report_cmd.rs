@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pinlat::report::{self, compare, Outcome, Report};
+use pinlat::report::{self, ci, compare, Outcome, Report};
 
 use crate::exit::{Exit, Failure, OptionError};
 
@@ -50,11 +50,24 @@ pub fn summary(r: &Report, dir: &Path) -> String {
 }
 
 /// `pinlat report DIR`: rebuilds report.{json,md,html}, junit.xml, the .hlog and histogram
-/// texts from `DIR/runs/`.
-pub fn report(dir: &Path) -> Result<Exit, Failure> {
-    let r = report::write_all(dir)?;
+/// texts and the CI formats from `DIR/runs/`.
+pub fn report(dir: &Path, ci: &ci::Options) -> Result<Exit, Failure> {
+    let r = report::write_all_with(dir, ci)?;
     eprint!("{}", summary(&r, dir));
     Ok(exit_of(&r))
+}
+
+/// `pinlat report DIR --format F [--group G]`: the text to print, built from `DIR/runs/`
+/// without writing anything, and the exit code of the report.
+pub fn print_format(
+    dir: &Path,
+    format: ci::CiFormat,
+    options: &ci::Options,
+    group: Option<&str>,
+) -> Result<(Exit, String), Failure> {
+    let r = report::build(dir, &mut |_| {})?;
+    let text = ci::render(format, &r, options, group)?;
+    Ok((exit_of(&r), text))
 }
 
 /// Loads a report from a results directory (aggregating its `runs/`) or a `report.json`.
@@ -203,12 +216,16 @@ mod tests {
     #[test]
     fn report_exit_codes() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(report(dir.path()).unwrap_err().exit, Exit::Usage);
+        let ci = ci::Options::default();
+        assert_eq!(report(dir.path(), &ci).unwrap_err().exit, Exit::Usage);
         // A results directory whose run files are all unreadable is damaged results (3), as
         // README says, not a bad argument (2).
         std::fs::create_dir(dir.path().join("runs")).unwrap();
-        assert_eq!(report(dir.path()).unwrap_err().exit, Exit::Usage);
+        assert_eq!(report(dir.path(), &ci).unwrap_err().exit, Exit::Usage);
         std::fs::write(dir.path().join("runs/a.json"), b"{ not json").unwrap();
-        assert_eq!(report(dir.path()).unwrap_err().exit, Exit::Infrastructure);
+        assert_eq!(
+            report(dir.path(), &ci).unwrap_err().exit,
+            Exit::Infrastructure
+        );
     }
 }

@@ -24,7 +24,7 @@ const H: u32 = 360;
 const BINS_PER_DECADE: f64 = 20.0;
 
 /// Colour of the `i`-th layout, the same in every figure.
-fn colour(i: usize) -> RGBColor {
+pub(super) fn colour(i: usize) -> RGBColor {
     const C: [RGBColor; 8] = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
@@ -60,13 +60,13 @@ fn log_bins(h: &Histogram<u64>) -> Vec<(f64, f64, u64)> {
 }
 
 /// A log axis range around `[lo, hi]` with some room.
-fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
+pub(super) fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
     let lo = if lo > 0.0 { lo } else { 1e-3 };
     let hi = if hi > lo { hi } else { lo * 10.0 };
     (lo / 1.5)..(hi * 1.5)
 }
 
-fn us_label(v: &f64) -> String {
+pub(super) fn us_label(v: &f64) -> String {
     if *v >= 1.0 {
         format!("{v:.0}")
     } else {
@@ -75,17 +75,17 @@ fn us_label(v: &f64) -> String {
 }
 
 /// Axis texts of a figure; formatters take the axis' value type.
-struct Axes<'a, XV, YV> {
-    x_desc: &'a str,
-    y_desc: &'a str,
+pub(super) struct Axes<'a, XV, YV> {
+    pub(super) x_desc: &'a str,
+    pub(super) y_desc: &'a str,
     /// Number of x labels, when the default does not suit.
-    x_labels: Option<usize>,
-    x_format: Option<&'a dyn Fn(&XV) -> String>,
-    y_format: &'a dyn Fn(&YV) -> String,
+    pub(super) x_labels: Option<usize>,
+    pub(super) x_format: Option<&'a dyn Fn(&XV) -> String>,
+    pub(super) y_format: &'a dyn Fn(&YV) -> String,
 }
 
 /// The chart every figure is drawn on.
-type Chart<'a, X, Y> = ChartContext<
+pub(super) type Chart<'a, X, Y> = ChartContext<
     'a,
     SVGBackend<'a>,
     Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>,
@@ -94,7 +94,7 @@ type Chart<'a, X, Y> = ChartContext<
 /// Draws one figure as every figure of the report is drawn: white background, caption,
 /// margins, label areas, mesh with `axes`, then `series` (given the chart and the error
 /// constructor), then the legend at `legend`. Returns the SVG text.
-fn figure<X, Y>(
+pub(super) fn figure<X, Y>(
     title: &str,
     x: X,
     y: Y,

@@ -28,34 +28,38 @@ const SIZES: [usize; 2] = [100, 1_000];
 /// Reports of each size; the fastest counts.
 const PASSES: usize = 3;
 
-/// What `pinlat report` cost on one directory: one run, or the best of several (fastest
-/// time, largest peak).
+/// What a `pinlat` command cost: one run, or the best of several (fastest time, largest peak).
 #[derive(Debug, Clone, Copy)]
-struct Measured {
-    wall: Duration,
-    cpu: Duration,
-    max_rss_kib: u64,
+pub struct Measured {
+    /// Wall time.
+    pub wall: Duration,
+    /// User + system CPU time.
+    pub cpu: Duration,
+    /// Peak resident set, KiB.
+    pub max_rss_kib: u64,
 }
 
-/// One `pinlat report DIR`, which must exit 0 (budgets held) or 1 (a budget exceeded: the
-/// generated `share` runs exceed theirs on purpose).
-fn report_once(bin: &Path, dir: &Path) -> Result<Measured> {
-    let log = dir.with_extension("stderr");
-    let stderr = std::fs::File::create(&log)?;
-    let cost = run_costed(
-        Command::new(bin)
-            .arg("report")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(stderr),
-    )?;
+impl Measured {
+    /// The best of two passes: the fastest times, the largest peak.
+    pub fn best(self, other: Measured) -> Measured {
+        Measured {
+            wall: self.wall.min(other.wall),
+            cpu: self.cpu.min(other.cpu),
+            max_rss_kib: self.max_rss_kib.max(other.max_rss_kib),
+        }
+    }
+}
+
+/// Runs `cmd` (stdout discarded, stderr to `log`), which must exit 0 or 1 (a budget exceeded:
+/// the generated `share` runs exceed theirs on purpose), and returns what it cost.
+pub fn measure(cmd: &mut Command, log: &Path) -> Result<Measured> {
+    let stderr = std::fs::File::create(log)?;
+    let cost = run_costed(cmd.stdout(Stdio::null()).stderr(stderr))?;
     if !matches!(cost.status.code(), Some(0 | 1)) {
         bail!(
-            "{} report {} failed ({}): {}",
-            bin.display(),
-            dir.display(),
+            "{cmd:?} failed ({}): {}",
             cost.status,
-            std::fs::read_to_string(&log).unwrap_or_default().trim()
+            std::fs::read_to_string(log).unwrap_or_default().trim()
         );
     }
     Ok(Measured {
@@ -63,6 +67,14 @@ fn report_once(bin: &Path, dir: &Path) -> Result<Measured> {
         cpu: cost.cpu,
         max_rss_kib: cost.max_rss_kib,
     })
+}
+
+/// One `pinlat report DIR`.
+fn report_once(bin: &Path, dir: &Path) -> Result<Measured> {
+    measure(
+        Command::new(bin).arg("report").arg(dir),
+        &dir.with_extension("stderr"),
+    )
 }
 
 /// Runs the benchmark in `work` (a new temporary directory when `None`; kept afterwards so the
@@ -84,7 +96,7 @@ pub fn run(work: Option<PathBuf>, shape: Shape) -> Result<bool> {
             std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
         }
         let t = Instant::now();
-        gen_runs::write_dir(&dir, n, shape)?;
+        gen_runs::write_dir(&dir, n, shape, &gen_runs::Host::default())?;
         eprintln!(
             "bench-report: generated {n} runs in {} ({:.1} s)",
             dir.display(),
@@ -96,14 +108,7 @@ pub fn run(work: Option<PathBuf>, shape: Shape) -> Result<bool> {
     for _pass in 0..PASSES {
         for (b, dir) in best.iter_mut().zip(&dirs) {
             let m = report_once(&bin, dir)?;
-            *b = Some(match *b {
-                None => m,
-                Some(prev) => Measured {
-                    wall: prev.wall.min(m.wall),
-                    cpu: prev.cpu.min(m.cpu),
-                    max_rss_kib: prev.max_rss_kib.max(m.max_rss_kib),
-                },
-            });
+            *b = Some(b.map_or(m, |prev| prev.best(m)));
         }
     }
     let [small, large] = [best[0].expect("measured"), best[1].expect("measured")];

@@ -150,7 +150,7 @@ pub struct RunTracer {
     seen_intervals: Vec<usize>,
     seen_tids: Vec<BTreeSet<i32>>,
     markers: Vec<(u64, String)>,
-    smi_before: Vec<(u32, Result<u64, String>)>,
+    smi_before: Vec<(u32, smi::Reading)>,
     msr: MsrRoot,
 }
 
