@@ -338,13 +338,26 @@ for h in ("hostA", "hostB"):
     check(len(doctor.get("checks", [])) > 0, f"{h}: doctor.json has {len(doctor.get('checks', []))} checks")
 for f in ("report.md", "report.html", "report.json", "junit.xml"):
     check(os.path.isfile(f"{merged}/{f}"), f"merged {f}")
-md = open(f"{merged}/report.md").read() if os.path.isfile(f"{merged}/report.md") else ""
-rj = open(f"{merged}/report.json").read() if os.path.isfile(f"{merged}/report.json") else ""
-for h in ("hostA", "hostB", "hostC"):
-    check(h in md and h in rj, f"merged report names {h}")
+read = lambda f: open(f"{merged}/{f}").read() if os.path.isfile(f"{merged}/{f}") else ""
+md, junit = read("report.md"), read("junit.xml")
+rep = json.loads(read("report.json") or "{}")
+hosts = {h["label"]: h for h in rep.get("hosts", [])}
+check(sorted(hosts) == ["hostA", "hostB"], f"merged hosts are hostA and hostB ({sorted(hosts)})")
 for h, name in runs.items():
-    check(name.split(".r")[0] in md, f"merged report.md shows {h}'s {name}")
-check("unreachable" in md and "unreachable" in rj, "merged report gives hostC's reason (unreachable)")
+    m = hosts.get(h, {})
+    got = os.path.basename(m.get("dir", "").rstrip("/"))
+    check(m.get("run_id") == got and got != "", f"merged {h} is its fetched run {got}")
+    check(m.get("runs", {}).get("ok") == 1 and m.get("runs", {}).get("failed") == 0,
+          f"merged {h}: 1 run measured, none failed ({m.get('runs')})")
+    groups = [(g["layout"], g["scenario"], g["workload"], g["ok_runs"]) for g in m.get("groups", [])]
+    check(groups == [tuple(name.split(".")[:3]) + (1,)], f"merged {h} shows {name} ({groups})")
+    check(f"| {h} | measured" in md, f"report.md: {h}'s row in the hosts x layouts matrix")
+check("## idle × busy-poll" in md, "report.md: the idle × busy-poll section")
+failed = {f["label"]: f["reason"] for f in rep.get("failed_hosts", [])}
+check(list(failed) == ["hostC"] and failed["hostC"].startswith("unreachable: "),
+      f"merged failed hosts: hostC, unreachable ({failed})")
+check("❌ hostC" in md and "unreachable: " in md, "report.md: hostC failed, with its reason")
+check("hostC" in junit and "host-failed" in junit, "junit.xml: hostC as host-failed")
 sys.exit(0 if ok else 1)
 EOF
 echo "test-ansible: ok ($(($(date +%s) - start)) s for the playbook and checks)"
