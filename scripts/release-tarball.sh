@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
 done
 
 cargo build --release --locked -p pinlat-runner >&2
-pinlat=target/release/pinlat
+pinlat=${CARGO_TARGET_DIR:-target}/release/pinlat
 agent=$(scripts/build-agent.sh)
 
 version=$("$pinlat" --version | awk '{print $2}')
