@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Build the release tarball that deploy/ansible installs on lab hosts, and print its path.
 #
-#   scripts/release-tarball.sh [--out DIR]       # default DIR: target/dist
+#   scripts/release-tarball.sh [--out DIR] [--debug]     # default DIR: target/dist
+#
+# --debug packs the dev-profile runner (target/debug/pinlat, which the test suite has built)
+# instead of the release one, and says so in the name (…-debug-x86_64-linux) and BUILDINFO: for
+# tests of the packaging and the playbook, where a release build would only cost time. The
+# agent is the static release build either way.
 #
 # DIR/pinlat-<version>-g<commit>[-dirty]-x86_64-linux.tar.gz holds one directory of that name:
 #   bin/pinlat         the release runner (dynamically linked against glibc: hosts need this
@@ -20,6 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=target/dist
+profile=release
 while [ $# -gt 0 ]; do
     case "$1" in
     --out)
@@ -27,19 +33,27 @@ while [ $# -gt 0 ]; do
         out=$2
         shift 2
         ;;
+    --debug)
+        profile=debug
+        shift
+        ;;
     -h | --help)
-        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "release-tarball: unknown argument '$1' (usage: scripts/release-tarball.sh [--out DIR])" >&2
+        echo "release-tarball: unknown argument '$1' (usage: scripts/release-tarball.sh [--out DIR] [--debug])" >&2
         exit 2
         ;;
     esac
 done
 
-cargo build --release --locked -p pinlat-runner >&2
-pinlat=${CARGO_TARGET_DIR:-target}/release/pinlat
+if [ "$profile" = release ]; then
+    cargo build --release --locked -p pinlat-runner >&2
+else
+    cargo build --locked -p pinlat-runner >&2
+fi
+pinlat=${CARGO_TARGET_DIR:-target}/$profile/pinlat
 agent=$(scripts/build-agent.sh)
 
 version=$("$pinlat" --version | awk '{print $2}')
@@ -60,6 +74,7 @@ else
     dirty=unknown
     mapfile -d '' configs < <(find configs -type f -print0)
 fi
+[ "$profile" = release ] || short+=-$profile
 name="pinlat-$version-$short-x86_64-linux"
 
 mkdir -p "$out"
@@ -78,6 +93,7 @@ name=$name
 version=$version
 commit=$commit
 dirty=$dirty
+profile=$profile
 target=x86_64-unknown-linux-gnu
 rustc=$(rustc --version)
 built_at=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)

@@ -22,8 +22,8 @@
 # temporary directory removed, on every exit path. Nothing is written outside it but the boot
 # lock file, /run/sshd when missing (removed again) and the guest kernel cache of `pinlat run`.
 #
-#   scripts/test-ansible.sh                       # builds the release tarball first
-#   PINLAT_TARBALL=target/dist/pinlat-....tar.gz scripts/test-ansible.sh
+#   scripts/test-ansible.sh                       # packs a --debug tarball first
+#   PINLAT_TARBALL=target/dist/pinlat-....tar.gz scripts/test-ansible.sh   # a release one
 #   PINLAT_TEST_KEEP=1 scripts/test-ansible.sh    # keep the temporary directory
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -108,7 +108,9 @@ fail() {
 # --- the release ---------------------------------------------------------------------------
 tarball=${PINLAT_TARBALL:-}
 if [ -z "$tarball" ]; then
-    tarball=$(scripts/release-tarball.sh --out "$tmp/dist")
+    # The dev-profile runner the test suite has just built: a cold release build of the runner
+    # would add minutes on a 2-CPU CI machine, and the packaging and the playbook are the same.
+    tarball=$(scripts/release-tarball.sh --debug --out "$tmp/dist")
 fi
 tarball=$(realpath "$tarball")
 [ -f "$tarball.sha256" ] || fail "$tarball.sha256 is missing"
