@@ -4,9 +4,11 @@
 # schemas (libvirt-clients, which brings libvirt0's /usr/share/libvirt/schemas, and xmllint from
 # libxml2-utils: the libvirt exports are validated with them), libvirtd with its QEMU driver (the
 # libvirt launcher's boot tests start a private one), LAVA's schema code (lava-common, 45 kB,
-# pure Python: the LAVA definition's test validates with it), cargo-nextest if missing, and the
-# static guest agent. Idempotent; quick when everything is there. The guest kernel is fetched
-# on first use by `pinlat run` (Debian's PREEMPT_RT kernel, cached under ~/.cache/pinlat).
+# pure Python: the LAVA definition's test validates with it), ansible-core and OpenSSH (the
+# fleet test, scripts/test-ansible.sh, starts sshd instances of its own), cargo-nextest if
+# missing, and the static guest agent. Idempotent; quick when everything is there. The guest
+# kernel is fetched on first use by `pinlat run` (Debian's PREEMPT_RT kernel, cached under
+# ~/.cache/pinlat).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -26,10 +28,25 @@ command -v virt-xml-validate >/dev/null || need+=(libvirt-clients)
     need+=(libvirt-daemon-driver-qemu)
 command -v xmllint >/dev/null || need+=(libxml2-utils)
 /usr/bin/python3 -c 'import lava_common.schemas.test.testdef' 2>/dev/null || need+=(lava-common)
+command -v ansible-playbook >/dev/null || need+=(ansible-core)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}" >&2
+    # The fleet test starts sshd instances of its own on loopback addresses only: the package
+    # must not start (or enable) the system sshd, which would listen on every address. A
+    # policy-rc.d that refuses every start does that for the install, then goes away.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        trap 'rm -f "$policy"' EXIT
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    if [[ " ${need[*]} " == *" openssh-server "* ]] && [ -d /run/systemd/system ]; then
+        systemctl disable --quiet ssh.service ssh.socket 2>/dev/null || true
+    fi
 fi
 # A privileged libvirtd refuses to start without its built-in QEMU user, which only
 # libvirt-daemon-system creates (the tests' private daemon runs QEMU as root all the same).
