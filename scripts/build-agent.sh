@@ -13,7 +13,7 @@ target=x86_64-unknown-linux-gnu
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release --locked --target "$target" -p pinlat-agent \
     --config 'profile.release.strip="symbols"' >&2
-bin="target/$target/release/pinlat-agent"
+bin="${CARGO_TARGET_DIR:-target}/$target/release/pinlat-agent"
 # Refuse to hand out a binary that would not start as /init.
 if ldd "$bin" 2>&1 | grep -q '=>'; then
     echo "build-agent: $bin is dynamically linked" >&2
@@ -25,4 +25,4 @@ if (( size > 5 * 1024 * 1024 )); then
     exit 1
 fi
 echo "build-agent: $bin ($size bytes, static)" >&2
-echo "$PWD/$bin"
+realpath "$bin"

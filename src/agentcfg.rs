@@ -308,9 +308,17 @@ impl<'de> Deserialize<'de> for RawIo {
     }
 }
 
+/// A `loads` table that cannot be read as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadsError {
+    /// `io_path` beside an `io` table.
+    #[error("loads.io_path: give the path as loads.io.path")]
+    IoPathBesideTable,
+}
+
 impl TryFrom<RawLoads> for Loads {
-    type Error = String;
-    fn try_from(r: RawLoads) -> Result<Self, String> {
+    type Error = LoadsError;
+    fn try_from(r: RawLoads) -> Result<Self, LoadsError> {
         let io = match (r.io, r.io_path) {
             (RawIo::Off | RawIo::Switch(false), _) => None,
             (RawIo::Switch(true), path) => Some(IoLoad {
@@ -318,9 +326,7 @@ impl TryFrom<RawLoads> for Loads {
                 ..IoLoad::default()
             }),
             (RawIo::Load(io), None) => Some(io),
-            (RawIo::Load(_), Some(_)) => {
-                return Err("loads.io_path: give the path as loads.io.path".into())
-            }
+            (RawIo::Load(_), Some(_)) => return Err(LoadsError::IoPathBesideTable),
         };
         Ok(Loads {
             syscall: r.syscall,

@@ -15,13 +15,16 @@ pub const ONLINE_PATH: &str = "/sys/devices/system/cpu/online";
 /// sysfs file listing CPUs isolated with `isolcpus=` (empty when none).
 pub const ISOLATED_PATH: &str = "/sys/devices/system/cpu/isolated";
 
-/// `CLOCK_MONOTONIC` now, ns.
+/// `CLOCK_MONOTONIC` now, ns: the clock the runner, the agent (whose timer loop reads it, hence
+/// inlined) and the host tracer (`trace_clock` = `mono`) share.
+#[inline(always)]
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux, so the
+    // call cannot fail and `ts` is filled in.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -136,6 +136,39 @@ pub enum ThreadPlacement {
     Scan,
 }
 
+/// Who starts the guests and applies their placement (`run.launcher`, `pinlat run --launcher`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LauncherKind {
+    /// pinlat starts QEMU itself and pins every thread.
+    #[default]
+    Qemu,
+    /// libvirt starts a transient domain from the plan's `<cputune>` and pins; pinlat only reads
+    /// the placement back and compares it with the plan.
+    Libvirt,
+}
+
+impl LauncherKind {
+    /// Whether this is the default, `qemu` (records and configs leave it out).
+    pub fn is_qemu(&self) -> bool {
+        *self == LauncherKind::Qemu
+    }
+
+    /// The config/CLI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LauncherKind::Qemu => "qemu",
+            LauncherKind::Libvirt => "libvirt",
+        }
+    }
+}
+
+impl std::fmt::Display for LauncherKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The pinning layouts (docs/architecture.md "The layouts").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -4,7 +4,7 @@
 //! Pure: it takes the host's online CPUs as a value. The layouts and their origins are in
 //! docs/architecture.md "The layouts"; the refusal rules follow nova's where nova has one (a realtime guest
 //! needs a non-realtime vCPU for its emulator threads unless they are isolated or on a shared
-//! set; `hw:cpu_realtime_priority` defaults to 1).
+//! set; nova's `[libvirt] realtime_scheduler_priority` defaults to 1).
 
 use std::collections::BTreeMap;
 

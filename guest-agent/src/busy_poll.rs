@@ -11,7 +11,7 @@ use pinlat::agentcfg::AgentConfig;
 
 use crate::clock::{Clock, TickSource};
 use crate::recorder::{Exchange, Recorded, Recorder};
-use crate::thread::{run_on, ClockedLoop, StartGate};
+use crate::thread::{run_on, ClockedLoop, Recording, StartGate};
 
 /// Body of the measuring thread on `cpu`. `Ok(None)`: another thread failed to start.
 pub fn run(
@@ -21,36 +21,26 @@ pub fn run(
     gate: &StartGate,
     exchange: &Exchange,
 ) -> Result<Option<(u32, Recorded)>> {
-    run_on(cpu, cfg.effective_priority(), gate, clock, || BusyPoll {
-        cfg,
-        gate,
-        rec: Recorder::new(exchange, cfg.top_n),
+    run_on(cpu, cfg.effective_priority(), gate, clock, || {
+        BusyPoll(Recording::new(cfg, gate, exchange))
     })
 }
 
 /// The busy-poll loop of one CPU: preheat, then record for the run's duration.
-struct BusyPoll<'a> {
-    cfg: &'a AgentConfig,
-    gate: &'a StartGate,
-    rec: Recorder<'a>,
-}
+struct BusyPoll<'a>(Recording<'a>);
 
 impl ClockedLoop for BusyPoll<'_> {
     type Output = Recorded;
 
-    fn run<T: TickSource>(mut self, src: T, clock: Clock) -> Result<Recorded> {
-        let (cfg, rec) = (self.cfg, &mut self.rec);
-        let now = src.now();
-        rec.preheat(now + clock.to_ticks(cfg.preheat_ms * 1_000_000));
-        spin(src, clock, self.gate, rec);
-        let now = src.now();
-        rec.start(
-            now,
-            clock.to_ticks(cfg.duration_ms * 1_000_000),
-            clock.to_ticks(cfg.report_interval_ms * 1_000_000),
-        );
-        spin(src, clock, self.gate, rec);
-        Ok(self.rec.finish())
+    fn run<T: TickSource>(self, src: T, clock: Clock) -> Result<Recorded> {
+        self.0.preheat_then_measure(
+            || src.now(),
+            |ns| clock.to_ticks(ns),
+            |rec, gate, _| {
+                spin(src, clock, gate, rec);
+                Ok(())
+            },
+        )
     }
 }
 

@@ -29,17 +29,7 @@ pub const BRACKET_TRIES: usize = 16;
 pub const MAX_CALIBRATION_SPREAD_PPM: u32 = 5_000;
 
 /// `CLOCK_MONOTONIC` now, ns.
-#[inline(always)]
-pub fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux, so the
-    // call cannot fail and `ts` is filled in.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use pinlat::host::monotonic_ns as mono_ns;
 
 /// The time-stamp counter now, ticks, read as oslat's `frc()` and the kernel's
 /// `rdtsc_ordered()` do: `lfence; rdtsc`. Without the fence the CPU may execute `rdtsc` before

@@ -17,7 +17,7 @@ use pinlat::agentcfg::AgentConfig;
 
 use crate::clock::{Clock, TickSource};
 use crate::recorder::{Exchange, Recorded, Recorder};
-use crate::thread::{run_on, ClockedLoop, StartGate};
+use crate::thread::{run_on, ClockedLoop, Recording, StartGate};
 
 /// Slots in the ring (a power of two).
 pub const RING_SLOTS: usize = 1024;
@@ -77,19 +77,37 @@ impl Spsc {
     }
 }
 
-/// Body of the producer thread on `cpu`; returns when `stop` is set.
+/// What the producer and the consumer share: the ring, and the flag that ends the producer.
+#[derive(Debug, Default)]
+pub struct Pipe {
+    ring: Spsc,
+    stop: AtomicBool,
+}
+
+impl Pipe {
+    /// An empty ring, the producer not stopped.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ends the producer at its next check.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Body of the producer thread on `cpu`; returns when the pipe is stopped.
 pub fn produce(
     cpu: u32,
     cfg: &AgentConfig,
     clock: Clock,
     gate: &StartGate,
-    ring: &Spsc,
-    stop: &AtomicBool,
+    pipe: &Pipe,
 ) -> Result<Option<u32>> {
     let out = run_on(cpu, cfg.effective_priority(), gate, clock, || Producer {
         period_ns: cfg.ring_period_ns,
-        ring,
-        stop,
+        ring: &pipe.ring,
+        stop: &pipe.stop,
     })?;
     Ok(out.map(|(cpu, ())| cpu))
 }
@@ -131,55 +149,46 @@ fn produce_loop<T: TickSource>(src: T, period: u64, ring: &Spsc, stop: &AtomicBo
     }
 }
 
-/// Body of the consumer thread on `cpu`; sets `stop` when done, failed, or not started, so
+/// Body of the consumer thread on `cpu`; stops the pipe when done, failed, or not started, so
 /// the producer always ends.
 pub fn consume(
     cpu: u32,
     cfg: &AgentConfig,
     clock: Clock,
     gate: &StartGate,
-    ring: &Spsc,
-    stop: &AtomicBool,
+    pipe: &Pipe,
     exchange: &Exchange,
 ) -> Result<Option<(u32, Recorded)>> {
     let out = run_on(cpu, cfg.effective_priority(), gate, clock, || Consumer {
-        cfg,
-        gate,
-        ring,
-        stop,
-        rec: Recorder::new(exchange, cfg.top_n),
+        recording: Recording::new(cfg, gate, exchange),
+        pipe,
     });
-    stop.store(true, Ordering::Relaxed);
+    pipe.stop();
     out
 }
 
 /// The consumer's loop: preheat, then record each message's one-way latency.
 struct Consumer<'a> {
-    cfg: &'a AgentConfig,
-    gate: &'a StartGate,
-    ring: &'a Spsc,
-    stop: &'a AtomicBool,
-    rec: Recorder<'a>,
+    recording: Recording<'a>,
+    pipe: &'a Pipe,
 }
 
 impl ClockedLoop for Consumer<'_> {
     type Output = Recorded;
 
-    fn run<T: TickSource>(mut self, src: T, clock: Clock) -> Result<Recorded> {
-        let (cfg, gate, ring, rec) = (self.cfg, self.gate, self.ring, &mut self.rec);
-        let now = src.now();
-        rec.preheat(now + clock.to_ticks(cfg.preheat_ms * 1_000_000));
-        consume_loop(src, clock, gate, ring, rec);
-        let now = src.now();
-        rec.start(
-            now,
-            clock.to_ticks(cfg.duration_ms * 1_000_000),
-            clock.to_ticks(cfg.report_interval_ms * 1_000_000),
+    fn run<T: TickSource>(self, src: T, clock: Clock) -> Result<Recorded> {
+        let ring = &self.pipe.ring;
+        let recorded = self.recording.preheat_then_measure(
+            || src.now(),
+            |ns| clock.to_ticks(ns),
+            |rec, gate, _| {
+                consume_loop(src, clock, gate, ring, rec);
+                Ok(())
+            },
         );
-        consume_loop(src, clock, gate, ring, rec);
         // The producer may stop now: the last messages would not be recorded.
-        self.stop.store(true, Ordering::Relaxed);
-        Ok(self.rec.finish())
+        self.pipe.stop();
+        recorded
     }
 }
 

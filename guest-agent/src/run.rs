@@ -251,8 +251,7 @@ fn measure_threads(
     let n_threads = measuring.len() + usize::from(cfg.workload == WorkloadKind::Ring);
     let gate = StartGate::new(n_threads);
     let done = AtomicBool::new(false);
-    let stop_ring = AtomicBool::new(false);
-    let spsc = ring::Spsc::new();
+    let pipe = ring::Pipe::new();
     let mut streams: Vec<Stream<'_>> = measuring
         .iter()
         .zip(&exchanges)
@@ -304,27 +303,25 @@ fn measure_threads(
         let mut workers = Vec::new();
         for (&cpu, ex) in measuring.iter().zip(&exchanges) {
             let name = format!("{}-cpu{cpu}", thread_prefix(cfg.workload));
-            let (gate, spsc, stop_ring) = (&gate, &spsc, &stop_ring);
+            let (gate, pipe) = (&gate, &pipe);
             let h = std::thread::Builder::new()
                 .name(name)
                 .stack_size(STACK_BYTES)
                 .spawn_scoped(s, move || match cfg.workload {
                     WorkloadKind::BusyPoll => busy_poll::run(cpu, cfg, clock, gate, ex),
                     WorkloadKind::Timer => timer::run(cpu, cfg, gate, ex),
-                    WorkloadKind::Ring => ring::consume(cpu, cfg, clock, gate, spsc, stop_ring, ex),
+                    WorkloadKind::Ring => ring::consume(cpu, cfg, clock, gate, pipe, ex),
                 })
                 .map_err(spawn_err)?;
             workers.push((cpu, h));
         }
         let prod = if cfg.workload == WorkloadKind::Ring {
-            let (gate, spsc, stop_ring) = (&gate, &spsc, &stop_ring);
+            let (gate, pipe) = (&gate, &pipe);
             Some(
                 std::thread::Builder::new()
                     .name(format!("ring-producer-cpu{producer}"))
                     .stack_size(STACK_BYTES)
-                    .spawn_scoped(s, move || {
-                        ring::produce(producer, cfg, clock, gate, spsc, stop_ring)
-                    })
+                    .spawn_scoped(s, move || ring::produce(producer, cfg, clock, gate, pipe))
                     .map_err(spawn_err)?,
             )
         } else {
@@ -343,7 +340,7 @@ fn measure_threads(
                 }
             }
         }
-        stop_ring.store(true, Ordering::Relaxed);
+        pipe.stop();
         let peer = match prod {
             Some(h) => match join(h, "ring producer").with_context(|| OnCpu(producer)) {
                 Ok(p) => p,

@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 
 use anyhow::{Context, Result};
+use pinlat::agentcfg::AgentConfig;
 use pinlat::sched;
 use pinlat::wire::ClockSource;
 
 use crate::clock::{Clock, Mono, TickSource, Tsc};
+use crate::recorder::{Exchange, Recorded, Recorder};
 
 /// Stack size of measuring and load threads, bytes (small: stacks are locked by `mlockall`).
 pub const STACK_BYTES: usize = 256 << 10;
@@ -30,6 +32,52 @@ pub trait ClockedLoop {
     type Output;
     /// Run the loop reading `src`, whose ticks `clock` converts to ns.
     fn run<T: TickSource>(self, src: T, clock: Clock) -> Result<Self::Output>;
+}
+
+/// What a recording loop holds: the run's config, the start gate (a loop ends when another
+/// thread failed) and its recorder, and the two phases every workload records in.
+pub struct Recording<'a> {
+    /// The run's config.
+    pub cfg: &'a AgentConfig,
+    /// The start gate.
+    pub gate: &'a StartGate,
+    /// Where the loop records.
+    pub rec: Recorder<'a>,
+}
+
+impl<'a> Recording<'a> {
+    /// A recording for `cfg` whose intervals go to the reporter through `exchange`.
+    pub fn new(cfg: &'a AgentConfig, gate: &'a StartGate, exchange: &'a Exchange) -> Self {
+        Recording {
+            cfg,
+            gate,
+            rec: Recorder::new(exchange, cfg.top_n),
+        }
+    }
+
+    /// Runs `phase` twice: through the preheat (`preheat_ms`, nothing kept), then from a
+    /// fresh start for `duration_ms` in intervals of `report_interval_ms`. `now` reads the
+    /// loop's clock, `to_ticks` converts ns into its units; `phase` is given the recorder, the
+    /// gate and the time its phase began.
+    pub fn preheat_then_measure(
+        mut self,
+        now: impl Fn() -> u64,
+        to_ticks: impl Fn(u64) -> u64,
+        mut phase: impl FnMut(&mut Recorder<'a>, &StartGate, u64) -> Result<()>,
+    ) -> Result<Recorded> {
+        let (cfg, gate, rec) = (self.cfg, self.gate, &mut self.rec);
+        let start = now();
+        rec.preheat(start + to_ticks(cfg.preheat_ms * 1_000_000));
+        phase(rec, gate, start)?;
+        let start = now();
+        rec.start(
+            start,
+            to_ticks(cfg.duration_ms * 1_000_000),
+            to_ticks(cfg.report_interval_ms * 1_000_000),
+        );
+        phase(rec, gate, start)?;
+        Ok(self.rec.finish())
+    }
 }
 
 /// Runs one measuring thread on `cpu`: place it (affinity to exactly `cpu`, verified, then

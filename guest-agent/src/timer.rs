@@ -13,7 +13,7 @@ use pinlat::agentcfg::AgentConfig;
 
 use crate::clock::{mono_ns, Clock, TickSource};
 use crate::recorder::{Exchange, Recorded, Recorder};
-use crate::thread::{run_on, ClockedLoop, StartGate};
+use crate::thread::{run_on, ClockedLoop, Recording, StartGate};
 
 /// Body of the timer thread on `cpu`. `Ok(None)`: another thread failed to start.
 pub fn run(
@@ -24,41 +24,29 @@ pub fn run(
 ) -> Result<Option<(u32, Recorded)>> {
     // The timer sleeps to CLOCK_MONOTONIC deadlines, so it always reads that clock.
     let clock = Clock::monotonic(false);
-    run_on(cpu, cfg.effective_priority(), gate, clock, || Timer {
-        cfg,
-        gate,
-        rec: Recorder::new(exchange, cfg.top_n),
+    run_on(cpu, cfg.effective_priority(), gate, clock, || {
+        Timer(Recording::new(cfg, gate, exchange))
     })
 }
 
 /// The timer loop of one CPU: preheat, then record for the run's duration.
-struct Timer<'a> {
-    cfg: &'a AgentConfig,
-    gate: &'a StartGate,
-    rec: Recorder<'a>,
-}
+struct Timer<'a>(Recording<'a>);
 
 impl ClockedLoop for Timer<'_> {
     type Output = Recorded;
 
     /// [`run`] hands this `CLOCK_MONOTONIC`; the loop reads it with [`mono_ns`] directly, as
-    /// its deadlines are in that clock whatever the source.
-    fn run<T: TickSource>(mut self, _: T, _: Clock) -> Result<Recorded> {
-        let (cfg, gate, rec) = (self.cfg, self.gate, &mut self.rec);
-        let interval_ns = cfg.timer_interval_us * 1_000;
-        let now = mono_ns();
-        rec.preheat(now + cfg.preheat_ms * 1_000_000);
-        let mut next = now + interval_ns;
-        sleep_loop(rec, &mut next, interval_ns, gate)?;
-        let now = mono_ns();
-        rec.start(
-            now,
-            cfg.duration_ms * 1_000_000,
-            cfg.report_interval_ms * 1_000_000,
-        );
-        next = now + interval_ns;
-        sleep_loop(rec, &mut next, interval_ns, gate)?;
-        Ok(self.rec.finish())
+    /// its deadlines are in that clock whatever the source: its ticks are ns.
+    fn run<T: TickSource>(self, _: T, _: Clock) -> Result<Recorded> {
+        let interval_ns = self.0.cfg.timer_interval_us * 1_000;
+        self.0.preheat_then_measure(
+            mono_ns,
+            |ns| ns,
+            |rec, gate, start| {
+                let mut next = start + interval_ns;
+                sleep_loop(rec, &mut next, interval_ns, gate)
+            },
+        )
     }
 }
 

@@ -60,6 +60,23 @@ fn run_native(extra: &[&str], dir: &Path) -> RunResult {
     serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
 }
 
+/// Runs the agent in guest mode (`--init`) on config JSON `config`, its wire a file in `dir`:
+/// how it exited, and the bytes it streamed.
+fn run_guest_mode(config: &str, dir: &Path) -> (std::process::ExitStatus, Vec<u8>) {
+    let cfg_path = dir.join("config.json");
+    std::fs::write(&cfg_path, config).unwrap();
+    let wire = dir.join("wire");
+    let status = agent()
+        .arg("--init")
+        .arg("--config")
+        .arg(&cfg_path)
+        .arg("--wire")
+        .arg(&wire)
+        .status()
+        .unwrap();
+    (status, std::fs::read(&wire).unwrap())
+}
+
 fn check_result(r: &CpuResult, cpu: u32, workload: WorkloadKind) {
     assert_eq!(
         r.cpu, cpu,
@@ -187,20 +204,9 @@ fn guest_mode_streams_decodable_frames() {
     });
     cfg.loads.memory_mib = Some(2);
     cfg.housekeeping_cpus = if last_cpu() > 0 { vec![0] } else { vec![] };
-    let cfg_path = dir.path().join("config.json");
-    std::fs::write(&cfg_path, cfg.to_json()).unwrap();
-    let wire = dir.path().join("wire");
-    let status = agent()
-        .arg("--init")
-        .arg("--config")
-        .arg(&cfg_path)
-        .arg("--wire")
-        .arg(&wire)
-        .status()
-        .unwrap();
+    let (status, bytes) = run_guest_mode(&cfg.to_json(), dir.path());
     assert!(status.success());
     let mut dec = FrameDecoder::new();
-    let bytes = std::fs::read(&wire).unwrap();
     let msgs: Vec<Message> = bytes
         .chunks(61)
         .flat_map(|c| dec.feed(c))
@@ -277,24 +283,13 @@ fn guest_mode_streams_decodable_frames() {
 #[test]
 fn guest_mode_reports_errors_on_the_wire() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = dir.path().join("config.json");
-    std::fs::write(
-        &cfg_path,
+    let (status, bytes) = run_guest_mode(
         r#"{"workload":"timer","rt_cpus":[999],"duration_ms":100}"#,
-    )
-    .unwrap();
-    let wire = dir.path().join("wire");
-    let status = agent()
-        .arg("--init")
-        .arg("--config")
-        .arg(&cfg_path)
-        .arg("--wire")
-        .arg(&wire)
-        .status()
-        .unwrap();
+        dir.path(),
+    );
     assert_eq!(status.code(), Some(3));
     let mut dec = FrameDecoder::new();
-    let msgs = dec.feed(&std::fs::read(&wire).unwrap());
+    let msgs = dec.feed(&bytes);
     let Some(Decoded::Message(m)) = msgs.last() else {
         panic!("no frame: {msgs:?}")
     };

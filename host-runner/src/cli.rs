@@ -9,8 +9,10 @@ use pinlat::config::Config;
 use pinlat::cpuset::CpuSet;
 use pinlat::duration::{self, DurationError, Unit};
 use pinlat::export::{self, PlanFormat};
-use pinlat::kinds::AccelChoice;
+use pinlat::kinds::{AccelChoice, LauncherKind};
 use pinlat::plan::Plan;
+use pinlat::report::ci::CiFormat;
+use pinlat::report::trend::TrendOrder;
 
 use crate::exit::{Exit, Failure, HostError, OptionError};
 
@@ -40,6 +42,15 @@ fn plan_format() -> impl clap::builder::TypedValueParser<Value = PlanFormat> {
     .map(|s| s.parse().expect("clap only passes the names it offers"))
 }
 
+/// `--format` of `pinlat report`: [`CiFormat`]'s names, each with its help.
+fn ci_format() -> impl clap::builder::TypedValueParser<Value = CiFormat> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        CiFormat::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
+    )
+    .map(|s| s.parse().expect("clap only passes the names it offers"))
+}
+
 /// `--accel` of `pinlat run`: [`AccelChoice`]'s names, each with its help.
 fn accel_choice() -> impl clap::builder::TypedValueParser<Value = AccelChoice> {
     use clap::builder::TypedValueParser as _;
@@ -47,6 +58,23 @@ fn accel_choice() -> impl clap::builder::TypedValueParser<Value = AccelChoice> {
         AccelChoice::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
     )
     .map(|s| s.parse().expect("clap only passes the names it offers"))
+}
+
+/// `--by` of `pinlat trend`: [`TrendOrder`]'s names, each with its help.
+fn trend_order() -> impl clap::builder::TypedValueParser<Value = TrendOrder> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        TrendOrder::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
+    )
+    .map(|s| s.parse().expect("clap only passes the names it offers"))
+}
+
+fn launcher_kind() -> impl clap::builder::TypedValueParser<Value = LauncherKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["qemu", "libvirt"]).map(|s| match s.as_str() {
+        "libvirt" => LauncherKind::Libvirt,
+        _ => LauncherKind::Qemu,
+    })
 }
 
 /// Parses `--duration` into whole seconds: `10`, `10s`, `2m`, `1h`, or any unit of
@@ -59,6 +87,32 @@ pub fn parse_duration_s(s: &str) -> Result<u64, DurationError> {
 /// Parses `--trace-threshold`: a positive duration with a unit (`500us`, `2ms`), in ns.
 pub fn parse_threshold_ns(s: &str) -> Result<u64, DurationError> {
     duration::parse_positive_in(s, Unit::Ns)
+}
+
+/// How `compare` and `trend` judge a regression: [`pinlat::report::compare::Options`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct JudgeArgs {
+    /// Regression threshold, percent growth of a percentile.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    pub threshold: f64,
+    /// Smallest growth of a percentile that can be a regression, with a unit: 500ns, 2us.
+    #[arg(long, value_name = "DURATION", default_value = "500ns", value_parser = crate::report_cmd::parse_min_delta_ns)]
+    pub min_delta: u64,
+    /// Report rows absent, failed or missing in NEW (trend: in the latest directory) without
+    /// failing on them.
+    #[arg(long)]
+    pub allow_missing: bool,
+}
+
+impl JudgeArgs {
+    /// The options of the rule.
+    pub fn options(&self) -> pinlat::report::compare::Options {
+        pinlat::report::compare::Options {
+            threshold_pct: self.threshold,
+            min_delta_ns: self.min_delta,
+            allow_missing: self.allow_missing,
+        }
+    }
 }
 
 /// What `pinlat` does: one subcommand per task.
@@ -128,6 +182,12 @@ pub enum Command {
         /// directory.
         #[arg(long, value_name = "DURATION", value_parser = parse_threshold_ns)]
         trace_threshold: Option<u64>,
+        /// Who starts the guests and applies their placement (overrides run.launcher):
+        /// `qemu` (pinlat pins) or `libvirt` (a transient domain per guest on
+        /// $LIBVIRT_DEFAULT_URI; libvirt pins, pinlat reads it back and fails a run whose
+        /// placement differs from the plan).
+        #[arg(long, value_parser = launcher_kind())]
+        launcher: Option<LauncherKind>,
     },
     /// Validate a config and print the resolved placement of every layout as a table.
     ///
@@ -144,12 +204,31 @@ pub enum Command {
     /// Rebuild every report of a results directory from its runs/ alone.
     ///
     /// Writes report.json, report.md, report.html, junit.xml, one <run>.hlog per run and one
-    /// <layout>.<scenario>.<workload>.histogram.txt (cyclictest -h style) per group into DIR.
-    /// Exit 0 when every budget held, 1 when one was exceeded, 3 when a run failed, is
-    /// unreadable or missing, 2 when DIR is not a results directory.
+    /// <layout>.<scenario>.<workload>.histogram.txt (cyclictest -h style) per group into DIR,
+    /// and the formats RT CI already parses: <group>.oslat.json (busy-poll) and
+    /// <group>.cyclictest.json (timer) as rt-tests --json writes them, kcidb.json (KCIDB v5 test
+    /// rows) and pinlat.prom (a Prometheus node_exporter textfile). With --format, prints one
+    /// of those (or the LAVA case lines) to stdout instead and writes nothing. Exit 0 when every
+    /// budget held, 1 when one was exceeded, 3 when a run failed, is unreadable or missing, 2
+    /// when DIR is not a results directory or an option is wrong.
     Report {
         /// A results directory, reports/<run-id>.
         dir: PathBuf,
+        /// Print this format to stdout instead of writing the files.
+        #[arg(long, value_parser = ci_format())]
+        format: Option<CiFormat>,
+        /// With --format rt-tests: the group to print, layout.scenario.workload (needed when
+        /// the report has more than one busy-poll or timer group).
+        #[arg(long, value_name = "LAYOUT.SCENARIO.WORKLOAD")]
+        group: Option<String>,
+        /// KCIDB origin of the rows: the CI system's name as KernelCI registered it
+        /// (lowercase letters, digits, '_').
+        #[arg(long, value_name = "NAME", default_value = pinlat::report::ci::kcidb::DEFAULT_ORIGIN)]
+        kcidb_origin: String,
+        /// KCIDB id of the tested kernel build, <origin>:<id> (default: <origin>:<run-id>, a
+        /// placeholder).
+        #[arg(long, value_name = "ID")]
+        kcidb_build_id: Option<String>,
     },
     /// Compare two reports: per layout x scenario x workload, the change of p50..p99.99.
     ///
@@ -165,15 +244,61 @@ pub enum Command {
         base: PathBuf,
         /// The report to judge.
         new: PathBuf,
-        /// Regression threshold, percent growth of a percentile.
-        #[arg(long, value_name = "PCT", default_value_t = 10.0)]
-        threshold: f64,
-        /// Smallest growth of a percentile that can be a regression, with a unit: 500ns, 2us.
-        #[arg(long, value_name = "DURATION", default_value = "500ns", value_parser = crate::report_cmd::parse_min_delta_ns)]
-        min_delta: u64,
-        /// Report rows absent, failed or missing in NEW without failing on them.
-        #[arg(long)]
-        allow_missing: bool,
+        /// The rule a regression is judged by.
+        #[command(flatten)]
+        judge: JudgeArgs,
+    },
+    /// Follow each layout x scenario x workload across many results directories (one per kernel
+    /// build, say), ordered by time or by kernel version.
+    ///
+    /// Per series: its percentiles per directory (a directory whose runs of it all failed shows
+    /// as failed), level shifts (change points), and the latest directory against the median of
+    /// the earlier ones by compare's rule (--threshold, --min-delta; max-bound percentiles and
+    /// rows with different clocks not judged; a series failed or absent in the latest is a
+    /// regression unless --allow-missing). Each directory is read from its report.json, or
+    /// aggregated from runs/ without one. Prints a Markdown summary; --out DIR also writes
+    /// report.md, report.html (a time-series plot per series), report.json and junit.xml there.
+    /// Exit 1 when the latest regressed, 0 otherwise, 3 when a directory could not be read or
+    /// ordered (named; the others are still trended), 2 for a bad option or path.
+    Trend {
+        /// Results directories (reports/<run-id>), in any order.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// What orders the directories.
+        #[arg(long, default_value = "time", value_parser = trend_order())]
+        by: TrendOrder,
+        /// The rule a regression is judged by (compare's).
+        #[command(flatten)]
+        judge: JudgeArgs,
+        /// Also write report.md, report.html, report.json and junit.xml into this directory
+        /// (created when missing; not a results directory).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Merge many hosts' results directories into one fleet report.
+    ///
+    /// Each DIR is a results directory of `pinlat run` (its report.json when it is of this
+    /// pinlat's schema, else aggregated from its runs/); LABEL=DIR names the host, otherwise
+    /// host.json's hostname does (hosts that share one are told apart by their directory).
+    /// Writes report.json, report.md, report.html and junit.xml into --out: a hosts x layouts
+    /// matrix of verdicts, p99.9 and max per scenario x workload, the hosts' facts side by
+    /// side, outlier hosts, each layout judged across hosts, and what is not comparable. A
+    /// directory that is missing or not a results directory, and every --failed-host, is a
+    /// failed host in every output and never stops the others. Exit 0 when every host merged
+    /// and every budget held, 1 when a budget was exceeded on some host, 3 when a host failed
+    /// or a run failed, 2 for bad usage (no DIR, an unusable --out, a malformed LABEL=).
+    Merge {
+        /// Results directories, each optionally LABEL=DIR.
+        #[arg(value_name = "[LABEL=]DIR", required = true)]
+        dirs: Vec<String>,
+        /// Where to write the fleet report (created if missing; not a results directory).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A host that produced no results (e.g. Ansible found it unreachable), with why;
+        /// repeatable. A NAME equal to a merged host's label marks that host failed and keeps
+        /// its results.
+        #[arg(long = "failed-host", value_name = "NAME[:REASON]")]
+        failed_hosts: Vec<String>,
     },
     /// Check whether this host is fit for realtime measurements, each check with its fix.
     ///
@@ -198,6 +323,11 @@ pub enum Command {
         /// Read /proc and /sys under this directory (a snapshot) instead of /; no probes.
         #[arg(long, value_name = "DIR", hide = true)]
         root: Option<PathBuf>,
+        /// Also check what the launcher needs: `libvirt` checks the daemon
+        /// ($LIBVIRT_DEFAULT_URI), RT group scheduling, /dev/kvm access and the QEMU
+        /// capabilities cache (default: the config's run.launcher).
+        #[arg(long, value_parser = launcher_kind())]
+        launcher: Option<LauncherKind>,
     },
     /// Check the instrument: inject stalls of known length on a CPU while the agent busy-polls
     /// there, and (with rt-tests installed) compare with oslat and cyclictest.
@@ -282,6 +412,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             strict,
             no_trace,
             trace_threshold,
+            launcher,
         } => crate::run::run(&crate::run::RunOptions {
             config,
             out,
@@ -295,37 +426,73 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             strict,
             no_trace,
             trace_threshold_ns: trace_threshold,
+            launcher,
         }),
-        Command::Report { dir } => crate::report_cmd::report(&dir),
-        Command::Compare {
-            base,
-            new,
-            threshold,
-            min_delta,
-            allow_missing,
+        Command::Report {
+            dir,
+            format,
+            group,
+            kcidb_origin,
+            kcidb_build_id,
         } => {
-            let options = pinlat::report::compare::Options {
-                threshold_pct: threshold,
-                min_delta_ns: min_delta,
-                allow_missing,
+            let ci = pinlat::report::ci::Options {
+                kcidb: pinlat::report::ci::kcidb::KcidbIds::new(
+                    Some(kcidb_origin),
+                    kcidb_build_id,
+                )?,
             };
-            let (exit, text) = crate::report_cmd::compare(&base, &new, &options)?;
+            match format {
+                None => crate::report_cmd::report(&dir, &ci),
+                Some(format) => {
+                    let (exit, text) =
+                        crate::report_cmd::print_format(&dir, format, &ci, group.as_deref())?;
+                    print_out(&text)?;
+                    Ok(exit)
+                }
+            }
+        }
+        Command::Compare { base, new, judge } => {
+            let (exit, text) = crate::report_cmd::compare(&base, &new, &judge.options())?;
             print_out(&text)?;
             Ok(exit)
         }
+        Command::Trend {
+            dirs,
+            by,
+            judge,
+            out,
+        } => {
+            let (exit, text) = crate::trend_cmd::trend(&crate::trend_cmd::TrendCommand {
+                dirs,
+                order: by,
+                options: judge.options(),
+                out,
+            })?;
+            print_out(&text)?;
+            Ok(exit)
+        }
+        Command::Merge {
+            dirs,
+            out,
+            failed_hosts,
+        } => crate::merge_cmd::merge(&dirs, &out, &failed_hosts),
         Command::Doctor {
             config,
             json,
             no_kvm_probe,
             out,
             root,
+            launcher,
         } => crate::doctor::command(&crate::doctor::DoctorOptions {
             config,
             json,
             no_kvm_probe,
             root,
             out,
-        }),
+            launcher,
+        })
+        .map(|report| Exit::from(&report))
+        .map_err(Failure::from),
         Command::Calibrate {
             cpu,
             json,
@@ -343,7 +510,9 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             },
             json,
             out,
-        }),
+        })
+        .map(|verdict| Exit::from(&verdict))
+        .map_err(Failure::from),
         Command::Check { config, host_cpus } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
             print_out(&export::render(PlanFormat::Table, &plan, &cfg))?;

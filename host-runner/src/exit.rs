@@ -127,13 +127,58 @@ exit_of! {
     pinlat::config::ConfigError => Exit::Usage,
     pinlat::cpuset::CpuListError => Exit::Usage,
     OptionError => Exit::Usage,
+    pinlat::report::ci::CiError => Exit::Usage,
+    pinlat::report::ci::kcidb::KcidbIdError => Exit::Usage,
     HostError => Exit::Infrastructure,
     pinlat::atomic_write::WriteError => Exit::Infrastructure,
     crate::store::StoreError => Exit::Infrastructure,
     crate::qemu::QemuError => Exit::Infrastructure,
+    crate::libvirt::VirshError => Exit::Infrastructure,
     crate::kernel::KernelError => Exit::Infrastructure,
     crate::agent::AgentNotFound => Exit::Infrastructure,
-    crate::calibrate::CalibrateError => Exit::Infrastructure,
+}
+
+/// `pinlat calibrate`'s verdict: 0 trusted, 1 failed, 4 inconclusive.
+impl From<&pinlat::calibration::Verdict> for Exit {
+    fn from(v: &pinlat::calibration::Verdict) -> Self {
+        use pinlat::calibration::Verdict;
+        match v {
+            Verdict::Trusted => Exit::Ok,
+            Verdict::Failed => Exit::CalibrationFailed,
+            Verdict::Inconclusive { .. } => Exit::Inconclusive,
+        }
+    }
+}
+
+/// `pinlat doctor`'s report: 1 when a check failed, else 0 (warnings allowed).
+impl From<&pinlat::schema::DoctorReport> for Exit {
+    fn from(report: &pinlat::schema::DoctorReport) -> Self {
+        if report.failed() {
+            Exit::CheckFailed
+        } else {
+            Exit::Ok
+        }
+    }
+}
+
+/// Calibration could not run (exit 3); its machinery's errors say they happened calibrating.
+impl From<crate::calibrate::CalibrateError> for Failure {
+    fn from(e: crate::calibrate::CalibrateError) -> Self {
+        use crate::calibrate::CalibrateError;
+        let plain = matches!(
+            e,
+            CalibrateError::AgentNotFound(_) | CalibrateError::Write(_)
+        );
+        let failure = Failure {
+            exit: Exit::Infrastructure,
+            error: e.into(),
+        };
+        if plain {
+            failure
+        } else {
+            failure.context("calibrating")
+        }
+    }
 }
 
 impl From<pinlat::report::ReportError> for Failure {
@@ -155,8 +200,12 @@ impl From<pinlat::report::ReportError> for Failure {
 impl From<crate::doctor::DoctorError> for Failure {
     fn from(e: crate::doctor::DoctorError) -> Self {
         let exit = match &e {
-            crate::doctor::DoctorError::Plan(_) => Exit::Usage,
-            crate::doctor::DoctorError::Online { .. } => Exit::Infrastructure,
+            crate::doctor::DoctorError::Plan(_) | crate::doctor::DoctorError::Config { .. } => {
+                Exit::Usage
+            }
+            crate::doctor::DoctorError::Online { .. } | crate::doctor::DoctorError::Write(_) => {
+                Exit::Infrastructure
+            }
         };
         Failure {
             exit,
@@ -185,5 +234,27 @@ mod tests {
         assert_eq!(empty.exit, Exit::Usage);
         assert_eq!(Exit::Regression.code(), Exit::CalibrationFailed.code());
         assert_eq!(Exit::Inconclusive.code(), 4);
+    }
+
+    #[test]
+    fn a_commands_outcome_decides_its_exit_code() {
+        use pinlat::calibration::Verdict;
+        assert_eq!(Exit::from(&Verdict::Trusted).code(), 0);
+        assert_eq!(Exit::from(&Verdict::Failed).code(), 1);
+        let noisy = Verdict::Inconclusive { reasons: vec![] };
+        assert_eq!(Exit::from(&noisy).code(), 4);
+        let bad_config: Failure = crate::doctor::DoctorError::Config {
+            path: "c.toml".into(),
+            source: pinlat::config::Config::from_toml_str("nonsense = 1").unwrap_err(),
+        }
+        .into();
+        assert_eq!(bad_config.exit, Exit::Usage);
+        assert!(format!("{:#}", bad_config.error).starts_with("config c.toml: "));
+        let calibrating: Failure = crate::calibrate::CalibrateError::InjectorPanicked.into();
+        assert_eq!(calibrating.exit, Exit::Infrastructure);
+        assert_eq!(
+            format!("{:#}", calibrating.error),
+            "calibrating: Injector thread panicked"
+        );
     }
 }

@@ -37,6 +37,10 @@ fn cpu_list_file(path: &str) -> CpuSet {
 /// Reads this host's facts.
 pub fn local() -> LocalFacts {
     let uts = nix::sys::utsname::uname().ok();
+    let hostname = uts
+        .as_ref()
+        .map(|u| u.nodename().to_string_lossy().trim().to_string())
+        .filter(|n| !n.is_empty() && n != "(none)");
     let kernel_release = uts
         .as_ref()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -57,6 +61,7 @@ pub fn local() -> LocalFacts {
         })
         .unwrap_or_default();
     LocalFacts {
+        hostname,
         kernel_release,
         kernel_version,
         preempt_rt,

@@ -98,6 +98,8 @@ pub struct Pinner {
     released: Option<Instant>,
     /// Threads that appeared after [`Pinner::pin_all`], as they were first seen.
     new_threads: Vec<NewThread>,
+    /// Someone else (libvirt) applies the placement: this pinner only reads it back.
+    read_only: bool,
 }
 
 /// The guest's cgroup and the child group of each thread kind.
@@ -144,7 +146,17 @@ impl Pinner {
             cgroup: None,
             released: None,
             new_threads: Vec::new(),
+            read_only: false,
         })
+    }
+
+    /// A pinner that never changes a thread: another manager (libvirt) applied the placement,
+    /// and [`Pinner::observe`] compares what it did with the plan. Threads QEMU starts later
+    /// are recorded as seen, never moved ([`Pinner::pin_new_threads`]), so a thread libvirt
+    /// leaves elsewhere than planned is a placement drift of the run.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
     }
 
     /// Makes a refused SCHED_FIFO an error instead of a recorded degradation.
@@ -215,6 +227,9 @@ impl Pinner {
     }
 
     fn apply(&mut self, tid: i32, role: &ThreadRole) -> Result<(), PlacementError> {
+        if self.read_only {
+            return Ok(());
+        }
         let (cpus, sched) = self.planned(role);
         let what = match role {
             ThreadRole::Vcpu { vcpu } => format!("vCPU {vcpu}"),

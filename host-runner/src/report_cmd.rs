@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pinlat::report::{self, compare, Outcome, Report};
+use pinlat::report::{self, ci, compare, Outcome, Report};
 
 use crate::exit::{Exit, Failure, OptionError};
 
@@ -53,11 +53,24 @@ pub fn summary(r: &Report, dir: &Path) -> String {
 }
 
 /// `pinlat report DIR`: rebuilds report.{json,md,html}, junit.xml, the .hlog and histogram
-/// texts from `DIR/runs/`.
-pub fn report(dir: &Path) -> Result<Exit, Failure> {
-    let r = report::write_all(dir)?;
+/// texts and the CI formats from `DIR/runs/`.
+pub fn report(dir: &Path, ci: &ci::Options) -> Result<Exit, Failure> {
+    let r = report::write_all_with(dir, ci)?;
     eprint!("{}", summary(&r, dir));
     Ok(exit_of(&r))
+}
+
+/// `pinlat report DIR --format F [--group G]`: the text to print, built from `DIR/runs/`
+/// without writing anything, and the exit code of the report.
+pub fn print_format(
+    dir: &Path,
+    format: ci::CiFormat,
+    options: &ci::Options,
+    group: Option<&str>,
+) -> Result<(Exit, String), Failure> {
+    let r = report::build(dir, &mut |_| {})?;
+    let text = ci::render(format, &r, options, group)?;
+    Ok((exit_of(&r), text))
 }
 
 /// Loads a report from a results directory (aggregating its `runs/`) or a `report.json`.
@@ -96,6 +109,18 @@ pub fn parse_min_delta_ns(s: &str) -> Result<u64, MinDeltaError> {
     Ok(pinlat::duration::parse_ns(t)?)
 }
 
+/// `--threshold` of `compare` and `trend`: a finite percentage ≥ 0.
+pub fn check_threshold(threshold_pct: f64) -> Result<(), OptionError> {
+    if threshold_pct.is_finite() && threshold_pct >= 0.0 {
+        Ok(())
+    } else {
+        Err(OptionError {
+            option: "--threshold",
+            problem: format!("{threshold_pct} is not a percentage ≥ 0"),
+        })
+    }
+}
+
 /// `pinlat compare BASE NEW --threshold PCT --min-delta D [--allow-missing]`: exit 1 when a
 /// percentile regressed beyond the threshold and the floor, or a row of BASE is absent, failed
 /// or missing in NEW (unless allowed), 0 otherwise. Returns the printed text too (for tests).
@@ -104,14 +129,7 @@ pub fn compare(
     new: &Path,
     options: &compare::Options,
 ) -> Result<(Exit, String), Failure> {
-    let threshold_pct = options.threshold_pct;
-    if !(threshold_pct.is_finite() && threshold_pct >= 0.0) {
-        return Err(OptionError {
-            option: "--threshold",
-            problem: format!("{threshold_pct} is not a percentage ≥ 0"),
-        }
-        .into());
-    }
+    check_threshold(options.threshold_pct)?;
     let (b, n) = (load(base)?, load(new)?);
     let c = compare::compare(&b, &n, options);
     let text = compare::render_text(&c, &base.display().to_string(), &new.display().to_string());
@@ -206,12 +224,16 @@ mod tests {
     #[test]
     fn report_exit_codes() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(report(dir.path()).unwrap_err().exit, Exit::Usage);
+        let ci = ci::Options::default();
+        assert_eq!(report(dir.path(), &ci).unwrap_err().exit, Exit::Usage);
         // A results directory whose run files are all unreadable is damaged results (3), as
         // README says, not a bad argument (2).
         std::fs::create_dir(dir.path().join("runs")).unwrap();
-        assert_eq!(report(dir.path()).unwrap_err().exit, Exit::Usage);
+        assert_eq!(report(dir.path(), &ci).unwrap_err().exit, Exit::Usage);
         std::fs::write(dir.path().join("runs/a.json"), b"{ not json").unwrap();
-        assert_eq!(report(dir.path()).unwrap_err().exit, Exit::Infrastructure);
+        assert_eq!(
+            report(dir.path(), &ci).unwrap_err().exit,
+            Exit::Infrastructure
+        );
     }
 }

@@ -27,6 +27,7 @@ use crate::kernel::KernelSearch;
 use crate::progress::{Progress, LINE_EVERY};
 use crate::qemu::QemuBinary;
 use crate::store::{new_run_id, ResultDir};
+use pinlat::kinds::LauncherKind;
 
 /// Options of `pinlat run` that override the config.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +58,8 @@ pub struct RunOptions {
     pub no_trace: bool,
     /// `--trace-threshold`, ns.
     pub trace_threshold_ns: Option<u64>,
+    /// Overrides `run.launcher`.
+    pub launcher: Option<LauncherKind>,
 }
 
 /// How a matrix ended when not every run measured (exit 3).
@@ -121,6 +124,9 @@ fn apply_overrides(cfg: &mut Config, opts: &RunOptions) -> Result<(), Failure> {
     }
     if let Some(a) = opts.accel {
         cfg.run.accel = a;
+    }
+    if let Some(l) = opts.launcher {
+        cfg.run.launcher = l;
     }
     if let Some(names) = &opts.layouts {
         for n in names {
@@ -278,6 +284,8 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
                 what: format!("{} ({})", facts.guest_kernel, facts.guest_kernel_source),
             }),
             calibration: Some(crate::doctor::instrument::last_calibration()),
+            libvirt: (config.run.launcher == LauncherKind::Libvirt)
+                .then(|| crate::doctor::probe::libvirt_fact(&crate::libvirt::Virsh::from_env())),
         };
         write(&dir, DOCTOR_FILE, &run_checks(&env))?;
     }
@@ -325,20 +333,38 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         report_every.unwrap_or(LINE_EVERY),
     );
     let on_progress = |ns| progress.measured(ns);
-    let launcher = QemuLauncher {
-        qemu: qemu_bin,
-        kernel,
-        agent,
-        accel,
-        strict: opts.strict,
-        thread_placement: config.run.thread_placement,
+    let (qemu_launcher, libvirt_launcher);
+    let launcher: &dyn engine::Launcher = match config.run.launcher {
+        LauncherKind::Qemu => {
+            qemu_launcher = QemuLauncher {
+                qemu: qemu_bin,
+                kernel,
+                agent,
+                accel,
+                strict: opts.strict,
+                thread_placement: config.run.thread_placement,
+            };
+            &qemu_launcher
+        }
+        LauncherKind::Libvirt => {
+            let virsh = crate::libvirt::Virsh::from_env();
+            libvirt_launcher =
+                crate::libvirt::launch::LibvirtLauncher::connect(virsh, kernel, agent, accel)?;
+            eprintln!(
+                "pinlat: launching through libvirt {} at {} ({}): libvirt pins, pinlat verifies",
+                libvirt_launcher.versions.libvirt,
+                libvirt_launcher.virsh.uri(),
+                libvirt_launcher.versions.hypervisor
+            );
+            &libvirt_launcher
+        }
     };
     let ctx = RunContext {
         config: &config,
         plan: &plan,
         run_id: run_id.clone(),
         result_dir: dir.root().to_path_buf(),
-        launcher: &launcher,
+        launcher,
         accel,
         duration_ms: config.run.duration_s * 1000,
         deadline_slack: engine::RUN_DEADLINE_SLACK,

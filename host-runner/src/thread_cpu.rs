@@ -299,29 +299,43 @@ mod tests {
 
     #[test]
     fn deltas_per_kind_over_the_window() {
+        // The same four threads sampled twice: (ticks, run ns, last CPU) each.
+        let threads = [
+            (PID, "qemu-system-x86"),
+            (101, "CPU 0/TCG"),
+            (102, "CPU 1/TCG"),
+            (103, "call_rcu"),
+        ];
         let mut s = ThreadCpuSampler::default();
-        s.sample(
-            &[
-                thread(PID, "qemu-system-x86", 10, 100_000_000, 0),
-                thread(101, "CPU 0/TCG", 50, 500_000_000, 0),
-                thread(102, "CPU 1/TCG", 80, 800_000_000, 1),
-                thread(103, "call_rcu", 1, 1_000_000, 0),
-            ],
-            Some(141),
-            1_000_000_000,
-            kind_of,
-        );
-        s.sample(
-            &[
-                thread(PID, "qemu-system-x86", 30, 300_000_000, 1),
-                thread(101, "CPU 0/TCG", 150, 1_500_000_000, 0),
-                thread(102, "CPU 1/TCG", 280, 2_800_000_000, 1),
-                thread(103, "call_rcu", 1, 1_000_000, 1),
-            ],
-            Some(461),
-            3_000_000_000,
-            kind_of,
-        );
+        for (figures, process_ticks, at_ns) in [
+            (
+                [
+                    (10, 100_000_000, 0),
+                    (50, 500_000_000, 0),
+                    (80, 800_000_000, 1),
+                    (1, 1_000_000, 0),
+                ],
+                141,
+                1_000_000_000,
+            ),
+            (
+                [
+                    (30, 300_000_000, 1),
+                    (150, 1_500_000_000, 0),
+                    (280, 2_800_000_000, 1),
+                    (1, 1_000_000, 1),
+                ],
+                461,
+                3_000_000_000,
+            ),
+        ] {
+            let sampled: Vec<ThreadInfo> = threads
+                .iter()
+                .zip(figures)
+                .map(|(&(tid, comm), (ticks, run_ns, cpu))| thread(tid, comm, ticks, run_ns, cpu))
+                .collect();
+            s.sample(&sampled, Some(process_ticks), at_ns, kind_of);
+        }
         let r = s.finish(100).unwrap();
         assert_eq!(r.window_ns, 2_000_000_000);
         assert_eq!(r.samples, 2);

@@ -311,6 +311,11 @@ pub struct CalibrationReport {
     pub rt_tests: Option<rttests::Comparison>,
 }
 
+impl crate::schema::Versioned for CalibrationReport {
+    const NAME: &'static str = CALIBRATE_FILE;
+    const VERSION: u32 = CALIBRATION_SCHEMA_VERSION;
+}
+
 impl CalibrationReport {
     /// Detections of judged (not voided) trials.
     pub fn judged_detections(&self) -> impl Iterator<Item = &Detection> {

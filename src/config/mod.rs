@@ -54,6 +54,9 @@ pub struct RunSettings {
     /// `run.thread_placement`, default `cpuset`.
     #[serde(default)]
     pub thread_placement: ThreadPlacement,
+    /// Who starts the guests and applies their placement. `run.launcher`, default `qemu`.
+    #[serde(default, skip_serializing_if = "crate::kinds::LauncherKind::is_qemu")]
+    pub launcher: crate::kinds::LauncherKind,
 }
 
 /// Host CPUs pinlat may use (`[host]`).

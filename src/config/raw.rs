@@ -39,6 +39,7 @@ pub(super) struct RawRun {
     pub(super) interval_ms: Option<u64>,
     pub(super) boot_timeout_s: Option<u64>,
     pub(super) thread_placement: Option<ThreadPlacement>,
+    pub(super) launcher: Option<crate::kinds::LauncherKind>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::StallKind;
-use crate::result::Stage;
 
 /// Where the guest was when it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -223,26 +222,6 @@ impl FailureCause {
             | FailureCause::NoHello { evidence, .. }
             | FailureCause::RunDeadline { evidence, .. }
             | FailureCause::Infrastructure { evidence, .. } => evidence,
-        }
-    }
-
-    /// The stage the run failed in: [`Stage::Boot`] for a guest failure before the hello,
-    /// [`Stage::Measure`] after it, [`Stage::Agent`] for an agent error. `None` for a host-side
-    /// failure, whose stage only the caller knows.
-    pub fn stage(&self) -> Option<Stage> {
-        let by_phase = |phase: &Phase| match phase {
-            Phase::Boot => Stage::Boot,
-            Phase::Run => Stage::Measure,
-        };
-        match self {
-            FailureCause::KernelPanic { phase, .. }
-            | FailureCause::Oops { phase, .. }
-            | FailureCause::Stall { phase, .. }
-            | FailureCause::QemuExited { phase, .. } => Some(by_phase(phase)),
-            FailureCause::AgentError { .. } => Some(Stage::Agent),
-            FailureCause::NoHello { .. } => Some(Stage::Boot),
-            FailureCause::RunDeadline { .. } => Some(Stage::Measure),
-            FailureCause::Infrastructure { .. } => None,
         }
     }
 }

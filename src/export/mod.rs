@@ -1,5 +1,6 @@
 //! Views of a [`Plan`](crate::plan::Plan) for people and for deployment tools: a table for
-//! `pinlat check`, JSON, libvirt `<cputune>` and nova flavor extra specs + `nova.conf`.
+//! `pinlat check`, JSON, libvirt `<cputune>` (alone or in a whole `<domain>`) and nova flavor
+//! extra specs + `nova.conf`.
 //! One format per file; all of them read the same plan, none keeps state of its own.
 
 pub mod libvirt;
@@ -14,8 +15,10 @@ use crate::plan::Plan;
 pub enum PlanFormat {
     /// The resolved placement as JSON (the `plan` of the runner's `plan.json`).
     Json,
-    /// libvirt domain XML `<cputune>` fragments, one per guest and layout.
+    /// libvirt domain XML `<vcpu>`, `<iothreads>` and `<cputune>`, one per guest and layout.
     Libvirt,
+    /// A whole libvirt `<domain>` per guest and layout, without a boot device.
+    LibvirtDomain,
     /// nova flavor extra specs and `nova.conf` lines, one block per layout.
     Nova,
     /// The readable table `pinlat check` prints.
@@ -24,7 +27,7 @@ pub enum PlanFormat {
 
 impl PlanFormat {
     /// Every format: its name on the command line, and what it gives.
-    pub const ALL: [(PlanFormat, &'static str, &'static str); 4] = [
+    pub const ALL: [(PlanFormat, &'static str, &'static str); 5] = [
         (
             PlanFormat::Json,
             "json",
@@ -33,7 +36,12 @@ impl PlanFormat {
         (
             PlanFormat::Libvirt,
             "libvirt",
-            "libvirt domain XML <cputune> (vcpupin, emulatorpin, iothreadpin, vcpusched) per guest",
+            "libvirt domain XML <vcpu>, <iothreads>, <cputune> (vcpupin, emulatorpin, iothreadpin, vcpusched) per guest",
+        ),
+        (
+            PlanFormat::LibvirtDomain,
+            "libvirt-domain",
+            "a whole libvirt <domain> per guest and layout (add a disk or <kernel> to boot it)",
         ),
         (
             PlanFormat::Nova,
@@ -55,7 +63,9 @@ impl std::str::FromStr for PlanFormat {
             .iter()
             .find(|(_, name, _)| *name == s)
             .map(|(f, _, _)| *f)
-            .ok_or_else(|| format!("unknown format '{s}': use json, libvirt, nova or table"))
+            .ok_or_else(|| {
+                format!("unknown format '{s}': use json, libvirt, libvirt-domain, nova or table")
+            })
     }
 }
 
@@ -68,6 +78,7 @@ pub fn render(format: PlanFormat, plan: &Plan, config: &Config) -> String {
             s
         }
         PlanFormat::Libvirt => libvirt::render(plan, config),
+        PlanFormat::LibvirtDomain => libvirt::render_domains(plan, config),
         PlanFormat::Nova => nova::render(plan, config),
         PlanFormat::Table => table::render(plan, config),
     }

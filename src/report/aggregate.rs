@@ -28,7 +28,7 @@ use crate::schema::{
 use crate::wire::ClockSource;
 
 /// An error and its causes, `: `-joined.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -61,25 +61,47 @@ struct GroupAcc {
     timeline: Vec<RunTimeline>,
 }
 
+/// Why a run file was skipped: its `Display` is the reason the report gives, cause included.
+#[derive(Debug, thiserror::Error)]
+enum RunFileError {
+    /// Its metadata cannot be read.
+    #[error("cannot stat: {0}")]
+    Stat(std::io::Error),
+    /// Larger than [`MAX_RUN_FILE_BYTES`].
+    #[error("{0} bytes, more than the {MAX_RUN_FILE_BYTES} a run file may have")]
+    TooLarge(u64),
+    /// It cannot be read.
+    #[error("cannot read: {0}")]
+    Read(std::io::Error),
+    /// Another schema version, or none.
+    #[error("{} (this pinlat reads {expected})", match found {
+        Some(v) => format!("schema version {v}"),
+        None => "no schema_version".to_string(),
+    })]
+    Version {
+        /// The version it has.
+        found: Option<u32>,
+        /// The version this pinlat reads.
+        expected: u32,
+    },
+    /// Not JSON of a run record.
+    #[error("not a run record: {0}")]
+    Parse(serde_json::Error),
+}
+
 /// Reads and parses one run file.
-fn read_run(path: &Path) -> Result<RunRecord, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot stat: {e}"))?;
+fn read_run(path: &Path) -> Result<RunRecord, RunFileError> {
+    let meta = std::fs::metadata(path).map_err(RunFileError::Stat)?;
     if meta.len() > MAX_RUN_FILE_BYTES {
-        return Err(format!(
-            "{} bytes, more than the {MAX_RUN_FILE_BYTES} a run file may have",
-            meta.len()
-        ));
+        return Err(RunFileError::TooLarge(meta.len()));
     }
-    let text = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let text = std::fs::read(path).map_err(RunFileError::Read)?;
     crate::schema::parse_versioned::<RunRecord>(path, &text).map_err(|e| match e {
         SchemaError::Version {
             found, expected, ..
-        } => match found {
-            Some(v) => format!("schema version {v} (this pinlat reads {expected})"),
-            None => format!("no schema_version (this pinlat reads {expected})"),
-        },
-        SchemaError::Parse { source, .. } => format!("not a run record: {source}"),
-        SchemaError::Read { source, .. } => format!("cannot read: {source}"),
+        } => RunFileError::Version { found, expected },
+        SchemaError::Parse { source, .. } => RunFileError::Parse(source),
+        SchemaError::Read { source, .. } => RunFileError::Read(source),
     })
 }
 
@@ -144,6 +166,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
     let mut accels = Vec::new();
+    let mut libvirt: Vec<String> = Vec::new();
     let mut run_id = None;
     let mut steal_notes = Vec::new();
     let mut guest_kernels = GuestKernels::default();
@@ -154,10 +177,10 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     for file in &files {
         let rec = match read_run(&runs_dir.join(file)) {
             Ok(r) => r,
-            Err(reason) => {
+            Err(e) => {
                 skipped.push(SkippedFile {
                     file: file.clone(),
-                    reason,
+                    reason: e.to_string(),
                 });
                 continue;
             }
@@ -180,6 +203,15 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         }
         if !accels.contains(&rec.accel) {
             accels.push(rec.accel);
+        }
+        for lv in rec.guests.iter().filter_map(|g| g.libvirt.as_ref()) {
+            let line = format!(
+                "libvirt {} at {} ({})",
+                lv.libvirt_version, lv.uri, lv.hypervisor
+            );
+            if !libvirt.contains(&line) {
+                libvirt.push(line);
+            }
         }
         if !layout_order.contains(&rec.layout) {
             layout_order.push(rec.layout.clone());
@@ -326,6 +358,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         schema_version: REPORT_SCHEMA_VERSION,
         run_id,
         accels,
+        libvirt,
         disclaimer,
         guest_warning: guest_kernels.warning(),
         guest_kernels,

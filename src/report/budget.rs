@@ -129,6 +129,15 @@ impl BudgetVerdict {
         })
     }
 
+    /// The checks that were exceeded, described.
+    pub fn exceeded(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| !c.held)
+            .map(|c| c.describe())
+            .collect()
+    }
+
     /// Every check described, then the failed runs: what a reader needs to see why.
     pub fn describe(&self) -> Vec<String> {
         self.checks

@@ -279,6 +279,36 @@ fn status_text(s: &TraceStatus) -> String {
     }
 }
 
+/// How a group's measurement windows were spent, the stolen part between `bold`'s two marks:
+/// the line under each group's title in both views.
+fn windows(g: &CulpritGroup, bold: (&str, &str)) -> String {
+    format!(
+        "Windows {}: ran {} ({}), voluntarily idle {} ({}), {}stolen {} ({}){}, unknown {}.",
+        fmt_ns(g.window_ns),
+        fmt_ns(g.ran_ns),
+        pct(g.ran_ns, g.window_ns),
+        fmt_ns(g.idle_ns),
+        pct(g.idle_ns, g.window_ns),
+        bold.0,
+        fmt_ns(g.stolen_ns),
+        pct(g.stolen_ns, g.window_ns),
+        bold.1,
+        fmt_ns(g.unknown_ns)
+    )
+}
+
+/// A run's trace in a line: its status, events, and SMIs.
+fn run_text(r: &RunCulprits) -> String {
+    format!(
+        "trace {}; {} events, {} lost, {} malformed; SMIs {}",
+        status_text(&r.status),
+        r.events.0,
+        r.events.1,
+        r.events.2,
+        smi_text(&r.smi)
+    )
+}
+
 fn smi_text(smi: &[SmiCount]) -> String {
     if smi.is_empty() {
         return "–".into();
@@ -321,18 +351,7 @@ pub fn markdown(groups: &[CulpritGroup]) -> String {
     let _ = writeln!(o, "## Who took the RT pCPUs\n\n{INTRO}\n");
     for g in groups {
         let _ = writeln!(o, "### {} × {}\n", g.layout, g.scenario);
-        let _ = writeln!(
-            o,
-            "Windows {}: ran {} ({}), voluntarily idle {} ({}), **stolen {} ({})**, unknown {}.\n",
-            fmt_ns(g.window_ns),
-            fmt_ns(g.ran_ns),
-            pct(g.ran_ns, g.window_ns),
-            fmt_ns(g.idle_ns),
-            pct(g.idle_ns, g.window_ns),
-            fmt_ns(g.stolen_ns),
-            pct(g.stolen_ns, g.window_ns),
-            fmt_ns(g.unknown_ns)
-        );
+        let _ = writeln!(o, "{}\n", windows(g, ("**", "**")));
         if !g.by_class.is_empty() {
             o.push_str("| class | stolen | count | longest | top names (stolen, count, longest) |\n|---|---:|---:|---:|---|\n");
             for c in &g.by_class {
@@ -412,13 +431,9 @@ pub fn markdown(groups: &[CulpritGroup]) -> String {
         for r in &g.runs {
             let _ = writeln!(
                 o,
-                "- `{}`: trace {}; {} events, {} lost, {} malformed; SMIs {}{}",
+                "- `{}`: {}{}",
                 r.run,
-                status_text(&r.status),
-                r.events.0,
-                r.events.1,
-                r.events.2,
-                smi_text(&r.smi),
+                run_text(r),
                 r.capture_file
                     .as_ref()
                     .map(|f| format!("; captured in `{f}`"))
@@ -447,17 +462,10 @@ pub fn html(groups: &[CulpritGroup]) -> Result<String, super::ReportError> {
     for g in groups {
         let _ = writeln!(
             o,
-            "<h3>{} × {}</h3>\n<p>Windows {}: ran {} ({}), voluntarily idle {} ({}), <b>stolen {} ({})</b>, unknown {}.</p>",
+            "<h3>{} × {}</h3>\n<p>{}</p>",
             esc(&g.layout),
             esc(&g.scenario),
-            fmt_ns(g.window_ns),
-            fmt_ns(g.ran_ns),
-            pct(g.ran_ns, g.window_ns),
-            fmt_ns(g.idle_ns),
-            pct(g.idle_ns, g.window_ns),
-            fmt_ns(g.stolen_ns),
-            pct(g.stolen_ns, g.window_ns),
-            fmt_ns(g.unknown_ns)
+            windows(g, ("<b>", "</b>"))
         );
         if !g.by_class.is_empty() {
             o.push_str("<table><tr><th>class</th><th>stolen</th><th>count</th><th>longest</th><th>top names (stolen, count, longest)</th></tr>\n");
@@ -543,13 +551,9 @@ pub fn html(groups: &[CulpritGroup]) -> Result<String, super::ReportError> {
         for r in &g.runs {
             let _ = writeln!(
                 o,
-                "<li><code>{}</code>: trace {}; {} events, {} lost, {} malformed; SMIs {}{}{}</li>",
+                "<li><code>{}</code>: {}{}{}</li>",
                 esc(&r.run),
-                esc(&status_text(&r.status)),
-                r.events.0,
-                r.events.1,
-                r.events.2,
-                esc(&smi_text(&r.smi)),
+                esc(&run_text(r)),
                 r.capture_file
                     .as_ref()
                     .map(|f| format!("; captured in <code>{}</code>", esc(f)))

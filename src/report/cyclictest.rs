@@ -6,7 +6,9 @@
 //!
 //! Columns are the RT vCPUs (guest/vCPU order), each merged over the group's ok repetitions.
 //! Latencies are truncated to whole µs as cyclictest does; a sample lands in the bucket of its
-//! HDR value (highest equivalent, 0.1 % precision). Rows go from 0 to the largest observed µs,
+//! HDR value (highest equivalent, 0.1 % precision, bounded by the exact smallest and largest
+//! samples: [`super::ci::rt_tests::us_buckets`], as the rt-tests JSON's). Rows go from 0 to the
+//! largest observed µs,
 //! at most [`MAX_ROWS`]; samples beyond the last row count as histogram overflows, and `Max
 //! Latencies` still gives the exact largest sample.
 
@@ -70,12 +72,11 @@ pub fn render(report: &Report, g: &Group) -> String {
     let mut counts = vec![vec![0u64; rows as usize]; g.per_vcpu.len()];
     let mut overflows = vec![0u64; g.per_vcpu.len()];
     for (j, v) in g.per_vcpu.iter().enumerate() {
-        for r in v.histogram.0.iter_recorded() {
-            let b = r.value_iterated_to() / 1000;
+        for (b, n) in super::ci::rt_tests::us_buckets(v, |ns| ns / 1000) {
             if b < rows {
-                counts[j][b as usize] += r.count_at_value();
+                counts[j][b as usize] += n;
             } else {
-                overflows[j] += r.count_at_value();
+                overflows[j] += n;
             }
         }
         overflows[j] += v.stats.overflow;

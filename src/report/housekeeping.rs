@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::text::{Align, Cell, Table};
 use super::{escape_xml as esc, us, Group, Report};
 use crate::config::WorkloadKind;
 use crate::histo::{new_histogram, Summary};
@@ -241,6 +242,56 @@ fn rate_cell(r: &HousekeepingRow) -> String {
 /// What every view says under the section's title.
 const INTRO: &str = "The housekeeping vCPUs' own I/O, per operation, over the measurement windows of the runs that measured to the end: io is O_DIRECT reads, writes and fdatasync on the virtio disk (rate = IOPS), net is raw frames through virtio-net echoed by the host (rate = round trips per second, the target in brackets). A layout that protects the RT vCPUs by starving the emulator threads shows here as slow, slower-than-asked or failing I/O. Latencies in µs.";
 
+/// The table both views show: a row per layout × scenario × workload × load × operation.
+fn table(rows: &[HousekeepingRow]) -> Table {
+    use Align::{Left, Right};
+    let mut t = Table::new([
+        ("layout", Left),
+        ("scenario", Left),
+        ("workload", Left),
+        ("load", Left),
+        ("op", Left),
+        ("results", Right),
+        ("ops", Right),
+        ("rate /s", Right),
+        ("p50", Right),
+        ("p99", Right),
+        ("max", Right),
+        ("errors", Right),
+        ("lost", Left),
+    ]);
+    for r in rows {
+        // HTML shows the first error on hovering the count; Markdown lists it under the table.
+        let errors = match &r.first_error {
+            Some(e) => Cell::with_html(
+                r.errors,
+                format!(
+                    "<span class=\"bad\" title=\"first: {}\">{}</span>",
+                    esc(e),
+                    r.errors
+                ),
+            ),
+            None => Cell::from(r.errors),
+        };
+        t.row([
+            Cell::from(&r.layout),
+            Cell::from(&r.scenario),
+            Cell::from(r.workload),
+            Cell::from(r.load),
+            Cell::from(r.op),
+            Cell::from(r.results),
+            Cell::from(r.stats.samples),
+            Cell::from(rate_cell(r)),
+            Cell::from(lat(r, r.stats.p50_ns.value_ns)),
+            Cell::from(lat(r, r.stats.p99_ns.value_ns)),
+            Cell::from(lat(r, Some(r.stats.max_ns))),
+            errors,
+            Cell::from(lost(r)),
+        ]);
+    }
+    t
+}
+
 /// The Markdown section (empty when no run carried load results).
 pub fn markdown(report: &Report) -> String {
     let rows = &report.housekeeping;
@@ -248,26 +299,7 @@ pub fn markdown(report: &Report) -> String {
         return String::new();
     }
     let mut o = format!("## Housekeeping I/O\n\n{INTRO}\n\n");
-    o.push_str("| layout | scenario | workload | load | op | results | ops | rate /s | p50 | p99 | max | errors | lost |\n");
-    o.push_str("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
-    for r in rows {
-        o.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.layout,
-            r.scenario,
-            r.workload,
-            r.load,
-            r.op,
-            r.results,
-            r.stats.samples,
-            rate_cell(r),
-            lat(r, r.stats.p50_ns.value_ns),
-            lat(r, r.stats.p99_ns.value_ns),
-            lat(r, Some(r.stats.max_ns)),
-            r.errors,
-            lost(r)
-        ));
-    }
+    o.push_str(&table(rows).markdown());
     o.push('\n');
     let errors: Vec<String> = rows
         .iter()
@@ -298,38 +330,11 @@ pub fn html(report: &Report) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let mut o = format!(
-        "<h2 id=\"housekeeping\">Housekeeping I/O</h2>\n<p>{}</p>\n",
-        esc(INTRO)
-    );
-    o.push_str("<table><tr><th>layout</th><th>scenario</th><th>workload</th><th>load</th><th>op</th><th>results</th><th>ops</th><th>rate /s</th><th>p50</th><th>p99</th><th>max</th><th>errors</th><th>lost</th></tr>\n");
-    for r in rows {
-        let errors = match &r.first_error {
-            Some(e) => format!(
-                "<span class=\"bad\" title=\"first: {}\">{}</span>",
-                esc(e),
-                r.errors
-            ),
-            None => r.errors.to_string(),
-        };
-        o.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{errors}</td><td>{}</td></tr>\n",
-            esc(&r.layout),
-            r.scenario,
-            r.workload,
-            r.load,
-            r.op,
-            r.results,
-            r.stats.samples,
-            esc(&rate_cell(r)),
-            lat(r, r.stats.p50_ns.value_ns),
-            lat(r, r.stats.p99_ns.value_ns),
-            lat(r, Some(r.stats.max_ns)),
-            esc(&lost(r))
-        ));
-    }
-    o.push_str("</table>\n");
-    o
+    format!(
+        "<h2 id=\"housekeeping\">Housekeeping I/O</h2>\n<p>{}</p>\n{}",
+        esc(INTRO),
+        table(rows).html()
+    )
 }
 
 /// The JUnit properties of group `g`: per load and operation its rate, p50, p99, max and

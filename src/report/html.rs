@@ -24,7 +24,7 @@ impl Exporter for HtmlExporter {
     }
 }
 
-const CSS: &str = "body{font-family:sans-serif;margin:1.5em;max-width:1360px;color:#222}\
+pub(super) const CSS: &str = "body{font-family:sans-serif;margin:1.5em;max-width:1360px;color:#222}\
 table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 7px;font-size:13px}\
 th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .warn{background:#fff3cd;border:1px solid #e0c060;padding:.6em 1em;margin:1em 0}\

@@ -18,3 +18,8 @@ impl Exporter for JsonExporter {
         }])
     }
 }
+
+impl crate::schema::Versioned for Report {
+    const NAME: &'static str = "report.json";
+    const VERSION: u32 = super::REPORT_SCHEMA_VERSION;
+}

@@ -193,13 +193,7 @@ pub fn render(report: &Report) -> String {
             if is_failure(g) {
                 // One <failure>: the guest's failed runs first, then the budget.
                 let guest = causes(g, true);
-                let over: Vec<String> = g
-                    .budget
-                    .checks
-                    .iter()
-                    .filter(|c| !c.held)
-                    .map(|c| c.describe())
-                    .collect();
+                let over = g.budget.exceeded();
                 let (kind, msg, mut text) = if guest.is_empty() {
                     ("budget", over.join("; "), Vec::new())
                 } else {

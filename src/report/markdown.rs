@@ -115,6 +115,12 @@ pub fn render(report: &Report) -> String {
         report.missing_runs.len(),
         accels.join(", ")
     ));
+    if !report.libvirt.is_empty() {
+        o.push_str(&format!(
+            "Launched by {}: libvirt applied the placement, pinlat read it back and compared it with the plan.\n\n",
+            report.libvirt.join("; ")
+        ));
+    }
     if let Some(h) = &report.host {
         o.push_str(&format!(
             "Host: kernel `{}`, CPU {}, online CPUs `{}`, isolated `{}`, {}\n\n",

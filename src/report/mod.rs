@@ -8,15 +8,18 @@
 //! repetitions. Every set of samples is described by the one [`Summary`] (percentiles by rank,
 //! overflow ranked above the range). [`verdict`] ranks layouts, [`stability`] judges whether a
 //! layout's maxima are reproducible across repetitions, [`budget`] checks budgets. Each output format is one [`Exporter`] in its own file, all derived
-//! from the one [`Report`] (one schema, many views, as hyperfine's `src/export/`).
+//! from the one [`Report`] (one schema, many views, as hyperfine's `src/export/`); the formats
+//! RT CI already parses (rt-tests JSON, KCIDB, Prometheus, LAVA) are in [`ci`].
 
 pub mod accumulate;
 pub mod aggregate;
 pub mod budget;
+pub mod ci;
 pub mod compare;
 pub mod culprits;
 pub mod cyclictest;
 pub mod failures;
+pub mod fleet;
 pub mod guest;
 pub mod hlog;
 pub mod hostchecks;
@@ -31,6 +34,7 @@ pub mod soak;
 pub mod stability;
 pub mod text;
 pub mod thread_cpu;
+pub mod trend;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -351,6 +355,10 @@ pub struct Report {
     pub run_id: String,
     /// Accelerators the runs used.
     pub accels: Vec<Accel>,
+    /// The libvirt launches of the runs, one line each distinct `libvirt <version> at <uri>
+    /// (<hypervisor>)`; empty when pinlat launched QEMU itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libvirt: Vec<String>,
     /// [`crate::result::TCG_DISCLAIMER`] when any run used TCG.
     pub disclaimer: Option<String>,
     /// [`guest::NOT_RT_WARNING`], naming the guests, when a guest kernel was not PREEMPT_RT.
@@ -499,20 +507,32 @@ pub trait Exporter {
 
 /// Every exporter, in the order the files are written.
 pub fn exporters() -> Vec<Box<dyn Exporter>> {
-    vec![
+    exporters_with(&ci::Options::default())
+}
+
+/// Every exporter, the CI formats' ([`ci`]) with `ci_options`.
+pub fn exporters_with(ci_options: &ci::Options) -> Vec<Box<dyn Exporter>> {
+    let mut v: Vec<Box<dyn Exporter>> = vec![
         Box::new(json::JsonExporter),
         Box::new(markdown::MarkdownExporter),
         Box::new(html::HtmlExporter),
         Box::new(junit::JunitExporter),
         Box::new(cyclictest::CyclictestExporter),
         Box::new(hlog::HlogExporter),
-    ]
+    ];
+    v.extend(ci::exporters(ci_options));
+    v
 }
 
 /// Builds the report of `dir` from `runs/` alone and writes every output into `dir`
 /// (per-run files as the runs stream by, so memory does not grow with the number of runs).
 pub fn write_all(dir: &Path) -> Result<Report, ReportError> {
-    let exps = exporters();
+    write_all_with(dir, &ci::Options::default())
+}
+
+/// [`write_all`] with the CI formats' options.
+pub fn write_all_with(dir: &Path, ci_options: &ci::Options) -> Result<Report, ReportError> {
+    let exps = exporters_with(ci_options);
     let mut write_err = None;
     let report = build(dir, &mut |run| {
         if write_err.is_some() {
@@ -547,7 +567,7 @@ pub fn write_all(dir: &Path) -> Result<Report, ReportError> {
 }
 
 /// Writes `f` under `dir` atomically.
-fn write_file(dir: &Path, f: &OutputFile) -> Result<(), ReportError> {
+pub(crate) fn write_file(dir: &Path, f: &OutputFile) -> Result<(), ReportError> {
     crate::atomic_write::write_atomic(&dir.join(&f.name), f.contents.as_bytes())
         .map_err(|e| ReportError::Write(e.path, e.source))
 }

@@ -1,5 +1,6 @@
 //! How every output writes numbers and clocks: latencies in µs exact to the ns, percentiles
-//! with their overflow and max-bound marks, clocks, and XML/HTML escaping.
+//! with their overflow and max-bound marks, clocks, XML/HTML escaping, and the tables that
+//! Markdown and HTML both show ([`Table`]: one model, two renderings).
 
 use super::verdict;
 use crate::histo::Percentile;
@@ -75,4 +76,143 @@ pub(crate) fn escape_xml(s: &str) -> String {
         }
     }
     o
+}
+
+/// How a column's cells align.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Align {
+    /// Names and words: left everywhere.
+    Left,
+    /// Numbers: right everywhere (Markdown `---:`, HTML `class=n`).
+    Right,
+    /// Figures with words (`200 ms · 20.0 % · pCPU 0`): left in Markdown, numeric in HTML.
+    Figures,
+}
+
+/// One cell: its text, and where HTML shows more (a tooltip, a class) the markup it shows
+/// instead of the escaped text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cell {
+    text: String,
+    html: Option<String>,
+}
+
+impl Cell {
+    /// A cell whose HTML is `html` (already escaped) rather than the escaped text.
+    pub(crate) fn with_html(text: impl std::fmt::Display, html: String) -> Cell {
+        Cell {
+            text: text.to_string(),
+            html: Some(html),
+        }
+    }
+}
+
+impl<T: std::fmt::Display> From<T> for Cell {
+    fn from(text: T) -> Cell {
+        Cell {
+            text: text.to_string(),
+            html: None,
+        }
+    }
+}
+
+/// A table as the report's views show it: titled, aligned columns and rows of cells, written
+/// the same way by [`Table::markdown`] and [`Table::html`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Table {
+    columns: Vec<(String, Align)>,
+    rows: Vec<Vec<Cell>>,
+}
+
+impl Table {
+    /// A table with these columns and no rows.
+    pub(crate) fn new<S: Into<String>>(columns: impl IntoIterator<Item = (S, Align)>) -> Table {
+        Table {
+            columns: columns.into_iter().map(|(t, a)| (t.into(), a)).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row: one cell per column.
+    pub(crate) fn row(&mut self, cells: impl IntoIterator<Item = Cell>) {
+        let row: Vec<Cell> = cells.into_iter().collect();
+        debug_assert_eq!(row.len(), self.columns.len(), "one cell per column");
+        self.rows.push(row);
+    }
+
+    /// GitHub-flavoured Markdown: header, alignment line, a line per row; cells as they are.
+    pub(crate) fn markdown(&self) -> String {
+        let line = |cells: Vec<&str>| format!("| {} |\n", cells.join(" | "));
+        let mut o = line(self.columns.iter().map(|(t, _)| t.as_str()).collect());
+        o.push('|');
+        for (_, align) in &self.columns {
+            o.push_str(if *align == Align::Right {
+                "---:|"
+            } else {
+                "---|"
+            });
+        }
+        o.push('\n');
+        for row in &self.rows {
+            o.push_str(&line(row.iter().map(|c| c.text.as_str()).collect()));
+        }
+        o
+    }
+
+    /// An HTML `<table>`, a line per row; text escaped, numeric cells `class=n`.
+    pub(crate) fn html(&self) -> String {
+        let mut o = String::from("<table><tr>");
+        for (title, _) in &self.columns {
+            o.push_str(&format!("<th>{}</th>", escape_xml(title)));
+        }
+        o.push_str("</tr>\n");
+        for row in &self.rows {
+            o.push_str("<tr>");
+            for ((_, align), cell) in self.columns.iter().zip(row) {
+                let class = if *align == Align::Left {
+                    ""
+                } else {
+                    " class=n"
+                };
+                let content = match &cell.html {
+                    Some(html) => html.clone(),
+                    None => escape_xml(&cell.text),
+                };
+                o.push_str(&format!("<td{class}>{content}</td>"));
+            }
+            o.push_str("</tr>\n");
+        }
+        o.push_str("</table>\n");
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_table_two_renderings() {
+        let mut t = Table::new([
+            ("layout", Align::Left),
+            ("ops", Align::Right),
+            ("time", Align::Figures),
+        ]);
+        t.row([Cell::from("a<b"), Cell::from(3), Cell::from("2 ms · 1.0 %")]);
+        t.row([
+            Cell::from("c"),
+            Cell::with_html("4", "<b>4</b>".into()),
+            Cell::from("–"),
+        ]);
+        assert_eq!(
+            t.markdown(),
+            "| layout | ops | time |\n|---|---:|---|\n| a<b | 3 | 2 ms · 1.0 % |\n| c | 4 | – |\n"
+        );
+        assert_eq!(
+            t.html(),
+            "<table><tr><th>layout</th><th>ops</th><th>time</th></tr>\n\
+             <tr><td>a&lt;b</td><td class=n>3</td><td class=n>2 ms · 1.0 %</td></tr>\n\
+             <tr><td>c</td><td class=n><b>4</b></td><td class=n>–</td></tr>\n</table>\n"
+        );
+    }
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::text::{Align, Cell, Table};
 use super::{escape_xml as esc, Report};
 use crate::config::WorkloadKind;
 use crate::cpuset::CpuSet;
@@ -243,44 +244,55 @@ fn load(g: &ThreadCpuGroup) -> String {
 
 const INTRO: &str = "QEMU's threads by kind during the measurement (from the agent's first interval to its first result), per guest and run: CPU time (schedstat; threads that exited, from the process total at clock-tick resolution), % of the measurement window (one pCPU all the time is 100 %), and the pCPUs each kind was seen running on. The load column is what the scenario achieved.";
 
+/// The table both views show: a row per layout × scenario × workload, a column per thread kind.
+fn table(groups: &[ThreadCpuGroup]) -> Table {
+    let cols = columns(groups);
+    let mut t = Table::new(
+        ["layout", "scenario", "workload", "load"]
+            .map(|c| (c.to_string(), Align::Left))
+            .into_iter()
+            .chain(cols.iter().map(|k| (k.label(), Align::Figures))),
+    );
+    for g in groups {
+        t.row(
+            [
+                Cell::from(&g.layout),
+                Cell::from(&g.scenario),
+                Cell::from(g.workload),
+                Cell::from(load(g)),
+            ]
+            .into_iter()
+            .chain(cols.iter().map(|k| Cell::from(cell(g, k)))),
+        );
+    }
+    t
+}
+
+/// Each group's warnings, `layout.scenario.workload: warning`.
+fn warnings(groups: &[ThreadCpuGroup]) -> Vec<String> {
+    groups
+        .iter()
+        .flat_map(|g| {
+            g.warnings
+                .iter()
+                .map(move |w| format!("{}.{}.{}: {w}", g.layout, g.scenario, g.workload))
+        })
+        .collect()
+}
+
 /// The Markdown section, or nothing when no run recorded thread CPU time.
 pub fn markdown(r: &Report) -> String {
     if r.thread_cpu.is_empty() {
         return String::new();
     }
-    let cols = columns(&r.thread_cpu);
-    let mut o = String::from("## Where the emulator's CPU time went\n\n");
-    o.push_str(INTRO);
-    o.push_str("\n\n| layout | scenario | workload | load |");
-    for k in &cols {
-        o.push_str(&format!(" {} |", k.label()));
-    }
-    o.push_str("\n|---|---|---|---|");
-    o.push_str(&"---|".repeat(cols.len()));
+    let mut o = format!("## Where the emulator's CPU time went\n\n{INTRO}\n\n");
+    o.push_str(&table(&r.thread_cpu).markdown());
     o.push('\n');
-    for g in &r.thread_cpu {
-        o.push_str(&format!(
-            "| {} | {} | {} | {} |",
-            g.layout,
-            g.scenario,
-            g.workload,
-            load(g)
-        ));
-        for k in &cols {
-            o.push_str(&format!(" {} |", cell(g, k)));
-        }
-        o.push('\n');
+    let warnings = warnings(&r.thread_cpu);
+    for w in &warnings {
+        o.push_str(&format!("- ⚠️ {w}\n"));
     }
-    o.push('\n');
-    for g in &r.thread_cpu {
-        for w in &g.warnings {
-            o.push_str(&format!(
-                "- ⚠️ {}.{}.{}: {w}\n",
-                g.layout, g.scenario, g.workload
-            ));
-        }
-    }
-    if r.thread_cpu.iter().any(|g| !g.warnings.is_empty()) {
+    if !warnings.is_empty() {
         o.push('\n');
     }
     o
@@ -291,37 +303,12 @@ pub fn html(r: &Report) -> String {
     if r.thread_cpu.is_empty() {
         return String::new();
     }
-    let cols = columns(&r.thread_cpu);
-    let mut o = String::from("<h2 id=\"thread-cpu\">Where the emulator's CPU time went</h2>\n");
-    o.push_str(&format!("<p>{}</p>\n", esc(INTRO)));
-    o.push_str("<table><tr><th>layout</th><th>scenario</th><th>workload</th><th>load</th>");
-    for k in &cols {
-        o.push_str(&format!("<th>{}</th>", esc(&k.label())));
-    }
-    o.push_str("</tr>\n");
-    for g in &r.thread_cpu {
-        o.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-            esc(&g.layout),
-            g.scenario,
-            g.workload,
-            esc(&load(g))
-        ));
-        for k in &cols {
-            o.push_str(&format!("<td class=n>{}</td>", esc(&cell(g, k))));
-        }
-        o.push_str("</tr>\n");
-    }
-    o.push_str("</table>\n");
-    let warnings: Vec<String> = r
-        .thread_cpu
-        .iter()
-        .flat_map(|g| {
-            g.warnings
-                .iter()
-                .map(move |w| format!("{}.{}.{}: {w}", g.layout, g.scenario, g.workload))
-        })
-        .collect();
+    let mut o = format!(
+        "<h2 id=\"thread-cpu\">Where the emulator's CPU time went</h2>\n<p>{}</p>\n",
+        esc(INTRO)
+    );
+    o.push_str(&table(&r.thread_cpu).html());
+    let warnings = warnings(&r.thread_cpu);
     if !warnings.is_empty() {
         o.push_str("<ul>\n");
         for w in warnings {

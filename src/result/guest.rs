@@ -223,6 +223,28 @@ pub struct GuestRun {
     /// What the runner's NIC echo saw, when the guest had a NIC (`guest-net`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_echo: Option<EchoStats>,
+    /// Who started the guest and applied its placement (`qemu` in records written before
+    /// there was a choice, and left out when `qemu`).
+    #[serde(default, skip_serializing_if = "crate::kinds::LauncherKind::is_qemu")]
+    pub launcher: crate::kinds::LauncherKind,
+    /// The libvirt domain the guest ran as, when libvirt launched it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libvirt: Option<LibvirtLaunch>,
+}
+
+/// A guest libvirt launched: the connection, the versions and the domain XML, exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibvirtLaunch {
+    /// The libvirt URI, e.g. `qemu:///system`.
+    pub uri: String,
+    /// The daemon's libvirt version, e.g. `9.0.0`.
+    pub libvirt_version: String,
+    /// The hypervisor as libvirt reports it, e.g. `QEMU 7.2.22`.
+    pub hypervisor: String,
+    /// The domain's name.
+    pub domain: String,
+    /// The domain XML given to `virsh create`.
+    pub domain_xml: String,
 }
 
 impl GuestRun {
@@ -257,6 +279,8 @@ impl GuestRun {
             thread_cpu: None,
             agent_max_rss_kib: None,
             net_echo: None,
+            launcher: Default::default(),
+            libvirt: None,
         }
     }
 }
@@ -315,6 +339,14 @@ pub enum NewThreadPlacement {
     /// The same in a cgroup v2 threaded subtree.
     CgroupV2Threaded {
         /// The guest's group.
+        group: String,
+    },
+    /// libvirt's own cgroups hold QEMU's threads (the launcher `libvirt`): a new thread starts
+    /// in the group of the thread that made it, which libvirt's `emulatorpin` confines; pinlat
+    /// only reads them back.
+    Libvirt {
+        /// The emulator's group as `/proc/<pid>/cgroup` names it, e.g.
+        /// `/machine/qemu-1-pinlat-share-rt.libvirt-qemu/emulator`.
         group: String,
     },
     /// No usable cpuset cgroup: QEMU's threads are scanned every `period_ms` and new ones placed.

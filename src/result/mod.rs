@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{LayoutKind, ScenarioKind, WorkloadKind};
+use crate::console::{FailureCause, Phase};
 use crate::cpuset::CpuSet;
 use crate::kinds::Accel;
 #[cfg(test)]
@@ -20,8 +21,8 @@ mod series;
 mod warning;
 
 pub use guest::{
-    is_long_run, DriftEvent, EchoStats, GuestRun, HostPolicy, MeasureWindow, NewThread,
-    NewThreadPlacement, ObservedThread, ThreadRole, VcpuThreadStats, FULL_INTERVALS_MAX,
+    is_long_run, DriftEvent, EchoStats, GuestRun, HostPolicy, LibvirtLaunch, MeasureWindow,
+    NewThread, NewThreadPlacement, ObservedThread, ThreadRole, VcpuThreadStats, FULL_INTERVALS_MAX,
 };
 pub use scenario::{
     MgmtPollStats, MgmtStormStats, MigrateStats, QueryCalls, ThreadCpu, ThreadKind, ThreadKindCpu,
@@ -85,6 +86,29 @@ impl Stage {
 impl std::fmt::Display for Stage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A cause classified from the console (`crate::console`) read as the record's [`Stage`].
+impl FailureCause {
+    /// The stage the run failed in: [`Stage::Boot`] for a guest failure before the hello,
+    /// [`Stage::Measure`] after it, [`Stage::Agent`] for an agent error. `None` for a host-side
+    /// failure, whose stage only the caller knows.
+    pub fn stage(&self) -> Option<Stage> {
+        let by_phase = |phase: &Phase| match phase {
+            Phase::Boot => Stage::Boot,
+            Phase::Run => Stage::Measure,
+        };
+        match self {
+            FailureCause::KernelPanic { phase, .. }
+            | FailureCause::Oops { phase, .. }
+            | FailureCause::Stall { phase, .. }
+            | FailureCause::QemuExited { phase, .. } => Some(by_phase(phase)),
+            FailureCause::AgentError { .. } => Some(Stage::Agent),
+            FailureCause::NoHello { .. } => Some(Stage::Boot),
+            FailureCause::RunDeadline { .. } => Some(Stage::Measure),
+            FailureCause::Infrastructure { .. } => None,
+        }
     }
 }
 
@@ -176,7 +200,7 @@ pub struct RunRecord {
     /// that prove it ([`crate::console`]); `None` for a run that did not fail or failed on the
     /// host's own verdict (placement, scenario).
     #[serde(default)]
-    pub failure: Option<crate::console::FailureCause>,
+    pub failure: Option<FailureCause>,
     /// Start, milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
     /// Wall time of the run, milliseconds.
@@ -206,6 +230,11 @@ pub struct RunRecord {
     /// events), and their SMI counts; `None` in records written before tracing existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_trace: Option<crate::trace::record::RunTrace>,
+}
+
+impl crate::schema::Versioned for RunRecord {
+    const NAME: &'static str = "run record";
+    const VERSION: u32 = RUN_SCHEMA_VERSION;
 }
 
 impl RunRecord {

@@ -44,6 +44,10 @@ pub struct HostFacts {
 /// Facts about this host that need no guest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocalFacts {
+    /// `uname -n`: the host's name, which `pinlat merge` labels the host by (absent from
+    /// `host.json` files written before it was recorded, and when the kernel has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// `uname -r`.
     pub kernel_release: String,
     /// `uname -v` (contains `PREEMPT_RT` on RT kernels).
@@ -67,4 +71,32 @@ pub struct LocalFacts {
 impl super::Versioned for HostFacts {
     const NAME: &'static str = HOST_FILE;
     const VERSION: u32 = HOST_SCHEMA_VERSION;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD: &str = r##"{"schema_version": 1, "pinlat_version": "0.1.0",
+        "kernel_release": "6.1.0-rt", "kernel_version": "#1 SMP PREEMPT_RT", "preempt_rt": true,
+        "cmdline": "", "cpu_model": "x", "online_cpus": "0-3", "isolated_cpus": "",
+        "nohz_full_cpus": "", "sched_rt_runtime_us": -1, "accel": "tcg", "accel_note": null,
+        "qemu_path": "q", "qemu_version": "v", "guest_kernel": "k", "guest_kernel_source": "s",
+        "can_set_realtime": false, "agent_path": "a"}"##;
+
+    /// A host.json written before the host's name was recorded still reads, without one; a
+    /// name is written and read back, and no name is not written at all.
+    #[test]
+    fn hostname_is_optional_and_round_trips() {
+        let p = std::path::Path::new("host.json");
+        let old: HostFacts = crate::schema::parse_versioned(p, OLD.as_bytes()).unwrap();
+        assert_eq!(old.local.hostname, None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("hostname"));
+        let mut named = old.clone();
+        named.local.hostname = Some("rt-lab-07".into());
+        let text = serde_json::to_string(&named).unwrap();
+        assert!(text.contains(r#""hostname":"rt-lab-07""#), "{text}");
+        let back: HostFacts = crate::schema::parse_versioned(p, text.as_bytes()).unwrap();
+        assert_eq!(back, named);
+    }
 }

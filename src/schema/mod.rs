@@ -1,7 +1,8 @@
 //! One typed schema for every file pinlat writes under `reports/<run-id>/`: each file has
 //! exactly one Rust type in this library, used both to write it and to read it back, and
 //! carries a `schema_version`. Reading an older or newer file says which version it found and
-//! which this pinlat reads ([`read_versioned`]).
+//! which this pinlat reads ([`read_versioned`]). Each type implements [`Versioned`] beside its
+//! definition, so this module depends on none of the modules whose files it reads.
 //!
 //! | file | type | written by |
 //! |---|---|---|
@@ -12,6 +13,8 @@
 //! | `runs/<run>.json` | [`crate::result::RunRecord`] | `pinlat run`, as each run ends |
 //! | `report.json` | [`crate::report::Report`] | `pinlat run`, `pinlat report` |
 //! | `checkpoint.json` | [`Checkpoint`] | `pinlat run --report-every`, while a run measures |
+//! | `report.json` of a fleet (`--out` of `pinlat merge`) | [`crate::report::fleet::FleetReport`] | `pinlat merge` |
+//! | `report.json` of a trend (`--out`) | [`crate::report::trend::TrendReport`] | `pinlat trend` |
 
 pub mod checkpoint;
 pub mod doctor;
@@ -112,21 +115,6 @@ pub fn read_versioned<T: Versioned>(path: &Path) -> Result<T, SchemaError> {
         source,
     })?;
     parse_versioned(path, &bytes)
-}
-
-impl Versioned for crate::calibration::CalibrationReport {
-    const NAME: &'static str = crate::calibration::CALIBRATE_FILE;
-    const VERSION: u32 = crate::calibration::CALIBRATION_SCHEMA_VERSION;
-}
-
-impl Versioned for crate::result::RunRecord {
-    const NAME: &'static str = "run record";
-    const VERSION: u32 = crate::result::RUN_SCHEMA_VERSION;
-}
-
-impl Versioned for crate::report::Report {
-    const NAME: &'static str = "report.json";
-    const VERSION: u32 = crate::report::REPORT_SCHEMA_VERSION;
 }
 
 #[cfg(test)]

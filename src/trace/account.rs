@@ -330,15 +330,14 @@ mod tests {
         Use::Stolen { class, name, level }
     }
 
+    /// Books of the window `start_ns..end_ns` keeping intervals of at least `keep_min_ns`.
+    fn books(start_ns: u64, end_ns: u64, keep_min_ns: u64) -> Books {
+        Books::new(Window { start_ns, end_ns }, keep_min_ns)
+    }
+
     #[test]
     fn an_irq_inside_a_hog_splits_time_not_the_hog_segment() {
-        let mut b = Books::new(
-            Window {
-                start_ns: 0,
-                end_ns: 100,
-            },
-            0,
-        );
+        let mut b = books(0, 100, 0);
         b.credit(0, 10, Use::Ran);
         b.credit(10, 20, stolen(Class::Emulator, "hog", 0));
         b.credit(20, 23, stolen(Class::HardIrq, "local_timer", 1));
@@ -357,13 +356,7 @@ mod tests {
 
     #[test]
     fn clipped_to_the_window_and_short_intervals_dropped_but_counted() {
-        let mut b = Books::new(
-            Window {
-                start_ns: 100,
-                end_ns: 200,
-            },
-            5,
-        );
+        let mut b = books(100, 200, 5);
         b.credit(0, 150, Use::Unknown);
         b.credit(150, 152, stolen(Class::Other, "x", 0));
         b.credit(152, 160, Use::Idle);

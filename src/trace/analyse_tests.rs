@@ -4,13 +4,11 @@
 
 use super::*;
 use crate::cpuset::CpuSet;
-use crate::histo::{new_histogram, Hist};
-use crate::kinds::WorkloadKind;
 use crate::plan::{GuestPlacement, Sched, VcpuPlacement};
 use crate::result::HostPolicy;
 use crate::trace::parse::parse_trace;
 use crate::trace::record::MAX_STRIP_INTERVALS;
-use crate::wire::{ClockInfo, ClockSource, CpuResult, TopEvent};
+use crate::wire::{CpuResult, TopEvent};
 
 const S: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
@@ -39,29 +37,15 @@ fn guest(top: Vec<TopEvent>) -> GuestRun {
         sched: if rt { Sched::fifo(1) } else { Sched::OTHER },
     };
     let result = CpuResult {
-        cpu: 1,
-        workload: WorkloadKind::BusyPoll,
-        peer_cpu: None,
-        clock: ClockInfo {
-            source: ClockSource::Tsc,
-            tsc_hz: Some(1),
-            invariant_tsc: true,
-            calibration_spread_ppm: None,
-        },
         duration_ns: 2 * S,
         start_mono_ns: Some(996 * S),
         end_mono_ns: Some(998 * S),
-        cpu_dma_latency_held: None,
         samples: 1,
         min_ns: 1,
         max_ns: 20 * MS,
-        overflow: 0,
-        backwards: 0,
-        missed_periods: 0,
         top,
         intervals: 2,
-        late_intervals: 0,
-        histogram: Hist(new_histogram()),
+        ..crate::wire::test_cpu_result()
     };
     let threads = vec![
         thread(50, "qemu-system-x86", ThreadRole::Emulator, "0"),

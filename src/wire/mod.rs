@@ -360,6 +360,37 @@ impl<W: Write> FrameWriter<W> {
     }
 }
 
+/// A busy-poll result of CPU 1 on a 1 Hz invariant TSC, 1 ns long, with nothing recorded, for
+/// tests to fill in.
+#[cfg(test)]
+pub(crate) fn test_cpu_result() -> CpuResult {
+    CpuResult {
+        cpu: 1,
+        workload: WorkloadKind::BusyPoll,
+        peer_cpu: None,
+        clock: ClockInfo {
+            source: ClockSource::Tsc,
+            tsc_hz: Some(1),
+            invariant_tsc: true,
+            calibration_spread_ppm: None,
+        },
+        duration_ns: 1,
+        start_mono_ns: None,
+        end_mono_ns: None,
+        cpu_dma_latency_held: None,
+        samples: 0,
+        min_ns: 0,
+        max_ns: 0,
+        overflow: 0,
+        backwards: 0,
+        missed_periods: 0,
+        top: Vec::new(),
+        intervals: 0,
+        late_intervals: 0,
+        histogram: Hist(crate::histo::new_histogram()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,29 +419,12 @@ mod tests {
         max_ns: u64,
     ) -> CpuResult {
         CpuResult {
-            cpu: 1,
-            workload: WorkloadKind::BusyPoll,
-            peer_cpu: None,
-            clock: ClockInfo {
-                source: ClockSource::Tsc,
-                tsc_hz: Some(1),
-                invariant_tsc: true,
-                calibration_spread_ppm: None,
-            },
-            duration_ns: 1,
-            start_mono_ns: None,
-            end_mono_ns: None,
-            cpu_dma_latency_held: None,
             samples: h.len() + overflow,
             min_ns,
             max_ns,
             overflow,
-            backwards: 0,
-            missed_periods: 0,
-            top: Vec::new(),
-            intervals: 0,
-            late_intervals: 0,
             histogram: crate::histo::Hist(h),
+            ..test_cpu_result()
         }
     }
 

@@ -4,6 +4,7 @@
 //! test is failing.
 
 use std::fs;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use pinlat_runner::follow::{log_tail, FileFollower};
 use pinlat_runner::initramfs::Initramfs;
 use pinlat_runner::kernel::KernelSearch;
 use pinlat_runner::qemu::{AgentChannel, Qemu, QemuBinary, VmSpec};
+use pinlat_runner::qmp::QmpClient;
 
 use crate::BootLock;
 
@@ -141,6 +143,16 @@ impl Guest {
             _dir: dir,
             _lock: lock,
         }
+    }
+
+    /// Its QMP monitor, connected within 10 s, 5 s per command.
+    pub fn qmp(&mut self) -> QmpClient<UnixStream> {
+        self.qemu
+            .connect_qmp(
+                Instant::now() + Duration::from_secs(10),
+                Duration::from_secs(5),
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Polls the agent channel until `needle` appears or `deadline` passes.

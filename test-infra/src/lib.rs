@@ -9,12 +9,16 @@
 pub mod fixtures;
 #[cfg(feature = "guest")]
 mod guest;
+#[cfg(feature = "guest")]
+pub mod libvirtd;
 mod lock;
 #[cfg(feature = "guest")]
 mod results;
 
 #[cfg(feature = "guest")]
 pub use guest::{static_init, Guest};
+#[cfg(feature = "guest")]
+pub use libvirtd::PrivateLibvirtd;
 pub use lock::{BootLock, BOOT_LOCK_PATH};
 #[cfg(feature = "guest")]
 pub use results::{load_runs, only_subdir, process_alive, repo};

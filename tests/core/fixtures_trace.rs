@@ -43,6 +43,7 @@ fn specs() -> Vec<Spec> {
         intervals: 2,
         clock: ClockSource::Tsc,
         guest_rt: true,
+        started_unix_ms: None,
     };
     vec![
         base,

@@ -8,6 +8,10 @@
 //! the size of a run, which follows a default `pinlat run`: 10 s measured in 1 s interval
 //! histograms, the timer at its default 1 ms period, busy-poll at 20 M samples/s. Same
 //! arguments, same bytes.
+//!
+//! [`Host`] makes directories of many hosts differ as `pinlat merge` and `pinlat trend` read
+//! them: the host's name and kernel release in `host.json`, and when the runs started (the
+//! first at the given time, each next one a run's length plus [`RUN_OVERHEAD_MS`] later).
 
 use std::path::Path;
 
@@ -46,7 +50,34 @@ const BUSY_POLL_DRAW_NS: u64 = 500_000;
 /// Run id written into every record and `plan.json`.
 pub const RUN_ID: &str = "generated";
 
-/// Run `i` of a generated directory.
+/// Time between the end of one generated run's measurement and the start of the next, ms
+/// (QEMU launch, boot, the agent's preheat, teardown), when [`Host::started_unix_ms`] is set.
+pub const RUN_OVERHEAD_MS: u64 = 5_000;
+
+/// Which host the generated directory was "measured" on, and when.
+#[derive(Debug, Clone, Default)]
+pub struct Host {
+    /// `host.json`'s `hostname` (default: none, as the fixture host).
+    pub hostname: Option<String>,
+    /// `host.json`'s `kernel_release` (the host's `uname -r`; default: the fixture host's).
+    pub kernel_release: Option<String>,
+    /// Start of the first run, ms since the epoch (default: the fixture sets' clock).
+    pub started_unix_ms: Option<u64>,
+}
+
+impl Host {
+    /// The `host.json` written.
+    pub fn facts(&self) -> pinlat::schema::HostFacts {
+        let mut h = fixtures::host_facts();
+        h.local.hostname.clone_from(&self.hostname);
+        if let Some(k) = &self.kernel_release {
+            h.local.kernel_release.clone_from(k);
+        }
+        h
+    }
+}
+
+/// Run `i` of a generated directory (started at the fixture sets' clock).
 pub fn spec(i: usize, shape: Shape) -> Spec {
     let groups: Vec<Spec> = fixtures::basic_specs()
         .into_iter()
@@ -71,8 +102,20 @@ pub fn spec(i: usize, shape: Shape) -> Spec {
     }
 }
 
-/// Writes a results directory of `n` runs under `dir` (which must not hold runs already).
-pub fn write_dir(dir: &Path, n: usize, shape: Shape) -> Result<()> {
+/// Run `i` of a generated directory on `host`.
+pub fn spec_on(i: usize, shape: Shape, host: &Host) -> Spec {
+    let step = shape.duration_ms + RUN_OVERHEAD_MS;
+    Spec {
+        started_unix_ms: host
+            .started_unix_ms
+            .map(|t| t + step * u64::try_from(i).expect("fewer than 2^64 runs")),
+        ..spec(i, shape)
+    }
+}
+
+/// Writes a results directory of `n` runs under `dir` (which must not hold runs already),
+/// measured on `host`.
+pub fn write_dir(dir: &Path, n: usize, shape: Shape, host: &Host) -> Result<()> {
     if n == 0 || shape.duration_ms == 0 || shape.interval_ms == 0 {
         return Err(
             Usage("gen-runs: runs, duration and interval must be greater than 0".into()).into(),
@@ -93,9 +136,22 @@ pub fn write_dir(dir: &Path, n: usize, shape: Shape) -> Result<()> {
         ))
         .into());
     }
-    let specs: Vec<Spec> = (0..n).map(|i| spec(i, shape)).collect();
-    fixtures::write_dir(dir, RUN_ID, &specs, fixtures::basic_budgets())
-        .with_context(|| format!("writing {}", dir.display()))
+    if host.hostname.as_deref().is_some_and(str::is_empty)
+        || host.kernel_release.as_deref().is_some_and(str::is_empty)
+    {
+        return Err(
+            Usage("gen-runs: --hostname and --kernel-release must not be empty".into()).into(),
+        );
+    }
+    let specs: Vec<Spec> = (0..n).map(|i| spec_on(i, shape, host)).collect();
+    fixtures::write_dir_on(
+        dir,
+        RUN_ID,
+        &specs,
+        fixtures::basic_budgets(),
+        &host.facts(),
+    )
+    .with_context(|| format!("writing {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -189,7 +245,7 @@ mod tests {
     fn writes_a_plan_naming_every_run_and_refuses_a_directory_that_already_has_runs() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("gen");
-        write_dir(&dir, 2, small()).unwrap();
+        write_dir(&dir, 2, small(), &Host::default()).unwrap();
         assert_eq!(std::fs::read_dir(dir.join("runs")).unwrap().count(), 2);
         let plan: pinlat::schema::PlanFile =
             serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
@@ -198,7 +254,9 @@ mod tests {
             plan.runs,
             ["share.idle.busy-poll.r1", "share.idle.timer.r1"]
         );
-        let e = write_dir(&dir, 2, small()).unwrap_err().to_string();
+        let e = write_dir(&dir, 2, small(), &Host::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("already holds runs"), "{e}");
     }
 
@@ -209,8 +267,57 @@ mod tests {
             duration_ms: 2_000,
             interval_ms: 700,
         };
-        let e = write_dir(tmp.path(), 1, shape).unwrap_err();
+        let e = write_dir(tmp.path(), 1, shape, &Host::default()).unwrap_err();
         assert!(e.downcast_ref::<Usage>().is_some(), "{e}");
         assert!(e.to_string().contains("must divide"), "{e}");
+    }
+
+    #[test]
+    fn a_host_names_itself_its_kernel_and_when_its_runs_started() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = Host {
+            hostname: Some("rt-lab-07".into()),
+            kernel_release: Some("6.12.0-rt5-amd64".into()),
+            started_unix_ms: Some(1_800_000_000_000),
+        };
+        write_dir(tmp.path(), 3, small(), &host).unwrap();
+        let facts: pinlat::schema::HostFacts =
+            pinlat::schema::read_versioned(&tmp.path().join("host.json")).unwrap();
+        assert_eq!(facts.local.hostname.as_deref(), Some("rt-lab-07"));
+        assert_eq!(facts.local.kernel_release, "6.12.0-rt5-amd64");
+        let starts: Vec<u64> = (0..3)
+            .map(|i| {
+                let name = &record(i, small()).name;
+                let path = tmp.path().join(format!("runs/{name}.json"));
+                let r: RunRecord = pinlat::schema::read_versioned(&path).unwrap();
+                assert_eq!(
+                    r.guests[0].window.unwrap().start_unix_ms,
+                    r.started_unix_ms + 2_500
+                );
+                r.started_unix_ms
+            })
+            .collect();
+        // 2 s runs, 5 s apart beyond their length.
+        assert_eq!(
+            starts,
+            [1_800_000_000_000, 1_800_000_007_000, 1_800_000_014_000]
+        );
+        // Without a host, the fixture host and clock, as before.
+        let plain = tempfile::tempdir().unwrap();
+        write_dir(plain.path(), 1, small(), &Host::default()).unwrap();
+        let facts: pinlat::schema::HostFacts =
+            pinlat::schema::read_versioned(&plain.path().join("host.json")).unwrap();
+        assert_eq!(facts, fixtures::host_facts());
+        let e = write_dir(
+            tempfile::tempdir().unwrap().path(),
+            1,
+            small(),
+            &Host {
+                hostname: Some(String::new()),
+                ..Host::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.downcast_ref::<Usage>().is_some(), "{e}");
     }
 }

@@ -2,10 +2,13 @@
 //! write pinlat's own data, in Rust against the core library's types, so that no script parses
 //! JSON with another language or scrapes numbers from human-readable output.
 //!
-//! Exit codes: 0 done (bench-report: both targets held), 1 bench-report missed a target, 2 bad
-//! usage or a missing tool, 3 a tool or the machine failed.
+//! Exit codes: 0 done (bench-report, bench-merge, bench-trend: the targets held), 1 a benchmark
+//! missed a target, 2 bad usage or a missing tool, 3 a tool or the machine failed.
 
+mod bench;
+mod bench_merge;
 mod bench_report;
+mod bench_trend;
 mod compare_rt_tests;
 mod gen_runs;
 mod proc;
@@ -41,10 +44,36 @@ enum Cmd {
         /// length).
         #[arg(long, default_value_t = 1_000)]
         interval_ms: u64,
+        /// host.json's hostname (default: none), so many hosts' directories differ for
+        /// `pinlat merge`.
+        #[arg(long, value_name = "H")]
+        hostname: Option<String>,
+        /// host.json's kernel_release, the host's `uname -r` (default: the fixture host's).
+        #[arg(long, value_name = "K")]
+        kernel_release: Option<String>,
+        /// Start of the first run, ms since the Unix epoch; each next run starts its length
+        /// plus 5 s later (default: the fixture sets' clock).
+        #[arg(long, value_name = "T")]
+        started_unix_ms: Option<u64>,
     },
     /// Time the release `pinlat report` on 100 and 1,000 generated runs; check time(1,000) ≤ 12
     /// × time(100) and peak RSS < 300 MiB (exit 1 when a target is missed).
     BenchReport {
+        /// Where to generate the results directories (default: a new temporary directory,
+        /// kept).
+        workdir: Option<PathBuf>,
+    },
+    /// Time the release `pinlat merge` of 25, 50 and 100 generated hosts (8 runs each), from
+    /// runs/ and from report.json; check time(100) ≤ 5 × time(25) and peak RSS < 300 MiB
+    /// (exit 1 when a target is missed).
+    BenchMerge {
+        /// Where to generate the hosts (default: a new temporary directory, kept).
+        workdir: Option<PathBuf>,
+    },
+    /// Time the release `pinlat trend` over 50, 100 and 200 generated results directories (one
+    /// host, one kernel build each, 24 runs), from runs/ and from report.json; check time(200) ≤
+    /// 4.8 × time(50) and peak RSS < 300 MiB (exit 1 when a target is missed).
+    BenchTrend {
         /// Where to generate the results directories (default: a new temporary directory,
         /// kept).
         workdir: Option<PathBuf>,
@@ -93,12 +122,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             duration_s,
             interval_ms,
+            hostname,
+            kernel_release,
+            started_unix_ms,
         } => {
             let shape = gen_runs::Shape {
                 duration_ms: duration_s.saturating_mul(1_000),
                 interval_ms,
             };
-            gen_runs::write_dir(&dir, n, shape)?;
+            let host = gen_runs::Host {
+                hostname,
+                kernel_release,
+                started_unix_ms,
+            };
+            gen_runs::write_dir(&dir, n, shape, &host)?;
             eprintln!("gen-runs: {n} runs in {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -110,6 +147,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Cmd::BenchMerge { workdir } => {
+            let held = bench_merge::run(workdir, gen_runs::Shape::default())?;
+            Ok(if held {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Cmd::BenchTrend { workdir } => Ok(if bench_trend::run(workdir)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }),
         Cmd::CompareRtTests {
             cpu,
             duration_s,

@@ -102,6 +102,19 @@ pub fn run_quiet(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// The directory a benchmark works in: `given`, else a new temporary one named `prefix…`,
+/// kept afterwards so that what it made can be read.
+pub fn work_dir(given: Option<PathBuf>, prefix: &str) -> Result<PathBuf> {
+    Ok(match given {
+        Some(w) => w,
+        None => tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .context("creating a temporary directory")?
+            .keep(),
+    })
+}
+
 /// What one child process cost.
 #[derive(Debug, Clone, Copy)]
 pub struct Cost {
@@ -114,6 +127,19 @@ pub struct Cost {
     pub max_rss_kib: u64,
     /// How it exited.
     pub status: ExitStatus,
+}
+
+impl Cost {
+    /// The best of two runs of one command: the shorter wall and CPU times (the run least
+    /// disturbed by other processes), the larger peak RSS (memory is not noise), `self`'s exit.
+    pub fn best(self, other: Cost) -> Cost {
+        Cost {
+            wall: self.wall.min(other.wall),
+            cpu: self.cpu.min(other.cpu),
+            max_rss_kib: self.max_rss_kib.max(other.max_rss_kib),
+            status: self.status,
+        }
+    }
 }
 
 /// Runs `cmd` to completion and returns its wall time and peak RSS. stdout and stderr go

@@ -100,6 +100,9 @@ pub enum CalibrateError {
     /// An rt-tests tool failed.
     #[error("{0}")]
     RtTests(String),
+    /// The report could not be written.
+    #[error(transparent)]
+    Write(#[from] pinlat::atomic_write::WriteError),
 }
 
 /// What `pinlat calibrate` does.
@@ -386,15 +389,11 @@ pub fn last_calibration_path() -> Option<PathBuf> {
         .map(|d| d.join(CALIBRATE_FILE))
 }
 
-/// `pinlat calibrate`: exit 0 when the instrument is trusted, 1 when it missed or mis-sized a
-/// stall the host did not disturb, 4 when the host was too noisy to judge, 3 when calibration
-/// could not run.
-pub fn command(cmd: &CalibrateCommand) -> Result<crate::exit::Exit, crate::exit::Failure> {
-    use crate::exit::{Exit, Failure};
-    let report = run(&cmd.options).map_err(|e| match e {
-        CalibrateError::AgentNotFound(_) => Failure::from(e),
-        e => Failure::from(e).context("calibrating"),
-    })?;
+/// `pinlat calibrate`: runs the calibration, writes `calibrate.json` where asked and as the
+/// host's last calibration, prints the report, and returns its verdict (the CLI maps it to an
+/// exit code: 0 trusted, 1 failed, 4 inconclusive; an error is 3).
+pub fn command(cmd: &CalibrateCommand) -> Result<Verdict, CalibrateError> {
+    let report = run(&cmd.options)?;
     let mut targets: Vec<PathBuf> = cmd.out.iter().map(|d| d.join(CALIBRATE_FILE)).collect();
     targets.extend(last_calibration_path());
     for path in targets {
@@ -411,9 +410,5 @@ pub fn command(cmd: &CalibrateCommand) -> Result<crate::exit::Exit, crate::exit:
     } else {
         print!("{}", report.to_table());
     }
-    Ok(match report.verdict {
-        Verdict::Trusted => Exit::Ok,
-        Verdict::Failed => Exit::CalibrationFailed,
-        Verdict::Inconclusive { .. } => Exit::Inconclusive,
-    })
+    Ok(report.verdict)
 }

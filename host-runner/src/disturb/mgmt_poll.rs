@@ -2,6 +2,11 @@
 //! (the query set is [`crate::qmp::MgmtPoll`]'s), at `rate_hz` on a second QMP monitor of
 //! every guest, one poller thread per guest, so polling never shares a connection with the
 //! runner's control commands and every guest of a run is disturbed alike.
+//!
+//! A guest libvirt launched is polled through libvirt instead, as nova, collectd and
+//! Prometheus' libvirt exporter do: `virsh domstats` (`virConnectGetAllDomainStats`) at the
+//! same rate over one connection per guest ([`crate::libvirt::poll`]), and libvirt makes the
+//! QMP queries it needs on its own monitor.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,26 +15,23 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pinlat::config::ScenarioKind;
+use pinlat::cpuset::CpuSet;
 use pinlat::result::MgmtPollStats;
 
-use super::{Disturbance, DisturbanceError, MonitorLinks, Outcome, Targets};
+use super::monitor::{self, ConnectError, Lifecycle, MonitorLinks, Switches};
+use super::{Disturbance, DisturbanceError, Outcome, Targets};
 use crate::qemu::VmSpec;
-use crate::qmp::{MgmtPoll, QmpError};
-
-/// Polling one guest could not begin.
-#[derive(Debug, thiserror::Error)]
-#[error("Cannot connect the mgmt-poll monitor")]
-pub struct ConnectError(#[source] QmpError);
+use crate::qmp::MgmtPoll;
 
 /// The pollers of one run.
 #[derive(Debug)]
 pub struct MgmtPollLoad {
     rate_hz: u32,
-    stop: Arc<AtomicBool>,
+    /// Polling begins at start, without waiting for the go.
+    life: Lifecycle,
     /// Shut down at stop ([`MonitorLinks`]).
     links: MonitorLinks,
     threads: Vec<JoinHandle<Result<MgmtPollStats, ConnectError>>>,
-    outcome: Option<Outcome>,
 }
 
 impl MgmtPollLoad {
@@ -37,135 +39,198 @@ impl MgmtPollLoad {
     pub fn new(rate_hz: u32) -> Self {
         MgmtPollLoad {
             rate_hz,
-            stop: Arc::new(AtomicBool::new(false)),
+            life: Lifecycle::default(),
             links: MonitorLinks::default(),
             threads: Vec::new(),
-            outcome: None,
         }
     }
 }
 
 impl Disturbance for MgmtPollLoad {
     fn prepare_vm(&self, _index: usize, vm: &mut VmSpec) {
-        vm.mgmt_qmp = true;
+        monitor::want_monitor(vm);
     }
 
     fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError> {
         for (guest, socket) in targets.mgmt_sockets.iter().enumerate() {
-            let socket = socket.clone().ok_or(DisturbanceError::NoMonitor {
+            let libvirt = targets.libvirt.get(guest).cloned().flatten();
+            let spawned = match libvirt {
+                Some(domain) => libvirt_poller(domain, self.rate_hz, self.life.switches().clone()),
+                None => {
+                    let socket = socket.clone().ok_or(DisturbanceError::NoMonitor {
+                        scenario: ScenarioKind::MgmtPoll,
+                        guest,
+                    })?;
+                    poller(
+                        socket,
+                        self.rate_hz,
+                        self.life.switches().clone(),
+                        self.links.clone(),
+                    )
+                }
+            };
+            let h = spawned.map_err(|source| DisturbanceError::Spawn {
                 scenario: ScenarioKind::MgmtPoll,
-                guest,
+                what: format!("the poll thread of guest {guest}"),
+                source,
             })?;
-            let h = poller(socket, self.rate_hz, self.stop.clone(), self.links.clone()).map_err(
-                |source| DisturbanceError::Spawn {
-                    scenario: ScenarioKind::MgmtPoll,
-                    what: format!("the poll thread of guest {guest}"),
-                    source,
-                },
-            )?;
             self.threads.push(h);
         }
         Ok(())
     }
 
     fn stop(&mut self) -> Outcome {
-        if let Some(o) = &self.outcome {
-            return o.clone();
-        }
-        self.stop.store(true, Ordering::Relaxed);
-        self.links.shut_all();
-        let mut outcome = Outcome::default();
-        let mut total = MgmtPollStats {
-            rate_hz: self.rate_hz,
-            ..Default::default()
+        let (rate_hz, links, threads) = (self.rate_hz, &self.links, &mut self.threads);
+        self.life.stop(|_| {
+            links.shut_all();
+            outcome(rate_hz, std::mem::take(threads))
+        })
+    }
+}
+
+/// What the pollers at `rate_hz` did: each guest's thread joined.
+fn outcome(rate_hz: u32, threads: Vec<JoinHandle<Result<MgmtPollStats, ConnectError>>>) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut total = MgmtPollStats {
+        rate_hz,
+        ..Default::default()
+    };
+    let mut problems = Vec::new();
+    for (guest, h) in threads.into_iter().enumerate() {
+        let what = format!("the poll thread of guest {guest}");
+        let Some(stats) = monitor::join(h, ScenarioKind::MgmtPoll, &guest, &what, &mut problems)
+        else {
+            outcome.per_guest_mgmt_poll.push(None);
+            continue;
         };
-        let mut problems = Vec::new();
-        for (guest, h) in self.threads.drain(..).enumerate() {
-            match h.join() {
-                Ok(Ok(stats)) => {
-                    // A mgmt-poll run whose poller did not poll is not a mgmt-poll measurement.
-                    if stats.rounds == 0 {
-                        problems.push(format!(
-                            "mgmt-poll: no poll round completed on guest {guest} ({} errors)",
-                            stats.errors
-                        ));
-                    } else if stats.errors > stats.rounds {
-                        problems.push(format!(
-                            "mgmt-poll: {} of {} poll rounds failed on guest {guest}",
-                            stats.errors,
-                            stats.rounds + stats.errors
-                        ));
-                    }
-                    total.rounds += stats.rounds;
-                    total.errors += stats.errors;
-                    if total.queries.is_empty() {
-                        total.queries = stats.queries.clone();
-                    }
-                    outcome.per_guest_mgmt_poll.push(Some(stats));
-                }
-                Ok(Err(e)) => {
-                    problems.push(format!(
-                        "mgmt-poll: guest {guest}: {:#}",
-                        anyhow::Error::new(e)
-                    ));
-                    outcome.per_guest_mgmt_poll.push(None);
-                }
-                Err(_) => {
-                    problems.push(format!(
-                        "mgmt-poll: the poll thread of guest {guest} panicked"
-                    ));
-                    outcome.per_guest_mgmt_poll.push(None);
+        // A mgmt-poll run whose poller did not poll is not a mgmt-poll measurement.
+        if stats.rounds == 0 {
+            problems.push(format!(
+                "mgmt-poll: no poll round completed on guest {guest} ({} errors)",
+                stats.errors
+            ));
+        } else if stats.errors > stats.rounds {
+            problems.push(format!(
+                "mgmt-poll: {} of {} poll rounds failed on guest {guest}",
+                stats.errors,
+                stats.rounds + stats.errors
+            ));
+        }
+        total.rounds += stats.rounds;
+        total.errors += stats.errors;
+        if total.queries.is_empty() {
+            total.queries = stats.queries.clone();
+        }
+        outcome.per_guest_mgmt_poll.push(Some(stats));
+    }
+    outcome.mgmt_poll = Some(total);
+    outcome.problem = (!problems.is_empty()).then(|| problems.join("; "));
+    outcome
+}
+
+/// Calls `round` at `rate_hz` until stopped; the counts of rounds that succeeded and failed
+/// (the caller's first round failing ten times without a success gives up).
+fn at_rate<E>(
+    rate_hz: u32,
+    switches: &Switches,
+    stats: &mut MgmtPollStats,
+    mut round: impl FnMut() -> Result<(), E>,
+) {
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate_hz.max(1)));
+    let mut next = Instant::now();
+    while !switches.stopped() {
+        match round() {
+            Ok(()) => stats.rounds += 1,
+            // QEMU going away at the end of the run is not the poller's failure.
+            Err(_) if switches.stopped() => break,
+            Err(_) => {
+                stats.errors += 1;
+                if stats.errors > 10 && stats.rounds == 0 {
+                    break;
                 }
             }
         }
-        outcome.mgmt_poll = Some(total);
-        outcome.problem = (!problems.is_empty()).then(|| problems.join("; "));
-        self.outcome = Some(outcome.clone());
-        outcome
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
     }
+}
+
+/// One guest's poller through libvirt: `virsh domstats` at `rate_hz` until stopped. A round
+/// blocked on a daemon that stopped answering ends when its virsh is killed at stop.
+fn libvirt_poller(
+    domain: crate::libvirt::LibvirtDomain,
+    rate_hz: u32,
+    switches: Switches,
+) -> std::io::Result<JoinHandle<Result<MgmtPollStats, ConnectError>>> {
+    let mut virsh = crate::libvirt::poll::DomstatsPoller::start(&domain.virsh, &domain.name)?;
+    let pid = nix::unistd::Pid::from_raw(virsh.pid() as i32);
+    let watch = switches.clone();
+    std::thread::Builder::new()
+        .name("mgmt-poll-libvirt".into())
+        .spawn(move || {
+            let mut stats = MgmtPollStats {
+                rate_hz,
+                queries: vec![format!(
+                    "virsh domstats {} (virConnectGetAllDomainStats)",
+                    domain.name
+                )],
+                ..Default::default()
+            };
+            // The stop flag's watcher: kills virsh (this thread's child) if a round hangs.
+            let done = Arc::new(AtomicBool::new(false));
+            let watcher = {
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    while !watch.stopped() && !done.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    if !done.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(500));
+                        if !done.load(Ordering::Relaxed) {
+                            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        }
+                    }
+                })
+            };
+            at_rate(rate_hz, &switches, &mut stats, || virsh.round().map(drop));
+            done.store(true, Ordering::Relaxed);
+            drop(virsh);
+            let _ = watcher.join();
+            Ok(stats)
+        })
 }
 
 /// One guest's poller: QMP queries at `rate_hz` on its management monitor until stopped.
 fn poller(
     socket: PathBuf,
     rate_hz: u32,
-    stop: Arc<AtomicBool>,
+    switches: Switches,
     links: MonitorLinks,
 ) -> std::io::Result<JoinHandle<Result<MgmtPollStats, ConnectError>>> {
     std::thread::Builder::new()
         .name("mgmt-poll".into())
         .spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let mut qmp = crate::qmp::connect_unix(&socket, deadline, Duration::from_secs(5))
-                .map_err(ConnectError)?;
+            // Unpinned: the poller runs where the host schedules it.
+            let (mut qmp, _) = monitor::connect(
+                ScenarioKind::MgmtPoll,
+                &socket,
+                &CpuSet::new(),
+                Duration::from_secs(5),
+            )?;
             links.keep(qmp.get_ref());
             let mut poll = MgmtPoll::new();
             let mut stats = MgmtPollStats {
                 rate_hz,
                 ..Default::default()
             };
-            let period = Duration::from_secs_f64(1.0 / f64::from(rate_hz.max(1)));
-            let mut next = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
-                match poll.round(&mut qmp) {
-                    Ok(_) => stats.rounds += 1,
-                    // QEMU going away at the end of the run is not the poller's failure.
-                    Err(_) if stop.load(Ordering::Relaxed) => break,
-                    Err(_) => {
-                        stats.errors += 1;
-                        if stats.errors > 10 && stats.rounds == 0 {
-                            break;
-                        }
-                    }
-                }
-                next += period;
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    next = now;
-                }
-            }
+            at_rate(rate_hz, &switches, &mut stats, || {
+                poll.round(&mut qmp).map(drop)
+            });
             stats.queries = poll.queries();
             stats.queries.extend(
                 poll.unsupported()

@@ -11,8 +11,6 @@
 //! second, each call's latency (HDR, ns), errors, and the queries this QEMU lacks.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,31 +19,24 @@ use pinlat::cpuset::CpuSet;
 use pinlat::histo::{new_histogram, Hist, Summary};
 use pinlat::result::{MgmtStormStats, QueryCalls};
 
-use super::{Disturbance, DisturbanceError, MonitorLinks, Outcome, Targets};
+use super::monitor::{self, ConnectError, Lifecycle, MonitorLinks, Switches};
+use super::{Disturbance, DisturbanceError, Outcome, Targets};
 use crate::qemu::VmSpec;
 use crate::qmp::storm::{parse_query, CallOutcome, Query, Storm, DEFAULT_QUERIES};
 use crate::qmp::QmpError;
 
 /// Deadline of one storm call, and of connecting.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a connected storm looks for the go.
-const GO_POLL: Duration = Duration::from_millis(5);
-
-/// A storm could not begin on one guest.
-#[derive(Debug, thiserror::Error)]
-#[error("Cannot connect the mgmt-storm monitor")]
-pub struct ConnectError(#[source] QmpError);
 
 /// The storms of one run.
 #[derive(Debug)]
 pub struct MgmtStorm {
-    queries: Result<Vec<Query>, String>,
-    go: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+    /// As configured; parsed at start.
+    queries: Vec<String>,
+    life: Lifecycle,
     /// Shut down at stop ([`MonitorLinks`]).
     links: MonitorLinks,
     threads: Vec<JoinHandle<Result<MgmtStormStats, ConnectError>>>,
-    outcome: Option<Outcome>,
 }
 
 impl MgmtStorm {
@@ -53,41 +44,39 @@ impl MgmtStorm {
     /// [`crate::qmp::storm`]), or over [`DEFAULT_QUERIES`] when `None`. A query that does not
     /// parse fails the run's scenario stage, naming it.
     pub fn new(queries: Option<Vec<String>>) -> Self {
-        let texts: Vec<String> =
-            queries.unwrap_or_else(|| DEFAULT_QUERIES.iter().map(|q| (*q).to_owned()).collect());
-        let queries = if texts.is_empty() {
-            Err("no queries: list at least one".to_owned())
-        } else {
-            texts
-                .iter()
-                .map(|q| parse_query(q))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())
-        };
         MgmtStorm {
-            queries,
-            go: Arc::new(AtomicBool::new(false)),
-            stop: Arc::new(AtomicBool::new(false)),
+            queries: queries
+                .unwrap_or_else(|| DEFAULT_QUERIES.iter().map(|q| (*q).to_owned()).collect()),
+            life: Lifecycle::default(),
             links: MonitorLinks::default(),
             threads: Vec::new(),
-            outcome: None,
         }
+    }
+
+    /// The queries, parsed; a query that does not parse, or none at all, is named.
+    fn parsed(&self) -> Result<Vec<Query>, DisturbanceError> {
+        let why = if self.queries.is_empty() {
+            "no queries: list at least one".to_owned()
+        } else {
+            match self.queries.iter().map(|q| parse_query(q)).collect() {
+                Ok(queries) => return Ok(queries),
+                Err(e) => e.to_string(),
+            }
+        };
+        Err(DisturbanceError::Config {
+            scenario: ScenarioKind::MgmtStorm,
+            why,
+        })
     }
 }
 
 impl Disturbance for MgmtStorm {
     fn prepare_vm(&self, _index: usize, vm: &mut VmSpec) {
-        vm.mgmt_qmp = true;
+        monitor::want_monitor(vm);
     }
 
     fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError> {
-        let queries = self
-            .queries
-            .clone()
-            .map_err(|why| DisturbanceError::Config {
-                scenario: ScenarioKind::MgmtStorm,
-                why,
-            })?;
+        let queries = self.parsed()?;
         for (guest, socket) in targets.mgmt_sockets.iter().enumerate() {
             let socket = socket.clone().ok_or(DisturbanceError::NoMonitor {
                 scenario: ScenarioKind::MgmtStorm,
@@ -97,8 +86,7 @@ impl Disturbance for MgmtStorm {
                 socket,
                 queries.clone(),
                 targets.housekeeping_cpus.clone(),
-                self.go.clone(),
-                self.stop.clone(),
+                self.life.switches().clone(),
                 self.links.clone(),
             )
             .map_err(|source| DisturbanceError::Spawn {
@@ -112,58 +100,45 @@ impl Disturbance for MgmtStorm {
     }
 
     fn measuring(&mut self) {
-        self.go.store(true, Ordering::Relaxed);
+        self.life.measuring();
     }
 
     fn stop(&mut self) -> Outcome {
-        if let Some(o) = &self.outcome {
-            return o.clone();
-        }
-        self.stop.store(true, Ordering::Relaxed);
-        self.links.shut_all();
-        let went = self.go.load(Ordering::Relaxed);
-        let mut outcome = Outcome::default();
-        let mut per_guest = Vec::new();
-        let mut problems = Vec::new();
-        for (guest, h) in self.threads.drain(..).enumerate() {
-            match h.join() {
-                Ok(Ok(stats)) => {
-                    // A storm that was never answered did not disturb anything (one that never
-                    // began belongs to a run that failed before measuring).
-                    if went && stats.calls == 0 {
-                        problems.push(format!(
-                            "mgmt-storm: no query answered on guest {guest} ({} errors{})",
-                            stats.errors,
-                            if stats.unsupported.is_empty() {
-                                String::new()
-                            } else {
-                                format!("; unsupported: {}", stats.unsupported.join(", "))
-                            }
-                        ));
-                    }
-                    per_guest.push(Some(stats));
-                }
-                Ok(Err(e)) => {
-                    problems.push(format!(
-                        "mgmt-storm: guest {guest}: {:#}",
-                        anyhow::Error::new(e)
-                    ));
-                    per_guest.push(None);
-                }
-                Err(_) => {
-                    problems.push(format!(
-                        "mgmt-storm: the storm thread of guest {guest} panicked"
-                    ));
-                    per_guest.push(None);
-                }
-            }
-        }
-        outcome.mgmt_storm = Some(total(per_guest.iter().flatten()));
-        outcome.per_guest_mgmt_storm = per_guest;
-        outcome.problem = (!problems.is_empty()).then(|| problems.join("; "));
-        self.outcome = Some(outcome.clone());
-        outcome
+        let (links, threads) = (&self.links, &mut self.threads);
+        self.life.stop(|went| {
+            links.shut_all();
+            outcome(went, std::mem::take(threads))
+        })
     }
+}
+
+/// What the storms did: each guest's threads joined; `went`: whether the guests measured.
+fn outcome(went: bool, threads: Vec<JoinHandle<Result<MgmtStormStats, ConnectError>>>) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut per_guest = Vec::new();
+    let mut problems = Vec::new();
+    for (guest, h) in threads.into_iter().enumerate() {
+        let what = format!("the storm thread of guest {guest}");
+        let stats = monitor::join(h, ScenarioKind::MgmtStorm, &guest, &what, &mut problems);
+        // A storm that was never answered did not disturb anything (one that never began
+        // belongs to a run that failed before measuring).
+        if let Some(stats) = stats.as_ref().filter(|s| went && s.calls == 0) {
+            problems.push(format!(
+                "mgmt-storm: no query answered on guest {guest} ({} errors{})",
+                stats.errors,
+                if stats.unsupported.is_empty() {
+                    String::new()
+                } else {
+                    format!("; unsupported: {}", stats.unsupported.join(", "))
+                }
+            ));
+        }
+        per_guest.push(stats);
+    }
+    outcome.mgmt_storm = Some(total(per_guest.iter().flatten()));
+    outcome.per_guest_mgmt_storm = per_guest;
+    outcome.problem = (!problems.is_empty()).then(|| problems.join("; "));
+    outcome
 }
 
 /// The guests' storms together: calls and errors summed, latencies merged, the longest
@@ -213,22 +188,16 @@ fn storm_thread(
     socket: PathBuf,
     queries: Vec<Query>,
     cpus: CpuSet,
-    go: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+    switches: Switches,
     links: MonitorLinks,
 ) -> std::io::Result<JoinHandle<Result<MgmtStormStats, ConnectError>>> {
     std::thread::Builder::new()
         .name("mgmt-storm".into())
         .spawn(move || {
-            let cpu_list: Vec<u32> = cpus.iter().collect();
-            let pinned = !cpu_list.is_empty() && pinlat::sched::set_affinity(0, &cpu_list).is_ok();
-            let mut qmp =
-                crate::qmp::connect_unix(&socket, Instant::now() + CALL_TIMEOUT * 6, CALL_TIMEOUT)
-                    .map_err(ConnectError)?;
+            let (mut qmp, pinned) =
+                monitor::connect(ScenarioKind::MgmtStorm, &socket, &cpus, CALL_TIMEOUT)?;
             links.keep(qmp.get_ref());
-            while !go.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(GO_POLL);
-            }
+            switches.wait_for_go();
             let started = Instant::now();
             let mut storm = Storm::new(queries);
             let mut per_query: Vec<QueryCalls> = storm
@@ -241,7 +210,7 @@ fn storm_thread(
                 .collect();
             let mut hist = new_histogram();
             let (mut calls, mut errors, mut min, mut max) = (0u64, 0u64, u64::MAX, 0u64);
-            while !stop.load(Ordering::Relaxed) {
+            while !switches.stopped() {
                 let Some(result) = storm.call(&mut qmp) else {
                     break;
                 };
@@ -265,7 +234,7 @@ fn storm_thread(
                         }
                     }
                     // QEMU going away at the end of the run is not the storm's failure.
-                    Err(_) if stop.load(Ordering::Relaxed) => break,
+                    Err(_) if switches.stopped() => break,
                     Err(QmpError::Closed) => {
                         errors += 1;
                         break;

@@ -14,7 +14,7 @@
 
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use pinlat::cpuset::CpuSet;
 use pinlat::result::{MigrateStats, Warning};
 
 use super::migrate_sink::MigrationSink;
+use super::monitor::{self, ConnectError, Lifecycle, Switches};
 use super::{Disturbance, DisturbanceError, Outcome, Targets};
 use crate::qemu::VmSpec;
 use crate::qmp::migration::{self, Action, Passes, DOWNTIME_LIMIT_MS};
@@ -39,13 +40,6 @@ const QUERY_EVERY: Duration = Duration::from_millis(500);
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
 /// Deadline of one QMP command, and of connecting.
 const QMP_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a connected driver looks for the go.
-const GO_POLL: Duration = Duration::from_millis(5);
-
-/// Migrating one guest could not begin.
-#[derive(Debug, thiserror::Error)]
-#[error("Cannot connect the migrate monitor")]
-pub struct ConnectError(#[source] QmpError);
 
 /// One guest's migrations.
 #[derive(Debug)]
@@ -59,11 +53,9 @@ struct GuestMigration {
 #[derive(Debug)]
 pub struct Migrate {
     bandwidth_mib_s: u32,
-    go: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+    life: Lifecycle,
     dir: Option<tempfile::TempDir>,
     guests: Vec<GuestMigration>,
-    outcome: Option<Outcome>,
 }
 
 impl Migrate {
@@ -73,18 +65,16 @@ impl Migrate {
     pub fn new(bandwidth_mib_s: u32) -> Self {
         Migrate {
             bandwidth_mib_s: bandwidth_mib_s.max(1),
-            go: Arc::new(AtomicBool::new(false)),
-            stop: Arc::new(AtomicBool::new(false)),
+            life: Lifecycle::default(),
             dir: None,
             guests: Vec::new(),
-            outcome: None,
         }
     }
 }
 
 impl Disturbance for Migrate {
     fn prepare_vm(&self, _index: usize, vm: &mut VmSpec) {
-        vm.mgmt_qmp = true;
+        monitor::want_monitor(vm);
     }
 
     fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError> {
@@ -117,8 +107,7 @@ impl Disturbance for Migrate {
                 bandwidth_mib_s: self.bandwidth_mib_s,
                 sink_bytes: sink.bytes_counter(),
                 cpus: targets.housekeeping_cpus.clone(),
-                go: self.go.clone(),
-                stop: self.stop.clone(),
+                switches: self.life.switches().clone(),
             })
             .map_err(|e| spawn_err(format!("the migration driver of guest {guest}"), e))?;
             self.guests.push(GuestMigration {
@@ -136,65 +125,61 @@ impl Disturbance for Migrate {
     }
 
     fn measuring(&mut self) {
-        self.go.store(true, Ordering::Relaxed);
+        self.life.measuring();
     }
 
     fn stop(&mut self) -> Outcome {
-        if let Some(o) = &self.outcome {
-            return o.clone();
+        let (guests, dir) = (&mut self.guests, &mut self.dir);
+        self.life.stop(|_| {
+            let outcome = outcome(std::mem::take(guests));
+            *dir = None;
+            outcome
+        })
+    }
+}
+
+/// What the migrations did: each guest's driver joined and its sink stopped.
+fn outcome(guests: Vec<GuestMigration>) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut problems = Vec::new();
+    for (i, g) in guests.into_iter().enumerate() {
+        let what = format!("the migration driver of guest {} ({i})", g.name);
+        let joined = monitor::join(
+            g.driver,
+            ScenarioKind::Migrate,
+            &g.name,
+            &what,
+            &mut problems,
+        );
+        // The driver has cancelled its last pass: the sink has seen everything.
+        let connections = g.sink.connections();
+        let sink_result = g.sink.stop();
+        let Some(mut stats) = joined else {
+            outcome.per_guest_migrate.push(None);
+            continue;
+        };
+        if stats.passes_started > 0 && connections == 0 {
+            stats.failure.get_or_insert_with(|| {
+                format!(
+                    "QEMU never connected to the sink in {} pass(es)",
+                    stats.passes_started
+                )
+            });
         }
-        self.stop.store(true, Ordering::Relaxed);
-        let mut outcome = Outcome::default();
-        let mut problems = Vec::new();
-        for (i, g) in self.guests.drain(..).enumerate() {
-            let joined = g.driver.join();
-            // The driver has cancelled its last pass: the sink has seen everything.
-            let connections = g.sink.connections();
-            let sink_result = g.sink.stop();
-            match joined {
-                Ok(Ok(mut stats)) => {
-                    if stats.passes_started > 0 && connections == 0 {
-                        stats.failure.get_or_insert_with(|| {
-                            format!(
-                                "QEMU never connected to the sink in {} pass(es)",
-                                stats.passes_started
-                            )
-                        });
-                    }
-                    match sink_result {
-                        Ok(bytes) => stats.bytes = bytes,
-                        Err(e) => {
-                            stats
-                                .failure
-                                .get_or_insert_with(|| format!("{:#}", anyhow::Error::new(e)));
-                        }
-                    }
-                    outcome.warnings.extend(warnings(&g.name, &stats));
-                    outcome.per_guest_migrate.push(Some(stats));
-                }
-                Ok(Err(e)) => {
-                    problems.push(format!(
-                        "migrate: guest {}: {:#}",
-                        g.name,
-                        anyhow::Error::new(e)
-                    ));
-                    outcome.per_guest_migrate.push(None);
-                }
-                Err(_) => {
-                    problems.push(format!(
-                        "migrate: the migration driver of guest {} ({i}) panicked",
-                        g.name
-                    ));
-                    outcome.per_guest_migrate.push(None);
-                }
+        match sink_result {
+            Ok(bytes) => stats.bytes = bytes,
+            Err(e) => {
+                stats
+                    .failure
+                    .get_or_insert_with(|| format!("{:#}", anyhow::Error::new(e)));
             }
         }
-        outcome.migrate = Some(total(outcome.per_guest_migrate.iter().flatten()));
-        outcome.problem = (!problems.is_empty()).then(|| problems.join("; "));
-        self.dir = None;
-        self.outcome = Some(outcome.clone());
-        outcome
+        outcome.warnings.extend(warnings(&g.name, &stats));
+        outcome.per_guest_migrate.push(Some(stats));
     }
+    outcome.migrate = Some(total(outcome.per_guest_migrate.iter().flatten()));
+    outcome.problem = (!problems.is_empty()).then(|| problems.join("; "));
+    outcome
 }
 
 /// What a guest's migrations warn about: stopping early, or moving far less than allowed.
@@ -251,28 +236,23 @@ struct Driver {
     bandwidth_mib_s: u32,
     sink_bytes: Arc<AtomicU64>,
     cpus: CpuSet,
-    go: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+    switches: Switches,
 }
 
 fn driver_thread(d: Driver) -> std::io::Result<JoinHandle<Result<MigrateStats, ConnectError>>> {
     std::thread::Builder::new()
         .name("migrate-driver".into())
         .spawn(move || {
-            let cpus: Vec<u32> = d.cpus.iter().collect();
-            if !cpus.is_empty() {
-                let _ = pinlat::sched::set_affinity(0, &cpus);
-            }
-            let mut qmp =
-                crate::qmp::connect_unix(&d.socket, Instant::now() + QMP_TIMEOUT * 6, QMP_TIMEOUT)
-                    .map_err(ConnectError)?;
+            let (mut qmp, _) =
+                monitor::connect(ScenarioKind::Migrate, &d.socket, &d.cpus, QMP_TIMEOUT)?;
             // Waiting for events must not block for a whole command timeout.
             qmp.get_ref()
                 .set_read_timeout(Some(EVENT_WAIT))
-                .map_err(|e| ConnectError(QmpError::Io(e)))?;
-            while !d.go.load(Ordering::Relaxed) && !d.stop.load(Ordering::Relaxed) {
-                std::thread::sleep(GO_POLL);
-            }
+                .map_err(|e| ConnectError {
+                    scenario: ScenarioKind::Migrate,
+                    source: QmpError::Io(e),
+                })?;
+            d.switches.wait_for_go();
             Ok(drive(&mut qmp, &d))
         })
 }
@@ -281,7 +261,7 @@ fn driver_thread(d: Driver) -> std::io::Result<JoinHandle<Result<MigrateStats, C
 fn drive(qmp: &mut QmpClient<UnixStream>, d: &Driver) -> MigrateStats {
     let mut passes = Passes::default();
     let started = Instant::now();
-    let failure = if d.stop.load(Ordering::Relaxed) {
+    let failure = if d.switches.stopped() {
         None
     } else {
         run_passes(qmp, d, &mut passes).err()
@@ -352,7 +332,7 @@ fn run_passes(
     let mut want_pass = true;
     let mut last_query = Instant::now();
     let (mut last_bytes, mut last_progress) = (0u64, Instant::now());
-    while !d.stop.load(Ordering::Relaxed) {
+    while !d.switches.stopped() {
         if want_pass {
             migration::start(qmp, &d.uri).map_err(qmp_err("migrate"))?;
             passes.pass_started();

@@ -91,6 +91,7 @@ fn targets(socket: PathBuf) -> Targets {
         mgmt_sockets: vec![Some(socket)],
         housekeeping_cpus: CpuSet::new(),
         names: vec!["rt".into()],
+        libvirt: Vec::new(),
     }
 }
 

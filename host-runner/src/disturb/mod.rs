@@ -20,10 +20,9 @@ mod mgmt_poll;
 pub mod mgmt_storm;
 pub mod migrate;
 mod migrate_sink;
+mod monitor;
 
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use pinlat::agentcfg::AgentConfig;
 use pinlat::config::{Scenario, ScenarioKind};
@@ -75,6 +74,9 @@ pub struct Targets {
     pub housekeeping_cpus: CpuSet,
     /// The guests' names, in config order, for what a disturbance reports per guest.
     pub names: Vec<String>,
+    /// Per guest, its libvirt domain when libvirt launched it (`mgmt-poll` then polls through
+    /// libvirt, as a cloud does).
+    pub libvirt: Vec<Option<crate::libvirt::LibvirtDomain>>,
 }
 
 /// What a disturbance did, for the run record.
@@ -206,28 +208,6 @@ pub fn for_scenario(s: &Scenario) -> Box<dyn Disturbance> {
     match s.kinds.as_slice() {
         [one] => for_kind(*one, s),
         many => Box::new(Combined(many.iter().map(|&k| for_kind(k, s)).collect())),
-    }
-}
-
-/// The monitor connections of a disturbance's threads, shut down at stop, so that a thread
-/// blocked on a call QEMU no longer answers (a guest powering off) returns at once instead of
-/// holding the run for the call's timeout (seen in CI: 5 s, then QEMU killed 10 s later).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct MonitorLinks(Arc<Mutex<Vec<UnixStream>>>);
-
-impl MonitorLinks {
-    /// Keeps a handle on `stream` to shut it down at stop.
-    pub(crate) fn keep(&self, stream: &UnixStream) {
-        if let Ok(s) = stream.try_clone() {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(s);
-        }
-    }
-
-    /// Shuts every kept connection down: a read or write blocked on one returns.
-    pub(crate) fn shut_all(&self) {
-        for s in self.0.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
     }
 }
 

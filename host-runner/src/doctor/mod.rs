@@ -17,6 +17,7 @@ pub mod instrument;
 mod irq;
 mod kernel;
 mod kvm;
+mod libvirt;
 mod mem;
 pub mod probe;
 
@@ -46,6 +47,18 @@ pub enum DoctorError {
     /// The config cannot be placed on this host.
     #[error("The config cannot be placed on this host")]
     Plan(#[source] pinlat::plan::PlanError),
+    /// The config given with `--config` is invalid.
+    #[error("config {}", path.display())]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: pinlat::config::ConfigError,
+    },
+    /// `doctor.json` could not be written.
+    #[error(transparent)]
+    Write(#[from] pinlat::atomic_write::WriteError),
 }
 
 /// A directory standing for `/`: `/` on the live host, a fixture directory in tests. Paths
@@ -169,6 +182,10 @@ pub struct ExternalFacts {
     /// The last `pinlat calibrate` of this host.
     #[serde(default)]
     pub calibration: Option<instrument::CalibrationFact>,
+    /// Whether libvirt answers, when the launcher is `libvirt` (`None`: not asked, and no
+    /// libvirt check is made).
+    #[serde(default)]
+    pub libvirt: Option<Found>,
 }
 
 /// What the checks look at.
@@ -236,6 +253,7 @@ pub fn run_checks(env: &Env) -> DoctorReport {
     checks.extend(mem::checks(env));
     checks.extend(kvm::checks(env));
     checks.extend(instrument::checks(env));
+    checks.extend(libvirt::checks(env));
     DoctorReport {
         schema_version: pinlat::schema::DOCTOR_SCHEMA_VERSION,
         rt_cpus: env.rt_cpus.clone(),

@@ -4,10 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+use pinlat::atomic_write::WriteError;
 use pinlat::config::Config;
 
-use super::{run_checks, Env, ExternalFacts, Found, KvmProbe, SysRoot, DOCTOR_FILE};
-use crate::exit::{Exit, Failure};
+use super::{
+    run_checks, DoctorError, DoctorReport, Env, ExternalFacts, Found, KvmProbe, SysRoot,
+    DOCTOR_FILE,
+};
 
 /// A minimal config for the KVM probe when the user gave none.
 const PROBE_CONFIG: &str =
@@ -65,6 +68,24 @@ pub fn live_external(config: Option<&Config>, kvm_probe: bool) -> ExternalFacts 
             },
         }),
         calibration: Some(super::instrument::last_calibration()),
+        libvirt: None,
+    }
+}
+
+/// Whether libvirt answers on `virsh`'s connection, and its versions.
+pub fn libvirt_fact(virsh: &crate::libvirt::Virsh) -> Found {
+    match virsh.versions() {
+        Ok(v) => Found::Yes {
+            what: format!(
+                "libvirt {} at {} ({})",
+                v.libvirt,
+                virsh.uri(),
+                v.hypervisor
+            ),
+        },
+        Err(e) => Found::No {
+            reason: format!("{:#} at {}", anyhow::Error::new(e), virsh.uri()),
+        },
     }
 }
 
@@ -94,16 +115,19 @@ pub struct DoctorOptions {
     pub root: Option<PathBuf>,
     /// Also write `doctor.json` into this directory.
     pub out: Option<PathBuf>,
+    /// The launcher to check for (default: the config's `run.launcher`).
+    pub launcher: Option<pinlat::kinds::LauncherKind>,
 }
 
-/// `pinlat doctor`: exit 0 when nothing fails, 1 when a check fails, 2 for a bad config,
-/// 3 when the host cannot even be read.
-pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
+/// `pinlat doctor`: runs the checks, writes `doctor.json` where asked, prints the report and
+/// returns it (the CLI maps it to an exit code: 0 when nothing fails, 1 when a check fails; an
+/// error is 2 for a bad config, 3 when the host cannot even be read).
+pub fn command(opts: &DoctorOptions) -> Result<DoctorReport, DoctorError> {
     let config = match &opts.config {
-        Some(p) => Some(
-            Config::from_file(p)
-                .map_err(|e| Failure::from(e).context(format!("config {}", p.display())))?,
-        ),
+        Some(p) => Some(Config::from_file(p).map_err(|source| DoctorError::Config {
+            path: p.clone(),
+            source,
+        })?),
         None => None,
     };
     let root = opts
@@ -112,8 +136,20 @@ pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
         .map(SysRoot::at)
         .unwrap_or_else(SysRoot::live);
     let mut env = Env::new(root, config.as_ref())?;
+    let launcher = opts
+        .launcher
+        .or(config.as_ref().map(|c| c.run.launcher))
+        .unwrap_or_default();
     if opts.root.is_none() {
         env.external = live_external(config.as_ref(), !opts.no_kvm_probe);
+        if launcher == pinlat::kinds::LauncherKind::Libvirt {
+            env.external.libvirt = Some(libvirt_fact(&crate::libvirt::Virsh::from_env()));
+        }
+    } else if launcher == pinlat::kinds::LauncherKind::Libvirt {
+        // A snapshot has no daemon to ask: its files are still checked.
+        env.external.libvirt = Some(Found::No {
+            reason: "not probed (snapshot)".into(),
+        });
     }
     let report = run_checks(&env);
     let json = serde_json::to_string_pretty(&report).expect("report serialises");
@@ -125,21 +161,14 @@ pub fn command(opts: &DoctorOptions) -> Result<Exit, Failure> {
     } else {
         print!("{}", report.to_table());
     }
-    Ok(if report.failed() {
-        Exit::CheckFailed
-    } else {
-        Exit::Ok
-    })
+    Ok(report)
 }
 
 /// Writes `name` into `dir` (created if needed) atomically.
-pub fn write_into(dir: &Path, name: &str, text: &str) -> Result<(), Failure> {
-    std::fs::create_dir_all(dir).map_err(|source| pinlat::atomic_write::WriteError {
+pub fn write_into(dir: &Path, name: &str, text: &str) -> Result<(), WriteError> {
+    std::fs::create_dir_all(dir).map_err(|source| WriteError {
         path: dir.to_path_buf(),
         source,
     })?;
-    Ok(pinlat::atomic_write::write_atomic(
-        &dir.join(name),
-        text.as_bytes(),
-    )?)
+    pinlat::atomic_write::write_atomic(&dir.join(name), text.as_bytes())
 }

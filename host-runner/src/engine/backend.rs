@@ -25,6 +25,16 @@ pub struct OutputBytes {
     pub channel: u64,
 }
 
+impl OutputBytes {
+    /// The console log's size and what was read of the agent channel.
+    pub fn of(console_log: &Path, channel: &PipeChannel) -> Self {
+        OutputBytes {
+            console: std::fs::metadata(console_log).map(|m| m.len()).unwrap_or(0),
+            channel: channel.bytes_read(),
+        }
+    }
+}
+
 /// Resuming a paused guest failed.
 #[derive(Debug, thiserror::Error)]
 #[error("Cannot resume the guest (QMP cont)")]
@@ -57,6 +67,10 @@ pub trait GuestBackend: Send {
     fn mgmt_socket(&self) -> Option<PathBuf>;
     /// The pinner of the guest's threads, when its placement can be read back.
     fn pinner(&mut self) -> Option<&mut Pinner>;
+    /// The libvirt domain the guest runs as, when libvirt launched it.
+    fn libvirt_domain(&self) -> Option<crate::libvirt::LibvirtDomain> {
+        None
+    }
     /// What the guest's NIC echo service has seen, when it has a NIC.
     fn net_echo(&self) -> Option<pinlat::result::EchoStats> {
         None
@@ -102,12 +116,7 @@ impl GuestBackend for QemuGuest {
     }
 
     fn output_bytes(&self) -> OutputBytes {
-        OutputBytes {
-            console: std::fs::metadata(&self.console_log)
-                .map(|m| m.len())
-                .unwrap_or(0),
-            channel: self.channel.bytes_read(),
-        }
+        OutputBytes::of(&self.console_log, &self.channel)
     }
 
     fn exited(&mut self) -> Option<String> {

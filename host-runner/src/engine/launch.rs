@@ -68,8 +68,99 @@ fn new_thread_placement(
     }
 }
 
-fn err(stage: Stage) -> impl Fn(anyhow::Error) -> RunStatus {
+pub(crate) fn err(stage: Stage) -> impl Fn(anyhow::Error) -> RunStatus {
     move |e| RunStatus::failed(stage, format!("{e:#}"))
+}
+
+/// What every launcher prepares before a guest starts: the private runtime directory, the
+/// console log and agent channel, the VM description as the scenario wants it, the devices'
+/// backends and the initramfs with the agent's final config.
+pub struct Prepared {
+    /// The private runtime directory (FIFOs, initramfs, sockets).
+    pub runtime: crate::qemu::RuntimeDir,
+    /// The VM, paused.
+    pub spec: VmSpec,
+    /// The agent channel.
+    pub channel: PipeChannel,
+    /// The console log file.
+    pub console_log: PathBuf,
+    /// The devices' backends.
+    pub backends: Backends,
+    /// The agent config the initramfs holds.
+    pub agent: pinlat::agentcfg::AgentConfig,
+}
+
+/// Prepares one guest of `req` for any launcher: files, channel, spec, devices, initramfs.
+/// Sets `record.console_log`.
+pub fn prepare_guest(
+    kernel: &GuestKernel,
+    agent_binary: &[u8],
+    accel: pinlat::kinds::Accel,
+    req: LaunchRequest<'_>,
+    record: &mut GuestRun,
+) -> Result<Prepared, RunStatus> {
+    let guest = req.guest;
+    let runtime = crate::qemu::runtime_dir().map_err(|e| err(Stage::Setup)(e.into()))?;
+    let initrd = runtime.path().join("initrd.cpio");
+    let console_rel = format!("console/{}.{}.log", req.run, guest.name);
+    let console_log = req.result_dir.join(&console_rel);
+    if let Some(dir) = console_log.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            err(Stage::Setup)(anyhow::Error::new(e).context(format!("creating {}", dir.display())))
+        })?;
+    }
+    record.console_log = Some(console_rel);
+    // Kept with the run: the raw frames are the evidence when frames were rejected. The
+    // FIFOs are named for the run, which also names the QEMU process on its command line.
+    let agent_log: PathBuf = req
+        .result_dir
+        .join(format!("console/{}.{}.agent", req.run, guest.name));
+    let channel = PipeChannel::create(
+        &runtime
+            .path()
+            .join(format!("{}.{}.agent", req.run, guest.name)),
+        &agent_log,
+        req.agent_log_bytes,
+    )
+    .map_err(|e| err(Stage::Setup)(e.into()))?;
+    let mut spec = VmSpec::for_guest(
+        guest,
+        accel,
+        &kernel.path,
+        initrd.clone(),
+        console_log.clone(),
+        AgentChannel::Pipe(channel.base().to_path_buf()),
+    )
+    .paused();
+    req.disturbance.prepare_vm(req.index, &mut spec);
+    // The devices' backends exist before QEMU opens them; their drivers' modules go into
+    // the initramfs and the agent loads them before it says hello.
+    let backends = Backends::start(&mut spec.devices, runtime.path()).map_err(|e| {
+        err(Stage::Setup)(
+            anyhow::Error::new(e)
+                .context(format!("scenario {}: the guest's devices", req.scenario)),
+        )
+    })?;
+    let plan = kernel
+        .module_plan(&crate::devices::needs(
+            &spec.devices,
+            &format!("{} of guest {}", req.scenario, guest.name),
+        ))
+        .map_err(|e| err(Stage::Setup)(e.into()))?;
+    let mut agent = req.agent;
+    agent.modules = plan.names();
+    Initramfs::for_agent(agent_binary.to_vec(), agent.to_json().into_bytes())
+        .with_modules(&plan)
+        .write_file(&initrd)
+        .map_err(|e| err(Stage::Setup)(anyhow::Error::new(e).context("writing the initramfs")))?;
+    Ok(Prepared {
+        runtime,
+        spec,
+        channel,
+        console_log,
+        backends,
+        agent,
+    })
 }
 
 impl Launcher for QemuLauncher {
@@ -80,66 +171,11 @@ impl Launcher for QemuLauncher {
         warnings: &mut Vec<Warning>,
     ) -> Result<Launched, RunStatus> {
         let guest = req.guest;
-        let runtime = crate::qemu::runtime_dir().map_err(|e| err(Stage::Setup)(e.into()))?;
-        let initrd = runtime.path().join("initrd.cpio");
-        let console_rel = format!("console/{}.{}.log", req.run, guest.name);
-        let console_log = req.result_dir.join(&console_rel);
-        if let Some(dir) = console_log.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                err(Stage::Setup)(
-                    anyhow::Error::new(e).context(format!("creating {}", dir.display())),
-                )
-            })?;
-        }
-        record.console_log = Some(console_rel);
-        // Kept with the run: the raw frames are the evidence when frames were rejected. The
-        // FIFOs are named for the run, which also names the QEMU process on its command line.
-        let agent_log: PathBuf = req
-            .result_dir
-            .join(format!("console/{}.{}.agent", req.run, guest.name));
-        let channel = PipeChannel::create(
-            &runtime
-                .path()
-                .join(format!("{}.{}.agent", req.run, guest.name)),
-            &agent_log,
-            req.agent_log_bytes,
-        )
-        .map_err(|e| err(Stage::Setup)(e.into()))?;
-        let mut spec = VmSpec::for_guest(
-            guest,
-            self.accel,
-            &self.kernel.path,
-            initrd.clone(),
-            console_log.clone(),
-            AgentChannel::Pipe(channel.base().to_path_buf()),
-        )
-        .paused();
-        req.disturbance.prepare_vm(req.index, &mut spec);
-        // The devices' backends exist before QEMU opens them; their drivers' modules go into
-        // the initramfs and the agent loads them before it says hello.
-        let backends = Backends::start(&mut spec.devices, runtime.path()).map_err(|e| {
-            err(Stage::Setup)(
-                anyhow::Error::new(e)
-                    .context(format!("scenario {}: the guest's devices", req.scenario)),
-            )
-        })?;
-        let plan = self
-            .kernel
-            .module_plan(&crate::devices::needs(
-                &spec.devices,
-                &format!("{} of guest {}", req.scenario, guest.name),
-            ))
-            .map_err(|e| err(Stage::Setup)(e.into()))?;
-        let mut agent = req.agent;
-        agent.modules = plan.names();
-        Initramfs::for_agent(self.agent.clone(), agent.to_json().into_bytes())
-            .with_modules(&plan)
-            .write_file(&initrd)
-            .map_err(|e| {
-                err(Stage::Setup)(anyhow::Error::new(e).context("writing the initramfs"))
-            })?;
-        let mut qemu =
-            Qemu::spawn_in(&self.qemu, &spec, runtime).map_err(|e| err(Stage::Launch)(e.into()))?;
+        let placement = req.placement;
+        let run = req.run;
+        let p = prepare_guest(&self.kernel, &self.agent, self.accel, req, record)?;
+        let mut qemu = Qemu::spawn_in(&self.qemu, &p.spec, p.runtime)
+            .map_err(|e| err(Stage::Launch)(e.into()))?;
         record.qemu_pid = Some(qemu.pid());
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut qmp = qemu
@@ -154,14 +190,14 @@ impl Launcher for QemuLauncher {
         } else {
             Vec::new()
         };
-        let mut pinner = Pinner::new(qemu.pid(), req.placement.clone(), &vcpus, &iothreads)
+        let mut pinner = Pinner::new(qemu.pid(), placement.clone(), &vcpus, &iothreads)
             .map_err(|e| err(Stage::Pin)(e.into()))?
             .strict(self.strict);
         pinner.pin_all().map_err(|e| err(Stage::Pin)(e.into()))?;
         record.new_thread_placement = Some(new_thread_placement(
             self.thread_placement,
             &mut pinner,
-            &format!("pinlat-{}-{}-{}", std::process::id(), req.run, guest.name),
+            &format!("pinlat-{}-{}-{}", std::process::id(), run, guest.name),
         ));
         record.observed_start = pinner.observe().map_err(|e| err(Stage::Verify)(e.into()))?;
         if let Some(bad) = record
@@ -194,11 +230,11 @@ impl Launcher for QemuLauncher {
                 qemu,
                 pinner,
                 control: Some(qmp),
-                channel,
-                console_log,
-                backends,
+                channel: p.channel,
+                console_log: p.console_log,
+                backends: p.backends,
             }),
-            agent,
+            agent: p.agent,
         })
     }
 }

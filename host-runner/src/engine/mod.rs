@@ -57,6 +57,8 @@ pub struct LaunchRequest<'a> {
     pub scenario: &'a str,
     /// The guest's index in the config.
     pub index: usize,
+    /// The layout the run measures.
+    pub layout: &'a LayoutPlan,
     /// The guest.
     pub guest: &'a Guest,
     /// Its planned placement.
@@ -74,7 +76,8 @@ pub struct LaunchRequest<'a> {
 }
 
 /// Starts guests: paused, with the placement applied and read back. One implementation per way
-/// of starting a VM (QEMU directly today).
+/// of starting a VM: QEMU directly ([`launch::QemuLauncher`]) or a libvirt domain
+/// ([`crate::libvirt::launch::LibvirtLauncher`]).
 pub trait Launcher {
     /// Launches one guest. Fills `record` (process id, console log, placement after pinning)
     /// and may add warnings; on failure returns the failed status, the guest already stopped.
@@ -263,6 +266,7 @@ pub fn execute(
             run: &name,
             scenario: &scenario.name,
             index: i,
+            layout,
             guest,
             placement,
             agent,
@@ -315,6 +319,7 @@ pub fn execute(
     if record.status.is_ok() {
         let targets = Targets {
             mgmt_sockets: live.iter().map(|g| g.backend.mgmt_socket()).collect(),
+            libvirt: live.iter().map(|g| g.backend.libvirt_domain()).collect(),
             housekeeping_cpus: housekeeping_cpus(ctx.plan, layout),
             names: live.iter().map(|g| g.record.guest.clone()).collect(),
         };

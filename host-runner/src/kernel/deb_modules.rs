@@ -4,18 +4,20 @@
 //! so the dependencies are found in rounds: `modules.order` maps module names to their paths
 //! in the package, each round extracts the modules still missing and reads their `.modinfo`
 //! `depends=` for the next (three rounds for the virtio set). The cache keeps them flat in
-//! [`MODULES_SUBDIR`] (`<name>.ko`) beside the package's `modules.builtin`, about 0.5 MB.
+//! [`super::MODULES_SUBDIR`] (`<name>.ko`) beside the package's `modules.builtin`, about 0.5 MB.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::debian::{extract, io_err, FetchError};
+use super::deb_package::{extract, io_err, FetchError};
 use super::modinfo::{normalize, ModInfo};
-use super::modules::{chain, module_file_name, parse_builtin, ModuleDir, Need, MODULES_BUILTIN};
+use super::module_dir::{module_file_name, parse_builtin, ModuleDir, Need, MODULES_BUILTIN};
 
-/// The subdirectory of a cached kernel package that holds its modules.
-pub const MODULES_SUBDIR: &str = "modules";
+/// Modules the guest devices pinlat can attach need (see `crate::devices`): the virtio PCI
+/// transport, the block and the net driver. The Debian fetch caches these and everything they
+/// depend on.
+pub const DEVICE_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "virtio_net"];
 
 /// More rounds than any module's dependency depth (the virtio set needs 3).
 const MAX_MODULE_ROUNDS: usize = 12;
@@ -127,7 +129,7 @@ pub(super) fn extract_modules(
         .and_then(|d| d.resolve(&needs, Some(release)))
         .map_err(|e| FetchError::BadModules {
             package: package.into(),
-            reason: chain(&e),
+            reason: format!("{:#}", anyhow::Error::from(e)),
         })?;
     Ok(())
 }

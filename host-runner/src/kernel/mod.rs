@@ -28,17 +28,20 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod deb_modules;
+mod deb_package;
 mod debian;
+mod load_order;
 mod modinfo;
+mod module_dir;
 mod modules;
-pub use deb_modules::MODULES_SUBDIR;
+pub use deb_modules::DEVICE_MODULES;
+pub use deb_package::FetchError;
 use debian::download_into;
-pub use debian::{parse_apt_depends, AptFetch, FetchError};
+pub use debian::{parse_apt_depends, AptFetch};
+pub use load_order::{LoadPlan, PlannedModule};
 pub use modinfo::{ModInfo, ModinfoError};
-pub use modules::{
-    KernelModules, LoadPlan, ModuleDir, ModuleError, Need, PlannedModule, DEVICE_MODULES,
-    MODULES_BUILTIN, MODULES_ENV,
-};
+pub use module_dir::{ModuleDir, ModuleError, Need, MODULES_BUILTIN, MODULES_ENV, MODULES_SUBDIR};
+pub use modules::KernelModules;
 
 /// The Debian metapackage whose dependency is the current PREEMPT_RT kernel image.
 pub const DEBIAN_RT_METAPACKAGE: &str = "linux-image-rt-amd64";

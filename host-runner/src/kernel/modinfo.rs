@@ -233,6 +233,29 @@ pub(crate) mod tests {
         f
     }
 
+    /// Debian's `modules.builtin` for the kernel of [`FIXTURES`].
+    pub(crate) const BUILTIN: &str = include_str!("fixtures/modules.builtin");
+
+    /// The load order of [`FIXTURES`]' virtio PCI transport and block driver.
+    pub(crate) const VIRTIO_BLK_ORDER: [&str; 6] = [
+        "virtio_ring",
+        "virtio_pci_modern_dev",
+        "virtio_pci_legacy_dev",
+        "virtio",
+        "virtio_pci",
+        "virtio_blk",
+    ];
+
+    /// The virtio modules as the Debian fetch leaves them in the cache (created if needed):
+    /// fake ELF files carrying the real `.modinfo` sections, and Debian's `modules.builtin`.
+    pub(crate) fn fake_module_dir(dir: &std::path::Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        for (name, modinfo) in FIXTURES {
+            std::fs::write(dir.join(format!("{name}.ko")), fake_ko(modinfo)).unwrap();
+        }
+        std::fs::write(dir.join(super::super::MODULES_BUILTIN), BUILTIN).unwrap();
+    }
+
     fn fixture(name: &str) -> &'static [u8] {
         FIXTURES.iter().find(|(n, _)| *n == name).unwrap().1
     }

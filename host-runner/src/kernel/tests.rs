@@ -1,5 +1,5 @@
 //! Unit tests of the kernel search (kept apart so the module itself stays readable).
-use super::modinfo::tests::{fake_ko, FIXTURES};
+use super::modinfo::tests::{fake_module_dir, VIRTIO_BLK_ORDER};
 use super::*;
 use std::cell::Cell;
 
@@ -8,20 +8,6 @@ fn fake_bzimage(path: &Path) {
     b[0x202..0x206].copy_from_slice(b"HdrS");
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, b).unwrap();
-}
-
-/// The virtio modules as the Debian fetch leaves them: real `.modinfo` sections in fake ELF
-/// files, and Debian's `modules.builtin`.
-fn fake_modules(dir: &Path) {
-    fs::create_dir_all(dir).unwrap();
-    for (name, modinfo) in FIXTURES {
-        fs::write(dir.join(format!("{name}.ko")), fake_ko(modinfo)).unwrap();
-    }
-    fs::write(
-        dir.join(MODULES_BUILTIN),
-        include_str!("fixtures/modules.builtin"),
-    )
-    .unwrap();
 }
 
 fn network_down() -> FetchError {
@@ -64,7 +50,7 @@ impl DebianFetch for FakeFetch {
         let v = package.trim_start_matches("linux-image-");
         fake_bzimage(&dest.join(format!("vmlinuz-{v}")));
         fs::write(dest.join("package-version"), "6.1.192-2\n").unwrap();
-        fake_modules(&dest.join(MODULES_SUBDIR));
+        fake_module_dir(&dest.join(MODULES_SUBDIR));
         Ok(())
     }
     fn download_modules(&self, _package: &str, dest: &Path) -> Result<(), FetchError> {
@@ -72,7 +58,7 @@ impl DebianFetch for FakeFetch {
         if !self.good {
             return Err(network_down());
         }
-        fake_modules(dest);
+        fake_module_dir(dest);
         Ok(())
     }
 }
@@ -216,17 +202,7 @@ fn module_plan_for_devices() {
         Need::new("virtio_blk", "the virtio-blk disk"),
     ];
     let plan = k.module_plan(&needs).unwrap();
-    assert_eq!(
-        plan.names(),
-        [
-            "virtio_ring",
-            "virtio_pci_modern_dev",
-            "virtio_pci_legacy_dev",
-            "virtio",
-            "virtio_pci",
-            "virtio_blk"
-        ]
-    );
+    assert_eq!(plan.names(), VIRTIO_BLK_ORDER);
     assert!(plan.total_bytes() > 0);
     assert_eq!(k.module_plan(&[]).unwrap(), LoadPlan::default());
     // A kernel of the user's, no module directory: the error says who needs what, and how

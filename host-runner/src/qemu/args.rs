@@ -174,8 +174,33 @@ pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
     });
     a.push("-serial".into());
     a.push("chardev:agent".into());
+    a.extend(device_args(&spec.devices));
+    if spec.start_paused {
+        a.push("-S".into());
+    }
+    let mut sockets = Vec::new();
+    if spec.mgmt_qmp {
+        sockets.push(mgmt_socket_path(qmp_socket));
+    }
+    sockets.push(qmp_socket.to_owned());
+    for sock in sockets {
+        a.extend(qmp_args(&sock));
+    }
+    a
+}
+
+/// `-qmp unix:<socket>,server=on,wait=off`.
+pub fn qmp_args(socket: &Path) -> [OsString; 2] {
+    let mut q = opt("unix:", socket);
+    q.push(",server=on,wait=off");
+    ["-qmp".into(), q]
+}
+
+/// The arguments of `devices`, in order: disks `disk<i>`/`vblk<i>`, NICs `net<i>`/`vnet<i>`.
+pub fn device_args(devices: &[Device]) -> Vec<OsString> {
+    let mut a = Vec::new();
     let (mut disks, mut nics) = (0, 0);
-    for device in &spec.devices {
+    for device in devices {
         match device {
             Device::VirtioBlk(d) => {
                 disk_args(&mut a, d, disks);
@@ -186,20 +211,6 @@ pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
                 nics += 1;
             }
         }
-    }
-    if spec.start_paused {
-        a.push("-S".into());
-    }
-    let mut sockets = Vec::new();
-    if spec.mgmt_qmp {
-        sockets.push(mgmt_socket_path(qmp_socket));
-    }
-    sockets.push(qmp_socket.to_owned());
-    for sock in sockets {
-        a.push("-qmp".into());
-        let mut q = opt("unix:", &sock);
-        q.push(",server=on,wait=off");
-        a.push(q);
     }
     a
 }
@@ -326,19 +337,22 @@ mod tests {
     use super::*;
     use crate::devices::{Aio, Cache};
 
-    fn spec(iothreads: &[&str]) -> VmSpec {
-        let cfg = pinlat::config::Config::from_toml_str(
-            "[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n",
-        )
-        .unwrap();
-        let mut s = VmSpec::for_guest(
+    /// The spec of the first guest of config `toml`, with made-up paths.
+    fn guest_spec(toml: &str) -> VmSpec {
+        let cfg = pinlat::config::Config::from_toml_str(toml).unwrap();
+        VmSpec::for_guest(
             &cfg.guests[0],
             Accel::Tcg,
             Path::new("/k"),
             "/i".into(),
             "/c".into(),
             AgentChannel::File("/a".into()),
-        );
+        )
+    }
+
+    fn spec(iothreads: &[&str]) -> VmSpec {
+        let mut s =
+            guest_spec("[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n");
         s.iothreads = iothreads.iter().map(|s| s.to_string()).collect();
         s
     }
@@ -417,17 +431,8 @@ mod tests {
 
     #[test]
     fn a_config_guest_becomes_one_spec() {
-        let cfg = pinlat::config::Config::from_toml_str(
+        let s = guest_spec(
             "[[guests]]\nname = \"g\"\nvcpus = 3\niothreads = 2\ncmdline_extra = \"idle=poll\"\n[[layouts]]\nkind = \"vcpu0\"\n",
-        )
-        .unwrap();
-        let s = VmSpec::for_guest(
-            &cfg.guests[0],
-            Accel::Tcg,
-            Path::new("/k"),
-            "/i".into(),
-            "/c".into(),
-            AgentChannel::File("/a".into()),
         )
         .paused();
         assert_eq!(s.name, "pinlat-g");

@@ -32,7 +32,10 @@ use crate::qmp::{self, QmpClient, QmpError};
 use pinlat::kinds::Accel;
 
 mod args;
-pub use args::{guest_cmdline, mgmt_socket_path, qemu_args, AgentChannel, VmSpec, GUEST_PARAMS};
+pub use args::{
+    device_args, guest_cmdline, mgmt_socket_path, qemu_args, qmp_args, AgentChannel, VmSpec,
+    GUEST_PARAMS,
+};
 
 /// The environment variable that names the QEMU binary.
 pub const QEMU_ENV: &str = "PINLAT_QEMU";

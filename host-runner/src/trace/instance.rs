@@ -11,7 +11,7 @@
 //!
 //! It is removed in `Drop` (tracing stopped, `rmdir` retried while a reader still holds
 //! `trace_pipe`), by [`Instance::remove`] when the caller wants the error, and by
-//! [`super::cleanup::remove_registered`] from a signal handler. The owner's pid is in the
+//! [`super::registry::remove_registered`] from a signal handler. The owner's pid is in the
 //! name, so [`super::cleanup::remove_stale`] can tell an instance left by a crashed run from
 //! one a live run is using.
 //!
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use pinlat::cpuset::CpuSet;
 
-use super::cleanup;
+use super::registry;
 
 /// Prefix of every instance pinlat creates.
 pub const INSTANCE_PREFIX: &str = "pinlat-";
@@ -294,7 +294,7 @@ impl Instance {
         }
         // From here on, Drop removes the directory whatever fails next.
         let mut inst = Instance {
-            slot: cleanup::register(&path),
+            slot: registry::register(&path),
             path,
             cpus: cfg.cpus.clone(),
             enabled: Vec::new(),
@@ -448,7 +448,7 @@ impl Instance {
             return Ok(());
         }
         if let Some(slot) = self.slot.take() {
-            cleanup::unregister(slot);
+            registry::unregister(slot);
         }
         if !self.path.exists() {
             // Removed by the signal path already.

@@ -3,7 +3,8 @@
 //! instance's own `Drop` or by [`RmDir`].
 
 use super::*;
-use crate::trace::cleanup::{self, remove_stale, test_lock};
+use crate::trace::cleanup::remove_stale;
+use crate::trace::registry::{self, test_lock};
 use pinlat::trace::{parse_trace, EventKind};
 
 /// Removes a directory the test made by hand, whatever happens.
@@ -158,7 +159,7 @@ fn the_signal_path_removes_live_instances() {
     let inst = Instance::create(&fs, &small("test-signal", test_cpu())).unwrap();
     let path = inst.path().to_path_buf();
     inst.start().unwrap();
-    assert!(cleanup::remove_registered() >= 1);
+    assert!(registry::remove_registered() >= 1);
     assert!(!path.exists());
     inst.remove().unwrap();
 }

@@ -4,6 +4,7 @@
 
 pub mod cleanup;
 pub mod instance;
+pub mod registry;
 pub mod smi;
 
 pub use instance::{Instance, InstanceConfig, TraceError, Tracefs};

@@ -36,57 +36,103 @@ impl MsrRoot {
     }
 
     /// The SMI count of `cpu` (bits 31:0 of the MSR), or why it cannot be read.
-    pub fn read(&self, cpu: u32) -> Result<u64, String> {
+    pub fn read(&self, cpu: u32) -> Reading {
         read_msr(&self.device(cpu), MSR_SMI_COUNT).map(|v| v & 0xffff_ffff)
     }
 }
 
-fn read_msr(dev: &Path, msr: u64) -> Result<u64, String> {
-    let f = std::fs::File::open(dev).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => format!(
-            "{} does not exist (load the msr module: modprobe msr)",
-            dev.display()
-        ),
-        io::ErrorKind::PermissionDenied => {
-            format!("{} is not readable (run as root)", dev.display())
-        }
-        _ => format!("{}: {e}", dev.display()),
+/// One read of a pCPU's SMI count.
+pub type Reading = Result<u64, MsrError>;
+
+/// Why an MSR cannot be read. The message, cause included, is the sentence a run record keeps
+/// as the count's `why`.
+#[derive(Debug, thiserror::Error)]
+pub enum MsrError {
+    /// No `/dev/cpu/N/msr`.
+    #[error("{} does not exist (load the msr module: modprobe msr)", dev.display())]
+    NoDevice {
+        /// The device.
+        dev: PathBuf,
+    },
+    /// The device is there but this process may not read it.
+    #[error("{} is not readable (run as root)", dev.display())]
+    Denied {
+        /// The device.
+        dev: PathBuf,
+    },
+    /// The device could not be opened for another reason.
+    #[error("{}: {error}", dev.display())]
+    Open {
+        /// The device.
+        dev: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// The read returned fewer than 8 bytes.
+    #[error("{}: MSR {msr:#x} read {bytes} bytes, not 8", dev.display())]
+    Short {
+        /// The device.
+        dev: PathBuf,
+        /// The MSR's number.
+        msr: u64,
+        /// Bytes read.
+        bytes: usize,
+    },
+    /// The CPU does not have the MSR (AMD, most hypervisors: EIO).
+    #[error("{}: MSR {msr:#x} does not read on this CPU ({error})", dev.display())]
+    NotOnThisCpu {
+        /// The device.
+        dev: PathBuf,
+        /// The MSR's number.
+        msr: u64,
+        /// Why.
+        error: io::Error,
+    },
+}
+
+fn read_msr(dev: &Path, msr: u64) -> Reading {
+    let dev = dev.to_path_buf();
+    let f = std::fs::File::open(&dev).map_err(|error| match error.kind() {
+        io::ErrorKind::NotFound => MsrError::NoDevice { dev: dev.clone() },
+        io::ErrorKind::PermissionDenied => MsrError::Denied { dev: dev.clone() },
+        _ => MsrError::Open {
+            dev: dev.clone(),
+            error,
+        },
     })?;
     let mut b = [0u8; 8];
     match f.read_at(&mut b, msr) {
         Ok(8) => Ok(u64::from_le_bytes(b)),
-        Ok(n) => Err(format!(
-            "{}: MSR {msr:#x} read {n} bytes, not 8",
-            dev.display()
-        )),
-        Err(e) => Err(format!(
-            "{}: MSR {msr:#x} does not read on this CPU ({e})",
-            dev.display()
-        )),
+        Ok(bytes) => Err(MsrError::Short { dev, msr, bytes }),
+        Err(error) => Err(MsrError::NotOnThisCpu { dev, msr, error }),
     }
 }
 
 /// The counts of `cpus` before a run: each a count or why not.
-pub fn before(
-    root: &MsrRoot,
-    cpus: impl IntoIterator<Item = u32>,
-) -> Vec<(u32, Result<u64, String>)> {
+pub fn before(root: &MsrRoot, cpus: impl IntoIterator<Item = u32>) -> Vec<(u32, Reading)> {
     cpus.into_iter().map(|c| (c, root.read(c))).collect()
 }
 
 /// The record of each pCPU: counted only when both reads worked.
-pub fn after(root: &MsrRoot, before: &[(u32, Result<u64, String>)]) -> Vec<SmiCount> {
+pub fn after(root: &MsrRoot, before: &[(u32, Reading)]) -> Vec<SmiCount> {
     before
         .iter()
-        .map(|(cpu, b)| decide(*cpu, b.clone(), root.read(*cpu)))
+        .map(|(cpu, b)| decide(*cpu, b, &root.read(*cpu)))
         .collect()
 }
 
 /// Counted when both reads gave a value, else not available with the first reason.
-pub fn decide(cpu: u32, before: Result<u64, String>, after: Result<u64, String>) -> SmiCount {
+pub fn decide(cpu: u32, before: &Reading, after: &Reading) -> SmiCount {
     match (before, after) {
-        (Ok(before), Ok(after)) => SmiCount::Counted { cpu, before, after },
-        (Err(why), _) | (_, Err(why)) => SmiCount::NotAvailable { cpu, why },
+        (Ok(before), Ok(after)) => SmiCount::Counted {
+            cpu,
+            before: *before,
+            after: *after,
+        },
+        (Err(why), _) | (_, Err(why)) => SmiCount::NotAvailable {
+            cpu,
+            why: why.to_string(),
+        },
     }
 }
 
@@ -136,12 +182,19 @@ mod tests {
         let d = tmp.path().join("dev/cpu/3");
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("msr"), [0u8; 4]).unwrap();
-        let s = decide(3, MsrRoot::at(tmp.path()).read(3), Ok(5));
+        let s = decide(3, &MsrRoot::at(tmp.path()).read(3), &Ok(5));
         assert!(
             matches!(&s, SmiCount::NotAvailable { why, .. } if why.contains("read 0 bytes")),
             "{s:?}"
         );
-        let s = decide(3, Ok(5), Err("gone".into()));
+        let gone = MsrError::NoDevice {
+            dev: "/dev/cpu/3/msr".into(),
+        };
+        let s = decide(3, &Ok(5), &Err(gone));
         assert_eq!(s.delta(), None);
+        assert!(
+            matches!(&s, SmiCount::NotAvailable { why, .. } if why == "/dev/cpu/3/msr does not exist (load the msr module: modprobe msr)"),
+            "{s:?}"
+        );
     }
 }

@@ -162,7 +162,7 @@ pub enum Implausible {
         /// The operation.
         op: OpKind,
         /// What does not fit, with the numbers.
-        why: String,
+        why: OpMismatch,
     },
     /// A load's window beyond anything the run could have lasted.
     LoadDuration {
@@ -289,6 +289,96 @@ impl fmt::Display for Implausible {
                 "load {load} duration_ns {value_ns} is beyond the {limit_ns} ns the run could last"
             ),
             Implausible::NetCounts { load, why } => write!(f, "load {load}: {why}"),
+        }
+    }
+}
+
+/// How one operation's numbers (`OpStats`) fail to fit together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpMismatch {
+    /// `count` is not the histogram's count plus the overflow.
+    Count {
+        /// `count`.
+        count: u64,
+        /// Values in the histogram.
+        histogram: u64,
+        /// `overflow`.
+        overflow: u64,
+    },
+    /// No operations, yet extremes or bytes.
+    NoneButValues {
+        /// `min_ns`.
+        min_ns: u64,
+        /// `max_ns`.
+        max_ns: u64,
+        /// `bytes`.
+        bytes: u64,
+    },
+    /// `min_ns` above `max_ns`.
+    MinAboveMax {
+        /// `min_ns`.
+        min_ns: u64,
+        /// `max_ns`.
+        max_ns: u64,
+    },
+    /// `min_ns` outside the histogram's lowest bucket.
+    MinOutsideHistogram {
+        /// `min_ns`.
+        min_ns: u64,
+    },
+    /// `max_ns` neither in the histogram's highest bucket nor, with overflow, above its range.
+    MaxOutsideHistogram {
+        /// `max_ns`.
+        max_ns: u64,
+    },
+    /// More bytes than `count` operations of the load's size can move.
+    Bytes {
+        /// `bytes`.
+        bytes: u64,
+        /// `count`.
+        count: u64,
+        /// The most one operation moves (0 for a flush).
+        max_bytes: u64,
+    },
+}
+
+impl fmt::Display for OpMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpMismatch::Count {
+                count,
+                histogram,
+                overflow,
+            } => write!(
+                f,
+                "claims {count} operations but its histogram holds {histogram} and overflow {overflow}"
+            ),
+            OpMismatch::NoneButValues {
+                min_ns,
+                max_ns,
+                bytes,
+            } => write!(
+                f,
+                "no operations but min_ns {min_ns}, max_ns {max_ns}, {bytes} bytes"
+            ),
+            OpMismatch::MinAboveMax { min_ns, max_ns } => {
+                write!(f, "min_ns {min_ns} above max_ns {max_ns}")
+            }
+            OpMismatch::MinOutsideHistogram { min_ns } => {
+                write!(f, "min_ns {min_ns} is outside the histogram's lowest bucket")
+            }
+            OpMismatch::MaxOutsideHistogram { max_ns } => write!(
+                f,
+                "max_ns {max_ns} does not fit the histogram's highest value or overflow"
+            ),
+            OpMismatch::Bytes {
+                bytes,
+                count,
+                max_bytes,
+            } => write!(
+                f,
+                "{bytes} bytes in {count} operations of at most {max_bytes} bytes"
+            ),
         }
     }
 }

@@ -24,7 +24,7 @@ use pinlat::wire::{CpuResult, IntervalReport, LoadKind, LoadResult, OpKind, OpSt
 
 mod implausible;
 
-pub use implausible::Implausible;
+pub use implausible::{Implausible, OpMismatch};
 
 /// What a run expects from one guest's agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,14 +174,15 @@ impl Expect {
             if !load.ops().contains(&op) {
                 return Err(Implausible::LoadOp { load, op });
             }
-            let bad = |why: String| Implausible::OpStats { load, op, why };
+            let bad = |why: OpMismatch| Implausible::OpStats { load, op, why };
             op_fits(s).map_err(bad)?;
             let max_bytes = if op == OpKind::Flush { 0 } else { per_op };
             if s.count.checked_mul(max_bytes).map_or(true, |m| s.bytes > m) {
-                return Err(bad(format!(
-                    "{} bytes in {} operations of at most {max_bytes} bytes",
-                    s.bytes, s.count
-                )));
+                return Err(bad(OpMismatch::Bytes {
+                    bytes: s.bytes,
+                    count: s.count,
+                    max_bytes,
+                }));
             }
         }
         let bad = |why: String| Implausible::NetCounts { load, why };
@@ -317,37 +318,37 @@ impl Expect {
 /// Whether one operation's numbers fit together: `count` is the histogram's count plus the
 /// overflow, and the exact extremes lie in the histogram's end buckets (the max above its range
 /// when operations overflowed).
-fn op_fits(s: &OpStats) -> Result<(), String> {
+fn op_fits(s: &OpStats) -> Result<(), OpMismatch> {
     let Hist(h) = &s.histogram;
     if h.len().checked_add(s.overflow) != Some(s.count) {
-        return Err(format!(
-            "claims {} operations but its histogram holds {} and overflow {}",
-            s.count,
-            h.len(),
-            s.overflow
-        ));
+        return Err(OpMismatch::Count {
+            count: s.count,
+            histogram: h.len(),
+            overflow: s.overflow,
+        });
     }
     if s.count == 0 {
         return if s.min_ns == 0 && s.max_ns == 0 && s.bytes == 0 {
             Ok(())
         } else {
-            Err(format!(
-                "no operations but min_ns {}, max_ns {}, {} bytes",
-                s.min_ns, s.max_ns, s.bytes
-            ))
+            Err(OpMismatch::NoneButValues {
+                min_ns: s.min_ns,
+                max_ns: s.max_ns,
+                bytes: s.bytes,
+            })
         };
     }
     if s.min_ns > s.max_ns {
-        return Err(format!("min_ns {} above max_ns {}", s.min_ns, s.max_ns));
+        return Err(OpMismatch::MinAboveMax {
+            min_ns: s.min_ns,
+            max_ns: s.max_ns,
+        });
     }
     if !h.is_empty() {
         let in_bucket =
             |v: u64, at: u64| h.lowest_equivalent(at) <= v && v <= h.highest_equivalent(at);
         if !in_bucket(s.min_ns, h.min()) {
-            return Err(format!(
-                "min_ns {} is outside the histogram's lowest bucket",
-                s.min_ns
-            ));
+            return Err(OpMismatch::MinOutsideHistogram { min_ns: s.min_ns });
         }
         let max_ok = if s.overflow == 0 {
             in_bucket(s.max_ns, h.max())
@@ -355,10 +356,7 @@ fn op_fits(s: &OpStats) -> Result<(), String> {
             s.max_ns > h.high()
         };
         if !max_ok {
-            return Err(format!(
-                "max_ns {} does not fit the histogram's highest value or overflow",
-                s.max_ns
-            ));
+            return Err(OpMismatch::MaxOutsideHistogram { max_ns: s.max_ns });
         }
     }
     Ok(())

@@ -447,7 +447,7 @@ fn operation_counts_must_match_their_histograms() {
                 op: OpKind::Read,
                 why,
                 ..
-            }) => why,
+            }) => why.to_string(),
             other => panic!("{other:?}"),
         }
     };

@@ -38,6 +38,7 @@ fn status(r: &DoctorReport, id: &str) -> Status {
 
 fn probes_ok() -> ExternalFacts {
     ExternalFacts {
+        libvirt: None,
         kvm_probe: Some(KvmProbe::Booted),
         qemu: Some(Found::Yes {
             what: "QEMU emulator version 8.2.0".into(),
@@ -95,6 +96,7 @@ fn misconfigured_host_fails_exactly_the_broken_checks() {
     let mut env = Env::new(SysRoot::at(fixture("misconfigured")), None).unwrap();
     env.rt_cpus = CpuSet::parse("2-5").unwrap();
     env.external = ExternalFacts {
+        libvirt: None,
         kvm_probe: Some(KvmProbe::DoesNotBoot {
             reason: "no agent hello within 15 s under -accel kvm".into(),
         }),

@@ -1,17 +1,13 @@
-//! Golden files for the plan exports: `host-runner/tests/golden/<config>.<format>`.
+//! Golden files for the plan exports: `host-runner/tests/golden/<config>.<format>`, for the
+//! shipped configs and for the export fixtures in `host-runner/tests/fixtures/exports/`.
 //! Regenerate with `PINLAT_BLESS=1 cargo test -p pinlat-runner --test commands` and review the diff.
 
 use super::{pinlat, repo};
 
+/// Checks `pinlat plan <config> --format <format>` against its golden file; `config` is a path
+/// from the repository root, and the golden file is named by its stem.
 fn check(config: &str, host: &str, format: &str) {
-    let out = pinlat(&[
-        "plan",
-        &format!("configs/{config}.toml"),
-        "--format",
-        format,
-        "--host-cpus",
-        host,
-    ]);
+    let out = pinlat(&["plan", config, "--format", format, "--host-cpus", host]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -19,7 +15,11 @@ fn check(config: &str, host: &str, format: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     let got = String::from_utf8(out.stdout).unwrap();
-    let path = repo().join(format!("host-runner/tests/golden/{config}.{format}"));
+    let stem = std::path::Path::new(config).file_stem().unwrap();
+    let path = repo().join(format!(
+        "host-runner/tests/golden/{}.{format}",
+        stem.to_str().unwrap()
+    ));
     if std::env::var_os("PINLAT_BLESS").is_some() {
         std::fs::write(&path, &got).unwrap();
         return;
@@ -33,24 +33,74 @@ fn check(config: &str, host: &str, format: &str) {
     );
 }
 
+/// An export fixture's path.
+fn fixture(name: &str) -> String {
+    format!("host-runner/tests/fixtures/exports/{name}.toml")
+}
+
 #[test]
 fn libvirt_lab_8cpu() {
-    check("lab-8cpu", "0-7", "libvirt");
+    check("configs/lab-8cpu.toml", "0-7", "libvirt");
 }
 
 #[test]
 fn nova_lab_8cpu() {
-    check("lab-8cpu", "0-7", "nova");
+    check("configs/lab-8cpu.toml", "0-7", "nova");
 }
 
 #[test]
 fn libvirt_lab_16cpu_pinset() {
-    check("lab-16cpu-pinset", "0-15", "libvirt");
+    check("configs/lab-16cpu-pinset.toml", "0-15", "libvirt");
 }
 
 #[test]
 fn nova_lab_16cpu_pinset() {
-    check("lab-16cpu-pinset", "0-15", "nova");
+    check("configs/lab-16cpu-pinset.toml", "0-15", "nova");
+}
+
+#[test]
+fn libvirt_domain_quick() {
+    check("configs/quick.toml", "0-1", "libvirt-domain");
+}
+
+#[test]
+fn nova_emulator_on_rt_pcpu() {
+    check("configs/emulator-on-rt-pcpu.toml", "0-1", "nova");
+}
+
+#[test]
+fn nova_all_realtime_custom() {
+    check(&fixture("all-realtime-custom"), "0-7", "nova");
+}
+
+#[test]
+fn libvirt_all_realtime_custom() {
+    check(&fixture("all-realtime-custom"), "0-7", "libvirt");
+}
+
+#[test]
+fn nova_custom_emulator() {
+    check(&fixture("custom-emulator"), "0-7", "nova");
+}
+
+#[test]
+fn nova_priority_50() {
+    check(&fixture("priority-50"), "0-7", "nova");
+}
+
+#[test]
+fn libvirt_priority_50() {
+    check(&fixture("priority-50"), "0-7", "libvirt");
+}
+
+#[test]
+fn nova_iothreads() {
+    check(&fixture("iothreads"), "0-11", "nova");
+}
+
+#[test]
+fn libvirt_iothreads() {
+    check(&fixture("iothreads"), "0-11", "libvirt");
 }
 
 #[test]

@@ -1,14 +1,20 @@
 //! Integration tests of `pinlat` that boot no guest: config checks and plan exports, bad
-//! input, the doctor on host snapshots, and calibrate's verdicts on recorded calibrations.
+//! input, the doctor on host snapshots, calibrate's verdicts on recorded calibrations, and
+//! `pinlat merge` on copies of the fixture results directories.
 //! One test binary, a module per topic (as ripgrep's `tests/tests.rs`); the tests that boot
 //! guests are in `tests/guests/`.
 
 mod badinput;
 mod calibrate;
 mod doctor;
+mod formats;
 mod golden;
 mod invalid;
+mod lava;
+mod libvirt_schema;
+mod merge;
 mod security;
+mod trend;
 
 use std::process::{Command, Output};
 

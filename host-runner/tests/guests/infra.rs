@@ -36,13 +36,7 @@ fn boot_tcg_guest_qmp_threads_pinning_and_cleanup() {
     let mut g = boot(2, "1", &["pinlat.hold"], true);
     let pid = g.qemu.pid();
     let t0 = g.qemu.started();
-    let mut qmp = g
-        .qemu
-        .connect_qmp(
-            Instant::now() + Duration::from_secs(10),
-            Duration::from_secs(5),
-        )
-        .unwrap();
+    let mut qmp = g.qmp();
     eprintln!("QMP up after {:?}", t0.elapsed());
     let sock_mode = {
         use std::os::unix::fs::PermissionsExt;
@@ -187,13 +181,7 @@ fn boot_qemu_dies_with_the_runner() {
     if std::env::var_os(CHILD_ENV).is_some() {
         let mut g = boot(1, "", &["pinlat.hold"], false);
         // Proves QEMU is up and serving before the runner is killed.
-        let mut qmp = g
-            .qemu
-            .connect_qmp(
-                Instant::now() + Duration::from_secs(10),
-                Duration::from_secs(5),
-            )
-            .unwrap();
+        let mut qmp = g.qmp();
         assert!(qmp.query_status().is_ok());
         println!("QEMU_PID={}", g.qemu.pid());
         std::thread::sleep(Duration::from_secs(120));

@@ -12,6 +12,7 @@ mod disturbances;
 mod failures;
 mod faults;
 mod infra;
+mod libvirt;
 mod placement;
 mod privilege;
 mod soak;
@@ -178,6 +179,9 @@ fn boot_quick_config_two_layouts_verified() {
                 r.name
             ),
             Some(NewThreadPlacement::Scan { why, .. }) => eprintln!("{}: scanning: {why}", r.name),
+            Some(NewThreadPlacement::Libvirt { group }) => {
+                panic!("{}: QEMU launcher, yet libvirt's {group}", r.name)
+            }
             None => panic!("{}: no new-thread placement recorded", r.name),
         }
         assert!(g.drift.is_empty(), "{}: {:?}", r.name, g.drift);

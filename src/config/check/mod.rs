@@ -67,6 +67,7 @@ fn run(raw: &RawRun) -> Result<RunSettings, ConfigError> {
         interval_ms: raw.interval_ms.unwrap_or(1000),
         boot_timeout_s: raw.boot_timeout_s.unwrap_or(60),
         thread_placement: raw.thread_placement.unwrap_or_default(),
+        launcher: raw.launcher.unwrap_or_default(),
     };
     if run.duration_s == 0 || run.duration_s > 7 * 24 * 3600 {
         let given = match &raw.duration {
@@ -267,5 +268,25 @@ fn valid_name(path: &str, name: &str) -> Result<(), ConfigError> {
             path,
             format!("\"{name}\": names are 1-40 characters of a-z, A-Z, 0-9, '-' and '_' (they become file names)"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::kinds::LauncherKind;
+
+    const GUEST: &str = "[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n";
+
+    #[test]
+    fn the_launcher_is_qemu_unless_the_config_says_libvirt() {
+        let c = Config::from_toml_str(GUEST).unwrap();
+        assert_eq!(c.run.launcher, LauncherKind::Qemu);
+        let c = Config::from_toml_str(&format!("[run]\nlauncher = \"libvirt\"\n{GUEST}")).unwrap();
+        assert_eq!(c.run.launcher, LauncherKind::Libvirt);
+        let e = Config::from_toml_str(&format!("[run]\nlauncher = \"virsh\"\n{GUEST}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("launcher") && e.contains("libvirt"), "{e}");
     }
 }

@@ -1,10 +1,13 @@
 //! `[[scenarios]]`: the list, and each scenario's disturbances and their keys.
 
 use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
 
 use super::{only_for, valid_name};
+use crate::agentcfg::{MAX_IO_BLOCK_BYTES, MAX_IO_QUEUE_DEPTH, MAX_NET_RATE_PPS};
 use crate::config::raw::RawScenario;
 use crate::config::{ConfigError, IoScenario, NetScenario, Scenario, ScenarioKind};
+use ScenarioKind::{GuestIo, GuestNet, HostStress, MgmtPoll, Migrate};
 
 /// `[[scenarios]]`; default `[idle]`.
 pub(super) fn scenarios(raw: Option<&[RawScenario]>) -> Result<Vec<Scenario>, ConfigError> {
@@ -87,38 +90,25 @@ fn scenario(p: &str, s: &RawScenario) -> Result<Scenario, ConfigError> {
             "idle means nothing runs: it cannot be combined with other kinds",
         ));
     }
-    let has = |k: ScenarioKind| kinds.contains(&k);
-    let only = |set: bool, key: &str, k: ScenarioKind| -> Result<(), ConfigError> {
-        if set && !has(k) {
-            Err(only_for(&format!("{p}.{key}"), &format!("kind \"{k}\"")))
-        } else {
-            Ok(())
-        }
-    };
-    only(s.rate_hz.is_some(), "rate_hz", ScenarioKind::MgmtPoll)?;
-    only(s.workers.is_some(), "workers", ScenarioKind::HostStress)?;
-    for (set, key) in [
-        (s.block_kib.is_some(), "block_kib"),
-        (s.queue_depth.is_some(), "queue_depth"),
-        (s.read_percent.is_some(), "read_percent"),
-        (s.fdatasync_every.is_some(), "fdatasync_every"),
-        (s.disk_mib.is_some(), "disk_mib"),
-        (s.aio.is_some(), "aio"),
-    ] {
-        only(set, key, ScenarioKind::GuestIo)?;
-    }
-    only(s.rate_pps.is_some(), "rate_pps", ScenarioKind::GuestNet)?;
+    // Keys only one kind of disturbance reads.
+    RATE_HZ.only(p, &kinds, s.rate_hz)?;
+    WORKERS.only(p, &kinds, s.workers)?;
+    BLOCK_KIB.only(p, &kinds, s.block_kib)?;
+    QUEUE_DEPTH.only(p, &kinds, s.queue_depth)?;
+    READ_PERCENT.only(p, &kinds, s.read_percent)?;
+    FDATASYNC_EVERY.only(p, &kinds, s.fdatasync_every)?;
+    DISK_MIB.only(p, &kinds, s.disk_mib)?;
+    only(p, &kinds, s.aio.is_some(), "aio", ScenarioKind::GuestIo)?;
+    RATE_PPS.only(p, &kinds, s.rate_pps)?;
+    FRAME_BYTES.only(p, &kinds, s.frame_bytes)?;
     only(
-        s.frame_bytes.is_some(),
-        "frame_bytes",
-        ScenarioKind::GuestNet,
+        p,
+        &kinds,
+        s.queries.is_some(),
+        "queries",
+        ScenarioKind::MgmtStorm,
     )?;
-    only(s.queries.is_some(), "queries", ScenarioKind::MgmtStorm)?;
-    only(
-        s.bandwidth_mib_s.is_some(),
-        "bandwidth_mib_s",
-        ScenarioKind::Migrate,
-    )?;
+    BANDWIDTH_MIB_S.only(p, &kinds, s.bandwidth_mib_s)?;
 
     let name = match &s.name {
         Some(n) => {
@@ -133,41 +123,11 @@ fn scenario(p: &str, s: &RawScenario) -> Result<Scenario, ConfigError> {
     };
     let d = IoScenario::default();
     let io = IoScenario {
-        block_kib: in_range(
-            p,
-            "block_kib",
-            s.block_kib.unwrap_or(d.block_kib),
-            1..=crate::agentcfg::MAX_IO_BLOCK_BYTES / 1024,
-            "KiB",
-        )?,
-        queue_depth: in_range(
-            p,
-            "queue_depth",
-            s.queue_depth.unwrap_or(d.queue_depth),
-            1..=crate::agentcfg::MAX_IO_QUEUE_DEPTH,
-            "requests",
-        )?,
-        read_percent: in_range(
-            p,
-            "read_percent",
-            s.read_percent.unwrap_or(d.read_percent),
-            0..=100,
-            "percent",
-        )?,
-        fdatasync_every: in_range(
-            p,
-            "fdatasync_every",
-            s.fdatasync_every.unwrap_or(d.fdatasync_every),
-            0..=1_000_000,
-            "writes",
-        )?,
-        disk_mib: in_range(
-            p,
-            "disk_mib",
-            s.disk_mib.unwrap_or(d.disk_mib),
-            1..=1_048_576,
-            "MiB",
-        )?,
+        block_kib: BLOCK_KIB.value(p, s.block_kib, d.block_kib)?,
+        queue_depth: QUEUE_DEPTH.value(p, s.queue_depth, d.queue_depth)?,
+        read_percent: READ_PERCENT.value(p, s.read_percent, d.read_percent)?,
+        fdatasync_every: FDATASYNC_EVERY.value(p, s.fdatasync_every, d.fdatasync_every)?,
+        disk_mib: DISK_MIB.value(p, s.disk_mib, d.disk_mib)?,
         aio: s.aio.unwrap_or_default(),
     };
     if u64::from(io.block_kib) > io.disk_mib * 1024 {
@@ -181,20 +141,8 @@ fn scenario(p: &str, s: &RawScenario) -> Result<Scenario, ConfigError> {
     }
     let d = NetScenario::default();
     let net = NetScenario {
-        rate_pps: in_range(
-            p,
-            "rate_pps",
-            s.rate_pps.unwrap_or(d.rate_pps),
-            1..=crate::agentcfg::MAX_NET_RATE_PPS,
-            "frames per second",
-        )?,
-        frame_bytes: in_range(
-            p,
-            "frame_bytes",
-            s.frame_bytes.unwrap_or(d.frame_bytes),
-            60..=1514,
-            "bytes (an Ethernet frame without FCS)",
-        )?,
+        rate_pps: RATE_PPS.value(p, s.rate_pps, d.rate_pps)?,
+        frame_bytes: FRAME_BYTES.value(p, s.frame_bytes, d.frame_bytes)?,
     };
     if let Some(q) = &s.queries {
         if q.is_empty() || q.iter().any(|c| c.trim().is_empty()) {
@@ -207,45 +155,100 @@ fn scenario(p: &str, s: &RawScenario) -> Result<Scenario, ConfigError> {
     Ok(Scenario {
         name,
         kinds,
-        rate_hz: in_range(
-            p,
-            "rate_hz",
-            s.rate_hz.unwrap_or(10),
-            1..=10_000,
-            "queries per second",
-        )?,
-        workers: in_range(p, "workers", s.workers.unwrap_or(1), 1..=64, "workers")?,
+        rate_hz: RATE_HZ.value(p, s.rate_hz, 10)?,
+        workers: WORKERS.value(p, s.workers, 1)?,
         io,
         net,
         queries: s.queries.clone(),
-        bandwidth_mib_s: in_range(
-            p,
-            "bandwidth_mib_s",
-            s.bandwidth_mib_s.unwrap_or(DEFAULT_MIGRATE_MIB_S),
-            1..=100_000,
-            "MiB/s",
-        )?,
+        bandwidth_mib_s: BANDWIDTH_MIB_S.value(p, s.bandwidth_mib_s, DEFAULT_MIGRATE_MIB_S)?,
     })
 }
 
-/// `value` unless it is outside `range`: then an error naming `p.key`, the range and its unit.
-fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+/// An error naming `p.key` when `key` is given to a scenario without `kind`, the one
+/// disturbance that reads it.
+fn only(
     p: &str,
+    kinds: &[ScenarioKind],
+    given: bool,
     key: &str,
-    value: T,
-    range: std::ops::RangeInclusive<T>,
-    unit: &str,
-) -> Result<T, ConfigError> {
-    if range.contains(&value) {
-        Ok(value)
+    kind: ScenarioKind,
+) -> Result<(), ConfigError> {
+    if given && !kinds.contains(&kind) {
+        Err(only_for(&format!("{p}.{key}"), &format!("kind \"{kind}\"")))
     } else {
-        Err(ConfigError::new(
-            format!("{p}.{key}"),
-            format!(
-                "{value}: must be {}..={} {unit}",
-                range.start(),
-                range.end()
-            ),
-        ))
+        Ok(())
     }
 }
+
+/// A numeric key of `[[scenarios]]`: the disturbance that reads it, what it allows, and the
+/// unit an error names.
+struct Key<T> {
+    name: &'static str,
+    kind: ScenarioKind,
+    range: RangeInclusive<T>,
+    unit: &'static str,
+}
+
+impl<T> Key<T> {
+    const fn new(
+        name: &'static str,
+        kind: ScenarioKind,
+        range: RangeInclusive<T>,
+        unit: &'static str,
+    ) -> Self {
+        Key {
+            name,
+            kind,
+            range,
+            unit,
+        }
+    }
+}
+
+impl<T: PartialOrd + std::fmt::Display + Copy> Key<T> {
+    /// [`only`] for this key.
+    fn only(&self, p: &str, kinds: &[ScenarioKind], given: Option<T>) -> Result<(), ConfigError> {
+        only(p, kinds, given.is_some(), self.name, self.kind)
+    }
+
+    /// The value given, else `default`, unless outside the range: then an error naming
+    /// `p.name`, the range and the unit.
+    fn value(&self, p: &str, given: Option<T>, default: T) -> Result<T, ConfigError> {
+        let value = given.unwrap_or(default);
+        if self.range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(
+                format!("{p}.{}", self.name),
+                format!(
+                    "{value}: must be {}..={} {}",
+                    self.range.start(),
+                    self.range.end(),
+                    self.unit
+                ),
+            ))
+        }
+    }
+}
+
+// What each numeric key allows.
+const RATE_HZ: Key<u32> = Key::new("rate_hz", MgmtPoll, 1..=10_000, "queries per second");
+const WORKERS: Key<u32> = Key::new("workers", HostStress, 1..=64, "workers");
+const BLOCK_KIB: Key<u32> = Key::new("block_kib", GuestIo, 1..=MAX_IO_BLOCK_BYTES / 1024, "KiB");
+const QUEUE_DEPTH: Key<u32> = Key::new("queue_depth", GuestIo, 1..=MAX_IO_QUEUE_DEPTH, "requests");
+const READ_PERCENT: Key<u8> = Key::new("read_percent", GuestIo, 0..=100, "percent");
+const FDATASYNC_EVERY: Key<u32> = Key::new("fdatasync_every", GuestIo, 0..=1_000_000, "writes");
+const DISK_MIB: Key<u64> = Key::new("disk_mib", GuestIo, 1..=1_048_576, "MiB");
+const RATE_PPS: Key<u32> = Key::new(
+    "rate_pps",
+    GuestNet,
+    1..=MAX_NET_RATE_PPS,
+    "frames per second",
+);
+const FRAME_BYTES: Key<u32> = Key::new(
+    "frame_bytes",
+    GuestNet,
+    60..=1514,
+    "bytes (an Ethernet frame without FCS)",
+);
+const BANDWIDTH_MIB_S: Key<u32> = Key::new("bandwidth_mib_s", Migrate, 1..=100_000, "MiB/s");

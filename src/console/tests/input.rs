@@ -116,20 +116,24 @@ fn arb_facts() -> impl Strategy<Value = GuestFacts> {
 
 /// Lines that look like kernel reports, cut and mixed with junk.
 fn arb_console() -> impl Strategy<Value = Vec<u8>> {
+    const PIECES: &[&[u8]] = &[
+        b"Kernel panic - not syncing: ",
+        b"BUG: kernel NULL pointer dereference",
+        b"Oops: 0000 [#1] SMP",
+        b"Call Trace:\n",
+        b"CPU: 0 PID: 1 Comm: init",
+        b"RIP: 0010:",
+        b"rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+        b"watchdog: BUG: soft lockup - CPU#",
+        b"INFO: task x:1 blocked for more than 1 seconds.",
+        b"[ 1.5] ",
+        b"\r\n",
+        b"\x1b[",
+    ];
+    // Each piece as likely as a run of random bytes.
     let pieces = prop_oneof![
-        Just(b"Kernel panic - not syncing: ".to_vec()),
-        Just(b"BUG: kernel NULL pointer dereference".to_vec()),
-        Just(b"Oops: 0000 [#1] SMP".to_vec()),
-        Just(b"Call Trace:\n".to_vec()),
-        Just(b"CPU: 0 PID: 1 Comm: init".to_vec()),
-        Just(b"RIP: 0010:".to_vec()),
-        Just(b"rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:".to_vec()),
-        Just(b"watchdog: BUG: soft lockup - CPU#".to_vec()),
-        Just(b"INFO: task x:1 blocked for more than 1 seconds.".to_vec()),
-        Just(b"[ 1.5] ".to_vec()),
-        Just(b"\r\n".to_vec()),
-        Just(b"\x1b[".to_vec()),
-        proptest::collection::vec(any::<u8>(), 0..64),
+        PIECES.len() as u32 => proptest::sample::select(PIECES).prop_map(<[u8]>::to_vec),
+        1 => proptest::collection::vec(any::<u8>(), 0..64),
     ];
     proptest::collection::vec(pieces, 0..64).prop_map(|p| p.concat())
 }

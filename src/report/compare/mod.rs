@@ -23,17 +23,18 @@ mod render;
 pub use lost::Lost;
 pub use render::render_text;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::verdict::clocks_label;
-use super::{Group, Report};
+use super::Report;
 use crate::histo::{Percentile, Quantile};
+use crate::wire::ClockSource;
 
 /// One percentile of one row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     /// `p50` ... `p99.99`.
-    pub metric: &'static str,
+    pub metric: Quantile,
     /// Base value, ns (`None`: overflow).
     pub base_ns: Option<u64>,
     /// New value, ns (`None`: overflow).
@@ -133,23 +134,28 @@ fn max_bound(b: &Percentile, n: &Percentile) -> Option<String> {
     (!why.is_empty()).then(|| format!("max-bound ({}): not judged", why.join(", ")))
 }
 
-fn change(q: Quantile, bp: &Percentile, np: &Percentile, o: &Options) -> Change {
+/// The rule on two values: `new` grew beyond `base` by more than the threshold and by at least
+/// the floor (`new > base × (1 + threshold/100)` and `new − base ≥ min delta`).
+pub fn grew(base_ns: u64, new_ns: u64, o: &Options) -> bool {
+    let limit = base_ns as f64 * (1.0 + o.threshold_pct / 100.0);
+    new_ns as f64 > limit && new_ns.saturating_sub(base_ns) >= o.min_delta_ns
+}
+
+/// One percentile judged: a regression when it [`grew`] (or moved into the overflow) and
+/// neither side is max-bound.
+pub fn change(q: Quantile, bp: &Percentile, np: &Percentile, o: &Options) -> Change {
     let (b, n) = (bp.value_ns, np.value_ns);
     let not_judged = max_bound(bp, np);
     let (change_pct, regression) = match (b, n) {
         (Some(b), Some(n)) => {
             let pct = (b > 0).then(|| (n as f64 - b as f64) * 100.0 / b as f64);
-            let limit = b as f64 * (1.0 + o.threshold_pct / 100.0);
-            (
-                pct,
-                n as f64 > limit && n.saturating_sub(b) >= o.min_delta_ns,
-            )
+            (pct, grew(b, n, o))
         }
         (Some(_), None) => (None, true),
         _ => (None, false),
     };
     Change {
-        metric: q.label(),
+        metric: q,
         base_ns: b,
         new_ns: n,
         change_pct,
@@ -160,19 +166,19 @@ fn change(q: Quantile, bp: &Percentile, np: &Percentile, o: &Options) -> Change 
 
 /// `clocks differ (BASE: tsc, NEW: monotonic)` when the two sides were not measured with one
 /// and the same clock source.
-fn clocks_differ(b: &Group, n: &Group) -> Option<String> {
-    (b.clocks.len() != 1 || b.clocks != n.clocks).then(|| {
+pub fn clocks_differ(base: &[ClockSource], new: &[ClockSource]) -> Option<String> {
+    (base.len() != 1 || base != new).then(|| {
         format!(
             "clocks differ (BASE: {}, NEW: {})",
-            clocks_label(&b.clocks),
-            clocks_label(&n.clocks)
+            clocks_label(base),
+            clocks_label(new)
         )
     })
 }
 
 /// Compares `new` against `base`.
 pub fn compare(base: &Report, new: &Report, o: &Options) -> Comparison {
-    let measured = |r: &Report| -> Vec<(String, Group)> {
+    let measured = |r: &Report| -> Vec<(String, super::Group)> {
         r.groups
             .iter()
             .filter(|g| g.stats.samples > 0)
@@ -185,7 +191,7 @@ pub fn compare(base: &Report, new: &Report, o: &Options) -> Comparison {
         let Some((_, ng)) = n.iter().find(|(x, _)| x == name) else {
             continue;
         };
-        let not_comparable = clocks_differ(bg, ng);
+        let not_comparable = clocks_differ(&bg.clocks, &ng.clocks);
         let changes = if not_comparable.is_some() {
             Vec::new()
         } else {

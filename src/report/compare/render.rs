@@ -42,7 +42,7 @@ pub fn render_text(c: &Comparison, base_name: &str, new_name: &str) -> String {
             };
             o.push_str(&format!(
                 "  {:<7} {:>14} -> {:>14}  {:>8}{judged}\n",
-                ch.metric,
+                ch.metric.label(),
                 us_opt(ch.base_ns),
                 us_opt(ch.new_ns),
                 pct,

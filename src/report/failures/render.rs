@@ -125,7 +125,7 @@ fn fence(lines: &[String]) -> String {
 }
 
 /// Markdown cell text: no line breaks, no column separators.
-fn cell(s: &str) -> String {
+pub(crate) fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 

@@ -2,7 +2,15 @@
 
 use super::*;
 
-/// `compare` options with `threshold` percent and the defaults.
+/// The names of the rows of `c` that regressed.
+fn regressed(c: &compare::Comparison) -> Vec<&str> {
+    c.rows
+        .iter()
+        .filter(|r| r.regressed())
+        .map(|r| r.name.as_str())
+        .collect()
+}
+
 #[test]
 fn compare_flags_a_planted_regression() {
     let base = copy_fixture("runs-basic");
@@ -34,13 +42,7 @@ fn compare_flags_a_planted_regression() {
     let new_r = report::build(new.path(), &mut |_| {}).unwrap();
     let c = compare::compare(&base_r, &new_r, &opts(10.0));
     assert!(c.has_regression());
-    let bad: Vec<&str> = c
-        .rows
-        .iter()
-        .filter(|r| r.regressed())
-        .map(|r| r.name.as_str())
-        .collect();
-    assert_eq!(bad, ["isolate.mgmt-poll.timer"]);
+    assert_eq!(regressed(&c), ["isolate.mgmt-poll.timer"]);
     let text = compare::render_text(&c, "base", "new");
     assert!(
         text.contains("isolate.mgmt-poll.timer  REGRESSION"),
@@ -153,13 +155,7 @@ fn compare_ignores_growth_below_the_floor() {
         ..opts(10.0)
     };
     let c = compare::compare(&base, &new, &floorless);
-    let bad: Vec<&str> = c
-        .rows
-        .iter()
-        .filter(|r| r.regressed())
-        .map(|r| r.name.as_str())
-        .collect();
-    assert_eq!(bad, ["share.idle.busy-poll"]);
+    assert_eq!(regressed(&c), ["share.idle.busy-poll"]);
 }
 
 /// A layout that measured in BASE and kills its guest in NEW is a regression whose line names

@@ -13,17 +13,18 @@ use pinlat::report::verdict::Significance;
 use pinlat::report::{self, compare, hlog, BudgetStatus, Outcome, Report};
 use pinlat_test_infra::fixtures;
 
+mod ci;
 mod comparing;
 mod failures;
 mod housekeeping;
 mod soak;
 mod verdicts;
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn bless() -> bool {
+pub(crate) fn bless() -> bool {
     std::env::var_os("PINLAT_BLESS").is_some()
 }
 
@@ -47,11 +48,11 @@ fn opts(threshold: f64) -> compare::Options {
     compare::Options::with_threshold(threshold)
 }
 
-fn read(p: &Path) -> String {
+pub(crate) fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn golden(name: &str, actual: &str) {
+pub(crate) fn golden(name: &str, actual: &str) {
     let p = root().join("tests/golden").join(name);
     if bless() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -178,22 +179,12 @@ fn golden_tcg_with_failed_and_unreadable_runs() {
     assert_eq!(r.skipped.len(), 1);
     assert_eq!(r.skipped[0].file, "share.idle.busy-poll.r1.json");
     // Every output says TCG numbers are not hardware latency, in its header.
-    let disclaimer = pinlat::result::TCG_DISCLAIMER;
-    for f in [
-        "report.md",
-        "report.html",
-        "junit.xml",
-        "report.json",
-        "share.idle.timer.histogram.txt",
-        "share.idle.timer.r1.hlog",
-    ] {
-        let text = read(&dir.path().join(f));
-        let head: String = text.chars().take(1200).collect();
-        assert!(
-            head.contains(disclaimer),
-            "{f} lacks the TCG disclaimer in its header"
-        );
-    }
+    in_every_header(
+        dir.path(),
+        pinlat::result::TCG_DISCLAIMER,
+        1200,
+        "the TCG disclaimer",
+    );
     // One repetition: the difference is unqualified, never a win.
     let v = &r.verdicts[0];
     assert_eq!(v.comparisons.len(), 1);
@@ -400,6 +391,24 @@ fn junit_totals_are_the_sum_of_the_suites() {
     }
 }
 
+/// Every output of the TCG set in `dir` (the report in each format, the histogram text and the
+/// `.hlog`) has `text` (`what`, for the message) in its first `chars` characters.
+fn in_every_header(dir: &Path, text: &str, chars: usize, what: &str) {
+    for f in [
+        "report.md",
+        "report.html",
+        "junit.xml",
+        "report.json",
+        "share.idle.timer.histogram.txt",
+        "share.idle.timer.r1.hlog",
+        "kcidb.json",
+        "pinlat.prom",
+    ] {
+        let head: String = read(&dir.join(f)).chars().take(chars).collect();
+        assert!(head.contains(text), "{f} lacks {what} in its header");
+    }
+}
+
 /// The TCG set's guest kernel is not PREEMPT_RT: every output warns in its header; the basic
 /// set's guests were, and the report header says so without a warning.
 #[test]
@@ -409,21 +418,7 @@ fn a_guest_kernel_without_preempt_rt_is_warned_in_every_header() {
     assert_eq!(r.guest_kernels.preempt_rt(), Some(false));
     assert_eq!(r.guest_kernels.unknown, 1, "the failed boot sent no hello");
     let warning = "the guest kernel was not PREEMPT_RT: its own preemption latency is in these numbers; no layout can fix it";
-    for f in [
-        "report.md",
-        "report.html",
-        "junit.xml",
-        "report.json",
-        "share.idle.timer.histogram.txt",
-        "share.idle.timer.r1.hlog",
-    ] {
-        let text = read(&dir.path().join(f));
-        let head: String = text.chars().take(1500).collect();
-        assert!(
-            head.contains(warning),
-            "{f} lacks the PREEMPT_RT warning in its header"
-        );
-    }
+    in_every_header(dir.path(), warning, 1500, "the PREEMPT_RT warning");
     assert!(read(&dir.path().join("junit.xml"))
         .contains("<property name=\"guest_preempt_rt\" value=\"no\"/>"));
 

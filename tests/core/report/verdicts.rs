@@ -137,7 +137,7 @@ fn max_bound_percentiles_are_marked_and_never_judged() {
     let ch = c.rows[0]
         .changes
         .iter()
-        .find(|c| c.metric == "p99.99")
+        .find(|c| c.metric == Quantile::P9999)
         .unwrap();
     assert!(!ch.regression);
     assert!(ch.not_judged.as_deref().unwrap().starts_with("max-bound"));

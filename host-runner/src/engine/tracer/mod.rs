@@ -163,7 +163,7 @@ pub struct RunTracer {
     capture_spans: Vec<(u64, u64)>,
     seen_tids: Vec<BTreeSet<i32>>,
     markers: Vec<(u64, String)>,
-    smi_before: Vec<(u32, Result<u64, String>)>,
+    smi_before: Vec<(u32, smi::Reading)>,
     msr: MsrRoot,
 }
 
