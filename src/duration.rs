@@ -213,10 +213,24 @@ pub fn format_ns(ns: u64) -> String {
     format(ns / unit.ns(), unit)
 }
 
+/// Whole seconds as a clock shows them, `h:mm:ss` (`7805` → `2:10:05`; hours beyond 24 stay
+/// hours): how progress lines and reports show a soak's measured time.
+pub fn hms(s: u64) -> String {
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn hours_minutes_seconds() {
+        assert_eq!(hms(0), "0:00:00");
+        assert_eq!(hms(7_805), "2:10:05");
+        assert_eq!(hms(43_200), "12:00:00");
+        assert_eq!(hms(90_000), "25:00:00");
+    }
 
     #[test]
     fn every_unit_and_the_bare_number() {

@@ -29,6 +29,16 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Peak resident memory of this process (`VmHWM` of `/proc/self/status`), KiB; `None` where
+/// `/proc` is not mounted or the line is missing.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// sysfs file that reads `1` on a PREEMPT_RT kernel (absent on others).
 pub const REALTIME_PATH: &str = "/sys/kernel/realtime";
 

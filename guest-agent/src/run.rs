@@ -140,6 +140,7 @@ impl Measured {
             wire,
             &Message::Done(pinlat::wire::Done {
                 finals: self.results.len() as u32,
+                max_rss_kib: pinlat::host::peak_rss_kib(),
             }),
         )
     }

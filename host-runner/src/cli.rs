@@ -135,6 +135,19 @@ pub enum Command {
         /// Measured time per run (overrides run.duration_s): 5s, 2m, 1h.
         #[arg(long, value_name = "D", value_parser = parse_duration_s)]
         duration: Option<u64>,
+        /// A long lab run of D per run (12h, 24h): as --duration D, keeping each RT vCPU's
+        /// interval maxima as a bounded series over the whole run instead of every interval
+        /// histogram, and rebuilding the report while it runs (--report-every, default 10m).
+        ///
+        /// Memory and disk stay bounded whatever D (README, "Soak"). SIGINT keeps what the
+        /// interrupted run measured and builds the report.
+        #[arg(long, value_name = "D", value_parser = parse_duration_s, conflicts_with = "duration")]
+        soak: Option<u64>,
+        /// While a run measures, write its record so far as checkpoint.json and rebuild the
+        /// report every D (default 10m with --soak, else never); the report then says it was
+        /// built from a checkpoint.
+        #[arg(long, value_name = "D", value_parser = parse_duration_s)]
+        report_every: Option<u64>,
         /// Only these layouts, by name (comma-separated).
         #[arg(long, value_name = "A,B", value_delimiter = ',')]
         layouts: Option<Vec<String>>,
@@ -390,6 +403,8 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             config,
             out,
             duration,
+            soak,
+            report_every,
             layouts,
             accel,
             kernel,
@@ -401,7 +416,9 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
         } => crate::run::run(&crate::run::RunOptions {
             config,
             out,
-            duration_s: duration,
+            duration_s: duration.or(soak),
+            soak: soak.is_some(),
+            report_every_s: report_every,
             layouts,
             accel,
             kernel,

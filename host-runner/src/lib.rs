@@ -18,6 +18,7 @@ pub mod libvirt;
 pub mod merge_cmd;
 pub mod pin;
 pub mod procfs;
+pub mod progress;
 pub mod qemu;
 pub mod qmp;
 pub mod report_cmd;

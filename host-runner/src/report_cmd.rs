@@ -24,6 +24,9 @@ pub fn summary(r: &Report, dir: &Path) -> String {
     if let Some(d) = &r.disclaimer {
         s.push_str(&format!("pinlat: note: {d}\n"));
     }
+    if let Some(p) = &r.in_progress {
+        s.push_str(&format!("pinlat: in progress: {}\n", p.statement));
+    }
     for v in &r.verdicts {
         s.push_str(&format!("pinlat: {}\n", v.statement));
     }

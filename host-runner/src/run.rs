@@ -6,25 +6,25 @@
 //! `plan.json` and `host.json`, then run. Each run's raw result is written atomically the
 //! moment it ends; a failed run is recorded and the matrix goes on.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use pinlat::config::Config;
 use pinlat::kinds::{Accel, AccelChoice};
 use pinlat::plan::Plan;
-use pinlat::result::{RunRecord, TCG_DISCLAIMER};
+use pinlat::result::{SERIES_MAX_POINTS, TCG_DISCLAIMER};
 use pinlat::schema::{PlanFile, HOST_FILE, HOST_SCHEMA_VERSION, PLAN_FILE, PLAN_SCHEMA_VERSION};
 use serde::Serialize;
 
 use crate::agent::find_agent;
 use crate::doctor::{run_checks, Env, ExternalFacts, Found, KvmProbe, SysRoot, DOCTOR_FILE};
+use crate::engine::checkpoint::{Checkpoints, DEFAULT_REPORT_EVERY};
 use crate::engine::launch::QemuLauncher;
 use crate::engine::{self, RunContext};
 use crate::exit::{Exit, Failure, HostError, OptionError};
 use crate::hostfacts::{self, HostFacts};
 use crate::kernel::KernelSearch;
+use crate::progress::{Progress, LINE_EVERY};
 use crate::qemu::QemuBinary;
 use crate::store::{new_run_id, ResultDir};
 use pinlat::kinds::LauncherKind;
@@ -38,6 +38,12 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Overrides `run.duration_s`, seconds.
     pub duration_s: Option<u64>,
+    /// `--soak`: keep only the bounded interval series, bound the host trace, and rebuild the
+    /// report while running (every [`DEFAULT_REPORT_EVERY`] unless `report_every_s` says).
+    /// A run of more than [`pinlat::result::FULL_INTERVALS_MAX`] intervals is a soak anyway.
+    pub soak: bool,
+    /// `--report-every`, seconds: checkpoint the running run and rebuild the report this often.
+    pub report_every_s: Option<u64>,
     /// Only these layouts (by name).
     pub layouts: Option<Vec<String>>,
     /// Overrides `run.accel`.
@@ -139,58 +145,6 @@ fn apply_overrides(cfg: &mut Config, opts: &RunOptions) -> Result<(), Failure> {
         cfg.layouts.retain(|l| names.contains(&l.name));
     }
     Ok(())
-}
-
-struct Progress {
-    bar: Option<ProgressBar>,
-    total: usize,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = ProgressBar::new(total as u64);
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, ETA {eta}  {msg}",
-                )
-                .expect("valid template"),
-            );
-            b.enable_steady_tick(Duration::from_millis(200));
-            b
-        });
-        Progress { bar, total }
-    }
-
-    fn start(&self, i: usize, name: &str) {
-        match &self.bar {
-            Some(b) => b.set_message(name.to_string()),
-            None => eprintln!("[{}/{}] {name} ...", i + 1, self.total),
-        }
-    }
-
-    fn done(&self, i: usize, r: &RunRecord) {
-        let line = format!(
-            "[{}/{}] {}: {}",
-            i + 1,
-            self.total,
-            r.name,
-            engine::summary_line(r)
-        );
-        match &self.bar {
-            Some(b) => {
-                b.println(line);
-                b.inc(1);
-            }
-            None => eprintln!("{line}"),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
 }
 
 /// Runs the matrix, then builds the report from `runs/`. Returns the exit code: 0 all runs
@@ -336,9 +290,17 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         write(&dir, DOCTOR_FILE, &run_checks(&env))?;
     }
 
+    // A soak: asked for, or long enough to need its bounds (README "Soak").
+    let soak = opts.soak
+        || pinlat::result::is_long_run(config.run.duration_s * 1000, config.run.interval_ms);
     let trace = engine::tracer::TraceSettings {
         enabled: !opts.no_trace,
         threshold_ns: opts.trace_threshold_ns,
+        max_raw_bytes: if soak {
+            engine::tracer::SOAK_MAX_RAW_BYTES
+        } else {
+            engine::tracer::MAX_RAW_BYTES
+        },
         ..engine::tracer::TraceSettings::on()
     };
     if trace.enabled {
@@ -354,6 +316,23 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
 
     crate::signals::install().map_err(HostError::Signals)?;
     let interrupted = || crate::signals::received();
+    let report_every = opts
+        .report_every_s
+        .map(Duration::from_secs)
+        .or(soak.then_some(DEFAULT_REPORT_EVERY));
+    let checkpoints = report_every.map(|every| Checkpoints::new(dir.root(), every));
+    if let Some(every) = report_every {
+        eprintln!(
+            "pinlat: the report is rebuilt every {} while a run measures (from checkpoint.json)",
+            pinlat::duration::hms(every.as_secs())
+        );
+    }
+    let progress = Progress::new(
+        matrix.len(),
+        config.run.duration_s,
+        report_every.unwrap_or(LINE_EVERY),
+    );
+    let on_progress = |ns| progress.measured(ns);
     let (qemu_launcher, libvirt_launcher);
     let launcher: &dyn engine::Launcher = match config.run.launcher {
         LauncherKind::Qemu => {
@@ -391,9 +370,12 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         deadline_slack: engine::RUN_DEADLINE_SLACK,
         interrupted: &interrupted,
         trace: &trace,
+        keep_intervals: !soak,
+        series_points: SERIES_MAX_POINTS,
+        checkpoints: checkpoints.as_ref(),
+        progress: &on_progress,
     };
 
-    let progress = Progress::new(matrix.len());
     let mut failed = 0usize;
     let mut interrupted_by = None;
     for (i, (layout, scenario, workload, rep)) in matrix.iter().enumerate() {
@@ -408,6 +390,9 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         }
         let rel = format!("runs/{}", record.file_name());
         write(&dir, &rel, &record)?;
+        if let Some(cp) = &checkpoints {
+            cp.run_ended();
+        }
         progress.done(i, &record);
         if crate::signals::received().is_some() {
             interrupted_by = crate::signals::received();
@@ -415,6 +400,9 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         }
     }
     progress.finish();
+    if let Some(cp) = &checkpoints {
+        cp.finish();
+    }
 
     eprintln!(
         "pinlat: run {run_id} done: {} results in {}",

@@ -326,6 +326,31 @@ mod tests {
     }
 
     #[test]
+    fn run_duration_is_written_as_a_duration_or_in_seconds() {
+        for (run, s) in [
+            ("duration = \"12h\"", 43_200),
+            ("duration = \"90m\"", 5_400),
+            ("duration = \"30s\"", 30),
+            ("duration = \"45\"", 45),
+            ("duration_s = 60", 60),
+        ] {
+            let c = Config::from_toml_str(&format!("[run]\n{run}\n{MIN}")).unwrap();
+            assert_eq!(c.run.duration_s, s, "{run}");
+        }
+        let e = err(&format!("[run]\nduration = \"0s\"\n{MIN}"));
+        assert_eq!(
+            e.to_string(),
+            "run.duration: \"0s\": must be greater than 0"
+        );
+        let e = err(&format!("[run]\nduration = \"12 hours\"\n{MIN}"));
+        assert!(
+            e.to_string()
+                .starts_with("run.duration: \"12 hours\": unknown unit"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn minimal_config_gets_defaults() {
         let c = Config::from_toml_str(MIN).unwrap();
         assert_eq!(c.run.duration_s, 10);

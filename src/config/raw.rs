@@ -33,6 +33,7 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRun {
     pub(super) duration_s: Option<u64>,
+    pub(super) duration: Option<String>,
     pub(super) repetitions: Option<u32>,
     pub(super) accel: Option<AccelChoice>,
     pub(super) interval_ms: Option<u64>,

@@ -115,17 +115,53 @@ pub(crate) fn rt_results(rec: &RunRecord) -> impl Iterator<Item = (VcpuKey, &Cpu
     })
 }
 
-/// Per-run statistics: all RT vCPUs merged, and each one.
+/// The samples so far of the RT vCPUs whose final result did not arrive (a run interrupted
+/// while it measured, a checkpoint's run): their series' merged interval histograms, with the
+/// time they cover. Min and max are then at HDR precision (bucket bottom and top).
+fn so_far(rec: &RunRecord) -> impl Iterator<Item = (VcpuKey, Acc)> + '_ {
+    rec.guests.iter().flat_map(|g| {
+        g.series
+            .iter()
+            .filter(|s| !g.results.iter().any(|r| r.cpu == s.cpu))
+            .filter_map(move |s| {
+                let h = &s.merged.as_ref()?.0;
+                let first = s.points.first().map_or(0, |p| p.start_offset_ns);
+                let acc = Acc {
+                    hist: h.clone(),
+                    overflow: s.overflow(),
+                    duration_ns: s.end_offset_ns().saturating_sub(first),
+                    min_ns: (!h.is_empty()).then(|| h.min()),
+                    max_ns: if h.is_empty() { 0 } else { h.max() },
+                };
+                let key = VcpuKey {
+                    guest: g.guest.clone(),
+                    vcpu: s.cpu,
+                };
+                Some((key, acc))
+            })
+    })
+}
+
+/// Per-run statistics: all RT vCPUs merged, and each one (from the final results, else what
+/// was measured so far).
 pub(crate) fn run_stats(rec: &RunRecord) -> (Acc, BTreeMap<VcpuKey, Acc>) {
     let mut per: BTreeMap<VcpuKey, Acc> = BTreeMap::new();
     let mut all = Acc::default();
-    let longest = rt_results(rec)
+    let mut longest = rt_results(rec)
         .map(|(_, r)| r.duration_ns)
         .max()
         .unwrap_or(0);
     for (k, r) in rt_results(rec) {
         per.entry(k).or_default().add_result(r, r.duration_ns);
         all.add_result(r, 0);
+    }
+    for (k, a) in so_far(rec) {
+        longest = longest.max(a.duration_ns);
+        all.merge(&Acc {
+            duration_ns: 0,
+            ..a.clone()
+        });
+        per.entry(k).or_default().merge(&a);
     }
     all.duration_ns = longest;
     (all, per)

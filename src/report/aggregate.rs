@@ -12,6 +12,7 @@ use std::path::Path;
 use super::accumulate::{rt_results, run_stats, timeline, Acc};
 use super::guest::GuestKernels;
 use super::runs::{layout_view, summary};
+use super::soak::{InProgress, SoakState};
 use super::stability::Stability;
 use super::{
     budget, verdict, EventRef, Group, LayoutView, Range, Report, ReportError, RunSummary,
@@ -20,7 +21,10 @@ use super::{
 use crate::config::{LayoutKind, WorkloadKind};
 use crate::histo::{Hist, Summary};
 use crate::result::{RunRecord, TCG_DISCLAIMER};
-use crate::schema::{read_versioned, HostFacts, PlanFile, SchemaError, HOST_FILE, PLAN_FILE};
+use crate::schema::{
+    read_versioned, Checkpoint, HostFacts, PlanFile, SchemaError, CHECKPOINT_FILE, HOST_FILE,
+    PLAN_FILE,
+};
 use crate::wire::ClockSource;
 
 /// An error and its causes, `: `-joined.
@@ -140,6 +144,20 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         }
     };
     let host_checks = super::hostchecks::load(dir);
+    let checkpoint: Option<Checkpoint> = match read_versioned(&dir.join(CHECKPOINT_FILE)) {
+        Ok(c) => Some(c),
+        Err(SchemaError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            None
+        }
+        Err(e) => {
+            notes.push(format!(
+                "checkpoint.json is unreadable ({}): the run it was written for is not shown",
+                error_chain(&e)
+            ));
+            None
+        }
+    };
+    let mut soak = Vec::new();
 
     let mut groups: BTreeMap<GroupKey, GroupAcc> = BTreeMap::new();
     let mut layout_order: Vec<String> = Vec::new();
@@ -210,6 +228,9 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
 
         let (all, per) = run_stats(&rec);
         let s = summary(&rec, file, &all, &per);
+        if super::soak::belongs(&rec, false) {
+            soak.push(super::soak::row(&rec, SoakState::of(&rec), s.stats));
+        }
         let g = groups
             .entry((rec.layout.clone(), rec.scenario.clone(), rec.workload))
             .or_default();
@@ -251,7 +272,26 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         runs.push(s);
     }
 
-    if runs.is_empty() {
+    // The run still measuring, unless its final record is already in runs/ (the runner
+    // stopped between writing it and removing the checkpoint).
+    let in_progress = checkpoint
+        .filter(|c| {
+            let file = c.run.file_name();
+            !runs.iter().any(|r| r.name == c.run.name) && !skipped.iter().any(|s| s.file == file)
+        })
+        .map(|c| {
+            if super::soak::belongs(&c.run, true) {
+                let (all, _) = run_stats(&c.run);
+                soak.push(super::soak::row(&c.run, SoakState::InProgress, all.stats()));
+            }
+            if !accels.contains(&c.run.accel) {
+                accels.push(c.run.accel);
+            }
+            guest_kernels.add(&c.run);
+            run_id.get_or_insert_with(|| c.run.run_id.clone());
+            InProgress::of(&c)
+        });
+    if runs.is_empty() && in_progress.is_none() {
         return Err(ReportError::NoRuns(dir.to_path_buf(), skipped.len()));
     }
 
@@ -265,6 +305,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
             p.runs
                 .iter()
                 .filter(|n| !runs.iter().any(|r: &RunSummary| &r.name == *n))
+                .filter(|n| in_progress.as_ref().map_or(true, |p| &p.run != *n))
                 .filter(|n| !skipped.iter().any(|s| s.file == format!("{n}.json")))
                 .cloned()
                 .collect()
@@ -334,6 +375,8 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         notes,
         culprits: culprits.finish(),
         thread_cpu: thread_cpu.finish(&layout_order),
+        in_progress,
+        soak,
     })
 }
 

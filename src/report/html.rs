@@ -93,6 +93,12 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
             esc(w)
         ));
     }
+    if let Some(p) = &r.in_progress {
+        o.push_str(&format!(
+            "<div class=\"warn\"><b>In progress:</b> {}.</div>\n",
+            esc(&p.statement)
+        ));
+    }
     o.push_str(&format!("<p>{}</p>\n", esc(&r.guest_kernels.sentence())));
     let ok = r.runs.iter().filter(|x| x.outcome.ok).count();
     let accels: Vec<&str> = r.accels.iter().map(|a| a.as_str()).collect();
@@ -214,7 +220,13 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
                 &indexed,
             )?);
             o.push_str(&percentile_svg(&format!("Percentiles, {t}"), &indexed)?);
-            o.push_str(&timeline_svg(&format!("Latency over time, {t}"), &indexed)?);
+            // A soak keeps no interval frames whole: its maxima over time are in "Soak".
+            if indexed
+                .iter()
+                .any(|(_, g)| !g.timeline.iter().all(|t| t.points.is_empty()))
+            {
+                o.push_str(&timeline_svg(&format!("Latency over time, {t}"), &indexed)?);
+            }
             o.push_str("</div>\n");
         }
         let tops: Vec<String> = gs
@@ -307,6 +319,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
     }
 
     o.push_str(&super::housekeeping::html(r));
+    o.push_str(&super::soak::html(r)?);
     o.push_str("<h2>Runs</h2>\n<table><tr><th>run</th><th>status</th><th>clock</th><th>samples</th><th>p99.99</th><th>max</th><th>RT vCPU preemptions</th><th>placement mismatches</th></tr>\n");
     for x in &r.runs {
         let status = if x.outcome.ok {

@@ -80,6 +80,9 @@ pub fn render(report: &Report) -> String {
     if let Some(w) = report.guest_warning.as_ref() {
         out.push_str(&format!("<!-- WARNING: {} -->\n", esc(w)));
     }
+    if let Some(p) = &report.in_progress {
+        out.push_str(&format!("<!-- IN PROGRESS: {} -->\n", esc(&p.statement)));
+    }
     let file_problems = report.skipped.len() + report.missing_runs.len();
     // The totals are the sum of the suites', the run-files suite included.
     out.push_str(&format!(

@@ -102,6 +102,9 @@ pub fn render(report: &Report) -> String {
     if let Some(w) = report.guest_warning.as_ref() {
         o.push_str(&format!("> ❗ **Not a realtime guest:** {w}.\n\n"));
     }
+    if let Some(p) = &report.in_progress {
+        o.push_str(&format!("> ⏳ **In progress:** {}.\n\n", p.statement));
+    }
     let ok = report.runs.iter().filter(|r| r.outcome.ok).count();
     let accels: Vec<&str> = report.accels.iter().map(|a| a.as_str()).collect();
     o.push_str(&format!(
@@ -269,6 +272,7 @@ pub fn render(report: &Report) -> String {
     o.push_str(&super::culprits::markdown(&report.culprits));
     o.push_str(&super::thread_cpu::markdown(report));
     o.push_str(&super::housekeeping::markdown(report));
+    o.push_str(&super::soak::markdown(report));
     o.push_str("## Runs\n\n| run | status | clock | samples | max |\n|---|---|---|---:|---:|\n");
     for r in &report.runs {
         o.push_str(&format!(

@@ -30,6 +30,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 mod runs;
+pub mod soak;
 pub mod stability;
 pub mod text;
 pub mod thread_cpu;
@@ -397,6 +398,14 @@ pub struct Report {
     /// recorded it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thread_cpu: Vec<thread_cpu::ThreadCpuGroup>,
+    /// The run still measuring, when the report was built from its checkpoint
+    /// (`checkpoint.json`): not a final report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<soak::InProgress>,
+    /// Soaks, and interrupted or in-progress runs: their interval maxima over the whole run
+    /// ([`soak`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub soak: Vec<soak::SoakRun>,
 }
 
 /// What a report says for the exit code.
@@ -411,11 +420,13 @@ pub enum Outcome {
 }
 
 impl Report {
-    /// The exit-code outcome: a failed, unreadable or missing run wins over a budget.
+    /// The exit-code outcome: a failed, unreadable, missing or still measuring run wins over a
+    /// budget.
     pub fn outcome(&self) -> Outcome {
         let failed = self.runs.iter().any(|r| !r.outcome.ok)
             || !self.skipped.is_empty()
-            || !self.missing_runs.is_empty();
+            || !self.missing_runs.is_empty()
+            || self.in_progress.is_some();
         if failed {
             Outcome::RunFailed
         } else if self

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MgmtPollStats, MgmtStormStats, MigrateStats, ThreadCpu};
+use super::{CpuSeries, MgmtPollStats, MgmtStormStats, MigrateStats, ThreadCpu};
 use crate::config::Policy;
 use crate::cpuset::CpuSet;
 use crate::plan::{GuestPlacement, Sched};
@@ -163,8 +163,14 @@ pub struct GuestRun {
     pub hello: Option<Hello>,
     /// Final per-CPU results from the agent.
     pub results: Vec<CpuResult>,
-    /// Interval histograms, in arrival order (kept when the run failed mid-way).
+    /// Interval histograms, in arrival order (kept when the run failed mid-way). A soak, or
+    /// any run of more than [`FULL_INTERVALS_MAX`] intervals per RT vCPU, keeps none: its
+    /// `series` holds them, bounded.
     pub intervals: Vec<IntervalReport>,
+    /// Per RT vCPU, every interval frame as a bounded series over the whole run ([`CpuSeries`]);
+    /// empty in records written before series existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<CpuSeries>,
     /// What the housekeeping loads that measure themselves (`io`, `net`) achieved, one per
     /// load, in arrival order (kept when the run failed mid-way).
     #[serde(default)]
@@ -211,6 +217,9 @@ pub struct GuestRun {
     /// which threads a disturbance loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_cpu: Option<ThreadCpu>,
+    /// The agent's peak resident memory in the guest, KiB, from its `done` frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_max_rss_kib: Option<u64>,
     /// What the runner's NIC echo saw, when the guest had a NIC (`guest-net`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_echo: Option<EchoStats>,
@@ -251,6 +260,7 @@ impl GuestRun {
             hello: None,
             results: Vec::new(),
             intervals: Vec::new(),
+            series: Vec::new(),
             loads: Vec::new(),
             agent_errors: Vec::new(),
             frames: Default::default(),
@@ -267,11 +277,25 @@ impl GuestRun {
             mgmt_storm: None,
             migrate: None,
             thread_cpu: None,
+            agent_max_rss_kib: None,
             net_echo: None,
             launcher: Default::default(),
             libvirt: None,
         }
     }
+}
+
+/// Most interval frames per RT vCPU a run keeps whole (histograms and all) in
+/// [`GuestRun::intervals`]: 10 minutes at the default 1 s. One decoded interval histogram
+/// takes ~220 KiB of the runner's memory (pinlat's 1 ns–60 s range at 3 digits), so a longer
+/// run, or a soak (`pinlat run --soak`), keeps only the bounded [`CpuSeries`].
+pub const FULL_INTERVALS_MAX: u64 = 600;
+
+/// Whether a run of `duration_ms` in intervals of `interval_ms` is long enough to be a soak:
+/// more than [`FULL_INTERVALS_MAX`] intervals per RT vCPU (`pinlat run --soak` makes any run
+/// one).
+pub fn is_long_run(duration_ms: u64, interval_ms: u64) -> bool {
+    duration_ms / interval_ms.max(1) > FULL_INTERVALS_MAX
 }
 
 /// A thread whose placement differed from the plan during a run, from the first read-back that

@@ -17,15 +17,17 @@ use crate::plan::GuestPlacement;
 
 mod guest;
 mod scenario;
+mod series;
 mod warning;
 
 pub use guest::{
-    DriftEvent, EchoStats, GuestRun, HostPolicy, LibvirtLaunch, MeasureWindow, NewThread,
-    NewThreadPlacement, ObservedThread, ThreadRole, VcpuThreadStats,
+    is_long_run, DriftEvent, EchoStats, GuestRun, HostPolicy, LibvirtLaunch, MeasureWindow,
+    NewThread, NewThreadPlacement, ObservedThread, ThreadRole, VcpuThreadStats, FULL_INTERVALS_MAX,
 };
 pub use scenario::{
     MgmtPollStats, MgmtStormStats, MigrateStats, QueryCalls, ThreadCpu, ThreadKind, ThreadKindCpu,
 };
+pub use series::{CpuSeries, SeriesPoint, SERIES_MAX_POINTS};
 pub use warning::{load_below_rate, Warning, LOAD_BELOW_RATE_FRACTION};
 
 /// Version of this schema; bumped on any incompatible change.

@@ -12,9 +12,11 @@
 //! | `calibrate.json` | [`crate::calibration::CalibrationReport`] | `pinlat calibrate --out` |
 //! | `runs/<run>.json` | [`crate::result::RunRecord`] | `pinlat run`, as each run ends |
 //! | `report.json` | [`crate::report::Report`] | `pinlat run`, `pinlat report` |
+//! | `checkpoint.json` | [`Checkpoint`] | `pinlat run --report-every`, while a run measures |
 //! | `report.json` of a fleet (`--out` of `pinlat merge`) | [`crate::report::fleet::FleetReport`] | `pinlat merge` |
 //! | `report.json` of a trend (`--out`) | [`crate::report::trend::TrendReport`] | `pinlat trend` |
 
+pub mod checkpoint;
 pub mod doctor;
 pub mod host;
 pub mod plan_file;
@@ -24,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CHECKPOINT_SCHEMA_VERSION};
 pub use doctor::{Check, CheckStatus, DoctorReport, DOCTOR_FILE, DOCTOR_SCHEMA_VERSION};
 pub use host::{HostFacts, LocalFacts, HOST_FILE, HOST_SCHEMA_VERSION};
 pub use plan_file::{PlanFile, PLAN_FILE, PLAN_SCHEMA_VERSION};

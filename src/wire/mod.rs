@@ -229,6 +229,10 @@ pub struct ErrorReport {
 pub struct Done {
     /// Number of `final` frames sent.
     pub finals: u32,
+    /// The agent's peak resident memory (`VmHWM`), KiB, when it could read it: what a long
+    /// run costs the guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rss_kib: Option<u64>,
 }
 
 /// Native mode's output: everything a guest run streams, in one JSON document.
@@ -393,7 +397,11 @@ mod tests {
 
     #[test]
     fn frame_layout_is_as_documented() {
-        let f = encode(&Message::Done(Done { finals: 2 })).unwrap();
+        let f = encode(&Message::Done(Done {
+            finals: 2,
+            max_rss_kib: None,
+        }))
+        .unwrap();
         let json = br#"{"type":"done","finals":2}"#;
         let want = format!("PLF1 {} {:08x} ", json.len(), crc32fast::hash(json));
         assert!(

@@ -128,7 +128,10 @@ fn sample_messages() -> Vec<Message> {
             message: "Measuring thread on CPU 1: Cannot pin thread\nsecond line \u{1F600}".into(),
             cpu: Some(1),
         }),
-        Message::Done(Done { finals: 3 }),
+        Message::Done(Done {
+            finals: 3,
+            max_rss_kib: None,
+        }),
     ]
 }
 
@@ -179,7 +182,10 @@ fn crlf_and_console_noise_are_tolerated() {
 
 #[test]
 fn noise_before_the_magic_on_the_same_line_is_skipped() {
-    let m = Message::Done(Done { finals: 1 });
+    let m = Message::Done(Done {
+        finals: 1,
+        max_rss_kib: None,
+    });
     let mut bytes = b"\x1b[0mprintk without newline ".to_vec();
     bytes.extend_from_slice(&encode(&m).unwrap());
     let mut d = FrameDecoder::new();
@@ -239,7 +245,11 @@ fn corruption_is_rejected_and_counted() {
 
 #[test]
 fn truncated_last_frame_at_end_of_stream() {
-    let good = encode(&Message::Done(Done { finals: 1 })).unwrap();
+    let good = encode(&Message::Done(Done {
+        finals: 1,
+        max_rss_kib: None,
+    }))
+    .unwrap();
     let mut d = FrameDecoder::new();
     assert!(d.feed(&good[..good.len() - 5]).is_empty());
     let out = d.finish();
@@ -260,7 +270,11 @@ fn oversize_frames_are_dropped_by_declared_or_actual_size() {
     .unwrap();
     // Declared too large but line short: rejected on the header.
     let liar = b"PLF1 999999999 00000000 {}\n";
-    let small = encode(&Message::Done(Done { finals: 0 })).unwrap();
+    let small = encode(&Message::Done(Done {
+        finals: 0,
+        max_rss_kib: None,
+    }))
+    .unwrap();
     let mut out = Vec::new();
     for c in big.chunks(100) {
         out.extend(d.feed(c));
@@ -268,7 +282,13 @@ fn oversize_frames_are_dropped_by_declared_or_actual_size() {
     out.extend(d.feed(liar));
     out.extend(d.feed(&small));
     assert_eq!(d.stats().oversize, 2);
-    assert_eq!(messages(out), vec![Message::Done(Done { finals: 0 })]);
+    assert_eq!(
+        messages(out),
+        vec![Message::Done(Done {
+            finals: 0,
+            max_rss_kib: None
+        })]
+    );
     // A long noise line is noise, not an oversize frame.
     let mut noise = vec![b'a'; 10_000];
     noise.push(b'\n');
@@ -320,7 +340,12 @@ fn arb_message() -> impl Strategy<Value = Message> {
                     histogram: h,
                 })
             }),
-        any::<u32>().prop_map(|finals| Message::Done(Done { finals })),
+        (any::<u32>(), any::<Option<u64>>()).prop_map(|(finals, max_rss_kib)| Message::Done(
+            Done {
+                finals,
+                max_rss_kib
+            }
+        )),
         arb_load().prop_map(Message::Load),
     ]
 }

@@ -1,7 +1,8 @@
 //! The agent channel of a running guest, both ways: QEMU's `-chardev pipe` on `ttyS1` over two
 //! FIFOs in the guest's private runtime directory. The runner reads `<base>.out` without
 //! blocking and keeps every byte in the results directory (`console/<run>.<guest>.agent`, the
-//! raw evidence when frames are rejected), and writes [`Command`]s to `<base>.in`.
+//! raw evidence when frames are rejected; a soak keeps its first [`SOAK_LOG_BYTES`], since the
+//! frames it decoded are in its record), and writes [`Command`]s to `<base>.in`.
 //!
 //! Both FIFOs are created 0600 and opened read-write by the runner before QEMU starts, so
 //! neither open blocks and what the guest wrote before QEMU exited stays readable. A runner
@@ -15,12 +16,17 @@ use std::path::{Path, PathBuf};
 
 use pinlat::wire::{encode_command, Command};
 
+/// The raw agent stream a soak keeps, bytes: its first hours at 1 s intervals
+/// (~1.5 KB a frame per RT vCPU, README "Soak"); the rest is decoded into the run record.
+pub const SOAK_LOG_BYTES: u64 = 16 << 20;
+
 /// The runner's ends of one guest's agent channel.
 #[derive(Debug)]
 pub struct PipeChannel {
     from_guest: File,
     to_guest: File,
     log: File,
+    log_limit: u64,
     read: u64,
     base: PathBuf,
 }
@@ -53,8 +59,8 @@ fn fifo(path: &Path) -> Result<File, ChannelError> {
 
 impl PipeChannel {
     /// Creates `<base>.in` and `<base>.out` (for `-chardev pipe,path=<base>`) and the log the
-    /// guest's bytes are kept in (created or truncated).
-    pub fn create(base: &Path, log: &Path) -> Result<Self, ChannelError> {
+    /// guest's bytes are kept in (created or truncated), at most `log_limit` of them.
+    pub fn create(base: &Path, log: &Path, log_limit: u64) -> Result<Self, ChannelError> {
         let with = |ext: &str| {
             let mut p = base.as_os_str().to_owned();
             p.push(ext);
@@ -67,6 +73,7 @@ impl PipeChannel {
                 path: log.to_path_buf(),
                 source,
             })?,
+            log_limit,
             read: 0,
             base: base.to_path_buf(),
         })
@@ -94,7 +101,18 @@ impl PipeChannel {
             }
         };
         out.truncate(start + n);
-        self.log.write_all(&out[start..])?;
+        let room = self.log_limit.saturating_sub(self.read);
+        let keep = (n as u64).min(room) as usize;
+        self.log.write_all(&out[start..start + keep])?;
+        if self.read <= self.log_limit && self.read + n as u64 > self.log_limit {
+            self.log.write_all(
+                format!(
+                    "\n# pinlat: the raw stream is kept up to {} bytes in a soak; the frames after it are in the run record\n",
+                    self.log_limit
+                )
+                .as_bytes(),
+            )?;
+        }
         self.read += n as u64;
         Ok(n)
     }
@@ -119,7 +137,7 @@ mod tests {
     fn bytes_go_both_ways_and_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("run.g.agent");
-        let mut ch = PipeChannel::create(&dir.path().join("agent"), &log).unwrap();
+        let mut ch = PipeChannel::create(&dir.path().join("agent"), &log, u64::MAX).unwrap();
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(dir.path().join("agent.out"))
                 .unwrap()
@@ -151,6 +169,30 @@ mod tests {
         assert!(
             text.starts_with("PLF1 ") && text.ends_with("{\"type\":\"go\"}\n"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_soak_keeps_the_start_of_the_stream_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("run.g.agent");
+        let mut ch = PipeChannel::create(&dir.path().join("agent"), &log, 8).unwrap();
+        let mut guest_out = OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("agent.out"))
+            .unwrap();
+        let mut buf = Vec::new();
+        for chunk in [&b"hello\n"[..], b"world\n", b"more\n"] {
+            guest_out.write_all(chunk).unwrap();
+            ch.read_new(&mut buf, 64).unwrap();
+        }
+        // Every byte still reaches the decoder; the log keeps the first 8 and a note.
+        assert_eq!(buf, b"hello\nworld\nmore\n");
+        assert_eq!(ch.bytes_read(), 17);
+        let kept = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            kept,
+            "hello\nwo\n# pinlat: the raw stream is kept up to 8 bytes in a soak; the frames after it are in the run record\n"
         );
     }
 }

@@ -195,6 +195,13 @@ pub fn collect_guests(live: Vec<LiveGuest>, record: &mut RunRecord) {
             (pinlat::wire::LoadKind::Net, g.sent.loads.net.is_some()),
         ];
         let mut gr = g.record;
+        // The agent's final result holds every sample of its vCPU: the series' running
+        // histogram is only kept where that result did not arrive (an interrupted run).
+        for s in &mut gr.series {
+            if gr.results.iter().any(|r| r.cpu == s.cpu) {
+                s.merged = None;
+            }
+        }
         gr.net_echo = net_echo;
         gr.window = window;
         gr.frames = *g.decoder.stats();

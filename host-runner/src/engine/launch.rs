@@ -120,6 +120,7 @@ pub fn prepare_guest(
             .path()
             .join(format!("{}.{}.agent", req.run, guest.name)),
         &agent_log,
+        req.agent_log_bytes,
     )
     .map_err(|e| err(Stage::Setup)(e.into()))?;
     let mut spec = VmSpec::for_guest(

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use pinlat::agentcfg::AgentConfig;
-use pinlat::result::GuestRun;
+use pinlat::result::{CpuSeries, GuestRun};
 use pinlat::wire::{Decoded, FrameDecoder, Message};
 
 use super::backend::GuestBackend;
@@ -23,8 +23,12 @@ pub const READ_CHUNK: usize = 1 << 20;
 /// as oversize and dropped without being buffered.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
 /// Largest console log or agent channel a guest may write in one run, bytes. A real run writes
-/// a few MiB at most (interval frames of tens of KiB per second per CPU).
+/// a few MiB at most (an interval frame is ~1.5 KB per RT vCPU under TCG, README "Soak").
 pub const MAX_OUTPUT_BYTES: u64 = 256 << 20;
+/// Agent channel a long run may write per planned interval and RT vCPU beyond
+/// [`MAX_OUTPUT_BYTES`], bytes: ten times a measured frame, so a 24 h soak is never taken for a
+/// flood while a flood is still stopped at that rate.
+pub const MAX_OUTPUT_PER_INTERVAL_BYTES: u64 = 16 << 10;
 /// Reasons for refused guest messages kept per guest for the run's warnings; the rest are only
 /// counted.
 const MAX_REJECTION_REASONS: usize = 8;
@@ -45,10 +49,17 @@ pub struct LiveGuest {
     pub done: bool,
     /// Final results the run needs from this guest.
     pub finals_expected: usize,
-    /// Interval frames kept at most.
+    /// Agent channel bytes this guest may write in this run (at least [`MAX_OUTPUT_BYTES`]).
+    pub max_output_bytes: u64,
+    /// Interval frames kept whole at most; 0: none are kept whole, only the series (a soak or
+    /// a long run, [`pinlat::result::FULL_INTERVALS_MAX`]).
     pub max_intervals: usize,
-    /// Interval frames beyond `max_intervals`, dropped.
+    /// Interval frames beyond a non-zero `max_intervals`, dropped.
     pub dropped_intervals: u64,
+    /// Points each RT vCPU's series keeps ([`pinlat::result::SERIES_MAX_POINTS`]).
+    pub series_points: usize,
+    /// Interval frames read since the run loop's last turn took them, for the tracer.
+    pub arrived: Vec<ArrivedInterval>,
     /// What this run expects from the agent; messages that do not fit are refused.
     pub expect: Expect,
     /// Well-formed messages refused as implausible.
@@ -72,6 +83,22 @@ pub struct LiveGuest {
     pub end: Option<GuestEnd>,
 }
 
+/// An interval frame as it arrived: what the tracer needs of it once the frame itself is only
+/// in the series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArrivedInterval {
+    /// The RT vCPU.
+    pub cpu: u32,
+    /// Its index on that vCPU.
+    pub index: u64,
+    /// Start, ns from the start of the measurement.
+    pub start_offset_ns: u64,
+    /// End, ns from the start of the measurement.
+    pub end_offset_ns: u64,
+    /// Its largest sample (HDR bucket top), ns; `u64::MAX` when a sample overflowed.
+    pub max_ns: u64,
+}
+
 /// How a guest ended a run that failed because of it: what the host saw, to be explained by
 /// the console ([`pinlat::console`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +117,8 @@ impl LiveGuest {
         self.done || self.record.results.len() >= self.finals_expected
     }
 
-    /// Reads and handles everything the agent has written to its channel so far.
+    /// Reads and handles everything the agent has written to its channel so far; the interval
+    /// frames are added to `arrived` (the run loop takes them each turn).
     pub fn pump(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
         let boot = self.backend.started();
         loop {
@@ -173,9 +201,29 @@ impl LiveGuest {
                     self.thread_cpu = ThreadCpuSampler::default();
                     self.sample_vcpus();
                 }
+                self.arrived.push(ArrivedInterval {
+                    cpu: iv.cpu,
+                    index: iv.index,
+                    start_offset_ns: iv.start_offset_ns,
+                    end_offset_ns: iv.end_offset_ns,
+                    max_ns: if iv.overflow > 0 {
+                        u64::MAX
+                    } else {
+                        iv.histogram.0.max()
+                    },
+                });
+                let series = &mut self.record.series;
+                let at = match series.iter().position(|s| s.cpu == iv.cpu) {
+                    Some(at) => at,
+                    None => {
+                        series.push(CpuSeries::new(iv.cpu, self.series_points, true));
+                        series.len() - 1
+                    }
+                };
+                series[at].push(&iv);
                 if self.record.intervals.len() < self.max_intervals {
                     self.record.intervals.push(iv);
-                } else {
+                } else if self.max_intervals > 0 {
                     self.dropped_intervals += 1;
                 }
             }
@@ -204,8 +252,9 @@ impl LiveGuest {
                     self.record.agent_errors.push(e);
                 }
             }
-            Message::Done(_) => {
+            Message::Done(d) => {
                 self.done = true;
+                self.record.agent_max_rss_kib = d.max_rss_kib;
                 self.record.boot_to_done_ms = Some(since_boot());
             }
         }
@@ -239,15 +288,20 @@ impl LiveGuest {
     /// flooding the disk costs its run, never the results directory).
     pub fn output_too_large(&self) -> Option<String> {
         let out = self.backend.output_bytes();
-        (out.console > MAX_OUTPUT_BYTES || out.channel > MAX_OUTPUT_BYTES).then(|| {
+        let over = |what: &str, limit: u64, wrote: u64| {
             format!(
-                "guest {} wrote more than {} MiB (console {} bytes, agent channel {} bytes): stopped",
+                "guest {} wrote more than {} MiB to its {what} ({wrote} bytes; console {} bytes, agent channel {} bytes): stopped",
                 self.record.guest,
-                MAX_OUTPUT_BYTES >> 20,
+                limit >> 20,
                 out.console,
                 out.channel
             )
-        })
+        };
+        if out.console > MAX_OUTPUT_BYTES {
+            return Some(over("console", MAX_OUTPUT_BYTES, out.console));
+        }
+        (out.channel > self.max_output_bytes)
+            .then(|| over("agent channel", self.max_output_bytes, out.channel))
     }
 
     fn refuse(&mut self, reason: impl std::fmt::Display) {

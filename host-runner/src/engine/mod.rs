@@ -12,11 +12,14 @@
 
 pub mod backend;
 pub mod channel;
+pub mod checkpoint;
 mod drift;
 mod finish;
 pub mod launch;
 pub mod live;
 mod monitor;
+#[cfg(test)]
+mod soak_tests;
 #[cfg(test)]
 mod tests;
 pub mod tracer;
@@ -31,12 +34,12 @@ use pinlat::cpuset::CpuSet;
 use pinlat::kinds::Accel;
 use pinlat::plan::{GuestPlacement, LayoutPlan, Plan};
 use pinlat::result::{
-    run_name, GuestRun, RunRecord, RunStatus, Stage, Warning, RUN_SCHEMA_VERSION,
+    is_long_run, run_name, GuestRun, RunRecord, RunStatus, Stage, Warning, RUN_SCHEMA_VERSION,
 };
 use pinlat::wire::FrameDecoder;
 
 use self::backend::GuestBackend;
-use self::live::{LiveGuest, MAX_FRAME_BYTES};
+use self::live::{LiveGuest, MAX_FRAME_BYTES, MAX_OUTPUT_BYTES};
 use crate::disturb::{self, Disturbance, Targets};
 use crate::pin::VcpuSampler;
 use crate::store::unix_ms;
@@ -67,6 +70,9 @@ pub struct LaunchRequest<'a> {
     pub result_dir: &'a Path,
     /// The scenario's disturbance, to prepare the VM.
     pub disturbance: &'a dyn Disturbance,
+    /// Most of the raw agent stream kept in `console/<run>.<guest>.agent`, bytes
+    /// ([`channel::SOAK_LOG_BYTES`] in a soak, else all of it).
+    pub agent_log_bytes: u64,
 }
 
 /// Starts guests: paused, with the placement applied and read back. One implementation per way
@@ -114,6 +120,18 @@ pub struct RunContext<'a> {
     pub interrupted: &'a dyn Fn() -> Option<&'static str>,
     /// How the RT pCPUs are traced.
     pub trace: &'a tracer::TraceSettings,
+    /// Keep interval frames whole in the record, up to
+    /// [`pinlat::result::FULL_INTERVALS_MAX`] per RT vCPU; `false` (a soak): only the bounded
+    /// series.
+    pub keep_intervals: bool,
+    /// Points each RT vCPU's series keeps ([`pinlat::result::SERIES_MAX_POINTS`]).
+    pub series_points: usize,
+    /// Checkpoints of the run so far and report rebuilds while it measures
+    /// (`--report-every`), if asked for.
+    pub checkpoints: Option<&'a checkpoint::Checkpoints>,
+    /// Told, at most once a second, how far the current run has measured (ns), for the
+    /// progress display.
+    pub progress: &'a dyn Fn(u64),
 }
 
 /// The host pCPUs a disturbance's own threads run on: the configured housekeeping pCPUs, else
@@ -131,6 +149,11 @@ pub fn housekeeping_cpus(plan: &Plan, layout: &LayoutPlan) -> CpuSet {
     plan.usable_cpus.difference(&rt)
 }
 
+/// Whether the run is a soak: asked for, or too long to keep its interval frames whole.
+fn soak(ctx: &RunContext<'_>) -> bool {
+    !ctx.keep_intervals || is_long_run(ctx.duration_ms, ctx.config.run.interval_ms)
+}
+
 /// What the run expects of one guest's agent.
 fn live_guest(
     ctx: &RunContext<'_>,
@@ -146,6 +169,9 @@ fn live_guest(
         _ => rt,
     };
     let intervals_per_cpu = (ctx.duration_ms / ctx.config.run.interval_ms.max(1)) as usize + 4;
+    // A soak, or a run longer than FULL_INTERVALS_MAX intervals, keeps only the series: one
+    // decoded interval histogram is ~220 KiB of memory.
+    let keep_whole = !soak(ctx);
     LiveGuest {
         backend,
         record,
@@ -154,8 +180,16 @@ fn live_guest(
         thread_cpu: Default::default(),
         done: false,
         finals_expected,
-        max_intervals: intervals_per_cpu * rt.max(1) * 2,
+        max_output_bytes: MAX_OUTPUT_BYTES
+            .max((intervals_per_cpu * rt.max(1)) as u64 * live::MAX_OUTPUT_PER_INTERVAL_BYTES),
+        max_intervals: if keep_whole {
+            intervals_per_cpu * rt.max(1) * 2
+        } else {
+            0
+        },
         dropped_intervals: 0,
+        series_points: ctx.series_points,
+        arrived: Vec::new(),
         expect: Expect {
             rt_cpus: guest.realtime.clone(),
             workload: workload.kind,
@@ -238,6 +272,11 @@ pub fn execute(
             agent,
             result_dir: &ctx.result_dir,
             disturbance: disturbance.as_ref(),
+            agent_log_bytes: if soak(ctx) {
+                channel::SOAK_LOG_BYTES
+            } else {
+                u64::MAX
+            },
         };
         let mut gr = record.guests[i].clone();
         let launched = ctx.launcher.launch(req, &mut gr, &mut record.warnings);
@@ -292,6 +331,7 @@ pub fn execute(
                     &mut live,
                     &mut record,
                     tracer.as_mut(),
+                    started,
                 );
                 finish::apply_outcome(outcome, &mut live, &mut record);
             }
@@ -323,17 +363,8 @@ pub fn execute(
     if let Some(t) = tracer {
         t.finish(&mut record, &ctx.result_dir);
     }
-    record.runner_max_rss_kib = runner_max_rss_kib();
+    record.runner_max_rss_kib = pinlat::host::peak_rss_kib();
     record
-}
-
-/// `VmHWM` of this process, KiB.
-fn runner_max_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// A short result line for progress output: the max of the RT CPUs, or the failure.

@@ -23,14 +23,19 @@ const REPIN_EVERY: Duration = Duration::from_millis(100);
 /// How often the vCPU threads are sampled and the placement is read back while measuring.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
+/// How often the progress display is told how far the run has measured.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
 /// Runs the loop until every guest is done or the run fails (recorded in `record.status`).
-/// Returns what the disturbance achieved.
+/// Returns what the disturbance achieved. `started`: when the run began (a checkpoint's wall
+/// time).
 pub fn monitor(
     ctx: &RunContext<'_>,
     disturbance: &mut dyn Disturbance,
     live: &mut [LiveGuest],
     record: &mut RunRecord,
     mut tracer: Option<&mut RunTracer>,
+    started: Instant,
 ) -> Outcome {
     let boot_deadline = Instant::now() + Duration::from_secs(ctx.config.run.boot_timeout_s);
     let mut stopped: Option<Outcome> = None;
@@ -42,6 +47,7 @@ pub fn monitor(
     let mut steal_to: Option<(Instant, Option<StealSnapshot>)> = None;
     let mut last_repin = Instant::now();
     let mut last_sample = Instant::now();
+    let mut last_progress = Instant::now();
     let mut buf = Vec::with_capacity(READ_CHUNK);
     // Without a cpuset cgroup holding QEMU's threads, new ones are looked for every 10 ms.
     let scanning = live.iter().any(|g| {
@@ -58,9 +64,21 @@ pub fn monitor(
     let tick = TICK.min(repin_every);
     'outer: loop {
         if let Some(sig) = (ctx.interrupted)() {
+            // Everything the agents wrote until now is kept: read it before stopping.
+            for g in live.iter_mut() {
+                let _ = g.pump(&mut buf);
+            }
+            let measured = super::checkpoint::measured_ns(live);
             record.status = RunStatus::failed(
                 Stage::Interrupted,
-                format!("{sig} received: the run was stopped"),
+                if measured > 0 {
+                    format!(
+                        "{sig} received: the run was stopped after {} s of measurement; what it measured is kept",
+                        measured / 1_000_000_000
+                    )
+                } else {
+                    format!("{sig} received: the run was stopped")
+                },
             );
             break;
         }
@@ -71,8 +89,9 @@ pub fn monitor(
                 break 'outer;
             }
         }
-        if let Some(t) = tracer.as_deref_mut() {
-            t.tick(live);
+        match tracer.as_deref_mut() {
+            Some(t) => t.tick(live),
+            None => live.iter_mut().for_each(|g| g.arrived.clear()),
         }
         if go_at.is_none() && live.iter().all(|g| g.hello_at.is_some()) {
             for g in live.iter_mut() {
@@ -85,6 +104,9 @@ pub fn monitor(
                 }
             }
             disturbance.measuring();
+            if let Some(cp) = ctx.checkpoints {
+                cp.measuring();
+            }
             let now = Instant::now();
             go_at = Some(now);
             steal_from = Some((now, StealSnapshot::now()));
@@ -98,6 +120,18 @@ pub fn monitor(
             if let Some(why) = g.output_too_large() {
                 record.status = RunStatus::failed(Stage::Collect, why);
                 break 'outer;
+            }
+        }
+
+        // The run so far, for a soak's report and progress.
+        if go_at.is_some() {
+            let measuring = !live.iter().all(LiveGuest::finished);
+            if let Some(cp) = ctx.checkpoints.filter(|c| measuring && c.due()) {
+                cp.write(record, live, started);
+            }
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
+                (ctx.progress)(super::checkpoint::measured_ns(live));
             }
         }
 

@@ -26,15 +26,15 @@ use crate::pin::Pinner;
 
 /// What a scripted guest writes and when, counted from its launch.
 #[derive(Clone, Default)]
-struct Script {
+pub(super) struct Script {
     /// Agent channel bytes, each released at its offset.
-    channel: Vec<(Duration, Vec<u8>)>,
+    pub(super) channel: Vec<(Duration, Vec<u8>)>,
     /// The process exits at this offset with this status.
-    exit: Option<(Duration, &'static str)>,
+    pub(super) exit: Option<(Duration, &'static str)>,
     /// Console bytes reported as written.
-    console_bytes: u64,
+    pub(super) console_bytes: u64,
     /// What the console shows.
-    console: Vec<u8>,
+    pub(super) console: Vec<u8>,
 }
 
 struct ScriptedGuest {
@@ -149,7 +149,7 @@ impl Launcher for ScriptedLauncher {
     }
 }
 
-const CONFIG: &str = r#"
+pub(super) const CONFIG: &str = r#"
 [run]
 duration_s = 1
 boot_timeout_s = 1
@@ -165,11 +165,11 @@ kind = "busy-poll"
 preheat_ms = 0
 "#;
 
-fn frame(m: &Message) -> Vec<u8> {
+pub(super) fn frame(m: &Message) -> Vec<u8> {
     encode(m).unwrap()
 }
 
-fn hello(cfg: &AgentConfig) -> Message {
+pub(super) fn hello(cfg: &AgentConfig) -> Message {
     Message::Hello(Hello {
         schema_version: SCHEMA_VERSION,
         agent_version: "test".into(),
@@ -198,7 +198,7 @@ fn clock() -> ClockInfo {
     }
 }
 
-fn final_for(cpu: u32) -> Message {
+pub(super) fn final_for(cpu: u32) -> Message {
     let mut h = new_histogram();
     for v in [100u64, 120, 5_000] {
         h.record(v).unwrap();
@@ -228,17 +228,23 @@ fn final_for(cpu: u32) -> Message {
     })
 }
 
-fn ms(n: u64) -> Duration {
+pub(super) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
 /// A guest that boots, measures and reports as the real agent does.
-fn good(cfg: &AgentConfig) -> Script {
+pub(super) fn good(cfg: &AgentConfig) -> Script {
     Script {
         channel: vec![
             (ms(10), frame(&hello(cfg))),
             (ms(30), frame(&final_for(1))),
-            (ms(40), frame(&Message::Done(Done { finals: 1 }))),
+            (
+                ms(40),
+                frame(&Message::Done(Done {
+                    finals: 1,
+                    max_rss_kib: None,
+                })),
+            ),
         ],
         exit: Some((ms(50), "exit status: 0")),
         console_bytes: 0,
@@ -264,26 +270,62 @@ fn run_config(
     slack: Duration,
     trace: &TraceSettings,
 ) -> (RunRecord, Duration) {
+    run_with(config, script, slack, trace, &Soak::default())
+}
+
+/// What a soak changes in a run's context (`pinlat run --soak`, `--report-every`).
+#[derive(Default)]
+pub(super) struct Soak<'a> {
+    /// Keep only the series.
+    pub(super) series_only: bool,
+    /// Points per series; 0: the default.
+    pub(super) series_points: usize,
+    /// Checkpoints while measuring.
+    pub(super) checkpoints: Option<&'a super::checkpoint::Checkpoints>,
+    /// The signal received, from this offset after the run starts.
+    pub(super) interrupt_after: Option<Duration>,
+    /// Where the run writes (default: the temporary directory).
+    pub(super) result_dir: Option<PathBuf>,
+}
+
+pub(super) fn run_with(
+    config: &str,
+    script: fn(&AgentConfig) -> Script,
+    slack: Duration,
+    trace: &TraceSettings,
+    soak: &Soak<'_>,
+) -> (RunRecord, Duration) {
     let config = Config::from_toml_str(config).unwrap();
     let plan = Plan::new(&config, &CpuSet::parse("0-1").unwrap()).unwrap();
     let launcher = ScriptedLauncher {
         script,
         launched: Mutex::new(0),
     };
-    let never = || None;
+    let t = Instant::now();
+    let interrupted = || match soak.interrupt_after {
+        Some(after) if t.elapsed() >= after => Some("SIGINT"),
+        _ => None,
+    };
+    let progress = |_| {};
     let ctx = RunContext {
         config: &config,
         plan: &plan,
         run_id: "test".into(),
-        result_dir: std::env::temp_dir(),
+        result_dir: soak.result_dir.clone().unwrap_or_else(std::env::temp_dir),
         launcher: &launcher,
         accel: Accel::Tcg,
-        duration_ms: 1000,
+        duration_ms: config.run.duration_s * 1000,
         deadline_slack: slack,
-        interrupted: &never,
+        interrupted: &interrupted,
         trace,
+        keep_intervals: !soak.series_only,
+        series_points: match soak.series_points {
+            0 => pinlat::result::SERIES_MAX_POINTS,
+            n => n,
+        },
+        checkpoints: soak.checkpoints,
+        progress: &progress,
     };
-    let t = Instant::now();
     let r = execute(
         &ctx,
         &plan.layouts[0],
@@ -377,7 +419,10 @@ fn a_result_written_just_before_exit_is_kept() {
                     ms(60),
                     [
                         frame(&final_for(1)),
-                        frame(&Message::Done(Done { finals: 1 })),
+                        frame(&Message::Done(Done {
+                            finals: 1,
+                            max_rss_kib: None,
+                        })),
                     ]
                     .concat(),
                 ),
@@ -469,7 +514,13 @@ fn implausible_messages_are_refused_and_named() {
                 (ms(10), frame(&hello(cfg))),
                 // A result for CPU 0, which does not measure.
                 (ms(20), frame(&final_for(0))),
-                (ms(30), frame(&Message::Done(Done { finals: 1 }))),
+                (
+                    ms(30),
+                    frame(&Message::Done(Done {
+                        finals: 1,
+                        max_rss_kib: None,
+                    })),
+                ),
             ],
             exit: Some((ms(40), "exit status: 0")),
             console_bytes: 0,
@@ -722,7 +773,13 @@ fn a_load_result_is_recorded_with_the_guest() {
                     (ms(10), frame(&hello(cfg))),
                     (ms(25), frame(&io_load())),
                     (ms(30), frame(&final_for(1))),
-                    (ms(40), frame(&Message::Done(Done { finals: 1 }))),
+                    (
+                        ms(40),
+                        frame(&Message::Done(Done {
+                            finals: 1,
+                            max_rss_kib: None,
+                        })),
+                    ),
                 ],
                 exit: Some((ms(50), "exit status: 0")),
                 console_bytes: 0,

@@ -2,7 +2,7 @@
 //! the Debian PREEMPT_RT kernel under TCG with the real static agent (this file), faults
 //! (`faults`), the disturbances (`disturbances`), a layout that kills its guest (`failures`),
 //! privileges (`privilege`), the QEMU/QMP/pinning infrastructure (`infra`), calibrate for real
-//! (`calibrate`) and the host tracer (`trace`). Names start with `boot_` (one at a time under
+//! (`calibrate`), the host tracer (`trace`) and soaks (`soak`). Names start with `boot_` (one at a time under
 //! nextest, `.config/nextest.toml`) and each holds [`BootLock`]; the guests come from
 //! [`pinlat_test_infra`].
 
@@ -15,6 +15,7 @@ mod infra;
 mod libvirt;
 mod placement;
 mod privilege;
+mod soak;
 mod trace;
 
 use std::process::Command;

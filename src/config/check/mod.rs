@@ -42,10 +42,26 @@ pub(super) fn config(raw: RawConfig) -> Result<Config, ConfigError> {
     })
 }
 
+/// `run.duration` (`"12h"`, `"90m"`, a whole number of seconds in any unit) or
+/// `run.duration_s`, not both: (the key used, seconds).
+fn run_duration(raw: &RawRun) -> Result<(&'static str, u64), ConfigError> {
+    match (&raw.duration, raw.duration_s) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            "run.duration",
+            "set either run.duration (\"12h\") or run.duration_s (seconds), not both",
+        )),
+        (Some(text), None) => crate::duration::parse_positive_in(text, crate::duration::Unit::S)
+            .map(|s| ("run.duration", s))
+            .map_err(|e| ConfigError::new("run.duration", e.to_string())),
+        (None, s) => Ok(("run.duration_s", s.unwrap_or(10))),
+    }
+}
+
 /// `[run]`.
 fn run(raw: &RawRun) -> Result<RunSettings, ConfigError> {
+    let (duration_key, duration_s) = run_duration(raw)?;
     let run = RunSettings {
-        duration_s: raw.duration_s.unwrap_or(10),
+        duration_s,
         repetitions: raw.repetitions.unwrap_or(1),
         accel: raw.accel.unwrap_or_default(),
         interval_ms: raw.interval_ms.unwrap_or(1000),
@@ -54,9 +70,13 @@ fn run(raw: &RawRun) -> Result<RunSettings, ConfigError> {
         launcher: raw.launcher.unwrap_or_default(),
     };
     if run.duration_s == 0 || run.duration_s > 7 * 24 * 3600 {
+        let given = match &raw.duration {
+            Some(text) => format!("\"{text}\" ({} s)", run.duration_s),
+            None => run.duration_s.to_string(),
+        };
         return Err(ConfigError::new(
-            "run.duration_s",
-            format!("{}: must be 1 second to 7 days (604800)", run.duration_s),
+            duration_key,
+            format!("{given}: must be 1 second to 7 days (604800, or \"168h\")"),
         ));
     }
     if run.repetitions == 0 || run.repetitions > 1000 {

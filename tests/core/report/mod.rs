@@ -17,6 +17,7 @@ mod ci;
 mod comparing;
 mod failures;
 mod housekeeping;
+mod soak;
 mod verdicts;
 
 pub(crate) fn root() -> PathBuf {

@@ -13,7 +13,7 @@
 //! **Reading.** A reader thread drains the instance's `trace_pipe` (consuming: the ring buffers
 //! never fill, so nothing is lost at the default 16 MiB per CPU unless the reader is starved
 //! for seconds) every [`DRAIN_PERIOD`] into an unnamed temporary file (`O_TMPFILE`: nothing is
-//! left behind whatever happens), at most [`MAX_RAW_BYTES`]. The runner is pinned to the
+//! left behind whatever happens), at most [`MAX_RAW_BYTES`] ([`SOAK_MAX_RAW_BYTES`] in a soak). The runner is pinned to the
 //! housekeeping pCPUs, and so is the reader: the formatting work is not on the RT pCPUs.
 //!
 //! **Markers.** The kernel takes a `trace_marker` write only from a traced CPU (EIO from
@@ -58,6 +58,13 @@ pub const DRAIN_PERIOD: Duration = Duration::from_millis(50);
 /// Most trace text kept per run while it runs, bytes; beyond it the text is counted as
 /// dropped (a run traces one or two pCPUs: ~100 bytes an event, ~10⁵ events a second at most).
 pub const MAX_RAW_BYTES: u64 = 2 << 30;
+/// [`MAX_RAW_BYTES`] of a soak (`pinlat run --soak`). The kept text is parsed into memory when
+/// the run ends (~150 bytes an event), so a soak keeps the first 64 MiB: its first minutes,
+/// attributed; the rest is counted as dropped and warned about (README "Soak").
+pub const SOAK_MAX_RAW_BYTES: u64 = 64 << 20;
+/// Interval frame arrivals noted per guest for the clock mapping (the fastest of them is what
+/// counts): over an hour of frames at 1 s, and a bound on what a soak's tracer keeps.
+pub const MAX_ARRIVALS: usize = 4096;
 /// Threshold crossings captured per run; later ones are counted.
 pub const MAX_CAPTURES: usize = 3;
 /// Trace kept before and after a crossing interval, ns.
@@ -82,6 +89,9 @@ pub struct TraceSettings {
     pub buffer_kb: u32,
     /// Where `/dev/cpu/N/msr` is read for SMI counts.
     pub msr: MsrRoot,
+    /// Most trace text kept per run, bytes ([`MAX_RAW_BYTES`], a soak's
+    /// [`SOAK_MAX_RAW_BYTES`]).
+    pub max_raw_bytes: u64,
 }
 
 impl TraceSettings {
@@ -93,6 +103,7 @@ impl TraceSettings {
             tracefs: None,
             buffer_kb: crate::trace::instance::DEFAULT_BUFFER_KB,
             msr: MsrRoot::default(),
+            max_raw_bytes: MAX_RAW_BYTES,
         }
     }
 
@@ -147,7 +158,9 @@ pub struct RunTracer {
     active: Option<Active>,
     out: Option<ReaderOut>,
     notes: Vec<GuestNotes>,
-    seen_intervals: Vec<usize>,
+    /// Per capture, the span of its interval (start, end offsets, ns): a soak keeps no
+    /// interval frame to look it up in afterwards.
+    capture_spans: Vec<(u64, u64)>,
     seen_tids: Vec<BTreeSet<i32>>,
     markers: Vec<(u64, String)>,
     smi_before: Vec<(u32, smi::Reading)>,
@@ -189,7 +202,7 @@ impl RunTracer {
             active: None,
             out: None,
             notes: vec![GuestNotes::default(); guests],
-            seen_intervals: vec![0; guests],
+            capture_spans: Vec::new(),
             seen_tids: vec![BTreeSet::new(); guests],
             markers: Vec::new(),
             smi_before: smi::before(&settings.msr, cpus.iter()),
@@ -245,9 +258,10 @@ impl RunTracer {
         })?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let max_bytes = settings.max_raw_bytes;
         let reader = std::thread::Builder::new()
             .name("trace-reader".into())
-            .spawn(move || read_pipe(pipe, file, &flag))
+            .spawn(move || read_pipe(pipe, file, &flag, max_bytes))
             .map_err(|source| crate::trace::TraceError::Write {
                 path: instance.path().to_path_buf(),
                 value: "(reader thread)".into(),
@@ -271,9 +285,11 @@ impl RunTracer {
     /// Notes what the run loop just read: when each hello and interval frame arrived (the
     /// clock mapping), the QEMU threads read back (the classes), and intervals whose max is
     /// over the threshold (a marker, and a capture at the end).
-    pub fn tick(&mut self, live: &[LiveGuest]) {
+    /// Takes each guest's `arrived` intervals.
+    pub fn tick(&mut self, live: &mut [LiveGuest]) {
         let now = monotonic_ns();
-        for (i, g) in live.iter().enumerate().take(self.notes.len()) {
+        for (i, g) in live.iter_mut().enumerate().take(self.notes.len()) {
+            let arrived = std::mem::take(&mut g.arrived);
             let n = &mut self.notes[i];
             if n.hello_arrival_ns.is_none() {
                 n.hello_arrival_ns = g.hello_mono_ns;
@@ -283,17 +299,14 @@ impl RunTracer {
                     n.threads.push(t.clone());
                 }
             }
-            let ivs = &g.record.intervals;
-            for iv in ivs.iter().skip(self.seen_intervals[i]) {
-                n.interval_arrivals.push((iv.cpu, iv.end_offset_ns, now));
-                let max = if iv.overflow > 0 {
-                    u64::MAX
-                } else {
-                    iv.histogram.0.max()
-                };
+            for iv in &arrived {
                 if self.rec.status != TraceStatus::Recorded {
                     continue;
                 }
+                if n.interval_arrivals.len() < MAX_ARRIVALS {
+                    n.interval_arrivals.push((iv.cpu, iv.end_offset_ns, now));
+                }
+                let max = iv.max_ns;
                 let Some(thr) = self.rec.threshold_ns else {
                     continue;
                 };
@@ -324,6 +337,8 @@ impl RunTracer {
                 if !in_kernel {
                     self.markers.push((now, text));
                 }
+                self.capture_spans
+                    .push((iv.start_offset_ns, iv.end_offset_ns));
                 self.rec.captures.push(Capture {
                     guest: g.record.guest.clone(),
                     vcpu: iv.cpu,
@@ -334,7 +349,6 @@ impl RunTracer {
                     kept_ns: None,
                 });
             }
-            self.seen_intervals[i] = ivs.len();
         }
     }
 
@@ -441,24 +455,17 @@ impl RunTracer {
     fn capture(&mut self, file: &mut File, record: &mut RunRecord, result_dir: &Path) {
         self.rec.dat_note = Some(dat_note());
         let margin = CAPTURE_MARGIN_NS;
-        for c in &mut self.rec.captures {
+        for (c, &(iv_start, iv_end)) in self.rec.captures.iter_mut().zip(&self.capture_spans) {
             let gi = record.guests.iter().position(|g| g.guest == c.guest);
             let span = gi.and_then(|gi| {
                 let g = &record.guests[gi];
                 let gt = self.rec.guests.get(gi)?;
                 let m = gt.mapping.as_ref()?;
                 let start = g.results.iter().find(|r| r.cpu == c.vcpu)?.start_mono_ns?;
-                let iv = g
-                    .intervals
-                    .iter()
-                    .find(|iv| iv.cpu == c.vcpu && iv.index == c.interval)?;
                 let at =
                     |off: u64| (start as i128 + off as i128 + m.offset_ns as i128).max(0) as u64;
                 let widen = margin + m.uncertainty_ns;
-                Some((
-                    at(iv.start_offset_ns).saturating_sub(widen),
-                    at(iv.end_offset_ns) + widen,
-                ))
+                Some((at(iv_start).saturating_sub(widen), at(iv_end) + widen))
             });
             // Without a mapping: the interval ended before the runner saw its frame.
             c.kept_ns = Some(span.unwrap_or((

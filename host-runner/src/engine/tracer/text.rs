@@ -8,10 +8,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pinlat::trace::parse::{parse_line, Line, TraceParser};
 
-use super::{ReaderOut, DRAIN_PERIOD, MAX_RAW_BYTES};
+use super::{ReaderOut, DRAIN_PERIOD};
 
-/// The reader thread: `trace_pipe` → `out` until told to stop and drained.
-pub(super) fn read_pipe(mut pipe: File, mut out: File, stop: &AtomicBool) -> ReaderOut {
+/// The reader thread: `trace_pipe` → `out` until told to stop and drained, at most `max_bytes`
+/// kept (the rest counted as dropped).
+pub(super) fn read_pipe(
+    mut pipe: File,
+    mut out: File,
+    stop: &AtomicBool,
+    max_bytes: u64,
+) -> ReaderOut {
     let mut buf = vec![0u8; 1 << 16];
     let (mut bytes, mut dropped, mut error) = (0u64, 0u64, None);
     loop {
@@ -24,7 +30,7 @@ pub(super) fn read_pipe(mut pipe: File, mut out: File, stop: &AtomicBool) -> Rea
                 std::thread::sleep(DRAIN_PERIOD);
             }
             Ok(n) => {
-                if bytes + n as u64 > MAX_RAW_BYTES {
+                if bytes + n as u64 > max_bytes {
                     dropped += n as u64;
                 } else if let Err(e) = out.write_all(&buf[..n]) {
                     error = Some(format!("writing the temporary trace file: {e}"));
