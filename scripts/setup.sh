@@ -54,6 +54,12 @@ if [ -x /usr/sbin/libvirtd ] && ! getent passwd libvirt-qemu >/dev/null; then
     useradd --system --user-group --no-create-home --home-dir /var/lib/libvirt \
         --shell /usr/sbin/nologin libvirt-qemu
 fi
+# pinlat's host tracer (and its boot tests) read tracefs; systemd mounts it at boot, a bare
+# machine may not have: mount it where the kernel documents it (a run without it warns with
+# this fix and measures untraced).
+if ! grep -qw tracefs /proc/mounts && [ -d /sys/kernel/tracing ]; then
+    mount -t tracefs nodev /sys/kernel/tracing
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
