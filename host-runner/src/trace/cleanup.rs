@@ -1,8 +1,8 @@
 //! Removing the tracefs instances of crashed runs. Instance directories are named
 //! `pinlat-<pid>-<name>`. [`remove_stale`] removes those whose pid no longer exists and leaves
 //! the rest alone: a live pinlat's own, and `pinlat-*` names without a pid, which pinlat did
-//! not create. (A live run's instances go in `Drop`, or from a signal handler through
-//! [`super::registry`].)
+//! not create. (A live run's instances go in `Drop`, SIGINT and SIGTERM included: the
+//! handlers only set a flag and the run loop unwinds.)
 
 use std::io;
 

@@ -10,8 +10,9 @@
 //! ones, e.g. `kvm:*` without KVM or `ipi:ipi_entry` on x86, are skipped and reported).
 //!
 //! It is removed in `Drop` (tracing stopped, `rmdir` retried while a reader still holds
-//! `trace_pipe`), by [`Instance::remove`] when the caller wants the error, and by
-//! [`super::registry::remove_registered`] from a signal handler. The owner's pid is in the
+//! `trace_pipe`), and by [`Instance::remove`] when the caller wants the error. SIGINT and
+//! SIGTERM only set a flag (`signals.rs`): the run loop stops and the instance is dropped on
+//! that path too. The owner's pid is in the
 //! name, so [`super::cleanup::remove_stale`] can tell an instance left by a crashed run from
 //! one a live run is using.
 //!
@@ -25,8 +26,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pinlat::cpuset::CpuSet;
-
-use super::registry;
 
 /// Prefix of every instance pinlat creates.
 pub const INSTANCE_PREFIX: &str = "pinlat-";
@@ -268,7 +267,6 @@ pub struct Instance {
     cpus: CpuSet,
     enabled: Vec<String>,
     missing: Vec<String>,
-    slot: Option<usize>,
     removed: bool,
 }
 
@@ -294,7 +292,6 @@ impl Instance {
         }
         // From here on, Drop removes the directory whatever fails next.
         let mut inst = Instance {
-            slot: registry::register(&path),
             path,
             cpus: cfg.cpus.clone(),
             enabled: Vec::new(),
@@ -447,11 +444,8 @@ impl Instance {
         if self.removed {
             return Ok(());
         }
-        if let Some(slot) = self.slot.take() {
-            registry::unregister(slot);
-        }
         if !self.path.exists() {
-            // Removed by the signal path already.
+            // Already gone (removed by hand, or by `remove_stale` of another pinlat).
             self.removed = true;
             return Ok(());
         }

@@ -4,7 +4,6 @@
 
 pub mod cleanup;
 pub mod instance;
-pub mod registry;
 pub mod smi;
 
 pub use instance::{Instance, InstanceConfig, TraceError, Tracefs};
