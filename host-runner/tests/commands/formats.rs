@@ -108,6 +108,10 @@ fn wrong_options_exit_2_with_the_fix() {
             "--group only applies to --format rt-tests",
         ),
         (
+            vec!["--group", "share.idle.timer"],
+            "the following required arguments were not provided:\n  --format <FORMAT>",
+        ),
+        (
             vec!["--kcidb-origin", "My Lab"],
             "lowercase letters, digits and '_'",
         ),
