@@ -98,11 +98,11 @@ pub enum CiError {
     #[error("rt-tests JSON is one group per file: choose one with --group ({})", .0.join(", "))]
     GroupNeeded(Vec<String>),
     /// `--group` names no group with an rt-tests shape.
-    #[error("no busy-poll or timer group '{given}' in this report: use one of {}", list(.available))]
+    #[error("no busy-poll or timer group '{given}' in this report: use one of {}", .available.join(", "))]
     UnknownGroup {
         /// The name given.
         given: String,
-        /// The groups that have an rt-tests file.
+        /// The groups that have an rt-tests file (never empty: [`CiError::NoRtTestsGroup`]).
         available: Vec<String>,
     },
     /// The report has no busy-poll or timer group.
@@ -116,14 +116,6 @@ pub enum CiError {
     /// A KCIDB origin or build id that the KCIDB v5 schema refuses.
     #[error(transparent)]
     Kcidb(#[from] kcidb::KcidbIdError),
-}
-
-fn list(v: &[String]) -> String {
-    if v.is_empty() {
-        "none (only busy-poll and timer have an rt-tests tool)".to_string()
-    } else {
-        v.join(", ")
-    }
 }
 
 /// Options of the CI formats.

@@ -217,11 +217,16 @@ pub fn documents(report: &Report) -> Vec<(String, RtTestsFile)> {
         .collect()
 }
 
-/// The one document `pinlat report --format rt-tests [--group NAME]` prints.
+/// The one document `pinlat report --format rt-tests [--group NAME]` prints (only that one is
+/// built).
 pub fn render_one(report: &Report, group: Option<&str>) -> Result<String, CiError> {
-    let mut docs = documents(report);
-    let names: Vec<String> = docs.iter().map(|(n, _)| n.clone()).collect();
+    let shaped: Vec<GroupCase<'_>> = cases(report)
+        .into_iter()
+        .filter(|c| c.group.workload != WorkloadKind::Ring)
+        .collect();
+    let names: Vec<String> = shaped.iter().map(|c| c.group.name()).collect();
     let at = match group {
+        _ if shaped.is_empty() => return Err(CiError::NoRtTestsGroup),
         Some(g) => names
             .iter()
             .position(|n| n == g)
@@ -229,11 +234,11 @@ pub fn render_one(report: &Report, group: Option<&str>) -> Result<String, CiErro
                 given: g.to_string(),
                 available: names.clone(),
             })?,
-        None if docs.len() == 1 => 0,
-        None if docs.is_empty() => return Err(CiError::NoRtTestsGroup),
+        None if shaped.len() == 1 => 0,
         None => return Err(CiError::GroupNeeded(names)),
     };
-    Ok(docs.swap_remove(at).1.to_json())
+    let doc = document(report, &shaped[at]).expect("busy-poll and timer groups have a document");
+    Ok(doc.to_json())
 }
 
 /// A group's document (`None` for a ring group).
