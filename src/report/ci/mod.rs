@@ -345,6 +345,22 @@ pub fn lost_runs(report: &Report) -> Vec<LostRun> {
     failed.chain(unreadable).chain(missing).collect()
 }
 
+/// What a format says before its cases, each with its label: `IN PROGRESS` when the report
+/// was built from a checkpoint (a run still measuring: not a final report), `NOTE` the TCG
+/// disclaimer, `WARNING` a guest kernel that was not PREEMPT_RT.
+pub fn notes(report: &Report) -> impl Iterator<Item = (&'static str, &str)> {
+    [
+        (
+            "IN PROGRESS",
+            report.in_progress.as_ref().map(|p| p.statement.as_str()),
+        ),
+        ("NOTE", report.disclaimer.as_deref()),
+        ("WARNING", report.guest_warning.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(label, text)| Some((label, text?)))
+}
+
 /// The host's name from `host.json` (`unknown` when it has none).
 pub fn host_name(report: &Report) -> &str {
     report
