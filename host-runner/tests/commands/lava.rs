@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pinlat::report::{BudgetStatus, Report};
+use pinlat::report::{us, BudgetStatus, Report};
 use pinlat_test_infra::repo;
 
 const DEFINITION: &str = "deploy/lava/pinlat.yaml";
@@ -172,11 +172,6 @@ fn cases(calls: &[Vec<String>]) -> BTreeMap<String, (String, Option<(String, Str
         );
     }
     out
-}
-
-/// µs with three decimals.
-fn us(ns: u64) -> String {
-    format!("{}.{:03}", ns / 1000, ns % 1000)
 }
 
 /// What the cases must be, from report.json alone.
