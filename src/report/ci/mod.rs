@@ -113,9 +113,6 @@ pub enum CiError {
     /// `--group` was given for a format that prints every group.
     #[error("--group only applies to --format rt-tests ({0} prints every group)")]
     GroupNotApplicable(&'static str),
-    /// A KCIDB origin or build id that the KCIDB v5 schema refuses.
-    #[error(transparent)]
-    Kcidb(#[from] kcidb::KcidbIdError),
 }
 
 /// Options of the CI formats.
