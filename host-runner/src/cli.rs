@@ -219,7 +219,7 @@ pub enum Command {
         format: Option<CiFormat>,
         /// With --format rt-tests: the group to print, layout.scenario.workload (needed when
         /// the report has more than one busy-poll or timer group).
-        #[arg(long, value_name = "LAYOUT.SCENARIO.WORKLOAD")]
+        #[arg(long, value_name = "LAYOUT.SCENARIO.WORKLOAD", requires = "format")]
         group: Option<String>,
         /// KCIDB origin of the rows: the CI system's name as KernelCI registered it
         /// (lowercase letters, digits, '_').

@@ -505,13 +505,9 @@ pub trait Exporter {
     }
 }
 
-/// Every exporter, in the order the files are written.
-pub fn exporters() -> Vec<Box<dyn Exporter>> {
-    exporters_with(&ci::Options::default())
-}
-
-/// Every exporter, the CI formats' ([`ci`]) with `ci_options`.
-pub fn exporters_with(ci_options: &ci::Options) -> Vec<Box<dyn Exporter>> {
+/// Every exporter, in the order the files are written, the CI formats' ([`ci`]) with
+/// `ci_options`.
+pub fn exporters(ci_options: &ci::Options) -> Vec<Box<dyn Exporter>> {
     let mut v: Vec<Box<dyn Exporter>> = vec![
         Box::new(json::JsonExporter),
         Box::new(markdown::MarkdownExporter),
@@ -532,7 +528,7 @@ pub fn write_all(dir: &Path) -> Result<Report, ReportError> {
 
 /// [`write_all`] with the CI formats' options.
 pub fn write_all_with(dir: &Path, ci_options: &ci::Options) -> Result<Report, ReportError> {
-    let exps = exporters_with(ci_options);
+    let exps = exporters(ci_options);
     let mut write_err = None;
     let report = build(dir, &mut |run| {
         if write_err.is_some() {

@@ -5,23 +5,7 @@
 use std::path::Path;
 
 use super::pinlat;
-use pinlat_test_infra::repo;
-
-/// A fixture results set copied into a temporary directory.
-fn copy(name: &str) -> tempfile::TempDir {
-    let src = repo().join("tests/fixtures").join(name);
-    let tmp = tempfile::tempdir().unwrap();
-    for sub in ["", "runs"] {
-        std::fs::create_dir_all(tmp.path().join(sub)).unwrap();
-        for e in std::fs::read_dir(src.join(sub)).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_file() {
-                std::fs::copy(e.path(), tmp.path().join(sub).join(e.file_name())).unwrap();
-            }
-        }
-    }
-    tmp
-}
+use pinlat_test_infra::fixtures::copy_committed as copy;
 
 fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -106,6 +90,10 @@ fn wrong_options_exit_2_with_the_fix() {
         (
             vec!["--format", "kcidb", "--group", "share.idle.timer"],
             "--group only applies to --format rt-tests",
+        ),
+        (
+            vec!["--group", "share.idle.timer"],
+            "the following required arguments were not provided:\n  --format <FORMAT>",
         ),
         (
             vec!["--kcidb-origin", "My Lab"],

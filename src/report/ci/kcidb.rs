@@ -26,8 +26,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    case_name, cases, group_runs, guest_kernel_labels, host_name, lost_runs, segment, CaseStatus,
-    GroupCase, Lost, LostRun,
+    case_name, cases, group_runs, guest_kernel_labels, host_name, lost_runs, notes, segment,
+    CaseStatus, GroupCase, Lost, LostRun,
 };
 use crate::histo::Quantile;
 use crate::report::{hlog::iso8601_ms, Exporter, OutputFile, Report, ReportError};
@@ -175,8 +175,8 @@ pub struct KcidbNumber {
 /// `environment`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KcidbEnvironment {
-    /// The TCG disclaimer when a run used TCG, and the warning when a guest kernel was not
-    /// PREEMPT_RT.
+    /// That the report was built from a checkpoint, the TCG disclaimer when a run used TCG,
+    /// and the warning when a guest kernel was not PREEMPT_RT.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub comment: Option<String>,
     /// Host, layout, accelerator.
@@ -406,13 +406,9 @@ impl Rows<'_> {
     }
 }
 
-/// The TCG disclaimer and the guest kernel warning, when the report has them.
+/// The report's [`notes`] (in progress, TCG, guest kernel), when it has any.
 fn environment_comment(r: &Report) -> Option<String> {
-    let notes: Vec<&str> = [&r.disclaimer, &r.guest_warning]
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .collect();
+    let notes: Vec<&str> = notes(r).map(|(_, text)| text).collect();
     (!notes.is_empty()).then(|| notes.join("; "))
 }
 

@@ -20,7 +20,7 @@
 //! Names keep ASCII letters, digits, `-`, `_` and `.` (LAVA refuses whitespace), so the loop's
 //! `read` splits every line into at most four fields.
 
-use super::{case_name, cases, host_name, lost_runs, GroupCase, LostRun};
+use super::{case_name, cases, host_name, lost_runs, notes, GroupCase, LostRun};
 use crate::report::{us, Report};
 
 /// A case's result.
@@ -111,10 +111,7 @@ pub fn render(report: &Report) -> String {
         report.run_id,
         host_name(report)
     );
-    for note in [&report.disclaimer, &report.guest_warning]
-        .into_iter()
-        .flatten()
-    {
+    for (_, note) in notes(report) {
         out.push_str(&format!("# NOTE: {}\n", one_line(note)));
     }
     for c in lava_cases(report) {

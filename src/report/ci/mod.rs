@@ -98,11 +98,11 @@ pub enum CiError {
     #[error("rt-tests JSON is one group per file: choose one with --group ({})", .0.join(", "))]
     GroupNeeded(Vec<String>),
     /// `--group` names no group with an rt-tests shape.
-    #[error("no busy-poll or timer group '{given}' in this report: use one of {}", list(.available))]
+    #[error("no busy-poll or timer group '{given}' in this report: use one of {}", .available.join(", "))]
     UnknownGroup {
         /// The name given.
         given: String,
-        /// The groups that have an rt-tests file.
+        /// The groups that have an rt-tests file (never empty: [`CiError::NoRtTestsGroup`]).
         available: Vec<String>,
     },
     /// The report has no busy-poll or timer group.
@@ -113,17 +113,6 @@ pub enum CiError {
     /// `--group` was given for a format that prints every group.
     #[error("--group only applies to --format rt-tests ({0} prints every group)")]
     GroupNotApplicable(&'static str),
-    /// A KCIDB origin or build id that the KCIDB v5 schema refuses.
-    #[error(transparent)]
-    Kcidb(#[from] kcidb::KcidbIdError),
-}
-
-fn list(v: &[String]) -> String {
-    if v.is_empty() {
-        "none (only busy-poll and timer have an rt-tests tool)".to_string()
-    } else {
-        v.join(", ")
-    }
 }
 
 /// Options of the CI formats.
@@ -351,6 +340,22 @@ pub fn lost_runs(report: &Report) -> Vec<LostRun> {
         cause: "planned in plan.json, no run file".to_string(),
     });
     failed.chain(unreadable).chain(missing).collect()
+}
+
+/// What a format says before its cases, each with its label: `IN PROGRESS` when the report
+/// was built from a checkpoint (a run still measuring: not a final report), `NOTE` the TCG
+/// disclaimer, `WARNING` a guest kernel that was not PREEMPT_RT.
+pub fn notes(report: &Report) -> impl Iterator<Item = (&'static str, &str)> {
+    [
+        (
+            "IN PROGRESS",
+            report.in_progress.as_ref().map(|p| p.statement.as_str()),
+        ),
+        ("NOTE", report.disclaimer.as_deref()),
+        ("WARNING", report.guest_warning.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(label, text)| Some((label, text?)))
 }
 
 /// The host's name from `host.json` (`unknown` when it has none).

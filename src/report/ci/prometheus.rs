@@ -5,7 +5,8 @@
 //! (`\` as `\\`, `"` as `\"`, a newline as `\n`; in HELP text `\` and newline only).
 //!
 //! Every sample is labelled `layout`, `scenario`, `workload`, `host` and `accel` (`kvm`, `tcg`:
-//! TCG numbers are not hardware latency, and the file says so in a comment at its top):
+//! TCG numbers are not hardware latency, and the file says so in a comment at its top, as it
+//! says when the report was built from a checkpoint while a run measures):
 //!
 //! - `pinlat_latency_ns{quantile="0.5"|"0.9"|"0.99"|"0.999"|"0.9999",…}`, a summary: the
 //!   percentiles of the RT vCPUs' latency, merged over the group's measured runs (`+Inf`: above
@@ -20,7 +21,7 @@
 //! could not be read, planned runs never written) and `pinlat_last_run_start_timestamp_seconds`.
 //! Groups that measured nothing have no latency samples, only runs and budget.
 
-use super::{cases, host_name, GroupCase};
+use super::{cases, host_name, notes, GroupCase};
 use crate::histo::Quantile;
 use crate::report::{BudgetStatus, Exporter, OutputFile, Report, ReportError};
 
@@ -281,17 +282,9 @@ pub fn exposition(report: &Report) -> Exposition {
         });
     }
     Exposition {
-        comments: [
-            Some(format!("pinlat {} on {}", report.run_id, host_name(report))),
-            report.disclaimer.as_ref().map(|d| format!("NOTE: {d}")),
-            report
-                .guest_warning
-                .as_ref()
-                .map(|w| format!("WARNING: {w}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        comments: std::iter::once(format!("pinlat {} on {}", report.run_id, host_name(report)))
+            .chain(notes(report).map(|(label, text)| format!("{label}: {text}")))
+            .collect(),
         families: vec![latency, max, runs, budget, lost, last],
     }
 }

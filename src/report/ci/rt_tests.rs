@@ -6,7 +6,7 @@
 //! are the tools'), `start_time`, `end_time`, `return_code`, `sysinfo`, `num_threads`,
 //! cyclictest's `resolution_in_ns`, and `thread."N"`. pinlat adds one object, `pinlat`, with
 //! what the tools' files cannot say (layout, host, accelerator, the TCG note, which thread is
-//! which vCPU).
+//! which vCPU, and `in_progress` when the report was built from a checkpoint).
 //!
 //! Threads are the group's RT vCPUs (guest/vCPU order), each merged over the group's measured
 //! repetitions; `cpu` is the vCPU's number in its guest. Latencies are µs, as both tools write
@@ -148,6 +148,10 @@ pub struct PinlatExtension {
     pub note: Option<String>,
     /// The warning when a guest kernel was not PREEMPT_RT.
     pub guest_warning: Option<String>,
+    /// Present when the report was built from a checkpoint while a run measured: which run,
+    /// how far it had got (the group's numbers leave that run out).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub in_progress: Option<String>,
     /// The guests' kernels (`guest: release`, ` PREEMPT_RT` when it was).
     pub guest_kernels: Vec<String>,
     /// Per thread number: `guest/vCPUn`.
@@ -217,11 +221,16 @@ pub fn documents(report: &Report) -> Vec<(String, RtTestsFile)> {
         .collect()
 }
 
-/// The one document `pinlat report --format rt-tests [--group NAME]` prints.
+/// The one document `pinlat report --format rt-tests [--group NAME]` prints (only that one is
+/// built).
 pub fn render_one(report: &Report, group: Option<&str>) -> Result<String, CiError> {
-    let mut docs = documents(report);
-    let names: Vec<String> = docs.iter().map(|(n, _)| n.clone()).collect();
+    let shaped: Vec<GroupCase<'_>> = cases(report)
+        .into_iter()
+        .filter(|c| c.group.workload != WorkloadKind::Ring)
+        .collect();
+    let names: Vec<String> = shaped.iter().map(|c| c.group.name()).collect();
     let at = match group {
+        _ if shaped.is_empty() => return Err(CiError::NoRtTestsGroup),
         Some(g) => names
             .iter()
             .position(|n| n == g)
@@ -229,11 +238,11 @@ pub fn render_one(report: &Report, group: Option<&str>) -> Result<String, CiErro
                 given: g.to_string(),
                 available: names.clone(),
             })?,
-        None if docs.len() == 1 => 0,
-        None if docs.is_empty() => return Err(CiError::NoRtTestsGroup),
+        None if shaped.len() == 1 => 0,
         None => return Err(CiError::GroupNeeded(names)),
     };
-    Ok(docs.swap_remove(at).1.to_json())
+    let doc = document(report, &shaped[at]).expect("busy-poll and timer groups have a document");
+    Ok(doc.to_json())
 }
 
 /// A group's document (`None` for a ring group).
@@ -327,6 +336,7 @@ impl Head<'_> {
                 accel: self.case.accel.clone(),
                 note: r.disclaimer.clone(),
                 guest_warning: r.guest_warning.clone(),
+                in_progress: r.in_progress.as_ref().map(|p| p.statement.clone()),
                 guest_kernels: guest_kernel_labels(r),
                 threads: g.per_vcpu.iter().map(|v| v.vcpu.to_string()).collect(),
                 overflow: g.per_vcpu.iter().map(|v| v.stats.overflow).collect(),

@@ -11,7 +11,7 @@ use pinlat::config::{ScenarioKind, WorkloadKind};
 use pinlat::histo::{new_histogram, Quantile};
 use pinlat::report::verdict::Significance;
 use pinlat::report::{self, compare, hlog, BudgetStatus, Outcome, Report};
-use pinlat_test_infra::fixtures;
+use pinlat_test_infra::fixtures::{self, copy_committed as copy_fixture};
 
 mod ci;
 mod comparing;
@@ -26,22 +26,6 @@ pub(crate) fn root() -> PathBuf {
 
 pub(crate) fn bless() -> bool {
     std::env::var_os("PINLAT_BLESS").is_some()
-}
-
-/// Copies a committed fixture set into a fresh temporary directory.
-fn copy_fixture(name: &str) -> tempfile::TempDir {
-    let src = root().join("tests/fixtures").join(name);
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(tmp.path().join("runs")).unwrap();
-    for sub in ["", "runs"] {
-        for e in std::fs::read_dir(src.join(sub)).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_file() {
-                std::fs::copy(e.path(), tmp.path().join(sub).join(e.file_name())).unwrap();
-            }
-        }
-    }
-    tmp
 }
 
 fn opts(threshold: f64) -> compare::Options {

@@ -268,10 +268,13 @@ fn one_group_is_chosen_by_name() {
     ring_only
         .groups
         .retain(|g| g.workload == WorkloadKind::Ring);
-    assert_eq!(
-        rt_tests::render_one(&ring_only, None),
-        Err(CiError::NoRtTestsGroup)
-    );
+    for group in [None, Some("share.idle.ring")] {
+        assert_eq!(
+            rt_tests::render_one(&ring_only, group),
+            Err(CiError::NoRtTestsGroup),
+            "{group:?}"
+        );
+    }
 }
 
 #[test]
