@@ -207,7 +207,8 @@ fn a_level_shift_across_builds_is_a_change_point() {
     assert!(!html.contains("NaN"));
 }
 
-/// report.json is read when there is one (runs/ not at all), runs/ aggregated when not; a
+/// report.json is read when there is one (runs/ not at all), runs/ aggregated when not (and
+/// when it is damaged, saying so); a
 /// directory of another schema is named and left out, a damaged one too (and counts as
 /// unreadable), and the others still trend.
 #[test]
@@ -222,6 +223,7 @@ fn what_is_read_and_what_is_left_out() {
     );
     report::write_all(&paths[0]).unwrap();
     std::fs::remove_dir_all(paths[0].join("runs")).unwrap();
+    std::fs::write(paths[1].join("report.json"), "{ truncated").unwrap();
     let old = tmp.path().join("old");
     std::fs::create_dir(&old).unwrap();
     std::fs::write(old.join("report.json"), r#"{"schema_version": 1}"#).unwrap();
@@ -233,6 +235,12 @@ fn what_is_read_and_what_is_left_out() {
     assert_eq!(t.dirs.len(), 2);
     assert!(!t.dirs[0].aggregated, "read from report.json");
     assert!(t.dirs[1].aggregated, "aggregated from runs/");
+    assert!(
+        t.dirs[1].notes[0].starts_with("report.json is unusable (")
+            && t.dirs[1].notes[0].ends_with("): aggregated from runs/"),
+        "{:?}",
+        t.dirs[1].notes
+    );
     assert_eq!(t.dirs[0].runs, 8);
     let kinds: Vec<(&str, SkipKind)> = t
         .skipped
