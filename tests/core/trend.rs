@@ -11,6 +11,8 @@ use pinlat::report::compare::Options;
 use pinlat::report::trend::{self, Metric, PointStatus, SkipKind, TrendOrder, TrendReport};
 use pinlat_test_infra::fixtures::{write_build, Build};
 
+use crate::report::golden;
+
 /// 2026-11-25 00:00 UTC.
 const T0: u64 = 1_795_564_800_000;
 const DAY: u64 = 86_400_000;
@@ -37,21 +39,6 @@ fn run(paths: &[PathBuf], order: TrendOrder) -> TrendReport {
 
 fn series<'a>(t: &'a TrendReport, name: &str) -> &'a trend::Series {
     t.series.iter().find(|s| s.name == name).unwrap()
-}
-
-fn golden(name: &str, actual: &str) {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("PINLAT_BLESS").is_some() {
-        std::fs::write(&p, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&p).unwrap();
-    assert!(
-        expected == actual,
-        "{name} differs from the golden file (PINLAT_BLESS=1 to accept):\n{actual}"
-    );
 }
 
 /// Five Debian RT builds given out of order, the latest with a worse `share` timer tail and
