@@ -103,7 +103,8 @@ pub fn merge(dirs: &[String], out: &Path, failed: &[String]) -> Result<Exit, Fai
         .collect::<Result<_, _>>()
         .map_err(Failure::usage)?;
     check_out(out, &hosts)?;
-    let r = fleet::merge(&hosts, &failed);
+    let mut reading = crate::progress::Reading::new(hosts.len());
+    let r = fleet::merge(&hosts, &failed, &mut |d| reading.next(d));
     fleet::write_all(&r, out).map_err(Failure::infra)?;
     eprint!("{}", summary(&r, out));
     Ok(exit_of(&r))

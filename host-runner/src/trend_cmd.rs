@@ -82,7 +82,8 @@ pub fn exit_of(t: &TrendReport) -> Exit {
 /// Runs `pinlat trend`; returns the exit code and the summary to print.
 pub fn trend(c: &TrendCommand) -> Result<(Exit, String), Failure> {
     check(c)?;
-    let t = trend::trend(&c.dirs, c.order, &c.options, &mut |_| {});
+    let mut reading = crate::progress::Reading::new(c.dirs.len());
+    let t = trend::trend(&c.dirs, c.order, &c.options, &mut |d| reading.next(d));
     for s in &t.skipped {
         let what = match s.kind {
             SkipKind::OtherSchema => "note: left out (another pinlat schema)",

@@ -31,6 +31,7 @@ pub mod junit;
 pub mod markdown;
 mod runs;
 pub mod soak;
+pub mod source;
 pub mod stability;
 pub mod text;
 pub mod thread_cpu;

@@ -11,6 +11,8 @@ use pinlat::report::compare::Options;
 use pinlat::report::trend::{self, Metric, PointStatus, SkipKind, TrendOrder, TrendReport};
 use pinlat_test_infra::fixtures::{write_build, Build};
 
+use crate::report::golden;
+
 /// 2026-11-25 00:00 UTC.
 const T0: u64 = 1_795_564_800_000;
 const DAY: u64 = 86_400_000;
@@ -37,21 +39,6 @@ fn run(paths: &[PathBuf], order: TrendOrder) -> TrendReport {
 
 fn series<'a>(t: &'a TrendReport, name: &str) -> &'a trend::Series {
     t.series.iter().find(|s| s.name == name).unwrap()
-}
-
-fn golden(name: &str, actual: &str) {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("PINLAT_BLESS").is_some() {
-        std::fs::write(&p, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&p).unwrap();
-    assert!(
-        expected == actual,
-        "{name} differs from the golden file (PINLAT_BLESS=1 to accept):\n{actual}"
-    );
 }
 
 /// Five Debian RT builds given out of order, the latest with a worse `share` timer tail and
@@ -207,7 +194,8 @@ fn a_level_shift_across_builds_is_a_change_point() {
     assert!(!html.contains("NaN"));
 }
 
-/// report.json is read when there is one (runs/ not at all), runs/ aggregated when not; a
+/// report.json is read when there is one (runs/ not at all), runs/ aggregated when not (and
+/// when it is damaged, saying so); a
 /// directory of another schema is named and left out, a damaged one too (and counts as
 /// unreadable), and the others still trend.
 #[test]
@@ -222,6 +210,7 @@ fn what_is_read_and_what_is_left_out() {
     );
     report::write_all(&paths[0]).unwrap();
     std::fs::remove_dir_all(paths[0].join("runs")).unwrap();
+    std::fs::write(paths[1].join("report.json"), "{ truncated").unwrap();
     let old = tmp.path().join("old");
     std::fs::create_dir(&old).unwrap();
     std::fs::write(old.join("report.json"), r#"{"schema_version": 1}"#).unwrap();
@@ -233,6 +222,12 @@ fn what_is_read_and_what_is_left_out() {
     assert_eq!(t.dirs.len(), 2);
     assert!(!t.dirs[0].aggregated, "read from report.json");
     assert!(t.dirs[1].aggregated, "aggregated from runs/");
+    assert!(
+        t.dirs[1].notes[0].starts_with("report.json is unusable (")
+            && t.dirs[1].notes[0].ends_with("): aggregated from runs/"),
+        "{:?}",
+        t.dirs[1].notes
+    );
     assert_eq!(t.dirs[0].runs, 8);
     let kinds: Vec<(&str, SkipKind)> = t
         .skipped

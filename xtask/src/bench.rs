@@ -1,27 +1,73 @@
-//! What the benchmarks share (`bench-report`, `bench-trend`): one timed run of the release
-//! `pinlat`, the best of several passes over the sizes (the sizes interleaved, the fastest time
-//! and the largest peak kept, so that the first pass's page-cache misses and other processes'
-//! bursts do not count), and the judgement against the targets: the time at the largest size
-//! at most a given multiple of the time at the smallest (no worse than linear, with slack for
-//! fixed costs), and the peak RSS at the largest size below a bound. Targets are judged on wall
-//! time; the CPU time (user + system) is printed beside it because on a shared machine it
+//! What the benchmarks share (`bench-report`, `bench-merge`, `bench-trend`): generating many
+//! results directories and writing their reports, one timed run of the release `pinlat`, the
+//! best of several passes over the sizes (the sizes interleaved, the fastest time and the
+//! largest peak kept, so that the first pass's page-cache misses and other processes' bursts do
+//! not count), and the judgement against the targets: the time at the largest size at most a
+//! given multiple of the time at the smallest (no worse than linear, with slack for fixed
+//! costs), and the peak RSS at the largest size below [`MAX_RSS_KIB`]. Targets are judged on
+//! wall time; the CPU time (user + system) is printed beside it because on a shared machine it
 //! shows the command's own scaling when other builds make the wall time noisy.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
+use crate::gen_runs::{self, Host, Shape};
 use crate::proc::{run_costed, Cost};
 
-/// The targets of one benchmark.
-#[derive(Debug, Clone, Copy)]
-pub struct Targets {
-    /// Largest allowed time(largest size) / time(smallest size).
-    pub max_time_ratio: f64,
-    /// Largest allowed peak RSS at the largest size, KiB.
-    pub max_rss_kib: u64,
+/// Largest allowed peak RSS of the command at the largest size, KiB (issues 5 and 14: 300 MiB).
+pub const MAX_RSS_KIB: u64 = 300 * 1024;
+/// A day, ms: generated hosts and builds start a day apart.
+pub const DAY_MS: u64 = 86_400_000;
+
+/// Generates `n` results directories of `runs` runs under `root` (emptied first): directory
+/// `i` is `root/name(i)`, measured on `host(i)`. `task` names the benchmark in the progress
+/// line.
+pub fn generate(
+    task: &str,
+    root: &Path,
+    n: usize,
+    runs: usize,
+    shape: Shape,
+    name: impl Fn(usize) -> String,
+    host: impl Fn(usize) -> Host,
+) -> Result<Vec<PathBuf>> {
+    if root.exists() {
+        std::fs::remove_dir_all(root).with_context(|| format!("clearing {}", root.display()))?;
+    }
+    let t = Instant::now();
+    let dirs = (0..n)
+        .map(|i| {
+            let dir = root.join(name(i));
+            gen_runs::write_dir(&dir, runs, shape, &host(i)).map(|()| dir)
+        })
+        .collect::<Result<_>>()?;
+    eprintln!(
+        "{task}: generated {n} directories of {runs} runs in {} ({:.1} s)",
+        root.display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(dirs)
+}
+
+/// Writes every directory's `report.json` (and the other outputs) with `pinlat report`, as
+/// `pinlat run` leaves them.
+pub fn write_reports(task: &str, bin: &Path, dirs: &[PathBuf]) -> Result<()> {
+    let t = Instant::now();
+    for d in dirs {
+        // Exit 1: the generated `share` runs exceed their budget on purpose.
+        run_timed(
+            Command::new(bin).arg("report").arg(d),
+            &d.with_extension("stderr"),
+        )?;
+    }
+    eprintln!(
+        "{task}: pinlat report wrote each directory's report.json ({:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Runs `cmd` with stdout discarded and stderr into `log`. It must exit 0 or 1: a budget
@@ -58,8 +104,9 @@ pub fn best_of(
 }
 
 /// Prints each size's figures (`unit`: what a size counts) and the ratios, and returns whether
-/// the targets held.
-pub fn judge(sizes: &[usize], unit: &str, costs: &[Cost], t: Targets) -> bool {
+/// the targets held: time(largest) at most `max_time_ratio` × time(smallest), peak RSS at the
+/// largest below [`MAX_RSS_KIB`].
+pub fn judge(sizes: &[usize], unit: &str, costs: &[Cost], max_time_ratio: f64) -> bool {
     for (n, c) in sizes.iter().zip(costs) {
         println!(
             "{:<18}{:.2} s ({:.2} s CPU), max RSS {:.1} MiB",
@@ -74,14 +121,13 @@ pub fn judge(sizes: &[usize], unit: &str, costs: &[Cost], t: Targets) -> bool {
     let per = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     let ratio = per(large.wall, small.wall);
     println!(
-        "time ratio {last}/{first}: {ratio:.2} (target <= {}); CPU time ratio {:.2}",
-        t.max_time_ratio,
+        "time ratio {last}/{first}: {ratio:.2} (target <= {max_time_ratio}); CPU time ratio {:.2}",
         per(large.cpu, small.cpu)
     );
     println!(
         "max RSS {last} {unit}: {:.1} MiB (target < {} MiB)",
         large.max_rss_kib as f64 / 1024.0,
-        t.max_rss_kib / 1024
+        MAX_RSS_KIB / 1024
     );
-    ratio <= t.max_time_ratio && large.max_rss_kib < t.max_rss_kib
+    ratio <= max_time_ratio && large.max_rss_kib < MAX_RSS_KIB
 }

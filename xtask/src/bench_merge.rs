@@ -13,14 +13,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::bench::{self, Targets};
-use crate::bench_report::MAX_RSS_KIB;
-use crate::gen_runs::{self, Host, Shape};
-use crate::proc::{build_release, Cost};
+use crate::bench::{self, DAY_MS};
+use crate::gen_runs::{Host, Shape};
+use crate::proc::{build_release, work_dir, Cost};
 
 /// Runs per host, as issue 14 sets the scale.
 pub const RUNS_PER_HOST: usize = 8;
@@ -32,7 +30,6 @@ pub const MAX_TIME_RATIO: f64 = 5.0;
 const PASSES: usize = 3;
 /// First run of the first host, ms since the epoch; each host starts a day later.
 const FIRST_START_MS: u64 = 1_800_000_000_000;
-const DAY_MS: u64 = 86_400_000;
 
 /// Host `i` of the generated fleet.
 fn host(i: usize) -> Host {
@@ -61,58 +58,25 @@ fn measure_sizes(bin: &Path, hosts: &[PathBuf], work: &Path, tag: &str) -> Resul
 /// Prints one way's figures; returns whether both targets held.
 fn judge(tag: &str, costs: &[Cost]) -> bool {
     println!("merge from {tag}:");
-    bench::judge(
-        &SIZES,
-        "hosts",
-        costs,
-        Targets {
-            max_time_ratio: MAX_TIME_RATIO,
-            max_rss_kib: MAX_RSS_KIB,
-        },
-    )
+    bench::judge(&SIZES, "hosts", costs, MAX_TIME_RATIO)
 }
 
 /// Runs the benchmark in `work` (a new temporary directory when `None`; kept afterwards so
 /// the fleet reports can be read). Returns whether every target held.
-pub fn run(work: Option<PathBuf>, shape: Shape) -> Result<bool> {
-    let work = match work {
-        Some(w) => w,
-        None => tempfile::Builder::new()
-            .prefix("pinlat-bench-merge-")
-            .tempdir()
-            .context("creating a temporary directory")?
-            .keep(),
-    };
+pub fn run(work: Option<PathBuf>) -> Result<bool> {
+    let work = work_dir(work, "pinlat-bench-merge-")?;
     let bin = build_release("pinlat-runner", "pinlat")?;
-    let root = work.join("hosts");
-    if root.exists() {
-        std::fs::remove_dir_all(&root).with_context(|| format!("clearing {}", root.display()))?;
-    }
-    let n_hosts = SIZES[SIZES.len() - 1];
-    let t = Instant::now();
-    let hosts: Vec<PathBuf> = (0..n_hosts)
-        .map(|i| {
-            let dir = root.join(format!("rt-lab-{i:03}"));
-            gen_runs::write_dir(&dir, RUNS_PER_HOST, shape, &host(i)).map(|()| dir)
-        })
-        .collect::<Result<_>>()?;
-    eprintln!(
-        "bench-merge: generated {n_hosts} hosts × {RUNS_PER_HOST} runs in {} ({:.1} s)",
-        root.display(),
-        t.elapsed().as_secs_f64()
-    );
+    let hosts = bench::generate(
+        "bench-merge",
+        &work.join("hosts"),
+        SIZES[SIZES.len() - 1],
+        RUNS_PER_HOST,
+        Shape::default(),
+        |i| format!("rt-lab-{i:03}"),
+        host,
+    )?;
     let from_runs = measure_sizes(&bin, &hosts, &work, "runs")?;
-    let t = Instant::now();
-    for h in &hosts {
-        bench::run_timed(
-            Command::new(&bin).arg("report").arg(h),
-            &h.with_extension("stderr"),
-        )?;
-    }
-    eprintln!(
-        "bench-merge: pinlat report wrote every host's report.json ({:.1} s)",
-        t.elapsed().as_secs_f64()
-    );
+    bench::write_reports("bench-merge", &bin, &hosts)?;
     let from_reports = measure_sizes(&bin, &hosts, &work, "reports")?;
     let ok_runs = judge("runs/ (no report.json)", &from_runs);
     let ok_reports = judge("report.json", &from_reports);

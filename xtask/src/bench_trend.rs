@@ -3,7 +3,7 @@
 //! ([`crate::gen_runs`] with a [`Host`] per build: kernel `6.1.0-<i>-rt-amd64`, a day apart),
 //! 24 runs each (the 12 groups × 2 repetitions, each run sized as a default `pinlat run`), and
 //! checks the targets of issue 14: time no worse than linear (time(200) at most
-//! [`MAX_TIME_RATIO`] × time(50)) and a peak RSS under 300 MiB at 200.
+//! [`MAX_TIME_RATIO`] × time(50)) and a peak RSS under 300 MiB ([`bench::MAX_RSS_KIB`]) at 200.
 //!
 //! Twice: first on the directories without a report (trend aggregates each `runs/`), then
 //! after `pinlat report` wrote each one's `report.json` (what trend reads when it is there: the
@@ -11,18 +11,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::bench::{self, Targets};
-use crate::gen_runs::{self, Host, Shape};
+use crate::bench::{self, DAY_MS};
+use crate::gen_runs::{Host, Shape};
 use crate::proc::{build_release, work_dir, Cost};
 
 /// Largest allowed time(200 directories) / time(50): 4 × with 20 % slack, as bench-report's.
 pub const MAX_TIME_RATIO: f64 = 4.8;
-/// Largest allowed peak RSS of `pinlat trend` over 200 directories, KiB.
-pub const MAX_RSS_KIB: u64 = 300 * 1024;
 /// The numbers of directories trended.
 const SIZES: [usize; 3] = [50, 100, 200];
 /// Runs per directory.
@@ -31,7 +28,6 @@ const RUNS_PER_DIR: usize = 24;
 const PASSES: usize = 3;
 /// Start of the first build's runs: 2026-11-25 00:00 UTC.
 const T0_MS: u64 = 1_795_564_800_000;
-const DAY_MS: u64 = 86_400_000;
 
 /// The best of [`PASSES`] `pinlat trend --by host-kernel --out` over the first `n` of `dirs`
 /// for each size `n` (exit 0 or 1: the builds differ only by kernel and time, so the latest
@@ -53,15 +49,7 @@ fn measure(bin: &Path, dirs: &[PathBuf], work: &Path) -> Result<Vec<Cost>> {
 /// Prints one mode's figures and returns whether the targets held.
 fn judge(mode: &str, costs: &[Cost]) -> bool {
     println!("{mode}:");
-    bench::judge(
-        &SIZES,
-        "directories",
-        costs,
-        Targets {
-            max_time_ratio: MAX_TIME_RATIO,
-            max_rss_kib: MAX_RSS_KIB,
-        },
-    )
+    bench::judge(&SIZES, "directories", costs, MAX_TIME_RATIO)
 }
 
 /// Runs the benchmark in `work` (a new temporary directory when `None`, kept afterwards so the
@@ -69,41 +57,21 @@ fn judge(mode: &str, costs: &[Cost]) -> bool {
 pub fn run(work: Option<PathBuf>) -> Result<bool> {
     let work = work_dir(work, "pinlat-bench-trend-")?;
     let bin = build_release("pinlat-runner", "pinlat")?;
-    let root = work.join("builds");
-    if root.exists() {
-        std::fs::remove_dir_all(&root).with_context(|| format!("clearing {}", root.display()))?;
-    }
-    let t = Instant::now();
-    let n = SIZES[SIZES.len() - 1];
-    let dirs: Vec<PathBuf> = (0..n)
-        .map(|i| {
-            let dir = root.join(format!("build-{i:03}"));
-            let host = Host {
-                hostname: Some("rt-lab-01".into()),
-                kernel_release: Some(format!("6.1.0-{}-rt-amd64", i + 1)),
-                started_unix_ms: Some(T0_MS + i as u64 * DAY_MS),
-            };
-            gen_runs::write_dir(&dir, RUNS_PER_DIR, Shape::default(), &host).map(|()| dir)
-        })
-        .collect::<Result<_>>()?;
-    eprintln!(
-        "bench-trend: generated {n} directories of {RUNS_PER_DIR} runs in {} ({:.1} s)",
-        root.display(),
-        t.elapsed().as_secs_f64()
-    );
+    let dirs = bench::generate(
+        "bench-trend",
+        &work.join("builds"),
+        SIZES[SIZES.len() - 1],
+        RUNS_PER_DIR,
+        Shape::default(),
+        |i| format!("build-{i:03}"),
+        |i| Host {
+            hostname: Some("rt-lab-01".into()),
+            kernel_release: Some(format!("6.1.0-{}-rt-amd64", i + 1)),
+            started_unix_ms: Some(T0_MS + i as u64 * DAY_MS),
+        },
+    )?;
     let from_runs = measure(&bin, &dirs, &work)?;
-    let t = Instant::now();
-    for d in &dirs {
-        // Exit 1: the generated `share` runs exceed their budget on purpose.
-        bench::run_timed(
-            Command::new(&bin).arg("report").arg(d),
-            &d.with_extension("stderr"),
-        )?;
-    }
-    eprintln!(
-        "bench-trend: wrote each directory's report.json ({:.1} s)",
-        t.elapsed().as_secs_f64()
-    );
+    bench::write_reports("bench-trend", &bin, &dirs)?;
     let from_json = measure(&bin, &dirs, &work)?;
     let ok = judge("from report.json (the usual case)", &from_json)
         & judge("from runs/ (no report.json: aggregated)", &from_runs);

@@ -115,6 +115,15 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
+/// A benchmark's exit: 0 when its targets held, 1 when one was missed.
+fn held(targets_held: bool) -> ExitCode {
+    if targets_held {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::GenRuns {
@@ -139,27 +148,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("gen-runs: {n} runs in {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::BenchReport { workdir } => {
-            let held = bench_report::run(workdir, gen_runs::Shape::default())?;
-            Ok(if held {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-        Cmd::BenchMerge { workdir } => {
-            let held = bench_merge::run(workdir, gen_runs::Shape::default())?;
-            Ok(if held {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-        Cmd::BenchTrend { workdir } => Ok(if bench_trend::run(workdir)? {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        }),
+        Cmd::BenchReport { workdir } => Ok(held(bench_report::run(
+            workdir,
+            gen_runs::Shape::default(),
+        )?)),
+        Cmd::BenchMerge { workdir } => Ok(held(bench_merge::run(workdir)?)),
+        Cmd::BenchTrend { workdir } => Ok(held(bench_trend::run(workdir)?)),
         Cmd::CompareRtTests {
             cpu,
             duration_s,

@@ -134,6 +134,11 @@ fn max_bound(b: &Percentile, n: &Percentile) -> Option<String> {
     (!why.is_empty()).then(|| format!("max-bound ({}): not judged", why.join(", ")))
 }
 
+/// A change in percent as every comparison prints it: `+12.3%`, or `n/a` when the base was 0.
+pub fn pct_text(change_pct: Option<f64>) -> String {
+    change_pct.map_or("n/a".to_string(), |p| format!("{p:+.1}%"))
+}
+
 /// The rule on two values: `new` grew beyond `base` by more than the threshold and by at least
 /// the floor (`new > base × (1 + threshold/100)` and `new − base ≥ min delta`).
 pub fn grew(base_ns: u64, new_ns: u64, o: &Options) -> bool {

@@ -31,10 +31,6 @@ pub fn render_text(c: &Comparison, base_name: &str, new_name: &str) -> String {
             if r.regressed() { "  REGRESSION" } else { "" }
         ));
         for ch in &r.changes {
-            let pct = match ch.change_pct {
-                Some(p) => format!("{p:+.1}%"),
-                None => "n/a".to_string(),
-            };
             let judged = match (&ch.not_judged, ch.regression) {
                 (Some(why), _) => format!("  ({why})"),
                 (None, true) => "  <- regression".to_string(),
@@ -45,7 +41,7 @@ pub fn render_text(c: &Comparison, base_name: &str, new_name: &str) -> String {
                 ch.metric.label(),
                 us_opt(ch.base_ns),
                 us_opt(ch.new_ns),
-                pct,
+                super::pct_text(ch.change_pct),
             ));
         }
         o.push_str(&format!(

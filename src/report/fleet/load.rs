@@ -2,10 +2,10 @@
 //! [`FleetHost`], so the host's report (histograms, time series, per-run summaries) is dropped
 //! before the next host is read.
 //!
-//! What is read: `report.json` when it is of this pinlat's schema ([`Report::read_json`]),
-//! else the report aggregated from `runs/` by [`super::super::build`], the loader `pinlat
-//! report` and `pinlat compare` use; then `host.json` (the host's name and facts, newer than a
-//! report written before names were recorded) and `doctor.json`/`calibrate.json`
+//! What is read: the host's report ([`crate::report::source::read`]: `report.json` when it is of
+//! this pinlat's schema, else aggregated from `runs/` as `pinlat report` does, and why); then
+//! `host.json` (the host's name and facts, newer than a report written before names were
+//! recorded) and `doctor.json`/`calibrate.json`
 //! ([`super::super::hostchecks::load`]). Nothing else: no run file when the report is there.
 
 use std::path::{Path, PathBuf};
@@ -14,11 +14,9 @@ use super::{FleetHost, HostGroup, HostLayout, LabelSource, RunCounts, Source};
 use crate::config::LayoutKind;
 use crate::plan::GuestPlacement;
 use crate::report::aggregate::error_chain;
-use crate::report::{build, hostchecks, LayoutView, Report, ReportError, REPORT_SCHEMA_VERSION};
-use crate::schema::{read_versioned, HostFacts, SchemaError, HOST_FILE};
-
-/// File name of a results directory's report.
-pub const REPORT_FILE: &str = "report.json";
+use crate::report::source::{self, Origin};
+use crate::report::{hostchecks, LayoutView, ReportError};
+use crate::schema::{read_versioned, HostFacts, HOST_FILE};
 
 /// A directory that cannot be merged: the host is reported failed with this reason.
 #[derive(Debug, thiserror::Error)]
@@ -86,28 +84,6 @@ fn host_layout(v: &LayoutView) -> HostLayout {
     }
 }
 
-/// The host's report: `report.json` when it is of this schema, else aggregated from `runs/`,
-/// with why.
-fn read_report(dir: &Path) -> Result<(Report, Source), ReportError> {
-    let why = match Report::read_json(&dir.join(REPORT_FILE)) {
-        Ok(r) => return Ok((r, Source::ReportJson)),
-        Err(ReportError::ReadReport(SchemaError::Read { source, .. }))
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            "no report.json".to_string()
-        }
-        Err(ReportError::ReadReport(SchemaError::Version { found, .. })) => format!(
-            "report.json has {}, this pinlat reads version {REPORT_SCHEMA_VERSION}",
-            found.map_or("no schema_version".into(), |v| format!(
-                "schema version {v}"
-            ))
-        ),
-        Err(e) => format!("report.json is unreadable ({})", error_chain(&e)),
-    };
-    let r = build(dir, &mut |_| {})?;
-    Ok((r, Source::Runs { why }))
-}
-
 /// Reads one results directory and keeps what the fleet report needs. The label is left
 /// empty: labels are assigned once every host is read ([`super::input::assign`]).
 pub fn load_host(dir: &Path) -> Result<FleetHost, LoadError> {
@@ -118,7 +94,13 @@ pub fn load_host(dir: &Path) -> Result<FleetHost, LoadError> {
         Ok(m) if !m.is_dir() => return Err(LoadError::NotADir(dir.to_path_buf())),
         _ => {}
     }
-    let (r, source) = read_report(dir).map_err(LoadError::Report)?;
+    let (r, origin) = source::read(dir).map_err(|e| LoadError::Report(e.runs))?;
+    let source = match origin {
+        Origin::ReportJson => Source::ReportJson,
+        Origin::Runs(why) => Source::Runs {
+            why: why.to_string(),
+        },
+    };
     let facts = read_versioned::<HostFacts>(&dir.join(HOST_FILE))
         .ok()
         .or_else(|| r.host.clone());

@@ -1,6 +1,8 @@
 //! Merging: every directory read one at a time ([`super::load::load_host`]), labelled once all
 //! are read ([`super::input::assign`]), and the `--failed-host` names matched to them.
 
+use std::path::Path;
+
 use super::input::{assign, FailedHostArg, HostArg, LabelInput};
 use super::load::load_host;
 use super::{FailedBy, FailedHost, FleetHost, FleetReport};
@@ -12,15 +14,22 @@ enum Read {
 }
 
 /// Merges the results directories `hosts` and the hosts `failed` named as failed into one fleet
-/// report. A directory that is missing or not a results directory becomes a failed host with
-/// the reason; a `--failed-host` name equal to a merged host's label marks that host failed
-/// and keeps its results; never an error.
-pub fn merge(hosts: &[HostArg], failed: &[FailedHostArg]) -> FleetReport {
+/// report; `each` sees each directory before it is read. A directory that is missing or not a
+/// results directory becomes a failed host with the reason; a `--failed-host` name equal to a
+/// merged host's label marks that host failed and keeps its results; never an error.
+pub fn merge(
+    hosts: &[HostArg],
+    failed: &[FailedHostArg],
+    each: &mut dyn FnMut(&Path),
+) -> FleetReport {
     let read: Vec<Read> = hosts
         .iter()
-        .map(|a| match load_host(&a.dir) {
-            Ok(h) => Read::Host(Box::new(h)),
-            Err(e) => Read::Failed(e.to_string()),
+        .map(|a| {
+            each(&a.dir);
+            match load_host(&a.dir) {
+                Ok(h) => Read::Host(Box::new(h)),
+                Err(e) => Read::Failed(e.to_string()),
+            }
         })
         .collect();
     let labels = assign(

@@ -6,6 +6,7 @@
 //! `<property>`s. Directories that could not be read are one `<error>` case each.
 
 use super::{SkipKind, TrendReport};
+use crate::report::compare::pct_text;
 use crate::report::{escape_xml as esc, us, us_opt};
 
 fn prop(o: &mut String, name: &str, value: &str) {
@@ -101,7 +102,7 @@ pub fn render(t: &TrendReport) -> String {
                         c.metric.label(),
                         us_opt(c.base_ns),
                         us_opt(c.new_ns),
-                        c.change_pct.map_or("n/a".into(), |p| format!("{p:+.1}%"))
+                        pct_text(c.change_pct)
                     )
                 })
                 .collect();

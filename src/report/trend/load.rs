@@ -1,6 +1,6 @@
 //! Reading one results directory for the trend: its `report.json` (the [`Report`] type, with the
-//! host facts of `host.json` in it) when it has a readable one, else its `runs/` aggregated by
-//! [`report::build`], the loader `pinlat compare` uses for a directory. Of the report only what
+//! host facts of `host.json` in it) when it is of this schema, else its `runs/` aggregated by
+//! [`crate::report::build`], as `pinlat compare` does for a directory ([`source::read`]). Of the report only what
 //! the trend shows is kept: the directory's facts and each group's summary; the histograms and
 //! the run list are dropped before the next directory is read.
 
@@ -9,7 +9,8 @@ use std::path::Path;
 use super::{KernelRelease, PointStatus, SeriesPoint, SkipKind, SkippedDir, TrendDir};
 use crate::config::WorkloadKind;
 use crate::report::aggregate::error_chain;
-use crate::report::{self, failures, Report, ReportError};
+use crate::report::source::{self, JsonUnused, NoReport, Origin};
+use crate::report::{failures, Report};
 use crate::schema::{read_versioned, HostFacts, SchemaError, HOST_FILE};
 
 /// The layout × scenario × workload a point belongs to.
@@ -146,40 +147,35 @@ fn input(path: &Path, r: Report, aggregated: bool, mut notes: Vec<String>) -> Di
     }
 }
 
-/// Reads one results directory: `report.json` when it is readable, else `runs/` aggregated.
-/// A directory neither gives is skipped: [`SkipKind::OtherSchema`] when its `report.json` is of
-/// another schema version, else [`SkipKind::Unreadable`].
+/// Reads one results directory ([`source::read`]): `report.json` when it is of this schema,
+/// else `runs/` aggregated. A directory neither gives is skipped: [`SkipKind::OtherSchema`]
+/// when its `report.json` is of another schema version, else [`SkipKind::Unreadable`].
 pub fn read_dir(path: &Path) -> Result<DirInput, SkippedDir> {
-    let json = path.join("report.json");
-    let mut json_error = None;
-    let mut other_schema = false;
-    if json.is_file() {
-        match Report::read_json(&json) {
-            Ok(r) => return Ok(input(path, r, false, Vec::new())),
-            Err(e) => {
-                other_schema = matches!(&e, ReportError::ReadReport(SchemaError::Version { .. }));
-                json_error = Some(error_chain(&e));
-            }
-        }
-    }
-    match report::build(path, &mut |_| {}) {
-        Ok(r) => {
-            let notes = json_error
-                .map(|e| format!("report.json is unusable ({e}): aggregated from runs/"))
+    match source::read(path) {
+        Ok((r, Origin::ReportJson)) => Ok(input(path, r, false, Vec::new())),
+        Ok((r, Origin::Runs(json))) => {
+            let notes = json
+                .error()
+                .map(|e| {
+                    format!(
+                        "report.json is unusable ({}): aggregated from runs/",
+                        error_chain(e)
+                    )
+                })
                 .into_iter()
                 .collect();
             Ok(input(path, r, true, notes))
         }
-        Err(e) => Err(SkippedDir {
+        Err(NoReport { json, runs }) => Err(SkippedDir {
             path: path.display().to_string(),
-            kind: if other_schema {
+            kind: if matches!(json, JsonUnused::OtherVersion { .. }) {
                 SkipKind::OtherSchema
             } else {
                 SkipKind::Unreadable
             },
-            reason: match json_error {
-                Some(j) => format!("{j}; and runs/: {}", error_chain(&e)),
-                None => format!("no report.json, and {}", error_chain(&e)),
+            reason: match json.error() {
+                Some(j) => format!("{}; and runs/: {}", error_chain(j), error_chain(&runs)),
+                None => format!("no report.json, and {}", error_chain(&runs)),
             },
         }),
     }

@@ -4,7 +4,7 @@
 
 use super::{KernelRelease, Metric, PointStatus, Series, SkipKind, TrendOrder, TrendReport};
 use crate::histo::Quantile;
-use crate::report::compare::Change;
+use crate::report::compare::{pct_text, Change};
 use crate::report::text::{Align, Cell, Table};
 use crate::report::{escape_xml as esc, us, us_opt, us_pct};
 
@@ -14,10 +14,6 @@ fn bad(text: &str) -> Cell {
         format!("**{text}**"),
         format!("<span class=\"bad\">{}</span>", esc(text)),
     )
-}
-
-fn pct(p: Option<f64>) -> String {
-    p.map_or("n/a".to_string(), |p| format!("{p:+.1}%"))
 }
 
 fn kernel(k: &Option<KernelRelease>) -> String {
@@ -30,7 +26,7 @@ fn change(c: &Change) -> Cell {
         "{} → {} ({})",
         us_opt(c.base_ns),
         us_opt(c.new_ns),
-        pct(c.change_pct)
+        pct_text(c.change_pct)
     );
     match (&c.not_judged, c.regression) {
         (Some(why), _) => Cell::with_html(
@@ -159,7 +155,7 @@ pub(super) fn change_points(t: &TrendReport) -> Table {
                 Cell::from(format!("#{} {}", c.at + 1, t.dirs[c.at].label(t.order))),
                 Cell::from(us(c.before_ns)),
                 Cell::from(us(c.after_ns)),
-                Cell::from(pct(c.change_pct)),
+                Cell::from(pct_text(c.change_pct)),
             ]);
         }
     }

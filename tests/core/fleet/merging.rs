@@ -263,9 +263,12 @@ fn a_fleet_that_held_exits_0_and_one_over_budget_exits_1() {
         .unwrap();
         args.push(HostArg { label: None, dir });
     }
-    assert_eq!(fleet::merge(&args[..1], &[]).outcome(), FleetOutcome::Held);
     assert_eq!(
-        fleet::merge(&args, &[]).outcome(),
+        fleet::merge(&args[..1], &[], &mut |_| {}).outcome(),
+        FleetOutcome::Held
+    );
+    assert_eq!(
+        fleet::merge(&args, &[], &mut |_| {}).outcome(),
         FleetOutcome::BudgetExceeded
     );
 }

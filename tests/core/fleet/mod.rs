@@ -170,7 +170,7 @@ pub fn write_fleet(root: &Path) -> (Vec<HostArg>, Vec<FailedHostArg>) {
 pub fn merged() -> (tempfile::TempDir, FleetReport) {
     let tmp = tempfile::tempdir().unwrap();
     let (args, failed) = write_fleet(tmp.path());
-    let r = fleet::merge(&args, &failed);
+    let r = fleet::merge(&args, &failed, &mut |_| {});
     (tmp, r)
 }
 

@@ -18,6 +18,7 @@ mod comparing;
 mod failures;
 mod housekeeping;
 mod soak;
+mod source;
 mod verdicts;
 
 pub(crate) fn root() -> PathBuf {
