@@ -290,7 +290,8 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         write(&dir, DOCTOR_FILE, &run_checks(&env))?;
     }
 
-    // A soak: asked for, or long enough to need its bounds (README "Soak").
+    // A soak: asked for, or long enough to need its bounds (README "Soak"). Decided here only:
+    // the engine (`RunContext::soak`) and the tracer's bound follow it.
     let soak = opts.soak
         || pinlat::result::is_long_run(config.run.duration_s * 1000, config.run.interval_ms);
     let trace = engine::tracer::TraceSettings {
@@ -370,7 +371,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         deadline_slack: engine::RUN_DEADLINE_SLACK,
         interrupted: &interrupted,
         trace: &trace,
-        keep_intervals: !soak,
+        soak,
         series_points: SERIES_MAX_POINTS,
         checkpoints: checkpoints.as_ref(),
         progress: &on_progress,

@@ -1,11 +1,15 @@
 //! The report of a run still measuring (`pinlat run --report-every D`, README "Soak"): every
-//! `D` the run loop writes the run so far as `checkpoint.json` ([`pinlat::schema::Checkpoint`],
-//! atomically) and the report is rebuilt from `runs/` and it on a thread of its own, so a lab
-//! can look at a 12-hour soak before it ends. The run loop never waits for a rebuild: one that
-//! is still going when the next checkpoint is due is left to finish, and that checkpoint only
-//! replaces the file. When the run ends, its final record replaces the checkpoint
-//! ([`Checkpoints::run_ended`]); the final report waits for a rebuild in flight
-//! ([`Checkpoints::finish`]) so an older report never overwrites it.
+//! `D` the run loop takes the run so far and hands it to a thread of its own, which writes it
+//! as `checkpoint.json` ([`pinlat::schema::Checkpoint`], atomically) and then rebuilds the
+//! report from `runs/` and it, so a lab can look at a 12-hour soak before it ends.
+//!
+//! The run loop never waits on the disk: it only copies the record (bounded: the series and
+//! their merged histograms, ~0.5 MB for two RT vCPUs, never the whole interval frames a short
+//! run keeps, which no report of a checkpoint reads), and a checkpoint that falls due while the
+//! one before it is still being written and reported waits until that thread is done (the loop
+//! looks again on its next turn), so two never overlap. When the run ends, its final record
+//! replaces the checkpoint ([`Checkpoints::run_ended`]); the final report waits for the thread
+//! ([`Checkpoints::finish`], also on drop) so an older report never overwrites it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,14 +31,15 @@ pub struct Checkpoints {
     dir: ResultDir,
     every: Duration,
     state: Mutex<State>,
-    written: AtomicU64,
+    written: Arc<AtomicU64>,
     rebuilt: Arc<AtomicU64>,
 }
 
 struct State {
     last: Instant,
-    rebuild: Option<JoinHandle<()>>,
-    /// A checkpoint of the current run is on disk.
+    /// The thread writing the latest checkpoint and rebuilding the report.
+    worker: Option<JoinHandle<()>>,
+    /// A checkpoint of the current run was handed to the worker.
     pending: bool,
 }
 
@@ -46,10 +51,10 @@ impl Checkpoints {
             every,
             state: Mutex::new(State {
                 last: Instant::now(),
-                rebuild: None,
+                worker: None,
                 pending: false,
             }),
-            written: AtomicU64::new(0),
+            written: Arc::new(AtomicU64::new(0)),
             rebuilt: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -65,9 +70,11 @@ impl Checkpoints {
         self.lock().last = Instant::now();
     }
 
-    /// Whether a checkpoint is due.
+    /// Whether a checkpoint is due: `every` has passed since the last one and the thread that
+    /// wrote it is done.
     pub fn due(&self) -> bool {
-        self.lock().last.elapsed() >= self.every
+        let st = self.lock();
+        st.last.elapsed() >= self.every && st.worker.as_ref().map_or(true, |h| h.is_finished())
     }
 
     /// Checkpoints written so far.
@@ -75,7 +82,7 @@ impl Checkpoints {
         self.written.load(Ordering::Relaxed)
     }
 
-    /// Reports rebuilt from a checkpoint so far.
+    /// Reports rebuilt so far (from a checkpoint, or when a checkpointed run ended).
     pub fn rebuilt(&self) -> u64 {
         self.rebuilt.load(Ordering::Relaxed)
     }
@@ -84,46 +91,51 @@ impl Checkpoints {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes the run so far (`record` with each guest's record as `live` holds it) and starts
-    /// a rebuild of the report unless one is still going. A failure to write is printed and
-    /// the run goes on: the final record is written the same way and fails loudly.
-    pub fn write(&self, record: &RunRecord, live: &[LiveGuest], started: Instant) {
+    /// Hands the run so far (`record` with each guest's record as `live` holds it, without
+    /// whole interval frames) to a thread that writes it and then rebuilds the report. Call it
+    /// when [`Checkpoints::due`]. A failure to write is printed and the run goes on: the final
+    /// record is written the same way and fails loudly.
+    pub fn write(&self, record: &RunRecord, live: &mut [LiveGuest], started: Instant) {
         let mut run = record.clone();
-        for (i, g) in live.iter().enumerate() {
-            if let Some(slot) = run.guests.get_mut(i) {
-                *slot = g.record.clone();
-            }
+        for (slot, g) in run.guests.iter_mut().zip(live.iter_mut()) {
+            let whole = std::mem::take(&mut g.record.intervals);
+            *slot = g.record.clone();
+            g.record.intervals = whole;
         }
         run.wall_ms = started.elapsed().as_millis() as u64;
-        let measured_ns = measured_ns(live);
         let cp = Checkpoint {
             schema_version: CHECKPOINT_SCHEMA_VERSION,
             written_unix_ms: unix_ms(),
             runner_pid: std::process::id(),
-            measured_ns,
+            measured_ns: measured_ns(live),
             run,
         };
+        let (dir, written) = (self.dir.clone(), self.written.clone());
         let mut st = self.lock();
         st.last = Instant::now();
-        if let Err(e) = self.dir.write_json(CHECKPOINT_FILE, &cp) {
-            eprintln!(
-                "pinlat: warning: checkpoint of {} not written: {:#}",
-                record.name,
-                anyhow::Error::new(e)
-            );
-            return;
-        }
-        self.written.fetch_add(1, Ordering::Relaxed);
         st.pending = true;
-        if st.rebuild.as_ref().is_some_and(|h| !h.is_finished()) {
-            return;
-        }
-        self.rebuild(&mut st);
+        self.spawn(&mut st, move || {
+            match dir.write_json(CHECKPOINT_FILE, &cp) {
+                Ok(_) => {
+                    written.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(e) => {
+                    eprintln!(
+                        "pinlat: warning: checkpoint of {} not written: {:#}",
+                        cp.run.name,
+                        anyhow::Error::new(e)
+                    );
+                    false
+                }
+            }
+        });
     }
 
-    /// Starts a rebuild of the report, after the one before it.
-    fn rebuild(&self, st: &mut State) {
-        if let Some(h) = st.rebuild.take() {
+    /// Starts the worker, after the one before it: `first`, then the report rebuilt when
+    /// `first` says so.
+    fn spawn(&self, st: &mut State, first: impl FnOnce() -> bool + Send + 'static) {
+        if let Some(h) = st.worker.take() {
             let _ = h.join();
         }
         let dir = self.dir.root().to_path_buf();
@@ -131,29 +143,37 @@ impl Checkpoints {
         // The thread inherits the runner's CPUs: the housekeeping pCPUs.
         let spawned = std::thread::Builder::new()
             .name("report-rebuild".into())
-            .spawn(move || match pinlat::report::write_all(&dir) {
-                Ok(_) => {
-                    rebuilt.fetch_add(1, Ordering::Relaxed);
+            .spawn(move || {
+                if !first() {
+                    return;
                 }
-                Err(e) => eprintln!(
-                    "pinlat: warning: rebuilding the report from the checkpoint failed: {:#}",
-                    anyhow::Error::new(e)
-                ),
+                match pinlat::report::write_all(&dir) {
+                    Ok(_) => {
+                        rebuilt.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => eprintln!(
+                        "pinlat: warning: rebuilding the report from the checkpoint failed: {:#}",
+                        anyhow::Error::new(e)
+                    ),
+                }
             });
         match spawned {
-            Ok(h) => st.rebuild = Some(h),
+            Ok(h) => st.worker = Some(h),
             Err(e) => eprintln!("pinlat: warning: cannot start the report rebuild: {e}"),
         }
     }
 
-    /// The run's final record is written: its checkpoint goes, and a report that showed it in
-    /// progress is rebuilt (the rebuild before it done first, so it cannot overwrite it).
+    /// The run's final record is written: its checkpoint goes (once the thread writing it is
+    /// done), and a report that showed it in progress is rebuilt.
     pub fn run_ended(&self) {
         let mut st = self.lock();
         if !st.pending {
             return;
         }
         st.pending = false;
+        if let Some(h) = st.worker.take() {
+            let _ = h.join();
+        }
         if let Err(e) = std::fs::remove_file(self.path()) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 eprintln!(
@@ -162,17 +182,22 @@ impl Checkpoints {
                 );
             }
         }
-        self.rebuild(&mut st);
+        self.spawn(&mut st, || true);
     }
 
-    /// Waits for a rebuild in flight, before the final report is built.
+    /// Waits for the thread in flight, before the final report is built.
     pub fn finish(&self) {
-        let _ = self.finish_rebuild();
+        if let Some(h) = self.lock().worker.take() {
+            let _ = h.join();
+        }
     }
+}
 
-    fn finish_rebuild(&self) -> Option<()> {
-        let h = self.lock().rebuild.take()?;
-        h.join().ok()
+/// A `pinlat run` that ends early (an error writing a record) still waits for the thread: it
+/// never outlives the runner half-way through a file.
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

@@ -34,7 +34,7 @@ use pinlat::cpuset::CpuSet;
 use pinlat::kinds::Accel;
 use pinlat::plan::{GuestPlacement, LayoutPlan, Plan};
 use pinlat::result::{
-    is_long_run, run_name, GuestRun, RunRecord, RunStatus, Stage, Warning, RUN_SCHEMA_VERSION,
+    run_name, GuestRun, RunRecord, RunStatus, Stage, Warning, RUN_SCHEMA_VERSION,
 };
 use pinlat::wire::FrameDecoder;
 
@@ -120,10 +120,11 @@ pub struct RunContext<'a> {
     pub interrupted: &'a dyn Fn() -> Option<&'static str>,
     /// How the RT pCPUs are traced.
     pub trace: &'a tracer::TraceSettings,
-    /// Keep interval frames whole in the record, up to
-    /// [`pinlat::result::FULL_INTERVALS_MAX`] per RT vCPU; `false` (a soak): only the bounded
-    /// series.
-    pub keep_intervals: bool,
+    /// A soak (`--soak`, or a run of more than [`pinlat::result::FULL_INTERVALS_MAX`]
+    /// intervals: decided once, by `pinlat run`): the record keeps only each RT vCPU's bounded
+    /// series, no interval frame whole, and the raw agent stream its first
+    /// [`channel::SOAK_LOG_BYTES`]. Otherwise interval frames are kept whole beside the series.
+    pub soak: bool,
     /// Points each RT vCPU's series keeps ([`pinlat::result::SERIES_MAX_POINTS`]).
     pub series_points: usize,
     /// Checkpoints of the run so far and report rebuilds while it measures
@@ -149,11 +150,6 @@ pub fn housekeeping_cpus(plan: &Plan, layout: &LayoutPlan) -> CpuSet {
     plan.usable_cpus.difference(&rt)
 }
 
-/// Whether the run is a soak: asked for, or too long to keep its interval frames whole.
-fn soak(ctx: &RunContext<'_>) -> bool {
-    !ctx.keep_intervals || is_long_run(ctx.duration_ms, ctx.config.run.interval_ms)
-}
-
 /// What the run expects of one guest's agent.
 fn live_guest(
     ctx: &RunContext<'_>,
@@ -169,9 +165,8 @@ fn live_guest(
         _ => rt,
     };
     let intervals_per_cpu = (ctx.duration_ms / ctx.config.run.interval_ms.max(1)) as usize + 4;
-    // A soak, or a run longer than FULL_INTERVALS_MAX intervals, keeps only the series: one
-    // decoded interval histogram is ~220 KiB of memory.
-    let keep_whole = !soak(ctx);
+    // A soak keeps only the series: one decoded interval histogram is ~220 KiB of memory.
+    let keep_whole = !ctx.soak;
     LiveGuest {
         backend,
         record,
@@ -272,7 +267,7 @@ pub fn execute(
             agent,
             result_dir: &ctx.result_dir,
             disturbance: disturbance.as_ref(),
-            agent_log_bytes: if soak(ctx) {
+            agent_log_bytes: if ctx.soak {
                 channel::SOAK_LOG_BYTES
             } else {
                 u64::MAX

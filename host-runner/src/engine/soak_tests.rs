@@ -164,6 +164,9 @@ fn a_checkpoint_is_written_while_measuring_and_the_report_rebuilt() {
             ..Soak::default()
         },
     );
+    // The checkpoints are written off the run loop: the last one is on disk once its thread
+    // is done.
+    cp.finish();
     assert!(cp.written() >= 2, "{}", cp.written());
     let c: Checkpoint = read_versioned(&cp.path()).unwrap();
     assert_eq!(c.run.name, r.name);
@@ -171,7 +174,6 @@ fn a_checkpoint_is_written_while_measuring_and_the_report_rebuilt() {
     assert_eq!(c.measured_ns, 600_000_000);
     let s = &c.run.guests[0].series[0];
     assert_eq!(s.merged.as_ref().unwrap().0.len(), 180);
-    cp.finish();
     assert!(cp.rebuilt() >= 1);
     let report: pinlat::report::Report = read_versioned(&dir.path().join("report.json")).unwrap();
     assert_eq!(report.in_progress.as_ref().unwrap().run, r.name);
@@ -191,4 +193,28 @@ fn a_checkpoint_is_written_while_measuring_and_the_report_rebuilt() {
         report.soak[0].state,
         pinlat::report::soak::SoakState::Interrupted
     );
+}
+
+#[test]
+fn a_checkpoint_of_a_run_keeping_whole_intervals_copies_only_its_series() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("runs")).unwrap();
+    let cp = Checkpoints::new(dir.path(), ms(50));
+    let r = run_soak(
+        stalls_after_60,
+        Soak {
+            checkpoints: Some(&cp),
+            interrupt_after: Some(ms(1_000)),
+            result_dir: Some(dir.path().to_path_buf()),
+            ..Soak::default()
+        },
+    );
+    cp.finish();
+    // The record keeps every frame whole; the checkpoint (copied on the run loop) only the
+    // series, which is all a report of it reads.
+    assert_eq!(r.guests[0].intervals.len(), 60);
+    let c: Checkpoint = read_versioned(&cp.path()).unwrap();
+    let g = &c.run.guests[0];
+    assert!(g.intervals.is_empty(), "{}", g.intervals.len());
+    assert_eq!(g.series[0].intervals, 60);
 }

@@ -318,7 +318,7 @@ pub(super) fn run_with(
         deadline_slack: slack,
         interrupted: &interrupted,
         trace,
-        keep_intervals: !soak.series_only,
+        soak: soak.series_only,
         series_points: match soak.series_points {
             0 => pinlat::result::SERIES_MAX_POINTS,
             n => n,
