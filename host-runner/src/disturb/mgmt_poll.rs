@@ -6,7 +6,7 @@
 //! A guest libvirt launched is polled through libvirt instead, as nova, collectd and
 //! Prometheus' libvirt exporter do: `virsh domstats` (`virConnectGetAllDomainStats`) at the
 //! same rate over one connection per guest ([`crate::libvirt::poll`]), and libvirt makes the
-//! QMP queries it needs on its own monitor.
+//! QMP queries it needs on its own monitor: such a guest gets no second monitor.
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use pinlat::config::ScenarioKind;
 use pinlat::cpuset::CpuSet;
+use pinlat::kinds::LauncherKind;
 use pinlat::result::MgmtPollStats;
 
 use super::monitor::{self, ConnectError, Lifecycle, MonitorLinks, Switches};
@@ -25,6 +26,8 @@ use crate::qmp::MgmtPoll;
 #[derive(Debug)]
 pub struct MgmtPollLoad {
     rate_hz: u32,
+    /// Who starts the guests: libvirt's are polled through libvirt.
+    launcher: LauncherKind,
     /// Polling begins at start, without waiting for the go.
     life: Lifecycle,
     /// Shut down at stop ([`MonitorLinks`]).
@@ -33,10 +36,11 @@ pub struct MgmtPollLoad {
 }
 
 impl MgmtPollLoad {
-    /// Polling at `rate_hz` rounds per second per guest.
-    pub fn new(rate_hz: u32) -> Self {
+    /// Polling at `rate_hz` rounds per second per guest, of guests `launcher` starts.
+    pub fn new(rate_hz: u32, launcher: LauncherKind) -> Self {
         MgmtPollLoad {
             rate_hz,
+            launcher,
             life: Lifecycle::default(),
             links: MonitorLinks::default(),
             threads: Vec::new(),
@@ -46,7 +50,9 @@ impl MgmtPollLoad {
 
 impl Disturbance for MgmtPollLoad {
     fn prepare_vm(&self, _index: usize, vm: &mut VmSpec) {
-        monitor::want_monitor(vm);
+        if self.launcher == LauncherKind::Qemu {
+            monitor::want_monitor(vm);
+        }
     }
 
     fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError> {
@@ -236,7 +242,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mgmt.sock");
         let server = super::super::unanswering_monitor(&path);
-        let mut p = MgmtPollLoad::new(20);
+        let mut p = MgmtPollLoad::new(20, LauncherKind::Qemu);
         p.start(&Targets {
             mgmt_sockets: vec![Some(path)],
             ..Default::default()
@@ -254,6 +260,30 @@ mod tests {
         let stats = o.mgmt_poll.unwrap();
         assert_eq!(stats.rounds, 0);
         server.join().unwrap();
+    }
+
+    /// A QEMU guest gets the poller's monitor; a libvirt guest, polled through libvirt, none
+    /// (the monitor would only taint the domain).
+    #[test]
+    fn only_guests_pinlat_starts_get_a_second_monitor() {
+        let cfg = pinlat::config::Config::from_toml_str(
+            "[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n",
+        )
+        .unwrap();
+        let monitor = |launcher| {
+            let mut vm = VmSpec::for_guest(
+                &cfg.guests[0],
+                pinlat::kinds::Accel::Tcg,
+                std::path::Path::new("/k"),
+                "/i".into(),
+                "/c".into(),
+                crate::qemu::AgentChannel::File("/a".into()),
+            );
+            MgmtPollLoad::new(20, launcher).prepare_vm(0, &mut vm);
+            vm.mgmt_qmp
+        };
+        assert!(monitor(LauncherKind::Qemu));
+        assert!(!monitor(LauncherKind::Libvirt));
     }
 
     /// The same for a libvirt guest: a daemon that accepts virsh's connection and never
@@ -276,7 +306,7 @@ mod tests {
             },
             name: "pinlat-share-rt".into(),
         };
-        let mut p = MgmtPollLoad::new(20);
+        let mut p = MgmtPollLoad::new(20, LauncherKind::Libvirt);
         let started = p.start(&Targets {
             mgmt_sockets: vec![None],
             libvirt: vec![Some(domain)],

@@ -193,5 +193,8 @@ fn boot_libvirt_mgmt_poll_polls_through_libvirt() {
     // At 20 Hz over at least the 2 s measured: dozens of rounds, next to no errors.
     assert!(poll.rounds >= 20, "{poll:?}");
     assert!(poll.errors <= 1, "{poll:?}");
+    // Nothing of pinlat's own on QEMU: no second QMP monitor, so no <qemu:commandline>.
+    let xml = &r.guests[0].libvirt.as_ref().unwrap().domain_xml;
+    assert!(!xml.contains("qemu:commandline"), "{xml}");
     assert_nothing_left(&d, &r.guests[0].qemu_pid.into_iter().collect::<Vec<_>>());
 }
