@@ -54,14 +54,14 @@ pub struct LibvirtLauncher {
 }
 
 impl LibvirtLauncher {
-    /// Connects to libvirt through virsh and asks its versions.
+    /// Connects to libvirt through virsh and asks its versions ([`Virsh::reach`]).
     pub fn connect(
         virsh: Virsh,
         kernel: GuestKernel,
         agent: Vec<u8>,
         accel: Accel,
     ) -> Result<Self, VirshError> {
-        let versions = virsh.versions()?;
+        let versions = virsh.reach()?;
         Ok(LibvirtLauncher {
             virsh,
             versions,
