@@ -242,17 +242,6 @@ impl Virsh {
             .to_owned())
     }
 
-    /// Names of the running domains.
-    pub fn list(&self) -> Result<Vec<String>, VirshError> {
-        Ok(self
-            .run(&["list", "--name"])?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect())
-    }
-
     /// One QMP command through libvirt's own monitor (`virsh qemu-monitor-command`): its
     /// `return` value.
     pub fn qmp<T: DeserializeOwned>(&self, domain: &str, command: &str) -> Result<T, VirshError> {
