@@ -214,8 +214,13 @@ impl Launcher for LibvirtLauncher {
         g.pid = Some(pid);
         record.qemu_pid = Some(pid);
         if let Some(cpus) = std::env::var_os(TEST_EMULATORPIN_ENV) {
+            let cpus = cpus.to_string_lossy();
+            eprintln!(
+                "pinlat: {TEST_EMULATORPIN_ENV} is set (a test hook): re-pinning the emulator of \
+                 {name} to CPUs {cpus}, so the placement read back is not the plan's"
+            );
             self.virsh
-                .emulatorpin(&name, &cpus.to_string_lossy())
+                .emulatorpin(&name, &cpus)
                 .map_err(|e| err(Stage::Setup)(anyhow::Error::new(e)))?;
         }
         let pinner = Pinner::new(pid, placement.clone(), &vcpus, &iothreads)
