@@ -84,7 +84,13 @@ pub fn render_domains(plan: &Plan, config: &Config) -> String {
     out
 }
 
-/// One guest's `<domain>` in layout `l`: name `pinlat-<layout>-<guest>`, the guest's memory,
+/// The name of guest `guest`'s domain in layout `layout`: `pinlat-<layout>-<guest>` (both names
+/// are checked to be plain: letters, digits, `-`, `_`).
+pub fn domain_name(layout: &str, guest: &str) -> String {
+    format!("pinlat-{layout}-{guest}")
+}
+
+/// One guest's `<domain>` in layout `l`: name [`domain_name`], the guest's memory,
 /// the CPU elements of [`render`], a serial console, and `boot` if given (without it the domain
 /// has no boot device, and the `<os>` says so in a comment).
 pub fn domain(
@@ -137,7 +143,7 @@ pub fn domain_with(
             ty.as_str()
         );
     }
-    let _ = writeln!(out, "  <name>pinlat-{}-{}</name>", l.name, gc.name);
+    let _ = writeln!(out, "  <name>{}</name>", domain_name(&l.name, &gc.name));
     let _ = writeln!(out, "  <memory unit='MiB'>{}</memory>", gc.memory_mib);
     cpu_elements(&mut out, g, gc, "  ");
     let _ = writeln!(out, "  <os>");

@@ -6,16 +6,15 @@
 //! A guest libvirt launched is polled through libvirt instead, as nova, collectd and
 //! Prometheus' libvirt exporter do: `virsh domstats` (`virConnectGetAllDomainStats`) at the
 //! same rate over one connection per guest ([`crate::libvirt::poll`]), and libvirt makes the
-//! QMP queries it needs on its own monitor.
+//! QMP queries it needs on its own monitor: such a guest gets no second monitor.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pinlat::config::ScenarioKind;
 use pinlat::cpuset::CpuSet;
+use pinlat::kinds::LauncherKind;
 use pinlat::result::MgmtPollStats;
 
 use super::monitor::{self, ConnectError, Lifecycle, MonitorLinks, Switches};
@@ -27,6 +26,8 @@ use crate::qmp::MgmtPoll;
 #[derive(Debug)]
 pub struct MgmtPollLoad {
     rate_hz: u32,
+    /// Who starts the guests: libvirt's are polled through libvirt.
+    launcher: LauncherKind,
     /// Polling begins at start, without waiting for the go.
     life: Lifecycle,
     /// Shut down at stop ([`MonitorLinks`]).
@@ -35,10 +36,11 @@ pub struct MgmtPollLoad {
 }
 
 impl MgmtPollLoad {
-    /// Polling at `rate_hz` rounds per second per guest.
-    pub fn new(rate_hz: u32) -> Self {
+    /// Polling at `rate_hz` rounds per second per guest, of guests `launcher` starts.
+    pub fn new(rate_hz: u32, launcher: LauncherKind) -> Self {
         MgmtPollLoad {
             rate_hz,
+            launcher,
             life: Lifecycle::default(),
             links: MonitorLinks::default(),
             threads: Vec::new(),
@@ -48,14 +50,21 @@ impl MgmtPollLoad {
 
 impl Disturbance for MgmtPollLoad {
     fn prepare_vm(&self, _index: usize, vm: &mut VmSpec) {
-        monitor::want_monitor(vm);
+        if self.launcher == LauncherKind::Qemu {
+            monitor::want_monitor(vm);
+        }
     }
 
     fn start(&mut self, targets: &Targets) -> Result<(), DisturbanceError> {
         for (guest, socket) in targets.mgmt_sockets.iter().enumerate() {
             let libvirt = targets.libvirt.get(guest).cloned().flatten();
             let spawned = match libvirt {
-                Some(domain) => libvirt_poller(domain, self.rate_hz, self.life.switches().clone()),
+                Some(domain) => libvirt_poller(
+                    domain,
+                    self.rate_hz,
+                    self.life.switches().clone(),
+                    self.links.clone(),
+                ),
                 None => {
                     let socket = socket.clone().ok_or(DisturbanceError::NoMonitor {
                         scenario: ScenarioKind::MgmtPoll,
@@ -160,16 +169,16 @@ fn at_rate<E>(
     }
 }
 
-/// One guest's poller through libvirt: `virsh domstats` at `rate_hz` until stopped. A round
-/// blocked on a daemon that stopped answering ends when its virsh is killed at stop.
+/// One guest's poller through libvirt: `virsh domstats` at `rate_hz` until stopped. Its virsh
+/// is kept in `links`, so a round blocked on a daemon that stopped answering ends at stop.
 fn libvirt_poller(
     domain: crate::libvirt::LibvirtDomain,
     rate_hz: u32,
     switches: Switches,
+    links: MonitorLinks,
 ) -> std::io::Result<JoinHandle<Result<MgmtPollStats, ConnectError>>> {
     let mut virsh = crate::libvirt::poll::DomstatsPoller::start(&domain.virsh, &domain.name)?;
-    let pid = nix::unistd::Pid::from_raw(virsh.pid() as i32);
-    let watch = switches.clone();
+    links.keep_process(virsh.process());
     std::thread::Builder::new()
         .name("mgmt-poll-libvirt".into())
         .spawn(move || {
@@ -181,26 +190,7 @@ fn libvirt_poller(
                 )],
                 ..Default::default()
             };
-            // The stop flag's watcher: kills virsh (this thread's child) if a round hangs.
-            let done = Arc::new(AtomicBool::new(false));
-            let watcher = {
-                let done = done.clone();
-                std::thread::spawn(move || {
-                    while !watch.stopped() && !done.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    if !done.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(500));
-                        if !done.load(Ordering::Relaxed) {
-                            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                        }
-                    }
-                })
-            };
             at_rate(rate_hz, &switches, &mut stats, || virsh.round().map(drop));
-            done.store(true, Ordering::Relaxed);
-            drop(virsh);
-            let _ = watcher.join();
             Ok(stats)
         })
 }
@@ -252,7 +242,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mgmt.sock");
         let server = super::super::unanswering_monitor(&path);
-        let mut p = MgmtPollLoad::new(20);
+        let mut p = MgmtPollLoad::new(20, LauncherKind::Qemu);
         p.start(&Targets {
             mgmt_sockets: vec![Some(path)],
             ..Default::default()
@@ -270,5 +260,75 @@ mod tests {
         let stats = o.mgmt_poll.unwrap();
         assert_eq!(stats.rounds, 0);
         server.join().unwrap();
+    }
+
+    /// A QEMU guest gets the poller's monitor; a libvirt guest, polled through libvirt, none
+    /// (the monitor would only taint the domain).
+    #[test]
+    fn only_guests_pinlat_starts_get_a_second_monitor() {
+        let cfg = pinlat::config::Config::from_toml_str(
+            "[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n",
+        )
+        .unwrap();
+        let monitor = |launcher| {
+            let mut vm = VmSpec::for_guest(
+                &cfg.guests[0],
+                pinlat::kinds::Accel::Tcg,
+                std::path::Path::new("/k"),
+                "/i".into(),
+                "/c".into(),
+                crate::qemu::AgentChannel::File("/a".into()),
+            );
+            MgmtPollLoad::new(20, launcher).prepare_vm(0, &mut vm);
+            vm.mgmt_qmp
+        };
+        assert!(monitor(LauncherKind::Qemu));
+        assert!(!monitor(LauncherKind::Libvirt));
+    }
+
+    /// The same for a libvirt guest: a daemon that accepts virsh's connection and never
+    /// answers holds its round for good (measured: still blocked after 300 s) unless stop
+    /// kills virsh.
+    #[test]
+    fn stop_is_prompt_when_libvirt_no_longer_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("libvirt-sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let _server = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in listener.incoming().flatten() {
+                held.push(s);
+            }
+        });
+        let domain = crate::libvirt::LibvirtDomain {
+            virsh: crate::libvirt::Virsh {
+                uri: Some(format!("qemu:///system?socket={}", path.display())),
+            },
+            name: "pinlat-share-rt".into(),
+        };
+        let mut p = MgmtPollLoad::new(20, LauncherKind::Libvirt);
+        let started = p.start(&Targets {
+            mgmt_sockets: vec![None],
+            libvirt: vec![Some(domain)],
+            ..Default::default()
+        });
+        if let Err(DisturbanceError::Spawn { source, .. }) = &started {
+            let msg = format!("virsh cannot run ({source}): install libvirt-clients");
+            assert!(std::env::var_os("CI").is_none(), "{msg}");
+            eprintln!("skipped: {msg}");
+            return;
+        }
+        started.unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        let o = p.stop();
+        assert!(
+            t.elapsed() < Duration::from_millis(2500),
+            "stop took {:?}",
+            t.elapsed()
+        );
+        let stats = o.mgmt_poll.unwrap();
+        assert_eq!((stats.rounds, stats.errors), (0, 0), "{stats:?}");
+        assert!(o.problem.unwrap().contains("no poll round completed"));
     }
 }

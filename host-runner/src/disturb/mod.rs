@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use pinlat::agentcfg::AgentConfig;
 use pinlat::config::{Scenario, ScenarioKind};
 use pinlat::cpuset::CpuSet;
+use pinlat::kinds::LauncherKind;
 use pinlat::result::{MgmtPollStats, MgmtStormStats, MigrateStats, Warning};
 
 use crate::qemu::VmSpec;
@@ -190,11 +191,11 @@ impl Disturbance for Combined {
     }
 }
 
-/// The disturbance of one kind, with the scenario's settings.
-fn for_kind(kind: ScenarioKind, s: &Scenario) -> Box<dyn Disturbance> {
+/// The disturbance of one kind, with the scenario's settings, for guests `launcher` starts.
+fn for_kind(kind: ScenarioKind, s: &Scenario, launcher: LauncherKind) -> Box<dyn Disturbance> {
     match kind {
         ScenarioKind::Idle => Box::new(idle::Idle),
-        ScenarioKind::MgmtPoll => Box::new(mgmt_poll::MgmtPollLoad::new(s.rate_hz)),
+        ScenarioKind::MgmtPoll => Box::new(mgmt_poll::MgmtPollLoad::new(s.rate_hz, launcher)),
         ScenarioKind::GuestIo => Box::new(guest_io::GuestIo::new(s.io)),
         ScenarioKind::HostStress => Box::new(host_stress::HostStressLoad::new(s.workers)),
         ScenarioKind::MgmtStorm => Box::new(mgmt_storm::MgmtStorm::new(s.queries.clone())),
@@ -203,11 +204,13 @@ fn for_kind(kind: ScenarioKind, s: &Scenario) -> Box<dyn Disturbance> {
     }
 }
 
-/// The disturbances of a configured scenario, as one.
-pub fn for_scenario(s: &Scenario) -> Box<dyn Disturbance> {
+/// The disturbances of a configured scenario, as one, for guests `launcher` starts.
+pub fn for_scenario(s: &Scenario, launcher: LauncherKind) -> Box<dyn Disturbance> {
     match s.kinds.as_slice() {
-        [one] => for_kind(*one, s),
-        many => Box::new(Combined(many.iter().map(|&k| for_kind(k, s)).collect())),
+        [one] => for_kind(*one, s, launcher),
+        many => Box::new(Combined(
+            many.iter().map(|&k| for_kind(k, s, launcher)).collect(),
+        )),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -147,22 +148,51 @@ pub(super) fn join<T>(
 
 /// The monitor connections of a disturbance's threads, shut down at stop, so that a thread
 /// blocked on a call QEMU no longer answers (a guest powering off) returns at once instead of
-/// holding the run for the call's timeout (seen in CI: 5 s, then QEMU killed 10 s later).
+/// holding the run for the call's timeout (seen in CI: 5 s, then QEMU killed 10 s later). A
+/// thread that polls through a process of its own (`virsh` for a libvirt guest) keeps that
+/// process here instead: stop kills it, and a read blocked on its output returns.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct MonitorLinks(Arc<Mutex<Vec<UnixStream>>>);
+pub(crate) struct MonitorLinks(Arc<Mutex<Vec<Link>>>);
+
+/// One connection [`MonitorLinks`] ends at stop.
+#[derive(Debug)]
+enum Link {
+    /// A QMP socket: shut down.
+    Socket(UnixStream),
+    /// A client process: killed (a no-op once its owner has reaped it, so never another
+    /// process that took its pid).
+    Process(Arc<Mutex<Child>>),
+}
 
 impl MonitorLinks {
     /// Keeps a handle on `stream` to shut it down at stop.
     pub(crate) fn keep(&self, stream: &UnixStream) {
         if let Ok(s) = stream.try_clone() {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+            self.push(Link::Socket(s));
         }
     }
 
-    /// Shuts every kept connection down: a read or write blocked on one returns.
+    /// Keeps `process` to kill it at stop.
+    pub(crate) fn keep_process(&self, process: Arc<Mutex<Child>>) {
+        self.push(Link::Process(process));
+    }
+
+    fn push(&self, link: Link) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(link);
+    }
+
+    /// Shuts every kept connection down and kills every kept process: a read or write blocked
+    /// on one returns.
     pub(crate) fn shut_all(&self) {
-        for s in self.0.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+        for link in self.0.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            match link {
+                Link::Socket(s) => {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }
+                Link::Process(p) => {
+                    let _ = p.lock().unwrap_or_else(|e| e.into_inner()).kill();
+                }
+            }
         }
     }
 }

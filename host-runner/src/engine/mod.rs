@@ -243,7 +243,7 @@ pub fn execute(
         migrate: None,
         host_trace: None,
     };
-    let mut disturbance = disturb::for_scenario(scenario);
+    let mut disturbance = disturb::for_scenario(scenario, ctx.config.run.launcher);
 
     // Launch every guest paused and pinned; stop at the first failure.
     let mut live: Vec<LiveGuest> = Vec::new();

@@ -22,12 +22,7 @@ use pinlat::plan::{GuestPlacement, LayoutPlan};
 
 use crate::qemu::{device_args, qmp_args, AgentChannel, VmSpec};
 
-/// The name [`domain_xml`] gives the domain (the export's `pinlat-<layout>-<guest>`).
-pub fn domain_name(layout: &str, guest: &str) -> String {
-    format!("pinlat-{layout}-{guest}")
-}
-
-/// One guest's domain XML for `spec`, with a second QMP monitor on `mgmt_socket` when given.
+/// One guest's domain XML for `spec` (named [`pinlat::export::libvirt::domain_name`]), with a second QMP monitor on `mgmt_socket` when given.
 pub fn domain_xml(
     layout: &LayoutPlan,
     placement: &GuestPlacement,

@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use pinlat::export::libvirt::domain_name;
 use pinlat::kinds::{Accel, LauncherKind};
 use pinlat::result::{
     GuestRun, LibvirtLaunch, NewThreadPlacement, ObservedThread, RunStatus, Stage, ThreadRole,
@@ -20,7 +21,7 @@ use pinlat::result::{
 };
 use pinlat::wire::Command;
 
-use super::domain::{domain_name, domain_xml};
+use super::domain::domain_xml;
 use super::{LibvirtDomain, Versions, Virsh, VirshError};
 use crate::engine::backend::{console_tail, GuestBackend, OutputBytes, ResumeError};
 use crate::engine::channel::PipeChannel;
@@ -54,14 +55,14 @@ pub struct LibvirtLauncher {
 }
 
 impl LibvirtLauncher {
-    /// Connects to libvirt through virsh and asks its versions.
+    /// Connects to libvirt through virsh and asks its versions ([`Virsh::reach`]).
     pub fn connect(
         virsh: Virsh,
         kernel: GuestKernel,
         agent: Vec<u8>,
         accel: Accel,
     ) -> Result<Self, VirshError> {
-        let versions = virsh.versions()?;
+        let versions = virsh.reach()?;
         Ok(LibvirtLauncher {
             virsh,
             versions,
@@ -97,6 +98,25 @@ pub fn applied_vs_plan(t: &ObservedThread) -> String {
         t.planned_cpus,
         t.planned_sched
     )
+}
+
+/// Why `virsh create` of domain `name` failed, with the fix for the failures seen.
+fn create_failed(e: VirshError, name: &str) -> String {
+    let mut why = format!("{:#}", anyhow::Error::new(e));
+    if why.contains(RT_RUNTIME_REFUSED) {
+        why.push_str(
+            ". Fix: libvirt's vCPU cgroup has no RT time (cpu.rt_runtime_us=0): set \
+             kernel.sched_rt_runtime_us=-1, or leave \"cpu\" out of cgroup_controllers \
+             in qemu.conf (`pinlat doctor --launcher libvirt`)",
+        );
+    }
+    if why.contains("already exists") {
+        why.push_str(&format!(
+            ". Fix: another pinlat runs this config on the same daemon, or a killed one \
+             left its domain: `virsh destroy {name}`"
+        ));
+    }
+    why
 }
 
 /// The thread group (process) a thread belongs to.
@@ -151,22 +171,7 @@ impl Launcher for LibvirtLauncher {
             domain_xml: xml,
         });
         if let Err(e) = self.virsh.create_paused(&xml_path) {
-            let mut why = format!("{:#}", anyhow::Error::new(e));
-            if why.contains(RT_RUNTIME_REFUSED) {
-                why.push_str(
-                    ". Fix: libvirt's vCPU cgroup has no RT time (cpu.rt_runtime_us=0): set \
-                     kernel.sched_rt_runtime_us=-1, or leave \"cpu\" out of cgroup_controllers \
-                     in qemu.conf (`pinlat doctor --launcher libvirt`)",
-                );
-            }
-            if why.contains("already exists") {
-                why.push_str(&format!(
-                    ". Fix: another pinlat runs this config on the same daemon, or a killed one \
-                     left its domain: `virsh destroy {}`",
-                    domain_name(&layout.name, &guest.name)
-                ));
-            }
-            return Err(RunStatus::failed(Stage::Launch, why));
+            return Err(RunStatus::failed(Stage::Launch, create_failed(e, &name)));
         }
         // From here on the domain exists: dropping the guest destroys it, whatever fails.
         let mut g = LibvirtGuest {
@@ -209,8 +214,13 @@ impl Launcher for LibvirtLauncher {
         g.pid = Some(pid);
         record.qemu_pid = Some(pid);
         if let Some(cpus) = std::env::var_os(TEST_EMULATORPIN_ENV) {
+            let cpus = cpus.to_string_lossy();
+            eprintln!(
+                "pinlat: {TEST_EMULATORPIN_ENV} is set (a test hook): re-pinning the emulator of \
+                 {name} to CPUs {cpus}, so the placement read back is not the plan's"
+            );
             self.virsh
-                .emulatorpin(&name, &cpus.to_string_lossy())
+                .emulatorpin(&name, &cpus)
                 .map_err(|e| err(Stage::Setup)(anyhow::Error::new(e)))?;
         }
         let pinner = Pinner::new(pid, placement.clone(), &vcpus, &iothreads)
@@ -367,6 +377,32 @@ mod tests {
     use pinlat::cpuset::CpuSet;
     use pinlat::plan::Sched;
     use pinlat::result::HostPolicy;
+
+    #[test]
+    fn a_refused_create_names_the_fix() {
+        let failed = |stderr: &str| VirshError::Failed {
+            args: "create /run/p/domain.xml --paused".into(),
+            status: "exit status: 1".into(),
+            stderr: stderr.into(),
+        };
+        let left = create_failed(
+            failed("error: operation failed: domain 'pinlat-vcpu0-rt' already exists with uuid 1"),
+            "pinlat-vcpu0-rt",
+        );
+        assert!(
+            left.ends_with("a killed one left its domain: `virsh destroy pinlat-vcpu0-rt`"),
+            "{left}"
+        );
+        let rt = create_failed(
+            failed("error: Cannot set scheduler parameters for pid 42: Operation not permitted"),
+            "pinlat-vcpu0-rt",
+        );
+        assert!(
+            rt.contains("Fix: libvirt's vCPU cgroup has no RT time"),
+            "{rt}"
+        );
+        assert!(!rt.contains("virsh destroy"), "{rt}");
+    }
 
     #[test]
     fn a_difference_names_the_thread_what_libvirt_did_and_the_plan() {

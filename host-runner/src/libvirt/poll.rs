@@ -9,6 +9,7 @@
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::sync::{Arc, Mutex};
 
 use super::Virsh;
 
@@ -18,7 +19,9 @@ const MARKER: &str = "PINLAT-END";
 /// One guest's stats poller.
 #[derive(Debug)]
 pub struct DomstatsPoller {
-    child: Child,
+    /// Shared with whoever must end a round blocked on a daemon that no longer answers
+    /// ([`DomstatsPoller::process`]).
+    child: Arc<Mutex<Child>>,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     domain: String,
@@ -42,16 +45,18 @@ impl DomstatsPoller {
             .take()
             .ok_or_else(|| io::Error::other("no stdout"))?;
         Ok(DomstatsPoller {
-            child,
+            child: Arc::new(Mutex::new(child)),
             stdin,
             stdout: BufReader::new(stdout),
             domain: domain.to_owned(),
         })
     }
 
-    /// virsh's process id, to stop a round blocked on a daemon that no longer answers.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// The virsh process, for a caller that ends a round blocked on a daemon that no longer
+    /// answers by killing it (the round then fails with virsh's end of output). Killing it
+    /// after this poller was dropped does nothing: the drop has reaped it.
+    pub fn process(&self) -> Arc<Mutex<Child>> {
+        self.child.clone()
     }
 
     /// One round: `domstats DOMAIN`. The number of statistics libvirt returned; an error when
@@ -91,7 +96,8 @@ impl DomstatsPoller {
 
 impl Drop for DomstatsPoller {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

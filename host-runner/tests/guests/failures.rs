@@ -3,30 +3,17 @@
 //! refuses) through `pinlat run`, then what the run records and the report says of it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use pinlat::console::{FailureCause, Phase, StallKind, WarningKind};
 use pinlat::report::Report;
 use pinlat::result::{RunRecord, RunStatus, Stage, Warning};
-use pinlat_test_infra::{load_runs, only_subdir, process_alive, repo, BootLock};
+use pinlat_test_infra::{load_runs, only_subdir, process_alive, BootLock};
 
 /// One `pinlat run` of the config: one short repetition under TCG (no KVM probe), so the
 /// colocated guest dies within seconds and isolate measures for 1 s.
 fn run(out: &Path) -> (Output, PathBuf, Vec<RunRecord>) {
-    let o = Command::new(env!("CARGO_BIN_EXE_pinlat"))
-        .args([
-            "run",
-            "configs/emulator-on-rt-pcpu.toml",
-            "--accel",
-            "tcg",
-            "--repetitions",
-            "1",
-            "--duration",
-            "1s",
-            "--out",
-        ])
-        .arg(out)
-        .current_dir(repo())
+    let o = super::short_tcg_run(Path::new("configs/emulator-on-rt-pcpu.toml"), "1s", out)
         .output()
         .unwrap();
     let dir = only_subdir(out);

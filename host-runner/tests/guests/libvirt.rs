@@ -3,32 +3,17 @@
 //! and when libvirt applies something else, the run fails in `verify` naming the thread.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use pinlat::kinds::{LauncherKind, LayoutKind};
 use pinlat::result::{HostPolicy, RunStatus, Stage, ThreadRole};
-use pinlat_test_infra::{load_runs, only_subdir, process_alive, repo, BootLock, PrivateLibvirtd};
+use pinlat_test_infra::{load_runs, only_subdir, process_alive, BootLock, PrivateLibvirtd};
 
 fn pinlat_run(d: &PrivateLibvirtd, config: &Path, out: &Path, env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pinlat"))
-        .arg("run")
-        .arg(config)
-        .args([
-            "--launcher",
-            "libvirt",
-            "--accel",
-            "tcg",
-            "--duration",
-            "2s",
-            "--repetitions",
-            "1",
-            "--no-trace",
-            "--out",
-        ])
-        .arg(out)
+    super::short_tcg_run(config, "2s", out)
+        .args(["--launcher", "libvirt", "--no-trace"])
         .env("LIBVIRT_DEFAULT_URI", d.uri())
         .envs(env.iter().copied())
-        .current_dir(repo())
         .output()
         .unwrap()
 }
@@ -193,5 +178,8 @@ fn boot_libvirt_mgmt_poll_polls_through_libvirt() {
     // At 20 Hz over at least the 2 s measured: dozens of rounds, next to no errors.
     assert!(poll.rounds >= 20, "{poll:?}");
     assert!(poll.errors <= 1, "{poll:?}");
+    // Nothing of pinlat's own on QEMU: no second QMP monitor, so no <qemu:commandline>.
+    let xml = &r.guests[0].libvirt.as_ref().unwrap().domain_xml;
+    assert!(!xml.contains("qemu:commandline"), "{xml}");
     assert_nothing_left(&d, &r.guests[0].qemu_pid.into_iter().collect::<Vec<_>>());
 }

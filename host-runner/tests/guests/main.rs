@@ -18,30 +18,32 @@ mod privilege;
 mod soak;
 mod trace;
 
+use std::path::Path;
 use std::process::Command;
 
 use pinlat::histo;
 use pinlat::result::{NewThreadPlacement, ThreadRole};
 use pinlat_test_infra::{load_runs, only_subdir, process_alive, repo, BootLock};
 
+/// `pinlat run CONFIG --accel tcg --duration DURATION --repetitions 1 --out OUT` from the
+/// repository root (CONFIG relative to it): one short repetition of each run under TCG, with
+/// no KVM probe. Callers add their own options.
+fn short_tcg_run(config: &Path, duration: &str, out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pinlat"));
+    c.arg("run")
+        .arg(config)
+        .args(["--accel", "tcg", "--duration", duration])
+        .args(["--repetitions", "1", "--out"])
+        .arg(out)
+        .current_dir(repo());
+    c
+}
+
 #[test]
 fn boot_quick_config_two_layouts_verified() {
     let _lock = BootLock::acquire().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_pinlat"))
-        .args([
-            "run",
-            "configs/quick.toml",
-            "--accel",
-            "tcg",
-            "--duration",
-            "2s",
-            "--repetitions",
-            "1",
-            "--out",
-        ])
-        .arg(out.path())
-        .current_dir(repo())
+    let o = short_tcg_run(Path::new("configs/quick.toml"), "2s", out.path())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
