@@ -288,9 +288,16 @@ setsid ansible-playbook -i "$tmp/hosts.yml" deploy/ansible/site.yml \
     -e "pinlat_merge_bin=$merge_bin" -e pinlat_serial=1 \
     >"$tmp/playbook.log" 2>&1 &
 playbook_pid=$!
+# Progress while it runs: each play and task as it starts, the waits for pinlat run and what
+# failed (tail ends with the playbook).
+tail -n +1 -f --pid="$playbook_pid" "$tmp/playbook.log" |
+    grep --line-buffered -E '^(PLAY|TASK) \[|^fatal:|RETRYING' |
+    sed -u -E 's/ \*+$//; s/^/  /' &
+progress_pid=$!
 rc=0
 wait "$playbook_pid" || rc=$?
 playbook_pid=
+wait "$progress_pid" || true
 echo "playbook: exit $rc after $(($(date +%s) - start)) s"
 grep -E '^(PLAY RECAP|host[ABC]|localhost) ' "$tmp/playbook.log" | sed 's/^/  /' || true
 
