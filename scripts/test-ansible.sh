@@ -12,7 +12,8 @@
 # system service. A and B each get their own pinlat home and results directory; they share the
 # machine's 2 CPUs, so they run one after the other (serial: 1), and each guest boot holds the
 # boot lock (pinlat_boot_lock). A tiny config (one layout, one scenario, one workload, one
-# repetition of 3 s, TCG) keeps the whole playbook to about a minute.
+# repetition of 3 s, TCG) keeps the whole playbook to about two minutes (121 s on this 2-CPU
+# machine at load average 6).
 #
 # Checks: the playbook ends on the merged verdict (hostC failed: merge exits 3), both hosts'
 # results were fetched intact (byte for byte what the host wrote), and the merged report names
@@ -288,9 +289,16 @@ setsid ansible-playbook -i "$tmp/hosts.yml" deploy/ansible/site.yml \
     -e "pinlat_merge_bin=$merge_bin" -e pinlat_serial=1 \
     >"$tmp/playbook.log" 2>&1 &
 playbook_pid=$!
+# Progress while it runs: each play and task as it starts, the waits for pinlat run and what
+# failed (tail ends with the playbook).
+tail -n +1 -f --pid="$playbook_pid" "$tmp/playbook.log" |
+    grep --line-buffered -E '^(PLAY|TASK) \[|^fatal:|RETRYING' |
+    sed -u -E 's/ \*+$//; s/^/  /' &
+progress_pid=$!
 rc=0
 wait "$playbook_pid" || rc=$?
 playbook_pid=
+wait "$progress_pid" || true
 echo "playbook: exit $rc after $(($(date +%s) - start)) s"
 grep -E '^(PLAY RECAP|host[ABC]|localhost) ' "$tmp/playbook.log" | sed 's/^/  /' || true
 

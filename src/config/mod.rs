@@ -361,6 +361,13 @@ mod tests {
         assert_eq!(c.layouts[0].rt_priority, 1);
         assert_eq!(c.scenarios[0].kinds, [ScenarioKind::Idle]);
         assert_eq!(c.scenarios[0].name, "idle");
+        let s = &c.scenarios[0];
+        assert_eq!((s.rate_hz, s.workers, s.bandwidth_mib_s), (10, 1, 128));
+        assert_eq!(
+            (s.io, s.net),
+            (IoScenario::default(), NetScenario::default())
+        );
+        assert_eq!(s.queries, None);
         assert_eq!(c.workloads[0].kind, WorkloadKind::BusyPoll);
     }
 

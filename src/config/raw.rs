@@ -86,7 +86,7 @@ pub(super) struct RawCustomGuest {
     pub(super) iothreads: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawScenario {
     pub(super) name: Option<String>,

@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::text::{Align, Cell, Table};
-use super::{escape_xml as esc, us, Group, Report};
+use super::{escape_xml as esc, us_opt, Group, Report};
 use crate::config::WorkloadKind;
 use crate::histo::{new_histogram, Summary};
 use crate::result::RunRecord;
@@ -222,12 +222,13 @@ fn lost(r: &HousekeepingRow) -> String {
     }
 }
 
-/// A latency cell: µs, or `–` without operations.
+/// A latency cell: µs ([`us_opt`]: `overflow` above the histogram's range), or `–` without
+/// operations.
 fn lat(r: &HousekeepingRow, ns: Option<u64>) -> String {
-    match (r.stats.samples, ns) {
-        (0, _) => "–".to_string(),
-        (_, Some(v)) => us(v),
-        (_, None) => "overflow".to_string(),
+    if r.stats.samples == 0 {
+        "–".to_string()
+    } else {
+        us_opt(ns)
     }
 }
 

@@ -68,15 +68,20 @@ fn budget_html(status: BudgetStatus) -> String {
     }
 }
 
+/// The start of every pinlat HTML page up to `<body>`: the document type, no favicon request,
+/// `title` (already escaped) and the reports' one stylesheet, so a host's and a fleet's pages
+/// look alike.
+pub(super) fn page_head(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
+         <link rel=\"icon\" href=\"data:,\">\n\
+         <title>{title}</title>\n<style>{CSS}</style></head><body>\n"
+    )
+}
+
 /// The `report.html` text.
 pub fn render(r: &Report) -> Result<String, ReportError> {
-    let mut o = String::new();
-    o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
-    o.push_str("<link rel=\"icon\" href=\"data:,\">\n");
-    o.push_str(&format!(
-        "<title>pinlat report {}</title>\n<style>{CSS}</style></head><body>\n",
-        esc(&r.run_id)
-    ));
+    let mut o = page_head(&format!("pinlat report {}", esc(&r.run_id)));
     o.push_str(&format!(
         "<h1>pinlat report <code>{}</code></h1>\n",
         esc(&r.run_id)

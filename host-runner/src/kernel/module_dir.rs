@@ -157,22 +157,12 @@ impl ModuleDir {
     /// Indexes `root`: every `*.ko` (and compressed `*.ko.*`) below it by module name, and
     /// `root/modules.builtin` if present. Reads no module yet.
     pub fn open(root: &Path) -> Result<ModuleDir, ModuleError> {
-        let dir_err = |source| ModuleError::Dir {
-            dir: root.to_owned(),
-            source,
-        };
         let mut files = BTreeMap::new();
         let mut stack = vec![(root.to_owned(), 0usize)];
         while let Some((dir, depth)) = stack.pop() {
-            let entries = fs::read_dir(&dir).map_err(|e| {
-                if dir == root {
-                    dir_err(e)
-                } else {
-                    ModuleError::Dir {
-                        dir: dir.clone(),
-                        source: e,
-                    }
-                }
+            let entries = fs::read_dir(&dir).map_err(|source| ModuleError::Dir {
+                dir: dir.clone(),
+                source,
             })?;
             for entry in entries.filter_map(Result::ok) {
                 let path = entry.path();
@@ -193,7 +183,12 @@ impl ModuleDir {
         let builtin = match fs::read_to_string(root.join(MODULES_BUILTIN)) {
             Ok(text) => Some(parse_builtin(&text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(dir_err(e)),
+            Err(source) => {
+                return Err(ModuleError::Dir {
+                    dir: root.to_owned(),
+                    source,
+                })
+            }
         };
         Ok(ModuleDir {
             root: root.to_owned(),

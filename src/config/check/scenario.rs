@@ -9,19 +9,15 @@ use crate::config::raw::RawScenario;
 use crate::config::{ConfigError, IoScenario, NetScenario, Scenario, ScenarioKind};
 use ScenarioKind::{GuestIo, GuestNet, HostStress, MgmtPoll, Migrate};
 
-/// `[[scenarios]]`; default `[idle]`.
+/// `[[scenarios]]`; default `[idle]`, as `[[scenarios]] kind = "idle"` would give it (the
+/// keys' defaults are [`scenario`]'s alone).
 pub(super) fn scenarios(raw: Option<&[RawScenario]>) -> Result<Vec<Scenario>, ConfigError> {
     let Some(v) = raw else {
-        return Ok(vec![Scenario {
-            name: ScenarioKind::Idle.to_string(),
-            kinds: vec![ScenarioKind::Idle],
-            rate_hz: 10,
-            workers: 1,
-            io: IoScenario::default(),
-            net: NetScenario::default(),
-            queries: None,
-            bandwidth_mib_s: DEFAULT_MIGRATE_MIB_S,
-        }]);
+        let idle = RawScenario {
+            kind: Some(ScenarioKind::Idle),
+            ..RawScenario::default()
+        };
+        return Ok(vec![scenario("scenarios", &idle)?]);
     };
     if v.is_empty() {
         return Err(ConfigError::new(

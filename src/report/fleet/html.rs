@@ -7,7 +7,7 @@ use super::html_plot::spread_svg;
 use super::outlier::rule_text;
 use super::view::{self, Cell, Value};
 use super::{FleetReport, LabelSource};
-use crate::report::html::CSS;
+use crate::report::html::page_head;
 use crate::report::{escape_xml as esc, max_bound_legend, ReportError, MAX_BOUND_MARK};
 
 fn value(v: &Value) -> String {
@@ -23,11 +23,8 @@ fn value(v: &Value) -> String {
 
 /// The `report.html` text.
 pub fn render(r: &FleetReport) -> Result<String, ReportError> {
-    let mut o = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
-    o.push_str("<link rel=\"icon\" href=\"data:,\">\n");
-    o.push_str(&format!(
-        "<title>pinlat fleet report</title>\n<style>{CSS}</style></head><body>\n<h1>pinlat fleet report</h1>\n"
-    ));
+    let mut o = page_head("pinlat fleet report");
+    o.push_str("<h1>pinlat fleet report</h1>\n");
     if let Some(t) = r.tcg_note() {
         o.push_str(&format!(
             "<div class=\"warn\"><b>Not hardware latency:</b> {}.</div>\n",
