@@ -14,6 +14,7 @@ use crate::cpuset::CpuSet;
 
 mod check;
 mod raw;
+pub mod variant;
 pub use crate::kinds::*;
 use raw::RawConfig;
 
@@ -254,6 +255,21 @@ pub struct Config {
     pub workloads: Vec<Workload>,
     /// `[budgets.<workload>]`.
     pub budgets: BTreeMap<WorkloadKind, Budget>,
+    /// `[[variants]]`: tuning as a test variable ([`variant`]); empty runs the untuned matrix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<variant::Variant>,
+}
+
+impl Config {
+    /// The variant axis of the matrix: each variant, or one `None` (untuned) when the config
+    /// has none.
+    pub fn variant_axis(&self) -> Vec<Option<&variant::Variant>> {
+        if self.variants.is_empty() {
+            vec![None]
+        } else {
+            self.variants.iter().map(Some).collect()
+        }
+    }
 }
 
 impl Config {

@@ -27,6 +27,8 @@ pub(super) struct RawConfig {
     pub(super) workloads: Option<Vec<RawWorkload>>,
     #[serde(default)]
     pub(super) budgets: BTreeMap<String, RawBudget>,
+    #[serde(default)]
+    pub(super) variants: Vec<RawVariant>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -122,4 +124,57 @@ pub(super) struct RawBudget {
     pub(super) max_us: Option<u64>,
     pub(super) percentile: Option<f64>,
     pub(super) percentile_us: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVariant {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) qemu: RawQemuKnobs,
+    #[serde(default)]
+    pub(super) guest: RawGuestKnobs,
+    #[serde(default)]
+    pub(super) host: super::variant::HostKnobs,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQemuKnobs {
+    pub(super) mem_lock: Option<super::variant::MemLock>,
+    pub(super) hugepages: Option<super::variant::HugePageSize>,
+    #[serde(default)]
+    pub(super) cpu_host: bool,
+    #[serde(default)]
+    pub(super) invtsc: bool,
+    #[serde(default)]
+    pub(super) tsc_deadline: bool,
+    pub(super) pmu: Option<bool>,
+    #[serde(default)]
+    pub(super) kvm_hint_dedicated: bool,
+    #[serde(default)]
+    pub(super) cpu_pm: bool,
+}
+
+/// A sysctl value as written: a number or a string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSysctl {
+    Int(i64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGuestKnobs {
+    pub(super) preset: Option<super::variant::CmdlinePreset>,
+    pub(super) idle: Option<super::variant::GuestIdle>,
+    pub(super) tsc_reliable: Option<bool>,
+    #[serde(default)]
+    pub(super) mce_off: bool,
+    pub(super) timer_migration: Option<bool>,
+    #[serde(default)]
+    pub(super) cmdline_extra: Vec<String>,
+    #[serde(default)]
+    pub(super) sysctls: BTreeMap<String, RawSysctl>,
 }

@@ -14,11 +14,13 @@ use crate::cpuset::CpuSet;
 mod guest;
 mod layout;
 mod scenario;
+mod variant;
 mod workload;
 
 use guest::guests;
 use layout::layouts;
 use scenario::scenarios;
+use variant::variants;
 use workload::workloads;
 
 /// Checks every section, then the rules that span sections.
@@ -31,6 +33,7 @@ pub(super) fn config(raw: RawConfig) -> Result<Config, ConfigError> {
     let workloads = workloads(raw.workloads.as_deref())?;
     across(&host, &guests, &scenarios, &workloads)?;
     let budgets = budgets(&raw.budgets)?;
+    let variants = variants(&raw.variants)?;
     Ok(Config {
         run,
         host,
@@ -39,6 +42,7 @@ pub(super) fn config(raw: RawConfig) -> Result<Config, ConfigError> {
         scenarios,
         workloads,
         budgets,
+        variants,
     })
 }
 
