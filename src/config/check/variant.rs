@@ -90,7 +90,7 @@ pub(super) fn variants(raw: &[RawVariant]) -> Result<Vec<Variant>, ConfigError> 
         };
         let h = &v.host;
         if let Some(r) = h.sched_rt_runtime_us {
-            if r < -1 || r > 1_000_000 {
+            if !(-1..=1_000_000).contains(&r) {
                 return Err(ConfigError::new(
                     format!("{p}.host.sched_rt_runtime_us"),
                     format!("{r}: -1 (no RT throttling) or 0..=1000000 µs of each sched_rt_period_us (default period 1000000)"),
