@@ -241,17 +241,21 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     // The matrix.
     let mut matrix = Vec::new();
     for layout in &plan.layouts {
-        for scenario in &config.scenarios {
-            for workload in &config.workloads {
-                for rep in 1..=config.run.repetitions {
-                    matrix.push((layout, scenario, workload, rep));
+        for variant in config.variant_axis() {
+            for scenario in &config.scenarios {
+                for workload in &config.workloads {
+                    for rep in 1..=config.run.repetitions {
+                        matrix.push((layout, variant, scenario, workload, rep));
+                    }
                 }
             }
         }
     }
     let names: Vec<String> = matrix
         .iter()
-        .map(|(l, s, w, r)| pinlat::result::run_name(&l.name, &s.name, w.kind, *r))
+        .map(|(l, v, s, w, r)| {
+            pinlat::result::run_name(&l.name, v.map(|v| v.name.as_str()), &s.name, w.kind, *r)
+        })
         .collect();
     write(
         &dir,
@@ -379,13 +383,13 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
 
     let mut failed = 0usize;
     let mut interrupted_by = None;
-    for (i, (layout, scenario, workload, rep)) in matrix.iter().enumerate() {
+    for (i, (layout, variant, scenario, workload, rep)) in matrix.iter().enumerate() {
         if let Some(sig) = crate::signals::received() {
             interrupted_by = Some(sig);
             break;
         }
         progress.start(i, &names[i]);
-        let record = engine::execute(&ctx, layout, scenario, workload, *rep);
+        let record = engine::execute(&ctx, layout, *variant, scenario, workload, *rep);
         if !record.status.is_ok() {
             failed += 1;
         }

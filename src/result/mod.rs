@@ -182,6 +182,9 @@ pub struct RunRecord {
     pub layout: String,
     /// Layout rule.
     pub layout_kind: LayoutKind,
+    /// The tuning variant (`[[variants]] name`); `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// The scenario the run was measured under, by name (`[[scenarios]] name`, default its
     /// kinds joined by `+`).
     pub scenario: String,
@@ -265,9 +268,19 @@ impl RunRecord {
     }
 }
 
-/// The name of a run: `layout.scenario.workload.rN`.
-pub fn run_name(layout: &str, scenario: &str, workload: WorkloadKind, rep: u32) -> String {
-    format!("{layout}.{scenario}.{workload}.r{rep}")
+/// The name of a run: `layout.scenario.workload.rN`, or `layout.variant.scenario.workload.rN`
+/// when the config has variants.
+pub fn run_name(
+    layout: &str,
+    variant: Option<&str>,
+    scenario: &str,
+    workload: WorkloadKind,
+    rep: u32,
+) -> String {
+    match variant {
+        None => format!("{layout}.{scenario}.{workload}.r{rep}"),
+        Some(v) => format!("{layout}.{v}.{scenario}.{workload}.r{rep}"),
+    }
 }
 
 /// A minimal ok run of one guest `rt` (layout `vcpu0`, `migrate`, `busy-poll`), for the
@@ -280,6 +293,7 @@ pub(crate) fn test_record() -> RunRecord {
         name: "vcpu0.migrate.busy-poll.r1".into(),
         layout: "vcpu0".into(),
         layout_kind: LayoutKind::Vcpu0,
+        variant: None,
         scenario: "migrate".into(),
         scenario_kinds: vec![ScenarioKind::Migrate],
         workload: WorkloadKind::BusyPoll,

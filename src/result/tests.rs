@@ -114,7 +114,7 @@ fn a_partial_scenario_is_named_in_the_record_and_the_text() {
 #[test]
 fn run_names() {
     assert_eq!(
-        run_name("vcpu0", "mgmt-poll", WorkloadKind::BusyPoll, 2),
+        run_name("vcpu0", None, "mgmt-poll", WorkloadKind::BusyPoll, 2),
         "vcpu0.mgmt-poll.busy-poll.r2"
     );
 }

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pinlat::agentcfg::AgentConfig;
+use pinlat::config::variant::Variant;
 use pinlat::config::{Config, Guest, Scenario, Workload, WorkloadKind};
 use pinlat::cpuset::CpuSet;
 use pinlat::kinds::Accel;
@@ -59,6 +60,8 @@ pub struct LaunchRequest<'a> {
     pub index: usize,
     /// The layout the run measures.
     pub layout: &'a LayoutPlan,
+    /// The tuning variant the run measures, if the config has variants.
+    pub variant: Option<&'a Variant>,
     /// The guest.
     pub guest: &'a Guest,
     /// Its planned placement.
@@ -212,11 +215,18 @@ fn live_guest(
 pub fn execute(
     ctx: &RunContext<'_>,
     layout: &LayoutPlan,
+    variant: Option<&Variant>,
     scenario: &Scenario,
     workload: &Workload,
     repetition: u32,
 ) -> RunRecord {
-    let name = run_name(&layout.name, &scenario.name, workload.kind, repetition);
+    let name = run_name(
+        &layout.name,
+        variant.map(|v| v.name.as_str()),
+        &scenario.name,
+        workload.kind,
+        repetition,
+    );
     let started = Instant::now();
     let mut record = RunRecord {
         schema_version: RUN_SCHEMA_VERSION,
@@ -224,6 +234,7 @@ pub fn execute(
         name: name.clone(),
         layout: layout.name.clone(),
         layout_kind: layout.kind,
+        variant: variant.map(|v| v.name.clone()),
         scenario: scenario.name.clone(),
         scenario_kinds: scenario.kinds.clone(),
         workload: workload.kind,
@@ -262,6 +273,7 @@ pub fn execute(
             scenario: &scenario.name,
             index: i,
             layout,
+            variant,
             guest,
             placement,
             agent,

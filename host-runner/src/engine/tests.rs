@@ -329,6 +329,7 @@ pub(super) fn run_with(
     let r = execute(
         &ctx,
         &plan.layouts[0],
+        None,
         &config.scenarios[0],
         &config.workloads[0],
         1,
