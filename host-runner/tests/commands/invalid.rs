@@ -47,6 +47,7 @@ fn valid_configs_pass_check() {
         ("configs/quick.toml", "0-1"),
         ("configs/lab-8cpu.toml", "0-7"),
         ("configs/lab-16cpu-pinset.toml", "0-15"),
+        ("configs/lab-tuning.toml", "0-7"),
         ("configs/emulator-on-rt-pcpu.toml", "0-1"),
     ] {
         let out = pinlat(&["check", cfg, "--host-cpus", host]);
