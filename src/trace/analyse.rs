@@ -172,6 +172,46 @@ pub fn align(
         .map(|(s, (_, n))| (s, n))
 }
 
+/// Events shorter than this do not count in [`residual`], ns: for them many stolen intervals
+/// agree in length, so the nearest would be a guess.
+pub const RESIDUAL_MIN_EVENT_NS: u64 = 5 * ALIGNED_UNCERTAINTY_NS;
+
+/// How far the guest's clock still wanders from the host's once `shift` is applied: over the
+/// guest's events of at least [`RESIDUAL_MIN_EVENT_NS`] that have exactly one stolen interval
+/// of their length ending within `±max_shift_ns` of their shifted end, the largest distance
+/// between the two ends (ns), and how many events that was. `None` when no event qualifies.
+/// One shift is one offset for the whole run; a guest clock that drifts or steps against the
+/// host's within it shows here, and the mapping must not claim less.
+pub fn residual(
+    events: &[(u64, u64)],
+    intervals: &[Interval],
+    shift: i64,
+    max_shift_ns: u64,
+) -> Option<(u64, usize)> {
+    let agree = |len: u64, iv: &Interval| {
+        let tol = ((len as f64 * LENGTH_AGREEMENT) as u64).max(2 * ALIGNED_UNCERTAINTY_NS);
+        iv.len_ns().abs_diff(len) <= tol
+    };
+    let mut worst: Option<(u64, usize)> = None;
+    for &(end, len) in events.iter().filter(|e| e.1 >= RESIDUAL_MIN_EVENT_NS) {
+        let e1 = (end as i64 + shift).max(0) as u64;
+        let (lo, hi) = (
+            e1.saturating_sub(max_shift_ns),
+            e1.saturating_add(max_shift_ns),
+        );
+        let first = intervals.partition_point(|i| i.end_ns < lo);
+        let mut near = intervals[first..]
+            .iter()
+            .take_while(|i| i.end_ns <= hi)
+            .filter(|iv| agree(len, iv));
+        if let (Some(iv), None) = (near.next(), near.next()) {
+            let d = iv.end_ns.abs_diff(e1);
+            worst = Some(worst.map_or((d, 1), |(w, n)| (w.max(d), n + 1)));
+        }
+    }
+    worst
+}
+
 /// Guest `CLOCK_MONOTONIC` ns → host ns.
 fn to_host(m: &ClockMapping, guest_ns: u64) -> u64 {
     (guest_ns as i128 + m.offset_ns as i128).max(0) as u64
@@ -323,29 +363,50 @@ pub fn analyse(
             // One shift for the guest: every RT vCPU's largest events against its pCPU.
             let mut shift_events = 0usize;
             let mut candidates: Vec<(i64, usize)> = Vec::new();
+            let mut per_vcpu: Vec<Vec<(u64, u64)>> = Vec::new();
             for ((vcpu, _), a) in pinned.iter().zip(&attrs) {
                 let evs = top_events(run, *vcpu, &m);
                 if let Some(c) = align(&evs, &a.intervals, m.uncertainty_ns) {
                     candidates.push(c);
                 }
                 shift_events += evs.len();
+                per_vcpu.push(evs);
             }
             let mut m = m;
             if let Some(&(shift, n)) = candidates.iter().max_by_key(|c| c.1) {
+                let frames_uncertainty = m.uncertainty_ns;
+                // What one shift leaves unexplained, over every RT vCPU of the guest.
+                let residual = per_vcpu
+                    .iter()
+                    .zip(&attrs)
+                    .filter_map(|(evs, a)| residual(evs, &a.intervals, shift, frames_uncertainty))
+                    .reduce(|a, b| (a.0.max(b.0), a.1 + b.1));
+                let uncertainty = residual
+                    .map_or(0, |r| r.0)
+                    .clamp(ALIGNED_UNCERTAINTY_NS, frames_uncertainty.max(ALIGNED_UNCERTAINTY_NS));
                 m.offset_ns += shift;
                 m.aligned = Some(Aligned {
                     shift_ns: shift,
                     events: shift_events as u32,
                     lined_up: n as u32,
-                    frames_uncertainty_ns: m.uncertainty_ns,
+                    frames_uncertainty_ns: frames_uncertainty,
+                    residual_ns: residual.map(|r| r.0),
+                    residual_events: residual.map_or(0, |r| r.1 as u32),
                 });
-                m.uncertainty_ns = ALIGNED_UNCERTAINTY_NS;
+                m.uncertainty_ns = uncertainty;
+                let why = match residual {
+                    Some((r, k)) if r > ALIGNED_UNCERTAINTY_NS => format!(
+                        "the largest residual of {k} large event(s) after the shift, {:.2} ms: the guest's clock wandered against the host's within the run",
+                        r as f64 / 1e6
+                    ),
+                    _ => "the trace's and the guest clock's resolution".to_string(),
+                };
                 m.note = format!(
-                    "{}; refined by one shift of {:+.3} ms (searched ±{:.1} ms) that lines {n} of the guest's {shift_events} largest events up with host stolen intervals of their length, to ±{:.1} ms",
+                    "{}; refined by one shift of {:+.3} ms (searched ±{:.1} ms) that lines {n} of the guest's {shift_events} largest events up with host stolen intervals of their length, to ±{:.2} ms ({why})",
                     m.note,
                     shift as f64 / 1e6,
-                    m.aligned.as_ref().map_or(0, |a| a.frames_uncertainty_ns) as f64 / 1e6,
-                    ALIGNED_UNCERTAINTY_NS as f64 / 1e6
+                    frames_uncertainty as f64 / 1e6,
+                    uncertainty as f64 / 1e6
                 );
                 gt.mapping = Some(m.clone());
             }

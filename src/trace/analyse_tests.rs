@@ -286,6 +286,39 @@ fn one_shift_must_line_up_every_event_and_decoys_lose() {
 }
 
 #[test]
+fn the_residual_after_one_shift_is_how_far_the_guest_clock_wandered() {
+    let iv = |s: u64, len: u64| Interval {
+        start_ns: s,
+        end_ns: s + len,
+        class: Class::Other,
+        name: "stall".into(),
+        parts: vec![],
+    };
+    let ivs = [iv(1_000 * MS, 10 * MS), iv(1_500 * MS, 30 * MS)];
+    // Seen 6 ms late, but the second 1.1 ms later still: the clock wandered within the run.
+    let events = [(1_016 * MS, 10 * MS), (1_537 * MS + 100_000, 30 * MS)];
+    let (shift, _) = align(&events, &ivs, 20 * MS).unwrap();
+    assert_eq!(shift, -6_000_000);
+    assert_eq!(
+        residual(&events, &ivs, shift, 20 * MS),
+        Some((1_100_000, 2))
+    );
+    // Exactly on: no wander beyond the resolution.
+    let on = [(1_016 * MS, 10 * MS), (1_536 * MS, 30 * MS)];
+    assert_eq!(residual(&on, &ivs, shift, 20 * MS), Some((0, 2)));
+    // Small events, or two intervals of the length in reach, do not count.
+    assert_eq!(
+        residual(&[(1_016 * MS, 500_000)], &ivs, shift, 20 * MS),
+        None
+    );
+    let twins = [iv(1_000 * MS, 10 * MS), iv(1_005 * MS, 10 * MS)];
+    assert_eq!(
+        residual(&[(1_016 * MS, 10 * MS)], &twins, shift, 20 * MS),
+        None
+    );
+}
+
+#[test]
 fn classes_come_from_the_pinners_threads_and_workers_from_their_comm() {
     let a = guest(vec![]);
     let mut b = guest(vec![]);

@@ -149,6 +149,19 @@ pub struct Aligned {
     pub lined_up: u32,
     /// The frames' uncertainty before the refinement (the shift was searched within it), ns.
     pub frames_uncertainty_ns: u64,
+    /// After the shift, the largest distance between a large guest event's end and the one
+    /// stolen interval of its length near it, ns: how far the guest's clock wandered against
+    /// the host's within the run. The mapping's uncertainty is at least this. `None` in
+    /// records written before it was measured, or when no event had one such interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual_ns: Option<u64>,
+    /// Events that residual was taken over.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub residual_events: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What the trace says of one guest.

@@ -192,6 +192,8 @@ fn trace(share: bool) -> RunTrace {
                     events: 1,
                     lined_up: 1,
                     frames_uncertainty_ns: 100 * MS,
+                    residual_ns: None,
+                    residual_events: 0,
                 }),
             }),
             pcpus: vec![PcpuTrace {
