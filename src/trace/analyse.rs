@@ -20,7 +20,10 @@
 //! timer wake-ups) over the host's stolen intervals of the same length ([`align`]). One shift
 //! must line up every event at once, so a single event proves nothing; the record says how
 //! many events the shift explains, and the report states the method. When no shift explains an
-//! event, the frames' mapping stands with its uncertainty.
+//! event, the frames' mapping stands with its uncertainty. One shift is one offset for the whole
+//! run, but the guest's clock can wander against the host's within it (±0.6 ms seen under TCG
+//! on a loaded 2-CPU host): the aligned mapping claims at least the largest [`residual`] the
+//! shift leaves on the guest's large events, never just the trace's resolution.
 //!
 //! Under KVM the exact mapping (the vCPU's TSC offset and scaling from KVM's debugfs, as
 //! `trace-cmd attach` does) is not implemented; the same mapping is used and says so.

@@ -224,11 +224,11 @@ fn boot_trace_names_a_planted_culprit_with_its_lengths() {
     assert!(recognised.len() >= 2, "{recognised:?}");
 
     // The guest's largest events are attributed to it: a recognised stall is one of the
-    // guest's top events, and its first culprit is the injector, covering most of it. Held to
-    // the matcher's own tolerance (a "match") only where the clock mapping allows it: on some
-    // 2-CPU TCG machines the guest's clock wanders against the host's by ±0.6 ms within a run
-    // (seen: Δstart -0.47 ms and +0.61 ms for two stalls of one run), beyond the ±0.2 ms the
-    // mapping claims, so the matches are printed and the attribution by overlap is asserted.
+    // guest's top events, and its first culprit is the injector, covering most of it, within
+    // the matcher's own tolerance (a "match"). On some 2-CPU TCG machines the guest's clock
+    // wanders against the host's by ±0.6 ms within a run (seen: Δstart -0.47 ms and +0.61 ms
+    // for two stalls of one run); the mapping's uncertainty includes that wander (the residual
+    // after its one shift), so a recognised stall must still match.
     let attributed: Vec<_> = g
         .matches
         .iter()
@@ -253,7 +253,7 @@ fn boot_trace_names_a_planted_culprit_with_its_lengths() {
         );
     }
     assert!(
-        attributed.len() >= recognised.len(),
+        attributed.len() >= recognised.len() && strict >= recognised.len(),
         "{} of {} recognised stalls attributed, {strict} matched: {:#?}\nmapping {:?}",
         attributed.len(),
         recognised.len(),
