@@ -328,6 +328,12 @@ pub enum Command {
         /// capabilities cache (default: the config's run.launcher).
         #[arg(long, value_parser = launcher_kind())]
         launcher: Option<LauncherKind>,
+        /// Instead of checking: put back the host knobs a crashed `pinlat run` left changed
+        /// (from /run/pinlat/host-knobs.journal.json), say what was done, and remove the
+        /// journal. Exit 0 when restored or nothing to restore, 2 while the pinlat that wrote
+        /// it still runs, 3 when a knob cannot be written back or the journal is unreadable.
+        #[arg(long, conflicts_with_all = ["config", "json", "no_kvm_probe", "out", "launcher"])]
+        restore: bool,
     },
     /// Check the instrument: inject stalls of known length on a CPU while the agent busy-polls
     /// there, and (with rt-tests installed) compare with oslat and cyclictest.
@@ -477,12 +483,25 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             failed_hosts,
         } => crate::merge_cmd::merge(&dirs, &out, &failed_hosts),
         Command::Doctor {
+            root,
+            restore: true,
+            ..
+        } => {
+            let root = root
+                .map(crate::doctor::SysRoot::at)
+                .unwrap_or_else(crate::doctor::SysRoot::live);
+            let done = crate::tuning::recover::restore_command(&root)?;
+            println!("{done}");
+            Ok(Exit::Ok)
+        }
+        Command::Doctor {
             config,
             json,
             no_kvm_probe,
             out,
             root,
             launcher,
+            restore: false,
         } => crate::doctor::command(&crate::doctor::DoctorOptions {
             config,
             json,

@@ -136,6 +136,39 @@ exit_of! {
     crate::libvirt::VirshError => Exit::Infrastructure,
     crate::kernel::KernelError => Exit::Infrastructure,
     crate::agent::AgentNotFound => Exit::Infrastructure,
+    crate::tuning::Held => Exit::Usage,
+}
+
+/// A variant's host knob this host cannot set, or a journal left over, is the config's or the
+/// user's to fix (2); failing to journal or restore is the host's (3).
+impl From<crate::tuning::PreflightError> for Failure {
+    fn from(e: crate::tuning::PreflightError) -> Self {
+        use crate::tuning::PreflightError;
+        let exit = match &e {
+            PreflightError::Knob { .. } | PreflightError::Held(_) => Exit::Usage,
+            PreflightError::Infra { .. } => Exit::Infrastructure,
+        };
+        Failure {
+            exit,
+            error: e.into(),
+        }
+    }
+}
+
+/// `pinlat doctor --restore`: a running owner or an unreadable journal is not a state to
+/// restore from (2); a knob that cannot be written back is the host's (3).
+impl From<crate::tuning::recover::RecoverError> for Failure {
+    fn from(e: crate::tuning::recover::RecoverError) -> Self {
+        use crate::tuning::{recover::RecoverError, Held};
+        let exit = match &e {
+            RecoverError::Held(Held::Running { .. }) => Exit::Usage,
+            RecoverError::Held(_) | RecoverError::Restore(_) => Exit::Infrastructure,
+        };
+        Failure {
+            exit,
+            error: e.into(),
+        }
+    }
 }
 
 /// `pinlat calibrate`'s verdict: 0 trusted, 1 failed, 4 inconclusive.

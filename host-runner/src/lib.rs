@@ -29,4 +29,5 @@ pub mod store;
 pub mod thread_cpu;
 pub mod trace;
 pub mod trend_cmd;
+pub mod tuning;
 pub mod validate;

@@ -2,8 +2,10 @@
 //!
 //! Order of work: check the config and plan (exit 2 on any problem), find QEMU, the guest
 //! kernel and the static agent, create and prove writable the results directory (exit 3),
-//! settle the accelerator (for `auto`, one short KVM boot probe per invocation), write
-//! `plan.json` and `host.json`, then run. Each run's raw result is written atomically the
+//! settle the accelerator (for `auto`, one short KVM boot probe per invocation), try every
+//! variant's host knobs on this host (exit 2 for one it cannot set; `tuning/`), write
+//! `plan.json` and `host.json`, then run, setting each variant's host knobs before its runs
+//! and restoring them after. Each run's raw result is written atomically the
 //! moment it ends; a failed run is recorded and the matrix goes on.
 
 use std::path::PathBuf;
@@ -165,6 +167,10 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         ))
     })?;
 
+    // A host-knobs journal left by a crashed pinlat (or held by a running one): refuse before
+    // anything starts (tuning/).
+    crate::tuning::refuse_leftover(&SysRoot::live())?;
+
     let qemu_bin = QemuBinary::detect().map_err(|e| Failure::from(e).context("finding QEMU"))?;
     let kernel = KernelSearch::from_env(opts.kernel.clone())
         .find()
@@ -223,6 +229,14 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     if accel == Accel::Tcg {
         eprintln!("pinlat: note: {TCG_DISCLAIMER}");
     }
+
+    // Host knobs (`variants[i].host`): once the accelerator is settled (KVM-only knobs are
+    // refused under TCG first), each is tried on this host before any run guest starts; then
+    // set per variant in the loop and restored at its end, on a signal and on every error
+    // (tuning/). The handlers go in first so that no signal finds a knob changed.
+    crate::signals::install().map_err(HostError::Signals)?;
+    crate::tuning::preflight(&SysRoot::live(), &config.variants)?;
+    let mut tuner = crate::tuning::HostTuner::new(SysRoot::live());
 
     let facts = HostFacts {
         schema_version: HOST_SCHEMA_VERSION,
@@ -319,7 +333,6 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         }
     }
 
-    crate::signals::install().map_err(HostError::Signals)?;
     let interrupted = || crate::signals::received();
     let report_every = opts
         .report_every_s
@@ -383,13 +396,26 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
 
     let mut failed = 0usize;
     let mut interrupted_by = None;
+    let mut knob_error = None;
     for (i, (layout, variant, scenario, workload, rep)) in matrix.iter().enumerate() {
         if let Some(sig) = crate::signals::received() {
             interrupted_by = Some(sig);
             break;
         }
+        let host_knobs = match tuner.enter(*variant) {
+            Ok(applied) => applied.to_vec(),
+            Err(e) => {
+                knob_error = Some(Failure::infra(e).context(format!(
+                    "setting the host knobs of variant '{}' (the matrix stopped before {})",
+                    variant.map(|v| v.name.as_str()).unwrap_or_default(),
+                    names[i]
+                )));
+                break;
+            }
+        };
         progress.start(i, &names[i]);
-        let record = engine::execute(&ctx, layout, *variant, scenario, workload, *rep);
+        let mut record = engine::execute(&ctx, layout, *variant, scenario, workload, *rep);
+        record.host_knobs = host_knobs;
         if !record.status.is_ok() {
             failed += 1;
         }
@@ -408,6 +434,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     if let Some(cp) = &checkpoints {
         cp.finish();
     }
+    let knobs_restored = crate::tuning::restore_reported(&mut tuner);
 
     eprintln!(
         "pinlat: run {run_id} done: {} results in {}",
@@ -426,6 +453,10 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         }
     };
     let dir = dir.root().to_path_buf();
+    if let Some(e) = knob_error {
+        return Err(e);
+    }
+    knobs_restored?;
     if let Some(signal) = interrupted_by {
         return Err(MatrixError::Interrupted { signal, dir }.into());
     }

@@ -28,7 +28,7 @@ use crate::schema::{
 use crate::wire::ClockSource;
 
 /// An error and its causes, `: `-joined.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -233,6 +233,10 @@ pub struct RunRecord {
     /// events), and their SMI counts; `None` in records written before tracing existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_trace: Option<crate::trace::record::RunTrace>,
+    /// The host knobs of the run's variant (`variants[i].host`) as they were during the run:
+    /// before, asked for, and read back after the write; empty when the variant sets none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_knobs: Vec<crate::schema::AppliedKnob>,
 }
 
 impl crate::schema::Versioned for RunRecord {
@@ -316,6 +320,7 @@ pub(crate) fn test_record() -> RunRecord {
         host_steal: None,
         runner_max_rss_kib: None,
         host_trace: None,
+        host_knobs: Vec::new(),
         mgmt_storm: None,
         migrate: None,
     }

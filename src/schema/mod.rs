@@ -15,10 +15,14 @@
 //! | `checkpoint.json` | [`Checkpoint`] | `pinlat run --report-every`, while a run measures |
 //! | `report.json` of a fleet (`--out` of `pinlat merge`) | [`crate::report::fleet::FleetReport`] | `pinlat merge` |
 //! | `report.json` of a trend (`--out`) | [`crate::report::trend::TrendReport`] | `pinlat trend` |
+//!
+//! One file lives outside any results directory: `/run/pinlat/host-knobs.journal.json`
+//! ([`HostKnobsJournal`]), the host knobs a running (or crashed) pinlat changed.
 
 pub mod checkpoint;
 pub mod doctor;
 pub mod host;
+pub mod host_knobs;
 pub mod plan_file;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +33,10 @@ use serde::Deserialize;
 pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CHECKPOINT_SCHEMA_VERSION};
 pub use doctor::{Check, CheckStatus, DoctorReport, DOCTOR_FILE, DOCTOR_SCHEMA_VERSION};
 pub use host::{HostFacts, LocalFacts, HOST_FILE, HOST_SCHEMA_VERSION};
+pub use host_knobs::{
+    AppliedKnob, HostKnobsJournal, KnobChange, HOST_KNOBS_JOURNAL,
+    HOST_KNOBS_JOURNAL_SCHEMA_VERSION,
+};
 pub use plan_file::{PlanFile, PLAN_FILE, PLAN_SCHEMA_VERSION};
 
 /// A file type of a results directory.

@@ -254,6 +254,7 @@ pub fn run_checks(env: &Env) -> DoctorReport {
     checks.extend(kvm::checks(env));
     checks.extend(instrument::checks(env));
     checks.extend(libvirt::checks(env));
+    checks.extend(crate::tuning::recover::doctor_check(&env.root));
     DoctorReport {
         schema_version: pinlat::schema::DOCTOR_SCHEMA_VERSION,
         rt_cpus: env.rt_cpus.clone(),

@@ -253,6 +253,7 @@ pub fn execute(
         mgmt_storm: None,
         migrate: None,
         host_trace: None,
+        host_knobs: Vec::new(),
     };
     let mut disturbance = disturb::for_scenario(scenario, ctx.config.run.launcher);
 

@@ -59,7 +59,8 @@ pub fn remove_stale(fs: &Tracefs) -> Result<StaleReport, TraceError> {
 }
 
 /// Whether process `pid` exists (signal 0: ESRCH means gone; EPERM means someone else's).
-fn alive(pid: i32) -> bool {
+/// Whether process `pid` exists.
+pub(crate) fn alive(pid: i32) -> bool {
     use nix::errno::Errno;
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
         Ok(()) => true,

@@ -9,6 +9,7 @@ mod calibrate;
 mod doctor;
 mod formats;
 mod golden;
+mod host_knobs;
 mod invalid;
 mod lava;
 mod libvirt_schema;

@@ -59,7 +59,7 @@ fn failed(status: &RunStatus) -> (&str, &str) {
     }
 }
 
-fn qemu_children(parent: u32) -> Vec<i32> {
+pub(crate) fn qemu_children(parent: u32) -> Vec<i32> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -83,7 +83,7 @@ fn qemu_children(parent: u32) -> Vec<i32> {
     v
 }
 
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
