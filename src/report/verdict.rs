@@ -556,3 +556,7 @@ fn join_statements(c: &[Comparison]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+#[cfg(test)]
+#[path = "verdict_tests.rs"]
+mod tests;
