@@ -1,5 +1,6 @@
 //! The readable placement table printed by `pinlat check`: per layout, per guest and thread
-//! kind, the host CPU list, policy and priority.
+//! kind, the host CPU list, policy and priority; then the variants, if any, and the matrix the
+//! config runs (layout × variant × scenario × workload × repetition) with its number of runs.
 
 use std::fmt::Write;
 
@@ -87,5 +88,82 @@ pub fn render(plan: &Plan, config: &Config) -> String {
             let _ = writeln!(out, "{}", line.trim_end());
         }
     }
+    let _ = writeln!(out);
+    out.push_str(&matrix(plan, config));
     out
+}
+
+/// `matrix: 3 layout(s) × 2 variant(s) × … = N runs`, after the variants and their knobs, one a
+/// line, the first named the baseline of the report's comparisons.
+fn matrix(plan: &Plan, config: &Config) -> String {
+    let mut out = String::new();
+    for (i, v) in config.variants.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "variant {}{}",
+            v.name,
+            if i == 0 {
+                " (baseline: the report compares each variant with it)"
+            } else {
+                ""
+            }
+        );
+    }
+    let variants = config.variant_axis().len();
+    let runs = plan.layouts.len()
+        * variants
+        * config.scenarios.len()
+        * config.workloads.len()
+        * config.run.repetitions as usize;
+    let variant_factor = if config.variants.is_empty() {
+        String::new()
+    } else {
+        format!(" × {variants} variant(s)")
+    };
+    let _ = writeln!(
+        out,
+        "matrix: {} layout(s){variant_factor} × {} scenario(s) × {} workload(s) × {} repetition(s) = {runs} run(s)",
+        plan.layouts.len(),
+        config.scenarios.len(),
+        config.workloads.len(),
+        config.run.repetitions
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpuset::CpuSet;
+
+    fn table(variants: &str) -> String {
+        let toml = format!(
+            "[host]\ncpus = \"0-5\"\n[run]\nrepetitions = 3\n\
+             [[guests]]\nname = \"rt\"\nvcpus = 3\nrealtime_mask = \"^0\"\n\
+             [[layouts]]\nkind = \"share\"\n[[layouts]]\nkind = \"vcpu0\"\n\
+             [[scenarios]]\nkind = \"idle\"\n\
+             [[workloads]]\nkind = \"busy-poll\"\n[[workloads]]\nkind = \"timer\"\n{variants}"
+        );
+        let config = Config::from_toml_str(&toml).unwrap();
+        let plan = Plan::new(&config, &CpuSet::parse("0-5").unwrap()).unwrap();
+        render(&plan, &config)
+    }
+
+    #[test]
+    fn the_matrix_counts_every_run_and_names_the_baseline_variant() {
+        let plain = table("");
+        assert!(
+            plain.ends_with("\nmatrix: 2 layout(s) × 1 scenario(s) × 2 workload(s) × 3 repetition(s) = 12 run(s)\n"),
+            "{plain}"
+        );
+        assert!(!plain.contains("variant"), "{plain}");
+        let swept = table("[[variants]]\nname = \"base\"\n[[variants]]\nname = \"mlock\"\n[variants.qemu]\nmem_lock = \"on\"\n");
+        assert!(
+            swept.ends_with(
+                "\nvariant base (baseline: the report compares each variant with it)\nvariant mlock\n\
+                 matrix: 2 layout(s) × 2 variant(s) × 1 scenario(s) × 2 workload(s) × 3 repetition(s) = 24 run(s)\n"
+            ),
+            "{swept}"
+        );
+    }
 }

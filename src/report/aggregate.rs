@@ -45,7 +45,8 @@ pub const TOP_EVENTS: usize = 10;
 /// Largest run file read, bytes (a run with many RT vCPUs and intervals is a few MiB).
 pub const MAX_RUN_FILE_BYTES: u64 = 256 << 20;
 
-type GroupKey = (String, String, WorkloadKind);
+/// (layout, variant, scenario, workload).
+type GroupKey = (String, Option<String>, String, WorkloadKind);
 
 #[derive(Default)]
 struct GroupAcc {
@@ -161,6 +162,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
 
     let mut groups: BTreeMap<GroupKey, GroupAcc> = BTreeMap::new();
     let mut layout_order: Vec<String> = Vec::new();
+    let mut variants: Vec<String> = Vec::new();
     let mut layouts: BTreeMap<String, (LayoutView, bool)> = BTreeMap::new();
     let mut mismatches: BTreeMap<String, usize> = BTreeMap::new();
     let mut runs = Vec::new();
@@ -216,6 +218,9 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         if !layout_order.contains(&rec.layout) {
             layout_order.push(rec.layout.clone());
         }
+        if let Some(v) = rec.variant.as_ref().filter(|v| !variants.contains(v)) {
+            variants.push(v.clone());
+        }
         let ok = rec.status.is_ok();
         match layouts.get(&rec.layout) {
             Some((_, true)) => {}
@@ -232,7 +237,12 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
             soak.push(super::soak::row(&rec, SoakState::of(&rec), s.stats));
         }
         let g = groups
-            .entry((rec.layout.clone(), rec.scenario.clone(), rec.workload))
+            .entry((
+                rec.layout.clone(),
+                rec.variant.clone(),
+                rec.scenario.clone(),
+                rec.workload,
+            ))
             .or_default();
         g.layout_kind = Some(rec.layout_kind);
         if ok {
@@ -319,10 +329,20 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
                 .unwrap_or_default()
         });
 
+    let variants = variant_order(plan.as_ref(), variants);
     let mut out_groups = Vec::new();
     for layout in &layout_order {
-        for ((l, scenario, workload), g) in groups.iter().filter(|((l, _, _), _)| l == layout) {
-            out_groups.push(finish_group(l, scenario.clone(), *workload, g)?);
+        let of_layout = groups.iter().filter(|((l, ..), _)| l == layout);
+        let mut of_layout: Vec<_> = of_layout.collect();
+        // Variants in the config's order (the baseline first), the untuned arm alone without.
+        of_layout.sort_by_key(|((_, v, s, w), _)| {
+            let at = v
+                .as_ref()
+                .and_then(|v| variants.iter().position(|x| x == v));
+            (at, s.clone(), *w)
+        });
+        for (key, g) in of_layout {
+            out_groups.push(finish_group(key, g)?);
         }
     }
     for g in &mut out_groups {
@@ -349,7 +369,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         }
     }
     notes.extend(steal_notes);
-    let verdicts = verdict::verdicts(&out_groups);
+    let verdicts = verdict::verdicts(&out_groups, &variants);
     accels.sort_by_key(|a| a.as_str());
     let disclaimer = accels
         .contains(&crate::kinds::Accel::Tcg)
@@ -364,6 +384,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         guest_kernels,
         host,
         host_checks,
+        variants,
         budgets,
         missing_runs,
         skipped,
@@ -392,19 +413,32 @@ fn range(v: &[Summary], f: impl Fn(&Summary) -> Option<u64>) -> Option<Range> {
     })
 }
 
-fn finish_group(
-    layout: &str,
-    scenario: String,
-    workload: WorkloadKind,
-    g: &GroupAcc,
-) -> Result<Group, ReportError> {
+/// The variant axis, the baseline first: the config's `[[variants]]` in order from
+/// `plan.json`, then any variant a run names that the plan does not; without `plan.json`, the
+/// runs' variants in name order (the first is then the baseline).
+fn variant_order(plan: Option<&PlanFile>, mut seen: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = plan
+        .map(|p| p.config.variants.iter().map(|v| v.name.clone()).collect())
+        .unwrap_or_default();
+    seen.sort();
+    for v in seen {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+fn finish_group(key: &GroupKey, g: &GroupAcc) -> Result<Group, ReportError> {
+    let (layout, variant, scenario, workload) = key;
     let mut timeline = g.timeline.clone();
     timeline.sort_by_key(|t| t.repetition);
     Ok(Group {
-        layout: layout.to_string(),
+        layout: layout.clone(),
         layout_kind: g.layout_kind.unwrap_or(LayoutKind::Custom),
-        scenario,
-        workload,
+        variant: variant.clone(),
+        scenario: scenario.clone(),
+        workload: *workload,
         ok_runs: g.ok_runs.clone(),
         failed_runs: g.failed_runs.clone(),
         failures: g.failures.clone(),

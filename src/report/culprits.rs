@@ -74,11 +74,14 @@ pub struct RunCulprits {
     pub strips: Vec<(String, u32, Strip)>,
 }
 
-/// One layout × scenario.
+/// One layout × scenario (layout × variant × scenario with variants).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CulpritGroup {
     /// Layout name.
     pub layout: String,
+    /// The tuning variant, `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Scenario name.
     pub scenario: String,
     /// Window length summed over the attributed pCPUs of every traced run, ns.
@@ -101,11 +104,21 @@ pub struct CulpritGroup {
     pub runs: Vec<RunCulprits>,
 }
 
+impl CulpritGroup {
+    /// The arm it traced ([`super::arm_name`]).
+    pub fn arm(&self) -> String {
+        super::arm_name(&self.layout, self.variant.as_deref())
+    }
+}
+
+/// (layout, variant, scenario).
+type ArmScenario = (String, Option<String>, String);
+
 /// Folds run records into [`CulpritGroup`]s.
 #[derive(Debug, Default)]
 pub struct Acc {
-    groups: BTreeMap<(String, String), (CulpritGroup, BTreeMap<Class, ClassAcc>)>,
-    order: Vec<(String, String)>,
+    groups: BTreeMap<ArmScenario, (CulpritGroup, BTreeMap<Class, ClassAcc>)>,
+    order: Vec<ArmScenario>,
 }
 
 #[derive(Debug, Default)]
@@ -122,7 +135,11 @@ impl Acc {
         let Some(t) = &rec.host_trace else {
             return;
         };
-        let key = (rec.layout.clone(), rec.scenario.clone());
+        let key = (
+            rec.layout.clone(),
+            rec.variant.clone(),
+            rec.scenario.clone(),
+        );
         if !self.groups.contains_key(&key) {
             self.order.push(key.clone());
         }
@@ -130,6 +147,7 @@ impl Acc {
             (
                 CulpritGroup {
                     layout: rec.layout.clone(),
+                    variant: rec.variant.clone(),
                     scenario: rec.scenario.clone(),
                     ..Default::default()
                 },
@@ -350,7 +368,7 @@ pub fn markdown(groups: &[CulpritGroup]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "## Who took the RT pCPUs\n\n{INTRO}\n");
     for g in groups {
-        let _ = writeln!(o, "### {} × {}\n", g.layout, g.scenario);
+        let _ = writeln!(o, "### {} × {}\n", g.arm(), g.scenario);
         let _ = writeln!(o, "{}\n", windows(g, ("**", "**")));
         if !g.by_class.is_empty() {
             o.push_str("| class | stolen | count | longest | top names (stolen, count, longest) |\n|---|---:|---:|---:|---|\n");
@@ -463,7 +481,7 @@ pub fn html(groups: &[CulpritGroup]) -> Result<String, super::ReportError> {
         let _ = writeln!(
             o,
             "<h3>{} × {}</h3>\n<p>{}</p>",
-            esc(&g.layout),
+            esc(&g.arm()),
             esc(&g.scenario),
             windows(g, ("<b>", "</b>"))
         );

@@ -22,11 +22,14 @@ use crate::histo::{new_histogram, Summary};
 use crate::result::RunRecord;
 use crate::wire::{per_second, LoadKind, NetCounts, OpKind};
 
-/// One operation of one load in one (layout, scenario, workload), over its ok runs.
+/// One operation of one load in one (layout, variant, scenario, workload), over its ok runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HousekeepingRow {
     /// Layout name.
     pub layout: String,
+    /// The tuning variant, `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// The scenario.
     pub scenario: String,
     /// The workload of the RT vCPUs beside it.
@@ -59,16 +62,30 @@ pub struct HousekeepingRow {
 impl HousekeepingRow {
     /// `layout.scenario.workload`, as [`Group::name`].
     pub fn group_name(&self) -> String {
-        format!("{}.{}.{}", self.layout, self.scenario, self.workload)
+        super::group_name(
+            &self.layout,
+            self.variant.as_deref(),
+            &self.scenario,
+            self.workload,
+        )
     }
 
     /// Whether this row belongs to `g`.
     pub fn of(&self, g: &Group) -> bool {
-        self.layout == g.layout && self.scenario == g.scenario && self.workload == g.workload
+        g.is_arm(&self.layout, self.variant.as_deref())
+            && self.scenario == g.scenario
+            && self.workload == g.workload
     }
 }
 
-type Key = (String, String, WorkloadKind, LoadKind, OpKind);
+type Key = (
+    String,
+    Option<String>,
+    String,
+    WorkloadKind,
+    LoadKind,
+    OpKind,
+);
 
 struct OpAcc {
     results: usize,
@@ -121,6 +138,7 @@ impl Acc {
                 for (&op, s) in &l.ops {
                     let key = (
                         rec.layout.clone(),
+                        rec.variant.clone(),
                         rec.scenario.clone(),
                         rec.workload,
                         l.load,
@@ -162,12 +180,13 @@ impl Acc {
         }
     }
 
-    /// The rows, layouts in `layout_order`, then by scenario, workload, load and operation.
+    /// The rows, layouts in `layout_order`, then by variant name, scenario, workload, load and
+    /// operation.
     pub fn finish(self, layout_order: &[String]) -> Vec<HousekeepingRow> {
         let mut rows: Vec<HousekeepingRow> = self
             .rows
             .into_iter()
-            .map(|((layout, scenario, workload, load, op), a)| {
+            .map(|((layout, variant, scenario, workload, load, op), a)| {
                 let count = a.hist.len() + a.overflow;
                 let stats = Summary::new(
                     &a.hist,
@@ -182,6 +201,7 @@ impl Acc {
                 });
                 HousekeepingRow {
                     layout,
+                    variant,
                     scenario,
                     workload,
                     load,
@@ -275,7 +295,7 @@ fn table(rows: &[HousekeepingRow]) -> Table {
             None => Cell::from(r.errors),
         };
         t.row([
-            Cell::from(&r.layout),
+            Cell::from(super::arm_name(&r.layout, r.variant.as_deref())),
             Cell::from(&r.scenario),
             Cell::from(r.workload),
             Cell::from(r.load),

@@ -115,6 +115,9 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         r.missing_runs.len(),
         esc(&accels.join(", "))
     ));
+    if let Some(line) = r.variants_sentence() {
+        o.push_str(&format!("<p>{}</p>\n", esc(&line)));
+    }
 
     o.push_str("<h2>Verdicts</h2>\n<ul>\n");
     for v in &r.verdicts {
@@ -129,10 +132,13 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
             .iter()
             .filter(|g| g.layout == l.name)
             .flat_map(|g| {
-                g.budget
-                    .describe()
-                    .into_iter()
-                    .map(move |c| format!("{}.{}: {c}", g.scenario, g.workload))
+                g.budget.describe().into_iter().map(move |c| {
+                    let v = g
+                        .variant
+                        .as_ref()
+                        .map_or(String::new(), |v| format!("{v}."));
+                    format!("{v}{}.{}: {c}", g.scenario, g.workload)
+                })
             })
             .collect();
         o.push_str(&format!(
@@ -153,23 +159,34 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
     }
     o.push_str("</table>\n");
 
-    let layout_index = |name: &str| r.layouts.iter().position(|l| l.name == name).unwrap_or(0);
+    // One colour per arm, in the groups' order (per layout without variants).
+    let mut arms: Vec<String> = Vec::new();
+    for g in &r.groups {
+        if !arms.contains(&g.arm()) {
+            arms.push(g.arm());
+        }
+    }
+    let arm_index = |g: &Group| arms.iter().position(|a| *a == g.arm()).unwrap_or(0);
     for v in &r.verdicts {
         let gs = r.groups_of(&v.scenario, v.workload);
         o.push_str(&format!("<h2>{} × {}</h2>\n", v.scenario, v.workload));
         o.push_str(&format!("<p>{}</p>\n", esc(&v.statement)));
         let q = v.percentile.unwrap_or(Quantile::P9999);
-        o.push_str(&format!("<table><tr><th>rank</th><th>layout</th><th>reps</th><th>samples</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>mean</th><th>stddev</th><th>{q} spread</th><th>stability</th><th>budget</th></tr>\n"));
+        o.push_str(&format!("<table><tr><th>rank</th><th>{}</th><th>reps</th><th>samples</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>mean</th><th>stddev</th><th>{q} spread</th><th>stability</th><th>budget</th></tr>\n", r.arm_column()));
         // Ranked layouts first, in rank order, then the others.
         let rows = r.table_rows(v);
         let mut marked = false;
         for (rank, g) in rows {
             let rank = rank.map_or("–".to_string(), |x| x.to_string());
-            if let Some(f) = v.failed.iter().find(|f| f.layout == g.layout) {
+            if let Some(f) = v
+                .failed
+                .iter()
+                .find(|f| g.is_arm(&f.layout, f.variant.as_deref()))
+            {
                 // No numbers: the row says why, across them.
                 o.push_str(&format!(
                     "<tr><td class=n>{rank}</td><td>{}</td><td class=n>0 of {}</td><td colspan=\"12\" class=\"bad\">{}</td><td>{}</td></tr>\n",
-                    esc(&g.layout),
+                    esc(&g.arm()),
                     f.runs,
                     esc(&f.statement),
                     budget_html(g.budget.status)
@@ -189,7 +206,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
             };
             o.push_str(&format!(
                 "<tr><td class=n>{rank}</td><td>{}</td><td class=n>{reps}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{spread}</td><td>{}</td><td>{}</td></tr>\n",
-                esc(&g.layout),
+                esc(&g.arm()),
                 s.samples,
                 us(s.min_ns),
                 pct(s.samples, &s.p50_ns),
@@ -215,7 +232,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         let indexed: Vec<(usize, &Group)> = gs
             .iter()
             .filter(|g| g.stats.samples > 0)
-            .map(|g| (layout_index(&g.layout), *g))
+            .map(|g| (arm_index(g), *g))
             .collect();
         if !indexed.is_empty() {
             let t = format!("{} × {}", v.scenario, v.workload);

@@ -13,8 +13,8 @@ use super::{escape_xml as esc, Group, LayoutView, ReportError};
 use crate::cpuset::CpuSet;
 use crate::result::ThreadRole;
 
-/// One layout's series: colour index, label, points.
-type Series<'a, P> = (usize, &'a str, Vec<P>);
+/// One arm's series: colour index, label (the arm, [`super::arm_name`]), points.
+type Series<P> = (usize, String, Vec<P>);
 
 /// Width of every plot, px.
 const W: u32 = 640;
@@ -23,7 +23,7 @@ const H: u32 = 360;
 /// Logarithmic bins per decade of the histogram figure.
 const BINS_PER_DECADE: f64 = 20.0;
 
-/// Colour of the `i`-th layout, the same in every figure.
+/// Colour of the `i`-th arm (layout without variants), the same in every figure.
 pub(super) fn colour(i: usize) -> RGBColor {
     const C: [RGBColor; 8] = [
         RGBColor(31, 119, 180),
@@ -146,11 +146,11 @@ where
     Ok(buf)
 }
 
-/// Overlaid log-log latency histograms, one step line per layout.
+/// Overlaid log-log latency histograms, one step line per arm.
 pub fn histogram_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String, ReportError> {
-    let series: Vec<Series<'_, (f64, f64, u64)>> = groups
+    let series: Vec<Series<(f64, f64, u64)>> = groups
         .iter()
-        .map(|(i, g)| (*i, g.layout.as_str(), log_bins(&g.histogram.0)))
+        .map(|(i, g)| (*i, g.arm(), log_bins(&g.histogram.0)))
         .filter(|(_, _, b)| !b.is_empty())
         .collect();
     let lo = series
@@ -203,7 +203,7 @@ pub fn histogram_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String, 
                         .draw_series(std::iter::once(PathElement::new(p, c.stroke_width(2))))
                         .map_err(|x| e(x.to_string()))?;
                     if first {
-                        s.label(*name).legend(move |(x, y)| {
+                        s.label(name.as_str()).legend(move |(x, y)| {
                             PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                         });
                         first = false;
@@ -223,9 +223,9 @@ fn nines_label(v: &f64) -> String {
     format!("{s}%")
 }
 
-/// Percentile curves: latency against percentile on a "nines" axis, one line per layout.
+/// Percentile curves: latency against percentile on a "nines" axis, one line per arm.
 pub fn percentile_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String, ReportError> {
-    let series: Vec<Series<'_, (f64, f64)>> = groups
+    let series: Vec<Series<(f64, f64)>> = groups
         .iter()
         .map(|(i, g)| {
             let h = &g.histogram.0;
@@ -238,7 +238,7 @@ pub fn percentile_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String,
                     .map(|(q, v)| (-(1.0 - q).log10(), v.max(1) as f64 / 1000.0))
                     .collect()
             };
-            (*i, g.layout.as_str(), pts)
+            (*i, g.arm(), pts)
         })
         .filter(|s| !s.2.is_empty())
         .collect();
@@ -284,7 +284,7 @@ pub fn percentile_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String,
 }
 
 /// Latency over time from the interval histograms: interval max (thick) and p99 (thin) per
-/// repetition, one colour per layout.
+/// repetition, one colour per arm.
 pub fn timeline_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String, ReportError> {
     type Series = (usize, String, Vec<(f64, f64)>, Vec<(f64, f64)>);
     let mut series: Vec<Series> = Vec::new();
@@ -302,7 +302,7 @@ pub fn timeline_svg(title: &str, groups: &[(usize, &Group)]) -> Result<String, R
                 .filter_map(|p| p.p99_ns.map(|v| (mid(p), v.max(1) as f64 / 1000.0)))
                 .collect();
             if !max.is_empty() {
-                series.push((*i, format!("{} r{}", g.layout, t.repetition), max, p99));
+                series.push((*i, format!("{} r{}", g.arm(), t.repetition), max, p99));
             }
         }
     }

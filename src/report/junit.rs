@@ -1,5 +1,5 @@
 //! `junit.xml` for CI test reporting: one `<testsuite>` per (scenario, workload), one
-//! `<testcase>` per layout in it. A case fails when a run's guest failed (`<failure
+//! `<testcase>` per arm in it (the layout, or `layout/variant` with variants, and a `variant` property). A case fails when a run's guest failed (`<failure
 //! type="guest-failed">`: a layout that kills its guest has failed, [`super::failures`]; the
 //! message is the count and the cause, the text each cause's sentence and evidence) or when the
 //! layout is over its budget (`<failure type="budget">`), and errors (`<error
@@ -131,13 +131,16 @@ pub fn render(report: &Report) -> String {
             out.push_str(&format!(
                 "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\">\n",
                 esc(&suite),
-                esc(&g.layout),
+                esc(&g.arm()),
                 secs(g.stats.duration_ns)
             ));
             out.push_str("      <properties>\n");
             let s = &g.stats;
             let p = "        ";
             prop(&mut out, p, "layout_kind", g.layout_kind.as_str());
+            if let Some(v) = &g.variant {
+                prop(&mut out, p, "variant", v);
+            }
             prop(&mut out, p, "repetitions", &g.ok_runs.len().to_string());
             prop(&mut out, p, "samples", &s.samples.to_string());
             prop(&mut out, p, "overflow", &s.overflow.to_string());

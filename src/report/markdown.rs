@@ -115,6 +115,9 @@ pub fn render(report: &Report) -> String {
         report.missing_runs.len(),
         accels.join(", ")
     ));
+    if let Some(line) = report.variants_sentence() {
+        o.push_str(&format!("{line}\n\n"));
+    }
     if !report.libvirt.is_empty() {
         o.push_str(&format!(
             "Launched by {}: libvirt applied the placement, pinlat read it back and compared it with the plan.\n\n",
@@ -168,7 +171,10 @@ pub fn render(report: &Report) -> String {
             .filter(|g| g.layout == l.name && !g.budget.describe().is_empty())
             .map(|g| {
                 format!(
-                    "{}.{}: {}",
+                    "{}{}.{}: {}",
+                    g.variant
+                        .as_ref()
+                        .map_or(String::new(), |v| format!("{v}.")),
                     g.scenario,
                     g.workload,
                     g.budget.describe().join(", ")
@@ -197,7 +203,7 @@ pub fn render(report: &Report) -> String {
     for v in &report.verdicts {
         o.push_str(&format!("## {} × {}\n\n", v.scenario, v.workload));
         let q = v.percentile.unwrap_or(Quantile::P9999);
-        o.push_str(&format!("| rank | layout | reps | samples | min | p50 | p90 | p99 | p99.9 | p99.99 | max | {q} spread | stability | budget |\n"));
+        o.push_str(&format!("| rank | {} | reps | samples | min | p50 | p90 | p99 | p99.9 | p99.99 | max | {q} spread | stability | budget |\n", report.arm_column()));
         o.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n");
         let gs = report.groups_of(&v.scenario, v.workload);
         let rows = report.table_rows(v);
@@ -214,7 +220,7 @@ pub fn render(report: &Report) -> String {
             };
             o.push_str(&format!(
                 "| {rank} | {} | {reps} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                g.layout,
+                g.arm(),
                 s.samples,
                 if s.samples == 0 {
                     "–".to_string()
@@ -259,7 +265,7 @@ pub fn render(report: &Report) -> String {
                         )
                     })
                     .collect();
-                format!("- {}: {}\n", g.layout, ev.join(", "))
+                format!("- {}: {}\n", g.arm(), ev.join(", "))
             })
             .collect();
         if !tops.is_empty() {

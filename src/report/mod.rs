@@ -125,15 +125,42 @@ impl std::fmt::Display for VcpuKey {
     }
 }
 
+/// The name of an arm of the matrix, as every output shows it: the layout name alone when the
+/// config has no variants (`vcpu0`), else `layout/variant` (`vcpu0/mlock`). Arms are ranked as
+/// layouts are ([`verdict`]).
+pub fn arm_name(layout: &str, variant: Option<&str>) -> String {
+    match variant {
+        None => layout.to_string(),
+        Some(v) => format!("{layout}/{v}"),
+    }
+}
+
+/// `layout.scenario.workload`, or `layout.variant.scenario.workload` with variants: a group's
+/// name, its runs' names without the repetition ([`crate::result::run_name`]).
+pub fn group_name(
+    layout: &str,
+    variant: Option<&str>,
+    scenario: &str,
+    workload: WorkloadKind,
+) -> String {
+    match variant {
+        None => format!("{layout}.{scenario}.{workload}"),
+        Some(v) => format!("{layout}.{v}.{scenario}.{workload}"),
+    }
+}
+
 /// Summary of one run file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
-    /// `layout.scenario.workload.rN`.
+    /// `layout.scenario.workload.rN` (`layout.variant.scenario.workload.rN` with variants).
     pub name: String,
     /// File under `runs/`.
     pub file: String,
     /// Layout name.
     pub layout: String,
+    /// The tuning variant, `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// The scenario the runs were measured under.
     pub scenario: String,
     /// The workload measured on the RT vCPUs.
@@ -259,13 +286,16 @@ impl Spread {
     }
 }
 
-/// Merged results of one (layout, scenario, workload) over its repetitions.
+/// Merged results of one (layout, variant, scenario, workload) over its repetitions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     /// Layout name.
     pub layout: String,
     /// Layout rule.
     pub layout_kind: LayoutKind,
+    /// The tuning variant, `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// The scenario the runs were measured under.
     pub scenario: String,
     /// The workload measured on the RT vCPUs.
@@ -299,9 +329,25 @@ pub struct Group {
 }
 
 impl Group {
-    /// `layout.scenario.workload`.
+    /// `layout.scenario.workload`, or `layout.variant.scenario.workload` with variants (the
+    /// run names' prefix, and the stem of the group's files).
     pub fn name(&self) -> String {
-        format!("{}.{}.{}", self.layout, self.scenario, self.workload)
+        group_name(
+            &self.layout,
+            self.variant.as_deref(),
+            &self.scenario,
+            self.workload,
+        )
+    }
+
+    /// The arm it measured, as every output names it ([`arm_name`]).
+    pub fn arm(&self) -> String {
+        arm_name(&self.layout, self.variant.as_deref())
+    }
+
+    /// Whether it measured the arm (`layout`, `variant`).
+    pub fn is_arm(&self, layout: &str, variant: Option<&str>) -> bool {
+        self.layout == layout && self.variant.as_deref() == variant
     }
 }
 
@@ -371,6 +417,10 @@ pub struct Report {
     /// The doctor's and calibration's verdicts on the host, when they ran for it.
     #[serde(default)]
     pub host_checks: hostchecks::HostChecks,
+    /// The variants of the matrix, the baseline (the config's first `[[variants]]`) first;
+    /// empty without variants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
     /// Budgets from `plan.json`, by workload.
     pub budgets: BTreeMap<WorkloadKind, crate::config::Budget>,
     /// Runs listed in `plan.json` with no run file.
@@ -379,7 +429,7 @@ pub struct Report {
     pub skipped: Vec<SkippedFile>,
     /// Every readable run, by name.
     pub runs: Vec<RunSummary>,
-    /// Per (layout, scenario, workload), in layout, scenario, workload order.
+    /// Per (layout, variant, scenario, workload), in layout, variant, scenario, workload order.
     pub groups: Vec<Group>,
     /// Observed placement per layout.
     pub layouts: Vec<LayoutView>,
@@ -446,7 +496,7 @@ impl Report {
         self.accels.contains(&Accel::Tcg)
     }
 
-    /// Groups of one (scenario, workload), in layout order.
+    /// Groups of one (scenario, workload), in layout, then variant order.
     pub fn groups_of(&self, scenario: &str, workload: WorkloadKind) -> Vec<&Group> {
         self.groups
             .iter()
@@ -454,29 +504,59 @@ impl Report {
             .collect()
     }
 
-    /// The groups of a verdict's (scenario, workload) as its tables list them: ranked layouts
+    /// The groups of a verdict's (scenario, workload) as its tables list them: ranked arms
     /// in rank order with their rank, then the other measured or empty ones (not ranked), then
-    /// the layouts none of whose runs measured, last, with their rank ([`Verdict::failed`]).
+    /// the arms none of whose runs measured, last, with their rank ([`Verdict::failed`]).
     pub fn table_rows(&self, v: &Verdict) -> Vec<(Option<usize>, &Group)> {
         let gs = self.groups_of(&v.scenario, v.workload);
-        let find = |layout: &str| gs.iter().find(|g| g.layout == layout).copied();
+        let find = |layout: &str, variant: Option<&str>| {
+            gs.iter().find(|g| g.is_arm(layout, variant)).copied()
+        };
         let mut rows: Vec<(Option<usize>, &Group)> = v
             .ranking
             .iter()
-            .filter_map(|r| find(&r.layout).map(|g| (Some(r.rank), g)))
+            .filter_map(|r| find(&r.layout, r.variant.as_deref()).map(|g| (Some(r.rank), g)))
             .collect();
         rows.extend(
             gs.iter()
-                .filter(|g| !v.ranking.iter().any(|r| r.layout == g.layout))
-                .filter(|g| !v.failed.iter().any(|f| f.layout == g.layout))
+                .filter(|g| {
+                    !v.ranking
+                        .iter()
+                        .any(|r| g.is_arm(&r.layout, r.variant.as_deref()))
+                })
+                .filter(|g| {
+                    !v.failed
+                        .iter()
+                        .any(|f| g.is_arm(&f.layout, f.variant.as_deref()))
+                })
                 .map(|g| (None, *g)),
         );
         rows.extend(
             v.failed
                 .iter()
-                .filter_map(|f| find(&f.layout).map(|g| (f.rank, g))),
+                .filter_map(|f| find(&f.layout, f.variant.as_deref()).map(|g| (f.rank, g))),
         );
         rows
+    }
+
+    /// `Variants: base (baseline), mlock. …` when the matrix has variants: how arms are named
+    /// and what each is compared against ([`verdict`]); `None` without variants.
+    pub fn variants_sentence(&self) -> Option<String> {
+        let (first, rest) = self.variants.split_first()?;
+        let others: String = rest.iter().map(|v| format!(", {v}")).collect();
+        Some(format!(
+            "Variants: {first} (baseline){others}. Each arm is a layout × variant, named layout/variant and ranked like layouts; each is compared against the base layout of its variant and against its layout's baseline variant."
+        ))
+    }
+
+    /// The header of the column that names an arm: `layout`, or `layout/variant` when the
+    /// matrix has variants.
+    pub fn arm_column(&self) -> &'static str {
+        if self.variants.is_empty() {
+            "layout"
+        } else {
+            "layout/variant"
+        }
     }
 
     /// Reads a `report.json` back.

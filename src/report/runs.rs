@@ -25,6 +25,7 @@ pub(crate) fn summary(
         name: rec.name.clone(),
         file: file.to_string(),
         layout: rec.layout.clone(),
+        variant: rec.variant.clone(),
         scenario: rec.scenario.clone(),
         workload: rec.workload,
         repetition: rec.repetition,

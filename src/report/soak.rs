@@ -133,6 +133,9 @@ pub struct SoakRun {
     pub run: String,
     /// Layout name.
     pub layout: String,
+    /// The tuning variant, `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Scenario name.
     pub scenario: String,
     /// Workload.
@@ -197,6 +200,7 @@ pub(crate) fn row(rec: &RunRecord, state: SoakState, stats: Summary) -> SoakRun 
     SoakRun {
         run: rec.name.clone(),
         layout: rec.layout.clone(),
+        variant: rec.variant.clone(),
         scenario: rec.scenario.clone(),
         workload: rec.workload,
         state,

@@ -36,11 +36,14 @@ pub struct KindTime {
     pub cpus_seen: CpuSet,
 }
 
-/// One layout × scenario × workload.
+/// One layout × scenario × workload (× variant with variants).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThreadCpuGroup {
     /// Layout name.
     pub layout: String,
+    /// The tuning variant, `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Scenario, by name.
     pub scenario: String,
     /// Workload.
@@ -73,7 +76,8 @@ struct GroupAcc {
 /// Folds runs into the section, one at a time (as [`super::aggregate`] streams them).
 #[derive(Default)]
 pub struct Acc {
-    groups: BTreeMap<(String, String, WorkloadKind), GroupAcc>,
+    /// By (layout, variant, scenario, workload).
+    groups: BTreeMap<(String, Option<String>, String, WorkloadKind), GroupAcc>,
 }
 
 impl Acc {
@@ -88,7 +92,12 @@ impl Acc {
         }
         let g = self
             .groups
-            .entry((rec.layout.clone(), rec.scenario.clone(), rec.workload))
+            .entry((
+                rec.layout.clone(),
+                rec.variant.clone(),
+                rec.scenario.clone(),
+                rec.workload,
+            ))
             .or_default();
         for guest in &rec.guests {
             let Some(tc) = &guest.thread_cpu else {
@@ -111,14 +120,17 @@ impl Acc {
         }
     }
 
-    /// The section's groups, in `layout_order`, then scenario and workload order.
+    /// The section's groups, in `layout_order`, then variant name, scenario and workload
+    /// order.
     pub fn finish(self, layout_order: &[String]) -> Vec<ThreadCpuGroup> {
         let mut out = Vec::new();
         for layout in layout_order {
-            for ((l, scenario, workload), g) in
+            for ((l, variant, scenario, workload), g) in
                 self.groups.iter().filter(|((l, ..), _)| l == layout)
             {
-                out.push(finish_group(l, scenario, *workload, g));
+                let mut group = finish_group(l, scenario, *workload, g);
+                group.variant = variant.clone();
+                out.push(group);
             }
         }
         out
@@ -178,6 +190,7 @@ fn finish_group(
     }
     ThreadCpuGroup {
         layout: layout.to_string(),
+        variant: None,
         scenario: scenario.to_string(),
         workload,
         guest_runs: g.guest_runs,
@@ -256,7 +269,7 @@ fn table(groups: &[ThreadCpuGroup]) -> Table {
     for g in groups {
         t.row(
             [
-                Cell::from(&g.layout),
+                Cell::from(super::arm_name(&g.layout, g.variant.as_deref())),
                 Cell::from(&g.scenario),
                 Cell::from(g.workload),
                 Cell::from(load(g)),
@@ -273,9 +286,11 @@ fn warnings(groups: &[ThreadCpuGroup]) -> Vec<String> {
     groups
         .iter()
         .flat_map(|g| {
-            g.warnings
-                .iter()
-                .map(move |w| format!("{}.{}.{}: {w}", g.layout, g.scenario, g.workload))
+            g.warnings.iter().map(move |w| {
+                let name =
+                    super::group_name(&g.layout, g.variant.as_deref(), &g.scenario, g.workload);
+                format!("{name}: {w}")
+            })
         })
         .collect()
 }

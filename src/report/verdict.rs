@@ -17,6 +17,14 @@
 //! (max − min) of that percentile between the repetitions of either layout. With a single
 //! repetition there is no spread: the difference is reported as unqualified, never as a win.
 //!
+//! Variants: with `[[variants]]` the ranked unit is the arm, a layout × variant, named
+//! `layout/variant` ([`super::arm_name`]; the layout alone without variants), ranked by the same
+//! percentile, spread and stability rules as layouts. Each arm is compared against the base
+//! layout (below) of its own variant, and against its own layout's baseline variant (the
+//! config's first `[[variants]]`): "on vcpu0, mlock against base: p99.99 −12.0% (…, beyond the
+//! spread between repetitions, …)" says what a variant buys on a layout, with the same
+//! significance rule.
+//!
 //! Which layouts: a layout none of whose runs measured is not dropped. It is ranked last, after
 //! every measured layout, in [`Verdict::failed`] (the ranking keeps only layouts with a value
 //! to rank by), and the sentence says so first, with the count and the cause: "custom
@@ -28,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::failures::{self, FailedLayout};
 use super::stability::Stability;
-use super::{us, us_opt, Group, Range};
+use super::{us_opt, Group, Range};
 use crate::config::{LayoutKind, WorkloadKind};
 use crate::histo::Quantile;
 use crate::wire::ClockSource;
@@ -54,6 +62,9 @@ pub struct Ranked {
     pub layout: String,
     /// Layout rule.
     pub layout_kind: LayoutKind,
+    /// The tuning variant, `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// The value at the verdict's percentile, ns (`None`: overflow).
     pub value_ns: Option<u64>,
     /// Largest sample, ns.
@@ -70,13 +81,29 @@ pub struct Ranked {
     pub failed_runs: usize,
 }
 
-/// One layout's tail against a baseline layout's, at the verdict's percentile.
+impl Ranked {
+    /// The arm, as every output names it ([`super::arm_name`]).
+    pub fn arm(&self) -> String {
+        super::arm_name(&self.layout, self.variant.as_deref())
+    }
+}
+
+/// One arm's tail against a baseline's, at the verdict's percentile: another layout of the
+/// same variant (or without variants), or the same layout's baseline variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Comparison {
     /// The layout.
     pub layout: String,
-    /// The baseline it is compared with.
+    /// The layout of the baseline it is compared with (the same layout when variants are
+    /// compared).
     pub against: String,
+    /// The tuning variant, `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The baseline's variant: the same as `variant` when layouts are compared, the baseline
+    /// variant when variants are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against_variant: Option<String>,
     /// The percentile compared.
     pub percentile: Quantile,
     /// Baseline value, ns.
@@ -89,6 +116,18 @@ pub struct Comparison {
     pub significance: Significance,
     /// The sentence.
     pub statement: String,
+}
+
+impl Comparison {
+    /// The arm compared ([`super::arm_name`]).
+    pub fn arm(&self) -> String {
+        super::arm_name(&self.layout, self.variant.as_deref())
+    }
+
+    /// The arm it is compared against.
+    pub fn against_arm(&self) -> String {
+        super::arm_name(&self.against, self.against_variant.as_deref())
+    }
 }
 
 /// Ranking and statements for one (scenario, workload).
@@ -106,13 +145,16 @@ pub struct Verdict {
     /// Layouts with samples, lowest value at `percentile` first (empty when not comparable or
     /// no percentile qualifies).
     pub ranking: Vec<Ranked>,
-    /// Layouts with no sample that are not in `failed` (runs that measured nothing).
+    /// Arms with no sample that are not in `failed` (runs that measured nothing), by
+    /// [`super::arm_name`].
     pub no_data: Vec<String>,
     /// Layouts none of whose runs measured, each with the count and cause of its failures:
     /// ranked after every layout of `ranking`, tied among themselves, in layout order.
     #[serde(default)]
     pub failed: Vec<FailedLayout>,
-    /// Each layout against the baseline (`share`, else `float`, else the worst-ranked layout).
+    /// Each layout against the baseline (`share`, else `float`, else the worst-ranked layout)
+    /// of the same variant; then, with variants, each arm against its layout's baseline
+    /// variant.
     pub comparisons: Vec<Comparison>,
     /// The whole verdict in one sentence.
     pub statement: String,
@@ -147,7 +189,7 @@ pub fn clocks_differ(gs: &[&Group]) -> Option<String> {
     (!same).then(|| {
         let each: Vec<String> = gs
             .iter()
-            .map(|g| format!("{}: {}", g.layout, clocks_label(&g.clocks)))
+            .map(|g| format!("{}: {}", g.arm(), clocks_label(&g.clocks)))
             .collect();
         format!("clocks differ ({})", each.join(", "))
     })
@@ -161,71 +203,9 @@ pub fn judged_percentile(gs: &[&Group]) -> Option<Quantile> {
         .find(|&q| gs.iter().all(|g| !g.stats.at(q).max_bound))
 }
 
-fn compare(g: &Group, base: &Group, q: Quantile) -> Comparison {
-    let (from, to) = (base.stats.at(q).value_ns, g.stats.at(q).value_ns);
-    let noise = match (base.spread.of(q), g.spread.of(q)) {
-        (Some(a), Some(b)) => Some(a.width_ns().max(b.width_ns())),
-        _ => None,
-    };
-    let (l, b) = (&g.layout, &base.layout);
-    let (significance, statement) = match (from, to, noise) {
-        (Some(f), Some(t), Some(n)) if f.abs_diff(t) > n => (
-            Significance::Significant,
-            format!(
-                "{l} {} {q} from {} µs to {} µs against {b} (beyond the spread between repetitions, {} µs)",
-                if t < f { "cut" } else { "raised" },
-                us(f),
-                us(t),
-                us(n)
-            ),
-        ),
-        (Some(f), Some(t), Some(n)) => (
-            Significance::NotSignificant,
-            format!(
-                "{l} against {b}: no significant difference ({q} {} µs vs {} µs, within the spread between repetitions, {} µs)",
-                us(t),
-                us(f),
-                us(n)
-            ),
-        ),
-        (Some(f), Some(t), None) => {
-            let why = if base.spread.repetitions < 2 || g.spread.repetitions < 2 {
-                "fewer than 2 repetitions, no spread to judge significance: run with repetitions ≥ 2".to_string()
-            } else {
-                format!("no spread between repetitions to judge significance: a repetition's {q} is in overflow or it has no samples")
-            };
-            (
-                Significance::Unqualified,
-                format!(
-                    "{l} against {b}: {q} {} µs vs {} µs, unqualified ({why})",
-                    us(t),
-                    us(f)
-                ),
-            )
-        }
-        _ => (
-            Significance::Unqualified,
-            format!(
-                "{l} against {b}: {q} {} µs vs {} µs, unqualified (a value lies in the histogram's overflow)",
-                us_opt(to),
-                us_opt(from)
-            ),
-        ),
-    };
-    Comparison {
-        layout: l.clone(),
-        against: b.clone(),
-        percentile: q,
-        from_ns: from,
-        to_ns: to,
-        noise_ns: noise,
-        significance,
-        statement,
-    }
-}
-
-/// Ranks and compares the layouts of every (scenario, workload), in the groups' order.
-pub fn verdicts(groups: &[Group]) -> Vec<Verdict> {
+/// Ranks and compares the arms of every (scenario, workload), in the groups' order;
+/// `variants` is the variant axis, its baseline first (empty without variants).
+pub fn verdicts(groups: &[Group], variants: &[String]) -> Vec<Verdict> {
     let mut keys: Vec<(String, WorkloadKind)> = Vec::new();
     for g in groups {
         if !keys
@@ -242,7 +222,7 @@ pub fn verdicts(groups: &[Group]) -> Vec<Verdict> {
                 .iter()
                 .filter(|g| g.scenario == s && g.workload == w)
                 .collect();
-            verdict_of(s, w, &gs)
+            verdict_of(s, w, &gs, variants)
         })
         .collect()
 }
@@ -254,14 +234,19 @@ fn instability(measured: &[&Group]) -> String {
         .iter()
         .flat_map(|g| {
             let maxima = (g.stability.unstable == Some(true))
-                .then(|| format!("; {} {}", g.layout, g.stability.describe()));
-            let failed = failures::partial(g).map(|p| format!("; {} unstable: {p}", g.layout));
+                .then(|| format!("; {} {}", g.arm(), g.stability.describe()));
+            let failed = failures::partial(g).map(|p| format!("; {} unstable: {p}", g.arm()));
             maxima.into_iter().chain(failed)
         })
         .collect()
 }
 
-fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdict {
+fn verdict_of(
+    scenario: String,
+    workload: WorkloadKind,
+    gs: &[&Group],
+    variants: &[String],
+) -> Verdict {
     let mut measured: Vec<&Group> = gs.iter().copied().filter(|g| g.stats.samples > 0).collect();
     let mut failed: Vec<FailedLayout> = gs
         .iter()
@@ -271,7 +256,7 @@ fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdic
     let no_data = gs
         .iter()
         .filter(|g| g.stats.samples == 0 && !failures::all_failed(g))
-        .map(|g| g.layout.clone())
+        .map(|g| g.arm())
         .collect();
     let head = format!("{workload} under {scenario}");
     // The failed layouts come first in the sentence: they are the strongest result.
@@ -295,7 +280,10 @@ fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdic
         statement: String::new(),
     };
     if measured.is_empty() {
-        verdict.statement = format!("{head}: {lost}no layout measured");
+        verdict.statement = format!(
+            "{head}: {lost}no {} measured",
+            if variants.is_empty() { "layout" } else { "arm" }
+        );
         verdict.failed = failed;
         return verdict;
     }
@@ -320,7 +308,7 @@ fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdic
             let v = g.stats.at(q).value_ns;
             (v.is_none(), v, g.stats.max_ns)
         };
-        key(a).cmp(&key(b)).then_with(|| a.layout.cmp(&b.layout))
+        key(a).cmp(&key(b)).then_with(|| a.arm().cmp(&b.arm()))
     });
     verdict.ranking = measured
         .iter()
@@ -329,6 +317,7 @@ fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdic
             rank: i + 1,
             layout: g.layout.clone(),
             layout_kind: g.layout_kind,
+            variant: g.variant.clone(),
             value_ns: g.stats.at(q).value_ns,
             max_ns: g.stats.max_ns,
             spread: g.spread.of(q),
@@ -341,33 +330,20 @@ fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdic
         f.rank = Some(measured.len() + 1);
     }
     verdict.failed = failed;
-    let base = [LayoutKind::Share, LayoutKind::Float]
-        .into_iter()
-        .find_map(|k| {
-            gs.iter()
-                .copied()
-                .find(|g| g.stats.samples > 0 && g.layout_kind == k)
-        })
-        .or_else(|| measured.last().copied());
-    if let Some(b) = base {
-        verdict.comparisons = measured
-            .iter()
-            .filter(|g| g.layout != b.layout)
-            .map(|g| compare(g, b, q))
-            .collect();
-    }
+    verdict.comparisons = compare::comparisons(gs, &measured, q, variants);
     let c = &verdict.comparisons;
     let first = &verdict.ranking[0];
+    let unit = if variants.is_empty() { "layout" } else { "arm" };
     verdict.statement = if c.is_empty() && !lost.is_empty() {
         format!(
-            "{head}: {lost}{} ranks first, the only layout measured ({q} {} µs){unstable}",
-            first.layout,
+            "{head}: {lost}{} ranks first, the only {unit} measured ({q} {} µs){unstable}",
+            first.arm(),
             us_opt(first.value_ns)
         )
     } else if c.is_empty() {
         format!(
             "{head}: only {} measured ({q} {} µs); nothing to compare against{unstable}",
-            first.layout,
+            first.arm(),
             us_opt(first.value_ns)
         )
     } else if c
@@ -376,13 +352,13 @@ fn verdict_of(scenario: String, workload: WorkloadKind, gs: &[&Group]) -> Verdic
     {
         format!(
             "{head}: {lost}unchanged across {} (no difference in {q} beyond the spread between repetitions); {}{unstable}",
-            if lost.is_empty() { "layouts" } else { "the measured layouts" },
+            if lost.is_empty() { format!("{unit}s") } else { format!("the measured {unit}s") },
             join_statements(c)
         )
     } else {
         format!(
             "{head}: {lost}lowest {q} {} ({} µs); {}{unstable}",
-            first.layout,
+            first.arm(),
             us_opt(first.value_ns),
             join_statements(c)
         )
@@ -396,3 +372,10 @@ fn join_statements(c: &[Comparison]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+#[path = "verdict_compare.rs"]
+mod compare;
+
+#[cfg(test)]
+#[path = "verdict_tests.rs"]
+mod tests;

@@ -30,6 +30,7 @@ fn specs() -> Vec<Spec> {
     let base = Spec {
         layout: "share",
         kind: LayoutKind::Share,
+        variant: None,
         scenario: ScenarioKind::MgmtPoll,
         workload: WorkloadKind::BusyPoll,
         rep: 1,
@@ -50,6 +51,7 @@ fn specs() -> Vec<Spec> {
         Spec {
             layout: "vcpu0",
             kind: LayoutKind::Vcpu0,
+            variant: None,
             tail_ns: (30_000, 40_000),
             ..base
         },

@@ -6,7 +6,8 @@
 //!
 //! Rows, under the path `pinlat`:
 //!
-//! - `pinlat.<layout>.<scenario>.<workload>`: the group's verdict, `PASS` (budget held),
+//! - `pinlat.<layout>.<scenario>.<workload>` (`pinlat.<layout>.<variant>.<scenario>.<workload>`
+//!   with variants, and `environment.misc.variant`): the group's verdict, `PASS` (budget held),
 //!   `FAIL` (over budget, or a run failed on the guest's side: the layout's result), `ERROR`
 //!   (a run failed on the host's side only, or nothing was measured), `DONE` (measured, no
 //!   budget set); its number is the value the budget judged, else p99.99 ([`super`], "Which
@@ -26,8 +27,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    case_name, cases, group_runs, guest_kernel_labels, host_name, lost_runs, notes, segment,
-    CaseStatus, GroupCase, Lost, LostRun,
+    case_name, cases, group_case_name, group_runs, guest_kernel_labels, host_name, lost_runs,
+    notes, segment, CaseStatus, GroupCase, Lost, LostRun,
 };
 use crate::histo::Quantile;
 use crate::report::{hlog::iso8601_ms, Exporter, OutputFile, Report, ReportError};
@@ -193,6 +194,9 @@ pub struct EnvironmentMisc {
     /// Layout name (unknown for an unreadable or missing run).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub layout: Option<String>,
+    /// The tuning variant (none without variants, or for an unreadable or missing run).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub variant: Option<String>,
     /// Scenario.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scenario: Option<String>,
@@ -300,7 +304,7 @@ impl Rows<'_> {
 
     fn env(
         &self,
-        layout: Option<&str>,
+        (layout, variant): (Option<&str>, Option<&str>),
         scenario: Option<&str>,
         workload: Option<&str>,
         accel: Option<&str>,
@@ -311,6 +315,7 @@ impl Rows<'_> {
             host: host_name(r).to_string(),
             run_id: r.run_id.clone(),
             layout: layout.map(str::to_string),
+            variant: variant.map(str::to_string),
             scenario: scenario.map(str::to_string),
             workload: workload.map(str::to_string),
             accel: accel.map(str::to_string),
@@ -323,7 +328,7 @@ impl Rows<'_> {
     fn group_env(&self, c: &GroupCase<'_>) -> EnvironmentMisc {
         let g = c.group;
         self.env(
-            Some(&g.layout),
+            (Some(&g.layout), g.variant.as_deref()),
             Some(&g.scenario),
             Some(g.workload.as_str()),
             Some(&c.accel),
@@ -388,7 +393,10 @@ impl Rows<'_> {
     fn lost(&self, l: &LostRun) -> KcidbTest {
         let run = self.report.runs.iter().find(|r| r.name == l.name);
         let env = self.env(
-            run.map(|r| r.layout.as_str()),
+            (
+                run.map(|r| r.layout.as_str()),
+                run.and_then(|r| r.variant.as_deref()),
+            ),
             run.map(|r| r.scenario.as_str()),
             run.map(|r| r.workload.as_str()),
             run.map(|r| r.accel.as_str()),
@@ -412,10 +420,9 @@ fn environment_comment(r: &Report) -> Option<String> {
     (!notes.is_empty()).then(|| notes.join("; "))
 }
 
-/// `<layout>.<scenario>.<workload>`, each a path segment.
+/// `<layout>[.<variant>].<scenario>.<workload>`, each a path segment.
 fn group_sub(c: &GroupCase<'_>) -> String {
-    let g = c.group;
-    case_name(&[&g.layout, &g.scenario, g.workload.as_str()])
+    group_case_name(c.group)
 }
 
 fn ns(value: u64) -> KcidbNumber {

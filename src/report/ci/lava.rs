@@ -7,7 +7,8 @@
 //! NAME RESULT [VALUE us]
 //! ```
 //!
-//! - one case per layout × scenario × workload, `<layout>.<scenario>.<workload>`: `pass` when
+//! - one case per layout × scenario × workload, `<layout>.<scenario>.<workload>`
+//!   (`<layout>.<variant>.<scenario>.<workload>` with variants): `pass` when
 //!   every run measured and the budget held (or none is set), `fail` when it was exceeded, a run
 //!   failed or nothing was measured; VALUE is the number the budget judged, else p99.99, in µs
 //!   with three decimals (exact to the ns), left out when there is none ([`super`], "Which
@@ -20,7 +21,7 @@
 //! Names keep ASCII letters, digits, `-`, `_` and `.` (LAVA refuses whitespace), so the loop's
 //! `read` splits every line into at most four fields.
 
-use super::{case_name, cases, host_name, lost_runs, notes, GroupCase, LostRun};
+use super::{case_name, cases, group_case_name, host_name, lost_runs, notes, GroupCase, LostRun};
 use crate::report::{us, Report};
 
 /// A case's result.
@@ -84,7 +85,7 @@ fn group_case(c: &GroupCase<'_>) -> LavaCase {
     why.extend(g.budget.describe());
     LavaCase {
         comment: format!("{}: {}", g.name(), why.join("; ")),
-        name: case_name(&[&g.layout, &g.scenario, g.workload.as_str()]),
+        name: group_case_name(g),
         result: if c.status.passed() {
             LavaResult::Pass
         } else {

@@ -261,10 +261,11 @@ fn case<'a>(report: &Report, g: &'a Group) -> GroupCase<'a> {
 
 /// Every run of a group that was read, measured or failed, in name order.
 pub fn group_runs<'a>(report: &'a Report, g: &'a Group) -> impl Iterator<Item = &'a RunSummary> {
-    report
-        .runs
-        .iter()
-        .filter(|r| r.layout == g.layout && r.scenario == g.scenario && r.workload == g.workload)
+    report.runs.iter().filter(|r| {
+        g.is_arm(&r.layout, r.variant.as_deref())
+            && r.scenario == g.scenario
+            && r.workload == g.workload
+    })
 }
 
 /// The guests' kernels as the formats list them: `guest: release`, ` PREEMPT_RT` when it was.
@@ -379,6 +380,16 @@ pub fn segment(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A group's case name: `<layout>.<scenario>.<workload>`, or
+/// `<layout>.<variant>.<scenario>.<workload>` with variants (as [`Group::name`], each part a
+/// [`segment`]).
+pub fn group_case_name(g: &Group) -> String {
+    let mut parts = vec![g.layout.as_str()];
+    parts.extend(g.variant.as_deref());
+    parts.extend([g.scenario.as_str(), g.workload.as_str()]);
+    case_name(&parts)
 }
 
 /// A dotted case name of segments (`share.idle.busy-poll`, `share.idle.busy-poll.r2`).

@@ -4,7 +4,8 @@
 //! 0.0.4: `# HELP` and `# TYPE` once per metric, then one sample per line, label values escaped
 //! (`\` as `\\`, `"` as `\"`, a newline as `\n`; in HELP text `\` and newline only).
 //!
-//! Every sample is labelled `layout`, `scenario`, `workload`, `host` and `accel` (`kvm`, `tcg`:
+//! Every sample is labelled `layout` (and `variant` when the matrix has variants, so that
+//! variants never merge into one series), `scenario`, `workload`, `host` and `accel` (`kvm`, `tcg`:
 //! TCG numbers are not hardware latency, and the file says so in a comment at its top, as it
 //! says when the report was built from a checkpoint while a run measures):
 //!
@@ -173,8 +174,9 @@ fn labels(
     let g = c.group;
     first
         .into_iter()
+        .chain([("layout", g.layout.clone())])
+        .chain(g.variant.clone().map(|v| ("variant", v)))
         .chain([
-            ("layout", g.layout.clone()),
             ("scenario", g.scenario.clone()),
             ("workload", g.workload.as_str().to_string()),
             ("host", host_name(report).to_string()),

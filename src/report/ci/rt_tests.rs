@@ -138,6 +138,9 @@ pub struct PinlatExtension {
     pub host: String,
     /// Layout name.
     pub layout: String,
+    /// The tuning variant, `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Scenario name.
     pub scenario: String,
     /// Workload (`busy-poll`, `timer`).
@@ -331,6 +334,7 @@ impl Head<'_> {
                 run_id: r.run_id.clone(),
                 host: host_name(r).to_string(),
                 layout: g.layout.clone(),
+                variant: g.variant.clone(),
                 scenario: g.scenario.clone(),
                 workload: g.workload,
                 accel: self.case.accel.clone(),

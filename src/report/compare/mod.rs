@@ -134,6 +134,11 @@ fn max_bound(b: &Percentile, n: &Percentile) -> Option<String> {
     (!why.is_empty()).then(|| format!("max-bound ({}): not judged", why.join(", ")))
 }
 
+/// The change from `base_ns` to `new_ns`, percent of the base (`None` when the base is 0).
+pub fn change_pct(base_ns: u64, new_ns: u64) -> Option<f64> {
+    (base_ns > 0).then(|| (new_ns as f64 - base_ns as f64) * 100.0 / base_ns as f64)
+}
+
 /// A change in percent as every comparison prints it: `+12.3%`, or `n/a` when the base was 0.
 pub fn pct_text(change_pct: Option<f64>) -> String {
     change_pct.map_or("n/a".to_string(), |p| format!("{p:+.1}%"))
@@ -152,10 +157,7 @@ pub fn change(q: Quantile, bp: &Percentile, np: &Percentile, o: &Options) -> Cha
     let (b, n) = (bp.value_ns, np.value_ns);
     let not_judged = max_bound(bp, np);
     let (change_pct, regression) = match (b, n) {
-        (Some(b), Some(n)) => {
-            let pct = (b > 0).then(|| (n as f64 - b as f64) * 100.0 / b as f64);
-            (pct, grew(b, n, o))
-        }
+        (Some(b), Some(n)) => (change_pct(b, n), grew(b, n, o)),
         (Some(_), None) => (None, true),
         _ => (None, false),
     };

@@ -137,6 +137,9 @@ pub struct FailedLayout {
     pub layout: String,
     /// Layout rule.
     pub layout_kind: LayoutKind,
+    /// The tuning variant, `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Runs that failed.
     pub failed: usize,
     /// Runs read.
@@ -149,6 +152,11 @@ pub struct FailedLayout {
 }
 
 impl FailedLayout {
+    /// The arm that failed ([`super::arm_name`]).
+    pub fn arm(&self) -> String {
+        super::arm_name(&self.layout, self.variant.as_deref())
+    }
+
     /// The failed layout of a group none of whose runs measured (rank left to the verdict).
     pub fn of(g: &Group) -> FailedLayout {
         let what = if g.failures.iter().all(|c| c.guest) {
@@ -160,12 +168,16 @@ impl FailedLayout {
             rank: None,
             layout: g.layout.clone(),
             layout_kind: g.layout_kind,
+            variant: g.variant.clone(),
             failed: g.failed_runs.len(),
             runs: runs_read(g),
             causes: g.failures.clone(),
             statement: format!(
                 "{}: {what} ({} of {} runs: {})",
-                layout_label(&g.layout, g.layout_kind),
+                super::arm_name(
+                    &layout_label(&g.layout, g.layout_kind),
+                    g.variant.as_deref()
+                ),
                 g.failed_runs.len(),
                 runs_read(g),
                 causes_text(&g.failures)
@@ -194,7 +206,11 @@ pub fn kernel_warnings<'a>(report: &'a Report, g: &Group) -> Vec<KernelWarning<'
     report
         .runs
         .iter()
-        .filter(|r| r.layout == g.layout && r.scenario == g.scenario && r.workload == g.workload)
+        .filter(|r| {
+            g.is_arm(&r.layout, r.variant.as_deref())
+                && r.scenario == g.scenario
+                && r.workload == g.workload
+        })
         .flat_map(|r| {
             r.warnings.iter().filter_map(move |w| match w {
                 Warning::GuestKernel { guest, report } => {

@@ -31,7 +31,10 @@ fn entries<'a>(report: &'a Report, v: &'a Verdict) -> Vec<Entry<'a>> {
         .filter(|(_, g)| !g.failed_runs.is_empty())
         .map(|(_, g)| Entry {
             group: g,
-            failed: v.failed.iter().find(|f| f.layout == g.layout),
+            failed: v
+                .failed
+                .iter()
+                .find(|f| g.is_arm(&f.layout, f.variant.as_deref())),
             partial: partial(g),
         })
         .collect();
@@ -53,7 +56,7 @@ fn headline(e: &Entry<'_>) -> (bool, String) {
             false,
             format!(
                 "{}: unstable: {p}; its numbers are from the {} run(s) that measured",
-                e.group.layout,
+                e.group.arm(),
                 e.group.ok_runs.len()
             ),
         ),
@@ -62,7 +65,7 @@ fn headline(e: &Entry<'_>) -> (bool, String) {
             all_failed(e.group),
             format!(
                 "{}: {} run(s) failed",
-                e.group.layout,
+                e.group.arm(),
                 e.group.failed_runs.len()
             ),
         ),
@@ -182,7 +185,7 @@ fn section_warnings(report: &Report, v: &Verdict) -> Vec<String> {
         .flat_map(|(_, g)| {
             kernel_warnings(report, g)
                 .into_iter()
-                .map(move |(run, guest, w)| format!("{}: `{run}` guest {guest}: {w}", g.layout))
+                .map(move |(run, guest, w)| format!("{}: `{run}` guest {guest}: {w}", g.arm()))
         })
         .collect();
     let n = all.len();

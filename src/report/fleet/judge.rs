@@ -101,7 +101,7 @@ fn outcome_of(c: &Comparison) -> (Outcome, Option<String>) {
 /// What `v`, the host's verdict, says of `layout` against `against` when it has no comparison
 /// of the two.
 fn without_comparison(v: &Verdict, layout: &str, against: &str) -> (Outcome, Option<String>) {
-    let failed = |l: &str| v.failed.iter().find(|f| f.layout == l);
+    let failed = |l: &str| v.failed.iter().find(|f| f.arm() == l);
     match (failed(layout), failed(against)) {
         (Some(f), None) => (
             Outcome::Lost,
@@ -168,7 +168,7 @@ fn host_outcome(
             match v
                 .comparisons
                 .iter()
-                .find(|c| c.layout == layout && c.against == against)
+                .find(|c| c.arm() == layout && c.against_arm() == against)
             {
                 Some(c) => outcome_of(c),
                 None => without_comparison(v, layout, against),
@@ -269,7 +269,7 @@ pub fn judge(r: &FleetReport) -> Vec<Judgement> {
                 .verdict(scenario, *workload)
                 .map_or(&[][..], |v| &v.comparisons)
             {
-                let p = (c.layout.clone(), c.against.clone());
+                let p = (c.arm(), c.against_arm());
                 if !pairs.contains(&p) {
                     pairs.push(p);
                 }

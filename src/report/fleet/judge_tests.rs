@@ -15,6 +15,8 @@ fn cmp(layout: &str, to: Option<u64>, significance: Significance) -> Comparison 
     Comparison {
         layout: layout.into(),
         against: "share".into(),
+        variant: None,
+        against_variant: None,
         percentile: Quantile::P9999,
         from_ns: Some(100_000),
         to_ns: to,
@@ -148,6 +150,7 @@ fn a_layout_whose_guest_died_lost_and_the_baselines_death_is_a_win() {
         rank: Some(2),
         layout: layout.into(),
         layout_kind: LayoutKind::Custom,
+        variant: None,
         failed: 2,
         runs: 2,
         causes: vec![CauseCount {

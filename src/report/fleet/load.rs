@@ -15,7 +15,7 @@ use crate::config::LayoutKind;
 use crate::plan::GuestPlacement;
 use crate::report::aggregate::error_chain;
 use crate::report::source::{self, Origin};
-use crate::report::{hostchecks, LayoutView, ReportError};
+use crate::report::{arm_name, budget, hostchecks, Report, ReportError};
 use crate::schema::{read_versioned, HostFacts, HOST_FILE};
 
 /// A directory that cannot be merged: the host is reported failed with this reason.
@@ -74,14 +74,39 @@ pub fn placement_text(kind: LayoutKind, guests: &[&GuestPlacement]) -> String {
     format!("{}: {}", kind.as_str(), parts.join(" | "))
 }
 
-fn host_layout(v: &LayoutView) -> HostLayout {
-    let guests: Vec<&GuestPlacement> = v.guests.iter().map(|g| &g.planned).collect();
-    HostLayout {
-        name: v.name.clone(),
-        kind: v.kind,
-        placement: placement_text(v.kind, &guests),
-        budget: v.budget,
+/// The fleet's layouts of one host: each layout as it is without variants; with variants one
+/// per arm (`layout/variant`, [`crate::report::arm_name`]), each with the layout's placement
+/// and its own budget, so that variants are judged as layouts are and never merge.
+fn host_layouts(r: &Report) -> Vec<HostLayout> {
+    let mut out = Vec::new();
+    for v in &r.layouts {
+        let guests: Vec<&GuestPlacement> = v.guests.iter().map(|g| &g.planned).collect();
+        let placement = placement_text(v.kind, &guests);
+        let mut arms: Vec<Option<&str>> = Vec::new();
+        for g in r.groups.iter().filter(|g| g.layout == v.name) {
+            if !arms.contains(&g.variant.as_deref()) {
+                arms.push(g.variant.as_deref());
+            }
+        }
+        if arms.iter().all(Option::is_none) {
+            out.push(HostLayout {
+                name: v.name.clone(),
+                kind: v.kind,
+                placement,
+                budget: v.budget,
+            });
+            continue;
+        }
+        for arm in arms {
+            out.push(HostLayout {
+                name: arm_name(&v.name, arm),
+                kind: v.kind,
+                placement: placement.clone(),
+                budget: budget::layout_status(r.groups.iter().filter(|g| g.is_arm(&v.name, arm))),
+            });
+        }
     }
+    out
 }
 
 /// Reads one results directory and keeps what the fleet report needs. The label is left
@@ -128,12 +153,12 @@ pub fn load_host(dir: &Path) -> Result<FleetHost, LoadError> {
         },
         skipped: r.skipped.clone(),
         budgets: r.budgets.clone(),
-        layouts: r.layouts.iter().map(host_layout).collect(),
+        layouts: host_layouts(&r),
         groups: r
             .groups
             .iter()
             .map(|g| HostGroup {
-                layout: g.layout.clone(),
+                layout: g.arm(),
                 scenario: g.scenario.clone(),
                 workload: g.workload,
                 ok_runs: g.ok_runs.len(),

@@ -119,10 +119,10 @@ pub struct RunCounts {
     pub missing: usize,
 }
 
-/// One layout of one host.
+/// One layout of one host (one arm, layout × variant, with variants).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostLayout {
-    /// Layout name.
+    /// Layout name; with variants the arm, `layout/variant` ([`super::arm_name`]).
     pub name: String,
     /// Layout rule.
     pub kind: LayoutKind,
@@ -136,7 +136,8 @@ pub struct HostLayout {
 /// One layout × scenario × workload of one host, as the fleet report shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostGroup {
-    /// Layout name.
+    /// Layout name; with variants the arm, `layout/variant` ([`super::arm_name`]), so that
+    /// variants are compared across hosts as layouts are and never merge.
     pub layout: String,
     /// The scenario.
     pub scenario: String,

@@ -13,11 +13,13 @@ use crate::report::source::{self, JsonUnused, NoReport, Origin};
 use crate::report::{failures, Report};
 use crate::schema::{read_versioned, HostFacts, SchemaError, HOST_FILE};
 
-/// The layout × scenario × workload a point belongs to.
+/// The layout × scenario × workload (× variant with variants) a point belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeriesKey {
     /// Layout name.
     pub layout: String,
+    /// The tuning variant, `None` when the config has no variants.
+    pub variant: Option<String>,
     /// Scenario.
     pub scenario: String,
     /// Workload.
@@ -112,6 +114,7 @@ fn input(path: &Path, r: Report, aggregated: bool, mut notes: Vec<String>) -> Di
             };
             let key = SeriesKey {
                 layout: g.layout.clone(),
+                variant: g.variant.clone(),
                 scenario: g.scenario.clone(),
                 workload: g.workload,
             };

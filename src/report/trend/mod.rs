@@ -308,13 +308,18 @@ pub struct ChangePoint {
     pub change_pct: Option<f64>,
 }
 
-/// A layout × scenario × workload across the directories.
+/// A layout × scenario × workload (× variant) across the directories: different variants are
+/// different series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Series {
-    /// `layout.scenario.workload`.
+    /// `layout.scenario.workload` (`layout.variant.scenario.workload` with variants,
+    /// [`crate::report::group_name`]).
     pub name: String,
     /// Layout name.
     pub layout: String,
+    /// The tuning variant, `None` when the config has no variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Scenario.
     pub scenario: String,
     /// Workload.
@@ -520,13 +525,19 @@ pub fn build(
     let n = inputs.len();
     for (i, input) in inputs.iter_mut().enumerate() {
         for (key, point) in input.points.drain(..) {
-            let name = format!("{}.{}.{}", key.layout, key.scenario, key.workload);
+            let name = crate::report::group_name(
+                &key.layout,
+                key.variant.as_deref(),
+                &key.scenario,
+                key.workload,
+            );
             let idx = match series.iter().position(|s| s.name == name) {
                 Some(idx) => idx,
                 None => {
                     series.push(Series {
                         name,
                         layout: key.layout,
+                        variant: key.variant,
                         scenario: key.scenario,
                         workload: key.workload,
                         points: vec![SeriesPoint::absent(); n],

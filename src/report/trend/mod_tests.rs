@@ -23,6 +23,7 @@ fn summary(v: u64) -> Summary {
 fn key(layout: &str) -> SeriesKey {
     SeriesKey {
         layout: layout.into(),
+        variant: None,
         scenario: "idle".into(),
         workload: WorkloadKind::Timer,
     }

@@ -19,6 +19,7 @@ mod failures;
 mod housekeeping;
 mod soak;
 mod source;
+mod variants;
 mod verdicts;
 
 pub(crate) fn root() -> PathBuf {
@@ -67,6 +68,7 @@ fn fixtures_are_what_the_builder_makes() {
         ("runs-basic", fixtures::write_basic as fn(&Path)),
         ("runs-tcg", fixtures::write_tcg as fn(&Path)),
         ("runs-failures", fixtures::write_failures as fn(&Path)),
+        ("runs-variants", fixtures::write_variants as fn(&Path)),
         (
             "runs-traced",
             crate::fixtures_trace::write_traced as fn(&Path),
