@@ -118,7 +118,7 @@ impl JudgeArgs {
 /// What `pinlat` does: one subcommand per task.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the config's matrix (layout x scenario x workload x repetition) on this host.
+    /// Run the config's matrix (layout x variant x scenario x workload x repetition) on this host.
     ///
     /// Boots one QEMU guest set per run with the layout's pinning, verifies every thread's
     /// placement from /proc, collects the agent's histograms and writes

@@ -1,4 +1,4 @@
-//! `pinlat run`: the matrix layout × scenario × workload × repetition, one run at a time.
+//! `pinlat run`: the matrix layout × variant × scenario × workload × repetition, one run at a time.
 //!
 //! Order of work: check the config and plan (exit 2 on any problem), find QEMU, the guest
 //! kernel and the static agent, create and prove writable the results directory (exit 3),
