@@ -515,6 +515,11 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
         .map_err(Failure::from),
         Command::Check { config, host_cpus } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
+            if cfg.run.accel == AccelChoice::Tcg {
+                crate::prereq::refuse_kvm_only(&cfg.variants, "run.accel = \"tcg\"").map_err(
+                    |e| Failure::from(e).context(format!("config {}", config.display())),
+                )?;
+            }
             print_out(&export::render(PlanFormat::Table, &plan, &cfg))?;
             Ok(Exit::Ok)
         }
