@@ -155,6 +155,49 @@ fn the_libvirt_domain_format_prints_valid_domains() {
 }
 
 #[test]
+fn every_libvirt_knob_makes_a_valid_domain() {
+    if !have_validator() {
+        return;
+    }
+    let f = repo().join("host-runner/tests/fixtures/exports/variants.toml");
+    let mut docs = Vec::new();
+    for variant in ["untuned", "tuned", "lazy-lock"] {
+        let out = pinlat(&[
+            "plan",
+            f.to_str().unwrap(),
+            "--format",
+            "libvirt-domain",
+            "--host-cpus",
+            "0-7",
+            "--variant",
+            variant,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        for (i, d) in text.split("<!-- pinlat layout ").skip(1).enumerate() {
+            let xml = &d[d.find("-->\n").expect("heading comment") + 4..];
+            docs.push((format!("variant {variant} domain {i}"), xml.to_string()));
+        }
+    }
+    // "tuned" sets every knob libvirt has an element for.
+    assert!(docs
+        .iter()
+        .any(|(_, x)| x.contains("<hint-dedicated state='on'/>")
+            && x.contains("<locked/>")
+            && x.contains("<page size='2048' unit='KiB'/>")
+            && x.contains("<pmu state='off'/>")
+            && x.contains("name='tsc-deadline'")));
+    assert_eq!(docs.len(), 6);
+    let refused = validate(&docs);
+    assert!(refused.is_empty(), "{}", refused.join("\n"));
+}
+
+#[test]
 fn the_validator_refuses_a_domain_libvirt_would_refuse() {
     if !have_validator() {
         return;
