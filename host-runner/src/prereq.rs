@@ -14,7 +14,8 @@
 //!   replace with a directory of their own.
 //! - **QEMU's version** ([`qemu_version`]): `mem-lock=on-fault` needs QEMU 10.0.
 //! - **libvirt** ([`libvirt`]): `mem-lock=on-fault` has no libvirt element (`<locked/>` is
-//!   `mem-lock=on`), and libvirt raises QEMU's memlock limit only for `<locked/>`.
+//!   `mem-lock=on`), and libvirt raises QEMU's memlock limit only for `<locked/>`; libvirt
+//!   takes huge pages from a hugetlbfs mount, which must exist.
 
 use std::fmt::Write;
 
@@ -165,12 +166,34 @@ pub fn qemu_version(variants: &[Variant], version: &str) -> Result<(), VariantEr
     Ok(())
 }
 
-/// Refuses knobs the libvirt launcher cannot apply (none for the QEMU launcher).
-pub fn libvirt(variants: &[Variant], launcher: LauncherKind) -> Result<(), VariantError> {
+/// Refuses knobs the libvirt launcher cannot apply (none for the QEMU launcher): on-fault, and
+/// huge pages without a hugetlbfs mount under `root` (`/proc/mounts`), from which libvirt, unlike
+/// pinlat's memfd backend, takes them.
+pub fn libvirt(
+    root: &SysRoot,
+    variants: &[Variant],
+    launcher: LauncherKind,
+) -> Result<(), VariantError> {
     if launcher != LauncherKind::Libvirt {
         return Ok(());
     }
+    let hugetlbfs = || {
+        root.read("/proc/mounts").is_ok_and(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
+        })
+    };
     for (index, v) in variants.iter().enumerate() {
+        if v.qemu.hugepages.is_some() && !hugetlbfs() {
+            return Err(VariantError::Libvirt {
+                index,
+                name: v.name.clone(),
+                key: "qemu.hugepages",
+                value: v.qemu.hugepages.map_or("", |s| s.as_str()),
+                why: "libvirt backs huge-page memory with a file on a hugetlbfs mount, and /proc/mounts has none",
+                fix: "mount one (`mount -t hugetlbfs hugetlbfs /dev/hugepages`, then restart libvirtd), or run this variant with --launcher qemu",
+            });
+        }
         if v.qemu.mem_lock == Some(MemLock::OnFault) {
             return Err(VariantError::Libvirt {
                 index,
@@ -189,8 +212,9 @@ pub fn libvirt(variants: &[Variant], launcher: LauncherKind) -> Result<(), Varia
 /// QEMU's version, the launcher, the huge page pools. Before any guest starts.
 pub fn before_run(config: &Config, version: &str) -> Result<(), VariantError> {
     qemu_version(&config.variants, version)?;
-    libvirt(&config.variants, config.run.launcher)?;
-    hugepages(&SysRoot::live(), &config.variants, &config.guests)
+    let root = SysRoot::live();
+    libvirt(&root, &config.variants, config.run.launcher)?;
+    hugepages(&root, &config.variants, &config.guests)
 }
 
 /// The sysfs directory of the huge page pool of `size`, relative to the root.

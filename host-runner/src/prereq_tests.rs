@@ -123,12 +123,40 @@ fn on_fault_needs_qemu_10_and_the_qemu_launcher() {
          QEMU is 7.2.22. Fix: install a newer QEMU (or set PINLAT_QEMU to one), or drop the knob"
     );
     assert!(qemu_version(&c.variants, "10.0.2").is_ok());
-    assert!(libvirt(&c.variants, LauncherKind::Qemu).is_ok());
-    let e = libvirt(&c.variants, LauncherKind::Libvirt)
+    let (_d, r) = root(0, 0, None);
+    assert!(libvirt(&r, &c.variants, LauncherKind::Qemu).is_ok());
+    let e = libvirt(&r, &c.variants, LauncherKind::Libvirt)
         .unwrap_err()
         .to_string();
     assert!(
         e.starts_with("variants[1].qemu.mem_lock = \"on-fault\" (variant 'lazy') cannot be applied through libvirt:") && e.contains("--launcher qemu"),
         "{e}"
     );
+}
+
+#[test]
+fn libvirt_takes_huge_pages_from_a_hugetlbfs_mount() {
+    let c = config("[[variants]]\nname = \"hp\"\nqemu.hugepages = \"2M\"\n");
+    let (d, r) = root(384, 384, None);
+    std::fs::create_dir_all(d.path().join("proc")).unwrap();
+    std::fs::write(d.path().join("proc/mounts"), "proc /proc proc rw 0 0\n").unwrap();
+    let e = libvirt(&r, &c.variants, LauncherKind::Libvirt)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(
+            "variants[0].qemu.hugepages = \"2M\" (variant 'hp') cannot be applied through libvirt:"
+        ) && e.contains("mount -t hugetlbfs"),
+        "{e}"
+    );
+    assert!(
+        libvirt(&r, &c.variants, LauncherKind::Qemu).is_ok(),
+        "pinlat's memfd needs no mount"
+    );
+    std::fs::write(
+        d.path().join("proc/mounts"),
+        "proc /proc proc rw 0 0\nhugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n",
+    )
+    .unwrap();
+    assert!(libvirt(&r, &c.variants, LauncherKind::Libvirt).is_ok());
 }
