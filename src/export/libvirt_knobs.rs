@@ -37,6 +37,16 @@ pub struct KnobsXml {
     pub not_expressible: Vec<String>,
 }
 
+/// The CPU feature flags the knobs require (`invtsc`, `tsc-deadline`), as QEMU, libvirt and
+/// nova's `cpu_model_extra_flags` all spell them.
+pub fn cpu_flags(k: &QemuKnobs) -> Vec<&'static str> {
+    [("invtsc", k.invtsc), ("tsc-deadline", k.tsc_deadline)]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(f, _)| f)
+        .collect()
+}
+
 /// The domain XML of knobs `k`.
 pub fn knobs_xml(k: &QemuKnobs) -> KnobsXml {
     let mut x = KnobsXml::default();
@@ -73,11 +83,7 @@ pub fn knobs_xml(k: &QemuKnobs) -> KnobsXml {
             .push(format!("<pmu state='{}'/>", if pmu { "on" } else { "off" }));
     }
     if k.cpu_host {
-        let flags: Vec<&str> = [("invtsc", k.invtsc), ("tsc-deadline", k.tsc_deadline)]
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(f, _)| *f)
-            .collect();
+        let flags = cpu_flags(k);
         if flags.is_empty() {
             x.cpu
                 .push("<cpu mode='host-passthrough' migratable='off'/>".into());

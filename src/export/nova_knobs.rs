@@ -78,11 +78,7 @@ pub(super) fn nova_knobs(v: &Variant, realtime: &[(&str, bool)]) -> NovaKnobs {
         n.libvirt_conf
             .push("# host-wide, not per flavor: the variant's -cpu host (cpu_host = true)".into());
         n.libvirt_conf.push("cpu_mode = host-passthrough".into());
-        let flags: Vec<&str> = [("invtsc", k.invtsc), ("tsc-deadline", k.tsc_deadline)]
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(f, _)| *f)
-            .collect();
+        let flags = super::libvirt_knobs::cpu_flags(k);
         if !flags.is_empty() {
             n.libvirt_conf
                 .push(format!("cpu_model_extra_flags = {}", flags.join(", ")));

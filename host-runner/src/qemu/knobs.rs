@@ -31,11 +31,8 @@ pub fn cpu_arg(k: &QemuKnobs) -> Option<String> {
         return None;
     }
     let mut cpu = String::from("host,migratable=off");
-    if k.invtsc {
-        cpu.push_str(",invtsc=on");
-    }
-    if k.tsc_deadline {
-        cpu.push_str(",tsc-deadline=on");
+    for flag in pinlat::export::libvirt_knobs::cpu_flags(k) {
+        cpu.push_str(&format!(",{flag}=on"));
     }
     if let Some(pmu) = k.pmu {
         cpu.push_str(if pmu { ",pmu=on" } else { ",pmu=off" });

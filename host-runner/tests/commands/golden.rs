@@ -2,7 +2,7 @@
 //! shipped configs and for the export fixtures in `host-runner/tests/fixtures/exports/`.
 //! Regenerate with `PINLAT_BLESS=1 cargo test -p pinlat-runner --test commands` and review the diff.
 
-use super::{pinlat, repo};
+use super::{pinlat, pinlat_stdout, repo};
 
 /// Checks `pinlat plan <config> --format <format>` against its golden file; `config` is a path
 /// from the repository root, and the golden file is named by its stem.
@@ -16,14 +16,7 @@ fn check_variant(config: &str, host: &str, format: &str, variant: Option<&str>) 
     if let Some(v) = variant {
         args.extend(["--variant", v]);
     }
-    let out = pinlat(&args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = String::from_utf8(out.stdout).unwrap();
+    let got = pinlat_stdout(&args);
     let stem = std::path::Path::new(config).file_stem().unwrap();
     let variant = variant.map_or(String::new(), |v| format!(".{v}"));
     let path = repo().join(format!(
