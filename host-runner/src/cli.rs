@@ -376,7 +376,46 @@ pub enum Command {
         /// Plan for a host whose online CPUs are this CPU list instead of this host's.
         #[arg(long, value_name = "LIST")]
         host_cpus: Option<String>,
+        /// Export with the QEMU knobs of this [[variants]] entry (libvirt, libvirt-domain and
+        /// nova formats); default: none, the placement alone.
+        #[arg(long, value_name = "NAME")]
+        variant: Option<String>,
     },
+}
+
+/// The `--variant` of `pinlat plan`: a variant of `cfg` that `format` can say.
+fn plan_variant<'a>(
+    cfg: &'a Config,
+    name: Option<&str>,
+    format: PlanFormat,
+) -> Result<Option<&'a pinlat::config::variant::Variant>, OptionError> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    if !format.follows_variant() {
+        return Err(OptionError {
+            option: "--variant",
+            problem: "the json and table formats show the placement alone, which no variant changes: use --format libvirt, libvirt-domain or nova".into(),
+        });
+    }
+    cfg.variants
+        .iter()
+        .find(|v| v.name == name)
+        .map(Some)
+        .ok_or_else(|| {
+            let known: Vec<&str> = cfg.variants.iter().map(|v| v.name.as_str()).collect();
+            OptionError {
+                option: "--variant",
+                problem: if known.is_empty() {
+                    format!("no variant named '{name}': the config has no [[variants]]")
+                } else {
+                    format!(
+                        "no variant named '{name}' in the config (it has: {})",
+                        known.join(", ")
+                    )
+                },
+            }
+        })
 }
 
 /// Loads, checks and plans a config. Errors are usage errors (exit 2).
@@ -534,6 +573,11 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
         .map_err(Failure::from),
         Command::Check { config, host_cpus } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
+            if cfg.run.accel == AccelChoice::Tcg {
+                crate::prereq::refuse_kvm_only(&cfg.variants, "run.accel = \"tcg\"").map_err(
+                    |e| Failure::from(e).context(format!("config {}", config.display())),
+                )?;
+            }
             print_out(&export::render(PlanFormat::Table, &plan, &cfg))?;
             Ok(Exit::Ok)
         }
@@ -541,9 +585,11 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             config,
             format,
             host_cpus,
+            variant,
         } => {
             let (cfg, plan) = load_and_plan(&config, host_cpus.as_deref())?;
-            print_out(&export::render(format, &plan, &cfg))?;
+            let variant = plan_variant(&cfg, variant.as_deref(), format)?;
+            print_out(&export::render_variant(format, &plan, &cfg, variant))?;
             Ok(Exit::Ok)
         }
     }

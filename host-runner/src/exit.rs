@@ -127,6 +127,7 @@ exit_of! {
     pinlat::config::ConfigError => Exit::Usage,
     pinlat::cpuset::CpuListError => Exit::Usage,
     OptionError => Exit::Usage,
+    crate::prereq::VariantError => Exit::Usage,
     pinlat::report::ci::CiError => Exit::Usage,
     pinlat::report::ci::kcidb::KcidbIdError => Exit::Usage,
     HostError => Exit::Infrastructure,

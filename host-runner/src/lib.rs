@@ -17,6 +17,7 @@ pub mod kernel;
 pub mod libvirt;
 pub mod merge_cmd;
 pub mod pin;
+pub mod prereq;
 pub mod procfs;
 pub mod progress;
 pub mod qemu;

@@ -176,6 +176,13 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         .find()
         .map_err(|e| Failure::from(e).context("finding a guest kernel"))?;
     let (agent_path, agent) = find_agent()?;
+    // The variants' QEMU knobs must apply here, or nothing starts (exit 2).
+    let refuse = |e| Failure::from(e).context(format!("config {}", opts.config.display()));
+    crate::prereq::before_run(&config, &qemu_bin.version).map_err(refuse)?;
+    if config.run.accel == AccelChoice::Tcg {
+        crate::prereq::refuse_kvm_only(&config.variants, "run.accel = \"tcg\" or --accel tcg")
+            .map_err(refuse)?;
+    }
 
     let run_id = new_run_id();
     let dir = ResultDir::create(&opts.out, &run_id).map_err(|e| {
@@ -228,6 +235,8 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     };
     if accel == Accel::Tcg {
         eprintln!("pinlat: note: {TCG_DISCLAIMER}");
+        let why = accel_note.as_deref().unwrap_or("TCG");
+        crate::prereq::refuse_kvm_only(&config.variants, why).map_err(refuse)?;
     }
 
     // Host knobs (`variants[i].host`): once the accelerator is settled (KVM-only knobs are

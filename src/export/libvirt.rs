@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
+use super::libvirt_knobs::{knobs_xml, write_fragment, write_lines};
+use crate::config::variant::{QemuKnobs, Variant};
 use crate::config::{AccelChoice, Config, Guest, Policy};
 use crate::cpuset::CpuSet;
 use crate::plan::{GuestPlacement, LayoutPlan, Plan};
@@ -58,27 +60,34 @@ pub struct DirectBoot<'a> {
     pub cmdline: &'a str,
 }
 
-/// Renders the CPU elements of every (layout, guest), each preceded by a comment naming them.
-pub fn render(plan: &Plan, config: &Config) -> String {
+/// Renders the CPU elements of every (layout, guest), each preceded by a comment naming them,
+/// and with a `variant`, its QEMU knobs' elements ([`super::libvirt_knobs`]).
+pub fn render(plan: &Plan, config: &Config, variant: Option<&Variant>) -> String {
+    let knobs = variant.map(|v| knobs_xml(&v.qemu)).unwrap_or_default();
     let mut out = String::new();
     for l in &plan.layouts {
         for (g, gc) in l.guests.iter().zip(&config.guests) {
-            let _ = writeln!(out, "{}", heading(l, gc));
+            let _ = writeln!(out, "{}", heading(l, gc, variant));
             cpu_elements(&mut out, g, gc, "");
+            write_fragment(&mut out, &knobs, "");
         }
     }
     out
 }
 
 /// Renders one whole `<domain>` per (layout, guest), each preceded by a comment naming them,
-/// with no boot device: add a disk or a `<kernel>` to boot it.
-pub fn render_domains(plan: &Plan, config: &Config) -> String {
+/// with a `variant`'s QEMU knobs, and no boot device: add a disk or a `<kernel>` to boot it.
+pub fn render_domains(plan: &Plan, config: &Config, variant: Option<&Variant>) -> String {
     let ty = DomainType::for_accel(config.run.accel);
+    let extras = DomainExtras {
+        knobs: variant.map(|v| &v.qemu),
+        ..DomainExtras::default()
+    };
     let mut out = String::new();
     for l in &plan.layouts {
         for (g, gc) in l.guests.iter().zip(&config.guests) {
-            let _ = writeln!(out, "{}", heading(l, gc));
-            out.push_str(&domain(l, g, gc, ty, None));
+            let _ = writeln!(out, "{}", heading(l, gc, variant));
+            out.push_str(&domain_with(l, g, gc, ty, None, &extras));
         }
     }
     out
@@ -107,8 +116,16 @@ pub fn domain(
 /// CPU elements, whoever starts the domain.
 #[derive(Debug, Clone, Default)]
 pub struct DomainExtras<'a> {
-    /// Children of `<domain>` after `<os>` (`<features>`, `<on_poweroff>`, `<cpu>`…), verbatim.
+    /// Children of `<domain>` after `<os>`, `<features>` and `<cpu>` (`<on_poweroff>`…),
+    /// verbatim.
     pub elements: &'a str,
+    /// Children of `<features>` (`<acpi/>`), one each; the knobs' own follow them.
+    pub features: &'a [&'a str],
+    /// The `<cpu>` element, verbatim (indented, with its newline), unless the knobs set
+    /// `cpu_host`, whose `<cpu mode='host-passthrough'>` replaces it.
+    pub cpu: &'a str,
+    /// A variant's QEMU knobs ([`super::libvirt_knobs`]); `None` sets none.
+    pub knobs: Option<&'a QemuKnobs>,
     /// Children of `<devices>`, verbatim; empty means a `pty` serial console.
     pub devices: &'a str,
     /// QEMU arguments passed through libvirt's QEMU namespace (`<qemu:commandline>`), for what
@@ -133,8 +150,11 @@ pub fn domain_with(
     boot: Option<&DirectBoot<'_>>,
     extras: &DomainExtras<'_>,
 ) -> String {
+    let knobs = extras.knobs.map(knobs_xml).unwrap_or_default();
+    let mut qemu_args: Vec<String> = extras.qemu_args.to_vec();
+    qemu_args.extend(knobs.qemu_args.iter().cloned());
     let mut out = String::new();
-    if extras.qemu_args.is_empty() {
+    if qemu_args.is_empty() {
         let _ = writeln!(out, "<domain type='{}'>", ty.as_str());
     } else {
         let _ = writeln!(
@@ -145,6 +165,10 @@ pub fn domain_with(
     }
     let _ = writeln!(out, "  <name>{}</name>", domain_name(&l.name, &gc.name));
     let _ = writeln!(out, "  <memory unit='MiB'>{}</memory>", gc.memory_mib);
+    for n in &knobs.not_expressible {
+        let _ = writeln!(out, "  <!-- NOT EXPRESSIBLE in libvirt: {n} -->");
+    }
+    write_lines(&mut out, &knobs.memory_backing, "  ");
     cpu_elements(&mut out, g, gc, "  ");
     let _ = writeln!(out, "  <os>");
     let _ = writeln!(out, "    <type arch='x86_64'>hvm</type>");
@@ -165,6 +189,19 @@ pub fn domain_with(
         }
     }
     let _ = writeln!(out, "  </os>");
+    if !extras.features.is_empty() || !knobs.features.is_empty() {
+        let _ = writeln!(out, "  <features>");
+        for f in extras.features {
+            let _ = writeln!(out, "    {f}");
+        }
+        write_lines(&mut out, &knobs.features, "    ");
+        let _ = writeln!(out, "  </features>");
+    }
+    if knobs.cpu.is_empty() {
+        out.push_str(extras.cpu);
+    } else {
+        write_lines(&mut out, &knobs.cpu, "  ");
+    }
     out.push_str(extras.elements);
     let _ = writeln!(out, "  <devices>");
     if extras.devices.is_empty() {
@@ -174,9 +211,9 @@ pub fn domain_with(
         out.push_str(extras.devices);
     }
     let _ = writeln!(out, "  </devices>");
-    if !extras.qemu_args.is_empty() {
+    if !qemu_args.is_empty() {
         let _ = writeln!(out, "  <qemu:commandline>");
-        for a in extras.qemu_args {
+        for a in &qemu_args {
             let _ = writeln!(out, "    <qemu:arg value='{}'/>", escape_xml(a));
         }
         let _ = writeln!(out, "  </qemu:commandline>");
@@ -185,9 +222,10 @@ pub fn domain_with(
     out
 }
 
-fn heading(l: &LayoutPlan, gc: &Guest) -> String {
+fn heading(l: &LayoutPlan, gc: &Guest, variant: Option<&Variant>) -> String {
+    let v = variant.map_or(String::new(), |v| format!(", variant '{}'", v.name));
     format!(
-        "<!-- pinlat layout '{}' ({}), guest '{}': {} vCPUs, realtime vCPUs {} -->",
+        "<!-- pinlat layout '{}' ({}){v}, guest '{}': {} vCPUs, realtime vCPUs {} -->",
         l.name, l.kind, gc.name, gc.vcpus, gc.realtime
     )
 }
@@ -262,7 +300,7 @@ mod tests {
             "[host]\ncpus = \"2-5\"\n[[guests]]\nname = \"g\"\nvcpus = 2\niothreads = 1\n[[layouts]]\nkind = \"float\"\n",
             "0-7",
         );
-        let out = render(&p, &c);
+        let out = render(&p, &c, None);
         assert!(
             out.contains(
                 "<vcpu placement='static' cpuset='2-5'>2</vcpu>\n<iothreads>1</iothreads>\n"
@@ -279,7 +317,7 @@ mod tests {
             "[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"float\"\nrt_policy = \"fifo\"\nrt_priority = 50\n",
             "0-3",
         );
-        let out = render(&p, &c);
+        let out = render(&p, &c, None);
         assert!(
             out.contains(
                 "<cputune>\n  <vcpusched vcpus='1' scheduler='fifo' priority='50'/>\n</cputune>\n"

@@ -4,9 +4,12 @@
 //! One format per file; all of them read the same plan, none keeps state of its own.
 
 pub mod libvirt;
+pub mod libvirt_knobs;
 pub mod nova;
+mod nova_knobs;
 pub mod table;
 
+use crate::config::variant::Variant;
 use crate::config::Config;
 use crate::plan::Plan;
 
@@ -71,15 +74,37 @@ impl std::str::FromStr for PlanFormat {
 
 /// Renders `plan` (made from `config`) in `format`.
 pub fn render(format: PlanFormat, plan: &Plan, config: &Config) -> String {
+    render_variant(format, plan, config, None)
+}
+
+impl PlanFormat {
+    /// Whether the format says a variant's QEMU knobs (`pinlat plan --variant`): the libvirt
+    /// and nova exports do; JSON and the table show the placement alone.
+    pub fn follows_variant(self) -> bool {
+        matches!(
+            self,
+            PlanFormat::Libvirt | PlanFormat::LibvirtDomain | PlanFormat::Nova
+        )
+    }
+}
+
+/// Renders `plan` (made from `config`) in `format`, with `variant`'s QEMU knobs in the
+/// formats that [follow a variant](PlanFormat::follows_variant).
+pub fn render_variant(
+    format: PlanFormat,
+    plan: &Plan,
+    config: &Config,
+    variant: Option<&Variant>,
+) -> String {
     match format {
         PlanFormat::Json => {
             let mut s = serde_json::to_string_pretty(plan).expect("a plan always serializes");
             s.push('\n');
             s
         }
-        PlanFormat::Libvirt => libvirt::render(plan, config),
-        PlanFormat::LibvirtDomain => libvirt::render_domains(plan, config),
-        PlanFormat::Nova => nova::render(plan, config),
+        PlanFormat::Libvirt => libvirt::render(plan, config, variant),
+        PlanFormat::LibvirtDomain => libvirt::render_domains(plan, config, variant),
+        PlanFormat::Nova => nova::render(plan, config, variant),
         PlanFormat::Table => table::render(plan, config),
     }
 }

@@ -25,6 +25,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::nova_knobs::nova_knobs;
+use crate::config::variant::Variant;
 use crate::config::{Config, Guest, LayoutKind, Policy};
 use crate::cpuset::CpuSet;
 use crate::plan::{GuestPlacement, LayoutPlan, Plan};
@@ -49,11 +51,23 @@ struct Flavor {
     missing: Vec<String>,
 }
 
-/// Renders one block per layout, with one flavor per guest.
-pub fn render(plan: &Plan, config: &Config) -> String {
+/// Renders one block per layout, with one flavor per guest, and with a `variant`, its knobs in
+/// nova's terms ([`super::nova_knobs`]).
+pub fn render(plan: &Plan, config: &Config, variant: Option<&Variant>) -> String {
     let mut out = String::new();
     for (l, layout) in plan.layouts.iter().zip(&config.layouts) {
-        let _ = writeln!(out, "# pinlat layout '{}' ({})", l.name, l.kind);
+        match variant {
+            Some(v) => {
+                let _ = writeln!(
+                    out,
+                    "# pinlat layout '{}' ({}), variant '{}'",
+                    l.name, l.kind, v.name
+                );
+            }
+            None => {
+                let _ = writeln!(out, "# pinlat layout '{}' ({})", l.name, l.kind);
+            }
+        }
         let fifo = layout.rt_policy == Policy::Fifo;
         let dedicated = dedicated_set(l);
         let flavors: Vec<Flavor> = l
@@ -65,11 +79,25 @@ pub fn render(plan: &Plan, config: &Config) -> String {
         let mut missing = layout_missing(l, fifo, &flavors);
         missing.extend(flavors.iter().flat_map(|f| f.missing.iter().cloned()));
         missing.extend(iothread_missing(l, &config.guests));
+        let knobs = variant
+            .map(|v| {
+                let realtime: Vec<(&str, bool)> = flavors
+                    .iter()
+                    .zip(&config.guests)
+                    .map(|(f, gc)| (gc.name.as_str(), f.realtime))
+                    .collect();
+                nova_knobs(v, &realtime)
+            })
+            .unwrap_or_default();
+        missing.extend(knobs.missing.iter().cloned());
         for m in &missing {
             let _ = writeln!(out, "# NOT EXPRESSIBLE in nova: {m}");
         }
         for (f, gc) in flavors.iter().zip(&config.guests) {
             write_flavor(&mut out, f, gc);
+            for spec in &knobs.specs {
+                let _ = writeln!(out, "{spec}");
+            }
         }
         let _ = writeln!(out, "[nova.conf]");
         let _ = writeln!(out, "[compute]");
@@ -80,14 +108,23 @@ pub fn render(plan: &Plan, config: &Config) -> String {
         if !shared.is_empty() {
             let _ = writeln!(out, "cpu_shared_set = {shared}");
         }
+        let mut libvirt_conf = Vec::new();
         if flavors.iter().any(|f| f.realtime) && layout.rt_priority != 1 {
-            let _ = writeln!(out, "[libvirt]");
-            let _ = writeln!(
-                out,
+            libvirt_conf.push(format!(
                 "# host-wide, not per flavor: every realtime instance on this compute host runs its realtime vCPUs at SCHED_FIFO {}",
                 layout.rt_priority
-            );
-            let _ = writeln!(out, "realtime_scheduler_priority = {}", layout.rt_priority);
+            ));
+            libvirt_conf.push(format!(
+                "realtime_scheduler_priority = {}",
+                layout.rt_priority
+            ));
+        }
+        libvirt_conf.extend(knobs.libvirt_conf.iter().cloned());
+        if !libvirt_conf.is_empty() {
+            let _ = writeln!(out, "[libvirt]");
+            for line in &libvirt_conf {
+                let _ = writeln!(out, "{line}");
+            }
         }
         let _ = writeln!(out);
     }

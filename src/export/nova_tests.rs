@@ -5,7 +5,7 @@ use super::*;
 fn export(toml: &str, online: &str) -> String {
     let c = Config::from_toml_str(toml).unwrap();
     let p = Plan::new(&c, &CpuSet::parse(online).unwrap()).unwrap();
-    render(&p, &c)
+    render(&p, &c, None)
 }
 
 /// `[[guests]]` tables: (name, vCPUs, iothreads), realtime mask `^0` unless vCPUs is 1 (`0`).

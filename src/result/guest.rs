@@ -230,6 +230,12 @@ pub struct GuestRun {
     /// The libvirt domain the guest ran as, when libvirt launched it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub libvirt: Option<LibvirtLaunch>,
+    /// The QEMU arguments the run's variant added (`-overcommit …`, `-cpu host,…`, the
+    /// huge-page memory backend), exactly as passed, when pinlat started QEMU itself; empty
+    /// without a variant or knobs. Under libvirt, `libvirt.domain_xml` says the same in
+    /// libvirt's terms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variant_qemu_args: Vec<String>,
 }
 
 /// A guest libvirt launched: the connection, the versions and the domain XML, exactly.
@@ -281,6 +287,7 @@ impl GuestRun {
             net_echo: None,
             launcher: Default::default(),
             libvirt: None,
+            variant_qemu_args: Vec::new(),
         }
     }
 }

@@ -131,6 +131,7 @@ pub fn prepare_guest(
         console_log.clone(),
         AgentChannel::Pipe(channel.base().to_path_buf()),
     )
+    .with_variant(req.variant)
     .paused();
     req.disturbance.prepare_vm(req.index, &mut spec);
     // The devices' backends exist before QEMU opens them; their drivers' modules go into
@@ -174,6 +175,7 @@ impl Launcher for QemuLauncher {
         let placement = req.placement;
         let run = req.run;
         let p = prepare_guest(&self.kernel, &self.agent, self.accel, req, record)?;
+        record.variant_qemu_args = crate::qemu::knobs::knob_args(&p.spec.knobs, p.spec.memory_mib);
         let mut qemu = Qemu::spawn_in(&self.qemu, &p.spec, p.runtime)
             .map_err(|e| err(Stage::Launch)(e.into()))?;
         record.qemu_pid = Some(qemu.pid());

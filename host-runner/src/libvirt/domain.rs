@@ -8,6 +8,9 @@
 //!   both in pinlat's private runtime directory;
 //! - ACPI (the agent powers the guest off) and `destroy` on poweroff, reboot and crash, as
 //!   QEMU's `-no-reboot` does; no USB controller and no balloon (QEMU's `-nodefaults`);
+//! - the variant's QEMU knobs, as the export writes them
+//!   ([`pinlat::export::libvirt_knobs`]): the same domain `pinlat plan --format libvirt-domain
+//!   --variant` prints, so a libvirt run measures what the export deploys;
 //! - the scenario's disks and NICs, and the second QMP monitor of the QMP-driven scenarios,
 //!   through `<qemu:commandline>` with the QEMU launcher's own arguments: libvirt neither sees
 //!   nor tunes these devices, but their iothread is libvirt's (`iothread1`), pinned by the
@@ -35,19 +38,17 @@ pub fn domain_xml(
         Accel::Tcg => DomainType::Qemu,
     };
     let path = |p: &Path| escape(&p.display().to_string());
-    let mut elements = String::from(
-        "  <features>\n    <acpi/>\n    <apic/>\n  </features>\n\
-         \x20 <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n\
-         \x20 <on_crash>destroy</on_crash>\n",
-    );
-    match (&spec.cpu_model, spec.accel) {
-        (Some(model), _) => elements.push_str(&format!(
+    let elements = "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n\
+         \x20 <on_crash>destroy</on_crash>\n";
+    // The variant's `cpu_host` knob replaces this <cpu> (in `domain_with`).
+    let cpu = match (&spec.cpu_model, spec.accel) {
+        (Some(model), _) => format!(
             "  <cpu mode='custom'>\n    <model fallback='forbid'>{}</model>\n  </cpu>\n",
             escape(model)
-        )),
-        (None, Accel::Kvm) => elements.push_str("  <cpu mode='host-passthrough'/>\n"),
-        (None, Accel::Tcg) => {}
-    }
+        ),
+        (None, Accel::Kvm) => "  <cpu mode='host-passthrough'/>\n".to_owned(),
+        (None, Accel::Tcg) => String::new(),
+    };
     let agent = match &spec.agent_channel {
         AgentChannel::Pipe(base) => format!(
             "    <serial type='pipe'>\n      <source path='{}'/>\n      <target port='1'/>\n    </serial>\n",
@@ -83,7 +84,10 @@ pub fn domain_xml(
         ty,
         Some(&boot),
         &DomainExtras {
-            elements: &elements,
+            elements,
+            features: &["<acpi/>", "<apic/>"],
+            cpu: &cpu,
+            knobs: Some(&spec.knobs),
             devices: &devices,
             qemu_args: &qemu_args,
         },
@@ -145,6 +149,40 @@ mod tests {
         assert!(
             !xml.contains("<cpu "),
             "TCG keeps QEMU's default CPU model:\n{xml}"
+        );
+    }
+
+    #[test]
+    fn a_libvirt_launch_applies_the_variants_knobs_once() {
+        let (cfg, plan) = setup(
+            "[[guests]]\nname = \"rt\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n\
+             [[variants]]\nname = \"t\"\nqemu.mem_lock = \"on\"\nqemu.cpu_host = true\n\
+             qemu.invtsc = true\nqemu.kvm_hint_dedicated = true\nqemu.cpu_pm = true\n",
+        );
+        let l = &plan.layouts[0];
+        let spec = VmSpec::for_guest(
+            &cfg.guests[0],
+            Accel::Kvm,
+            Path::new("/k"),
+            "/i".into(),
+            "/c".into(),
+            AgentChannel::Pipe("/a".into()),
+        )
+        .with_variant(cfg.variants.first());
+        let xml = domain_xml(l, &l.guests[0], &cfg.guests[0], &spec, None);
+        for want in [
+            "<memoryBacking>\n    <locked/>\n  </memoryBacking>",
+            "<features>\n    <acpi/>\n    <apic/>\n    <kvm>\n      <hint-dedicated state='on'/>\n    </kvm>\n  </features>",
+            "<cpu mode='host-passthrough' migratable='off'>\n    <feature policy='require' name='invtsc'/>\n  </cpu>",
+            "<qemu:arg value='cpu-pm=on,mem-lock=on'/>",
+        ] {
+            assert!(xml.contains(want), "{want} missing from\n{xml}");
+        }
+        assert_eq!(xml.matches("<features>").count(), 1, "{xml}");
+        assert_eq!(
+            xml.matches("<cpu ").count(),
+            1,
+            "the knob's <cpu> replaces the launcher's:\n{xml}"
         );
     }
 }

@@ -11,6 +11,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use pinlat::config::variant::{QemuKnobs, Variant};
 use pinlat::config::Guest;
 use pinlat::cpuset::CpuSet;
 
@@ -72,8 +73,11 @@ pub struct VmSpec {
     pub initrd: PathBuf,
     /// The guest kernel command line (see [`guest_cmdline`]).
     pub append: String,
-    /// `-cpu` model; `None` means `host` under KVM and QEMU's default under TCG.
+    /// `-cpu` model; `None` means `host` under KVM and QEMU's default under TCG. The
+    /// `cpu_host` knob of [`VmSpec::knobs`] replaces it.
     pub cpu_model: Option<String>,
+    /// The tuning variant's QEMU knobs ([`super::knobs::knob_args`]); the default sets none.
+    pub knobs: QemuKnobs,
     /// iothread ids to create (`-object iothread,id=…`).
     pub iothreads: Vec<String>,
     /// Where ttyS0 (the guest console) is written; created or truncated.
@@ -145,8 +149,10 @@ pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
         .cpu_model
         .clone()
         .or_else(|| (spec.accel == Accel::Kvm).then(|| "host".to_owned()));
-    if let Some(cpu) = cpu {
-        push(&["-cpu", &cpu]);
+    match cpu {
+        // The variant's `-cpu host,…` comes with the other knobs.
+        Some(cpu) if !spec.knobs.cpu_host => push(&["-cpu", &cpu]),
+        _ => {}
     }
     push(&[
         "-smp",
@@ -154,6 +160,8 @@ pub fn qemu_args(spec: &VmSpec, qmp_socket: &Path) -> Vec<OsString> {
         "-m",
         &spec.memory_mib.to_string(),
     ]);
+    let knobs = super::knobs::knob_args(&spec.knobs, spec.memory_mib);
+    push(&knobs.iter().map(String::as_str).collect::<Vec<_>>());
     for id in &spec.iothreads {
         push(&["-object", &format!("iothread,id={}", id.replace(',', "_"))]);
     }
@@ -294,6 +302,7 @@ impl VmSpec {
             initrd,
             append: guest_cmdline(&rt, &hk, &extra),
             cpu_model: None,
+            knobs: QemuKnobs::default(),
             iothreads: (1..=guest.iothreads)
                 .map(|i| format!("iothread{i}"))
                 .collect(),
@@ -303,6 +312,13 @@ impl VmSpec {
             mgmt_qmp: false,
             devices: Vec::new(),
         }
+    }
+
+    /// With the QEMU knobs of `variant` (none without one): one code path for KVM and TCG,
+    /// the QEMU and the libvirt launcher.
+    pub fn with_variant(mut self, variant: Option<&Variant>) -> Self {
+        self.knobs = variant.map(|v| v.qemu.clone()).unwrap_or_default();
+        self
     }
 
     /// Starts with vCPUs stopped (`-S`) until QMP `cont`.

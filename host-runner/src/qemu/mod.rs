@@ -32,6 +32,7 @@ use crate::qmp::{self, QmpClient, QmpError};
 use pinlat::kinds::Accel;
 
 mod args;
+pub mod knobs;
 pub use args::{
     device_args, guest_cmdline, mgmt_socket_path, qemu_args, qmp_args, AgentChannel, VmSpec,
     GUEST_PARAMS,

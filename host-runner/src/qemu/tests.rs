@@ -11,6 +11,7 @@ fn spec() -> VmSpec {
         initrd: "/k/initrd.cpio".into(),
         append: guest_cmdline(&[1], &[0], &[]),
         cpu_model: None,
+        knobs: Default::default(),
         iothreads: vec!["io0".into()],
         console_log: "/out/a,b/console.log".into(),
         agent_channel: AgentChannel::File("/out/agent.bin".into()),

@@ -2,22 +2,25 @@
 //! shipped configs and for the export fixtures in `host-runner/tests/fixtures/exports/`.
 //! Regenerate with `PINLAT_BLESS=1 cargo test -p pinlat-runner --test commands` and review the diff.
 
-use super::{pinlat, repo};
+use super::{pinlat, pinlat_stdout, repo};
 
 /// Checks `pinlat plan <config> --format <format>` against its golden file; `config` is a path
 /// from the repository root, and the golden file is named by its stem.
 fn check(config: &str, host: &str, format: &str) {
-    let out = pinlat(&["plan", config, "--format", format, "--host-cpus", host]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = String::from_utf8(out.stdout).unwrap();
+    check_variant(config, host, format, None);
+}
+
+/// [`check`] with `--variant <variant>`, whose golden file is `<stem>.<variant>.<format>`.
+fn check_variant(config: &str, host: &str, format: &str, variant: Option<&str>) {
+    let mut args = vec!["plan", config, "--format", format, "--host-cpus", host];
+    if let Some(v) = variant {
+        args.extend(["--variant", v]);
+    }
+    let got = pinlat_stdout(&args);
     let stem = std::path::Path::new(config).file_stem().unwrap();
+    let variant = variant.map_or(String::new(), |v| format!(".{v}"));
     let path = repo().join(format!(
-        "host-runner/tests/golden/{}.{format}",
+        "host-runner/tests/golden/{}{variant}.{format}",
         stem.to_str().unwrap()
     ));
     if std::env::var_os("PINLAT_BLESS").is_some() {
@@ -101,6 +104,75 @@ fn nova_iothreads() {
 #[test]
 fn libvirt_iothreads() {
     check(&fixture("iothreads"), "0-11", "libvirt");
+}
+
+#[test]
+fn libvirt_domain_with_every_knob() {
+    check_variant(&fixture("variants"), "0-7", "libvirt-domain", Some("tuned"));
+}
+
+#[test]
+fn libvirt_with_every_knob() {
+    check_variant(&fixture("variants"), "0-7", "libvirt", Some("tuned"));
+}
+
+#[test]
+fn libvirt_with_on_fault() {
+    check_variant(&fixture("variants"), "0-7", "libvirt", Some("lazy-lock"));
+}
+
+#[test]
+fn nova_with_every_knob() {
+    check_variant(&fixture("variants"), "0-7", "nova", Some("tuned"));
+}
+
+#[test]
+fn nova_with_on_fault() {
+    check_variant(&fixture("variants"), "0-7", "nova", Some("lazy-lock"));
+}
+
+#[test]
+fn nova_with_an_untuned_variant() {
+    check_variant(&fixture("variants"), "0-7", "nova", Some("untuned"));
+}
+
+#[test]
+fn a_variant_is_named_and_only_for_the_exports() {
+    let f = fixture("variants");
+    let out = pinlat(&[
+        "plan",
+        &f,
+        "--format",
+        "nova",
+        "--host-cpus",
+        "0-7",
+        "--variant",
+        "nope",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "--variant: no variant named 'nope' in the config (it has: untuned, tuned, lazy-lock)"
+        ),
+        "{err}"
+    );
+    let out = pinlat(&[
+        "plan",
+        &f,
+        "--format",
+        "json",
+        "--host-cpus",
+        "0-7",
+        "--variant",
+        "tuned",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("use --format libvirt, libvirt-domain or nova"));
+    // Without --variant, a config with variants exports the placement alone, as before.
+    let plain = pinlat(&["plan", &f, "--format", "nova", "--host-cpus", "0-7"]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("variant"));
 }
 
 #[test]

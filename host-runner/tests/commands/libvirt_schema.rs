@@ -13,7 +13,7 @@ use pinlat::cpuset::CpuSet;
 use pinlat::export::libvirt::{domain, DirectBoot, DomainType};
 use pinlat::plan::Plan;
 
-use super::{pinlat, repo};
+use super::{pinlat_stdout, repo};
 
 const TOOL: &str = "virt-xml-validate";
 
@@ -121,6 +121,29 @@ fn every_libvirt_export_is_a_valid_domain() {
     );
 }
 
+/// The domains `pinlat plan <config> --format libvirt-domain --host-cpus <host> <extra>`
+/// prints, one document per domain (each after its heading comment), named `<what> domain <i>`.
+fn printed_domains(what: &str, config: &Path, host: &str, extra: &[&str]) -> Vec<(String, String)> {
+    let mut args = vec![
+        "plan",
+        config.to_str().unwrap(),
+        "--format",
+        "libvirt-domain",
+        "--host-cpus",
+        host,
+    ];
+    args.extend(extra);
+    let text = pinlat_stdout(&args);
+    text.split("<!-- pinlat layout ")
+        .skip(1)
+        .enumerate()
+        .map(|(i, d)| {
+            let xml = &d[d.find("-->\n").expect("heading comment") + 4..];
+            (format!("{what} domain {i}"), xml.to_string())
+        })
+        .collect()
+}
+
 #[test]
 fn the_libvirt_domain_format_prints_valid_domains() {
     if !have_validator() {
@@ -128,28 +151,34 @@ fn the_libvirt_domain_format_prints_valid_domains() {
     }
     let mut docs = Vec::new();
     for f in configs() {
-        let out = pinlat(&[
-            "plan",
-            f.to_str().unwrap(),
-            "--format",
-            "libvirt-domain",
-            "--host-cpus",
-            "0-15",
-        ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        // One document per domain, each after its heading comment.
-        for (i, d) in text.split("<!-- pinlat layout ").skip(1).enumerate() {
-            let xml = &d[d.find("-->\n").expect("heading comment") + 4..];
-            docs.push((format!("{} domain {i}", f.display()), xml.to_string()));
-        }
+        let what = f.display().to_string();
+        docs.extend(printed_domains(&what, &f, "0-15", &[]));
     }
     assert!(docs.len() >= 40, "{} domains", docs.len());
+    let refused = validate(&docs);
+    assert!(refused.is_empty(), "{}", refused.join("\n"));
+}
+
+#[test]
+fn every_libvirt_knob_makes_a_valid_domain() {
+    if !have_validator() {
+        return;
+    }
+    let f = repo().join("host-runner/tests/fixtures/exports/variants.toml");
+    let mut docs = Vec::new();
+    for variant in ["untuned", "tuned", "lazy-lock"] {
+        let what = format!("variant {variant}");
+        docs.extend(printed_domains(&what, &f, "0-7", &["--variant", variant]));
+    }
+    // "tuned" sets every knob libvirt has an element for.
+    assert!(docs
+        .iter()
+        .any(|(_, x)| x.contains("<hint-dedicated state='on'/>")
+            && x.contains("<locked/>")
+            && x.contains("<page size='2048' unit='KiB'/>")
+            && x.contains("<pmu state='off'/>")
+            && x.contains("name='tsc-deadline'")));
+    assert_eq!(docs.len(), 6);
     let refused = validate(&docs);
     assert!(refused.is_empty(), "{}", refused.join("\n"));
 }

@@ -29,3 +29,16 @@ pub fn pinlat(args: &[&str]) -> Output {
         .output()
         .expect("running pinlat")
 }
+
+/// Runs `pinlat` with `args`, which must exit 0, and returns its standard output.
+pub fn pinlat_stdout(args: &[&str]) -> String {
+    let out = pinlat(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "pinlat {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
