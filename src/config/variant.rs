@@ -294,7 +294,7 @@ impl HostKnobs {
 
 impl Variant {
     /// The knobs of this variant that only mean something under KVM, as config keys
-    /// (`qemu.cpu_pm`, `host.halt_poll_ns`): refused under TCG.
+    /// (`qemu.cpu_pm`, `guest.idle = "haltpoll"`, `host.halt_poll_ns`): refused under TCG.
     pub fn kvm_only(&self) -> Vec<String> {
         let q = &self.qemu;
         let mut out: Vec<String> = [
@@ -309,6 +309,10 @@ impl Variant {
         .filter(|(_, on)| *on)
         .map(|(k, _)| format!("qemu.{k}"))
         .collect();
+        // cpuidle-haltpoll registers only on KVM (it needs KVM's paravirt interface).
+        if self.guest.idle == Some(GuestIdle::Haltpoll) {
+            out.push("guest.idle = \"haltpoll\"".into());
+        }
         out.extend(
             self.host
                 .set()
@@ -366,9 +370,19 @@ mod tests {
             v.kvm_only().is_empty(),
             "mem-lock, hugepages and RT runtime work under TCG"
         );
+        v.guest.idle = Some(GuestIdle::Poll);
+        assert!(v.kvm_only().is_empty(), "idle=poll works under TCG");
         v.qemu.cpu_pm = true;
+        v.guest.idle = Some(GuestIdle::Haltpoll);
         v.host.halt_poll_ns = Some(0);
-        assert_eq!(v.kvm_only(), ["qemu.cpu_pm", "host.halt_poll_ns"]);
+        assert_eq!(
+            v.kvm_only(),
+            [
+                "qemu.cpu_pm",
+                "guest.idle = \"haltpoll\"",
+                "host.halt_poll_ns"
+            ]
+        );
     }
 
     #[test]

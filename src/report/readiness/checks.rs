@@ -127,6 +127,21 @@ fn cpuidle(t: &GuestTuning, cmdline: &str, reported: bool) -> Check {
         );
     }
     let governor = t.cpuidle_governor.as_deref().unwrap_or("unknown");
+    // guest.idle = "haltpoll" asked for the driver: one that did not register is a knob that
+    // did not apply, not a kernel default.
+    let asked =
+        cmdline_value(cmdline, "cpuidle_haltpoll.force").is_some_and(|v| v == "1" || v == "Y");
+    if asked && reported && t.cpuidle_driver.as_deref() != Some("haltpoll") {
+        return Check::new(
+            ID,
+            Status::Fail,
+            format!(
+                "cpuidle_haltpoll.force=1 was given but the cpuidle driver is {}: haltpoll did not register",
+                t.cpuidle_driver.as_deref().unwrap_or("absent")
+            ),
+            "cpuidle-haltpoll registers only on KVM, built into the guest kernel (CONFIG_HALTPOLL_CPUIDLE=y), without idle=; or use guest.idle = \"poll\"",
+        );
+    }
     match t.cpuidle_driver.as_deref() {
         Some("haltpoll") => Check::new(
             ID,

@@ -139,8 +139,14 @@ fn cpuidle_poll_haltpoll_halt_and_unknown() {
     let c = check(&f, "guest.cpuidle");
     assert_eq!(c.status, Status::Warn, "halting on driver none: {c:?}");
     assert!(c.fix.contains("guest.idle"), "{c:?}");
+    // guest.idle = "haltpoll" that did not register (TCG, a modular driver) did not apply.
+    f.cmdline += " cpuidle_haltpoll.force=1";
+    let c = check(&f, "guest.cpuidle");
+    assert_eq!(c.status, Status::Fail, "{c:?}");
+    assert!(c.found.contains("haltpoll did not register"), "{c:?}");
     tuning(&mut f).cpuidle_driver = Some("haltpoll".into());
     assert_eq!(check(&f, "guest.cpuidle").status, Status::Ok);
+    f.cmdline = f.cmdline.replace(" cpuidle_haltpoll.force=1", "");
     tuning(&mut f).cpuidle_driver = None;
     assert_eq!(check(&f, "guest.cpuidle").status, Status::Unknown);
 }
