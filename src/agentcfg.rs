@@ -14,6 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::kinds::WorkloadKind;
 
+#[path = "agentcfg_sysctl.rs"]
+mod sysctl;
+pub use sysctl::{
+    sysctl_matches, sysctl_path, valid_sysctl_key, valid_sysctl_value, Sysctl,
+    MAX_SYSCTL_VALUE_BYTES,
+};
+
 /// Where the agent, running as PID 1, reads its config inside the initramfs.
 pub const GUEST_CONFIG_PATH: &str = "/pinlat/config.json";
 /// Where the initramfs holds the kernel modules of [`AgentConfig::modules`], one
@@ -395,6 +402,12 @@ pub struct AgentConfig {
     /// modules reads as it did before the field existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<String>,
+    /// Sysctls the agent writes under `/proc/sys`, in this order, before it says hello (PID-1
+    /// mode only), each read back into the hello's facts; one that cannot be written or does
+    /// not read back fails the run, naming the key and the errno. Left out of the JSON when
+    /// empty, so a config without sysctls reads as it did before the field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<Sysctl>,
 }
 
 fn default_preheat_ms() -> u64 {
@@ -450,6 +463,14 @@ pub enum AgentConfigError {
         /// The name given.
         name: String,
     },
+    /// A sysctl whose key or value the agent may not write.
+    #[error("sysctls[{index}]: {problem}")]
+    Sysctl {
+        /// Its position in `sysctls`.
+        index: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A field of a housekeeping load outside its range.
     #[error("{field}: {problem}")]
     Load {
@@ -483,6 +504,7 @@ impl AgentConfig {
             clock: ClockChoice::Auto,
             modules: Vec::new(),
             wait_for_go: false,
+            sysctls: Vec::new(),
         }
     }
 
@@ -539,6 +561,22 @@ impl AgentConfig {
                     name: name.clone(),
                 });
             }
+        }
+        for (index, s) in self.sysctls.iter().enumerate() {
+            let problem = if !valid_sysctl_key(&s.key) {
+                format!(
+                    "{:?} is not a sysctl name (dotted lower-case names under /proc/sys)",
+                    s.key
+                )
+            } else if !valid_sysctl_value(&s.value) {
+                format!(
+                    "{}: {:?} is not a value of 1-{MAX_SYSCTL_VALUE_BYTES} bytes on one line",
+                    s.key, s.value
+                )
+            } else {
+                continue;
+            };
+            return Err(AgentConfigError::Sysctl { index, problem });
         }
         if self.workload == WorkloadKind::Ring {
             let (p, c) = self.ring_cpus().ok_or(AgentConfigError::RingCpus)?;

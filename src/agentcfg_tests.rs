@@ -184,3 +184,29 @@ fn load_fields_outside_their_range_name_the_field() {
         loads(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
 }
+
+#[test]
+fn sysctls_are_left_out_when_empty_and_checked_when_not() {
+    let mut cfg = AgentConfig::new(WorkloadKind::BusyPoll, vec![1], 1000);
+    assert!(!cfg.to_json().contains("sysctls"));
+    cfg.sysctls = vec![
+        Sysctl {
+            key: "kernel.timer_migration".into(),
+            value: "0".into(),
+        },
+        Sysctl {
+            key: "kernel.sched_rt_runtime_us".into(),
+            value: "-1".into(),
+        },
+    ];
+    assert_eq!(AgentConfig::from_json(&cfg.to_json()).unwrap(), cfg);
+    cfg.sysctls[1].key = "../../etc/passwd".into();
+    let err = cfg.validate().unwrap_err();
+    assert!(
+        matches!(err, AgentConfigError::Sysctl { index: 1, .. }),
+        "{err}"
+    );
+    cfg.sysctls[1].key = "kernel.x".into();
+    cfg.sysctls[1].value = "1\n2".into();
+    assert!(cfg.validate().unwrap_err().to_string().contains("kernel.x"));
+}

@@ -48,6 +48,39 @@ pub fn is_preempt_rt(realtime: Option<&str>, uname_version: &str) -> bool {
     realtime == Some("1") || uname_version.contains("PREEMPT_RT")
 }
 
+/// Parses the kernel command line into (key, value) pairs; flags have an empty value.
+pub fn cmdline_params(cmdline: &str) -> Vec<(String, String)> {
+    cmdline
+        .split_whitespace()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.trim_matches('"').to_string()),
+            None => (w.to_string(), String::new()),
+        })
+        .collect()
+}
+
+/// The last value of `key` on the command line (the kernel uses the last one).
+pub fn cmdline_value(cmdline: &str, key: &str) -> Option<String> {
+    cmdline_params(cmdline)
+        .into_iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+/// Parses a CPU-list value that may carry flags (`isolcpus=managed_irq,domain,2-5`) or be
+/// `all`.
+pub fn cpu_list_value(v: &str, online: &CpuSet) -> CpuSet {
+    if v.trim() == "all" {
+        return online.clone();
+    }
+    let list: Vec<&str> = v
+        .split(',')
+        .filter(|t| t.starts_with(|c: char| c.is_ascii_digit() || c == '^'))
+        .collect();
+    CpuSet::parse(&list.join(",")).unwrap_or_default()
+}
+
 /// Reads a sysfs CPU-list file. An empty file is an empty set.
 pub fn read_cpu_list(path: &Path) -> io::Result<CpuSet> {
     let text = std::fs::read_to_string(path)?;

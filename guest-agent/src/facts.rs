@@ -5,7 +5,9 @@ use std::fs;
 use std::path::Path;
 
 use pinlat::cpuset::CpuSet;
-use pinlat::wire::{virtio_kind, ClockInfo, DeviceFacts, SystemFacts, VirtioDevice};
+use pinlat::wire::{
+    virtio_kind, ClockInfo, DeviceFacts, SysctlReadBack, SystemFacts, VirtioDevice,
+};
 
 fn read_trim(path: &str) -> String {
     fs::read_to_string(path)
@@ -68,9 +70,10 @@ fn first_entry(dir: &Path) -> Option<String> {
     names.into_iter().next()
 }
 
-/// Collect the facts; `clock` is the clock chosen for this run. The modules part of
+/// Collect the facts; `clock` is the clock chosen for this run, `sysctls` the run's sysctls as
+/// the agent wrote and read them back ([`crate::sysctl::apply`]). The modules part of
 /// [`SystemFacts::devices`] is left empty for the caller that loaded them.
-pub fn collect(clock: ClockInfo) -> SystemFacts {
+pub fn collect(clock: ClockInfo, sysctls: Vec<SysctlReadBack>) -> SystemFacts {
     let (release, version) = match nix::sys::utsname::uname() {
         Ok(u) => (
             u.release().to_string_lossy().into_owned(),
@@ -92,6 +95,7 @@ pub fn collect(clock: ClockInfo) -> SystemFacts {
             virtio: virtio_devices(Path::new("/sys")),
             ..DeviceFacts::default()
         },
+        tuning: Some(crate::tuning::collect(Path::new("/"), sysctls)),
     }
 }
 

@@ -17,8 +17,10 @@ mod prng;
 mod recorder;
 mod ring;
 mod run;
+mod sysctl;
 mod thread;
 mod timer;
+mod tuning;
 
 use std::process::ExitCode;
 

@@ -18,7 +18,7 @@ use crate::run::{measure, send, Wire};
 pub fn run(args: &Args) -> Result<()> {
     let cfg = args.agent_config()?;
     let clock = Clock::choose(cfg.clock);
-    let facts = facts::collect(clock.info);
+    let facts = facts::collect(clock.info, Vec::new());
     let wire: Option<Wire> = match &args.frames {
         Some(p) => {
             let f = std::fs::File::create(p)

@@ -1,7 +1,7 @@
 //! Guest mode: the agent as `/init` (PID 1) of a minimal initramfs.
 //!
 //! Mount /proc, /sys, /dev; read the run config ([`GUEST_CONFIG_PATH`]); load the kernel modules
-//! it lists ([`crate::modules`]); put `/dev/ttyS1` in raw
+//! it lists ([`crate::modules`]); write its sysctls ([`crate::sysctl`]); put `/dev/ttyS1` in raw
 //! mode and stream frames on it (hello, intervals, finals, done); print short progress lines on
 //! the console (ttyS0); power off. Any error — or a panic, caught here — is reported on the wire
 //! as an `error` frame and on the console, then the guest powers off: PID 1 must never exit, or
@@ -33,6 +33,7 @@ use crate::clock::Clock;
 use crate::facts;
 use crate::modules::{self, GUEST_MODULES_DIR};
 use crate::run::{measure, panic_message, send, OnCpu, Wire};
+use crate::sysctl;
 
 /// Where the last panic happened (set by the hook, read when reporting it).
 static PANIC_INFO: Mutex<Option<String>> = Mutex::new(None);
@@ -268,8 +269,25 @@ fn guest_main(
             ns / 1_000
         ));
     }
+    // The variant's sysctls, before the hello that reports them: one that does not apply
+    // fails the run (a guest that is not the one asked for measures nothing). Like modules,
+    // only the guest's own kernel gets them.
+    let sysctls = if pid1 {
+        sysctl::apply(Path::new("/"), &cfg.sysctls)?
+    } else {
+        if !cfg.sysctls.is_empty() {
+            console.line(&format!("not PID 1: not writing sysctls {:?}", cfg.sysctls));
+        }
+        Vec::new()
+    };
+    if !sysctls.is_empty() {
+        console.line(&format!(
+            "{} sysctl(s) written and read back",
+            sysctls.len()
+        ));
+    }
     let clock = Clock::choose(cfg.clock);
-    let mut facts = facts::collect(clock.info);
+    let mut facts = facts::collect(clock.info, sysctls);
     facts.devices.modules = loaded.modules;
     facts.devices.modules_load_ns = loaded.total_ns;
     send(

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use pinlat::agentcfg::{AgentConfig, ClockChoice, Loads};
+use pinlat::agentcfg::{AgentConfig, ClockChoice, Loads, Sysctl};
+use pinlat::config::variant::Variant;
 use pinlat::config::{Guest, HousekeepingLoad, Workload};
 
 /// Environment variable naming the agent binary.
@@ -109,6 +110,23 @@ pub fn agent_config(
         ..Loads::default()
     };
     cfg
+}
+
+/// The sysctls the agent writes for a variant (`guest.sysctls`, in key order); none without
+/// variants.
+pub fn sysctls(variant: Option<&Variant>) -> Vec<Sysctl> {
+    variant
+        .map(|v| {
+            v.guest
+                .sysctls
+                .iter()
+                .map(|(key, value)| Sysctl {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -113,20 +113,35 @@ pub struct QemuKnobs {
     pub cpu_pm: bool,
 }
 
-/// The guest kernel command line pinlat starts from.
+/// The guest kernel command line pinlat starts from (`guest.preset`). Every preset keeps
+/// pinlat's functional parameters (console, `panic=-1`, `noirqdebug`; `tsc=reliable` unless
+/// `guest.tsc_reliable = false`). `<rt>` is the guest's RT vCPUs, `<hk>` its housekeeping vCPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CmdlinePreset {
-    /// pinlat's default: `isolcpus`, `nohz_full` and `rcu_nocbs` on the RT vCPUs,
-    /// `irqaffinity` on the housekeeping vCPUs.
+    /// pinlat's default, what guests got before variants: `isolcpus=<rt> nohz_full=<rt>
+    /// rcu_nocbs=<rt> irqaffinity=<hk>`.
     #[default]
     Pinlat,
-    /// tuned's `realtime-virtual-guest` set: pinlat's default plus `isolcpus=managed_irq,domain`,
-    /// `nohz=on`, `nosoftlockup`, `nowatchdog`, `rcupdate.rcu_normal_after_boot=1` and
-    /// `sysctl.kernel.timer_migration=0`.
+    /// tuned's `realtime-virtual-guest` profile as far as it applies to a guest. The profile
+    /// (tuned `profiles/realtime-virtual-guest/tuned.conf`) includes `realtime`, which includes
+    /// `network-latency`; their `[bootloader]` lines give `nohz=on nohz_full=<rt>
+    /// rcu_nocbs=<rt>` (realtime-virtual-guest), `isolcpus=managed_irq,domain,<rt>
+    /// nosoftlockup` (realtime, with its default `isolate_managed_irq=Y`) and `skew_tick=1
+    /// tsc=reliable rcupdate.rcu_normal_after_boot=1` (network-latency; `tsc=reliable` is
+    /// pinlat's own knob). Their `[sysctl]` sections that bear on latency go on the command
+    /// line as `sysctl.*` (applied by the kernel before `/init`):
+    /// `kernel.sched_rt_runtime_us=-1` (realtime), `kernel.timer_migration=0`,
+    /// `kernel.nmi_watchdog=0`, `vm.stat_interval=10` (network-latency). tuned keeps device
+    /// IRQs off the isolated cores through irqbalance's `banned_cpus`; a pinlat guest runs no
+    /// irqbalance, so the preset says `irqaffinity=<hk>` instead. Left out: `intel_pstate=
+    /// disable` (a KVM guest has no P-state driver), `kernel.hung_task_timeout_secs`,
+    /// `kernel.numa_balancing` (one NUMA node), the `net.*` sysctls (no sockets measured),
+    /// and what the tuned daemon does at run time (workqueue cpumasks, which `nohz_full`
+    /// already confines; kernel-thread priorities; `ktimer_lockless_check`).
     RealtimeVirtualGuest,
-    /// None of the isolation parameters: an untuned guest (console, panic and pinlat's
-    /// functional parameters only).
+    /// No isolation parameters at all: an untuned guest (console, panic and pinlat's functional
+    /// parameters only).
     None,
 }
 
@@ -279,7 +294,7 @@ impl HostKnobs {
 
 impl Variant {
     /// The knobs of this variant that only mean something under KVM, as config keys
-    /// (`qemu.cpu_pm`, `host.halt_poll_ns`): refused under TCG.
+    /// (`qemu.cpu_pm`, `guest.idle = "haltpoll"`, `host.halt_poll_ns`): refused under TCG.
     pub fn kvm_only(&self) -> Vec<String> {
         let q = &self.qemu;
         let mut out: Vec<String> = [
@@ -294,6 +309,10 @@ impl Variant {
         .filter(|(_, on)| *on)
         .map(|(k, _)| format!("qemu.{k}"))
         .collect();
+        // cpuidle-haltpoll registers only on KVM (it needs KVM's paravirt interface).
+        if self.guest.idle == Some(GuestIdle::Haltpoll) {
+            out.push("guest.idle = \"haltpoll\"".into());
+        }
         out.extend(
             self.host
                 .set()
@@ -329,23 +348,9 @@ pub fn guest_params(g: &GuestKnobs) -> Vec<String> {
     p
 }
 
-/// Sysctl keys the agent may write: dotted names of `a-z`, `0-9` and `_` under `/proc/sys`.
-pub fn valid_sysctl_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 128
-        && !key.starts_with('.')
-        && !key.ends_with('.')
-        && !key.contains("..")
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
-}
-
-/// The `/proc/sys` path of a sysctl key (`kernel.timer_migration` →
-/// `/proc/sys/kernel/timer_migration`).
-pub fn sysctl_path(key: &str) -> String {
-    format!("/proc/sys/{}", key.replace('.', "/"))
-}
+/// The sysctl name and path rules live with the agent config, which the agent links without
+/// `config`.
+pub use crate::agentcfg::{sysctl_path, valid_sysctl_key};
 
 #[cfg(test)]
 mod tests {
@@ -365,9 +370,19 @@ mod tests {
             v.kvm_only().is_empty(),
             "mem-lock, hugepages and RT runtime work under TCG"
         );
+        v.guest.idle = Some(GuestIdle::Poll);
+        assert!(v.kvm_only().is_empty(), "idle=poll works under TCG");
         v.qemu.cpu_pm = true;
+        v.guest.idle = Some(GuestIdle::Haltpoll);
         v.host.halt_poll_ns = Some(0);
-        assert_eq!(v.kvm_only(), ["qemu.cpu_pm", "host.halt_poll_ns"]);
+        assert_eq!(
+            v.kvm_only(),
+            [
+                "qemu.cpu_pm",
+                "guest.idle = \"haltpoll\"",
+                "host.halt_poll_ns"
+            ]
+        );
     }
 
     #[test]
@@ -388,18 +403,6 @@ mod tests {
                 "sysctl.kernel.timer_migration=0",
                 "nmi_watchdog=0"
             ]
-        );
-    }
-
-    #[test]
-    fn sysctl_keys_are_dotted_proc_sys_names() {
-        assert!(valid_sysctl_key("kernel.sched_rt_runtime_us"));
-        for bad in ["", ".a", "a.", "a..b", "kernel/x", "Kernel.x", "a b"] {
-            assert!(!valid_sysctl_key(bad), "{bad:?}");
-        }
-        assert_eq!(
-            sysctl_path("kernel.timer_migration"),
-            "/proc/sys/kernel/timer_migration"
         );
     }
 

@@ -172,6 +172,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let mut run_id = None;
     let mut steal_notes = Vec::new();
     let mut guest_kernels = GuestKernels::default();
+    let mut readiness = super::readiness::Acc::default();
     let mut culprits = super::culprits::Acc::default();
     let mut housekeeping = super::housekeeping::Acc::default();
     let mut thread_cpu = super::thread_cpu::Acc::default();
@@ -189,6 +190,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         };
         per_run(&rec);
         guest_kernels.add(&rec);
+        readiness.add(&rec);
         culprits.add(&rec);
         housekeeping.add(&rec);
         thread_cpu.add(&rec);
@@ -298,6 +300,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
                 accels.push(c.run.accel);
             }
             guest_kernels.add(&c.run);
+            readiness.add(&c.run);
             run_id.get_or_insert_with(|| c.run.run_id.clone());
             InProgress::of(&c)
         });
@@ -374,6 +377,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let disclaimer = accels
         .contains(&crate::kinds::Accel::Tcg)
         .then(|| TCG_DISCLAIMER.to_string());
+    let readiness = readiness.finish(&host_checks, disclaimer.is_some());
     Ok(Report {
         schema_version: REPORT_SCHEMA_VERSION,
         run_id,
@@ -385,6 +389,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         host,
         host_checks,
         variants,
+        readiness,
         budgets,
         missing_runs,
         skipped,

@@ -321,6 +321,10 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         }
     }
 
+    if let Some(readiness) = &r.readiness {
+        o.push_str(&readiness.html());
+    }
+
     // Every field of host.json, in its own order.
     if let Some(serde_json::Value::Object(h)) =
         r.host.as_ref().and_then(|h| serde_json::to_value(h).ok())

@@ -119,6 +119,10 @@ pub fn render(report: &Report) -> String {
         if let Some(w) = report.guest_warning.as_ref() {
             prop(&mut out, "      ", "guest_warning", w);
         }
+        if let Some(r) = &report.readiness {
+            prop(&mut out, "      ", "readiness", r.verdict.label());
+            prop(&mut out, "      ", "readiness_statement", &r.statement);
+        }
         prop(&mut out, "      ", "verdict", &v.statement);
         prop(
             &mut out,

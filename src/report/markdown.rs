@@ -156,6 +156,10 @@ pub fn render(report: &Report) -> String {
         o.push_str(&format!("{}\n\n", report.host_checks.sentence()));
     }
 
+    if let Some(r) = &report.readiness {
+        o.push_str(&r.markdown());
+    }
+
     o.push_str("## Verdicts\n\n");
     for v in &report.verdicts {
         o.push_str(&format!("- {}\n", v.statement));

@@ -29,6 +29,7 @@ mod html_svg;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod readiness;
 mod runs;
 pub mod soak;
 pub mod source;
@@ -421,6 +422,10 @@ pub struct Report {
     /// empty without variants.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<String>,
+    /// The guests' readiness judged beside the host's, and the one verdict ("full-stack RT",
+    /// "host-only", "not ready"); absent when no agent reported the guest's tuning facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<readiness::Readiness>,
     /// Budgets from `plan.json`, by workload.
     pub budgets: BTreeMap<WorkloadKind, crate::config::Budget>,
     /// Runs listed in `plan.json` with no run file.

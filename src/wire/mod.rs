@@ -27,7 +27,7 @@
 //!
 //! | type | struct | when |
 //! |---|---|---|
-//! | `hello` | [`Hello`] | first: schema and agent versions, [`SystemFacts`] (kernel, PREEMPT_RT, clocksource, cmdline, isolated CPUs, CPU count, measuring clock and TSC frequency, modules loaded and virtio devices found), the [`AgentConfig`] |
+//! | `hello` | [`Hello`] | first: schema and agent versions, [`SystemFacts`] (kernel, PREEMPT_RT, clocksource, cmdline, isolated CPUs, CPU count, measuring clock and TSC frequency, modules loaded and virtio devices found, the guest's tuning: [`GuestTuning`]), the [`AgentConfig`] |
 //! | `interval` | [`IntervalReport`] | every `report_interval_ms` per measuring CPU: that interval's histogram |
 //! | `load` | [`LoadResult`] | once per housekeeping load that measures itself (`io`, `net`) at the end, before the `final`s: per operation kind (`read`, `write`, `flush`, `rtt`) count, bytes, errors, first error and latency histogram; net's frames sent, received, lost |
 //! | `final` | [`CpuResult`] | once per measuring CPU at the end: whole-run histogram, samples, min/max, top-N events, overflow, measured duration, clock |
@@ -55,9 +55,15 @@ use crate::kinds::WorkloadKind;
 mod decode;
 mod devices;
 mod load;
+mod tuning;
 pub use decode::{Decoded, DecoderStats, FrameDecoder, Rejection};
 pub use devices::{virtio_kind, DeviceFacts, ModuleLoad, VirtioDevice};
 pub use load::{per_second, LoadKind, LoadResult, NetCounts, OpKind, OpStats, NET_LOST_AFTER_NS};
+pub use tuning::{
+    kernel_cpu_list, GuestIrq, GuestTuning, SysctlReadBack, CPUIDLE_DRIVER_PATH,
+    CPUIDLE_GOVERNOR_PATH, CPUIDLE_GOVERNOR_RO_PATH, MAX_IRQS, NOHZ_FULL_PATH, PROC_IRQ_DIR,
+    SCHED_RT_RUNTIME_PATH, TIMER_MIGRATION_PATH,
+};
 
 /// Frame magic, first bytes of a frame line (followed by a space).
 pub const MAGIC: &[u8; 4] = b"PLF1";
@@ -115,6 +121,10 @@ pub struct SystemFacts {
     /// Kernel modules the agent loaded and the virtio devices it found.
     #[serde(default)]
     pub devices: DeviceFacts,
+    /// The guest's side of realtime readiness (cpuidle, effective isolation, RT sysctls, IRQ
+    /// affinity, the run's sysctls read back); `None` from agents before these facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<GuestTuning>,
 }
 
 /// First message: who is talking and about what.

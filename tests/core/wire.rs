@@ -6,9 +6,9 @@ use pinlat::histo::{self, Hist};
 use pinlat::kinds::WorkloadKind;
 use pinlat::wire::{
     encode, encode_body, ClockInfo, ClockSource, CpuResult, Decoded, DeviceFacts, Done,
-    ErrorReport, FrameDecoder, FrameWriter, Hello, IntervalReport, LoadKind, LoadResult, Message,
-    ModuleLoad, NetCounts, OpKind, OpStats, Rejection, SystemFacts, TopEvent, VirtioDevice,
-    SCHEMA_VERSION,
+    ErrorReport, FrameDecoder, FrameWriter, GuestIrq, GuestTuning, Hello, IntervalReport, LoadKind,
+    LoadResult, Message, ModuleLoad, NetCounts, OpKind, OpStats, Rejection, SysctlReadBack,
+    SystemFacts, TopEvent, VirtioDevice, SCHEMA_VERSION,
 };
 use proptest::prelude::*;
 
@@ -57,6 +57,25 @@ fn sample_messages() -> Vec<Message> {
                         driver: Some("virtio_blk".into()),
                     }],
                 },
+                tuning: Some(GuestTuning {
+                    cpuidle_driver: Some("none".into()),
+                    cpuidle_governor: None,
+                    isolated: Some("1-3".into()),
+                    nohz_full: Some("(null)".into()),
+                    timer_migration: Some("0".into()),
+                    sched_rt_runtime_us: Some("-1".into()),
+                    irqs: Some(vec![GuestIrq {
+                        irq: 4,
+                        actions: vec!["ttyS0".into()],
+                        effective: Some("0".into()),
+                        affinity: None,
+                    }]),
+                    sysctls: vec![SysctlReadBack {
+                        key: "kernel.timer_migration".into(),
+                        written: "0".into(),
+                        read: "0".into(),
+                    }],
+                }),
             },
             config: AgentConfig::new(WorkloadKind::BusyPoll, vec![1, 2, 3], 10_000),
             sent_mono_ns: None,
@@ -347,7 +366,78 @@ fn arb_message() -> impl Strategy<Value = Message> {
             }
         )),
         arb_load().prop_map(Message::Load),
+        proptest::option::of(arb_tuning()).prop_map(|tuning| {
+            let Message::Hello(mut h) = sample_messages().swap_remove(0) else {
+                unreachable!("the first sample is the hello")
+            };
+            h.facts.tuning = tuning;
+            Message::Hello(h)
+        }),
     ]
+}
+
+/// Any guest tuning facts: every file present or absent, any text (the report judges it).
+fn arb_tuning() -> impl Strategy<Value = GuestTuning> {
+    let text = || proptest::option::of(any::<String>());
+    let irq = (
+        any::<u32>(),
+        proptest::collection::vec(any::<String>(), 0..3),
+        proptest::option::of(any::<String>()),
+        proptest::option::of(any::<String>()),
+    )
+        .prop_map(|(irq, actions, effective, affinity)| GuestIrq {
+            irq,
+            actions,
+            effective,
+            affinity,
+        });
+    let sysctl = (any::<String>(), any::<String>(), any::<String>())
+        .prop_map(|(key, written, read)| SysctlReadBack { key, written, read });
+    (
+        (text(), text(), text(), text()),
+        (text(), text()),
+        proptest::option::of(proptest::collection::vec(irq, 0..5)),
+        proptest::collection::vec(sysctl, 0..3),
+    )
+        .prop_map(
+            |(
+                (cpuidle_driver, cpuidle_governor, isolated, nohz_full),
+                (timer_migration, sched_rt_runtime_us),
+                irqs,
+                sysctls,
+            )| GuestTuning {
+                cpuidle_driver,
+                cpuidle_governor,
+                isolated,
+                nohz_full,
+                timer_migration,
+                sched_rt_runtime_us,
+                irqs,
+                sysctls,
+            },
+        )
+}
+
+/// A hello of an agent from before the tuning facts decodes, its tuning unknown; one with
+/// fields this reader does not know (a later agent) decodes too.
+#[test]
+fn hellos_without_or_beyond_the_tuning_facts_decode() {
+    let Message::Hello(h) = sample_messages().swap_remove(0) else {
+        unreachable!()
+    };
+    let mut v = serde_json::to_value(Message::Hello(h.clone())).unwrap();
+    v["facts"].as_object_mut().unwrap().remove("tuning");
+    let old: Message = serde_json::from_value(v.clone()).unwrap();
+    let Message::Hello(old) = old else { panic!() };
+    assert_eq!(old.facts.tuning, None);
+    assert_eq!(old.facts.cmdline, h.facts.cmdline);
+    v["facts"]["tuning"] = serde_json::json!({"cpuidle_driver": "haltpoll", "later": 1});
+    let Message::Hello(newer) = serde_json::from_value::<Message>(v).unwrap() else {
+        panic!()
+    };
+    let t = newer.facts.tuning.unwrap();
+    assert_eq!(t.cpuidle_driver.as_deref(), Some("haltpoll"));
+    assert_eq!((t.isolated, t.irqs), (None, None));
 }
 
 fn arb_op() -> impl Strategy<Value = OpStats> {

@@ -263,38 +263,8 @@ pub fn run_checks(env: &Env) -> DoctorReport {
     }
 }
 
-/// Parses the kernel command line into (key, value) pairs; flags have an empty value.
-pub(crate) fn cmdline_params(cmdline: &str) -> Vec<(String, String)> {
-    cmdline
-        .split_whitespace()
-        .map(|w| match w.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.trim_matches('"').to_string()),
-            None => (w.to_string(), String::new()),
-        })
-        .collect()
-}
-
-/// The last value of `key` on the command line (the kernel uses the last one).
-pub(crate) fn cmdline_value(cmdline: &str, key: &str) -> Option<String> {
-    cmdline_params(cmdline)
-        .into_iter()
-        .rev()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-}
-
-/// Parses a CPU-list value that may carry flags (`isolcpus=managed_irq,domain,2-5`) or be
-/// `all`.
-pub(crate) fn cpu_list_value(v: &str, online: &CpuSet) -> CpuSet {
-    if v.trim() == "all" {
-        return online.clone();
-    }
-    let list: Vec<&str> = v
-        .split(',')
-        .filter(|t| t.starts_with(|c: char| c.is_ascii_digit() || c == '^'))
-        .collect();
-    CpuSet::parse(&list.join(",")).unwrap_or_default()
-}
+/// The kernel command line's parsing rules, shared with the report's guest readiness.
+pub(crate) use pinlat::host::{cmdline_value, cpu_list_value};
 
 /// `set` as a CPU list, or `none`.
 pub(crate) fn show(set: &CpuSet) -> String {

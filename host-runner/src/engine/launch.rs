@@ -133,6 +133,10 @@ pub fn prepare_guest(
     )
     .with_variant(req.variant)
     .paused();
+    // The variant's guest knobs: its command line preset and parameters.
+    if let Some(v) = req.variant {
+        spec = spec.with_guest_knobs(guest, &v.guest);
+    }
     req.disturbance.prepare_vm(req.index, &mut spec);
     // The devices' backends exist before QEMU opens them; their drivers' modules go into
     // the initramfs and the agent loads them before it says hello.
@@ -150,6 +154,7 @@ pub fn prepare_guest(
         .map_err(|e| err(Stage::Setup)(e.into()))?;
     let mut agent = req.agent;
     agent.modules = plan.names();
+    agent.sysctls = crate::agent::sysctls(req.variant);
     Initramfs::for_agent(agent_binary.to_vec(), agent.to_json().into_bytes())
         .with_modules(&plan)
         .write_file(&initrd)

@@ -183,6 +183,7 @@ pub(super) fn hello(cfg: &AgentConfig) -> Message {
             cpu_count: 2,
             clock: clock(),
             devices: Default::default(),
+            tuning: None,
         },
         config: cfg.clone(),
         sent_mono_ns: None,

@@ -11,7 +11,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use pinlat::config::variant::{QemuKnobs, Variant};
+use pinlat::config::variant::{guest_params, CmdlinePreset, GuestKnobs, QemuKnobs, Variant};
 use pinlat::config::Guest;
 use pinlat::cpuset::CpuSet;
 
@@ -29,31 +29,100 @@ use crate::devices::{Device, VirtioBlk, VirtioNet};
 ///   ("irq 3: nobody cared"), which silently stops the frames; seen here after ~290 KB of
 ///   back-to-back output under TCG.
 ///
-/// Pass it in `extra` of [`guest_cmdline`].
+/// Pass it in `extra` of [`guest_cmdline`]; [`guest_append`] does, without `tsc=reliable`
+/// for a variant with `guest.tsc_reliable = false` (`noirqdebug` is functional and always
+/// stays).
 pub const GUEST_PARAMS: &[&str] = &["tsc=reliable", "noirqdebug"];
 
-/// The guest kernel command line for a realtime guest: the console on ttyS0, no reboot loop on
-/// panic (`panic=-1` reboots at once and `-no-reboot` turns that into a QEMU exit), and, when
-/// there are RT vCPUs, `isolcpus nohz_full rcu_nocbs` on them and `irqaffinity` on the
-/// housekeeping vCPUs (the tuned `realtime-virtual-guest` profile's set). `extra` is appended
-/// verbatim, one parameter per element.
+/// The guest kernel command line for a realtime guest with pinlat's default preset
+/// ([`CmdlinePreset::Pinlat`]): see [`preset_cmdline`].
 pub fn guest_cmdline(rt_vcpus: &[u32], housekeeping_vcpus: &[u32], extra: &[&str]) -> String {
+    preset_cmdline(CmdlinePreset::Pinlat, rt_vcpus, housekeeping_vcpus, extra)
+}
+
+/// The guest kernel command line: the console on ttyS0, no reboot loop on panic (`panic=-1`
+/// reboots at once and `-no-reboot` turns that into a QEMU exit), then the `preset`'s
+/// isolation parameters where there are RT vCPUs (`<rt>`) and housekeeping vCPUs (`<hk>`):
+/// - [`CmdlinePreset::Pinlat`]: `isolcpus=<rt> nohz_full=<rt> rcu_nocbs=<rt>
+///   irqaffinity=<hk>`;
+/// - [`CmdlinePreset::RealtimeVirtualGuest`]: tuned's `realtime-virtual-guest` set as its doc
+///   comment derives it, `isolcpus=managed_irq,domain,<rt> nohz=on nohz_full=<rt>
+///   rcu_nocbs=<rt> irqaffinity=<hk> nosoftlockup skew_tick=1
+///   rcupdate.rcu_normal_after_boot=1` and its sysctls as `sysctl.*` parameters;
+/// - [`CmdlinePreset::None`]: no isolation parameters.
+///
+/// `extra` is appended verbatim, one parameter per element.
+pub fn preset_cmdline(
+    preset: CmdlinePreset,
+    rt_vcpus: &[u32],
+    housekeeping_vcpus: &[u32],
+    extra: &[&str],
+) -> String {
     let list = |cpus: &[u32]| cpus.iter().copied().collect::<CpuSet>().to_string();
     let mut p: Vec<String> = ["console=ttyS0,115200", "panic=-1", "quiet"]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    if !rt_vcpus.is_empty() {
-        let rt = list(rt_vcpus);
-        p.push(format!("isolcpus={rt}"));
-        p.push(format!("nohz_full={rt}"));
-        p.push(format!("rcu_nocbs={rt}"));
-    }
-    if !housekeeping_vcpus.is_empty() {
-        p.push(format!("irqaffinity={}", list(housekeeping_vcpus)));
+    let rt = (!rt_vcpus.is_empty()).then(|| list(rt_vcpus));
+    let hk = (!housekeeping_vcpus.is_empty()).then(|| list(housekeeping_vcpus));
+    match preset {
+        CmdlinePreset::Pinlat => {
+            if let Some(rt) = &rt {
+                p.push(format!("isolcpus={rt}"));
+                p.push(format!("nohz_full={rt}"));
+                p.push(format!("rcu_nocbs={rt}"));
+            }
+            if let Some(hk) = &hk {
+                p.push(format!("irqaffinity={hk}"));
+            }
+        }
+        CmdlinePreset::RealtimeVirtualGuest => {
+            if let Some(rt) = &rt {
+                p.push(format!("isolcpus=managed_irq,domain,{rt}"));
+                p.push("nohz=on".into());
+                p.push(format!("nohz_full={rt}"));
+                p.push(format!("rcu_nocbs={rt}"));
+            }
+            if let Some(hk) = &hk {
+                p.push(format!("irqaffinity={hk}"));
+            }
+            p.extend(
+                [
+                    "nosoftlockup",
+                    "skew_tick=1",
+                    "rcupdate.rcu_normal_after_boot=1",
+                    "sysctl.kernel.sched_rt_runtime_us=-1",
+                    "sysctl.kernel.timer_migration=0",
+                    "sysctl.kernel.nmi_watchdog=0",
+                    "sysctl.vm.stat_interval=10",
+                ]
+                .iter()
+                .map(|s| s.to_string()),
+            );
+        }
+        CmdlinePreset::None => {}
     }
     p.extend(extra.iter().map(|s| s.to_string()));
     p.join(" ")
+}
+
+/// The whole guest command line of `guest` under the guest knobs of a variant (the defaults
+/// without variants): [`preset_cmdline`] of `knobs.preset` with [`GUEST_PARAMS`] (without
+/// `tsc=reliable` when `knobs.tsc_reliable` is false), the guest's own `cmdline_extra`, then
+/// the knobs' parameters ([`guest_params`]: idle, `mce=off`, `timer_migration`, the variant's
+/// `cmdline_extra`), so a knob comes after the preset it overrides.
+pub fn guest_append(guest: &Guest, knobs: &GuestKnobs) -> String {
+    let rt: Vec<u32> = guest.realtime.iter().collect();
+    let hk: Vec<u32> = guest.housekeeping().iter().collect();
+    let knob_params = guest_params(knobs);
+    let mut extra: Vec<&str> = GUEST_PARAMS
+        .iter()
+        .copied()
+        .filter(|p| knobs.tsc_reliable || *p != "tsc=reliable")
+        .collect();
+    extra.extend(guest.cmdline_extra.split_whitespace());
+    extra.extend(knob_params.iter().map(String::as_str));
+    preset_cmdline(knobs.preset, &rt, &hk, &extra)
 }
 
 /// What to launch.
@@ -279,7 +348,8 @@ impl VmSpec {
     /// The VM of one config guest, the one way every guest is described (runs, the KVM probe,
     /// boot tests): its vCPUs and memory, iothreads `iothread1..N`, its own kernel if the
     /// config names one (else `kernel`), and the realtime guest command line
-    /// ([`guest_cmdline`]) with [`GUEST_PARAMS`] and the guest's `cmdline_extra`. Runs with
+    /// ([`guest_append`] with the default guest knobs; a variant's through
+    /// [`VmSpec::with_guest_knobs`]). Runs with
     /// vCPUs started; see [`VmSpec::paused`].
     pub fn for_guest(
         guest: &Guest,
@@ -289,10 +359,6 @@ impl VmSpec {
         console_log: PathBuf,
         agent_channel: AgentChannel,
     ) -> VmSpec {
-        let rt: Vec<u32> = guest.realtime.iter().collect();
-        let hk: Vec<u32> = guest.housekeeping().iter().collect();
-        let mut extra: Vec<&str> = GUEST_PARAMS.to_vec();
-        extra.extend(guest.cmdline_extra.split_whitespace());
         VmSpec {
             name: format!("pinlat-{}", guest.name),
             accel,
@@ -300,7 +366,7 @@ impl VmSpec {
             memory_mib: guest.memory_mib,
             kernel: guest.kernel.clone().unwrap_or_else(|| kernel.to_path_buf()),
             initrd,
-            append: guest_cmdline(&rt, &hk, &extra),
+            append: guest_append(guest, &GuestKnobs::default()),
             cpu_model: None,
             knobs: QemuKnobs::default(),
             iothreads: (1..=guest.iothreads)
@@ -318,6 +384,14 @@ impl VmSpec {
     /// the QEMU and the libvirt launcher.
     pub fn with_variant(mut self, variant: Option<&Variant>) -> Self {
         self.knobs = variant.map(|v| v.qemu.clone()).unwrap_or_default();
+        self
+    }
+
+    /// The guest kernel command line of `guest` under a variant's guest knobs
+    /// ([`guest_append`]) instead of the default one [`VmSpec::for_guest`] wrote. Only
+    /// `append` changes.
+    pub fn with_guest_knobs(mut self, guest: &Guest, knobs: &GuestKnobs) -> Self {
+        self.append = guest_append(guest, knobs);
         self
     }
 

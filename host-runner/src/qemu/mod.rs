@@ -34,8 +34,8 @@ use pinlat::kinds::Accel;
 mod args;
 pub mod knobs;
 pub use args::{
-    device_args, guest_cmdline, mgmt_socket_path, qemu_args, qmp_args, AgentChannel, VmSpec,
-    GUEST_PARAMS,
+    device_args, guest_append, guest_cmdline, mgmt_socket_path, preset_cmdline, qemu_args,
+    qmp_args, AgentChannel, VmSpec, GUEST_PARAMS,
 };
 
 /// The environment variable that names the QEMU binary.
@@ -449,5 +449,7 @@ impl Drop for Qemu {
     }
 }
 
+#[cfg(test)]
+mod cmdline_tests;
 #[cfg(test)]
 mod tests;

@@ -307,6 +307,7 @@ fn hello_must_echo_the_sent_config_once() {
                 calibration_spread_ppm: None,
             },
             devices: Default::default(),
+            tuning: None,
         },
         config,
         sent_mono_ns: None,

@@ -1,7 +1,9 @@
 //! Every test that boots a guest (or loads a CPU as a guest would): `pinlat run` end to end on
 //! the Debian PREEMPT_RT kernel under TCG with the real static agent (this file), faults
 //! (`faults`), the disturbances (`disturbances`), a layout that kills its guest (`failures`),
-//! privileges (`privilege`), a host knob set by a variant and restored (`host_knobs`), the QEMU/QMP/pinning infrastructure (`infra`), calibrate for real
+//! privileges (`privilege`), a host knob set by a variant and restored (`host_knobs`), guest knobs and
+//! readiness (`guest_knobs`), the QEMU/QMP/pinning
+//! infrastructure (`infra`), calibrate for real
 //! (`calibrate`), the host tracer (`trace`) and soaks (`soak`). Names start with `boot_` (one at a time under
 //! nextest, `.config/nextest.toml`) and each holds [`BootLock`]; the guests come from
 //! [`pinlat_test_infra`].
@@ -11,6 +13,7 @@ mod devices;
 mod disturbances;
 mod failures;
 mod faults;
+mod guest_knobs;
 mod host_knobs;
 mod infra;
 mod libvirt;

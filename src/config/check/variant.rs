@@ -71,10 +71,13 @@ pub(super) fn variants(raw: &[RawVariant]) -> Result<Vec<Variant>, ConfigError> 
                 RawSysctl::Int(n) => n.to_string(),
                 RawSysctl::Text(t) => t.clone(),
             };
-            if value.is_empty() || value.len() > 256 || value.contains('\n') {
+            if !crate::agentcfg::valid_sysctl_value(&value) {
                 return Err(ConfigError::new(
                     kp,
-                    format!("{value:?}: a value of 1-256 characters on one line"),
+                    format!(
+                        "{value:?}: a value of 1-{} bytes on one line",
+                        crate::agentcfg::MAX_SYSCTL_VALUE_BYTES
+                    ),
                 ));
             }
             sysctls.insert(key.clone(), value);

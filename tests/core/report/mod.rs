@@ -17,6 +17,7 @@ mod ci;
 mod comparing;
 mod failures;
 mod housekeeping;
+mod readiness;
 mod soak;
 mod source;
 mod variants;
