@@ -105,6 +105,16 @@ fn clocksource(cs: &str) -> Check {
     match cs {
         "" => Check::new(ID, Status::Unknown, "clocksource not reported", ""),
         "tsc" | "kvm-clock" => Check::new(ID, Status::Ok, cs, ""),
+        // The kernel's boot-time TSC clocksource: read through the vDSO like `tsc`, but not
+        // valid for high-resolution timers. The kernel replaces it with `tsc` once it has
+        // refined the TSC's calibration, about a second after boot (arch/x86/kernel/tsc.c);
+        // an agent that says hello sooner sees it.
+        "tsc-early" => Check::new(
+            ID,
+            Status::Warn,
+            "tsc-early when the agent said hello: the boot-time TSC clocksource, which the kernel replaces with tsc about a second after boot once its calibration is refined; until then high-resolution timers are off",
+            "none if it became tsc later; a guest that keeps tsc-early never finished refining the TSC calibration (under TCG its reference reads can be too slow for it), so give the guest an exact TSC frequency: tsc_early_khz=<kHz> or, under KVM, qemu.invtsc",
+        ),
         other => Check::new(
             ID,
             Status::Fail,

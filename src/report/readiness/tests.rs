@@ -127,6 +127,14 @@ fn clocksource() {
     let c = check(&f, "guest.clocksource");
     assert_eq!(c.status, Status::Fail);
     assert!(c.fix.contains("tsc=reliable"), "{c:?}");
+    f.clocksource = "tsc-early".into();
+    let c = check(&f, "guest.clocksource");
+    assert_eq!(
+        c.status,
+        Status::Warn,
+        "the boot-time TSC clocksource is transient"
+    );
+    assert!(c.found.contains("about a second after boot"), "{}", c.found);
     f.clocksource = String::new();
     assert_eq!(check(&f, "guest.clocksource").status, Status::Unknown);
 }
