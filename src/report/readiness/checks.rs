@@ -113,7 +113,7 @@ fn clocksource(cs: &str) -> Check {
             ID,
             Status::Warn,
             "tsc-early when the agent said hello: the boot-time TSC clocksource, which the kernel replaces with tsc about a second after boot once its calibration is refined; until then high-resolution timers are off",
-            "none if it became tsc later; a guest that keeps tsc-early never finished refining the TSC calibration (under TCG its reference reads can be too slow for it), so give the guest an exact TSC frequency: tsc_early_khz=<kHz> or, under KVM, qemu.invtsc",
+            "none if it became tsc later; a guest that keeps tsc-early never finished refining the TSC calibration (under TCG its reference reads can be too slow for it), under KVM, qemu.cpu_host with qemu.invtsc gives the guest a TSC it can trust sooner",
         ),
         other => Check::new(
             ID,
