@@ -15,11 +15,13 @@ use crate::kinds::Accel;
 #[cfg(test)]
 use crate::plan::GuestPlacement;
 
+mod boot;
 mod guest;
 mod scenario;
 mod series;
 mod warning;
 
+pub use boot::BootPhase;
 pub use guest::{
     is_long_run, DriftEvent, EchoStats, GuestRun, HostPolicy, LibvirtLaunch, MeasureWindow,
     NewThread, NewThreadPlacement, ObservedThread, ThreadRole, VcpuThreadStats, FULL_INTERVALS_MAX,
@@ -233,6 +235,10 @@ pub struct RunRecord {
     /// events), and their SMI counts; `None` in records written before tracing existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_trace: Option<crate::trace::record::RunTrace>,
+    /// The guest boot the run measured in and its place there; `None` in records written
+    /// before boots were shared (each had a boot of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<BootPhase>,
 }
 
 impl crate::schema::Versioned for RunRecord {
@@ -318,6 +324,7 @@ pub(crate) fn test_record() -> RunRecord {
         host_trace: None,
         mgmt_storm: None,
         migrate: None,
+        boot: None,
     }
 }
 
