@@ -115,6 +115,9 @@ pub fn render(report: &Report) -> String {
         report.missing_runs.len(),
         accels.join(", ")
     ));
+    if let Some(b) = &report.boots {
+        o.push_str(&format!("{}.\n\n", b.sentence()));
+    }
     if !report.libvirt.is_empty() {
         o.push_str(&format!(
             "Launched by {}: libvirt applied the placement, pinlat read it back and compared it with the plan.\n\n",
