@@ -2,10 +2,11 @@
 //! the Debian PREEMPT_RT kernel under TCG with the real static agent (this file), faults
 //! (`faults`), the disturbances (`disturbances`), a layout that kills its guest (`failures`),
 //! privileges (`privilege`), the QEMU/QMP/pinning infrastructure (`infra`), calibrate for real
-//! (`calibrate`), the host tracer (`trace`) and soaks (`soak`). Names start with `boot_` (one at a time under
+//! (`calibrate`), the host tracer (`trace`), soaks (`soak`) and shared boots (`boots`). Names start with `boot_` (one at a time under
 //! nextest, `.config/nextest.toml`) and each holds [`BootLock`]; the guests come from
 //! [`pinlat_test_infra`].
 
+mod boots;
 mod calibrate;
 mod devices;
 mod disturbances;
