@@ -24,14 +24,14 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::reboot::{reboot, RebootMode};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use pinlat::agentcfg::{AgentConfig, GUEST_CONFIG_PATH};
-use pinlat::wire::{ErrorReport, FrameWriter, Hello, Message, SCHEMA_VERSION};
+use pinlat::wire::{ErrorReport, FrameWriter, Message};
 
 use crate::cli::Args;
 use crate::clock::Clock;
 use crate::facts;
 use crate::modules::{self, GUEST_MODULES_DIR};
 use crate::phases::{Commands, Watchdog};
-use crate::run::{measure, panic_message, send, OnCpu, Wire};
+use crate::run::{hello, measure, panic_message, send, OnCpu, Wire};
 
 /// Where the last panic happened (set by the hook, read when reporting it).
 static PANIC_INFO: Mutex<Option<String>> = Mutex::new(None);
@@ -213,16 +213,7 @@ fn guest_main(
     loop {
         let clock = clock_for(cfg.clock);
         facts.clock = clock.info;
-        send(
-            Some(&wire),
-            &Message::Hello(Hello {
-                schema_version: SCHEMA_VERSION,
-                agent_version: env!("CARGO_PKG_VERSION").into(),
-                facts: facts.clone(),
-                config: cfg.clone(),
-                sent_mono_ns: Some(crate::clock::mono_ns()),
-            }),
-        )?;
+        send(Some(&wire), &hello(&facts, &cfg))?;
         if cfg.wait_for_go {
             let port = match &mut commands {
                 Some(c) => c,

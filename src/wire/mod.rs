@@ -27,12 +27,12 @@
 //!
 //! | type | struct | when |
 //! |---|---|---|
-//! | `hello` | [`Hello`] | first: schema and agent versions, [`SystemFacts`] (kernel, PREEMPT_RT, clocksource, cmdline, isolated CPUs, CPU count, measuring clock and TSC frequency, modules loaded and virtio devices found), the [`AgentConfig`] |
+//! | `hello` | [`Hello`] | first (of each phase, in a shared boot): schema and agent versions, [`SystemFacts`] (kernel, PREEMPT_RT, clocksource, cmdline, isolated CPUs, CPU count, measuring clock and TSC frequency, modules loaded and virtio devices found), the [`AgentConfig`] |
 //! | `interval` | [`IntervalReport`] | every `report_interval_ms` per measuring CPU: that interval's histogram |
 //! | `load` | [`LoadResult`] | once per housekeeping load that measures itself (`io`, `net`) at the end, before the `final`s: per operation kind (`read`, `write`, `flush`, `rtt`) count, bytes, errors, first error and latency histogram; net's frames sent, received, lost |
 //! | `final` | [`CpuResult`] | once per measuring CPU at the end: whole-run histogram, samples, min/max, top-N events, overflow, measured duration, clock |
 //! | `error` | [`ErrorReport`] | any failure, with the CPU if one thread failed; the agent powers off after it |
-//! | `done` | [`Done`] | last frame of a successful run |
+//! | `done` | [`Done`] | last frame of a successful measurement (in a shared boot the agent then waits for the next command) |
 //!
 //! Histograms are HdrHistogram V2 in base64 ([`crate::histo::Hist`]): plain V2 (`HISTE…`) from
 //! the agent as `scripts/build-agent.sh` builds it (without the `host` feature), V2 deflate

@@ -22,7 +22,7 @@ use pinlat::wire::{Command, Done, ErrorReport, Message};
 use super::backend::{GuestBackend, OutputBytes, ResumeError};
 use super::boots::plan_boots;
 use super::phase::execute_boot;
-use super::tests::{final_for, frame, hello, ms, with_context, Soak};
+use super::tests::{final_for, frame, hello, ms, with_context, Soak, CONFIG};
 use super::tracer::TraceSettings;
 use super::{LaunchRequest, Launched, Launcher};
 use crate::pin::Pinner;
@@ -190,45 +190,23 @@ impl Launcher for PhasedLauncher {
     }
 }
 
-/// One layout, two scenarios that launch the same VM, two workloads, two repetitions.
+/// The engine tests' config with two scenarios that launch the same VM, a second workload and
+/// two repetitions.
 fn config(boot_per: BootPer) -> Config {
+    let run = format!("[run]\nrepetitions = 2\nboot_per = \"{boot_per}\"\norder_seed = 3\n");
     Config::from_toml_str(&format!(
-        r#"
-[run]
-duration_s = 1
-boot_timeout_s = 1
-repetitions = 2
-boot_per = "{boot_per}"
-order_seed = 3
-[host]
-cpus = "0-1"
-[[guests]]
-name = "g"
-vcpus = 2
-[[layouts]]
-kind = "vcpu0"
-[[scenarios]]
-name = "quiet"
-kind = "idle"
-[[scenarios]]
-name = "calm"
-kind = "idle"
-[[workloads]]
-kind = "busy-poll"
-preheat_ms = 0
-[[workloads]]
-kind = "timer"
-preheat_ms = 0
-"#
+        "{}[[scenarios]]\nname = \"quiet\"\nkind = \"idle\"\n\
+         [[scenarios]]\nname = \"calm\"\nkind = \"idle\"\n\
+         [[workloads]]\nkind = \"timer\"\npreheat_ms = 0\n",
+        CONFIG.replace("[run]\n", &run)
     ))
     .unwrap()
 }
 
-/// Every record of the session, in the order they ended, and the commands each launched guest
-/// was told.
-fn session(boot_per: BootPer, fault: Option<Fault>) -> (Vec<RunRecord>, Vec<Vec<Command>>) {
-    let config = config(boot_per);
-    let plan = Plan::new(&config, &CpuSet::parse("0-1").unwrap()).unwrap();
+/// Every record of `config`'s session, in the order they ended, and the commands each launched
+/// guest was told.
+fn session_of(config: &Config, fault: Option<Fault>) -> (Vec<RunRecord>, Vec<Vec<Command>>) {
+    let plan = Plan::new(config, &CpuSet::parse("0-1").unwrap()).unwrap();
     let launcher = PhasedLauncher {
         fault,
         ..Default::default()
@@ -237,14 +215,14 @@ fn session(boot_per: BootPer, fault: Option<Fault>) -> (Vec<RunRecord>, Vec<Vec<
     let mut records = Vec::new();
     let mut started = Vec::new();
     with_context(
-        &config,
+        config,
         &plan,
         &launcher,
         ms(500),
         &TraceSettings::off(),
         &Soak::default(),
         |ctx| {
-            for boot in plan_boots(&config, &plan, seed) {
+            for boot in plan_boots(config, &plan, seed) {
                 let flow =
                     execute_boot(ctx, &boot, &mut |n| started.push(n.to_string()), &mut |r| {
                         records.push(r);
@@ -264,6 +242,11 @@ fn session(boot_per: BootPer, fault: Option<Fault>) -> (Vec<RunRecord>, Vec<Vec<
         .map(|t| t.lock().unwrap().clone())
         .collect();
     (records, told)
+}
+
+/// [`session_of`] the two-scenario config.
+fn session(boot_per: BootPer, fault: Option<Fault>) -> (Vec<RunRecord>, Vec<Vec<Command>>) {
+    session_of(&config(boot_per), fault)
 }
 
 fn kinds(told: &[Command]) -> Vec<&'static str> {
@@ -415,4 +398,32 @@ fn phase_walls_cover_the_whole_boot() {
         Duration::from_millis(total) >= Duration::from_millis(elapsed) / 2,
         "walls {total} ms of {elapsed} ms"
     );
+}
+
+/// A disturbance that cannot start (here `mgmt-poll` without a management monitor) fails its
+/// phase in `scenario`; the next phase gets a boot of its own, which names the failed run.
+#[test]
+fn a_disturbance_that_cannot_start_costs_its_phase_and_a_reboot() {
+    let config =
+        Config::from_toml_str(&format!(
+        "{}[[scenarios]]\nkind = \"mgmt-poll\"\n[[workloads]]\nkind = \"timer\"\npreheat_ms = 0\n",
+        CONFIG.replace("[run]\n", "[run]\nboot_per = \"repetition\"\norder_seed = 1\n")
+    ))
+        .unwrap();
+    let (records, told) = session_of(&config, None);
+    assert_eq!(records.len(), 2);
+    assert_eq!(told.len(), 2);
+    for r in &records {
+        assert!(
+            matches!(&r.status, RunStatus::Failed { stage: Stage::Scenario, reason } if reason.contains("no management QMP monitor")),
+            "{:?}",
+            r.status
+        );
+    }
+    let second = records[1].boot.clone().unwrap();
+    assert_eq!(
+        second.reboot_after.as_deref(),
+        Some(records[0].name.as_str())
+    );
+    assert_eq!((second.phase, second.phases), (0, 1));
 }
