@@ -396,6 +396,11 @@ pub struct AgentConfig {
     /// before measuring, so every guest of a run measures over the same window.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wait_for_go: bool,
+    /// This config is phase N (from 0) of a shared boot: after its `done` the agent waits for
+    /// the runner's next [`crate::wire::Command`] (another phase, or quit) instead of powering
+    /// off. `None`: one measurement per boot, as before phases existed (left out of the JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<u32>,
     /// Kernel modules to load, in this order, before measuring (PID-1 mode only), each from
     /// `GUEST_MODULES_DIR/<name>.ko`: the drivers of the guest's devices that its kernel has as
     /// modules, dependencies first. Left out of the JSON when empty, so a config without
@@ -505,6 +510,7 @@ impl AgentConfig {
             modules: Vec::new(),
             wait_for_go: false,
             sysctls: Vec::new(),
+            phase: None,
         }
     }
 

@@ -169,6 +169,41 @@ impl std::fmt::Display for LauncherKind {
     }
 }
 
+/// How many measurements one guest boot serves (`run.boot_per`, `pinlat run --boot-per`;
+/// README "One boot, many measurements").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootPer {
+    /// One boot per layout × variant × repetition (and set of devices the scenarios need): the
+    /// runner drives the agent through every scenario × workload of it as phases, in an order
+    /// shuffled per repetition. The default.
+    Repetition,
+    /// A fresh guest for every measurement, as before phases existed.
+    Measurement,
+}
+
+impl BootPer {
+    /// The config/CLI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootPer::Repetition => "repetition",
+            BootPer::Measurement => "measurement",
+        }
+    }
+
+    /// What a results directory written before `run.boot_per` existed used: a boot per
+    /// measurement (serde's default when reading one).
+    pub fn before_phases() -> Self {
+        BootPer::Measurement
+    }
+}
+
+impl std::fmt::Display for BootPer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The pinning layouts (docs/architecture.md "The layouts").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -8,7 +8,7 @@
 //! The default feature `host` builds everything. The guest agent depends on this crate without
 //! it and links only what it needs (no TOML, plotters or deflate): [`cpuset`], [`kinds`],
 //! [`agentcfg`], the encoding half of [`wire`], [`histo`] (recording and plain V2 encoding),
-//! [`duration`], [`sched`] and [`atomic_write`].
+//! [`duration`], [`sched`], [`prng`] and [`atomic_write`].
 
 pub mod agentcfg;
 pub mod atomic_write;
@@ -27,6 +27,7 @@ pub mod host;
 pub mod kinds;
 #[cfg(feature = "host")]
 pub mod plan;
+pub mod prng;
 #[cfg(feature = "host")]
 pub mod report;
 #[cfg(feature = "host")]

@@ -31,8 +31,8 @@ use pinlat::wire::{LoadKind, LoadResult, OpKind};
 
 use crate::clock::mono_ns;
 use crate::opstats::{OpRecorder, Window};
-use crate::prng::SplitMix64;
 use crate::thread::STACK_BYTES;
+use pinlat::prng::SplitMix64;
 
 /// The guest's first virtio-blk disk.
 pub const GUEST_DISK: &str = "/dev/vda";

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use pinlat::agentcfg::AgentConfig;
 use pinlat::atomic_write::write_atomic;
-use pinlat::wire::{CpuResult, FrameWriter, Hello, LoadResult, Message, RunResult, SCHEMA_VERSION};
+use pinlat::wire::{CpuResult, FrameWriter, LoadResult, RunResult, SCHEMA_VERSION};
 
 use crate::cli::Args;
 use crate::clock::Clock;
@@ -27,16 +27,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
         None => None,
     };
-    send(
-        wire.as_ref(),
-        &Message::Hello(Hello {
-            schema_version: SCHEMA_VERSION,
-            agent_version: env!("CARGO_PKG_VERSION").into(),
-            facts: facts.clone(),
-            config: cfg.clone(),
-            sent_mono_ns: Some(crate::clock::mono_ns()),
-        }),
-    )?;
+    send(wire.as_ref(), &crate::run::hello(&facts, &cfg))?;
     let measured = measure(&cfg, clock, wire.as_ref(), false)?;
     measured.send(wire.as_ref())?;
     if !args.quiet {

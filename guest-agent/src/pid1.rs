@@ -3,7 +3,8 @@
 //! Mount /proc, /sys, /dev; read the run config ([`GUEST_CONFIG_PATH`]); load the kernel modules
 //! it lists ([`crate::modules`]); write its sysctls ([`crate::sysctl`]); put `/dev/ttyS1` in raw
 //! mode and stream frames on it (hello, intervals, finals, done); print short progress lines on
-//! the console (ttyS0); power off. Any error — or a panic, caught here — is reported on the wire
+//! the console (ttyS0); power off. In a shared boot (the config's `phase` set) it measures phase
+//! after phase on the runner's commands ([`crate::phases`]) before it powers off. Any error — or a panic, caught here — is reported on the wire
 //! as an `error` frame and on the console, then the guest powers off: PID 1 must never exit, or
 //! the kernel panics.
 //!
@@ -11,38 +12,36 @@
 //! tested on a host (`--init --config cfg.json --wire frames.bin`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::mount::{mount, MsFlags};
 use nix::sys::reboot::{reboot, RebootMode};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use pinlat::agentcfg::{AgentConfig, GUEST_CONFIG_PATH};
-use pinlat::wire::{
-    Command, Decoded, ErrorReport, FrameDecoder, FrameWriter, Hello, Message, SCHEMA_VERSION,
-};
+use pinlat::wire::{ErrorReport, FrameWriter, Message};
 
 use crate::cli::Args;
 use crate::clock::Clock;
 use crate::facts;
 use crate::modules::{self, GUEST_MODULES_DIR};
-use crate::run::{measure, panic_message, send, OnCpu, Wire};
+use crate::phases::{Commands, Watchdog};
+use crate::run::{hello, measure, panic_message, send, OnCpu, Wire};
 use crate::sysctl;
 
 /// Where the last panic happened (set by the hook, read when reporting it).
 static PANIC_INFO: Mutex<Option<String>> = Mutex::new(None);
 
 /// Progress lines for a human on the console (ttyS0).
-struct Console(Option<File>);
+pub(crate) struct Console(pub(crate) Option<File>);
 
 impl Console {
-    fn open() -> Self {
+    pub(crate) fn open() -> Self {
         Console(
             OpenOptions::new()
                 .write(true)
@@ -52,7 +51,7 @@ impl Console {
         )
     }
 
-    fn line(&mut self, text: &str) {
+    pub(crate) fn line(&mut self, text: &str) {
         let line = format!("pinlat-agent: {text}\n");
         match &mut self.0 {
             Some(f) => {
@@ -111,56 +110,13 @@ pub fn run(args: &Args) -> ExitCode {
     code
 }
 
-fn power_off(console: &mut Console) -> ! {
+pub(crate) fn power_off(console: &mut Console) -> ! {
     console.line("powering off");
     nix::unistd::sync();
     let err = reboot(RebootMode::RB_POWER_OFF).unwrap_err();
     console.line(&format!("power-off failed: {err}; halting here"));
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
-    }
-}
-
-/// Time allowed on top of preheat + duration before the watchdog gives up on the run.
-const WATCHDOG_SLACK: Duration = Duration::from_secs(60);
-
-/// If the run hangs (a thread stuck in the kernel), report it and power off anyway: the host
-/// gets an `error` frame instead of a silent timeout.
-fn start_watchdog(cfg: &AgentConfig, path: PathBuf, wire: Wire, pid1: bool) {
-    let budget =
-        Duration::from_millis(cfg.preheat_ms.saturating_add(cfg.duration_ms)) + WATCHDOG_SLACK;
-    let spawned = std::thread::Builder::new()
-        .name("pinlat-watchdog".into())
-        .stack_size(crate::thread::STACK_BYTES)
-        .spawn(move || {
-            std::thread::sleep(budget);
-            let report = Message::Error(ErrorReport {
-                message: format!("Run did not finish within {budget:?}: a thread is stuck"),
-                cpu: None,
-            });
-            // The writer may be the stuck one: do not wait for its lock.
-            let sent = match wire.try_lock() {
-                Ok(mut w) => w.send(&report).is_ok(),
-                Err(_) => false,
-            };
-            if !sent {
-                if let Ok(f) = OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
-                    .open(&path)
-                {
-                    let _ = FrameWriter::new(f).send(&report);
-                }
-            }
-            let mut console = if pid1 { Console::open() } else { Console(None) };
-            console.line(&format!("error: run did not finish within {budget:?}"));
-            if pid1 {
-                power_off(&mut console);
-            }
-            std::process::exit(3);
-        });
-    if let Err(e) = spawned {
-        eprintln!("pinlat-agent: warning: no watchdog thread: {e}");
     }
 }
 
@@ -175,37 +131,6 @@ fn mount_fs(source: &str, target: &str, fstype: &str) -> Result<()> {
     ) {
         Ok(()) | Err(nix::errno::Errno::EBUSY) => Ok(()),
         Err(e) => Err(e).with_context(|| format!("Cannot mount {fstype} on {target}")),
-    }
-}
-
-/// Blocks until the runner's `go` arrives on the frame port (every guest of a run measures
-/// from the same moment). Anything else on the port is ignored; the runner's own deadline ends
-/// a run whose go never comes.
-fn wait_for_go(path: &Path) -> Result<()> {
-    let mut port = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(path)
-        .with_context(|| format!("Cannot open {} for the runner's commands", path.display()))?;
-    let mut decoder = FrameDecoder::<Command>::of(4096);
-    let mut buf = [0u8; 512];
-    loop {
-        let n = match port.read(&mut buf) {
-            Ok(0) => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                continue;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("Cannot read the runner's commands"),
-        };
-        if decoder
-            .feed(&buf[..n])
-            .into_iter()
-            .any(|d| matches!(d, Decoded::Message(c) if *c == Command::Go))
-        {
-            return Ok(());
-        }
     }
 }
 
@@ -286,24 +211,71 @@ fn guest_main(
             sysctls.len()
         ));
     }
-    let clock = Clock::choose(cfg.clock);
-    let mut facts = facts::collect(clock.info, sysctls);
+    // The TSC calibration (250 ms) is the boot's: a later phase asking for the same clock
+    // reuses it (README "One boot, many measurements": what a shared boot carries over).
+    let mut clocks: Vec<(pinlat::agentcfg::ClockChoice, Clock)> = Vec::new();
+    let mut clock_for = |choice| match clocks.iter().find(|(c, _)| *c == choice) {
+        Some((_, clock)) => *clock,
+        None => {
+            let clock = Clock::choose(choice);
+            clocks.push((choice, clock));
+            clock
+        }
+    };
+    let mut facts = facts::collect(clock_for(cfg.clock).info, sysctls);
     facts.devices.modules = loaded.modules;
     facts.devices.modules_load_ns = loaded.total_ns;
-    send(
-        Some(&wire),
-        &Message::Hello(Hello {
-            schema_version: SCHEMA_VERSION,
-            agent_version: env!("CARGO_PKG_VERSION").into(),
-            facts,
-            config: cfg.clone(),
-            sent_mono_ns: Some(crate::clock::mono_ns()),
-        }),
-    )?;
-    if cfg.wait_for_go {
-        wait_for_go(&args.wire)?;
+    let watchdog = Watchdog::start(args.wire.clone(), wire.clone(), pid1);
+    let mut commands: Option<Commands> = None;
+    let mut cfg = cfg;
+    loop {
+        let clock = clock_for(cfg.clock);
+        facts.clock = clock.info;
+        send(Some(&wire), &hello(&facts, &cfg))?;
+        if cfg.wait_for_go {
+            let port = match &mut commands {
+                Some(c) => c,
+                None => commands.insert(Commands::open(&args.wire)?),
+            };
+            if !port.wait_for_go()? {
+                console.line("the runner said quit before go");
+                return Ok(());
+            }
+        }
+        measure_once(&cfg, clock, &wire, &watchdog, console)?;
+        let Some(phase) = cfg.phase else {
+            return Ok(());
+        };
+        let port = match &mut commands {
+            Some(c) => c,
+            None => commands.insert(Commands::open(&args.wire)?),
+        };
+        match port.next_phase()? {
+            Some(next) => {
+                console.line(&format!(
+                    "phase {} done; phase {} next",
+                    phase,
+                    next.phase.unwrap_or_default()
+                ));
+                cfg = next;
+            }
+            None => {
+                console.line(&format!("phase {phase} was the last"));
+                return Ok(());
+            }
+        }
     }
-    start_watchdog(&cfg, args.wire.clone(), wire.clone(), pid1);
+}
+
+/// One measurement of `cfg`, its frames sent and its lines on the console, under the watchdog.
+fn measure_once(
+    cfg: &AgentConfig,
+    clock: Clock,
+    wire: &Wire,
+    watchdog: &Watchdog,
+    console: &mut Console,
+) -> Result<()> {
+    watchdog.arm(cfg);
     console.line(&format!(
         "{} on CPUs {:?} for {} ms (+{} ms preheat), clock {:?}",
         cfg.workload,
@@ -316,8 +288,9 @@ fn guest_main(
             clock.info.source
         }
     ));
-    let measured = measure(&cfg, clock, Some(&wire), true)?;
-    measured.send(Some(&wire))?;
+    let measured = measure(cfg, clock, Some(wire), true)?;
+    measured.send(Some(wire))?;
+    watchdog.disarm();
     for l in &measured.loads {
         console.line(&crate::native::load_line(l));
     }

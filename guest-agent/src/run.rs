@@ -41,6 +41,18 @@ impl std::fmt::Display for OnCpu {
     }
 }
 
+/// The agent's `hello`: who it is, the facts of its system, the config it runs, and its clock
+/// now (the host maps the guest's clock through it).
+pub fn hello(facts: &pinlat::wire::SystemFacts, cfg: &AgentConfig) -> Message {
+    Message::Hello(pinlat::wire::Hello {
+        schema_version: pinlat::wire::SCHEMA_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        facts: facts.clone(),
+        config: cfg.clone(),
+        sent_mono_ns: Some(crate::clock::mono_ns()),
+    })
+}
+
 /// Send one message if there is a wire.
 pub fn send(wire: Option<&Wire>, msg: &Message) -> Result<()> {
     if let Some(w) = wire {

@@ -9,7 +9,7 @@ use pinlat::config::Config;
 use pinlat::cpuset::CpuSet;
 use pinlat::duration::{self, DurationError, Unit};
 use pinlat::export::{self, PlanFormat};
-use pinlat::kinds::{AccelChoice, LauncherKind};
+use pinlat::kinds::{AccelChoice, BootPer, LauncherKind};
 use pinlat::plan::Plan;
 use pinlat::report::ci::CiFormat;
 use pinlat::report::trend::TrendOrder;
@@ -67,6 +67,16 @@ fn trend_order() -> impl clap::builder::TypedValueParser<Value = TrendOrder> {
         TrendOrder::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
     )
     .map(|s| s.parse().expect("clap only passes the names it offers"))
+}
+
+fn boot_per() -> impl clap::builder::TypedValueParser<Value = BootPer> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["repetition", "measurement"]).map(|s| {
+        match s.as_str() {
+            "measurement" => BootPer::Measurement,
+            _ => BootPer::Repetition,
+        }
+    })
 }
 
 fn launcher_kind() -> impl clap::builder::TypedValueParser<Value = LauncherKind> {
@@ -188,6 +198,12 @@ pub enum Command {
         /// placement differs from the plan).
         #[arg(long, value_parser = launcher_kind())]
         launcher: Option<LauncherKind>,
+        /// How many measurements one guest boot serves (overrides run.boot_per):
+        /// `repetition` (one boot per layout × variant × repetition and device set, its
+        /// scenario × workload measured as phases in a seeded random order) or `measurement`
+        /// (a fresh guest for every measurement).
+        #[arg(long, value_parser = boot_per())]
+        boot_per: Option<BootPer>,
     },
     /// Validate a config and print the resolved placement of every layout as a table.
     ///
@@ -458,6 +474,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             no_trace,
             trace_threshold,
             launcher,
+            boot_per,
         } => crate::run::run(&crate::run::RunOptions {
             config,
             out,
@@ -472,6 +489,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             no_trace,
             trace_threshold_ns: trace_threshold,
             launcher,
+            boot_per,
         }),
         Command::Report {
             dir,

@@ -1,4 +1,5 @@
-//! `pinlat run`: the matrix layout × variant × scenario × workload × repetition, one run at a time.
+//! `pinlat run`: the matrix layout × variant × scenario × workload × repetition, one run at a
+//! time, in boots shared by a repetition's runs or one per run (`run.boot_per`).
 //!
 //! Order of work: check the config and plan (exit 2 on any problem), find QEMU, the guest
 //! kernel and the static agent, create and prove writable the results directory (exit 3),
@@ -8,6 +9,7 @@
 //! and restoring them after. Each run's raw result is written atomically the
 //! moment it ends; a failed run is recorded and the matrix goes on.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,6 +64,8 @@ pub struct RunOptions {
     pub trace_threshold_ns: Option<u64>,
     /// Overrides `run.launcher`.
     pub launcher: Option<LauncherKind>,
+    /// Overrides `run.boot_per`.
+    pub boot_per: Option<pinlat::kinds::BootPer>,
 }
 
 /// How a matrix ended when not every run measured (exit 3).
@@ -129,6 +133,9 @@ fn apply_overrides(cfg: &mut Config, opts: &RunOptions) -> Result<(), Failure> {
     }
     if let Some(l) = opts.launcher {
         cfg.run.launcher = l;
+    }
+    if let Some(b) = opts.boot_per {
+        cfg.run.boot_per = b;
     }
     if let Some(names) = &opts.layouts {
         for n in names {
@@ -261,24 +268,16 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         agent_path: agent_path.display().to_string(),
     };
 
-    // The matrix.
-    let mut matrix = Vec::new();
-    for layout in &plan.layouts {
-        for variant in config.variant_axis() {
-            for scenario in &config.scenarios {
-                for workload in &config.workloads {
-                    for rep in 1..=config.run.repetitions {
-                        matrix.push((layout, variant, scenario, workload, rep));
-                    }
-                }
-            }
-        }
+    // The matrix, as boots: one per layout × variant × repetition (and device set) whose
+    // phases run in a seeded random order, or one per measurement (`run.boot_per`). The seed
+    // used is in plan.json's config, so the orders can be drawn again.
+    if config.run.boot_per == pinlat::kinds::BootPer::Repetition {
+        config.run.order_seed.get_or_insert_with(fresh_seed);
     }
-    let names: Vec<String> = matrix
+    let boots = engine::boots::plan_boots(&config, &plan, config.run.order_seed.unwrap_or(0));
+    let names: Vec<String> = boots
         .iter()
-        .map(|(l, v, s, w, r)| {
-            pinlat::result::run_name(&l.name, v.map(|v| v.name.as_str()), &s.name, w.kind, *r)
-        })
+        .flat_map(|b| (0..b.phases.len()).map(|i| b.run_name(i)))
         .collect();
     write(
         &dir,
@@ -355,7 +354,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         );
     }
     let progress = Progress::new(
-        matrix.len(),
+        names.len(),
         config.run.duration_s,
         report_every.unwrap_or(LINE_EVERY),
     );
@@ -406,35 +405,51 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     let mut failed = 0usize;
     let mut interrupted_by = None;
     let mut knob_error = None;
-    for (i, (layout, variant, scenario, workload, rep)) in matrix.iter().enumerate() {
+    let at = std::cell::Cell::new(0usize);
+    let mut write_failed = None;
+    for boot in &boots {
         if let Some(sig) = crate::signals::received() {
             interrupted_by = Some(sig);
             break;
         }
-        let host_knobs = match tuner.enter(*variant) {
+        let host_knobs = match tuner.enter(boot.variant) {
             Ok(applied) => applied.to_vec(),
             Err(e) => {
                 knob_error = Some(Failure::infra(e).context(format!(
                     "setting the host knobs of variant '{}' (the matrix stopped before {})",
-                    variant.map(|v| v.name.as_str()).unwrap_or_default(),
-                    names[i]
+                    boot.variant.map(|v| v.name.as_str()).unwrap_or_default(),
+                    boot.run_name(0)
                 )));
                 break;
             }
         };
-        progress.start(i, &names[i]);
-        let mut record = engine::execute(&ctx, layout, *variant, scenario, workload, *rep);
-        record.host_knobs = host_knobs;
-        if !record.status.is_ok() {
-            failed += 1;
+        let flow = engine::phase::execute_boot(
+            &ctx,
+            boot,
+            &mut |name| progress.start(at.get(), name),
+            &mut |mut record| {
+                record.host_knobs = host_knobs.clone();
+                if !record.status.is_ok() {
+                    failed += 1;
+                }
+                // Each record hits the disk the moment its run ends.
+                let rel = format!("runs/{}", record.file_name());
+                if let Err(e) = write(&dir, &rel, &record) {
+                    write_failed = Some(e);
+                    return ControlFlow::Break(());
+                }
+                if let Some(cp) = &checkpoints {
+                    cp.run_ended();
+                }
+                progress.done(at.get(), &record);
+                at.set(at.get() + 1);
+                ControlFlow::Continue(())
+            },
+        );
+        if let Some(e) = write_failed {
+            return Err(e);
         }
-        let rel = format!("runs/{}", record.file_name());
-        write(&dir, &rel, &record)?;
-        if let Some(cp) = &checkpoints {
-            cp.run_ended();
-        }
-        progress.done(i, &record);
-        if crate::signals::received().is_some() {
+        if flow.is_break() || crate::signals::received().is_some() {
             interrupted_by = crate::signals::received();
             break;
         }
@@ -447,7 +462,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
 
     eprintln!(
         "pinlat: run {run_id} done: {} results in {}",
-        failed_summary(matrix.len(), failed),
+        failed_summary(names.len(), failed),
         dir.root().join("runs").display()
     );
     // The report is rebuilt from runs/ whatever happened, interrupted or not.
@@ -472,7 +487,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     if failed > 0 {
         return Err(MatrixError::RunsFailed {
             failed,
-            total: matrix.len(),
+            total: names.len(),
             dir,
         }
         .into());
@@ -481,6 +496,15 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         Some(r) => Ok(crate::report_cmd::exit_of(&r)),
         None => Err(MatrixError::NoReport { dir }.into()),
     }
+}
+
+/// A phase-order seed for a session that did not set `run.order_seed`: the clock's
+/// nanoseconds and the process id, mixed.
+fn fresh_seed() -> u64 {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    pinlat::prng::SplitMix64::new(ns ^ u64::from(std::process::id()).rotate_left(32)).next_u64()
 }
 
 fn failed_summary(total: usize, failed: usize) -> String {

@@ -58,6 +58,14 @@ pub struct RunSettings {
     /// Who starts the guests and applies their placement. `run.launcher`, default `qemu`.
     #[serde(default, skip_serializing_if = "crate::kinds::LauncherKind::is_qemu")]
     pub launcher: crate::kinds::LauncherKind,
+    /// How many measurements one guest boot serves. `run.boot_per`, default `repetition`
+    /// (a `plan.json` written before it existed reads as `measurement`, what it ran).
+    #[serde(default = "crate::kinds::BootPer::before_phases")]
+    pub boot_per: crate::kinds::BootPer,
+    /// Seed of the phase orders in shared boots. `run.order_seed`; `None`: a new seed per
+    /// `pinlat run`, recorded in every run record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_seed: Option<u64>,
 }
 
 /// Host CPUs pinlat may use (`[host]`).

@@ -42,6 +42,8 @@ pub(super) struct RawRun {
     pub(super) boot_timeout_s: Option<u64>,
     pub(super) thread_placement: Option<ThreadPlacement>,
     pub(super) launcher: Option<crate::kinds::LauncherKind>,
+    pub(super) boot_per: Option<crate::kinds::BootPer>,
+    pub(super) order_seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

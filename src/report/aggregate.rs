@@ -176,6 +176,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
     let mut culprits = super::culprits::Acc::default();
     let mut housekeeping = super::housekeeping::Acc::default();
     let mut thread_cpu = super::thread_cpu::Acc::default();
+    let mut boots = super::boots::Acc::default();
 
     for file in &files {
         let rec = match read_run(&runs_dir.join(file)) {
@@ -194,6 +195,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         culprits.add(&rec);
         housekeeping.add(&rec);
         thread_cpu.add(&rec);
+        boots.add(&rec);
         run_id.get_or_insert_with(|| rec.run_id.clone());
         if let Some(st) = &rec.host_steal {
             for (cpu, ns, frac) in st.significant(&rec.planned_cpus()) {
@@ -384,6 +386,7 @@ pub fn build(dir: &Path, per_run: &mut dyn FnMut(&RunRecord)) -> Result<Report, 
         accels,
         libvirt,
         disclaimer,
+        boots: boots.finish(),
         guest_warning: guest_kernels.warning(),
         guest_kernels,
         host,

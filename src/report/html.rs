@@ -118,6 +118,9 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
     if let Some(line) = r.variants_sentence() {
         o.push_str(&format!("<p>{}</p>\n", esc(&line)));
     }
+    if let Some(b) = &r.boots {
+        o.push_str(&format!("<p>{}.</p>\n", esc(&b.sentence())));
+    }
 
     o.push_str("<h2>Verdicts</h2>\n<ul>\n");
     for v in &r.verdicts {

@@ -118,6 +118,9 @@ pub fn render(report: &Report) -> String {
     if let Some(line) = report.variants_sentence() {
         o.push_str(&format!("{line}\n\n"));
     }
+    if let Some(b) = &report.boots {
+        o.push_str(&format!("{}.\n\n", b.sentence()));
+    }
     if !report.libvirt.is_empty() {
         o.push_str(&format!(
             "Launched by {}: libvirt applied the placement, pinlat read it back and compared it with the plan.\n\n",

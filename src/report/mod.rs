@@ -13,6 +13,7 @@
 
 pub mod accumulate;
 pub mod aggregate;
+pub mod boots;
 pub mod budget;
 pub mod ci;
 pub mod compare;
@@ -409,6 +410,10 @@ pub struct Report {
     pub libvirt: Vec<String>,
     /// [`crate::result::TCG_DISCLAIMER`] when any run used TCG.
     pub disclaimer: Option<String>,
+    /// How the runs shared guest boots (`run.boot_per`); absent for runs recorded before
+    /// boots were shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boots: Option<boots::BootsView>,
     /// [`guest::NOT_RT_WARNING`], naming the guests, when a guest kernel was not PREEMPT_RT.
     pub guest_warning: Option<String>,
     /// The guests' kernels as their agents reported them, PREEMPT_RT or not.

@@ -15,11 +15,13 @@ use crate::kinds::Accel;
 #[cfg(test)]
 use crate::plan::GuestPlacement;
 
+mod boot;
 mod guest;
 mod scenario;
 mod series;
 mod warning;
 
+pub use boot::BootPhase;
 pub use guest::{
     is_long_run, DriftEvent, EchoStats, GuestRun, HostPolicy, LibvirtLaunch, MeasureWindow,
     NewThread, NewThreadPlacement, ObservedThread, ThreadRole, VcpuThreadStats, FULL_INTERVALS_MAX,
@@ -237,6 +239,10 @@ pub struct RunRecord {
     /// before, asked for, and read back after the write; empty when the variant sets none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_knobs: Vec<crate::schema::AppliedKnob>,
+    /// The guest boot the run measured in and its place there; `None` in records written
+    /// before boots were shared (each had a boot of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<BootPhase>,
 }
 
 impl crate::schema::Versioned for RunRecord {
@@ -323,6 +329,7 @@ pub(crate) fn test_record() -> RunRecord {
         host_knobs: Vec::new(),
         mgmt_storm: None,
         migrate: None,
+        boot: None,
     }
 }
 

@@ -27,12 +27,12 @@
 //!
 //! | type | struct | when |
 //! |---|---|---|
-//! | `hello` | [`Hello`] | first: schema and agent versions, [`SystemFacts`] (kernel, PREEMPT_RT, clocksource, cmdline, isolated CPUs, CPU count, measuring clock and TSC frequency, modules loaded and virtio devices found, the guest's tuning: [`GuestTuning`]), the [`AgentConfig`] |
+//! | `hello` | [`Hello`] | first (of each phase, in a shared boot): schema and agent versions, [`SystemFacts`] (kernel, PREEMPT_RT, clocksource, cmdline, isolated CPUs, CPU count, measuring clock and TSC frequency, modules loaded and virtio devices found, the guest's tuning: [`GuestTuning`]), the [`AgentConfig`] |
 //! | `interval` | [`IntervalReport`] | every `report_interval_ms` per measuring CPU: that interval's histogram |
 //! | `load` | [`LoadResult`] | once per housekeeping load that measures itself (`io`, `net`) at the end, before the `final`s: per operation kind (`read`, `write`, `flush`, `rtt`) count, bytes, errors, first error and latency histogram; net's frames sent, received, lost |
 //! | `final` | [`CpuResult`] | once per measuring CPU at the end: whole-run histogram, samples, min/max, top-N events, overflow, measured duration, clock |
 //! | `error` | [`ErrorReport`] | any failure, with the CPU if one thread failed; the agent powers off after it |
-//! | `done` | [`Done`] | last frame of a successful run |
+//! | `done` | [`Done`] | last frame of a successful measurement (in a shared boot the agent then waits for the next command) |
 //!
 //! Histograms are HdrHistogram V2 in base64 ([`crate::histo::Hist`]): plain V2 (`HISTE…`) from
 //! the agent as `scripts/build-agent.sh` builds it (without the `host` feature), V2 deflate
@@ -43,6 +43,13 @@
 //! A change that an old reader would misread bumps [`SCHEMA_VERSION`]; added optional fields
 //! do not, nor does an added message type (`load`): a reader that predates it refuses that
 //! frame as bad JSON, counts it, and reads every other frame as before.
+//!
+//! # Commands
+//!
+//! The runner writes [`Command`]s to the agent in the same frames on the other direction of
+//! the port: `go` (measure now), and in a shared boot `phase` (the next phase's config) and
+//! `quit` (power off). The agent decodes them with the same [`FrameDecoder`], capped at
+//! [`MAX_COMMAND_BYTES`].
 
 use std::io::Write;
 
@@ -266,12 +273,33 @@ pub struct RunResult {
 
 /// A command from the host to the agent, framed as messages are, on the same serial port
 /// (`ttyS1`, the host writing through QEMU's `input-path`).
+///
+/// In a shared boot (README "One boot, many measurements") the agent measures phase after
+/// phase: the initramfs config is phase 0 (its [`AgentConfig::phase`] is `Some(0)`); after
+/// that phase's `done` the agent waits for the next command: [`Command::Phase`] (it answers
+/// with a `hello` echoing the phase's config, waits for `go`, measures, ends with `done`) or
+/// [`Command::Quit`] (it powers off). An agent that predates phases reads `go` as before and
+/// refuses the other commands as bad JSON, which it ignores.
+// A command is built once per phase and sent at once; its size (a whole agent config) costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     /// Start measuring now: every guest of a run is told at once, when all have said hello.
     Go,
+    /// Measure the next phase of a shared boot with this config (its `phase` set).
+    Phase {
+        /// The phase's config, as the agent's hello must echo it.
+        config: AgentConfig,
+    },
+    /// No more phases: power off.
+    Quit,
 }
+
+/// The largest command frame the agent accepts, bytes: a phase's whole agent config is about
+/// 1 KiB of JSON.
+pub const MAX_COMMAND_BYTES: usize = 64 << 10;
 
 /// Frame `cmd` as one line, `\n` included.
 pub fn encode_command(cmd: &Command) -> Result<Vec<u8>, WireError> {

@@ -185,11 +185,16 @@ fn host_window(g: &LiveGuest) -> Option<MeasureWindow> {
     })
 }
 
-/// Moves each guest's record into the run record, with the warnings it earned.
-pub fn collect_guests(live: Vec<LiveGuest>, record: &mut RunRecord) {
+/// Moves each guest's record into the run record, with the warnings it earned. Returns the
+/// guests themselves, in order (a shared boot's next phase measures in them).
+pub fn collect_guests(
+    live: Vec<LiveGuest>,
+    record: &mut RunRecord,
+) -> Vec<Box<dyn super::backend::GuestBackend>> {
+    let mut backends = Vec::with_capacity(live.len());
     for (i, g) in live.into_iter().enumerate() {
         let window = host_window(&g);
-        let net_echo = g.backend.net_echo();
+        let net_echo = g.net_echo();
         let asked = [
             (pinlat::wire::LoadKind::Io, g.sent.loads.io.is_some()),
             (pinlat::wire::LoadKind::Net, g.sent.loads.net.is_some()),
@@ -250,7 +255,9 @@ pub fn collect_guests(live: Vec<LiveGuest>, record: &mut RunRecord) {
                 .filter_map(|l| pinlat::result::load_below_rate(&gr.guest, l)),
         );
         record.guests[i] = gr;
+        backends.push(g.backend);
     }
+    backends
 }
 
 /// Explains a failed run from the guests' consoles once every guest is gone (the console is
@@ -270,7 +277,7 @@ pub fn explain(live: &[LiveGuest], record: &mut RunRecord) {
         .position(|g| g.end.is_some())
         .or_else(|| live.iter().position(|g| !g.record.agent_errors.is_empty()));
     for (i, g) in live.iter().enumerate() {
-        let console = Console::scan(&g.backend.console());
+        let console = Console::scan(&g.console());
         if guest_stage && Some(i) == culprit {
             let facts = GuestFacts {
                 hello: g.record.hello.is_some(),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use pinlat::kinds::ThreadPlacement;
-use pinlat::result::{GuestRun, NewThreadPlacement, RunStatus, Stage, Warning};
+use pinlat::result::{GuestRun, NewThreadPlacement, ObservedThread, RunStatus, Stage, Warning};
 
 use super::backend::QemuGuest;
 use super::channel::PipeChannel;
@@ -66,6 +66,32 @@ fn new_thread_placement(
         (Ok(()), Hierarchy::V1(_)) => NewThreadPlacement::CpusetV1 { group: dir },
         (Ok(()), Hierarchy::V2(_)) => NewThreadPlacement::CgroupV2Threaded { group: dir },
     }
+}
+
+/// Every thread of the guest read back, when each is where the plan puts it (or only
+/// degraded as recorded); else the failure naming the first that is not, `when` saying at
+/// which point ("after pinning", "at the start of phase 2").
+pub fn verified(pinner: &Pinner, when: &str) -> Result<Vec<ObservedThread>, RunStatus> {
+    let threads = pinner.observe().map_err(|e| err(Stage::Verify)(e.into()))?;
+    if let Some(bad) = threads
+        .iter()
+        .find(|t| !t.matches() && !pinner.is_degraded_only(t))
+    {
+        return Err(RunStatus::failed(
+            Stage::Verify,
+            format!(
+                "thread {} ({}) observed on CPUs {} policy {}:{} {when}, planned {} {}",
+                bad.tid,
+                bad.comm,
+                bad.cpus,
+                bad.policy,
+                bad.priority,
+                bad.planned_cpus,
+                bad.planned_sched
+            ),
+        ));
+    }
+    Ok(threads)
 }
 
 pub(crate) fn err(stage: Stage) -> impl Fn(anyhow::Error) -> RunStatus {
@@ -206,26 +232,7 @@ impl Launcher for QemuLauncher {
             &mut pinner,
             &format!("pinlat-{}-{}-{}", std::process::id(), run, guest.name),
         ));
-        record.observed_start = pinner.observe().map_err(|e| err(Stage::Verify)(e.into()))?;
-        if let Some(bad) = record
-            .observed_start
-            .iter()
-            .find(|t| !t.matches() && !pinner.is_degraded_only(t))
-        {
-            return Err(RunStatus::failed(
-                Stage::Verify,
-                format!(
-                    "thread {} ({}) observed on CPUs {} policy {}:{} after pinning, planned {} {}",
-                    bad.tid,
-                    bad.comm,
-                    bad.cpus,
-                    bad.policy,
-                    bad.priority,
-                    bad.planned_cpus,
-                    bad.planned_sched
-                ),
-            ));
-        }
+        record.observed_start = verified(&pinner, "after pinning")?;
         if !pinner.sched_refused().is_empty() {
             warnings.push(Warning::SchedFifoRefused {
                 guest: guest.name.clone(),

@@ -81,6 +81,30 @@ pub struct LiveGuest {
     pub read_errors: (u64, Option<String>),
     /// How this guest ended the run, when it is why the run failed.
     pub end: Option<GuestEnd>,
+    /// What the guest had written and echoed when this run began: in a shared boot the
+    /// phases before it wrote the rest, which is theirs ([`PhaseStart`]); nothing for a guest
+    /// launched for this run.
+    pub from: PhaseStart,
+}
+
+/// The guest's output counters when a phase began, so a phase judges and keeps only its own
+/// (the first phase of a boot starts from nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseStart {
+    /// Console and agent channel bytes written before the phase.
+    pub output: super::backend::OutputBytes,
+    /// What the NIC echo had seen before the phase.
+    pub echo: Option<pinlat::result::EchoStats>,
+}
+
+impl PhaseStart {
+    /// The counters of `backend` now.
+    pub fn of(backend: &dyn GuestBackend) -> Self {
+        PhaseStart {
+            output: backend.output_bytes(),
+            echo: backend.net_echo(),
+        }
+    }
 }
 
 /// An interval frame as it arrived: what the tracer needs of it once the frame itself is only
@@ -287,7 +311,11 @@ impl LiveGuest {
     /// A reason to stop when the guest's output outgrows anything a run writes (a guest
     /// flooding the disk costs its run, never the results directory).
     pub fn output_too_large(&self) -> Option<String> {
-        let out = self.backend.output_bytes();
+        let all = self.backend.output_bytes();
+        let out = super::backend::OutputBytes {
+            console: all.console.saturating_sub(self.from.output.console),
+            channel: all.channel.saturating_sub(self.from.output.channel),
+        };
         let over = |what: &str, limit: u64, wrote: u64| {
             format!(
                 "guest {} wrote more than {} MiB to its {what} ({wrote} bytes; console {} bytes, agent channel {} bytes): stopped",
@@ -302,6 +330,35 @@ impl LiveGuest {
         }
         (out.channel > self.max_output_bytes)
             .then(|| over("agent channel", self.max_output_bytes, out.channel))
+    }
+
+    /// The console as this run wrote it: its last [`pinlat::console::SCAN_TAIL_BYTES`] without
+    /// what earlier phases of the boot wrote (their warnings are in their records).
+    pub fn console(&self) -> Vec<u8> {
+        let mut c = self.backend.console();
+        if self.from.output.console == 0 {
+            return c;
+        }
+        let total = self.backend.output_bytes().console;
+        let new = total.saturating_sub(self.from.output.console);
+        if (new as usize) < c.len() {
+            c.drain(..c.len() - new as usize);
+        }
+        c
+    }
+
+    /// What the NIC echo saw during this run: frames and bytes since it began (connections
+    /// are the boot's).
+    pub fn net_echo(&self) -> Option<pinlat::result::EchoStats> {
+        let now = self.backend.net_echo()?;
+        Some(match self.from.echo {
+            Some(before) => pinlat::result::EchoStats {
+                connections: now.connections,
+                frames: now.frames.saturating_sub(before.frames),
+                bytes: now.bytes.saturating_sub(before.bytes),
+            },
+            None => now,
+        })
     }
 
     fn refuse(&mut self, reason: impl std::fmt::Display) {

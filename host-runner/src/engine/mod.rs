@@ -4,13 +4,15 @@
 //! A run launches every guest of the layout paused, with its placement applied and verified
 //! ([`Launcher`]: [`launch::QemuLauncher`] for QEMU), releases them together, starts the
 //! scenario's disturbance ([`crate::disturb`]), watches the guests until they are done
-//! ([`monitor`]), and finishes the record ([`finish`]). Guests are driven through the
+//! ([`monitor`]), and finishes the record ([`finish`]). In a shared boot ([`boots`] plans
+//! them) the guests stay up and the next run is a phase in them ([`phase`]). Guests are driven through the
 //! [`backend::GuestBackend`] seam, so the loop's logic is unit-tested without QEMU.
 //!
 //! Failures never escape as errors: a guest that hangs, crashes or sends garbage costs this
 //! run (recorded as failed with its partial data), never the matrix.
 
 pub mod backend;
+pub mod boots;
 pub mod channel;
 pub mod checkpoint;
 mod drift;
@@ -18,6 +20,9 @@ mod finish;
 pub mod launch;
 pub mod live;
 mod monitor;
+pub mod phase;
+#[cfg(test)]
+mod phase_tests;
 #[cfg(test)]
 mod soak_tests;
 #[cfg(test)]
@@ -26,7 +31,7 @@ pub mod tracer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pinlat::agentcfg::AgentConfig;
 use pinlat::config::variant::Variant;
@@ -34,16 +39,13 @@ use pinlat::config::{Config, Guest, Scenario, Workload, WorkloadKind};
 use pinlat::cpuset::CpuSet;
 use pinlat::kinds::Accel;
 use pinlat::plan::{GuestPlacement, LayoutPlan, Plan};
-use pinlat::result::{
-    run_name, GuestRun, RunRecord, RunStatus, Stage, Warning, RUN_SCHEMA_VERSION,
-};
+use pinlat::result::{GuestRun, RunRecord, RunStatus, Warning};
 use pinlat::wire::FrameDecoder;
 
 use self::backend::GuestBackend;
 use self::live::{LiveGuest, MAX_FRAME_BYTES, MAX_OUTPUT_BYTES};
-use crate::disturb::{self, Disturbance, Targets};
+use crate::disturb::Disturbance;
 use crate::pin::VcpuSampler;
-use crate::store::unix_ms;
 use crate::validate::Expect;
 
 /// The slack of the run deadline: a run whose agent has not finished within twice its
@@ -208,10 +210,12 @@ fn live_guest(
         drift: Default::default(),
         read_errors: (0, None),
         end: None,
+        from: live::PhaseStart::default(),
     }
 }
 
-/// Executes one run of the matrix and returns its record. Never fails: failures are recorded.
+/// Executes one run of the matrix in a guest of its own and returns its record. Never fails:
+/// failures are recorded. (A boot of one phase: [`phase::execute_boot`] runs shared ones.)
 pub fn execute(
     ctx: &RunContext<'_>,
     layout: &LayoutPlan,
@@ -220,159 +224,20 @@ pub fn execute(
     workload: &Workload,
     repetition: u32,
 ) -> RunRecord {
-    let name = run_name(
-        &layout.name,
-        variant.map(|v| v.name.as_str()),
-        &scenario.name,
-        workload.kind,
+    let boot = boots::BootPlan {
+        layout,
+        variant,
         repetition,
-    );
-    let started = Instant::now();
-    let mut record = RunRecord {
-        schema_version: RUN_SCHEMA_VERSION,
-        run_id: ctx.run_id.clone(),
-        name: name.clone(),
-        layout: layout.name.clone(),
-        layout_kind: layout.kind,
-        variant: variant.map(|v| v.name.clone()),
-        scenario: scenario.name.clone(),
-        scenario_kinds: scenario.kinds.clone(),
-        workload: workload.kind,
-        repetition,
-        accel: ctx.accel,
-        status: RunStatus::Ok,
-        failure: None,
-        started_unix_ms: unix_ms(),
-        wall_ms: 0,
-        duration_ms: ctx.duration_ms,
-        guests: layout.guests.iter().cloned().map(GuestRun::new).collect(),
-        mgmt_poll: None,
-        warnings: Vec::new(),
-        host_steal: None,
-        runner_max_rss_kib: None,
-        mgmt_storm: None,
-        migrate: None,
-        host_trace: None,
-        host_knobs: Vec::new(),
+        phases: vec![boots::PhasePlan { scenario, workload }],
+        boot_per: pinlat::kinds::BootPer::Measurement,
+        order_seed: None,
     };
-    let mut disturbance = disturb::for_scenario(scenario, ctx.config.run.launcher);
-
-    // Launch every guest paused and pinned; stop at the first failure.
-    let mut live: Vec<LiveGuest> = Vec::new();
-    for (i, placement) in layout.guests.iter().enumerate() {
-        let guest = &ctx.config.guests[i];
-        let mut agent = crate::agent::agent_config(
-            guest,
-            workload,
-            ctx.duration_ms,
-            ctx.config.run.interval_ms,
-        );
-        agent.wait_for_go = true;
-        disturbance.prepare_agent(i, &mut agent);
-        let req = LaunchRequest {
-            run: &name,
-            scenario: &scenario.name,
-            index: i,
-            layout,
-            variant,
-            guest,
-            placement,
-            agent,
-            result_dir: &ctx.result_dir,
-            disturbance: disturbance.as_ref(),
-            agent_log_bytes: if ctx.soak {
-                channel::SOAK_LOG_BYTES
-            } else {
-                u64::MAX
-            },
-        };
-        let mut gr = record.guests[i].clone();
-        let launched = ctx.launcher.launch(req, &mut gr, &mut record.warnings);
-        record.guests[i] = gr.clone();
-        match launched {
-            Ok(l) => live.push(live_guest(ctx, l.backend, gr, workload, guest, l.agent)),
-            Err(status) => {
-                record.status = status;
-                break;
-            }
-        }
-    }
-
-    // The RT pCPUs are traced from before the guests are released.
-    let mut tracer = record.status.is_ok().then(|| {
-        tracer::RunTracer::start(
-            ctx.trace,
-            layout,
-            &name,
-            ctx.config.budgets.get(&workload.kind),
-            ctx.accel,
-            &mut record.warnings,
-        )
+    let mut out = None;
+    let _ = phase::execute_boot(ctx, &boot, &mut |_| {}, &mut |r| {
+        out = Some(r);
+        std::ops::ControlFlow::Continue(())
     });
-
-    // Release every guest together, then disturb them.
-    if record.status.is_ok() {
-        for g in live.iter_mut() {
-            if let Err(e) = g.backend.resume() {
-                record.status =
-                    RunStatus::failed(Stage::Qmp, format!("{:#}", anyhow::Error::new(e)));
-                break;
-            }
-            g.released = Some(Instant::now());
-            if let Some(p) = g.backend.pinner() {
-                p.released();
-            }
-        }
-    }
-    if record.status.is_ok() {
-        let targets = Targets {
-            mgmt_sockets: live.iter().map(|g| g.backend.mgmt_socket()).collect(),
-            libvirt: live.iter().map(|g| g.backend.libvirt_domain()).collect(),
-            housekeeping_cpus: housekeeping_cpus(ctx.plan, layout),
-            names: live.iter().map(|g| g.record.guest.clone()).collect(),
-        };
-        match disturbance.start(&targets) {
-            Ok(()) => {
-                let outcome = monitor::monitor(
-                    ctx,
-                    disturbance.as_mut(),
-                    &mut live,
-                    &mut record,
-                    tracer.as_mut(),
-                    started,
-                );
-                finish::apply_outcome(outcome, &mut live, &mut record);
-            }
-            Err(e) => {
-                record.status =
-                    RunStatus::failed(Stage::Scenario, format!("{:#}", anyhow::Error::new(e)));
-            }
-        }
-    }
-    if let Some(t) = tracer.as_mut() {
-        t.stop(&mut record.warnings);
-    }
-    finish::judge_guests(&mut live, &mut record);
-
-    // Whatever happened: every guest must be gone before the record is final.
-    for g in &mut live {
-        if g.done {
-            g.backend
-                .wait_exit(Instant::now() + Duration::from_secs(10));
-        }
-        g.backend.kill();
-        g.record.boot_to_exit_ms = Some(g.backend.started().elapsed().as_millis() as u64);
-    }
-    finish::explain(&live, &mut record);
-    finish::collect_guests(live, &mut record);
-    record.wall_ms = started.elapsed().as_millis() as u64;
-    // The trace is read after the guests are gone (not part of the run's wall time), and
-    // before the runner's peak memory is taken (the parsed trace is part of it).
-    if let Some(t) = tracer {
-        t.finish(&mut record, &ctx.result_dir);
-    }
-    record.runner_max_rss_kib = pinlat::host::peak_rss_kib();
-    record
+    out.expect("a boot of one phase ends with its record")
 }
 
 /// A short result line for progress output: the max of the RT CPUs, or the failure.

@@ -303,17 +303,43 @@ pub(super) fn run_with(
         launched: Mutex::new(0),
     };
     let t = Instant::now();
+    let r = with_context(&config, &plan, &launcher, slack, trace, soak, |ctx| {
+        execute(
+            ctx,
+            &plan.layouts[0],
+            None,
+            &config.scenarios[0],
+            &config.workloads[0],
+            1,
+        )
+    });
+    assert_eq!(*launcher.launched.lock().unwrap(), 1);
+    (r, t.elapsed())
+}
+
+/// Calls `f` with the context of a test run: `launcher`'s guests, results in the temporary
+/// directory unless `soak` says, interrupted when `soak` says.
+pub(super) fn with_context<R>(
+    config: &Config,
+    plan: &Plan,
+    launcher: &dyn Launcher,
+    slack: Duration,
+    trace: &TraceSettings,
+    soak: &Soak<'_>,
+    f: impl FnOnce(&RunContext<'_>) -> R,
+) -> R {
+    let t = Instant::now();
     let interrupted = || match soak.interrupt_after {
         Some(after) if t.elapsed() >= after => Some("SIGINT"),
         _ => None,
     };
     let progress = |_| {};
     let ctx = RunContext {
-        config: &config,
-        plan: &plan,
+        config,
+        plan,
         run_id: "test".into(),
         result_dir: soak.result_dir.clone().unwrap_or_else(std::env::temp_dir),
-        launcher: &launcher,
+        launcher,
         accel: Accel::Tcg,
         duration_ms: config.run.duration_s * 1000,
         deadline_slack: slack,
@@ -327,16 +353,7 @@ pub(super) fn run_with(
         checkpoints: soak.checkpoints,
         progress: &progress,
     };
-    let r = execute(
-        &ctx,
-        &plan.layouts[0],
-        None,
-        &config.scenarios[0],
-        &config.workloads[0],
-        1,
-    );
-    assert_eq!(*launcher.launched.lock().unwrap(), 1);
-    (r, t.elapsed())
+    f(&ctx)
 }
 
 fn failure(r: &RunRecord) -> (Stage, &str) {

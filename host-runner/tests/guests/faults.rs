@@ -11,10 +11,12 @@ use pinlat_test_infra::BootLock;
 
 use pinlat_test_infra::{load_runs, only_subdir, process_alive, repo};
 
-/// A small config: one 2-vCPU guest, layout vcpu0, `n_workloads` runs of `duration_s`.
+/// A small config: one 2-vCPU guest, layout vcpu0, `n_workloads` runs of `duration_s`, each in
+/// a guest of its own (what a fault costs in a shared boot: `boots.rs`).
 fn write_config(dir: &Path, boot_timeout_s: u64, workloads: &[&str]) -> PathBuf {
     let mut s = format!(
         "[run]\nduration_s = 3\naccel = \"tcg\"\nboot_timeout_s = {boot_timeout_s}\n\
+         boot_per = \"measurement\"\n\
          [host]\ncpus = \"0-1\"\n[[guests]]\nname = \"rt\"\nvcpus = 2\n\
          [[layouts]]\nkind = \"vcpu0\"\n"
     );

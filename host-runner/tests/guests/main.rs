@@ -1,13 +1,14 @@
 //! Every test that boots a guest (or loads a CPU as a guest would): `pinlat run` end to end on
 //! the Debian PREEMPT_RT kernel under TCG with the real static agent (this file), faults
 //! (`faults`), the disturbances (`disturbances`), a layout that kills its guest (`failures`),
-//! privileges (`privilege`), a host knob set by a variant and restored (`host_knobs`), guest knobs and
-//! readiness (`guest_knobs`), the QEMU/QMP/pinning
-//! infrastructure (`infra`), calibrate for real
-//! (`calibrate`), the host tracer (`trace`) and soaks (`soak`). Names start with `boot_` (one at a time under
+//! privileges (`privilege`), a host knob set by a variant and restored (`host_knobs`), guest
+//! knobs and readiness (`guest_knobs`), the QEMU/QMP/pinning infrastructure (`infra`),
+//! calibrate for real (`calibrate`), the host tracer (`trace`), soaks (`soak`) and shared
+//! boots (`boots`). Names start with `boot_` (one at a time under
 //! nextest, `.config/nextest.toml`) and each holds [`BootLock`]; the guests come from
 //! [`pinlat_test_infra`].
 
+mod boots;
 mod calibrate;
 mod devices;
 mod disturbances;

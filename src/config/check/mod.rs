@@ -72,6 +72,8 @@ fn run(raw: &RawRun) -> Result<RunSettings, ConfigError> {
         boot_timeout_s: raw.boot_timeout_s.unwrap_or(60),
         thread_placement: raw.thread_placement.unwrap_or_default(),
         launcher: raw.launcher.unwrap_or_default(),
+        boot_per: raw.boot_per.unwrap_or(crate::kinds::BootPer::Repetition),
+        order_seed: raw.order_seed,
     };
     if run.duration_s == 0 || run.duration_s > 7 * 24 * 3600 {
         let given = match &raw.duration {
@@ -277,7 +279,7 @@ fn valid_name(path: &str, name: &str) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
+    use crate::config::{Config, RunSettings};
     use crate::kinds::LauncherKind;
 
     const GUEST: &str = "[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n";
@@ -292,5 +294,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("launcher") && e.contains("libvirt"), "{e}");
+    }
+
+    #[test]
+    fn a_boot_serves_a_repetition_unless_the_config_says_measurement() {
+        use crate::kinds::BootPer;
+        let c = Config::from_toml_str(GUEST).unwrap();
+        assert_eq!(
+            (c.run.boot_per, c.run.order_seed),
+            (BootPer::Repetition, None)
+        );
+        let c = Config::from_toml_str(&format!(
+            "[run]\nboot_per = \"measurement\"\norder_seed = 42\n{GUEST}"
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.run.boot_per, c.run.order_seed),
+            (BootPer::Measurement, Some(42))
+        );
+        let e = Config::from_toml_str(&format!("[run]\nboot_per = \"run\"\n{GUEST}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("boot_per") && e.contains("repetition") && e.contains("measurement"),
+            "{e}"
+        );
+        // A plan.json of before boot_per ran one boot per measurement, and reads so.
+        let mut json = serde_json::to_value(&c.run).unwrap();
+        json.as_object_mut().unwrap().remove("boot_per");
+        let old: RunSettings = serde_json::from_value(json).unwrap();
+        assert_eq!(old.boot_per, BootPer::Measurement);
     }
 }

@@ -425,3 +425,49 @@ fn a_guest_kernel_without_preempt_rt_is_warned_in_every_header() {
     assert!(read(&dir.path().join("junit.xml"))
         .contains("<property name=\"guest_preempt_rt\" value=\"yes\"/>"));
 }
+
+/// Runs that recorded their boot make every report say how guests were booted, near the
+/// accelerator; runs from before boots were shared say nothing of it.
+#[test]
+fn the_boot_mode_is_said_beside_the_accelerator() {
+    use pinlat::kinds::BootPer;
+    use pinlat::result::BootPhase;
+    let dir = copy_fixture("runs-basic");
+    let runs = dir.path().join("runs");
+    let mut files: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for (i, f) in files.iter().enumerate() {
+        let mut rec = read_record(f);
+        rec.boot = Some(BootPhase {
+            boot_per: BootPer::Repetition,
+            boot_id: format!("boot{}", i / 4),
+            phase: (i % 4) as u32,
+            phases: 4,
+            order_seed: Some(77),
+            reboot_after: None,
+        });
+        std::fs::write(f, serde_json::to_vec(&rec).unwrap()).unwrap();
+    }
+    let r = report::write_all(dir.path()).unwrap();
+    let b = r.boots.clone().unwrap();
+    assert_eq!((b.runs, b.boots, b.order_seed), (24, 6, Some(77)));
+    let line = "Guests: one boot per layout × variant × repetition and device set (run.boot_per = \"repetition\"): 24 run(s) in 6 boot(s); each boot's phases ran in an order drawn from seed 77";
+    let md = read(&dir.path().join("report.md"));
+    let accel_at = md.find("· accel").unwrap();
+    let line_at = md.find(line).unwrap_or_else(|| panic!("{md}"));
+    assert!(line_at > accel_at && line_at - accel_at < 200, "{md}");
+    let html = line.replace('"', "&quot;").replace('\'', "&apos;");
+    assert!(read(&dir.path().join("report.html")).contains(&html));
+    assert_eq!(
+        Report::read_json(&dir.path().join("report.json"))
+            .unwrap()
+            .boots,
+        Some(b)
+    );
+    let (plain, r) = build_basic();
+    assert_eq!(r.boots, None);
+    assert!(!read(&plain.path().join("report.md")).contains("Guests:"));
+}

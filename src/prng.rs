@@ -1,4 +1,5 @@
-//! A small deterministic pseudo-random generator for the io load's offsets and read/write mix:
+//! A small deterministic pseudo-random generator, for the agent's io load (offsets, read/write
+//! mix) and the runner's phase order in a shared boot:
 //! SplitMix64 (Steele, Lea and Flood, "Fast Splittable Pseudorandom Number Generators",
 //! OOPSLA 2014; the constants of Vigna's reference `splitmix64.c`). Deterministic, so two runs
 //! of a config issue the same sequence of requests; one generator per worker, seeded from the
@@ -46,11 +47,39 @@ impl SplitMix64 {
     pub fn percent(&mut self, percent: u8) -> bool {
         self.below(100) < u64::from(percent)
     }
+
+    /// Puts `items` in a uniformly random order (Fisher and Yates, in Durstenfeld's in-place
+    /// form: Knuth, TAOCP vol. 2, 3.4.2, Algorithm P).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shuffle_is_a_permutation_fixed_by_the_seed() {
+        let order = |seed| {
+            let mut v: Vec<u32> = (0..8).collect();
+            SplitMix64::new(seed).shuffle(&mut v);
+            v
+        };
+        let a = order(7);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..8).collect::<Vec<_>>());
+        assert_eq!(a, order(7));
+        // Among a few seeds, orders differ: the seed decides, not the input.
+        assert!((0..4).map(order).any(|o| o != a));
+        let mut one = [5];
+        SplitMix64::new(1).shuffle(&mut one);
+        assert_eq!(one, [5]);
+    }
 
     /// The first outputs of Vigna's `splitmix64.c` seeded with 0.
     #[test]
