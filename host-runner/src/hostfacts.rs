@@ -9,19 +9,44 @@ pub use pinlat::schema::{HostFacts, LocalFacts};
 
 /// `CAP_SYS_NICE`'s bit in the capability sets of `/proc/<pid>/status`.
 const CAP_SYS_NICE_BIT: u32 = 23;
+/// `CAP_IPC_LOCK`'s bit: locking memory beyond `RLIMIT_MEMLOCK`.
+const CAP_IPC_LOCK_BIT: u32 = 14;
 
-/// Whether a `status` text's effective capabilities (`CapEff:`, hex) include CAP_SYS_NICE.
-pub fn has_cap_sys_nice(status: &str) -> bool {
+/// Whether a `status` text's effective capabilities (`CapEff:`, hex) include capability `bit`.
+fn has_cap(status: &str, bit: u32) -> bool {
     status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_SYS_NICE_BIT) != 0)
+        .is_some_and(|caps| caps & (1 << bit) != 0)
+}
+
+/// Whether a `status` text's effective capabilities (`CapEff:`, hex) include CAP_SYS_NICE.
+pub fn has_cap_sys_nice(status: &str) -> bool {
+    has_cap(status, CAP_SYS_NICE_BIT)
 }
 
 /// Whether this process holds CAP_SYS_NICE.
 pub fn can_set_realtime() -> bool {
     fs::read_to_string("/proc/self/status").is_ok_and(|s| has_cap_sys_nice(&s))
+}
+
+/// Whether this process (and so the QEMU it starts) may lock memory beyond its
+/// `RLIMIT_MEMLOCK`: it holds CAP_IPC_LOCK.
+pub fn can_lock_memory() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|s| has_cap(&s, CAP_IPC_LOCK_BIT))
+}
+
+/// This process's soft `RLIMIT_MEMLOCK`, bytes (`None`: unlimited or unreadable). QEMU started
+/// by pinlat inherits it.
+pub fn memlock_limit_bytes() -> Option<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a valid, exclusive pointer to a local.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) };
+    (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
 }
 
 fn read_trim(path: &str) -> String {
@@ -83,6 +108,8 @@ mod tests {
     #[test]
     fn cap_sys_nice_from_status() {
         assert!(has_cap_sys_nice("Name:\tx\nCapEff:\t000001ffffffffff\n"));
+        assert!(has_cap("CapEff:\t0000000000004000\n", CAP_IPC_LOCK_BIT));
+        assert!(!has_cap("CapEff:\t0000000000800000\n", CAP_IPC_LOCK_BIT));
         assert!(!has_cap_sys_nice("CapEff:\t0000000000000000\n"));
         assert!(has_cap_sys_nice("CapEff:\t0000000000800000\n"));
         assert!(!has_cap_sys_nice("CapEff:\t00000000007fffff\n"));

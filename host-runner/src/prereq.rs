@@ -99,6 +99,22 @@ pub enum VariantError {
         /// A note for 1 GiB pages, which a running host often cannot find.
         extra: &'static str,
     },
+    /// `mem_lock` with a memlock limit below the guest's memory and no CAP_IPC_LOCK.
+    #[error("variants[{index}].qemu.mem_lock = \"{value}\" (variant '{name}'): QEMU locks guest '{guest}''s {memory_mib} MiB and its own memory, but pinlat runs without CAP_IPC_LOCK and RLIMIT_MEMLOCK is {limit_kib} KiB, below the guest's memory alone: QEMU would fail to start. Fix: run pinlat as root, or raise the limit (ulimit -l unlimited, or memlock in /etc/security/limits.conf), or drop the knob")]
+    MemlockLimit {
+        /// The variant's index.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// The knob's value.
+        value: &'static str,
+        /// The largest guest.
+        guest: String,
+        /// Its memory, MiB.
+        memory_mib: u32,
+        /// The soft limit, KiB.
+        limit_kib: u64,
+    },
     /// A knob the libvirt launcher cannot apply.
     #[error("variants[{index}].{key} = \"{value}\" (variant '{name}') cannot be applied through libvirt: {why}. Fix: {fix}")]
     Libvirt {
@@ -214,7 +230,48 @@ pub fn before_run(config: &Config, version: &str) -> Result<(), VariantError> {
     qemu_version(&config.variants, version)?;
     let root = SysRoot::live();
     libvirt(&root, &config.variants, config.run.launcher)?;
-    hugepages(&root, &config.variants, &config.guests)
+    hugepages(&root, &config.variants, &config.guests)?;
+    if config.run.launcher == LauncherKind::Qemu && !crate::hostfacts::can_lock_memory() {
+        mem_lock(
+            &config.variants,
+            &config.guests,
+            crate::hostfacts::memlock_limit_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks every variant's `mem_lock` against the memlock limit QEMU inherits, `limit` bytes
+/// (`None`: unlimited), for a pinlat without CAP_IPC_LOCK: a limit below the largest guest's
+/// memory alone cannot work. (Under libvirt, libvirt raises QEMU's limit for `<locked/>`.)
+pub fn mem_lock(
+    variants: &[Variant],
+    guests: &[Guest],
+    limit: Option<u64>,
+) -> Result<(), VariantError> {
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let Some(largest) = guests.iter().max_by_key(|g| g.memory_mib) else {
+        return Ok(());
+    };
+    for (index, v) in variants.iter().enumerate() {
+        let value = match v.qemu.mem_lock {
+            Some(m @ (MemLock::On | MemLock::OnFault)) => m.as_str(),
+            _ => continue,
+        };
+        if limit < u64::from(largest.memory_mib) << 20 {
+            return Err(VariantError::MemlockLimit {
+                index,
+                name: v.name.clone(),
+                value,
+                guest: largest.name.clone(),
+                memory_mib: largest.memory_mib,
+                limit_kib: limit >> 10,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The sysfs directory of the huge page pool of `size`, relative to the root.
