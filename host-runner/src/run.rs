@@ -243,7 +243,9 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     if accel == Accel::Tcg {
         eprintln!("pinlat: note: {TCG_DISCLAIMER}");
         let why = accel_note.as_deref().unwrap_or("TCG");
-        crate::prereq::refuse_kvm_only(&config.variants, why).map_err(refuse)?;
+        crate::prereq::refuse_kvm_only(&config.variants, why)
+            .map_err(refuse)
+            .map_err(|e| unused(&dir, e))?;
     }
 
     // Host knobs (`variants[i].host`): once the accelerator is settled (KVM-only knobs are
@@ -251,7 +253,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     // set per variant in the loop and restored at its end, on a signal and on every error
     // (tuning/). The handlers go in first so that no signal finds a knob changed.
     crate::signals::install().map_err(HostError::Signals)?;
-    crate::tuning::preflight(&SysRoot::live(), &config.variants)?;
+    crate::tuning::preflight(&SysRoot::live(), &config.variants).map_err(|e| unused(&dir, e))?;
     let mut tuner = crate::tuning::HostTuner::new(SysRoot::live());
 
     let facts = HostFacts {
@@ -505,6 +507,17 @@ fn fresh_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     pinlat::prng::SplitMix64::new(ns ^ u64::from(std::process::id()).rotate_left(32)).next_u64()
+}
+
+/// A results directory that nothing was written to yet, removed when the run is refused
+/// before its first file (a variant the accelerator or the host cannot take): a refusal leaves
+/// no empty run behind. `remove_dir` removes only empty directories: a file written there
+/// keeps both.
+fn unused<E>(dir: &ResultDir, e: E) -> E {
+    if std::fs::remove_dir(dir.root().join("runs")).is_ok() {
+        let _ = std::fs::remove_dir(dir.root());
+    }
+    e
 }
 
 fn failed_summary(total: usize, failed: usize) -> String {

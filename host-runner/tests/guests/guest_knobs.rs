@@ -179,3 +179,40 @@ fn boot_guest_sysctl_that_cannot_be_set_fails_the_run_naming_it() {
     }
     assert!(runs[0].guests[0].results.is_empty(), "nothing measured");
 }
+
+/// `accel = "auto"` on this machine: the KVM probe fails (a guest boot), pinlat falls back to
+/// TCG, and a variant with a KVM-only knob is then refused (exit 2, naming it) before any run,
+/// leaving no empty results directory behind.
+#[test]
+fn boot_auto_fallback_to_tcg_refuses_a_kvm_knob_and_leaves_no_results_dir() {
+    let _lock = BootLock::acquire().unwrap();
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        cfg.path(),
+        "[run]\naccel = \"auto\"\nduration_s = 1\n[host]\ncpus = \"0-1\"\n\
+         [[guests]]\nname = \"rt\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n\
+         [[variants]]\nname = \"pm\"\nqemu.cpu_pm = true\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_pinlat"))
+        .arg("run")
+        .arg(cfg.path())
+        .arg("--out")
+        .arg(out.path())
+        .current_dir(pinlat_test_infra::repo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if !stderr.contains("falling back to TCG") {
+        eprintln!("skipped: KVM boots on this host, so nothing fell back to TCG\n{stderr}");
+        return;
+    }
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("qemu.cpu_pm") && stderr.contains("pm"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}\n{stderr}");
+}
