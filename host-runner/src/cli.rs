@@ -204,6 +204,11 @@ pub enum Command {
         /// (a fresh guest for every measurement).
         #[arg(long, value_parser = boot_per())]
         boot_per: Option<BootPer>,
+        /// The seed of the shared boots' phase orders (overrides run.order_seed): a run's
+        /// seed is in its plan.json and every record's `boot`, so an earlier session's orders
+        /// can be drawn again. Default: a new seed per run.
+        #[arg(long, value_name = "N")]
+        order_seed: Option<u64>,
     },
     /// Validate a config and print the resolved placement of every layout as a table.
     ///
@@ -475,6 +480,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             trace_threshold,
             launcher,
             boot_per,
+            order_seed,
         } => crate::run::run(&crate::run::RunOptions {
             config,
             out,
@@ -490,6 +496,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             trace_threshold_ns: trace_threshold,
             launcher,
             boot_per,
+            order_seed,
         }),
         Command::Report {
             dir,

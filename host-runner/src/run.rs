@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub launcher: Option<LauncherKind>,
     /// Overrides `run.boot_per`.
     pub boot_per: Option<pinlat::kinds::BootPer>,
+    /// Overrides `run.order_seed`.
+    pub order_seed: Option<u64>,
 }
 
 /// How a matrix ended when not every run measured (exit 3).
@@ -136,6 +138,9 @@ fn apply_overrides(cfg: &mut Config, opts: &RunOptions) -> Result<(), Failure> {
     }
     if let Some(b) = opts.boot_per {
         cfg.run.boot_per = b;
+    }
+    if let Some(s) = opts.order_seed {
+        cfg.run.order_seed = Some(s);
     }
     if let Some(names) = &opts.layouts {
         for n in names {
@@ -537,4 +542,28 @@ fn write<T: Serialize>(dir: &ResultDir, rel: &str, value: &T) -> Result<(), Fail
     dir.write_json(rel, value)
         .map(|_| ())
         .map_err(|e| Failure::from(e).context(format!("writing {rel}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_mode_and_order_seed_options_override_the_config() {
+        let mut cfg = Config::from_toml_str(
+            "[run]\norder_seed = 5\n[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.run.boot_per, pinlat::kinds::BootPer::Repetition);
+        apply_overrides(&mut cfg, &RunOptions::default()).unwrap();
+        assert_eq!(cfg.run.order_seed, Some(5), "no option: the config's seed");
+        let opts = RunOptions {
+            boot_per: Some(pinlat::kinds::BootPer::Measurement),
+            order_seed: Some(42),
+            ..RunOptions::default()
+        };
+        apply_overrides(&mut cfg, &opts).unwrap();
+        assert_eq!(cfg.run.boot_per, pinlat::kinds::BootPer::Measurement);
+        assert_eq!(cfg.run.order_seed, Some(42));
+    }
 }
