@@ -149,6 +149,20 @@ pub enum LauncherKind {
 }
 
 impl LauncherKind {
+    /// Every launcher: its name in configs and on the command line, and what it does.
+    pub const ALL: [(LauncherKind, &'static str, &'static str); 2] = [
+        (
+            LauncherKind::Qemu,
+            "qemu",
+            "pinlat starts QEMU and pins every thread",
+        ),
+        (
+            LauncherKind::Libvirt,
+            "libvirt",
+            "a transient libvirt domain per guest: libvirt pins, pinlat reads it back",
+        ),
+    ];
+
     /// Whether this is the default, `qemu` (records and configs leave it out).
     pub fn is_qemu(&self) -> bool {
         *self == LauncherKind::Qemu
@@ -183,6 +197,20 @@ pub enum BootPer {
 }
 
 impl BootPer {
+    /// Every mode: its name in configs and on the command line, and what it does.
+    pub const ALL: [(BootPer, &'static str, &'static str); 2] = [
+        (
+            BootPer::Repetition,
+            "repetition",
+            "one boot per layout × variant × repetition, its measurements as phases (default)",
+        ),
+        (
+            BootPer::Measurement,
+            "measurement",
+            "a fresh guest for every measurement",
+        ),
+    ];
+
     /// The config/CLI name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -33,57 +33,22 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `--format` of `pinlat plan`: [`PlanFormat`]'s names, each with its help.
-fn plan_format() -> impl clap::builder::TypedValueParser<Value = PlanFormat> {
+/// A value parser offering `all`'s names, each with its help in `--help`, and giving back the
+/// value named: one for every option that picks among a type's `ALL` table (`--format`,
+/// `--accel`, `--by`, `--launcher`, `--boot-per`).
+fn named<T: Copy + Send + Sync + 'static>(
+    all: &'static [(T, &'static str, &'static str)],
+) -> impl clap::builder::TypedValueParser<Value = T> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(
-        PlanFormat::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
+        all.iter()
+            .map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
     )
-    .map(|s| s.parse().expect("clap only passes the names it offers"))
-}
-
-/// `--format` of `pinlat report`: [`CiFormat`]'s names, each with its help.
-fn ci_format() -> impl clap::builder::TypedValueParser<Value = CiFormat> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(
-        CiFormat::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
-    )
-    .map(|s| s.parse().expect("clap only passes the names it offers"))
-}
-
-/// `--accel` of `pinlat run`: [`AccelChoice`]'s names, each with its help.
-fn accel_choice() -> impl clap::builder::TypedValueParser<Value = AccelChoice> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(
-        AccelChoice::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
-    )
-    .map(|s| s.parse().expect("clap only passes the names it offers"))
-}
-
-/// `--by` of `pinlat trend`: [`TrendOrder`]'s names, each with its help.
-fn trend_order() -> impl clap::builder::TypedValueParser<Value = TrendOrder> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(
-        TrendOrder::ALL.map(|(_, name, help)| clap::builder::PossibleValue::new(name).help(help)),
-    )
-    .map(|s| s.parse().expect("clap only passes the names it offers"))
-}
-
-fn boot_per() -> impl clap::builder::TypedValueParser<Value = BootPer> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(["repetition", "measurement"]).map(|s| {
-        match s.as_str() {
-            "measurement" => BootPer::Measurement,
-            _ => BootPer::Repetition,
-        }
-    })
-}
-
-fn launcher_kind() -> impl clap::builder::TypedValueParser<Value = LauncherKind> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(["qemu", "libvirt"]).map(|s| match s.as_str() {
-        "libvirt" => LauncherKind::Libvirt,
-        _ => LauncherKind::Qemu,
+    .map(move |s| {
+        all.iter()
+            .find(|(_, name, _)| *name == s)
+            .map(|(v, _, _)| *v)
+            .expect("clap only passes the names it offers")
     })
 }
 
@@ -162,7 +127,7 @@ pub enum Command {
         #[arg(long, value_name = "A,B", value_delimiter = ',')]
         layouts: Option<Vec<String>>,
         /// Accelerator (overrides run.accel).
-        #[arg(long, value_parser = accel_choice())]
+        #[arg(long, value_parser = named(&AccelChoice::ALL))]
         accel: Option<AccelChoice>,
         /// Guest kernel (overrides the config's and $PINLAT_KERNEL).
         #[arg(long, value_name = "PATH")]
@@ -196,13 +161,13 @@ pub enum Command {
         /// `qemu` (pinlat pins) or `libvirt` (a transient domain per guest on
         /// $LIBVIRT_DEFAULT_URI; libvirt pins, pinlat reads it back and fails a run whose
         /// placement differs from the plan).
-        #[arg(long, value_parser = launcher_kind())]
+        #[arg(long, value_parser = named(&LauncherKind::ALL))]
         launcher: Option<LauncherKind>,
         /// How many measurements one guest boot serves (overrides run.boot_per):
         /// `repetition` (one boot per layout × variant × repetition and device set, its
         /// scenario × workload measured as phases in a seeded random order) or `measurement`
         /// (a fresh guest for every measurement).
-        #[arg(long, value_parser = boot_per())]
+        #[arg(long, value_parser = named(&BootPer::ALL))]
         boot_per: Option<BootPer>,
         /// The seed of the shared boots' phase orders (overrides run.order_seed): a run's
         /// seed is in its plan.json and every record's `boot`, so an earlier session's orders
@@ -236,7 +201,7 @@ pub enum Command {
         /// A results directory, reports/<run-id>.
         dir: PathBuf,
         /// Print this format to stdout instead of writing the files.
-        #[arg(long, value_parser = ci_format())]
+        #[arg(long, value_parser = named(&CiFormat::ALL))]
         format: Option<CiFormat>,
         /// With --format rt-tests: the group to print, layout.scenario.workload (needed when
         /// the report has more than one busy-poll or timer group).
@@ -286,7 +251,7 @@ pub enum Command {
         #[arg(required = true, value_name = "DIR")]
         dirs: Vec<PathBuf>,
         /// What orders the directories.
-        #[arg(long, default_value = "time", value_parser = trend_order())]
+        #[arg(long, default_value = "time", value_parser = named(&TrendOrder::ALL))]
         by: TrendOrder,
         /// The rule a regression is judged by (compare's).
         #[command(flatten)]
@@ -347,7 +312,7 @@ pub enum Command {
         /// Also check what the launcher needs: `libvirt` checks the daemon
         /// ($LIBVIRT_DEFAULT_URI), RT group scheduling, /dev/kvm access and the QEMU
         /// capabilities cache (default: the config's run.launcher).
-        #[arg(long, value_parser = launcher_kind())]
+        #[arg(long, value_parser = named(&LauncherKind::ALL))]
         launcher: Option<LauncherKind>,
         /// Instead of checking: put back the host knobs a crashed `pinlat run` left changed
         /// (from /run/pinlat/host-knobs.journal.json), say what was done, and remove the
@@ -392,7 +357,7 @@ pub enum Command {
         /// The experiment config.
         config: PathBuf,
         /// Output format.
-        #[arg(long, default_value = "json", value_parser = plan_format())]
+        #[arg(long, default_value = "json", value_parser = named(&PlanFormat::ALL))]
         format: PlanFormat,
         /// Plan for a host whose online CPUs are this CPU list instead of this host's.
         #[arg(long, value_name = "LIST")]
@@ -633,6 +598,49 @@ fn print_out(s: &str) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn choices_parse_by_their_table_names_and_refuse_others() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        let run = |extra: &[&str]| {
+            let mut a = vec!["pinlat", "run", "c.toml"];
+            a.extend_from_slice(extra);
+            match parse(&a).map(|c| c.command) {
+                Ok(Command::Run {
+                    accel,
+                    launcher,
+                    boot_per,
+                    ..
+                }) => Ok((accel, launcher, boot_per)),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(
+            run(&[
+                "--accel",
+                "tcg",
+                "--launcher",
+                "libvirt",
+                "--boot-per",
+                "measurement"
+            ]),
+            Ok((
+                Some(AccelChoice::Tcg),
+                Some(LauncherKind::Libvirt),
+                Some(BootPer::Measurement)
+            ))
+        );
+        assert_eq!(run(&[]), Ok((None, None, None)));
+        assert_eq!(
+            run(&["--boot-per", "phase"]),
+            Err(clap::error::ErrorKind::InvalidValue)
+        );
+        assert_eq!(
+            run(&["--launcher", "virsh"]),
+            Err(clap::error::ErrorKind::InvalidValue)
+        );
+    }
 
     #[test]
     fn trace_threshold_takes_a_unit_and_must_be_positive() {
