@@ -323,6 +323,57 @@ impl Variant {
         out
     }
 
+    /// The knobs set, as the config writes them (`qemu.mem_lock = "on"`, …), in the order of
+    /// the structs above; empty for a variant that sets none. For `pinlat check`.
+    pub fn knobs(&self) -> Vec<String> {
+        let (q, g) = (&self.qemu, &self.guest);
+        let mut out: Vec<String> = Vec::new();
+        let mut text = |key: &str, value: Option<String>| {
+            if let Some(v) = value {
+                out.push(format!("{key} = {v}"));
+            }
+        };
+        let quoted = |s: &str| format!("\"{s}\"");
+        let flag = |on: bool| on.then(|| "true".to_string());
+        text("qemu.mem_lock", q.mem_lock.map(|m| quoted(m.as_str())));
+        text("qemu.hugepages", q.hugepages.map(|h| quoted(h.as_str())));
+        text("qemu.cpu_host", flag(q.cpu_host));
+        text("qemu.invtsc", flag(q.invtsc));
+        text("qemu.tsc_deadline", flag(q.tsc_deadline));
+        text("qemu.pmu", q.pmu.map(|p| p.to_string()));
+        text("qemu.kvm_hint_dedicated", flag(q.kvm_hint_dedicated));
+        text("qemu.cpu_pm", flag(q.cpu_pm));
+        let preset = match g.preset {
+            CmdlinePreset::Pinlat => None,
+            CmdlinePreset::RealtimeVirtualGuest => Some(quoted("realtime-virtual-guest")),
+            CmdlinePreset::None => Some(quoted("none")),
+        };
+        text("guest.preset", preset);
+        let idle = g.idle.map(|i| match i {
+            GuestIdle::Poll => quoted("poll"),
+            GuestIdle::Haltpoll => quoted("haltpoll"),
+        });
+        text("guest.idle", idle);
+        text(
+            "guest.tsc_reliable",
+            (!g.tsc_reliable).then(|| "false".into()),
+        );
+        text("guest.mce_off", flag(g.mce_off));
+        text(
+            "guest.timer_migration",
+            g.timer_migration.map(|t| t.to_string()),
+        );
+        let extra = (!g.cmdline_extra.is_empty()).then(|| format!("{:?}", g.cmdline_extra));
+        text("guest.cmdline_extra", extra);
+        for (key, v) in &g.sysctls {
+            text(&format!("guest.sysctls.\"{key}\""), Some(quoted(v)));
+        }
+        for (knob, v) in self.host.set() {
+            text(&format!("host.{}", knob.key()), Some(v));
+        }
+        out
+    }
+
     /// Whether the variant sets no knob at all (a named baseline).
     pub fn is_baseline(&self) -> bool {
         self.qemu == QemuKnobs::default()
@@ -381,6 +432,36 @@ mod tests {
                 "qemu.cpu_pm",
                 "guest.idle = \"haltpoll\"",
                 "host.halt_poll_ns"
+            ]
+        );
+    }
+
+    #[test]
+    fn knobs_are_listed_as_the_config_writes_them() {
+        let mut v = Variant {
+            name: "v".into(),
+            ..Variant::default()
+        };
+        assert!(v.knobs().is_empty());
+        v.qemu.mem_lock = Some(MemLock::On);
+        v.qemu.cpu_host = true;
+        v.qemu.pmu = Some(false);
+        v.guest.preset = CmdlinePreset::RealtimeVirtualGuest;
+        v.guest.tsc_reliable = false;
+        v.guest
+            .sysctls
+            .insert("kernel.timer_migration".into(), "0".into());
+        v.host.halt_poll_ns = Some(0);
+        assert_eq!(
+            v.knobs(),
+            [
+                "qemu.mem_lock = \"on\"",
+                "qemu.cpu_host = true",
+                "qemu.pmu = false",
+                "guest.preset = \"realtime-virtual-guest\"",
+                "guest.tsc_reliable = false",
+                "guest.sysctls.\"kernel.timer_migration\" = \"0\"",
+                "host.halt_poll_ns = 0",
             ]
         );
     }

@@ -98,14 +98,20 @@ pub fn render(plan: &Plan, config: &Config) -> String {
 fn matrix(plan: &Plan, config: &Config) -> String {
     let mut out = String::new();
     for (i, v) in config.variants.iter().enumerate() {
+        let knobs = v.knobs();
         let _ = writeln!(
             out,
-            "variant {}{}",
+            "variant {}{}: {}",
             v.name,
             if i == 0 {
                 " (baseline: the report compares each variant with it)"
             } else {
                 ""
+            },
+            if knobs.is_empty() {
+                "no knob (QEMU, the guest and the host as pinlat starts them)".to_string()
+            } else {
+                knobs.join(", ")
             }
         );
     }
@@ -160,7 +166,7 @@ mod tests {
         let swept = table("[[variants]]\nname = \"base\"\n[[variants]]\nname = \"mlock\"\n[variants.qemu]\nmem_lock = \"on\"\n");
         assert!(
             swept.ends_with(
-                "\nvariant base (baseline: the report compares each variant with it)\nvariant mlock\n\
+                "\nvariant base (baseline: the report compares each variant with it): no knob (QEMU, the guest and the host as pinlat starts them)\nvariant mlock: qemu.mem_lock = \"on\"\n\
                  matrix: 2 layout(s) × 2 variant(s) × 1 scenario(s) × 2 workload(s) × 3 repetition(s) = 24 run(s)\n"
             ),
             "{swept}"
