@@ -392,6 +392,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             &libvirt_launcher
         }
     };
+    let host_knobs = std::cell::RefCell::new(Vec::new());
     let ctx = RunContext {
         config: &config,
         plan: &plan,
@@ -407,6 +408,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         series_points: SERIES_MAX_POINTS,
         checkpoints: checkpoints.as_ref(),
         progress: &on_progress,
+        host_knobs: &host_knobs,
     };
 
     let mut failed = 0usize;
@@ -419,7 +421,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             interrupted_by = Some(sig);
             break;
         }
-        let host_knobs = match tuner.enter(boot.variant) {
+        *host_knobs.borrow_mut() = match tuner.enter(boot.variant) {
             Ok(applied) => applied.to_vec(),
             Err(e) => {
                 knob_error = Some(Failure::infra(e).context(format!(
@@ -434,8 +436,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
             &ctx,
             boot,
             &mut |name| progress.start(at.get(), name),
-            &mut |mut record| {
-                record.host_knobs = host_knobs.clone();
+            &mut |record| {
                 if !record.status.is_ok() {
                     failed += 1;
                 }

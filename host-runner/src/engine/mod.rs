@@ -138,6 +138,9 @@ pub struct RunContext<'a> {
     /// Told, at most once a second, how far the current run has measured (ns), for the
     /// progress display.
     pub progress: &'a dyn Fn(u64),
+    /// The host knobs of the variant being measured, as applied (`pinlat run` sets them per
+    /// boot): every record, its checkpoints included, carries them from its start.
+    pub host_knobs: &'a std::cell::RefCell<Vec<pinlat::schema::AppliedKnob>>,
 }
 
 /// The host pCPUs a disturbance's own threads run on: the configured housekeeping pCPUs, else

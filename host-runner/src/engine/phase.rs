@@ -186,7 +186,7 @@ fn new_record(
         mgmt_storm: None,
         migrate: None,
         host_trace: None,
-        host_knobs: Vec::new(),
+        host_knobs: ctx.host_knobs.borrow().clone(),
         boot: None,
     }
 }

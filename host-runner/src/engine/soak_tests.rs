@@ -154,6 +154,13 @@ fn a_checkpoint_is_written_while_measuring_and_the_report_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("runs")).unwrap();
     let cp = Checkpoints::new(dir.path(), ms(50));
+    // The variant's host knobs, as `pinlat run` applied them: in the checkpoint as in the record.
+    let knob = pinlat::schema::AppliedKnob {
+        knob: pinlat::config::variant::HostKnob::SchedRtRuntimeUs,
+        before: "950000".into(),
+        wanted: "980000".into(),
+        applied: "980000".into(),
+    };
     let r = run_soak(
         stalls_after_60,
         Soak {
@@ -161,6 +168,7 @@ fn a_checkpoint_is_written_while_measuring_and_the_report_rebuilt() {
             checkpoints: Some(&cp),
             interrupt_after: Some(ms(1_500)),
             result_dir: Some(dir.path().to_path_buf()),
+            host_knobs: vec![knob.clone()],
             ..Soak::default()
         },
     );
@@ -170,6 +178,10 @@ fn a_checkpoint_is_written_while_measuring_and_the_report_rebuilt() {
     assert!(cp.written() >= 2, "{}", cp.written());
     let c: Checkpoint = read_versioned(&cp.path()).unwrap();
     assert_eq!(c.run.name, r.name);
+    assert_eq!(
+        (&c.run.host_knobs, &r.host_knobs),
+        (&vec![knob.clone()], &vec![knob])
+    );
     assert_eq!(c.runner_pid, std::process::id());
     assert_eq!(c.measured_ns, 600_000_000);
     let s = &c.run.guests[0].series[0];

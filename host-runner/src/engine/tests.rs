@@ -287,6 +287,8 @@ pub(super) struct Soak<'a> {
     pub(super) interrupt_after: Option<Duration>,
     /// Where the run writes (default: the temporary directory).
     pub(super) result_dir: Option<PathBuf>,
+    /// The host knobs `pinlat run` applied for the run's variant.
+    pub(super) host_knobs: Vec<pinlat::schema::AppliedKnob>,
 }
 
 pub(super) fn run_with(
@@ -334,6 +336,7 @@ pub(super) fn with_context<R>(
         _ => None,
     };
     let progress = |_| {};
+    let host_knobs = std::cell::RefCell::new(soak.host_knobs.clone());
     let ctx = RunContext {
         config,
         plan,
@@ -352,6 +355,7 @@ pub(super) fn with_context<R>(
         },
         checkpoints: soak.checkpoints,
         progress: &progress,
+        host_knobs: &host_knobs,
     };
     f(&ctx)
 }
