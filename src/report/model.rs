@@ -248,6 +248,15 @@ impl Group {
         arm_name(&self.layout, self.variant.as_deref())
     }
 
+    /// Its name within its layout's row of a table: `scenario.workload`, or
+    /// `variant.scenario.workload` with variants.
+    pub fn name_in_layout(&self) -> String {
+        match &self.variant {
+            None => format!("{}.{}", self.scenario, self.workload),
+            Some(v) => format!("{v}.{}.{}", self.scenario, self.workload),
+        }
+    }
+
     /// Whether it measured the arm (`layout`, `variant`).
     pub fn is_arm(&self, layout: &str, variant: Option<&str>) -> bool {
         self.layout == layout && self.variant.as_deref() == variant
