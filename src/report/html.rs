@@ -135,13 +135,10 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
             .iter()
             .filter(|g| g.layout == l.name)
             .flat_map(|g| {
-                g.budget.describe().into_iter().map(move |c| {
-                    let v = g
-                        .variant
-                        .as_ref()
-                        .map_or(String::new(), |v| format!("{v}."));
-                    format!("{v}{}.{}: {c}", g.scenario, g.workload)
-                })
+                g.budget
+                    .describe()
+                    .into_iter()
+                    .map(move |c| format!("{}: {c}", g.name_in_layout()))
             })
             .collect();
         o.push_str(&format!(

@@ -176,17 +176,7 @@ pub fn render(report: &Report) -> String {
             .groups
             .iter()
             .filter(|g| g.layout == l.name && !g.budget.describe().is_empty())
-            .map(|g| {
-                format!(
-                    "{}{}.{}: {}",
-                    g.variant
-                        .as_ref()
-                        .map_or(String::new(), |v| format!("{v}.")),
-                    g.scenario,
-                    g.workload,
-                    g.budget.describe().join(", ")
-                )
-            })
+            .map(|g| format!("{}: {}", g.name_in_layout(), g.budget.describe().join(", ")))
             .collect();
         let status = match l.budget {
             BudgetStatus::Exceeded => "❌ exceeded",
