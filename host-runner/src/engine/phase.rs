@@ -270,6 +270,7 @@ fn run_phase(
         Some(b) => {
             launch_warnings = b.warnings;
             record.warnings.extend(launch_warnings.iter().cloned());
+            let when = format!("at the start of phase {}", phase.unwrap_or_default());
             for (gi, mut bg) in b.guests.into_iter().enumerate() {
                 let guest = &ctx.config.guests[gi];
                 let mut agent =
@@ -279,7 +280,6 @@ fn run_phase(
                 // Placement proven again before this phase measures.
                 if record.status.is_ok() {
                     if let Some(pinner) = bg.backend.pinner() {
-                        let when = format!("at the start of phase {}", phase.unwrap_or_default());
                         match super::launch::verified(pinner, &when) {
                             Ok(t) => gr.observed_start = t,
                             Err(status) => record.status = status,
