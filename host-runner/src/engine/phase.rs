@@ -140,12 +140,24 @@ pub fn execute_boot(
 /// Stops guests that wait for a command: quit, a short wait for the power-off, then kill.
 fn end_boot(b: Booted) {
     for mut g in b.guests {
-        let _ = g.backend.send(&Command::Quit);
-        g.backend
-            .wait_exit(Instant::now() + Duration::from_secs(10));
-        g.backend.kill();
+        stop_guest(g.backend.as_mut(), true, true);
     }
 }
+
+/// Stops one guest: `quit` tells a shared boot's agent to power off, `wait` gives a guest
+/// that is done [`QUIT_GRACE`] to exit; then it is killed whatever it did.
+fn stop_guest(backend: &mut dyn GuestBackend, quit: bool, wait: bool) {
+    if quit {
+        let _ = backend.send(&Command::Quit);
+    }
+    if wait {
+        backend.wait_exit(Instant::now() + QUIT_GRACE);
+    }
+    backend.kill();
+}
+
+/// How long a guest that is done (or told to quit) has to power off before it is killed.
+const QUIT_GRACE: Duration = Duration::from_secs(10);
 
 /// The record of a run before it starts.
 fn new_record(
@@ -258,6 +270,7 @@ fn run_phase(
         Some(b) => {
             launch_warnings = b.warnings;
             record.warnings.extend(launch_warnings.iter().cloned());
+            let when = format!("at the start of phase {}", phase.unwrap_or_default());
             for (gi, mut bg) in b.guests.into_iter().enumerate() {
                 let guest = &ctx.config.guests[gi];
                 let mut agent =
@@ -267,7 +280,6 @@ fn run_phase(
                 // Placement proven again before this phase measures.
                 if record.status.is_ok() {
                     if let Some(pinner) = bg.backend.pinner() {
-                        let when = format!("at the start of phase {}", phase.unwrap_or_default());
                         match super::launch::verified(pinner, &when) {
                             Ok(t) => gr.observed_start = t,
                             Err(status) => record.status = status,
@@ -358,14 +370,7 @@ fn run_phase(
     if !keep {
         // Every guest must be gone before the record is final.
         for g in &mut live {
-            if g.done {
-                if phase.is_some() {
-                    let _ = g.backend.send(&Command::Quit);
-                }
-                g.backend
-                    .wait_exit(Instant::now() + Duration::from_secs(10));
-            }
-            g.backend.kill();
+            stop_guest(g.backend.as_mut(), g.done && phase.is_some(), g.done);
             g.record.boot_to_exit_ms = Some(g.backend.started().elapsed().as_millis() as u64);
         }
     }
