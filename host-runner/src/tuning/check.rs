@@ -50,7 +50,8 @@ pub enum PreflightError {
 pub fn refuse_leftover(root: &SysRoot) -> Result<(), Held> {
     match super::recover::read(root) {
         None => Ok(()),
-        Some(_) => Err(super::recover::held(root)),
+        Some(Err(e)) => Err(Held::Unreadable(e)),
+        Some(Ok(j)) => Err(super::recover::held_by(root, &j)),
     }
 }
 

@@ -84,19 +84,28 @@ fn pinlat_running(pid: u32) -> bool {
 
 /// Why the journal under `root` stops pinlat from touching the knobs.
 pub fn held(root: &SysRoot) -> Held {
-    let path = HostTuner::journal_path(root);
-    match read_versioned::<HostKnobsJournal>(&path) {
+    match read_versioned::<HostKnobsJournal>(&HostTuner::journal_path(root)) {
         Err(e) => Held::Unreadable(e),
-        Ok(j) if pinlat_running(j.runner_pid) => Held::Running {
+        Ok(j) => held_by(root, &j),
+    }
+}
+
+/// Why `journal`, read from under `root`, stops pinlat: its pinlat runs, or it was left.
+pub(super) fn held_by(root: &SysRoot, journal: &HostKnobsJournal) -> Held {
+    let path = HostTuner::journal_path(root);
+    let (pid, variant) = (journal.runner_pid, journal.variant.clone());
+    if pinlat_running(pid) {
+        Held::Running {
             journal: path,
-            pid: j.runner_pid,
-            variant: j.variant,
-        },
-        Ok(j) => Held::Left {
+            pid,
+            variant,
+        }
+    } else {
+        Held::Left {
             journal: path,
-            pid: j.runner_pid,
-            variant: j.variant,
-        },
+            pid,
+            variant,
+        }
     }
 }
 
@@ -112,8 +121,8 @@ pub fn doctor_check(root: &SysRoot) -> Option<Check> {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    Some(match (journal, held(root)) {
-        (Ok(j), Held::Running { pid, .. }) => Check::warn(
+    Some(match journal.map(|j| (held_by(root, &j), j)) {
+        Ok((Held::Running { pid, .. }, j)) => Check::warn(
             ID,
             format!(
                 "pinlat {pid} is running with variant '{}' host knobs applied ({})",
@@ -122,7 +131,7 @@ pub fn doctor_check(root: &SysRoot) -> Option<Check> {
             ),
             "measure after it ends: it restores them",
         ),
-        (Ok(j), _) => Check::warn(
+        Ok((_, j)) => Check::warn(
             ID,
             format!(
                 "a crashed pinlat ({}) left variant '{}' host knobs changed: {}",
@@ -132,7 +141,7 @@ pub fn doctor_check(root: &SysRoot) -> Option<Check> {
             ),
             "pinlat doctor --restore",
         ),
-        (Err(e), _) => Check::warn(
+        Err(e) => Check::warn(
             ID,
             format!(
                 "a host-knobs journal exists but cannot be read: {}",
@@ -202,7 +211,7 @@ pub fn restore_command(root: &SysRoot) -> Result<Recovered, RecoverError> {
         Some(Err(e)) => return Err(RecoverError::Held(Held::Unreadable(e))),
         Some(Ok(j)) => j,
     };
-    if let h @ Held::Running { .. } = held(root) {
+    if let h @ Held::Running { .. } = held_by(root, &journal) {
         return Err(RecoverError::Held(h));
     }
     let restored = restore_journal(root, &journal)?;
