@@ -10,9 +10,7 @@ use pinlat::wire::{
 };
 
 fn read_trim(path: &str) -> String {
-    fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    crate::tuning::read_trimmed(Path::new(path)).unwrap_or_default()
 }
 
 /// CPUs the kernel has online (`/sys/devices/system/cpu/online`), or `0..available_parallelism`.
