@@ -10,14 +10,12 @@ use pinlat::wire::{
 };
 
 fn read_trim(path: &str) -> String {
-    fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    crate::tuning::read_trimmed(Path::new(path)).unwrap_or_default()
 }
 
 /// CPUs the kernel has online (`/sys/devices/system/cpu/online`), or `0..available_parallelism`.
 pub fn online_cpus() -> CpuSet {
-    CpuSet::parse(&read_trim("/sys/devices/system/cpu/online")).unwrap_or_else(|_| {
+    CpuSet::parse(&read_trim(pinlat::host::ONLINE_PATH)).unwrap_or_else(|_| {
         CpuSet::first_n(std::thread::available_parallelism().map_or(1, |n| n.get()) as u32)
     })
 }
@@ -82,20 +80,22 @@ pub fn collect(clock: ClockInfo, sysctls: Vec<SysctlReadBack>) -> SystemFacts {
         Err(_) => (String::new(), String::new()),
     };
     let realtime = read_trim(pinlat::host::REALTIME_PATH);
+    let tuning = crate::tuning::collect(Path::new("/"), sysctls);
     SystemFacts {
         kernel_release: release,
         preempt_rt: pinlat::host::is_preempt_rt(Some(&realtime), &version),
         kernel_version: version,
         clocksource: read_trim("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
         cmdline: read_trim("/proc/cmdline"),
-        isolated_cpus: read_trim("/sys/devices/system/cpu/isolated"),
+        // The same file as the tuning's `isolated`, read once.
+        isolated_cpus: tuning.isolated.clone().unwrap_or_default(),
         cpu_count: online_cpus().len() as u32,
         clock,
         devices: DeviceFacts {
             virtio: virtio_devices(Path::new("/sys")),
             ..DeviceFacts::default()
         },
-        tuning: Some(crate::tuning::collect(Path::new("/"), sysctls)),
+        tuning: Some(tuning),
     }
 }
 

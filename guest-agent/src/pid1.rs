@@ -233,10 +233,7 @@ fn guest_main(
         facts.clock = clock.info;
         send(Some(&wire), &hello(&facts, &cfg))?;
         if cfg.wait_for_go {
-            let port = match &mut commands {
-                Some(c) => c,
-                None => commands.insert(Commands::open(&args.wire)?),
-            };
+            let port = commands_port(&mut commands, &args.wire)?;
             if !port.wait_for_go()? {
                 console.line("the runner said quit before go");
                 return Ok(());
@@ -246,11 +243,7 @@ fn guest_main(
         let Some(phase) = cfg.phase else {
             return Ok(());
         };
-        let port = match &mut commands {
-            Some(c) => c,
-            None => commands.insert(Commands::open(&args.wire)?),
-        };
-        match port.next_phase()? {
+        match commands_port(&mut commands, &args.wire)?.next_phase()? {
             Some(next) => {
                 console.line(&format!(
                     "phase {} done; phase {} next",
@@ -264,6 +257,14 @@ fn guest_main(
                 return Ok(());
             }
         }
+    }
+}
+
+/// The runner's command port, opened on first use (a boot that never waits reads nothing).
+fn commands_port<'a>(commands: &'a mut Option<Commands>, path: &Path) -> Result<&'a mut Commands> {
+    match commands {
+        Some(c) => Ok(c),
+        None => Ok(commands.insert(Commands::open(path)?)),
     }
 }
 

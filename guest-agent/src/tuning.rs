@@ -11,11 +11,14 @@ use pinlat::wire::{
     TIMER_MIGRATION_PATH,
 };
 
+/// The text of `path`, trimmed; `None` when it cannot be read.
+pub(crate) fn read_trimmed(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
 /// `path` (absolute) under `root`, trimmed; `None` when it cannot be read.
 fn read(root: &Path, path: &str) -> Option<String> {
-    fs::read_to_string(root.join(path.trim_start_matches('/')))
-        .ok()
-        .map(|s| s.trim().to_string())
+    read_trimmed(&root.join(path.trim_start_matches('/')))
 }
 
 /// Every IRQ under `<root>/proc/irq` with at least one action (a subdirectory named for its
@@ -44,11 +47,7 @@ pub fn irqs(root: &Path) -> Option<Vec<GuestIrq>> {
             continue;
         }
         actions.sort();
-        let file = |name: &str| {
-            fs::read_to_string(d.join(name))
-                .ok()
-                .map(|s| s.trim().to_string())
-        };
+        let file = |name: &str| read_trimmed(&d.join(name));
         out.push(GuestIrq {
             irq,
             actions,
