@@ -180,7 +180,6 @@ pub fn prepare_guest(
         .map_err(|e| err(Stage::Setup)(e.into()))?;
     let mut agent = req.agent;
     agent.modules = plan.names();
-    agent.sysctls = crate::agent::sysctls(req.variant);
     Initramfs::for_agent(agent_binary.to_vec(), agent.to_json().into_bytes())
         .with_modules(&plan)
         .write_file(&initrd)

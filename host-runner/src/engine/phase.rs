@@ -14,7 +14,8 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use pinlat::agentcfg::AgentConfig;
-use pinlat::config::{Guest, Workload};
+use pinlat::config::variant::Variant;
+use pinlat::config::Workload;
 use pinlat::result::{
     BootPhase, GuestRun, RunRecord, RunStatus, Stage, Warning, RUN_SCHEMA_VERSION,
 };
@@ -50,18 +51,22 @@ struct BootGuest {
     released: Option<Instant>,
 }
 
-/// The agent config of guest `index` for one phase.
+/// The agent config of guest `index` (of the config) for one phase, every phase of a boot alike: the variant's
+/// sysctls too (the agent writes them once, at boot; later phases' configs and hellos say what
+/// the boot runs under).
 fn agent_for(
     ctx: &RunContext<'_>,
     run: &str,
-    guest: &Guest,
+    variant: Option<&Variant>,
     workload: &Workload,
     index: usize,
     disturbance: &dyn Disturbance,
     phase: Option<u32>,
 ) -> AgentConfig {
+    let guest = &ctx.config.guests[index];
     let mut agent =
         crate::agent::agent_config(guest, workload, ctx.duration_ms, ctx.config.run.interval_ms);
+    agent.sysctls = crate::agent::sysctls(variant);
     agent.wait_for_go = true;
     agent.phase = phase;
     disturbance.prepare_agent(index, &mut agent);
@@ -233,7 +238,15 @@ fn run_phase(
             // Launch every guest paused and pinned; stop at the first failure.
             for (gi, placement) in layout.guests.iter().enumerate() {
                 let guest = &ctx.config.guests[gi];
-                let agent = agent_for(ctx, &name, guest, workload, gi, disturbance.as_ref(), phase);
+                let agent = agent_for(
+                    ctx,
+                    &name,
+                    boot.variant,
+                    workload,
+                    gi,
+                    disturbance.as_ref(),
+                    phase,
+                );
                 let req = LaunchRequest {
                     run: &name,
                     scenario: &scenario.name,
@@ -273,8 +286,15 @@ fn run_phase(
             let when = format!("at the start of phase {}", phase.unwrap_or_default());
             for (gi, mut bg) in b.guests.into_iter().enumerate() {
                 let guest = &ctx.config.guests[gi];
-                let mut agent =
-                    agent_for(ctx, &name, guest, workload, gi, disturbance.as_ref(), phase);
+                let mut agent = agent_for(
+                    ctx,
+                    &name,
+                    boot.variant,
+                    workload,
+                    gi,
+                    disturbance.as_ref(),
+                    phase,
+                );
                 agent.modules = bg.modules.clone();
                 let mut gr = bg.launched.clone();
                 // Placement proven again before this phase measures.

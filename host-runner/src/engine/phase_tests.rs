@@ -427,3 +427,38 @@ fn a_disturbance_that_cannot_start_costs_its_phase_and_a_reboot() {
     );
     assert_eq!((second.phase, second.phases), (0, 1));
 }
+
+/// A variant's sysctls are in every phase's config, not only the boot's first: the agent
+/// writes them once, and each later phase's config (and the hello that echoes it) says what the
+/// boot runs under.
+#[test]
+fn every_phase_of_a_variant_carries_its_sysctls() {
+    let mut c = config(BootPer::Repetition);
+    let v = Config::from_toml_str(
+        "[[guests]]\nname = \"g\"\nvcpus = 2\n[[layouts]]\nkind = \"vcpu0\"\n\
+         [[variants]]\nname = \"tm\"\nguest.sysctls = { \"kernel.timer_migration\" = 0 }\n",
+    )
+    .unwrap();
+    c.variants = v.variants;
+    let (records, told) = session_of(&c, None);
+    assert_eq!(records.len(), 8);
+    let phases: Vec<&AgentConfig> = told
+        .iter()
+        .flatten()
+        .filter_map(|cmd| match cmd {
+            Command::Phase { config } => Some(config),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(phases.len(), 6, "three later phases per boot");
+    for config in phases {
+        assert_eq!(
+            config
+                .sysctls
+                .iter()
+                .map(|s| (s.key.as_str(), s.value.as_str()))
+                .collect::<Vec<_>>(),
+            [("kernel.timer_migration", "0")]
+        );
+    }
+}
