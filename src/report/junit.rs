@@ -1,6 +1,6 @@
 //! `junit.xml` for CI test reporting: one `<testsuite>` per (scenario, workload), one
-//! `<testcase>` per arm in it (the layout, or `layout/variant` with variants, and a `variant` property). A case fails when a run's guest failed (`<failure
-//! type="guest-failed">`: a layout that kills its guest has failed, [`super::failures`]; the
+//! `<testcase>` per arm in it (the layout, or `layout/variant` with variants, and a `variant`
+//! property). A case fails when a run's guest failed (`<failure type="guest-failed">`: a layout that kills its guest has failed, [`super::failures`]; the
 //! message is the count and the cause, the text each cause's sentence and evidence) or when the
 //! layout is over its budget (`<failure type="budget">`), and errors (`<error
 //! type="run-failed">`) when a run failed on the host side. The numbers are `<property>`s (µs,
