@@ -1,14 +1,14 @@
-//! `junit.xml` for CI test reporting: one `<testsuite>` per (scenario, workload), one
-//! `<testcase>` per arm in it (the layout, or `layout/variant` with variants, and a `variant`
-//! property). A case fails when a run's guest failed (`<failure type="guest-failed">`: a layout that kills its guest has failed, [`super::failures`]; the
-//! message is the count and the cause, the text each cause's sentence and evidence) or when the
-//! layout is over its budget (`<failure type="budget">`), and errors (`<error
-//! type="run-failed">`) when a run failed on the host side. The numbers are `<property>`s (µs,
-//! exact to the ns). `max_bound` lists the percentiles with fewer than 10 samples beyond them,
-//! each suite's `verdict_percentile` the one its verdict ranked at, `stability` whether the
-//! layout's maxima agree across repetitions (`stable`, `unstable`, `1 rep`), `clock` the
-//! group's clock sources and `clock.<run>` each run's clock. Schema: the common JUnit XML as
-//! Jenkins, GitLab and GitHub test reporters read it.
+//! `junit.xml` for CI test reporting: one `<testsuite>` per (scenario, workload), one `<testcase>`
+//! per arm in it (the layout, or `layout/variant` with variants, and a `variant` property). A case
+//! fails when a run's guest failed (`<failure type="guest-failed">`: a layout that kills its guest
+//! has failed, [`super::failures`]; the message is the count and the cause, the text each cause's
+//! sentence and evidence) or when the layout is over its budget (`<failure type="budget">`), and
+//! errors (`<error type="run-failed">`) when a run failed on the host side. The numbers are
+//! `<property>`s (µs, exact to the ns). `max_bound` lists the percentiles with fewer than 10
+//! samples beyond them, each suite's `verdict_percentile` the one its verdict ranked at,
+//! `stability` whether the layout's maxima agree across repetitions (`stable`, `unstable`, `1
+//! rep`), `clock` the group's clock sources and `clock.<run>` each run's clock. Schema: the common
+//! JUnit XML as Jenkins, GitLab and GitHub test reporters read it.
 
 use super::clocks_text;
 use super::failures::{self, CauseCount};
